@@ -1,0 +1,288 @@
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    AccountId, ClientOrderId, FillId, InstrumentId, ModelError, Money, OrderId, Price, Quantity,
+    Timestamp,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Buy,
+    Sell,
+}
+
+impl Side {
+    pub fn opposite(self) -> Side {
+        match self {
+            Side::Buy => Side::Sell,
+            Side::Sell => Side::Buy,
+        }
+    }
+    /// +1 for a buy, -1 for a sell: signed quantity = sign x quantity.
+    pub fn sign(self) -> i32 {
+        match self {
+            Side::Buy => 1,
+            Side::Sell => -1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderType {
+    Market,
+    Limit,
+    Stop,
+    StopLimit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeInForce {
+    /// Good till cancelled.
+    #[default]
+    Gtc,
+    /// Immediate or cancel: fill what is possible now, expire the rest.
+    Ioc,
+    /// Fill or kill: fill all now or nothing.
+    Fok,
+    /// Expires at the end of the trading session.
+    Day,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    PendingNew,
+    Accepted,
+    PartiallyFilled,
+    Filled,
+    Canceled,
+    Rejected,
+    Expired,
+}
+
+impl OrderStatus {
+    /// A terminal status never changes again.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Filled
+                | OrderStatus::Canceled
+                | OrderStatus::Rejected
+                | OrderStatus::Expired
+        )
+    }
+    pub fn is_open(self) -> bool {
+        !self.is_terminal()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Liquidity {
+    Maker,
+    Taker,
+}
+
+/// An order as the platform knows it. Built through [`Order::new`], which checks that the
+/// prices the order type needs are present and the quantity is positive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub order_id: OrderId,
+    pub client_order_id: ClientOrderId,
+    pub account: AccountId,
+    pub instrument: InstrumentId,
+    pub side: Side,
+    #[serde(rename = "type")]
+    pub order_type: OrderType,
+    pub time_in_force: TimeInForce,
+    pub quantity: Quantity,
+    pub price: Option<Price>,
+    pub stop_price: Option<Price>,
+    pub status: OrderStatus,
+    pub filled_quantity: Quantity,
+    pub avg_fill_price: Option<Price>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Order {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        order_id: OrderId,
+        client_order_id: ClientOrderId,
+        account: AccountId,
+        instrument: InstrumentId,
+        side: Side,
+        order_type: OrderType,
+        time_in_force: TimeInForce,
+        quantity: Quantity,
+        price: Option<Price>,
+        stop_price: Option<Price>,
+        ts: Timestamp,
+    ) -> Result<Order, ModelError> {
+        Self::check_shape(order_type, quantity, price, stop_price)?;
+        Ok(Order {
+            order_id,
+            client_order_id,
+            account,
+            instrument,
+            side,
+            order_type,
+            time_in_force,
+            quantity,
+            price,
+            stop_price,
+            status: OrderStatus::PendingNew,
+            filled_quantity: Quantity::ZERO,
+            avg_fill_price: None,
+            created_at: ts,
+            updated_at: ts,
+        })
+    }
+
+    /// The rules every order obeys whatever its state: a positive quantity, a limit price on
+    /// limit orders, a stop price on stop orders, no price where the type takes none.
+    pub fn check_shape(
+        order_type: OrderType,
+        quantity: Quantity,
+        price: Option<Price>,
+        stop_price: Option<Price>,
+    ) -> Result<(), ModelError> {
+        if quantity.is_zero() {
+            return Err(ModelError::invalid(
+                "quantity",
+                "must be greater than zero",
+                quantity,
+            ));
+        }
+        let needs_price = matches!(order_type, OrderType::Limit | OrderType::StopLimit);
+        let needs_stop = matches!(order_type, OrderType::Stop | OrderType::StopLimit);
+        match (needs_price, price) {
+            (true, None) => {
+                return Err(ModelError::invalid(
+                    "price",
+                    "required for this order type",
+                    "null",
+                ));
+            }
+            (false, Some(p)) => {
+                return Err(ModelError::invalid(
+                    "price",
+                    "not allowed for this order type",
+                    p,
+                ));
+            }
+            _ => {}
+        }
+        match (needs_stop, stop_price) {
+            (true, None) => Err(ModelError::invalid(
+                "stop_price",
+                "required for this order type",
+                "null",
+            )),
+            (false, Some(p)) => Err(ModelError::invalid(
+                "stop_price",
+                "not allowed for this order type",
+                p,
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn leaves_quantity(&self) -> Quantity {
+        Quantity::new(self.quantity.get() - self.filled_quantity.get()).unwrap_or(Quantity::ZERO)
+    }
+}
+
+/// One execution of (part of) an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fill {
+    pub fill_id: FillId,
+    pub order_id: OrderId,
+    pub account: AccountId,
+    pub instrument: InstrumentId,
+    pub side: Side,
+    pub quantity: Quantity,
+    pub price: Price,
+    /// Fee charged for this fill in the quote currency; negative for a rebate.
+    pub fee: Money,
+    pub liquidity: Liquidity,
+    pub ts: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Symbol, Venue};
+    use rust_decimal_macros::dec;
+
+    fn order(
+        t: OrderType,
+        price: Option<Price>,
+        stop: Option<Price>,
+        qty: &str,
+    ) -> Result<Order, ModelError> {
+        Order::new(
+            OrderId(1),
+            ClientOrderId::new("c1").unwrap(),
+            AccountId::new("a").unwrap(),
+            InstrumentId::new(Venue::new("sim").unwrap(), Symbol::new("BTCUSDT").unwrap()),
+            Side::Buy,
+            t,
+            TimeInForce::Gtc,
+            Quantity::parse(qty).unwrap(),
+            price,
+            stop,
+            Timestamp::from_secs(1),
+        )
+    }
+
+    #[test]
+    fn order_shape_is_checked() {
+        let p = Some(Price::new(dec!(100)).unwrap());
+        assert!(order(OrderType::Limit, p, None, "1").is_ok());
+        assert_eq!(
+            order(OrderType::Limit, None, None, "1")
+                .unwrap_err()
+                .field(),
+            "price"
+        );
+        assert_eq!(
+            order(OrderType::Market, p, None, "1").unwrap_err().field(),
+            "price"
+        );
+        assert_eq!(
+            order(OrderType::Stop, None, None, "1").unwrap_err().field(),
+            "stop_price"
+        );
+        assert!(order(OrderType::StopLimit, p, p, "1").is_ok());
+        assert_eq!(
+            order(OrderType::Market, None, None, "0")
+                .unwrap_err()
+                .field(),
+            "quantity"
+        );
+    }
+
+    #[test]
+    fn order_json_is_snake_case_with_exact_decimals() {
+        let o = order(
+            OrderType::Limit,
+            Some(Price::parse("45000.0").unwrap()),
+            None,
+            "0.1",
+        )
+        .unwrap();
+        let v = serde_json::to_value(&o).unwrap();
+        assert_eq!(v["type"], "limit");
+        assert_eq!(v["status"], "pending_new");
+        assert_eq!(v["time_in_force"], "gtc");
+        assert_eq!(v["price"], "45000");
+        assert_eq!(v["quantity"], "0.1");
+        let back: Order = serde_json::from_value(v).unwrap();
+        assert_eq!(back, o);
+    }
+}
