@@ -1,0 +1,73 @@
+//! Range checks that types alone cannot express. Errors are (key path, message) with the same
+//! `expected ..., got ...` wording as type errors; the caller adds the file or variable name.
+
+use model::Decimal;
+
+use crate::{Config, FeedMode};
+
+type Check = Result<(), (String, String)>;
+
+fn fail(key: impl Into<String>, message: impl Into<String>) -> Check {
+    Err((key.into(), message.into()))
+}
+
+fn port(key: &str, p: u16) -> Check {
+    if p == 0 {
+        return fail(key, "expected a port number between 1 and 65535, got 0");
+    }
+    Ok(())
+}
+
+pub(crate) fn validate(c: &Config) -> Check {
+    if c.services.host.trim().is_empty() {
+        fail("services.host", "expected a host name or IP address, got \"\"")?;
+    }
+    for (name, p) in c.services.ports() {
+        port(&format!("services.{name}"), p)?;
+    }
+    if let Some(p) = c.service.port {
+        port("service.port", p)?;
+    }
+    port("feast.offline_store.port", c.feast.offline_store.port)?;
+
+    let v = c.modules.risk.var_confidence;
+    if v <= Decimal::ZERO || v >= Decimal::ONE {
+        fail(
+            "modules.risk.var_confidence",
+            format!("expected a number between 0 and 1 (exclusive), got {v}"),
+        )?;
+    }
+    if c.materialization.interval_minutes == 0 {
+        fail(
+            "materialization.interval_minutes",
+            "expected a positive number of minutes, got 0",
+        )?;
+    }
+    if c.feed.synthetic.tick_interval_ms == 0 {
+        fail(
+            "feed.synthetic.tick_interval_ms",
+            "expected a positive number of milliseconds, got 0",
+        )?;
+    }
+    match c.feed.mode {
+        FeedMode::Synthetic if c.feed.synthetic.symbols.is_empty() => fail(
+            "feed.synthetic.symbols",
+            "expected at least one symbol when feed.mode is synthetic, got none",
+        )?,
+        FeedMode::Live if c.feed.live.instruments.is_empty() => fail(
+            "feed.live.instruments",
+            "expected at least one exchange:SYMBOL spec when feed.mode is live, got none",
+        )?,
+        _ => {}
+    }
+    if c.journal.path.as_os_str().is_empty() {
+        fail("journal.path", "expected a path, got \"\"")?;
+    }
+    if c.sinks.path.as_os_str().is_empty() {
+        fail("sinks.path", "expected a path, got \"\"")?;
+    }
+    if c.sinks.batch_size == 0 {
+        fail("sinks.batch_size", "expected a positive number, got 0")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,809 @@
+//! The durable, append-only event journal.
+//!
+//! One SQLite database in WAL mode with `synchronous=FULL`: a transaction is on disk when
+//! `COMMIT` returns. A single writer thread owns the write connection and does group commit:
+//! it takes every append waiting in its channel, inserts them all in one transaction, commits
+//! once (one fsync for the whole batch), then answers each waiter and wakes the tailers.
+//! Callers serialize and checksum their event before queueing it, so the writer thread only
+//! does SQLite work.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use model::{Event, Timestamp};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
+use tokio::sync::{oneshot, watch};
+
+use crate::subject::SubjectFilter;
+use crate::wal::{self, WalInspection};
+use crate::JournalError;
+
+/// Schema version stored in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+/// Upper bound of events in one transaction, so one batch cannot hold the lock (and the
+/// waiters of the next batch) for long, nor grow memory without bound.
+const MAX_BATCH_EVENTS: usize = 16_384;
+/// Pages in the WAL before the writer folds it back into the database. Larger than SQLite's
+/// default (1000) so checkpoints (which copy pages and fsync the database file) are rarer on
+/// the hot path; 16 MiB with 4 KiB pages.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 4_096;
+/// Read connections kept for reuse.
+const MAX_IDLE_READERS: usize = 8;
+
+const INSERT_EVENT: &str =
+    "INSERT INTO events (seq, recorded_at, kind, subject, payload, crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/// Acks never move backwards, even if a stale one is written after a newer one.
+const UPSERT_ACK: &str = "INSERT INTO consumers (name, acked_seq) VALUES (?1, ?2) \
+     ON CONFLICT(name) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq)";
+const SELECT_FROM: &str =
+    "SELECT seq, recorded_at, subject, payload, crc FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2";
+
+/// One journaled event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Position in the journal: 1, 2, 3, ... without gaps.
+    pub seq: u64,
+    /// When the journal committed the event (non-decreasing with `seq`).
+    pub recorded_at: Timestamp,
+    /// The bus subject the event was published on (`Event::subject()` at append time).
+    pub subject: String,
+    pub event: Event,
+}
+
+/// What `open` found on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Highest sequence number in the journal (0 when empty).
+    pub last_seq: u64,
+    /// Number of events stored (equal to `last_seq`: sequences are gap-free from 1).
+    pub events: u64,
+    /// Durable consumers with a stored position.
+    pub consumers: usize,
+    /// The `-wal` file as it was before SQLite recovered it.
+    pub wal: WalInspection,
+    /// Bytes of a partially written WAL frame that were discarded (0 when the WAL was clean).
+    /// Such a frame belongs to a commit that never completed, so no acknowledged append is lost.
+    pub torn_tail_bytes: u64,
+}
+
+impl RecoveryReport {
+    pub fn had_torn_tail(&self) -> bool {
+        self.torn_tail_bytes > 0
+    }
+}
+
+/// An event serialized and checksummed by the caller, ready for the writer.
+struct Prepared {
+    kind: &'static str,
+    subject: String,
+    payload: Vec<u8>,
+    crc: u32,
+}
+
+impl Prepared {
+    fn new(event: &Event) -> Result<Self, JournalError> {
+        let payload = serde_json::to_vec(event).map_err(JournalError::Serialize)?;
+        Ok(Prepared {
+            kind: event.kind().as_str(),
+            subject: event.subject(),
+            crc: crc32fast::hash(&payload),
+            payload,
+        })
+    }
+}
+
+type AppendReply = oneshot::Sender<Result<RangeInclusive<u64>, JournalError>>;
+
+enum Command {
+    Append {
+        events: Vec<Prepared>,
+        reply: AppendReply,
+    },
+    /// Fire-and-forget: persisted with the next commit.
+    Ack { consumer: String, seq: u64 },
+    /// Answered once every command queued before it is committed.
+    Flush { reply: oneshot::Sender<Result<(), JournalError>> },
+    Shutdown,
+}
+
+/// State shared between the handles and the writer thread.
+struct Shared {
+    last_seq: AtomicU64,
+    durable: watch::Sender<u64>,
+    closed: AtomicBool,
+    /// Set after a failed commit; every later append is refused with this message.
+    failed: Mutex<Option<String>>,
+}
+
+struct Inner {
+    path: PathBuf,
+    tx: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<Result<(), JournalError>>>>,
+    readers: Mutex<Vec<Connection>>,
+    /// Durable consumer positions as acked so far (the writer persists them).
+    acked: Mutex<HashMap<String, u64>>,
+    /// Durable consumers that currently have a subscription.
+    active: Mutex<HashSet<String>>,
+    /// Held for the life of the journal: one owning process per journal file.
+    _lock: File,
+}
+
+/// Handle to a journal. Cheap to clone; the journal shuts down (flushing pending appends) when
+/// `shutdown` is called or the last handle is dropped.
+#[derive(Clone)]
+pub struct Journal {
+    inner: Arc<Inner>,
+}
+
+/// A poisoned mutex only means another thread panicked while holding it; the data it guards
+/// (connection pool, positions) stays consistent, so keep going.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+impl Journal {
+    /// Opens (creating if missing) the journal at `path`, recovers it and starts the writer.
+    ///
+    /// Refuses with [`JournalError::Locked`] if another process has it open, and with
+    /// [`JournalError::Corrupt`] if the stored sequence has gaps or the last record fails its
+    /// checksum.
+    pub fn open(path: &Path) -> Result<(Journal, RecoveryReport), JournalError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let lock_path = sibling(path, ".lock");
+        let lock_file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(JournalError::Locked {
+                    path: path.to_owned(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+
+        // Must happen before the first connection: SQLite recovers (and later rewrites) the WAL.
+        let wal = wal::inspect(path)?;
+        if wal.torn_tail_bytes > 0 {
+            tracing::warn!(
+                journal = %path.display(),
+                torn_bytes = wal.torn_tail_bytes,
+                wal_bytes = wal.wal_bytes,
+                whole_frames = wal.frames,
+                "journal WAL ends in a torn (partially written) frame; it is discarded: it belongs \
+                 to a commit that never completed, so no acknowledged event is lost"
+            );
+        }
+
+        let mut conn = Connection::open(path)?;
+        configure_writer(&conn)?;
+        create_schema(&mut conn)?;
+        // Fold the recovered WAL into the database and truncate it, so the torn tail is gone
+        // for good and the next open starts from a clean WAL.
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+
+        let (count, min_seq, max_seq, last_recorded): (i64, i64, i64, i64) = conn.query_row(
+            "SELECT count(*), coalesce(min(seq), 0), coalesce(max(seq), 0), \
+             coalesce((SELECT recorded_at FROM events ORDER BY seq DESC LIMIT 1), 0) FROM events",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        if count != max_seq || (count > 0 && min_seq != 1) {
+            let missing = first_missing(&conn, min_seq)?;
+            return Err(JournalError::Corrupt {
+                seq: missing,
+                reason: format!(
+                    "the sequence has gaps: {count} records stored for 1..={max_seq}, first missing is {missing}"
+                ),
+            });
+        }
+        let last_seq = to_u64(max_seq);
+
+        let consumers: HashMap<String, u64> = {
+            let mut stmt = conn.prepare("SELECT name, acked_seq FROM consumers")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            rows.map(|r| r.map(|(n, s)| (n, to_u64(s))))
+                .collect::<Result<_, _>>()?
+        };
+
+        let (durable, _) = watch::channel(last_seq);
+        let shared = Arc::new(Shared {
+            last_seq: AtomicU64::new(last_seq),
+            durable,
+            closed: AtomicBool::new(false),
+            failed: Mutex::new(None),
+        });
+        let (tx, rx) = mpsc::channel();
+        let writer = {
+            let shared = Arc::clone(&shared);
+            let state = WriterState {
+                conn,
+                shared,
+                next_seq: last_seq + 1,
+                last_recorded,
+            };
+            std::thread::Builder::new()
+                .name("journal-writer".into())
+                .spawn(move || state.run(rx))?
+        };
+
+        let report = RecoveryReport {
+            last_seq,
+            events: to_u64(count),
+            consumers: consumers.len(),
+            wal,
+            torn_tail_bytes: wal.torn_tail_bytes,
+        };
+        let journal = Journal {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                tx,
+                shared,
+                writer: Mutex::new(Some(writer)),
+                readers: Mutex::new(Vec::new()),
+                acked: Mutex::new(consumers),
+                active: Mutex::new(HashSet::new()),
+                _lock: lock_file,
+            }),
+        };
+        // The tail is where an interrupted write would show; check it decodes before serving.
+        if last_seq > 0 {
+            journal.read_from(last_seq, 1)?;
+        }
+        tracing::info!(
+            journal = %path.display(),
+            last_seq,
+            consumers = report.consumers,
+            "journal opened"
+        );
+        Ok((journal, report))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Appends one event; returns its sequence number once the event is durable on disk.
+    ///
+    /// Dropping the future after it was first polled does not withdraw the event: it may still
+    /// be written.
+    pub async fn append(&self, event: Event) -> Result<u64, JournalError> {
+        let range = self.append_prepared(vec![Prepared::new(&event)?]).await?;
+        Ok(*range.start())
+    }
+
+    /// Appends events atomically (all or none) with consecutive sequence numbers; returns the
+    /// range once durable. An empty batch returns the empty range `last_seq+1..=last_seq`.
+    pub async fn append_batch(
+        &self,
+        events: Vec<Event>,
+    ) -> Result<RangeInclusive<u64>, JournalError> {
+        if events.is_empty() {
+            let last = self.last_seq();
+            #[allow(clippy::reversed_empty_ranges)]
+            return Ok(last + 1..=last);
+        }
+        let prepared = events
+            .iter()
+            .map(Prepared::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.append_prepared(prepared).await
+    }
+
+    /// [`Journal::append`] for synchronous code. Blocks the thread until the event is durable.
+    ///
+    /// # Panics
+    /// When called from inside an async task (use `append` there; `spawn_blocking` is fine).
+    pub fn append_blocking(&self, event: Event) -> Result<u64, JournalError> {
+        let rx = self.submit(vec![Prepared::new(&event)?])?;
+        let range = rx.blocking_recv().map_err(|_| JournalError::Closed)??;
+        Ok(*range.start())
+    }
+
+    async fn append_prepared(
+        &self,
+        events: Vec<Prepared>,
+    ) -> Result<RangeInclusive<u64>, JournalError> {
+        let rx = self.submit(events)?;
+        rx.await.map_err(|_| JournalError::Closed)?
+    }
+
+    fn submit(
+        &self,
+        events: Vec<Prepared>,
+    ) -> Result<oneshot::Receiver<Result<RangeInclusive<u64>, JournalError>>, JournalError> {
+        if self.inner.shared.closed.load(Ordering::Acquire) {
+            return Err(JournalError::Closed);
+        }
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Command::Append { events, reply })
+            .map_err(|_| JournalError::Closed)?;
+        Ok(rx)
+    }
+
+    /// Waits until everything queued before this call (appends and consumer acks) is durable.
+    pub async fn flush(&self) -> Result<(), JournalError> {
+        if self.inner.shared.closed.load(Ordering::Acquire) {
+            return Err(JournalError::Closed);
+        }
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Command::Flush { reply })
+            .map_err(|_| JournalError::Closed)?;
+        rx.await.map_err(|_| JournalError::Closed)?
+    }
+
+    /// Up to `limit` records from `from_seq` on (0 is treated as 1), in order, checksums
+    /// verified. A record that fails its checksum, does not decode, or is missing from the
+    /// sequence is an error, never data.
+    pub fn read_from(&self, from_seq: u64, limit: usize) -> Result<Vec<Record>, JournalError> {
+        self.read_matching(from_seq, limit, None).map(|(records, _)| records)
+    }
+
+    /// Scans up to `limit` records from `from_seq` and returns those whose subject matches
+    /// `filter` (all when `None`), plus the sequence to continue from. Records that do not
+    /// match are skipped without being decoded.
+    pub(crate) fn read_matching(
+        &self,
+        from_seq: u64,
+        limit: usize,
+        filter: Option<&SubjectFilter>,
+    ) -> Result<(Vec<Record>, u64), JournalError> {
+        let from_seq = from_seq.max(1);
+        // Loaded before querying: everything up to here is committed and must be visible.
+        let durable = self.last_seq();
+        let conn = self.reader()?;
+        let mut out = Vec::new();
+        let mut expected = from_seq;
+        let mut scanned = 0usize;
+        {
+            let mut stmt = conn.prepare_cached(SELECT_FROM)?;
+            let mut rows = stmt.query(params![to_i64(from_seq), to_i64(limit as u64)])?;
+            while let Some(row) = rows.next()? {
+                scanned += 1;
+                let seq = to_u64(row.get::<_, i64>(0)?);
+                if seq != expected {
+                    return Err(JournalError::Corrupt {
+                        seq: expected,
+                        reason: format!("record is missing (the next stored record is {seq})"),
+                    });
+                }
+                expected += 1;
+                let subject_ref = row.get_ref(2)?;
+                let subject = subject_ref.as_str().map_err(|e| JournalError::Corrupt {
+                    seq,
+                    reason: format!("subject is not text: {e}"),
+                })?;
+                if filter.is_some_and(|f| !f.matches(subject)) {
+                    continue;
+                }
+                let subject = subject.to_owned();
+                let recorded_at = Timestamp::from_nanos(row.get::<_, i64>(1)?);
+                let payload = row.get_ref(3)?.as_blob().map_err(|e| JournalError::Corrupt {
+                    seq,
+                    reason: format!("payload is not a blob: {e}"),
+                })?;
+                let stored_crc = row.get::<_, i64>(4)?;
+                let crc = crc32fast::hash(payload);
+                if i64::from(crc) != stored_crc {
+                    return Err(JournalError::Corrupt {
+                        seq,
+                        reason: format!(
+                            "payload checksum mismatch (stored {stored_crc:#010x}, computed {crc:#010x})"
+                        ),
+                    });
+                }
+                let event: Event =
+                    serde_json::from_slice(payload).map_err(|e| JournalError::Corrupt {
+                        seq,
+                        reason: format!("payload does not decode as an event: {e}"),
+                    })?;
+                out.push(Record {
+                    seq,
+                    recorded_at,
+                    subject,
+                    event,
+                });
+            }
+        }
+        if scanned < limit && expected <= durable {
+            return Err(JournalError::Corrupt {
+                seq: expected,
+                reason: format!("record is missing (the journal is durable up to {durable})"),
+            });
+        }
+        self.release(conn);
+        Ok((out, expected))
+    }
+
+    /// Reads every record and checks checksums, decoding and contiguity; returns the count.
+    /// O(journal size): for an operator's `verify` command, not for startup.
+    pub fn verify_all(&self) -> Result<u64, JournalError> {
+        let mut next = 1;
+        loop {
+            let (records, after) = self.read_matching(next, 4_096, None)?;
+            if records.is_empty() {
+                return Ok(next - 1);
+            }
+            next = after;
+        }
+    }
+
+    /// Highest durable sequence number (0 when empty).
+    pub fn last_seq(&self) -> u64 {
+        self.inner.shared.last_seq.load(Ordering::Acquire)
+    }
+
+    /// The last durable sequence number, updated after every commit, for live tailing.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.inner.shared.durable.subscribe()
+    }
+
+    /// True once `shutdown` was called (appends are refused).
+    pub fn is_closed(&self) -> bool {
+        self.inner.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Commits pending appends, stops the writer and checkpoints the WAL into the database.
+    /// Idempotent; also done when the last handle is dropped. Blocks until finished. Reads keep
+    /// working afterwards; appends fail with [`JournalError::Closed`].
+    pub fn shutdown(&self) -> Result<(), JournalError> {
+        self.inner.shutdown()
+    }
+
+    /// The stored position of a durable consumer (the last sequence it acked).
+    pub fn consumer_position(&self, consumer: &str) -> Option<u64> {
+        lock(&self.inner.acked).get(consumer).copied()
+    }
+
+    /// Records that `consumer` processed everything up to `seq`. Never moves a position
+    /// backwards. Persisted with the next commit (use [`Journal::flush`] to wait for it).
+    pub fn ack(&self, consumer: &str, seq: u64) -> Result<(), JournalError> {
+        {
+            let mut acked = lock(&self.inner.acked);
+            let current = acked.entry(consumer.to_owned()).or_insert(0);
+            if seq <= *current {
+                return Ok(());
+            }
+            *current = seq;
+        }
+        if self.is_closed() {
+            return Err(JournalError::Closed);
+        }
+        self.inner
+            .tx
+            .send(Command::Ack {
+                consumer: consumer.to_owned(),
+                seq,
+            })
+            .map_err(|_| JournalError::Closed)
+    }
+
+    /// Marks a durable consumer as having an active subscription.
+    pub(crate) fn claim_consumer(&self, consumer: &str) -> Result<(), JournalError> {
+        if lock(&self.inner.active).insert(consumer.to_owned()) {
+            Ok(())
+        } else {
+            Err(JournalError::ConsumerBusy {
+                name: consumer.to_owned(),
+            })
+        }
+    }
+
+    pub(crate) fn release_consumer(&self, consumer: &str) {
+        lock(&self.inner.active).remove(consumer);
+    }
+
+    fn reader(&self) -> Result<Connection, JournalError> {
+        if let Some(conn) = lock(&self.inner.readers).pop() {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.inner.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        Ok(conn)
+    }
+
+    /// Returns a connection to the pool (only after a successful read, so a connection that
+    /// hit an error is dropped rather than reused).
+    fn release(&self, conn: Connection) {
+        let mut pool = lock(&self.inner.readers);
+        if pool.len() < MAX_IDLE_READERS {
+            pool.push(conn);
+        }
+    }
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("path", &self.inner.path)
+            .field("last_seq", &self.last_seq())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl Inner {
+    fn shutdown(&self) -> Result<(), JournalError> {
+        let Some(handle) = lock(&self.writer).take() else {
+            return Ok(());
+        };
+        self.shared.closed.store(true, Ordering::Release);
+        // If the writer is already gone the send fails; joining still reports why.
+        let _ = self.tx.send(Command::Shutdown);
+        let result = handle
+            .join()
+            .unwrap_or_else(|_| Err(JournalError::WriterFailed("writer thread panicked".into())));
+        // Wake tailers so they notice the journal is closed.
+        self.shared.durable.send_modify(|_| {});
+        result
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!(journal = %self.path.display(), error = %e, "journal shutdown failed");
+        }
+    }
+}
+
+fn configure_writer(conn: &Connection) -> Result<(), JournalError> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(JournalError::Io(std::io::Error::other(format!(
+            "cannot switch the journal to WAL mode (got {mode})"
+        ))));
+    }
+    // FULL: the WAL is fsynced at every commit, so a returned commit survives power loss.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+    // After a checkpoint resets the WAL, shrink the file back to this size.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    conn.pragma_update(None, "cache_size", -65_536)?;
+    conn.pragma_update(None, "foreign_keys", false)?;
+    conn.set_prepared_statement_cache_capacity(16);
+    Ok(())
+}
+
+fn create_schema(conn: &mut Connection) -> Result<(), JournalError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(JournalError::UnsupportedSchema {
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS events (
+             seq         INTEGER PRIMARY KEY,  -- gap-free from 1, assigned by the writer
+             recorded_at INTEGER NOT NULL,     -- commit time, ns since the Unix epoch
+             kind        TEXT    NOT NULL,     -- model::EventKind::as_str()
+             subject     TEXT    NOT NULL,     -- bus subject (model::Event::subject())
+             payload     BLOB    NOT NULL,     -- JSON of model::Event
+             crc         INTEGER NOT NULL      -- crc32 of payload
+         );
+         CREATE TABLE IF NOT EXISTS consumers (
+             name      TEXT PRIMARY KEY,       -- durable consumer name
+             acked_seq INTEGER NOT NULL        -- everything up to here is processed
+         );",
+    )?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The first sequence number absent from `events` (called only when a gap is known).
+fn first_missing(conn: &Connection, min_seq: i64) -> Result<u64, JournalError> {
+    if min_seq != 1 {
+        return Ok(1);
+    }
+    let gap: i64 = conn.query_row(
+        "SELECT coalesce(min(e.seq) + 1, 0) FROM events e \
+         WHERE NOT EXISTS (SELECT 1 FROM events n WHERE n.seq = e.seq + 1) \
+         AND e.seq < (SELECT max(seq) FROM events)",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(to_u64(gap))
+}
+
+/// Commands collected for one transaction.
+#[derive(Default)]
+struct Batch {
+    appends: Vec<(Vec<Prepared>, AppendReply)>,
+    events: usize,
+    acks: HashMap<String, u64>,
+    flushes: Vec<oneshot::Sender<Result<(), JournalError>>>,
+    shutdown: bool,
+}
+
+impl Batch {
+    fn add(&mut self, cmd: Command) {
+        match cmd {
+            Command::Append { events, reply } => {
+                self.events += events.len();
+                self.appends.push((events, reply));
+            }
+            Command::Ack { consumer, seq } => {
+                let e = self.acks.entry(consumer).or_insert(seq);
+                *e = (*e).max(seq);
+            }
+            Command::Flush { reply } => self.flushes.push(reply),
+            Command::Shutdown => self.shutdown = true,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.shutdown || self.events >= MAX_BATCH_EVENTS
+    }
+}
+
+struct WriterState {
+    conn: Connection,
+    shared: Arc<Shared>,
+    next_seq: u64,
+    last_recorded: i64,
+}
+
+impl WriterState {
+    fn run(mut self, rx: mpsc::Receiver<Command>) -> Result<(), JournalError> {
+        // Ends when Shutdown arrives, or when every sender is gone (cannot happen before the
+        // Inner drops, which sends Shutdown first).
+        while let Ok(first) = rx.recv() {
+            let mut batch = Batch::default();
+            batch.add(first);
+            while !batch.is_full() {
+                match rx.try_recv() {
+                    Ok(cmd) => batch.add(cmd),
+                    Err(_) => break,
+                }
+            }
+            let shutdown = batch.shutdown;
+            self.commit(batch);
+            if shutdown {
+                // Appends that raced with shutdown and are already queued still get written.
+                loop {
+                    let mut batch = Batch::default();
+                    while !batch.is_full() {
+                        match rx.try_recv() {
+                            Ok(cmd) => batch.add(cmd),
+                            Err(_) => break,
+                        }
+                    }
+                    if batch.appends.is_empty() && batch.acks.is_empty() && batch.flushes.is_empty() {
+                        break;
+                    }
+                    self.commit(batch);
+                }
+                return self.close();
+            }
+        }
+        self.close()
+    }
+
+    fn close(self) -> Result<(), JournalError> {
+        if lock(&self.shared.failed).is_none() {
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
+        self.conn.close().map_err(|(_, e)| JournalError::Sqlite(e))
+    }
+
+    fn commit(&mut self, batch: Batch) {
+        if batch.appends.is_empty() && batch.acks.is_empty() {
+            for f in batch.flushes {
+                let _ = f.send(Ok(()));
+            }
+            return;
+        }
+        if let Some(msg) = lock(&self.shared.failed).clone() {
+            return fail(batch, &msg);
+        }
+        // Commit time for the whole batch, never earlier than the previous batch.
+        let recorded_at = Timestamp::now().as_nanos().max(self.last_recorded);
+        match self.write(&batch, recorded_at) {
+            Ok(next_seq) => {
+                let first = self.next_seq;
+                self.next_seq = next_seq;
+                self.last_recorded = recorded_at;
+                let last = next_seq - 1;
+                self.shared.last_seq.store(last, Ordering::Release);
+                let mut seq = first;
+                for (events, reply) in batch.appends {
+                    let end = seq + events.len() as u64 - 1;
+                    let _ = reply.send(Ok(seq..=end));
+                    seq = end + 1;
+                }
+                for f in batch.flushes {
+                    let _ = f.send(Ok(()));
+                }
+                self.shared.durable.send_replace(last);
+            }
+            Err(e) => {
+                // After a failed commit (and possibly a failed fsync) what is on disk is
+                // unknown; refusing every later append is the only safe answer.
+                let msg = e.to_string();
+                tracing::error!(error = %msg, "journal commit failed; the journal stops accepting appends");
+                *lock(&self.shared.failed) = Some(msg.clone());
+                fail(batch, &msg);
+            }
+        }
+    }
+
+    /// Writes the batch in one transaction; returns the next free sequence number.
+    fn write(&mut self, batch: &Batch, recorded_at: i64) -> Result<u64, rusqlite::Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut seq = self.next_seq;
+        {
+            let mut insert = tx.prepare_cached(INSERT_EVENT)?;
+            for (events, _) in &batch.appends {
+                for p in events {
+                    insert.execute(params![
+                        to_i64(seq),
+                        recorded_at,
+                        p.kind,
+                        p.subject,
+                        p.payload,
+                        i64::from(p.crc)
+                    ])?;
+                    seq += 1;
+                }
+            }
+        }
+        if !batch.acks.is_empty() {
+            let mut upsert = tx.prepare_cached(UPSERT_ACK)?;
+            for (name, acked) in &batch.acks {
+                upsert.execute(params![name, to_i64(*acked)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(seq)
+    }
+}
+
+fn fail(batch: Batch, msg: &str) {
+    for (_, reply) in batch.appends {
+        let _ = reply.send(Err(JournalError::WriterFailed(msg.to_owned())));
+    }
+    for f in batch.flushes {
+        let _ = f.send(Err(JournalError::WriterFailed(msg.to_owned())));
+    }
+}

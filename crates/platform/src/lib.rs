@@ -1,0 +1,14 @@
+//! The imperative shell of `trade2026 up`: opens the journal, starts the market-data sources,
+//! the consumers (sinks, gateway market cache) and the HTTP ports, and stops them in the right
+//! order so that nothing acknowledged is lost.
+//!
+//! Data flow: feed -> mpsc channel -> publisher (group-committed journal appends) -> bus
+//! subscribers (each a durable consumer rebuilding its own state).
+
+mod error;
+mod feeds_spec;
+mod services;
+
+pub use error::PlatformError;
+pub use feeds_spec::FeedSpec;
+pub use services::{Options, Running, start};

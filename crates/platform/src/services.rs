@@ -1,0 +1,317 @@
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use config::Config;
+use feeds::synthetic::{SyntheticMarket, SyntheticSpec};
+use journal::{Bus, InProcessBus, Journal, StartPosition};
+use model::{Event, Timestamp};
+use telemetry::Metrics;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{FeedSpec, PlatformError};
+
+/// What to run besides the config.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Market-data sources; empty means the synthetic market.
+    pub feeds: Vec<FeedSpec>,
+}
+
+/// A started platform. Cancel the shutdown token, then await [`Running::stopped`].
+pub struct Running {
+    banner: String,
+    gateway_addr: SocketAddr,
+    journal: Journal,
+    publisher: JoinHandle<Result<u64, PlatformError>>,
+    tasks: Vec<(&'static str, JoinHandle<Result<(), PlatformError>>)>,
+}
+
+/// Events waiting between the feeds and the journal. Large enough to absorb a burst while a
+/// group commit is in flight; a full channel slows the feeds down rather than dropping data.
+const FEED_CHANNEL: usize = 65_536;
+const PUBLISH_BATCH: usize = 4_096;
+
+pub async fn start(cfg: Config, opts: Options, shutdown: CancellationToken) -> Result<Running, PlatformError> {
+    let data_dir = cfg.platform.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| PlatformError::DataDir {
+        path: data_dir.display().to_string(),
+        source,
+    })?;
+    let metrics = Metrics::new();
+
+    let journal_path = cfg.journal_path();
+    let (journal, recovery) = Journal::open(&journal_path)?;
+    tracing::info!(path = %journal_path.display(), ?recovery, "journal open");
+    let bus = InProcessBus::new(journal.clone());
+
+    let mut tasks: Vec<(&'static str, JoinHandle<Result<(), PlatformError>>)> = Vec::new();
+
+    // --- feeds -> publisher -> journal ------------------------------------------------------
+    let (tx, rx) = mpsc::channel::<Event>(FEED_CHANNEL);
+    let publisher = tokio::spawn(publish(journal.clone(), rx, metrics.clone()));
+    let feed_specs = if opts.feeds.is_empty() { vec![FeedSpec::Synthetic] } else { opts.feeds };
+    let mut feed_lines = Vec::new();
+    for spec in feed_specs {
+        feed_lines.push(match &spec {
+            FeedSpec::Synthetic => format!(
+                "synthetic market, seed {} ({})",
+                cfg.feed.synthetic.seed,
+                cfg.feed
+                    .synthetic
+                    .symbols
+                    .iter()
+                    .map(|s| s.symbol.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            other => other.describe(),
+        });
+        tasks.push(("feed", spawn_feed(spec, &cfg, tx.clone(), metrics.clone(), shutdown.clone())?));
+    }
+    // The publisher ends when every feed has dropped its sender.
+    drop(tx);
+
+    // --- consumers ---------------------------------------------------------------------------
+    let store_path = cfg.marketdata_path();
+    let store = sinks::TickStore::open(&store_path)?;
+    tasks.push(("sinks", tokio::spawn(run_sinks(bus.clone(), store, shutdown.clone()))));
+
+    let market = gateway::MarketCache::default();
+    let recent = journal.last_seq().saturating_sub(50_000) + 1;
+    tasks.push((
+        "gateway-market",
+        tokio::spawn(feed_market_cache(bus.clone(), market.clone(), recent, shutdown.clone())),
+    ));
+
+    // --- HTTP ports ------------------------------------------------------------------------
+    let host = cfg.services.host.clone();
+    let gateway_port = cfg.service_port("gateway").unwrap_or(8099);
+    let addr = format!("{host}:{gateway_port}");
+    let listener = TcpListener::bind(&addr).await.map_err(|source| PlatformError::Bind {
+        service: "gateway",
+        addr: addr.clone(),
+        source,
+    })?;
+    let gateway_addr = listener.local_addr().map_err(|source| PlatformError::Bind {
+        service: "gateway",
+        addr,
+        source,
+    })?;
+    let app = telemetry::service_router("gateway", metrics.clone()).merge(gateway::router(gateway::Gateway { market }));
+    let token = shutdown.clone();
+    tasks.push((
+        "gateway-http",
+        tokio::spawn(async move {
+            telemetry::serve(listener, app, token)
+                .await
+                .map_err(|e| PlatformError::Task(format!("gateway http: {e}")))
+        }),
+    ));
+
+    let mut banner = String::new();
+    let _ = writeln!(banner, "trade2026 {} is up", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(
+        banner,
+        "  data dir     {}  (journal {} events, last seq {})",
+        data_dir.display(),
+        recovery.events,
+        recovery.last_seq
+    );
+    for line in feed_lines {
+        let _ = writeln!(banner, "  feed         {line}");
+    }
+    let _ = writeln!(
+        banner,
+        "  gateway      http://{gateway_addr}   GET /health /metrics /marketdata/{{symbol}}"
+    );
+    let _ = writeln!(banner, "  sinks        ticks + alt series -> {}", store_path.display());
+    let _ = write!(banner, "Press Ctrl-C to stop.");
+
+    Ok(Running {
+        banner,
+        gateway_addr,
+        journal,
+        publisher,
+        tasks,
+    })
+}
+
+impl Running {
+    /// The lines `trade2026 up` prints: what runs where.
+    pub fn banner(&self) -> &str {
+        &self.banner
+    }
+
+    pub fn gateway_addr(&self) -> SocketAddr {
+        self.gateway_addr
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Wait for every task to finish after the shutdown token was cancelled, then flush and close
+    /// the journal. Returns a one-line summary.
+    pub async fn stopped(self) -> Result<String, PlatformError> {
+        let started = Instant::now();
+        let mut first_error = None;
+        for (name, task) in self.tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(task = name, error = %e, "task failed");
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(PlatformError::Task(format!("{name}: {e}")));
+                }
+            }
+        }
+        let published = match self.publisher.await {
+            Ok(r) => r?,
+            Err(e) => return Err(PlatformError::Task(format!("publisher: {e}"))),
+        };
+        let last = self.journal.last_seq();
+        self.journal.shutdown()?;
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        Ok(format!(
+            "{published} events journaled this run, last seq {last}, drained in {} ms",
+            started.elapsed().as_millis()
+        ))
+    }
+}
+
+/// Move events from the feeds into the journal in group-committed batches.
+async fn publish(journal: Journal, mut rx: mpsc::Receiver<Event>, metrics: Metrics) -> Result<u64, PlatformError> {
+    let mut buf = Vec::with_capacity(PUBLISH_BATCH);
+    let mut total = 0u64;
+    while rx.recv_many(&mut buf, PUBLISH_BATCH).await > 0 {
+        let batch = std::mem::take(&mut buf);
+        for e in &batch {
+            metrics
+                .events_appended
+                .get_or_create(&vec![("kind", e.kind().as_str().to_string())])
+                .inc();
+        }
+        let n = batch.len() as u64;
+        let t0 = Instant::now();
+        journal.append_batch(batch).await?;
+        metrics.journal_append_seconds.observe(t0.elapsed().as_secs_f64());
+        total += n;
+    }
+    Ok(total)
+}
+
+fn spawn_feed(
+    spec: FeedSpec,
+    cfg: &Config,
+    tx: mpsc::Sender<Event>,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> Result<JoinHandle<Result<(), PlatformError>>, PlatformError> {
+    Ok(match spec {
+        FeedSpec::Synthetic => {
+            let syn = &cfg.feed.synthetic;
+            let specs = syn
+                .symbols
+                .iter()
+                .map(|s| {
+                    let mut spec = SyntheticSpec::for_symbol(s.symbol.as_str()).map_err(|e| PlatformError::FeedSpec {
+                        spec: s.symbol.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                    spec.start_price = s.start_price.get();
+                    Ok(spec)
+                })
+                .collect::<Result<Vec<_>, PlatformError>>()?;
+            let mut market = SyntheticMarket::new(syn.seed, specs).map_err(|e| PlatformError::FeedSpec {
+                spec: "synthetic".into(),
+                reason: e.to_string(),
+            })?;
+            let period = Duration::from_millis(syn.tick_interval_ms.max(1));
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(period);
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tick.tick() => {}
+                    }
+                    for event in market.step(Timestamp::now()) {
+                        metrics
+                            .feed_messages
+                            .get_or_create(&vec![("exchange", "sim".into()), ("kind", event.kind().as_str().into())])
+                            .inc();
+                        if tx.send(event).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+            })
+        }
+        FeedSpec::Live(spec) => tokio::spawn(async move {
+            feeds::live::run(spec, feeds::live::Backoff::default(), tx, metrics, shutdown)
+                .await
+                .map_err(PlatformError::from)
+        }),
+        FeedSpec::Replay { path, speed } => {
+            let events = feeds::replay::read_events(&path)?;
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = shutdown.cancelled() => Ok(()),
+                    r = feeds::replay::replay(events, speed, &tx) => {
+                        let n = r?;
+                        tracing::info!(events = n, path = %path.display(), "replay finished");
+                        Ok(())
+                    }
+                }
+            })
+        }
+    })
+}
+
+/// sink-ticks + sink-alt: a durable consumer of all market data that stores it for queries.
+async fn run_sinks(bus: InProcessBus, mut store: sinks::TickStore, shutdown: CancellationToken) -> Result<(), PlatformError> {
+    // The store knows the last journal seq it holds, so a restart resumes exactly there even
+    // if the consumer's ack did not reach disk.
+    let from = store.last_seq()? + 1;
+    let mut sub = bus.subscribe("sink-ticks", "md.>", StartPosition::Sequence(from)).await?;
+    loop {
+        let batch = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            b = sub.next_batch(1024) => b?,
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        let records: Vec<(u64, Event)> = batch.into_iter().map(|d| (d.seq, d.event)).collect();
+        let last = records.last().map(|r| r.0).unwrap_or(0);
+        // SQLite writes block: tell the runtime so other tasks move to another worker meanwhile.
+        tokio::task::block_in_place(|| store.write_batch(&records))?;
+        sub.ack(last).await?;
+    }
+}
+
+/// Keep the gateway's last-quote/last-trade cache current.
+async fn feed_market_cache(
+    bus: InProcessBus,
+    market: gateway::MarketCache,
+    from: u64,
+    shutdown: CancellationToken,
+) -> Result<(), PlatformError> {
+    let mut sub = bus.subscribe("gateway-market", "md.>", StartPosition::Sequence(from)).await?;
+    loop {
+        let batch = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            b = sub.next_batch(1024) => b?,
+        };
+        for d in &batch {
+            market.apply(&d.event);
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Observability shared by every trade2026 service: `tracing` set-up, one Prometheus registry for
+//! the process, and the `/health` + `/metrics` routes each service port carries.
+
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Metric, Registry};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub mod http;
+
+pub use prometheus_client;
+
+/// Log output: readable text for a terminal or one JSON object per line for collectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Install the global `tracing` subscriber. `filter` uses `RUST_LOG` syntax (`info`,
+/// `gateway=debug`); `RUST_LOG` in the environment wins. Safe to call twice (the second is a no-op).
+pub fn init_tracing(format: LogFormat, filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Label set used by metric families: a list of `(name, value)` pairs.
+pub type Labels = Vec<(&'static str, String)>;
+
+/// The process-wide metrics. Cheap to clone; every clone shares the same counters.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<RwLock<Registry>>,
+    /// Events appended to the journal, by kind.
+    pub events_appended: Family<Labels, Counter>,
+    /// Time from `append` call to durable acknowledgement.
+    pub journal_append_seconds: Histogram,
+    /// Raw messages received from market-data feeds, by exchange and kind.
+    pub feed_messages: Family<Labels, Counter>,
+    /// Feed messages that failed to parse, by exchange.
+    pub feed_parse_errors: Family<Labels, Counter>,
+    /// Feed (re)connections, by exchange and outcome.
+    pub feed_connects: Family<Labels, Counter>,
+    /// HTTP responses by service, route and status code.
+    pub http_responses: Family<Labels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("trade2026");
+        let events_appended = Family::<Labels, Counter>::default();
+        let journal_append_seconds = Histogram::new(exponential_buckets(10e-6, 2.0, 16));
+        let feed_messages = Family::<Labels, Counter>::default();
+        let feed_parse_errors = Family::<Labels, Counter>::default();
+        let feed_connects = Family::<Labels, Counter>::default();
+        let http_responses = Family::<Labels, Counter>::default();
+        registry.register("journal_events_appended", "Events appended to the journal, by kind", events_appended.clone());
+        registry.register(
+            "journal_append_latency_seconds",
+            "Time from append to durable acknowledgement",
+            journal_append_seconds.clone(),
+        );
+        registry.register("feed_messages", "Market-data feed messages received, by exchange and kind", feed_messages.clone());
+        registry.register("feed_parse_errors", "Market-data messages that failed to parse, by exchange", feed_parse_errors.clone());
+        registry.register("feed_connects", "Market-data feed connection attempts, by exchange and outcome", feed_connects.clone());
+        registry.register("http_responses", "HTTP responses, by service, route and status", http_responses.clone());
+        Metrics {
+            registry: Arc::new(RwLock::new(registry)),
+            events_appended,
+            journal_append_seconds,
+            feed_messages,
+            feed_parse_errors,
+            feed_connects,
+            http_responses,
+        }
+    }
+
+    /// Register a service's own metric in the shared registry.
+    pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
+        self.registry
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .register(name, help, metric);
+    }
+
+    /// A gauge registered under `name`, for quick service-level values.
+    pub fn gauge(&self, name: &str, help: &str) -> Gauge {
+        let g = Gauge::default();
+        self.register(name, help, g.clone());
+        g
+    }
+
+    /// The registry in Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.read().unwrap_or_else(|e| e.into_inner());
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &registry);
+        out
+    }
+}
+
+#[derive(Clone)]
+struct HealthState {
+    service: &'static str,
+    started: Instant,
+    metrics: Metrics,
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    service: &'static str,
+    uptime_seconds: u64,
+    version: &'static str,
+}
+
+async fn health(State(s): State<HealthState>) -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok",
+        service: s.service,
+        uptime_seconds: s.started.elapsed().as_secs(),
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+async fn metrics_text(State(s): State<HealthState>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+/// `/health` (JSON) and `/metrics` (Prometheus text) for one service; merge the service's own
+/// routes into it.
+pub fn service_router(service: &'static str, metrics: Metrics) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
+        .fallback(http::fallback)
+        .with_state(HealthState {
+            service,
+            started: Instant::now(),
+            metrics,
+        })
+}
+
+/// Serve `router` on an already-bound listener until `shutdown` is cancelled, then finish
+/// in-flight requests.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn health_and_metrics_answer() {
+        let m = Metrics::new();
+        m.events_appended.get_or_create(&vec![("kind", "quote".to_string())]).inc_by(3);
+        let app = service_router("gateway", m);
+        let res = app
+            .clone()
+            .oneshot(Request::get("/health").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["status"], "ok");
+        assert_eq!(v["service"], "gateway");
+
+        let res = app
+            .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            text.contains("trade2026_journal_events_appended_total{kind=\"quote\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE trade2026_journal_append_latency_seconds histogram"), "{text}");
+    }
+}
