@@ -73,9 +73,7 @@ pub(crate) fn apply(
         if !has_prefix(&name) || name.eq_ignore_ascii_case(CONFIG_PATH_VAR) {
             continue;
         }
-        let alias = ALIASES
-            .iter()
-            .find(|(a, _)| a.eq_ignore_ascii_case(&name));
+        let alias = ALIASES.iter().find(|(a, _)| a.eq_ignore_ascii_case(&name));
         let key = match alias {
             Some((_, key)) => (*key).to_owned(),
             None => generic_key(&name)?,
@@ -206,7 +204,10 @@ mod tests {
     fn values_are_yaml_scalars() {
         assert_eq!(scalar("9000").as_u64(), Some(9000));
         assert_eq!(scalar("true").as_bool(), Some(true));
-        assert_eq!(scalar("redis://127.0.0.1:6379").as_str(), Some("redis://127.0.0.1:6379"));
+        assert_eq!(
+            scalar("redis://127.0.0.1:6379").as_str(),
+            Some("redis://127.0.0.1:6379")
+        );
         assert_eq!(scalar("a: b").as_str(), Some("a: b"));
         assert_eq!(scalar("@x").as_str(), Some("@x"));
     }

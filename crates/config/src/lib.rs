@@ -22,7 +22,6 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use serde_yaml_ng::Value;
 use thiserror::Error;
 
@@ -63,6 +62,9 @@ pub enum ConfigError {
     /// under a scalar).
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
+    /// The configuration could not be written out as YAML.
+    #[error("cannot write configuration as YAML: {0}")]
+    Serialize(String),
 }
 
 impl ConfigError {
@@ -96,9 +98,10 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
             loaded
                 .warnings
                 .insert(0, format!("{name}: file not found, using defaults"));
-            loaded.source = loaded
-                .source
-                .replacen(&name, &format!("{DEFAULTS_SOURCE} ({name} not found)"), 1);
+            loaded.source =
+                loaded
+                    .source
+                    .replacen(&name, &format!("{DEFAULTS_SOURCE} ({name} not found)"), 1);
             Ok(loaded)
         }
         Err(source) => Err(ConfigError::Read {
@@ -181,6 +184,12 @@ pub fn load_from_str(
         warnings,
         source,
     })
+}
+
+/// The effective configuration as YAML (`trade2026 config check` prints this). Loading the
+/// output gives back the same [`Config`] with no warnings.
+pub fn to_yaml(config: &Config) -> Result<String, ConfigError> {
+    serde_yaml_ng::to_string(config).map_err(|e| ConfigError::Serialize(e.to_string()))
 }
 
 /// Deserializes the merged tree, collecting unknown keys; on error returns (key path, message).

@@ -72,7 +72,7 @@ impl Config {
 macro_rules! text_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
         pub enum $name {
             $($(#[$vdoc])* $variant),+
         }
@@ -137,6 +137,7 @@ text_enum!(
     /// Log output format.
     LogFormat {
         /// Human-readable lines.
+        #[default]
         Text => "text",
         /// One JSON object per line (for log shippers).
         Json => "json",
@@ -148,16 +149,25 @@ text_enum!(
     LogLevel {
         Trace => "trace",
         Debug => "debug",
+        #[default]
         Info => "info",
         Warn => "warn",
         Error => "error",
     }
 );
 
+impl LogLevel {
+    /// The level as a `tracing` / `EnvFilter` directive (`info`).
+    pub fn as_filter(self) -> &'static str {
+        self.as_str()
+    }
+}
+
 text_enum!(
     /// How realized P&L matches sells against earlier buys.
     PnlMethod {
         /// First in, first out.
+        #[default]
         Fifo => "FIFO",
         /// Last in, first out.
         Lifo => "LIFO",
@@ -172,6 +182,7 @@ text_enum!(
     /// Where market data comes from.
     FeedMode {
         /// The built-in deterministic random walk (no network).
+        #[default]
         Synthetic => "synthetic",
         /// Public exchange websockets (`feed.live.instruments`).
         Live => "live",
@@ -261,12 +272,6 @@ pub struct FeedConfig {
     pub live: LiveFeedConfig,
 }
 
-impl Default for FeedMode {
-    fn default() -> Self {
-        FeedMode::Synthetic
-    }
-}
-
 /// `feed.synthetic`: the deterministic simulated market.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -289,10 +294,11 @@ pub struct SyntheticSymbol {
 
 impl Default for SyntheticFeedConfig {
     fn default() -> Self {
-        // Round figures near late-2024 levels; only the order of magnitude matters for a sim.
+        // BTCUSDT and ETHUSDT start where the plan's example orders are priced (a limit buy of
+        // BTCUSDT at 45000), so those orders pass the price collar on a fresh `up`.
         let symbols = [
-            ("BTCUSDT", Decimal::new(65_000, 0)),
-            ("ETHUSDT", Decimal::new(3_500, 0)),
+            ("BTCUSDT", Decimal::new(45_000, 0)),
+            ("ETHUSDT", Decimal::new(2_500, 0)),
             ("SOLUSDT", Decimal::new(150, 0)),
             ("BNBUSDT", Decimal::new(600, 0)),
             ("XRPUSDT", Decimal::new(6, 1)),
@@ -342,7 +348,8 @@ pub struct LiveSpec {
 impl FromStr for LiveSpec {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("expected \"exchange:SYMBOL[,SYMBOL...]\" ({why}), got {s:?}");
+        let bad =
+            |why: &str| format!("expected \"exchange:SYMBOL[,SYMBOL...]\" ({why}), got {s:?}");
         let (venue, symbols) = s.split_once(':').ok_or_else(|| bad("missing ':'"))?;
         let venue = Venue::new(venue.trim()).map_err(|e| bad(&e.to_string()))?;
         let symbols = symbols

@@ -20,14 +20,13 @@ fn port(key: &str, p: u16) -> Check {
 
 pub(crate) fn validate(c: &Config) -> Check {
     if c.services.host.trim().is_empty() {
-        fail("services.host", "expected a host name or IP address, got \"\"")?;
+        fail(
+            "services.host",
+            "expected a host name or IP address, got \"\"",
+        )?;
     }
-    for (name, p) in c.services.ports() {
-        port(&format!("services.{name}"), p)?;
-    }
-    if let Some(p) = c.service.port {
-        port("service.port", p)?;
-    }
+    // Service ports may be 0: bind any free port (tests run several platforms side by side);
+    // `trade2026 up` prints the port it got.
     port("feast.offline_store.port", c.feast.offline_store.port)?;
 
     let v = c.modules.risk.var_confidence;

@@ -1,8 +1,6 @@
 use std::path::{Path, PathBuf};
 
-use config::{
-    Config, ConfigError, FeedMode, LogFormat, LogLevel, PnlMethod, load, load_from_str,
-};
+use config::{Config, ConfigError, FeedMode, LogFormat, LogLevel, PnlMethod, load, load_from_str};
 use rust_decimal_macros::dec;
 
 fn no_env() -> Vec<(String, String)> {
@@ -107,7 +105,10 @@ fn the_plans_ptrc_file_loads_as_written() {
     assert_eq!(c.clickhouse.http_url, "http://clickhouse:8123");
     assert_eq!(c.clickhouse.database, "trade2026");
     assert_eq!(c.questdb.http_url, "http://questdb:9000");
-    assert_eq!(c.questdb.pg_url, "postgresql://admin:quest@questdb:8812/qdb");
+    assert_eq!(
+        c.questdb.pg_url,
+        "postgresql://admin:quest@questdb:8812/qdb"
+    );
     assert_eq!(c.seaweedfs.s3_endpoint, "http://seaweedfs:8333");
     assert_eq!(c.seaweedfs.bucket, "trader2026");
     assert_eq!(c.seaweedfs.prefix, "reports/");
@@ -213,8 +214,12 @@ fn out_of_range_values_fail_after_parsing_with_the_same_shape() {
             "config.yaml: modules.risk.var_confidence: expected a number between 0 and 1 (exclusive), got 1.5",
         ),
         (
-            "services:\n  gateway: 0\n",
-            "config.yaml: services.gateway: expected a port number between 1 and 65535, got 0",
+            "modules:\n  risk:\n    var_confidence: 1\n",
+            "config.yaml: modules.risk.var_confidence: expected a number between 0 and 1 (exclusive), got 1",
+        ),
+        (
+            "feast:\n  offline_store:\n    port: 0\n",
+            "config.yaml: feast.offline_store.port: expected a port number between 1 and 65535, got 0",
         ),
         (
             "materialization:\n  interval_minutes: 0\n",
@@ -243,10 +248,14 @@ fn invalid_yaml_names_the_file() {
 #[test]
 fn live_feed_specs_parse_exchange_and_symbols() {
     let yaml = "feed:\n  mode: live\n  live:\n    instruments: [\"binance:BTCUSDT,ETHUSDT\", \"coinbase:BTC-USD\"]\n    ws_urls:\n      binance: ws://127.0.0.1:9001\n";
-    let c = load_from_str(yaml, "config.yaml", no_env())
-        .unwrap()
-        .config;
-    let specs: Vec<String> = c.feed.live.instruments.iter().map(|s| s.to_string()).collect();
+    let c = load_from_str(yaml, "config.yaml", no_env()).unwrap().config;
+    let specs: Vec<String> = c
+        .feed
+        .live
+        .instruments
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(specs, ["binance:BTCUSDT,ETHUSDT", "coinbase:BTC-USD"]);
     assert_eq!(c.feed.live.instruments[0].symbols[1].as_str(), "ETHUSDT");
     let binance = model::Venue::new("binance").unwrap();
@@ -260,7 +269,10 @@ fn live_feed_specs_parse_exchange_and_symbols() {
     .unwrap_err();
     let (_, key, message) = invalid(err);
     assert_eq!(key, "feed.live.instruments[0]");
-    assert!(message.starts_with("expected \"exchange:SYMBOL"), "{message}");
+    assert!(
+        message.starts_with("expected \"exchange:SYMBOL"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -351,8 +363,8 @@ fn bad_env_values_name_the_variable() {
     );
 
     // Unknown keys from the environment are warnings naming the variable.
-    let loaded = load_from_str("", "config.yaml", env(&[("TRADE2026_GATEWAY__PROT", "1")]))
-        .unwrap();
+    let loaded =
+        load_from_str("", "config.yaml", env(&[("TRADE2026_GATEWAY__PROT", "1")])).unwrap();
     assert_eq!(
         loaded.warnings,
         ["environment variable TRADE2026_GATEWAY__PROT: unknown key gateway.prot (ignored)"]
@@ -365,7 +377,7 @@ fn effective_config_round_trips_through_yaml() {
     let mut c = Config::default();
     c.feed.live.instruments = vec!["binance:BTCUSDT,ETHUSDT".parse().unwrap()];
     c.modules.pnl.default_method = PnlMethod::Hifo;
-    let text = serde_yaml_ng::to_string(&c).unwrap();
+    let text = config::to_yaml(&c).unwrap();
     let back = load_from_str(&text, "printed.yaml", no_env()).unwrap();
     assert!(back.warnings.is_empty(), "{:?}", back.warnings);
     assert_eq!(back.config, c);

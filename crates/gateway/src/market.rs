@@ -83,6 +83,18 @@ impl MarketCache {
         map.get(symbol)?.quote.as_ref().map(Quote::mid)
     }
 
+    /// The instrument a symbol trades as here (the venue of its latest market data).
+    pub fn instrument(&self, symbol: &str) -> Option<model::InstrumentId> {
+        let map = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let entry = map.get(symbol)?;
+        match (&entry.quote, &entry.trade) {
+            (Some(q), Some(t)) if t.ts > q.ts => Some(t.instrument.clone()),
+            (Some(q), _) => Some(q.instrument.clone()),
+            (None, Some(t)) => Some(t.instrument.clone()),
+            (None, None) => None,
+        }
+    }
+
     pub fn symbols(&self) -> Vec<String> {
         self.inner
             .read()

@@ -21,9 +21,9 @@ use std::future::Future;
 use model::Event;
 use tokio::sync::watch;
 
+use crate::JournalError;
 use crate::journal::{Journal, Record};
 use crate::subject::SubjectFilter;
-use crate::JournalError;
 
 /// Where a new subscription starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +103,9 @@ fn check_consumer_name(name: &str) -> Result<(), JournalError> {
         .chars()
         .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
     {
-        return Err(bad("contains whitespace, a control character or one of . * > / \\"));
+        return Err(bad(
+            "contains whitespace, a control character or one of . * > / \\",
+        ));
     }
     Ok(())
 }
@@ -219,7 +221,11 @@ impl InProcessSubscription {
             journal.read_matching(from, READ_BATCH, Some(&filter))
         })
         .await
-        .map_err(|e| JournalError::Io(std::io::Error::other(format!("journal reader task failed: {e}"))))??;
+        .map_err(|e| {
+            JournalError::Io(std::io::Error::other(format!(
+                "journal reader task failed: {e}"
+            )))
+        })??;
         self.next_read = next;
         self.buffer.extend(records);
         Ok(())
@@ -250,9 +256,7 @@ impl Subscription for InProcessSubscription {
     }
 
     async fn ack(&mut self, seq: u64) -> Result<(), JournalError> {
-        // Scanned-past sequences that did not match the filter count as delivered, so acking
-        // the last delivery also covers the skipped events before it.
-        let delivered = self.delivered.max(self.next_read.saturating_sub(1 + self.buffer.len() as u64).min(self.delivered));
+        let delivered = self.delivered;
         if seq > delivered {
             return Err(JournalError::AckBeyondDelivered { seq, delivered });
         }

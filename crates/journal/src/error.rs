@@ -20,7 +20,10 @@ pub enum JournalError {
     ConsumerBusy { name: String },
     /// The subject filter is not a valid NATS subject filter.
     #[error("invalid subject filter {filter:?}: {reason}")]
-    InvalidFilter { filter: String, reason: &'static str },
+    InvalidFilter {
+        filter: String,
+        reason: &'static str,
+    },
     /// The durable consumer name is not valid (NATS rules: no whitespace, `.`, `*`, `>`, `/`, `\`).
     #[error("invalid consumer name {name:?}: {reason}")]
     InvalidConsumer { name: String, reason: &'static str },

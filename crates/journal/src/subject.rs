@@ -134,7 +134,16 @@ mod tests {
 
     #[test]
     fn malformed_filters_are_refused() {
-        for bad in ["", "md..trade", "md.>.x", "md.tr*", "md.a>", "md trade", ".md", "md."] {
+        for bad in [
+            "",
+            "md..trade",
+            "md.>.x",
+            "md.tr*",
+            "md.a>",
+            "md trade",
+            ".md",
+            "md.",
+        ] {
             assert!(
                 matches!(
                     SubjectFilter::new(bad),

@@ -9,8 +9,8 @@ use model::{
     BookDelta, BookLevel, BookSnapshot, Decimal, Event, InstrumentId, Price, Quantity, Symbol,
     Timestamp, Venue,
 };
-use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::error::{Fail, Res};
@@ -74,8 +74,29 @@ impl<'a> Num<'a> {
     }
     /// Seconds with an optional fraction (`"1618678142.557535"` or `1762795433.9717445`).
     pub(crate) fn secs(self) -> Res<Timestamp> {
-        Ok(Timestamp::parse_decimal_secs(self.0)?)
+        decimal_secs(self.0).ok_or_else(|| Fail(format!("not a time in seconds: {:?}", self.0)))
     }
+}
+
+/// Decimal seconds (`"1618678142.557535"`) as a timestamp, `None` when malformed or outside
+/// the `i64` nanosecond range. The range check comes first because
+/// `Timestamp::parse_decimal_secs` adds the fraction without an overflow check.
+pub(crate) fn decimal_secs(s: &str) -> Option<Timestamp> {
+    let whole: i64 = s.split('.').next()?.parse().ok()?;
+    if !(-9_223_372_035..=9_223_372_035).contains(&whole) {
+        return None;
+    }
+    Timestamp::parse_decimal_secs(s).ok()
+}
+
+/// Distance between two bar starts, scaled to milliseconds, without overflow.
+pub(crate) fn spacing(a: i64, b: i64, to_ms: i64) -> i64 {
+    a.saturating_sub(b).saturating_abs().saturating_mul(to_ms)
+}
+
+/// `None` for a missing or empty (`""`) field: venues send `""` for "no value".
+pub(crate) fn nonempty(n: Option<Num<'_>>) -> Option<Num<'_>> {
+    n.filter(|n| !n.as_str().is_empty())
 }
 
 /// `[price, quantity, ...]`: the first two entries of a level array; later entries (order
@@ -201,8 +222,8 @@ impl Emit<'_, '_> {
         sequence: Option<u64>,
         ts: Timestamp,
     ) {
-        bids.sort_by(|a, b| b.price.cmp(&a.price));
-        asks.sort_by(|a, b| a.price.cmp(&b.price));
+        bids.sort_by_key(|l| std::cmp::Reverse(l.price));
+        asks.sort_by_key(|l| l.price);
         self.out.push(Event::BookSnapshot(BookSnapshot {
             instrument,
             bids,
@@ -303,23 +324,27 @@ mod tests {
 
     #[test]
     fn numbers_keep_their_text() {
-        let v: Vec<Num> = serde_json::from_str(r#"["0.10", 2.63, 1e-8, -3, "12345678901234567890.5"]"#)
-            .unwrap();
+        let v: Vec<Num> =
+            serde_json::from_str(r#"["0.10", 2.63, 1e-8, -3, "123456789.123456789012"]"#).unwrap();
         assert_eq!(v[0].as_str(), "0.10");
         assert_eq!(v[1].qty().unwrap().to_string(), "2.63");
         assert_eq!(v[2].price().unwrap().to_string(), "0.00000001");
         assert_eq!(v[3].i64().unwrap(), -3);
-        assert_eq!(v[4].qty().unwrap().to_string(), "12345678901234567890.5");
+        assert_eq!(v[4].qty().unwrap().to_string(), "123456789.123456789012");
         assert!(serde_json::from_str::<Num>("null").is_err());
         assert!(serde_json::from_str::<Num>("{}").is_err());
         assert!(serde_json::from_str::<Num>(r#""1\u0030""#).is_err());
-        assert!(serde_json::from_str::<Num>(r#""""#).unwrap().price().is_err());
+        assert!(
+            serde_json::from_str::<Num>(r#""""#)
+                .unwrap()
+                .price()
+                .is_err()
+        );
     }
 
     #[test]
     fn levels_take_the_first_two_entries() {
-        let v: Vec<Level> =
-            serde_json::from_str(r#"[["1.5","2","0","1"],["3",4]]"#).unwrap();
+        let v: Vec<Level> = serde_json::from_str(r#"[["1.5","2","0","1"],["3",4]]"#).unwrap();
         assert_eq!(v[0].book().unwrap().price.to_string(), "1.5");
         assert_eq!(v[1].book().unwrap().quantity.to_string(), "4");
         assert!(serde_json::from_str::<Vec<Level>>(r#"[["1"]]"#).is_err());
@@ -342,7 +367,10 @@ mod tests {
     fn key_peeking() {
         assert_eq!(first_key(r#"{ "stream":"x","data":{}}"#), Some("stream"));
         assert_eq!(first_key("[1]"), None);
-        assert_eq!(string_field(r#"{"a":1,"e":"trade"}"#, r#""e":""#), Some("trade"));
+        assert_eq!(
+            string_field(r#"{"a":1,"e":"trade"}"#, r#""e":""#),
+            Some("trade")
+        );
         assert_eq!(string_field(r#"{"e":"#, r#""e":""#), None);
     }
 }

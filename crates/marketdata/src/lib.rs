@@ -17,8 +17,8 @@
 
 pub mod binance;
 pub mod bybit;
-mod common;
 pub mod coinbase;
+mod common;
 pub mod error;
 pub mod input;
 pub mod kraken;
@@ -32,8 +32,8 @@ use model::{Event, Timestamp, Venue};
 pub use common::MessageKind;
 pub use error::{NormalizeError, ParseError, UnknownExchange};
 pub use input::{
-    InputFormat, NormalizeOptions, NormalizeStats, detect_format, normalize, normalize_bytes,
-    normalize_with,
+    InputFormat, NormalizeOptions, NormalizeStats, Position, detect_format, normalize,
+    normalize_bytes, normalize_with, scan,
 };
 
 /// The venues this crate parses. The CLI names (`binance`, `binance-futures`, `coinbase`,
@@ -77,8 +77,15 @@ impl Exchange {
 
     /// The venue id of this exchange's events.
     pub fn venue(self) -> Venue {
-        // The names are lowercase letters and '-', which Venue accepts.
-        Venue::new(self.as_str()).unwrap_or_else(|_| unreachable!("static venue names are valid"))
+        // Validated once per exchange; later calls only clone (this runs for every message).
+        static VENUES: [std::sync::OnceLock<Venue>; 6] = [const { std::sync::OnceLock::new() }; 6];
+        VENUES[self as usize]
+            .get_or_init(|| {
+                // The names are lowercase letters and '-', which Venue accepts.
+                Venue::new(self.as_str())
+                    .unwrap_or_else(|_| unreachable!("static venue names are valid"))
+            })
+            .clone()
     }
 }
 
@@ -186,7 +193,10 @@ mod tests {
         assert_eq!("OKX".parse::<Exchange>().unwrap(), Exchange::Okx);
         let err = "ftx".parse::<Exchange>().unwrap_err().to_string();
         assert!(err.contains("\"ftx\""), "{err}");
-        assert!(err.contains("binance-futures") && err.contains("okx"), "{err}");
+        assert!(
+            err.contains("binance-futures") && err.contains("okx"),
+            "{err}"
+        );
     }
 
     #[test]

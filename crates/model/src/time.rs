@@ -104,6 +104,7 @@ mod tests {
         assert_eq!(t.as_nanos(), 1_618_660_000_123_456_000);
         assert!(Timestamp::parse_decimal_secs("1.2x").is_err());
         assert!(Timestamp::parse_decimal_secs("1.1234567891").is_err());
+        assert!(Timestamp::parse_decimal_secs("9223372036.999999999").is_err(), "overflow is an error, not a panic");
     }
 
     #[test]

@@ -214,7 +214,12 @@ impl Oms {
     }
 
     /// Expire the rest of an open order (IOC/FOK remainder after matching, DAY at session end).
-    pub fn expire(&self, order_id: OrderId, reason: &str, ts: Timestamp) -> Result<Event, OmsError> {
+    pub fn expire(
+        &self,
+        order_id: OrderId,
+        reason: &str,
+        ts: Timestamp,
+    ) -> Result<Event, OmsError> {
         let account = self.entry(order_id)?.order.account.clone();
         self.checked(Event::OrderExpired {
             order_id,
@@ -288,7 +293,9 @@ impl Oms {
 
     fn change_for<'e>(&self, event: &'e Event) -> Result<Change<'e>, OmsError> {
         match event {
-            Event::OrderSubmitted { order } => self.check_submitted(order).map(|()| Change::Submit(order)),
+            Event::OrderSubmitted { order } => {
+                self.check_submitted(order).map(|()| Change::Submit(order))
+            }
             Event::OrderAccepted {
                 order_id,
                 account,
@@ -615,7 +622,10 @@ impl Oms {
     pub fn orders(&self, filter: &OrderFilter) -> Vec<&Order> {
         let matches = |o: &&Order| {
             filter.status.is_none_or(|s| o.status == s)
-                && filter.symbol.as_ref().is_none_or(|s| &o.instrument.symbol == s)
+                && filter
+                    .symbol
+                    .as_ref()
+                    .is_none_or(|s| &o.instrument.symbol == s)
                 && (!filter.open_only || o.status.is_open())
         };
         match &filter.account {

@@ -111,21 +111,36 @@ fn request(op: &Op) -> Option<NewOrder> {
 }
 
 /// The four invariants plus index consistency, for every order.
-fn check_invariants(oms: &Oms, terminal: &mut HashMap<OrderId, Order>) -> Result<(), TestCaseError> {
+fn check_invariants(
+    oms: &Oms,
+    terminal: &mut HashMap<OrderId, Order>,
+) -> Result<(), TestCaseError> {
     for o in oms.orders(&OrderFilter::default()) {
         prop_assert!(o.filled_quantity <= o.quantity, "overfilled {o:?}");
         let fills = oms.fills(o.order_id).unwrap_or_default();
         let sum: Decimal = fills.iter().map(|f| f.quantity.get()).sum();
-        prop_assert_eq!(sum, o.filled_quantity.get(), "fills do not add up for {:?}", o);
+        prop_assert_eq!(
+            sum,
+            o.filled_quantity.get(),
+            "fills do not add up for {:?}",
+            o
+        );
         if fills.is_empty() {
             prop_assert_eq!(o.avg_fill_price, None);
         } else {
             let notional: Decimal = fills.iter().map(|f| f.price.get() * f.quantity.get()).sum();
             let mean = (notional / sum)
                 .round_dp_with_strategy(AVG_PRICE_DP, RoundingStrategy::MidpointNearestEven);
-            prop_assert_eq!(o.avg_fill_price.map(Price::get), Some(mean), "avg of {:?}", o);
+            prop_assert_eq!(
+                o.avg_fill_price.map(Price::get),
+                Some(mean),
+                "avg of {:?}",
+                o
+            );
         }
-        let in_open_index = oms.open_orders(&o.account).any(|x| x.order_id == o.order_id);
+        let in_open_index = oms
+            .open_orders(&o.account)
+            .any(|x| x.order_id == o.order_id);
         prop_assert_eq!(in_open_index, o.status.is_open(), "open index for {:?}", o);
         if let Some(before) = terminal.get(&o.order_id) {
             prop_assert_eq!(before, o, "a terminal order changed");

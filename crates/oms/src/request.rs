@@ -73,12 +73,7 @@ impl NewOrder {
 
     /// The shape rules every order obeys ([`Order::check_shape`]).
     pub fn validate(&self) -> Result<(), OmsError> {
-        Order::check_shape(
-            self.order_type,
-            self.quantity,
-            self.price,
-            self.stop_price,
-        )?;
+        Order::check_shape(self.order_type, self.quantity, self.price, self.stop_price)?;
         Ok(())
     }
 }

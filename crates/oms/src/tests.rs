@@ -131,9 +131,15 @@ fn cancel_codes_are_stable_for_every_terminal_status() {
     let e = h.oms.cancel(&a, canceled, ts(2)).unwrap();
     h.apply(e);
     let rejected = h.submit(buy_limit("a", "1", "100"), 1);
-    let e = h.oms.reject(rejected, "max_order_quantity", "too big", ts(2)).unwrap();
+    let e = h
+        .oms
+        .reject(rejected, "max_order_quantity", "too big", ts(2))
+        .unwrap();
     h.apply(e);
-    let expired = h.submit(buy_limit("a", "1", "100").with_time_in_force(TimeInForce::Ioc), 1);
+    let expired = h.submit(
+        buy_limit("a", "1", "100").with_time_in_force(TimeInForce::Ioc),
+        1,
+    );
     h.accept(expired, 1);
     let e = h.oms.expire(expired, "ioc remainder", ts(2)).unwrap();
     h.apply(e);
@@ -150,7 +156,10 @@ fn cancel_codes_are_stable_for_every_terminal_status() {
     for (name, id, code) in cases {
         let err = h.oms.cancel(&a, id, ts(3)).unwrap_err();
         assert_eq!(err.code(), code, "case {name}: {err}");
-        assert!(err.to_string().contains(&id.to_string()), "case {name}: {err}");
+        assert!(
+            err.to_string().contains(&id.to_string()),
+            "case {name}: {err}"
+        );
     }
     // The owner can still cancel its open order.
     assert!(h.oms.cancel(&acct("b"), other, ts(3)).is_ok());
@@ -160,12 +169,18 @@ fn cancel_codes_are_stable_for_every_terminal_status() {
 fn repeated_client_order_id_returns_the_original_order() {
     let mut h = Harness::default();
     let coid = ClientOrderId::new("my-1").unwrap();
-    let id = h.submit(buy_limit("a", "1", "100").with_client_order_id(coid.clone()), 1);
+    let id = h.submit(
+        buy_limit("a", "1", "100").with_client_order_id(coid.clone()),
+        1,
+    );
     h.accept(id, 2);
     // Same account, same client id, different content: still the original, nothing new.
     let again = h
         .oms
-        .submit(buy_limit("a", "5", "90").with_client_order_id(coid.clone()), ts(3))
+        .submit(
+            buy_limit("a", "5", "90").with_client_order_id(coid.clone()),
+            ts(3),
+        )
         .unwrap();
     match again {
         Submit::Duplicate(o) => {
@@ -176,7 +191,10 @@ fn repeated_client_order_id_returns_the_original_order() {
         Submit::New(e) => panic!("second order created: {e:?}"),
     }
     // Another account may use the same client id.
-    let other = h.submit(buy_limit("b", "1", "100").with_client_order_id(coid.clone()), 4);
+    let other = h.submit(
+        buy_limit("b", "1", "100").with_client_order_id(coid.clone()),
+        4,
+    );
     assert_eq!(other, OrderId(2));
     assert_eq!(h.oms.len(), 2);
     // A journal carrying a second order with a used client id is refused.
@@ -213,32 +231,55 @@ fn illegal_transitions_are_errors_and_change_nothing() {
     assert_eq!(h.oms, before);
     h.accept(id, 2);
     // Accept twice.
-    assert_eq!(h.oms.accept(id, ts(3)).unwrap_err().code(), "illegal_transition");
+    assert_eq!(
+        h.oms.accept(id, ts(3)).unwrap_err().code(),
+        "illegal_transition"
+    );
     let cases: Vec<(&str, Event, &str)> = vec![
         ("overfill", h.fill_event(id, "3", "100", 3), "overfill"),
-        ("buy above limit", h.fill_event(id, "1", "100.01", 3), "fill_mismatch"),
-        ("zero quantity", h.fill_event(id, "0", "100", 3), "fill_mismatch"),
-        ("wrong side", {
-            let mut e = h.fill_event(id, "1", "100", 3);
-            if let Event::OrderFilled(f) = &mut e {
-                f.side = Side::Sell;
-            }
-            e
-        }, "fill_mismatch"),
-        ("wrong instrument", {
-            let mut e = h.fill_event(id, "1", "100", 3);
-            if let Event::OrderFilled(f) = &mut e {
-                f.instrument = eth();
-            }
-            e
-        }, "fill_mismatch"),
-        ("wrong account", {
-            let mut e = h.fill_event(id, "1", "100", 3);
-            if let Event::OrderFilled(f) = &mut e {
-                f.account = acct("b");
-            }
-            e
-        }, "account_mismatch"),
+        (
+            "buy above limit",
+            h.fill_event(id, "1", "100.01", 3),
+            "fill_mismatch",
+        ),
+        (
+            "zero quantity",
+            h.fill_event(id, "0", "100", 3),
+            "fill_mismatch",
+        ),
+        (
+            "wrong side",
+            {
+                let mut e = h.fill_event(id, "1", "100", 3);
+                if let Event::OrderFilled(f) = &mut e {
+                    f.side = Side::Sell;
+                }
+                e
+            },
+            "fill_mismatch",
+        ),
+        (
+            "wrong instrument",
+            {
+                let mut e = h.fill_event(id, "1", "100", 3);
+                if let Event::OrderFilled(f) = &mut e {
+                    f.instrument = eth();
+                }
+                e
+            },
+            "fill_mismatch",
+        ),
+        (
+            "wrong account",
+            {
+                let mut e = h.fill_event(id, "1", "100", 3);
+                if let Event::OrderFilled(f) = &mut e {
+                    f.account = acct("b");
+                }
+                e
+            },
+            "account_mismatch",
+        ),
     ];
     let before = h.oms.clone();
     for (name, e, code) in cases {
@@ -270,11 +311,17 @@ fn order_ids_must_strictly_increase_and_submitted_orders_must_be_fresh() {
     let id = h.submit(buy_limit("a", "1", "100"), 1);
     let mut o = h.oms.order(id).unwrap().clone();
     o.client_order_id = ClientOrderId::new("x").unwrap();
-    let err = h.oms.apply(&Event::OrderSubmitted { order: o.clone() }).unwrap_err();
+    let err = h
+        .oms
+        .apply(&Event::OrderSubmitted { order: o.clone() })
+        .unwrap_err();
     assert_eq!(err.code(), "order_id_not_increasing");
     o.order_id = OrderId(5);
     o.status = OrderStatus::Accepted;
-    let err = h.oms.apply(&Event::OrderSubmitted { order: o.clone() }).unwrap_err();
+    let err = h
+        .oms
+        .apply(&Event::OrderSubmitted { order: o.clone() })
+        .unwrap_err();
     assert_eq!(err.code(), "order_not_fresh");
     // Two submits without applying propose the same id: the second apply is refused.
     let Submit::New(e1) = h.oms.submit(buy_limit("a", "1", "100"), ts(2)).unwrap() else {
@@ -284,7 +331,10 @@ fn order_ids_must_strictly_increase_and_submitted_orders_must_be_fresh() {
         panic!()
     };
     h.apply(e1);
-    assert_eq!(h.oms.apply(&e2).unwrap_err().code(), "order_id_not_increasing");
+    assert_eq!(
+        h.oms.apply(&e2).unwrap_err().code(),
+        "order_id_not_increasing"
+    );
 }
 
 #[test]
@@ -299,7 +349,10 @@ fn invalid_requests_are_refused_with_the_field() {
     req.stop_price = Some(p("1"));
     assert_eq!(oms.submit(req, ts(1)).unwrap_err().code(), "invalid_order");
     assert!(matches!(
-        oms.submit(NewOrder::market(acct("a"), btc(), Side::Sell, Quantity::ZERO), ts(1)),
+        oms.submit(
+            NewOrder::market(acct("a"), btc(), Side::Sell, Quantity::ZERO),
+            ts(1)
+        ),
         Err(OmsError::InvalidOrder(_))
     ));
 }
@@ -307,12 +360,21 @@ fn invalid_requests_are_refused_with_the_field() {
 #[test]
 fn day_orders_expire_at_session_end_and_others_stay() {
     let mut h = Harness::default();
-    let day = h.submit(buy_limit("a", "2", "100").with_time_in_force(TimeInForce::Day), 1);
+    let day = h.submit(
+        buy_limit("a", "2", "100").with_time_in_force(TimeInForce::Day),
+        1,
+    );
     let gtc = h.submit(buy_limit("a", "1", "100"), 1);
-    let day_b = h.submit(buy_limit("b", "1", "100").with_time_in_force(TimeInForce::Day), 1);
+    let day_b = h.submit(
+        buy_limit("b", "1", "100").with_time_in_force(TimeInForce::Day),
+        1,
+    );
     h.accept(day, 1);
     h.fill(day, "1", "100", 2);
-    let done = h.submit(buy_limit("a", "1", "100").with_time_in_force(TimeInForce::Day), 1);
+    let done = h.submit(
+        buy_limit("a", "1", "100").with_time_in_force(TimeInForce::Day),
+        1,
+    );
     h.accept(done, 1);
     h.fill(done, "1", "100", 2);
     let events = h.oms.expire_day_orders(ts(10));
@@ -329,7 +391,11 @@ fn day_orders_expire_at_session_end_and_others_stay() {
     }
     let o = h.oms.order(day).unwrap();
     assert_eq!(o.status, OrderStatus::Expired);
-    assert_eq!(o.filled_quantity, q("1"), "an expired order keeps its fills");
+    assert_eq!(
+        o.filled_quantity,
+        q("1"),
+        "an expired order keeps its fills"
+    );
     assert_eq!(h.oms.order(gtc).unwrap().status, OrderStatus::PendingNew);
     assert_eq!(h.oms.open_order_count(&acct("a")), 1);
 }
@@ -367,7 +433,10 @@ fn queries_filter_by_account_status_symbol_and_resting() {
     assert_eq!(h.oms.open_order_count(&a), 3);
     // Resting = accepted or partially filled on that instrument; o4 is still pending.
     assert_eq!(ids(h.oms.resting_orders(&a, &btc()).collect()), vec![o1]);
-    assert_eq!(ids(h.oms.open_orders_on(&a, &btc()).collect()), vec![o1, o4]);
+    assert_eq!(
+        ids(h.oms.open_orders_on(&a, &btc()).collect()),
+        vec![o1, o4]
+    );
     assert!(h.oms.order_for_account(&a, o3).is_none());
     assert!(h.oms.order_for_account(&acct("b"), o3).is_some());
     let e = h.oms.cancel(&a, o1, ts(3)).unwrap();
@@ -415,7 +484,10 @@ fn replay_of_the_journal_rebuilds_the_same_state_and_ignores_other_events() {
         .collect();
     let rebuilt = Oms::replay(&events).unwrap();
     assert_eq!(rebuilt, h.oms);
-    assert_eq!(rebuilt.order(a).unwrap().status, OrderStatus::PartiallyFilled);
+    assert_eq!(
+        rebuilt.order(a).unwrap().status,
+        OrderStatus::PartiallyFilled
+    );
     // The next id continues after the journal.
     let Submit::New(Event::OrderSubmitted { order }) =
         rebuilt.submit(buy_limit("a", "1", "100"), ts(5)).unwrap()

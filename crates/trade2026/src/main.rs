@@ -70,6 +70,13 @@ enum MdCommand {
         /// The file to read (`-` for stdin).
         #[arg(long)]
         file: PathBuf,
+        /// Symbol for REST responses that do not name it (Binance trades/klines/depth, Coinbase
+        /// and OKX candles); recordings take it from the request URL.
+        #[arg(long)]
+        symbol: Option<String>,
+        /// Skip messages that fail to parse (counted and reported) instead of stopping.
+        #[arg(long)]
+        lenient: bool,
     },
     /// Write recorded events (NDJSON from `md normalize`, or a raw recording with --exchange)
     /// to stdout at recorded pace, scaled, or as fast as possible.
@@ -189,15 +196,33 @@ async fn wait_for_signal() {
 
 fn md(cmd: MdCommand) -> Result<()> {
     match cmd {
-        MdCommand::Normalize { exchange, file } => {
+        MdCommand::Normalize {
+            exchange,
+            file,
+            symbol,
+            lenient,
+        } => {
             let exchange: marketdata::Exchange = exchange.parse()?;
             let input = read_input(&file)?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let stats = marketdata::normalize(exchange, &input, &mut out)
+            let opts = marketdata::NormalizeOptions {
+                lenient,
+                symbol,
+                ..Default::default()
+            };
+            let stats = marketdata::normalize_bytes(exchange, &input, &mut out, &opts)
                 .with_context(|| format!("normalizing {}", file.display()))?;
             out.flush()?;
-            eprintln!("{stats}");
+            eprintln!(
+                "{}: {} messages ({} control, {} sent requests) -> {} events, {} skipped as errors",
+                file.display(),
+                stats.messages,
+                stats.control,
+                stats.sent,
+                stats.events,
+                stats.errors
+            );
             Ok(())
         }
         MdCommand::Replay { file, exchange, speed } => {
@@ -207,7 +232,8 @@ fn md(cmd: MdCommand) -> Result<()> {
                     let exchange: marketdata::Exchange = ex.parse()?;
                     let input = read_input(&file)?;
                     let mut buf = Vec::new();
-                    marketdata::normalize(exchange, &input, &mut buf)
+                    let opts = marketdata::NormalizeOptions::default();
+                    marketdata::normalize_bytes(exchange, &input, &mut buf, &opts)
                         .with_context(|| format!("normalizing {}", file.display()))?;
                     feeds::replay::parse_events(buf.as_slice(), &file.display().to_string())?
                 }

@@ -130,7 +130,10 @@ impl MarketState {
 
     // --- matching helpers (crate-internal) ----------------------------------------------------
 
-    fn opposite(&self, taker_side: Side) -> (&BTreeMap<Price, Quantity>, &BTreeMap<Price, Decimal>) {
+    fn opposite(
+        &self,
+        taker_side: Side,
+    ) -> (&BTreeMap<Price, Quantity>, &BTreeMap<Price, Decimal>) {
         match taker_side {
             Side::Buy => (&self.asks, &self.consumed_asks),
             Side::Sell => (&self.bids, &self.consumed_bids),
@@ -187,7 +190,12 @@ impl MarketState {
 
     /// Consume up to `qty` of the available liquidity at or better than `limit`, in price
     /// priority; returns the quantity consumed.
-    pub(crate) fn consume_within(&mut self, taker_side: Side, limit: Price, qty: Decimal) -> Decimal {
+    pub(crate) fn consume_within(
+        &mut self,
+        taker_side: Side,
+        limit: Price,
+        qty: Decimal,
+    ) -> Decimal {
         let plan: Vec<(Price, Decimal)> = self.takeable(taker_side, Some(limit)).collect();
         let mut left = qty;
         for (p, avail) in plan {

@@ -50,7 +50,11 @@ pub struct RestingOrder {
 impl RestingOrder {
     /// A stop or stop-limit still waiting for its stop price.
     pub fn is_pending_stop(&self) -> bool {
-        !self.triggered && matches!(self.order.order_type, OrderType::Stop | OrderType::StopLimit)
+        !self.triggered
+            && matches!(
+                self.order.order_type,
+                OrderType::Stop | OrderType::StopLimit
+            )
     }
 
     /// The limit price when the order currently rests as a limit order.
@@ -192,24 +196,35 @@ impl PaperVenue {
             }]
         };
         if self.index.contains_key(&order.order_id) {
-            return reject(codes::DUPLICATE_ORDER_ID, "the venue already holds this order id");
+            return reject(
+                codes::DUPLICATE_ORDER_ID,
+                "the venue already holds this order id",
+            );
         }
         let leaves = order.leaves_quantity();
         if leaves.is_zero() {
             return reject(codes::NOTHING_TO_FILL, "the order has no quantity left");
         }
-        let book = self.books.entry(order.instrument.clone()).or_default();
         if order.order_type == OrderType::Market {
-            if !book.market.has_data() {
-                return reject(
-                    codes::NO_MARKET_DATA,
-                    "no market data for this instrument yet",
-                );
-            }
-            if book.market.worst_level(order.side).is_none() {
-                return reject(codes::NO_LIQUIDITY, "the opposite side of the book is empty");
+            let market = self.books.get(&order.instrument).map(|b| &b.market);
+            match market {
+                Some(m) if m.has_data() => {
+                    if m.worst_level(order.side).is_none() {
+                        return reject(
+                            codes::NO_LIQUIDITY,
+                            "the opposite side of the book is empty",
+                        );
+                    }
+                }
+                _ => {
+                    return reject(
+                        codes::NO_MARKET_DATA,
+                        "no market data for this instrument yet",
+                    );
+                }
             }
         }
+        let book = self.books.entry(order.instrument.clone()).or_default();
         let mut out = vec![Event::OrderAccepted {
             order_id: order.order_id,
             account: order.account.clone(),
@@ -265,8 +280,15 @@ impl PaperVenue {
             _ => cross(&mut filler, book, ts, latency_on, &mut out),
         }
         trigger_stops(&mut filler, book, ts, latency_on, &mut out);
-        self.index
-            .retain(|id, inst| inst != instrument || book.orders.contains_key(id));
+        // Only orders named in the output can have left the book.
+        for e in &out {
+            if let Event::OrderFilled(Fill { order_id, .. }) | Event::OrderExpired { order_id, .. } =
+                e
+                && !book.orders.contains_key(order_id)
+            {
+                self.index.remove(order_id);
+            }
+        }
         out
     }
 
@@ -352,9 +374,7 @@ impl PaperVenue {
                 }
             }
             Event::OrderFilled(f) => {
-                self.next_fill_id = self
-                    .next_fill_id
-                    .max(f.fill_id.0.saturating_add(1));
+                self.next_fill_id = self.next_fill_id.max(f.fill_id.0.saturating_add(1));
                 let book = self.books.entry(f.instrument.clone()).or_default();
                 match f.liquidity {
                     Liquidity::Taker => book.market.consume(f.side, f.price, f.quantity.get()),
@@ -364,7 +384,10 @@ impl PaperVenue {
                     }
                 }
                 if let Some(r) = book.orders.get_mut(&f.order_id) {
-                    r.triggered = true;
+                    // A fill of a stop proves it was triggered.
+                    if matches!(r.order.order_type, OrderType::Stop | OrderType::StopLimit) {
+                        r.triggered = true;
+                    }
                     let left = (r.leaves.get() - f.quantity.get()).max(Decimal::ZERO);
                     r.leaves = Quantity::new(left).unwrap_or(Quantity::ZERO);
                     if r.leaves.is_zero() {
@@ -596,8 +619,13 @@ fn cross(
             continue;
         };
         let qty = avail.min(r.leaves.get());
-        let Some(fill) = filler.fill(&r.order, limit, qty, Liquidity::Maker, ts.max(r.accepted_at))
-        else {
+        let Some(fill) = filler.fill(
+            &r.order,
+            limit,
+            qty,
+            Liquidity::Maker,
+            ts.max(r.accepted_at),
+        ) else {
             continue;
         };
         book.market.consume_within(side, limit, qty);
@@ -620,7 +648,9 @@ fn trigger_stops(
         .orders
         .iter()
         .filter(|(_, r)| {
-            r.is_pending_stop() && eligible(r, ts, latency_on) && stop_reached(&book.market, &r.order)
+            r.is_pending_stop()
+                && eligible(r, ts, latency_on)
+                && stop_reached(&book.market, &r.order)
         })
         .map(|(id, _)| *id)
         .collect();

@@ -10,12 +10,10 @@ use serde_json::value::RawValue;
 
 use crate::common::{Level, Num, drain, next};
 
-/// Combined-stream wrapper `{"stream":"btcusdt@trade","data":{...}}`.
+/// Combined-stream wrapper `{"stream":"btcusdt@trade","data":{...}}`; the stream name is
+/// not needed when the event carries its symbol.
 #[derive(Deserialize)]
-#[serde(bound(deserialize = "T: Deserialize<'de>, 'de: 'a"))]
-pub(crate) struct Combined<'a, T> {
-    #[serde(borrow)]
-    pub stream: Option<&'a str>,
+pub(crate) struct Combined<T> {
     pub data: T,
 }
 
@@ -56,7 +54,6 @@ pub(crate) struct AggTrade<'a> {
 pub(crate) struct BookTicker<'a> {
     #[serde(borrow)]
     pub s: &'a str,
-    pub u: Option<u64>,
     #[serde(borrow)]
     pub b: Num<'a>,
     #[serde(rename = "B", borrow)]
@@ -208,7 +205,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for KlineRow<'a> {
         impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
             type Value = KlineRow<'a>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a kline row [openTime, open, high, low, close, volume, closeTime, ...]")
+                f.write_str(
+                    "a kline row [openTime, open, high, low, close, volume, closeTime, ...]",
+                )
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<KlineRow<'a>, A::Error> {
                 let row = KlineRow {

@@ -124,7 +124,11 @@ fn general(t: &str, stream: Option<&str>, em: &mut Emit<'_, '_>) -> Res<MessageK
 }
 
 fn aggressor(buyer_is_maker: bool) -> Side {
-    if buyer_is_maker { Side::Sell } else { Side::Buy }
+    if buyer_is_maker {
+        Side::Sell
+    } else {
+        Side::Buy
+    }
 }
 
 fn trade(m: Trade<'_>, em: &mut Emit<'_, '_>) -> Res<()> {
@@ -294,7 +298,9 @@ fn rest_klines(rows: Vec<KlineRow<'_>>, em: &mut Emit<'_, '_>) -> Res<()> {
     let instrument = em.instrument_or_hint(None)?;
     for r in rows {
         // closeTime is the last millisecond of the bar, so the length is close - open + 1.
-        let interval = em.interval(Some(r.close_time - r.open_time + 1))?;
+        let interval = em.interval(Some(
+            crate::common::spacing(r.close_time, r.open_time, 1).saturating_add(1),
+        ))?;
         let closed = Timestamp::from_millis(r.close_time) < em.recv_ts;
         em.push(Event::Bar(Bar {
             instrument: instrument.clone(),
@@ -326,7 +332,9 @@ mod tests {
         let a = parse(Exchange::Binance, bare, RECV).unwrap();
         let b = parse(Exchange::Binance, &combined, RECV).unwrap();
         assert_eq!(a, b);
-        let Event::Trade(t) = &a[0] else { panic!("{a:?}") };
+        let Event::Trade(t) = &a[0] else {
+            panic!("{a:?}")
+        };
         assert_eq!(t.price.to_string(), "4149.74");
         assert_eq!(t.aggressor, Some(Side::Sell));
         assert_eq!(t.ts.as_nanos(), 1_639_351_062_243_000_000);
@@ -342,8 +350,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ack, crate::MessageKind::Control);
-        let err = parse(Exchange::Binance, r#"{"code":-1121,"msg":"Invalid symbol."}"#, RECV)
-            .unwrap_err();
+        let err = parse(
+            Exchange::Binance,
+            r#"{"code":-1121,"msg":"Invalid symbol."}"#,
+            RECV,
+        )
+        .unwrap_err();
         assert!(err.reason.contains("Invalid symbol"), "{err}");
         assert!(parse(Exchange::Binance, r#"{"e":"trade","s":"X"}"#, RECV).is_err());
         assert!(parse(Exchange::Binance, "[1,2]", RECV).is_err());
@@ -353,7 +365,9 @@ mod tests {
     fn partial_depth_stream_takes_symbol_from_the_stream_name() {
         let m = r#"{"stream":"btcusdt@depth5","data":{"lastUpdateId":7,"bids":[["1.0","2"]],"asks":[["1.1","3"]]}}"#;
         let ev = parse(Exchange::Binance, m, RECV).unwrap();
-        let Event::BookSnapshot(s) = &ev[0] else { panic!() };
+        let Event::BookSnapshot(s) = &ev[0] else {
+            panic!()
+        };
         assert_eq!(s.instrument.symbol.as_str(), "BTCUSDT");
         assert_eq!(s.sequence, Some(7));
         assert_eq!(s.ts, RECV);
@@ -363,10 +377,15 @@ mod tests {
     fn futures_mark_price_gives_a_funding_rate() {
         let m = r#"{"e":"markPriceUpdate","E":1562305380000,"s":"BTCUSDT","p":"11794.15000000","i":"11784.62659091","P":"11784.25641265","r":"-0.00038167","T":1562306400000}"#;
         let ev = parse(Exchange::BinanceFutures, m, RECV).unwrap();
-        let Event::FundingRate(f) = &ev[0] else { panic!() };
+        let Event::FundingRate(f) = &ev[0] else {
+            panic!()
+        };
         assert_eq!(f.rate.to_string(), "-0.00038167");
         assert_eq!(f.instrument.venue.as_str(), "binance-futures");
-        assert_eq!(f.next_funding, Some(Timestamp::from_millis(1_562_306_400_000)));
+        assert_eq!(
+            f.next_funding,
+            Some(Timestamp::from_millis(1_562_306_400_000))
+        );
     }
 
     #[test]

@@ -17,11 +17,11 @@ mod messages;
 
 use model::{Bar, BookLevel, Event, Quote, Side, Timestamp, TradeTick};
 
-use crate::common::{Emit, MessageKind, Num, from_str, levels};
+use crate::common::{Emit, MessageKind, Num, from_str, levels, nonempty};
 use crate::error::{Fail, Res};
 use messages::{
-    AtTicker, AtTrade, Candle, CandlesEvent, Envelope, L2Event, L2Update, Match, Peek,
-    RestCandles, RestProductBook, RestTicker, Snapshot, Ticker, TickersEvent, TradesEvent,
+    AtTicker, AtTrade, Candle, CandlesEvent, Envelope, L2Event, L2Update, Match, Peek, RestCandles,
+    RestProductBook, RestTicker, Snapshot, Ticker, TickersEvent, TradesEvent,
 };
 
 pub(crate) fn parse(msg: &str, em: &mut Emit<'_, '_>) -> Res<MessageKind> {
@@ -85,7 +85,15 @@ fn exchange_feed(
                     Some(s) => time(s)?,
                     None => em.recv_ts,
                 };
-                let e = quote(em, m.product_id, bid, m.best_bid_size, ask, m.best_ask_size, ts)?;
+                let e = quote(
+                    em,
+                    m.product_id,
+                    bid,
+                    m.best_bid_size,
+                    ask,
+                    m.best_ask_size,
+                    ts,
+                )?;
                 em.push(e);
             }
         }
@@ -272,7 +280,7 @@ fn bar(em: &Emit<'_, '_>, c: &Candle<'_>, interval: &str, secs: i64, now: Timest
 fn rest_candles(m: RestCandles<'_>, em: &mut Emit<'_, '_>) -> Res<()> {
     // The interval is not in the body: it is the spacing of the bar starts (or the hint).
     let spacing = match m.candles.as_slice() {
-        [a, b, ..] => Some((a.start.i64()? - b.start.i64()?).abs() * 1000),
+        [a, b, ..] => Some(crate::common::spacing(a.start.i64()?, b.start.i64()?, 1000)),
         _ => None,
     };
     let interval = em.interval(spacing)?;
@@ -316,7 +324,6 @@ fn rest_ticker(m: RestTicker<'_>, em: &mut Emit<'_, '_>) -> Res<()> {
         em.push(e);
     }
     em.chronological_since(start);
-    let nonempty = |n: Option<Num<'_>>| n.filter(|n| !n.as_str().is_empty());
     if let (Some(bid), Some(ask)) = (nonempty(m.best_bid), nonempty(m.best_ask)) {
         let product = m
             .trades
@@ -344,7 +351,10 @@ mod tests {
         let Event::Trade(t) = &ev[0] else { panic!() };
         assert_eq!(t.aggressor, Some(Side::Buy));
         assert_eq!(t.trade_id, "000000000");
-        assert_eq!(t.ts, Timestamp::parse_rfc3339("2019-08-14T20:42:27.265Z").unwrap());
+        assert_eq!(
+            t.ts,
+            Timestamp::parse_rfc3339("2019-08-14T20:42:27.265Z").unwrap()
+        );
 
         let ticker = r#"{"channel":"ticker","client_id":"","timestamp":"2023-02-09T20:30:37.167359596Z","sequence_num":0,"events":[{"type":"snapshot","tickers":[{"type":"ticker","product_id":"BTC-USD","price":"21932.98","volume_24_h":"16038.28770938","low_24_h":"21835.29","high_24_h":"23011.18","low_52_w":"15460","high_52_w":"48240","price_percent_chg_24_h":"-4.15775596190603","best_bid":"21931.98","best_bid_quantity":"8000.21","best_ask":"21933.98","best_ask_quantity":"8038.07770938"}]}]}"#;
         let ev = parse(Exchange::Coinbase, ticker, RECV).unwrap();
@@ -354,7 +364,9 @@ mod tests {
 
         let l2 = r#"{"channel":"l2_data","client_id":"","timestamp":"2023-02-09T20:32:50.714964855Z","sequence_num":0,"events":[{"type":"update","product_id":"BTC-USD","updates":[{"side":"bid","event_time":"2023-02-09T20:32:50.714964855Z","price_level":"21921.73","new_quantity":"0"},{"side":"offer","event_time":"2023-02-09T20:32:50.714964855Z","price_level":"21921.74","new_quantity":"0.5"}]}]}"#;
         let ev = parse(Exchange::Coinbase, l2, RECV).unwrap();
-        let Event::BookDelta(d) = &ev[0] else { panic!() };
+        let Event::BookDelta(d) = &ev[0] else {
+            panic!()
+        };
         assert!(d.bids[0].quantity.is_zero());
         assert_eq!(d.asks[0].price.to_string(), "21921.74");
 
@@ -365,8 +377,12 @@ mod tests {
         ] {
             assert!(parse(Exchange::Coinbase, control, RECV).unwrap().is_empty());
         }
-        let err = parse(Exchange::Coinbase, r#"{"type":"error","message":"Failed to subscribe"}"#, RECV)
-            .unwrap_err();
+        let err = parse(
+            Exchange::Coinbase,
+            r#"{"type":"error","message":"Failed to subscribe"}"#,
+            RECV,
+        )
+        .unwrap_err();
         assert!(err.reason.contains("Failed to subscribe"));
         assert!(parse(Exchange::Coinbase, r#"{"type":"received"}"#, RECV).is_err());
     }

@@ -247,8 +247,16 @@ macro_rules! ohlc_impl {
         }
     };
 }
-ohlc_impl!(RestOhlcRow, false, "[time, open, high, low, close, vwap, volume, count]");
-ohlc_impl!(WsOhlcRow, true, "[time, etime, open, high, low, close, vwap, volume, count]");
+ohlc_impl!(
+    RestOhlcRow,
+    false,
+    "[time, open, high, low, close, vwap, volume, count]"
+);
+ohlc_impl!(
+    WsOhlcRow,
+    true,
+    "[time, etime, open, high, low, close, vwap, volume, count]"
+);
 
 /// REST Depth result value.
 #[derive(Deserialize)]

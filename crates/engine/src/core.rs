@@ -1,0 +1,202 @@
+//! The pure trading core: no I/O, no clock, deterministic.
+
+use model::{AccountId, Event, Order, OrderId, Timestamp};
+use oms::{NewOrder, Oms, Submit};
+use positions::Positions;
+use risk::{LimitsChange, RiskContext, RiskEngine, RiskLimits};
+use serde::{Deserialize, Serialize};
+use venue::{PaperVenue, VenueConfig};
+
+use crate::EngineError;
+
+/// Limits and venue behaviour; both come from the config file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CoreConfig {
+    pub risk: RiskLimits,
+    pub venue: VenueConfig,
+}
+
+/// What happened to a submitted order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Accepted by risk and the venue; the order as it stands after any immediate fills.
+    Accepted(Order),
+    /// Refused by risk or the venue; `code` is the stable reason.
+    Rejected { order: Order, code: String, message: String },
+    /// The account already sent this client order id: the original order, no new one.
+    Duplicate(Order),
+}
+
+impl Outcome {
+    pub fn order(&self) -> &Order {
+        match self {
+            Outcome::Accepted(o) | Outcome::Duplicate(o) => o,
+            Outcome::Rejected { order, .. } => order,
+        }
+    }
+}
+
+/// OMS, risk, paper venue and positions, kept consistent by folding the same events.
+///
+/// Two ways in: `replay` for journaled events (restores state, emits nothing) and the command
+/// methods (`submit`, `cancel`, `on_market_data`, ...) which decide, apply their own events and
+/// return them for the journal. The caller must journal returned events in order.
+#[derive(Clone)]
+pub struct TradingCore {
+    oms: Oms,
+    risk: RiskEngine,
+    venue: PaperVenue,
+    positions: Positions,
+}
+
+impl TradingCore {
+    pub fn new(config: CoreConfig) -> Result<Self, EngineError> {
+        Ok(TradingCore {
+            oms: Oms::new(),
+            risk: RiskEngine::new(config.risk)?,
+            venue: PaperVenue::new(config.venue)?,
+            positions: Positions::new(),
+        })
+    }
+
+    pub fn oms(&self) -> &Oms {
+        &self.oms
+    }
+    pub fn positions(&self) -> &Positions {
+        &self.positions
+    }
+    pub fn venue(&self) -> &PaperVenue {
+        &self.venue
+    }
+    pub fn risk(&self) -> &RiskEngine {
+        &self.risk
+    }
+
+    /// Restore state from one journaled event. The venue re-reads it with `apply` (never
+    /// `on_order`/`on_market_data`), so no fill is ever produced twice.
+    pub fn replay(&mut self, event: &Event) -> Result<(), EngineError> {
+        self.oms.apply(event)?;
+        self.risk.apply(event)?;
+        self.venue.apply(event);
+        self.positions.on_event(event)?;
+        Ok(())
+    }
+
+    /// Fold an event this core just decided (the venue already holds its effect).
+    fn fold(&mut self, event: &Event) -> Result<(), EngineError> {
+        self.oms.apply(event)?;
+        self.risk.apply(event)?;
+        self.positions.on_event(event)?;
+        Ok(())
+    }
+
+    /// Risk check, then the venue: returns the outcome and every event to journal, in order
+    /// (`order_submitted`, then `order_accepted` / `order_rejected`, fills, expiry).
+    pub fn submit(&mut self, req: NewOrder, ts: Timestamp) -> Result<(Outcome, Vec<Event>), EngineError> {
+        let submitted = match self.oms.submit(req, ts)? {
+            Submit::Duplicate(order) => return Ok((Outcome::Duplicate(order), Vec::new())),
+            Submit::New(event) => event,
+        };
+        let Event::OrderSubmitted { order } = &submitted else {
+            unreachable!("Oms::submit returns order_submitted for a new order");
+        };
+        let order = order.clone();
+        let verdict = self.risk_check(&order, ts);
+        self.oms.apply(&submitted)?;
+        let mut events = vec![submitted];
+        match verdict {
+            Err(reject) => {
+                let rejected = self.oms.reject(order.order_id, reject.code.as_str(), &reject.message, ts)?;
+                self.fold(&rejected)?;
+                events.push(rejected);
+            }
+            Ok(()) => {
+                for event in self.venue.on_order(&order, ts) {
+                    self.fold(&event)?;
+                    events.push(event);
+                }
+            }
+        }
+        let current = self.oms.order(order.order_id).cloned().unwrap_or(order);
+        let outcome = match events.iter().find_map(|e| match e {
+            Event::OrderRejected { code, message, .. } => Some((code.clone(), message.clone())),
+            _ => None,
+        }) {
+            Some((code, message)) => Outcome::Rejected {
+                order: current,
+                code,
+                message,
+            },
+            None => Outcome::Accepted(current),
+        };
+        Ok((outcome, events))
+    }
+
+    fn risk_check(&mut self, order: &Order, ts: Timestamp) -> Result<(), risk::RiskReject> {
+        let market = self.venue.market(&order.instrument);
+        let account = &order.account;
+        let resting: Vec<&Order> = self.oms.resting_orders(account, &order.instrument).collect();
+        let position = self
+            .positions
+            .position(account, &order.instrument)
+            .map(|p| p.net_qty)
+            .unwrap_or_default();
+        let day = ts.to_datetime().date_naive();
+        let (_, unrealized) = self.positions.account_pnl(account);
+        let ctx = RiskContext {
+            mid: market.and_then(|m| m.mid()),
+            best_bid: market.and_then(|m| m.best_bid()).map(|l| l.price),
+            best_ask: market.and_then(|m| m.best_ask()).map(|l| l.price),
+            position,
+            gross_exposure: self.positions.gross_exposure(account),
+            open_orders: self.oms.open_order_count(account),
+            resting_orders: &resting,
+            daily_pnl: self.positions.account_realized_on(account, day).net() + unrealized,
+        };
+        self.risk.check(order, &ctx)
+    }
+
+    /// Cancel an open order of `account`; returns the order after the cancel and the event.
+    pub fn cancel(&mut self, account: &AccountId, id: OrderId, ts: Timestamp) -> Result<(Order, Event), EngineError> {
+        let event = self.oms.cancel(account, id, ts)?;
+        self.venue.cancel(id);
+        self.fold(&event)?;
+        let order = self
+            .oms
+            .order(id)
+            .cloned()
+            .ok_or(EngineError::Oms(oms::OmsError::OrderNotFound(id)))?;
+        Ok((order, event))
+    }
+
+    /// A journaled market-data event: update the book and marks, fill resting orders it makes
+    /// executable. Returns the new events to journal.
+    pub fn on_market_data(&mut self, event: &Event) -> Result<Vec<Event>, EngineError> {
+        self.positions.on_event(event)?;
+        let out = self.venue.on_market_data(event);
+        for e in &out {
+            self.fold(e)?;
+        }
+        Ok(out)
+    }
+
+    /// DAY orders at the end of the session.
+    pub fn expire_day_orders(&mut self, ts: Timestamp) -> Result<Vec<Event>, EngineError> {
+        let events = self.oms.expire_day_orders(ts);
+        for e in &events {
+            if let Event::OrderExpired { order_id, .. } = e {
+                self.venue.cancel(*order_id);
+            }
+            self.fold(e)?;
+        }
+        Ok(events)
+    }
+
+    /// A run-time risk-limit change or kill-switch action; returns the event to journal.
+    pub fn change_risk(&mut self, change: LimitsChange, by: &str, ts: Timestamp) -> Result<Event, EngineError> {
+        let event = self.risk.update_limits(change, by, ts)?;
+        self.fold(&event)?;
+        Ok(event)
+    }
+}

@@ -1,0 +1,110 @@
+//! Helpers for tests that run the real `trade2026` binary.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_trade2026"))
+}
+
+/// A path under ../shared/fixtures; under CI=true a missing fixture fails the test.
+pub fn fixture(rel: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures").join(rel);
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "fixture {} missing under CI", p.display());
+    eprintln!("skipping: fixture {} not found", p.display());
+    None
+}
+
+/// A running `trade2026 up` on ephemeral ports with its data under `dir`.
+pub struct Platform {
+    pub child: Child,
+    pub gateway: SocketAddr,
+    pub banner: Vec<String>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Platform {
+    pub fn start(dir: &Path, extra: &[&str]) -> Platform {
+        let mut child = bin()
+            .arg("up")
+            .arg("--data-dir")
+            .arg(dir)
+            .args(extra)
+            .env("TRADE2026_SERVICES__GATEWAY", "0")
+            .env("TRADE2026_FEED__SYNTHETIC__TICK_INTERVAL_MS", "50")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn trade2026 up");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut banner = Vec::new();
+        let mut gateway = None;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let mut line = String::new();
+            if stdout.read_line(&mut line).unwrap() == 0 {
+                panic!("trade2026 up exited before it was ready; printed {banner:?}");
+            }
+            let line = line.trim_end().to_string();
+            if let Some(rest) = line.trim_start().strip_prefix("gateway") {
+                let url = rest.split_whitespace().next().unwrap();
+                gateway = Some(url.trim_start_matches("http://").parse().unwrap());
+            }
+            let done = line.starts_with("Press Ctrl-C");
+            banner.push(line);
+            if done {
+                break;
+            }
+        }
+        Platform {
+            child,
+            gateway: gateway.expect("banner names the gateway address"),
+            banner,
+            stdout,
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit; returns the rest of stdout.
+    pub fn stop(mut self) -> String {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).unwrap();
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "trade2026 up exited with {exit}; stdout: {rest}");
+        rest
+    }
+}
+
+/// A minimal HTTP/1.1 GET (the tests need no HTTP client library).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http(addr, "GET", path, None)
+}
+
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, body.to_string())
+}
