@@ -27,6 +27,7 @@ use thiserror::Error;
 
 pub use env::{ALIASES, CONFIG_PATH_VAR, ENV_PREFIX};
 pub use schema::*;
+pub use validate::parse_hh_mm;
 
 /// The result of loading: the configuration, the warnings the caller should log (unknown keys,
 /// missing file), and a description of where the values came from.

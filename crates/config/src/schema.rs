@@ -25,6 +25,8 @@ pub struct Config {
     pub sinks: SinksConfig,
     pub gateway: GatewayConfig,
     pub risk: RiskConfig,
+    pub venue: VenueSection,
+    pub engine: EngineSection,
     // --- the plan's per-service file keys ---------------------------------------------------
     pub service: ServiceHeader,
     pub clickhouse: ClickHouseConfig,
@@ -447,10 +449,28 @@ impl Default for GatewayConfig {
     }
 }
 
-/// `risk`: pre-trade risk limits. Filled by the risk issue.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// `risk`: pre-trade risk limits (defaults, per account, per symbol, per account+symbol); the
+/// schema is the risk crate's `RiskLimits`, documented in docs/CONFIG.md.
+pub type RiskConfig = risk::RiskLimits;
+
+/// `venue`: the paper venue's fees, market-order slippage and latency model.
+pub type VenueSection = venue::VenueConfig;
+
+/// `engine`: the trading engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct RiskConfig {}
+pub struct EngineSection {
+    /// UTC time (`HH:MM`) at which DAY orders expire; `null` disables expiry.
+    pub day_session_end_utc: Option<String>,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection {
+            day_session_end_utc: Some("00:00".to_owned()),
+        }
+    }
+}
 
 /// `service`: the header of a per-service file (`name`, `port`, `log_level`). When set, `port`
 /// and `log_level` apply to the service named by `name` (see [`Config::service_port`]).

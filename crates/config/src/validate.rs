@@ -68,5 +68,26 @@ pub(crate) fn validate(c: &Config) -> Check {
     if c.sinks.batch_size == 0 {
         fail("sinks.batch_size", "expected a positive number, got 0")?;
     }
+    if let Err(e) = c.risk.validate() {
+        fail("risk", e.to_string())?;
+    }
+    if let Err(e) = c.venue.validate() {
+        fail("venue", e.to_string())?;
+    }
+    if let Some(t) = &c.engine.day_session_end_utc
+        && parse_hh_mm(t).is_none()
+    {
+        fail(
+            "engine.day_session_end_utc",
+            format!("expected a UTC time as HH:MM, got {t:?}"),
+        )?;
+    }
     Ok(())
+}
+
+/// `HH:MM` as (hours, minutes).
+pub fn parse_hh_mm(s: &str) -> Option<(u32, u32)> {
+    let (h, m) = s.split_once(':')?;
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60 && s.len() == 5).then_some((h, m))
 }

@@ -23,7 +23,11 @@ pub enum Outcome {
     /// Accepted by risk and the venue; the order as it stands after any immediate fills.
     Accepted(Order),
     /// Refused by risk or the venue; `code` is the stable reason.
-    Rejected { order: Order, code: String, message: String },
+    Rejected {
+        order: Order,
+        code: String,
+        message: String,
+    },
     /// The account already sent this client order id: the original order, no new one.
     Duplicate(Order),
 }
@@ -93,7 +97,11 @@ impl TradingCore {
 
     /// Risk check, then the venue: returns the outcome and every event to journal, in order
     /// (`order_submitted`, then `order_accepted` / `order_rejected`, fills, expiry).
-    pub fn submit(&mut self, req: NewOrder, ts: Timestamp) -> Result<(Outcome, Vec<Event>), EngineError> {
+    pub fn submit(
+        &mut self,
+        req: NewOrder,
+        ts: Timestamp,
+    ) -> Result<(Outcome, Vec<Event>), EngineError> {
         let submitted = match self.oms.submit(req, ts)? {
             Submit::Duplicate(order) => return Ok((Outcome::Duplicate(order), Vec::new())),
             Submit::New(event) => event,
@@ -107,7 +115,9 @@ impl TradingCore {
         let mut events = vec![submitted];
         match verdict {
             Err(reject) => {
-                let rejected = self.oms.reject(order.order_id, reject.code.as_str(), &reject.message, ts)?;
+                let rejected =
+                    self.oms
+                        .reject(order.order_id, reject.code.as_str(), &reject.message, ts)?;
                 self.fold(&rejected)?;
                 events.push(rejected);
             }
@@ -136,7 +146,10 @@ impl TradingCore {
     fn risk_check(&mut self, order: &Order, ts: Timestamp) -> Result<(), risk::RiskReject> {
         let market = self.venue.market(&order.instrument);
         let account = &order.account;
-        let resting: Vec<&Order> = self.oms.resting_orders(account, &order.instrument).collect();
+        let resting: Vec<&Order> = self
+            .oms
+            .resting_orders(account, &order.instrument)
+            .collect();
         let position = self
             .positions
             .position(account, &order.instrument)
@@ -158,7 +171,12 @@ impl TradingCore {
     }
 
     /// Cancel an open order of `account`; returns the order after the cancel and the event.
-    pub fn cancel(&mut self, account: &AccountId, id: OrderId, ts: Timestamp) -> Result<(Order, Event), EngineError> {
+    pub fn cancel(
+        &mut self,
+        account: &AccountId,
+        id: OrderId,
+        ts: Timestamp,
+    ) -> Result<(Order, Event), EngineError> {
         let event = self.oms.cancel(account, id, ts)?;
         self.venue.cancel(id);
         self.fold(&event)?;
@@ -194,7 +212,12 @@ impl TradingCore {
     }
 
     /// A run-time risk-limit change or kill-switch action; returns the event to journal.
-    pub fn change_risk(&mut self, change: LimitsChange, by: &str, ts: Timestamp) -> Result<Event, EngineError> {
+    pub fn change_risk(
+        &mut self,
+        change: LimitsChange,
+        by: &str,
+        ts: Timestamp,
+    ) -> Result<Event, EngineError> {
         let event = self.risk.update_limits(change, by, ts)?;
         self.fold(&event)?;
         Ok(event)

@@ -67,14 +67,19 @@ impl ExecutionReport {
 #[derive(Debug, Clone)]
 pub enum Query {
     /// One order; `account: Some` restricts it to that account's orders.
-    Order { account: Option<AccountId>, id: OrderId },
+    Order {
+        account: Option<AccountId>,
+        id: OrderId,
+    },
     Orders(OrderFilter),
     Fills {
         account: Option<AccountId>,
         symbol: Option<String>,
         since: Option<Timestamp>,
     },
-    Positions { account: Option<AccountId> },
+    Positions {
+        account: Option<AccountId>,
+    },
     RiskLimits,
 }
 
@@ -116,7 +121,8 @@ enum Reply {
     None,
 }
 
-type Durable = std::pin::Pin<Box<dyn Future<Output = Result<RangeInclusive<u64>, JournalError>> + Send>>;
+type Durable =
+    std::pin::Pin<Box<dyn Future<Output = Result<RangeInclusive<u64>, JournalError>> + Send>>;
 
 /// Handle to the running engine. Cheap to clone.
 #[derive(Clone)]
@@ -140,7 +146,9 @@ impl Engine {
         let mut next = 1;
         loop {
             let records = journal.read_from(next, REPLAY_BATCH)?;
-            let Some(last) = records.last().map(|r| r.seq) else { break };
+            let Some(last) = records.last().map(|r| r.seq) else {
+                break;
+            };
             for r in &records {
                 core.replay(&r.event).map_err(|e| EngineError::Replay {
                     seq: r.seq,
@@ -160,13 +168,21 @@ impl Engine {
         let (reports, _) = broadcast::channel(16_384);
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         let acker = tokio::spawn(acknowledge(ack_rx, reports.clone(), shutdown.clone()));
-        let task = tokio::spawn(run(core, journal, market, rx, ack_tx, acker, config, shutdown));
+        let task = tokio::spawn(run(
+            core, journal, market, rx, ack_tx, acker, config, shutdown,
+        ));
         Ok((Engine { tx, reports }, task))
     }
 
-    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, EngineError> {
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, EngineError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(make(reply)).await.map_err(|_| EngineError::Stopped)?;
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| EngineError::Stopped)?;
         rx.await.map_err(|_| EngineError::Stopped)
     }
 
@@ -177,12 +193,18 @@ impl Engine {
 
     /// Cancel an order of `account` (another account's order is `order_not_found`).
     pub async fn cancel(&self, account: AccountId, id: OrderId) -> Result<Order, EngineError> {
-        self.call(|reply| Command::Cancel { account, id, reply }).await?
+        self.call(|reply| Command::Cancel { account, id, reply })
+            .await?
     }
 
     /// Change risk limits or kill switches at run time; journaled before it answers.
-    pub async fn change_risk(&self, change: LimitsChange, by: String) -> Result<Event, EngineError> {
-        self.call(|reply| Command::Risk { change, by, reply }).await?
+    pub async fn change_risk(
+        &self,
+        change: LimitsChange,
+        by: String,
+    ) -> Result<Event, EngineError> {
+        self.call(|reply| Command::Risk { change, by, reply })
+            .await?
     }
 
     pub async fn query(&self, query: Query) -> Result<QueryAnswer, EngineError> {
@@ -264,7 +286,9 @@ async fn run(
 
 /// Market data reaches the engine through a channel fed by its own task, so that the engine's
 /// `select!` only ever waits on cancel-safe channel receives.
-fn forward_market_data(mut sub: journal::InProcessSubscription) -> mpsc::Receiver<Result<Event, JournalError>> {
+fn forward_market_data(
+    mut sub: journal::InProcessSubscription,
+) -> mpsc::Receiver<Result<Event, JournalError>> {
     let (tx, rx) = mpsc::channel(8_192);
     tokio::spawn(async move {
         loop {
@@ -282,7 +306,11 @@ fn next_session_end(at: Option<NaiveTime>) -> Option<Duration> {
     let at = at?;
     let now = Utc::now();
     let today = now.date_naive().and_time(at).and_utc();
-    let next = if today > now { today } else { today + chrono::Duration::days(1) };
+    let next = if today > now {
+        today
+    } else {
+        today + chrono::Duration::days(1)
+    };
     (next - now).to_std().ok()
 }
 
@@ -300,19 +328,25 @@ fn handle(
             Ok((outcome, events)) if events.is_empty() => {
                 let _ = reply.send(Ok(outcome));
             }
-            Ok((outcome, events)) => journal_then(journal, ack, events, Reply::Submit(reply, outcome))?,
+            Ok((outcome, events)) => {
+                journal_then(journal, ack, events, Reply::Submit(reply, outcome))?
+            }
             Err(e) => {
                 let _ = reply.send(Err(e));
             }
         },
         Command::Cancel { account, id, reply } => match core.cancel(&account, id, now) {
-            Ok((order, event)) => journal_then(journal, ack, vec![event], Reply::Cancel(reply, order))?,
+            Ok((order, event)) => {
+                journal_then(journal, ack, vec![event], Reply::Cancel(reply, order))?
+            }
             Err(e) => {
                 let _ = reply.send(Err(e));
             }
         },
         Command::Risk { change, by, reply } => match core.change_risk(change, &by, now) {
-            Ok(event) => journal_then(journal, ack, vec![event.clone()], Reply::Risk(reply, event))?,
+            Ok(event) => {
+                journal_then(journal, ack, vec![event.clone()], Reply::Risk(reply, event))?
+            }
             Err(e) => {
                 let _ = reply.send(Err(e));
             }
@@ -333,8 +367,14 @@ fn answer(core: &TradingCore, query: Query) -> QueryAnswer {
             }
             .cloned(),
         ),
-        Query::Orders(filter) => QueryAnswer::Orders(core.oms().orders(&filter).into_iter().cloned().collect()),
-        Query::Fills { account, symbol, since } => {
+        Query::Orders(filter) => {
+            QueryAnswer::Orders(core.oms().orders(&filter).into_iter().cloned().collect())
+        }
+        Query::Fills {
+            account,
+            symbol,
+            since,
+        } => {
             let filter = OrderFilter {
                 account,
                 ..OrderFilter::default()
@@ -343,8 +383,18 @@ fn answer(core: &TradingCore, query: Query) -> QueryAnswer {
                 .oms()
                 .orders(&filter)
                 .into_iter()
-                .filter(|o| symbol.as_deref().is_none_or(|s| o.instrument.symbol.as_str() == s))
-                .flat_map(|o| core.oms().fills(o.order_id).unwrap_or_default().iter().cloned())
+                .filter(|o| {
+                    symbol
+                        .as_deref()
+                        .is_none_or(|s| o.instrument.symbol.as_str() == s)
+                })
+                .flat_map(|o| {
+                    core.oms()
+                        .fills(o.order_id)
+                        .unwrap_or_default()
+                        .iter()
+                        .cloned()
+                })
                 .filter(|f| since.is_none_or(|t| f.ts >= t))
                 .collect();
             fills.sort_by_key(|f| (f.ts, f.fill_id));
@@ -367,7 +417,8 @@ fn journal_then(
     reply: Reply,
 ) -> Result<(), EngineError> {
     let durable = journal.enqueue_batch(events.clone())?;
-    ack.send((Box::pin(durable), events, reply)).map_err(|_| EngineError::Stopped)
+    ack.send((Box::pin(durable), events, reply))
+        .map_err(|_| EngineError::Stopped)
 }
 
 /// Answers callers in journal order as their batches become durable, and streams the events.

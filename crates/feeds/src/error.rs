@@ -11,7 +11,11 @@ pub enum FeedError {
         source: std::io::Error,
     },
     #[error("{path}:{line}: {reason}")]
-    BadRecord { path: String, line: usize, reason: String },
+    BadRecord {
+        path: String,
+        line: usize,
+        reason: String,
+    },
     #[error("the event receiver was dropped")]
     ReceiverGone,
 }

@@ -49,7 +49,11 @@ impl FromStr for LiveSpec {
         if symbols.is_empty() {
             return Err(bad("no symbols given".into()));
         }
-        Ok(LiveSpec { exchange, symbols, url })
+        Ok(LiveSpec {
+            exchange,
+            symbols,
+            url,
+        })
     }
 }
 
@@ -65,14 +69,24 @@ impl LiveSpec {
                 .iter()
                 .flat_map(|s| {
                     let s = s.to_lowercase();
-                    [format!("{s}@trade"), format!("{s}@bookTicker"), format!("{s}@depth@100ms")]
+                    [
+                        format!("{s}@trade"),
+                        format!("{s}@bookTicker"),
+                        format!("{s}@depth@100ms"),
+                    ]
                 })
                 .collect::<Vec<_>>()
                 .join("/")
         };
         match self.exchange {
-            Exchange::Binance => format!("wss://stream.binance.com:9443/stream?streams={}", binance_streams()),
-            Exchange::BinanceFutures => format!("wss://fstream.binance.com/stream?streams={}", binance_streams()),
+            Exchange::Binance => format!(
+                "wss://stream.binance.com:9443/stream?streams={}",
+                binance_streams()
+            ),
+            Exchange::BinanceFutures => format!(
+                "wss://fstream.binance.com/stream?streams={}",
+                binance_streams()
+            ),
             Exchange::Coinbase => "wss://ws-feed.exchange.coinbase.com".into(),
             Exchange::Kraken => "wss://ws.kraken.com/v2".into(),
             Exchange::Bybit => "wss://stream.bybit.com/v5/public/spot".into(),
@@ -157,7 +171,10 @@ pub async fn run(
             Ok(delivered) => {
                 metrics
                     .feed_connects
-                    .get_or_create(&vec![("exchange", exchange_label.clone()), ("outcome", "closed".into())])
+                    .get_or_create(&vec![
+                        ("exchange", exchange_label.clone()),
+                        ("outcome", "closed".into()),
+                    ])
                     .inc();
                 tracing::warn!(exchange = %exchange_label, delivered, "feed connection closed; reconnecting");
                 if delivered > 0 {
@@ -168,7 +185,10 @@ pub async fn run(
             Err(ConnectError::Ws(e)) => {
                 metrics
                     .feed_connects
-                    .get_or_create(&vec![("exchange", exchange_label.clone()), ("outcome", "error".into())])
+                    .get_or_create(&vec![
+                        ("exchange", exchange_label.clone()),
+                        ("outcome", "error".into()),
+                    ])
                     .inc();
                 tracing::warn!(exchange = %exchange_label, error = %e, retry_in_ms = delay.as_millis() as u64, "feed connection failed");
             }
@@ -193,14 +213,20 @@ async fn connect_once(
     metrics: &Metrics,
     exchange_label: &str,
 ) -> Result<u64, ConnectError> {
-    let (ws, _) = tokio_tungstenite::connect_async(spec.url()).await.map_err(ConnectError::Ws)?;
+    let (ws, _) = tokio_tungstenite::connect_async(spec.url())
+        .await
+        .map_err(ConnectError::Ws)?;
     let (mut write, mut read) = ws.split();
     for msg in spec.subscribe_messages() {
-        write.send(Message::text(msg)).await.map_err(ConnectError::Ws)?;
+        write
+            .send(Message::text(msg))
+            .await
+            .map_err(ConnectError::Ws)?;
     }
     tracing::info!(exchange = exchange_label, symbols = ?spec.symbols, "feed connected");
     let keepalive = spec.keepalive();
-    let mut ping = tokio::time::interval(keepalive.map(|k| k.0).unwrap_or(Duration::from_secs(3600)));
+    let mut ping =
+        tokio::time::interval(keepalive.map(|k| k.0).unwrap_or(Duration::from_secs(3600)));
     ping.tick().await;
     let mut delivered = 0u64;
     loop {
@@ -233,7 +259,9 @@ async fn connect_once(
                             ("kind", event.kind().as_str().to_string()),
                         ])
                         .inc();
-                    tx.send(event).await.map_err(|_| ConnectError::ReceiverGone)?;
+                    tx.send(event)
+                        .await
+                        .map_err(|_| ConnectError::ReceiverGone)?;
                     delivered += 1;
                 }
             }
@@ -256,7 +284,11 @@ mod tests {
     fn specs_parse_with_and_without_url() {
         let s: LiveSpec = "binance:BTCUSDT,ETHUSDT".parse().unwrap();
         assert_eq!(s.symbols, vec!["BTCUSDT", "ETHUSDT"]);
-        assert!(s.url().contains("btcusdt@trade/btcusdt@bookTicker"), "{}", s.url());
+        assert!(
+            s.url().contains("btcusdt@trade/btcusdt@bookTicker"),
+            "{}",
+            s.url()
+        );
         let s: LiveSpec = "okx:BTC-USDT@ws://127.0.0.1:1/x".parse().unwrap();
         assert_eq!(s.url(), "ws://127.0.0.1:1/x");
         assert!(s.subscribe_messages()[0].contains("\"instId\":\"BTC-USDT\""));

@@ -76,7 +76,11 @@ pub fn parse_events(reader: impl BufRead, name: &str) -> Result<Vec<Event>, Feed
 
 /// Send `events` to `tx`, pausing between them according to their timestamps and `speed`.
 /// Returns how many were sent. Timestamps that go backwards are sent without a pause.
-pub async fn replay(events: Vec<Event>, speed: Speed, tx: &mpsc::Sender<Event>) -> Result<usize, FeedError> {
+pub async fn replay(
+    events: Vec<Event>,
+    speed: Speed,
+    tx: &mpsc::Sender<Event>,
+) -> Result<usize, FeedError> {
     let start = Instant::now();
     let first_ts = events.first().map(|e| e.ts().as_nanos()).unwrap_or(0);
     let mut sent = 0;
@@ -118,8 +122,13 @@ mod tests {
 
     #[test]
     fn bad_lines_name_the_line() {
-        let text = format!("{}\n\nnot json\n", serde_json::to_string(&trade(1)).unwrap());
-        let err = parse_events(text.as_bytes(), "f.ndjson").unwrap_err().to_string();
+        let text = format!(
+            "{}\n\nnot json\n",
+            serde_json::to_string(&trade(1)).unwrap()
+        );
+        let err = parse_events(text.as_bytes(), "f.ndjson")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("f.ndjson:3:"), "{err}");
     }
 

@@ -129,7 +129,8 @@ impl SyntheticMarket {
             let tick = inst.spec.tick_size;
             let lot = inst.spec.lot_size;
             let price = |t: i64| Price::new(Decimal::from(t) * tick).ok();
-            let size = |lots: u32| Quantity::new(Decimal::from(lots) * lot).unwrap_or(Quantity::ZERO);
+            let size =
+                |lots: u32| Quantity::new(Decimal::from(lots) * lot).unwrap_or(Quantity::ZERO);
             let (Some(bid), Some(ask)) = (price(bid_ticks), price(ask_ticks)) else {
                 continue;
             };
@@ -142,7 +143,11 @@ impl SyntheticMarket {
                 ts,
             }));
             if rng.random_bool(inst.spec.trade_probability.clamp(0.0, 1.0)) {
-                let side = if rng.random_bool(0.5) { Side::Buy } else { Side::Sell };
+                let side = if rng.random_bool(0.5) {
+                    Side::Buy
+                } else {
+                    Side::Sell
+                };
                 inst.trade_seq += 1;
                 out.push(Event::Trade(TradeTick {
                     instrument: inst.instrument.clone(),
@@ -160,8 +165,12 @@ impl SyntheticMarket {
                         quantity: size(n * 100 + rng.random_range(1..=100)),
                     })
                 };
-                let bids = (0..10).filter_map(|i| level(bid_ticks - i, i as u32 + 1)).collect();
-                let asks = (0..10).filter_map(|i| level(ask_ticks + i, i as u32 + 1)).collect();
+                let bids = (0..10)
+                    .filter_map(|i| level(bid_ticks - i, i as u32 + 1))
+                    .collect();
+                let asks = (0..10)
+                    .filter_map(|i| level(ask_ticks + i, i as u32 + 1))
+                    .collect();
                 out.push(Event::BookSnapshot(BookSnapshot {
                     instrument: inst.instrument.clone(),
                     bids,
@@ -224,9 +233,16 @@ mod tests {
         }
         assert_eq!(btc_mids.len(), 400);
         let first = btc_mids[0];
-        assert!((first - Decimal::from(45000)).abs() < Decimal::from(50), "{first}");
+        assert!(
+            (first - Decimal::from(45000)).abs() < Decimal::from(50),
+            "{first}"
+        );
         let distinct: std::collections::BTreeSet<_> = btc_mids.iter().collect();
-        assert!(distinct.len() > 50, "mid barely moves: {} distinct values", distinct.len());
+        assert!(
+            distinct.len() > 50,
+            "mid barely moves: {} distinct values",
+            distinct.len()
+        );
     }
 
     #[test]
@@ -247,7 +263,11 @@ mod tests {
                     Event::Trade(t) => {
                         trades += 1;
                         let q = quote(t.instrument.symbol.as_str()).unwrap();
-                        let expected = if t.aggressor == Some(Side::Buy) { q.ask } else { q.bid };
+                        let expected = if t.aggressor == Some(Side::Buy) {
+                            q.ask
+                        } else {
+                            q.bid
+                        };
                         assert_eq!(t.price, expected);
                     }
                     Event::BookSnapshot(b) => {

@@ -14,11 +14,17 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 fn fixture(rel: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures").join(rel);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures")
+        .join(rel);
     if p.exists() {
         return Some(p);
     }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "fixture {} missing under CI", p.display());
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "fixture {} missing under CI",
+        p.display()
+    );
     eprintln!("skipping: fixture {} not found", p.display());
     None
 }
@@ -35,12 +41,18 @@ fn recorded_messages(path: &PathBuf) -> Vec<String> {
 
 #[tokio::test]
 async fn live_feed_parses_a_recorded_stream_and_reconnects_after_a_drop() {
-    let Some(path) = fixture("marketdata/binance-spot/cryptofeed_BINANCE.ws.1.0") else { return };
+    let Some(path) = fixture("marketdata/binance-spot/cryptofeed_BINANCE.ws.1.0") else {
+        return;
+    };
     let messages = recorded_messages(&path);
     assert!(messages.len() > 200, "{}", messages.len());
     let expected: usize = messages
         .iter()
-        .map(|m| marketdata::parse(marketdata::Exchange::Binance, m, Timestamp::from_secs(0)).unwrap().len())
+        .map(|m| {
+            marketdata::parse(marketdata::Exchange::Binance, m, Timestamp::from_secs(0))
+                .unwrap()
+                .len()
+        })
         .sum();
     assert!(expected > 200);
 
@@ -61,7 +73,9 @@ async fn live_feed_parses_a_recorded_stream_and_reconnects_after_a_drop() {
         let _ = listener.accept().await;
     });
 
-    let spec: LiveSpec = format!("binance:BTCUSDT@ws://{addr}/stream").parse().unwrap();
+    let spec: LiveSpec = format!("binance:BTCUSDT@ws://{addr}/stream")
+        .parse()
+        .unwrap();
     let (tx, mut rx) = mpsc::channel::<Event>(10_000);
     let shutdown = CancellationToken::new();
     let backoff = Backoff {
@@ -69,13 +83,22 @@ async fn live_feed_parses_a_recorded_stream_and_reconnects_after_a_drop() {
         max: Duration::from_millis(200),
     };
     let metrics = telemetry::Metrics::new();
-    let feed = tokio::spawn(feeds::live::run(spec, backoff, tx, metrics.clone(), shutdown.clone()));
+    let feed = tokio::spawn(feeds::live::run(
+        spec,
+        backoff,
+        tx,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
 
     let mut got = Vec::new();
     while got.len() < expected {
         match tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
             Ok(Some(e)) => got.push(e),
-            other => panic!("feed stalled after {} of {expected} events: {other:?}", got.len()),
+            other => panic!(
+                "feed stalled after {} of {expected} events: {other:?}",
+                got.len()
+            ),
         }
     }
     shutdown.cancel();
@@ -84,7 +107,13 @@ async fn live_feed_parses_a_recorded_stream_and_reconnects_after_a_drop() {
 
     assert_eq!(got.len(), expected);
     let kinds: std::collections::BTreeSet<_> = got.iter().map(|e| e.kind().as_str()).collect();
-    assert!(kinds.contains("quote") && kinds.contains("book_delta"), "{kinds:?}");
+    assert!(
+        kinds.contains("quote") && kinds.contains("book_delta"),
+        "{kinds:?}"
+    );
     let text = metrics.render();
-    assert!(text.contains("trade2026_feed_connects_total{exchange=\"binance\",outcome=\"closed\"}"), "{text}");
+    assert!(
+        text.contains("trade2026_feed_connects_total{exchange=\"binance\",outcome=\"closed\"}"),
+        "{text}"
+    );
 }

@@ -172,8 +172,9 @@ impl ApiKeys {
             .map_err(|e| AuthError::Random(e.to_string()))?;
         let key = format!("t26_{}", hex::encode(bytes));
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        let id = format!("k{}", keys.len() + 1);
         keys.push(StoredKey {
-            id: format!("k{}", keys.len() + 1),
+            id,
             sha256: sha256_hex(&key),
             role,
             accounts,
@@ -196,12 +197,15 @@ impl ApiKeys {
 
     /// Who sent these headers: 401 without a valid key (unless `--insecure-dev`).
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
-        let unauthorized = |m: &str| ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "unauthorized", m);
+        let unauthorized =
+            |m: &str| ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "unauthorized", m);
         let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
             if self.insecure_dev {
                 return Ok(Principal::insecure_dev());
             }
-            return Err(unauthorized("send an API key as `Authorization: Bearer <key>`"));
+            return Err(unauthorized(
+                "send an API key as `Authorization: Bearer <key>`",
+            ));
         };
         let key = value
             .to_str()
@@ -228,7 +232,10 @@ mod tests {
 
     fn headers(key: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(axum::http::header::AUTHORIZATION, format!("Bearer {key}").parse().unwrap());
+        h.insert(
+            axum::http::header::AUTHORIZATION,
+            format!("Bearer {key}").parse().unwrap(),
+        );
         h
     }
 
@@ -238,7 +245,9 @@ mod tests {
         let path = dir.path().join("api_keys.json");
         let keys = ApiKeys::open(&path).unwrap();
         let acct = AccountId::new("test_account").unwrap();
-        let key = keys.create(Role::Trader, Accounts::Some([acct.clone()].into())).unwrap();
+        let key = keys
+            .create(Role::Trader, Accounts::Some([acct.clone()].into()))
+            .unwrap();
         let stored = std::fs::read_to_string(&path).unwrap();
         assert!(!stored.contains(&key), "the plain key must not be stored");
         assert!(stored.contains(&sha256_hex(&key)));
@@ -250,10 +259,22 @@ mod tests {
         assert!(!p.sees(&AccountId::new("other").unwrap()));
         assert_eq!(p.default_account(), Some(&acct));
 
-        assert_eq!(reopened.authenticate(&headers("t26_wrong")).unwrap_err().status, 401);
-        assert_eq!(reopened.authenticate(&HeaderMap::new()).unwrap_err().status, 401);
+        assert_eq!(
+            reopened
+                .authenticate(&headers("t26_wrong"))
+                .unwrap_err()
+                .status,
+            401
+        );
+        assert_eq!(
+            reopened.authenticate(&HeaderMap::new()).unwrap_err().status,
+            401
+        );
         let dev = reopened.with_insecure_dev(true);
-        assert_eq!(dev.authenticate(&HeaderMap::new()).unwrap().role, Role::Admin);
+        assert_eq!(
+            dev.authenticate(&HeaderMap::new()).unwrap().role,
+            Role::Admin
+        );
     }
 
     #[test]

@@ -36,11 +36,18 @@ pub fn router(gw: Gateway) -> Router {
         .route("/marketdata", get(list_symbols))
         .route("/marketdata/{symbol}", get(market_data))
         .route("/orders", post(orders::submit).get(orders::list_orders))
-        .route("/orders/{id}", get(orders::get_order).delete(orders::cancel_order))
+        .route(
+            "/orders/{id}",
+            get(orders::get_order).delete(orders::cancel_order),
+        )
         .route("/fills", get(orders::list_fills))
         .route("/positions", get(orders::list_positions))
         .route("/stream", get(orders::stream))
-        .route("/admin/risk", get(orders::risk_limits).post(orders::change_risk))
+        .route(
+            "/admin/risk",
+            get(orders::risk_limits).post(orders::change_risk),
+        )
+        .fallback(telemetry::http::fallback)
         .with_state(gw)
 }
 
@@ -59,7 +66,9 @@ async fn market_data(
     gw.market.snapshot(&symbol).map(axum::Json).ok_or_else(|| {
         ApiError::not_found(
             "unknown_symbol",
-            format!("symbol {symbol:?} has no market data; GET /marketdata lists the known symbols"),
+            format!(
+                "symbol {symbol:?} has no market data; GET /marketdata lists the known symbols"
+            ),
         )
     })
 }

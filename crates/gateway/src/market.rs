@@ -48,8 +48,12 @@ impl MarketCache {
     /// Fold one event; anything but quotes and trades is ignored.
     pub fn apply(&self, event: &Event) {
         let (symbol, update): (&str, &dyn Fn(&mut Entry)) = match event {
-            Event::Quote(q) => (q.instrument.symbol.as_str(), &|e: &mut Entry| e.quote = Some(q.clone())),
-            Event::Trade(t) => (t.instrument.symbol.as_str(), &|e: &mut Entry| e.trade = Some(t.clone())),
+            Event::Quote(q) => (q.instrument.symbol.as_str(), &|e: &mut Entry| {
+                e.quote = Some(q.clone())
+            }),
+            Event::Trade(t) => (t.instrument.symbol.as_str(), &|e: &mut Entry| {
+                e.trade = Some(t.clone())
+            }),
             _ => return,
         };
         let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
@@ -65,7 +69,9 @@ impl MarketCache {
 
     pub fn snapshot(&self, symbol: &str) -> Option<MarketSnapshot> {
         let map = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        let entry = map.get(symbol).or_else(|| map.get(&symbol.to_ascii_uppercase()))?;
+        let entry = map
+            .get(symbol)
+            .or_else(|| map.get(&symbol.to_ascii_uppercase()))?;
         Some(MarketSnapshot {
             symbol: symbol.to_ascii_uppercase(),
             quote: entry.quote.clone().map(|q| QuoteView {

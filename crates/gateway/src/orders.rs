@@ -75,9 +75,12 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = e.into_inner();
         let msg = inner.to_string();
         match inner.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof | serde_json::error::Category::Io => {
-                ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {msg}"))
-            }
+            serde_json::error::Category::Syntax
+            | serde_json::error::Category::Eof
+            | serde_json::error::Category::Io => ApiError::bad_request(
+                "malformed_json",
+                format!("the body is not valid JSON: {msg}"),
+            ),
             serde_json::error::Category::Data if msg.starts_with("unknown field") => {
                 ApiError::bad_request("unknown_field", msg)
             }
@@ -115,19 +118,33 @@ fn resolve_account(p: &Principal, named: Option<AccountId>) -> Result<AccountId,
     match named {
         Some(a) if p.sees(&a) => Ok(a),
         // Do not reveal whether an account the key does not cover exists.
-        Some(a) => Err(ApiError::not_found("account_not_found", format!("no account {a} for this API key"))),
+        Some(a) => Err(ApiError::not_found(
+            "account_not_found",
+            format!("no account {a} for this API key"),
+        )),
         None => p.default_account().cloned().ok_or_else(|| {
-            ApiError::bad_request("missing_field", "missing field `account` (this API key covers several accounts)")
+            ApiError::bad_request(
+                "missing_field",
+                "missing field `account` (this API key covers several accounts)",
+            )
         }),
     }
 }
 
-pub async fn submit(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn submit(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let principal = gw.keys.authenticate(&headers)?;
     let req: OrderRequest = parse_body(&body)?;
     let account = resolve_account(&principal, req.account)?;
     if !principal.can_trade(&account) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this API key cannot place orders"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this API key cannot place orders",
+        ));
     }
     let instrument = instrument_for(&gw, &req.symbol)?;
     Order::check_shape(req.order_type, req.quantity, req.price, req.stop_price)
@@ -145,7 +162,9 @@ pub async fn submit(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) 
     };
     let outcome = gw.engine.submit(new).await.map_err(|e| match e {
         // Shape errors the gateway missed are still the caller's fault.
-        EngineError::Oms(oms::OmsError::InvalidOrder(m)) => ApiError::unprocessable("invalid_order", m.to_string()),
+        EngineError::Oms(oms::OmsError::InvalidOrder(m)) => {
+            ApiError::unprocessable("invalid_order", m.to_string())
+        }
         other => engine_error(other),
     })?;
     Ok(match outcome {
@@ -159,7 +178,11 @@ pub async fn submit(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) 
             Json(OrderView::from(order)),
         )
             .into_response(),
-        Outcome::Rejected { order, code, message } => {
+        Outcome::Rejected {
+            order,
+            code,
+            message,
+        } => {
             tracing::info!(order_id = %order.order_id, account = %order.account, code = %code, "order rejected");
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -191,7 +214,11 @@ fn parse_order_id(s: &str) -> Result<OrderId, ApiError> {
         .map_err(|_| ApiError::not_found("order_not_found", format!("no order {s:?}")))
 }
 
-pub async fn get_order(State(gw): State<Gateway>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<OrderView>, ApiError> {
+pub async fn get_order(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<OrderView>, ApiError> {
     let principal = gw.keys.authenticate(&headers)?;
     let id = parse_order_id(&id)?;
     let answer = gw
@@ -201,11 +228,18 @@ pub async fn get_order(State(gw): State<Gateway>, headers: HeaderMap, Path(id): 
         .map_err(engine_error)?;
     match answer {
         QueryAnswer::Order(Some(order)) if principal.sees(&order.account) => Ok(Json(order.into())),
-        _ => Err(ApiError::not_found("order_not_found", format!("no order {id}"))),
+        _ => Err(ApiError::not_found(
+            "order_not_found",
+            format!("no order {id}"),
+        )),
     }
 }
 
-pub async fn cancel_order(State(gw): State<Gateway>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<OrderView>, ApiError> {
+pub async fn cancel_order(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<OrderView>, ApiError> {
     let principal = gw.keys.authenticate(&headers)?;
     let id = parse_order_id(&id)?;
     let QueryAnswer::Order(Some(order)) = gw
@@ -214,19 +248,36 @@ pub async fn cancel_order(State(gw): State<Gateway>, headers: HeaderMap, Path(id
         .await
         .map_err(engine_error)?
     else {
-        return Err(ApiError::not_found("order_not_found", format!("no order {id}")));
+        return Err(ApiError::not_found(
+            "order_not_found",
+            format!("no order {id}"),
+        ));
     };
     if !principal.sees(&order.account) {
-        return Err(ApiError::not_found("order_not_found", format!("no order {id}")));
+        return Err(ApiError::not_found(
+            "order_not_found",
+            format!("no order {id}"),
+        ));
     }
     if !principal.can_trade(&order.account) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this API key cannot cancel orders"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this API key cannot cancel orders",
+        ));
     }
-    let order = gw.engine.cancel(order.account, id).await.map_err(engine_error)?;
+    let order = gw
+        .engine
+        .cancel(order.account, id)
+        .await
+        .map_err(engine_error)?;
     Ok(Json(order.into()))
 }
 
-fn account_param(p: &Principal, q: &HashMap<String, String>) -> Result<Option<AccountId>, ApiError> {
+fn account_param(
+    p: &Principal,
+    q: &HashMap<String, String>,
+) -> Result<Option<AccountId>, ApiError> {
     match q.get("account") {
         Some(a) => resolve_account(p, Some(parse_account(a)?)).map(Some),
         None => match p.account_filter() {
@@ -240,7 +291,10 @@ fn check_params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), Api
     match q.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(ApiError::bad_request(
             "unknown_parameter",
-            format!("unknown query parameter {k:?}; allowed: {}", allowed.join(", ")),
+            format!(
+                "unknown query parameter {k:?}; allowed: {}",
+                allowed.join(", ")
+            ),
         )),
         None => Ok(()),
     }
@@ -267,7 +321,10 @@ pub async fn list_orders(
         .transpose()?;
     let symbol = q
         .get("symbol")
-        .map(|s| Symbol::new(s.to_ascii_uppercase()).map_err(|e| ApiError::unprocessable("invalid_field", e.to_string())))
+        .map(|s| {
+            Symbol::new(s.to_ascii_uppercase())
+                .map_err(|e| ApiError::unprocessable("invalid_field", e.to_string()))
+        })
         .transpose()?;
     let filter = OrderFilter {
         account,
@@ -275,7 +332,12 @@ pub async fn list_orders(
         symbol,
         open_only: false,
     };
-    match gw.engine.query(engine::Query::Orders(filter)).await.map_err(engine_error)? {
+    match gw
+        .engine
+        .query(engine::Query::Orders(filter))
+        .await
+        .map_err(engine_error)?
+    {
         QueryAnswer::Orders(orders) => Ok(Json(orders.into_iter().map(OrderView::from).collect())),
         _ => Err(ApiError::internal("unexpected engine answer")),
     }
@@ -292,13 +354,18 @@ pub async fn list_fills(
     let since = q
         .get("since")
         .map(|s| {
-            Timestamp::parse_rfc3339(s).map_err(|e| ApiError::unprocessable("invalid_field", format!("since: {e}")))
+            Timestamp::parse_rfc3339(s)
+                .map_err(|e| ApiError::unprocessable("invalid_field", format!("since: {e}")))
         })
         .transpose()?;
     let symbol = q.get("symbol").map(|s| s.to_ascii_uppercase());
     match gw
         .engine
-        .query(engine::Query::Fills { account, symbol, since })
+        .query(engine::Query::Fills {
+            account,
+            symbol,
+            since,
+        })
         .await
         .map_err(engine_error)?
     {
@@ -336,26 +403,27 @@ pub async fn stream(
     check_params(&q, &["account"])?;
     let account = account_param(&principal, &q)?;
     let allowed = principal.clone();
-    let reports = tokio_stream::wrappers::BroadcastStream::new(gw.engine.reports()).filter_map(move |r| {
-        let keep = match &r {
-            Ok(report) => report.account().is_some_and(|a| {
-                allowed.sees(a) && account.as_ref().is_none_or(|want| want == a)
-            }),
-            // A slow client missed reports: tell it, so it can re-read state.
-            Err(_) => true,
-        };
-        let item = keep.then(|| {
-            Ok(match r {
-                Ok(report) => SseEvent::default()
-                    .event(report.event.kind().as_str())
-                    .id(report.seq.to_string())
-                    .json_data(&report)
-                    .unwrap_or_else(|_| SseEvent::default().comment("unserializable report")),
-                Err(e) => SseEvent::default().event("lagged").data(e.to_string()),
-            })
+    let reports =
+        tokio_stream::wrappers::BroadcastStream::new(gw.engine.reports()).filter_map(move |r| {
+            let keep = match &r {
+                Ok(report) => report.account().is_some_and(|a| {
+                    allowed.sees(a) && account.as_ref().is_none_or(|want| want == a)
+                }),
+                // A slow client missed reports: tell it, so it can re-read state.
+                Err(_) => true,
+            };
+            let item = keep.then(|| {
+                Ok(match r {
+                    Ok(report) => SseEvent::default()
+                        .event(report.event.kind().as_str())
+                        .id(report.seq.to_string())
+                        .json_data(&report)
+                        .unwrap_or_else(|_| SseEvent::default().comment("unserializable report")),
+                    Err(e) => SseEvent::default().event("lagged").data(e.to_string()),
+                })
+            });
+            std::future::ready(item)
         });
-        std::future::ready(item)
-    });
     Ok(Sse::new(reports).keep_alive(KeepAlive::default()))
 }
 
@@ -363,21 +431,37 @@ fn require_admin(p: &Principal) -> Result<(), ApiError> {
     if p.role == Role::Admin {
         Ok(())
     } else {
-        Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this endpoint needs an admin API key"))
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this endpoint needs an admin API key",
+        ))
     }
 }
 
-pub async fn risk_limits(State(gw): State<Gateway>, headers: HeaderMap) -> Result<Json<risk::RiskLimits>, ApiError> {
+pub async fn risk_limits(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+) -> Result<Json<risk::RiskLimits>, ApiError> {
     let principal = gw.keys.authenticate(&headers)?;
     require_admin(&principal)?;
-    match gw.engine.query(engine::Query::RiskLimits).await.map_err(engine_error)? {
+    match gw
+        .engine
+        .query(engine::Query::RiskLimits)
+        .await
+        .map_err(engine_error)?
+    {
         QueryAnswer::RiskLimits(l) => Ok(Json(*l)),
         _ => Err(ApiError::internal("unexpected engine answer")),
     }
 }
 
 /// `POST /admin/risk`: a `LimitsChange` (`{"op":"set_limits",...}`, `{"op":"reset_kill_switch",...}`).
-pub async fn change_risk(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -> Result<Json<model::Event>, ApiError> {
+pub async fn change_risk(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<model::Event>, ApiError> {
     let principal = gw.keys.authenticate(&headers)?;
     require_admin(&principal)?;
     let change: risk::LimitsChange = parse_body(&body)?;

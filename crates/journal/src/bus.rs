@@ -212,6 +212,22 @@ impl InProcessSubscription {
         &self.filter
     }
 
+    /// The next delivery plus whatever else is already buffered, up to `max` (at least one).
+    /// Lets a consumer write in batches (one store transaction per batch).
+    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>, JournalError> {
+        let first = self.next().await?;
+        let mut out = Vec::with_capacity(max.clamp(1, READ_BATCH));
+        out.push(first);
+        while out.len() < max {
+            let Some(record) = self.buffer.pop_front() else {
+                break;
+            };
+            self.delivered = record.seq;
+            out.push(record.into());
+        }
+        Ok(out)
+    }
+
     /// Reads the next batch of the journal off the async threads.
     async fn fill(&mut self) -> Result<(), JournalError> {
         let journal = self.journal.clone();

@@ -318,6 +318,24 @@ impl Journal {
         self.append_prepared(prepared).await
     }
 
+    /// Queues `events` for the next group commit *now*, so appends keep the order of the calls,
+    /// and returns a future that resolves once they are durable. For a single-threaded decider
+    /// (the trading engine) that must not wait for the disk between decisions.
+    pub fn enqueue_batch(
+        &self,
+        events: Vec<Event>,
+    ) -> Result<
+        impl Future<Output = Result<RangeInclusive<u64>, JournalError>> + Send + 'static,
+        JournalError,
+    > {
+        let prepared = events
+            .iter()
+            .map(Prepared::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        let rx = self.submit(prepared)?;
+        Ok(async move { rx.await.map_err(|_| JournalError::Closed)? })
+    }
+
     /// [`Journal::append`] for synchronous code. Blocks the thread until the event is durable.
     ///
     /// # Panics

@@ -38,9 +38,16 @@ impl Timestamp {
         for (i, b) in frac.bytes().enumerate() {
             nanos += i64::from(b - b'0') * 10i64.pow(8 - i as u32);
         }
-        Ok(Timestamp(
-            secs.checked_mul(1_000_000_000).ok_or_else(bad)? + nanos,
-        ))
+        // "-1.5" is one and a half seconds before the epoch: the fraction carries the sign.
+        let nanos = if whole.starts_with('-') {
+            -nanos
+        } else {
+            nanos
+        };
+        secs.checked_mul(1_000_000_000)
+            .and_then(|n| n.checked_add(nanos))
+            .map(Timestamp)
+            .ok_or_else(bad)
     }
     pub fn now() -> Self {
         Timestamp(Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX))
@@ -103,8 +110,15 @@ mod tests {
         let t = Timestamp::parse_decimal_secs("1618660000.123456").unwrap();
         assert_eq!(t.as_nanos(), 1_618_660_000_123_456_000);
         assert!(Timestamp::parse_decimal_secs("1.2x").is_err());
+        assert_eq!(
+            Timestamp::parse_decimal_secs("-1.5").unwrap().as_nanos(),
+            -1_500_000_000
+        );
         assert!(Timestamp::parse_decimal_secs("1.1234567891").is_err());
-        assert!(Timestamp::parse_decimal_secs("9223372036.999999999").is_err(), "overflow is an error, not a panic");
+        assert!(
+            Timestamp::parse_decimal_secs("9223372036.999999999").is_err(),
+            "overflow is an error, not a panic"
+        );
     }
 
     #[test]

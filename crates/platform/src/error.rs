@@ -8,21 +8,27 @@ pub enum PlatformError {
         #[source]
         source: std::io::Error,
     },
-    #[error("journal: {0}")]
+    #[error(transparent)]
     Journal(#[from] journal::JournalError),
-    #[error("market-data store: {0}")]
+    #[error(transparent)]
     Sinks(#[from] sinks::SinkError),
-    #[error("binding {service} on {addr}: {source} (is another trade2026 or program using the port?)")]
+    #[error(
+        "binding {service} on {addr}: {source} (is another trade2026 or program using the port?)"
+    )]
     Bind {
         service: &'static str,
         addr: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("feed: {0}")]
+    #[error(transparent)]
     Feed(#[from] feeds::FeedError),
     #[error("bad --feed {spec:?}: {reason}")]
     FeedSpec { spec: String, reason: String },
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+    #[error(transparent)]
+    Keys(#[from] gateway::auth::AuthError),
     #[error("a background task failed: {0}")]
     Task(String),
 }

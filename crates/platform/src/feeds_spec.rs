@@ -29,12 +29,17 @@ impl FeedSpec {
                     reason: format!("{} is not a readable file", path.display()),
                 });
             }
-            return Ok(FeedSpec::Replay { path, speed: replay_speed });
+            return Ok(FeedSpec::Replay {
+                path,
+                speed: replay_speed,
+            });
         }
-        spec.parse::<LiveSpec>().map(FeedSpec::Live).map_err(|e| PlatformError::FeedSpec {
-            spec: spec.into(),
-            reason: format!("{e}; use `synthetic`, `replay:FILE` or `EXCHANGE:SYM,SYM`"),
-        })
+        spec.parse::<LiveSpec>()
+            .map(FeedSpec::Live)
+            .map_err(|e| PlatformError::FeedSpec {
+                spec: spec.into(),
+                reason: format!("{e}; use `synthetic`, `replay:FILE` or `EXCHANGE:SYM,SYM`"),
+            })
     }
 
     pub fn describe(&self) -> String {

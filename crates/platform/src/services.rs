@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use config::Config;
 use feeds::synthetic::{SyntheticMarket, SyntheticSpec};
-use journal::{Bus, InProcessBus, Journal, StartPosition};
+use journal::{Bus, InProcessBus, Journal, StartAt, Subscription};
 use model::{Event, Timestamp};
 use telemetry::Metrics;
 use tokio::net::TcpListener;
@@ -17,8 +17,10 @@ use crate::{FeedSpec, PlatformError};
 /// What to run besides the config.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Market-data sources; empty means the synthetic market.
+    /// Market-data sources; empty means what `feed.mode` says (the synthetic market by default).
     pub feeds: Vec<FeedSpec>,
+    /// Accept gateway requests without an API key, as admin (never on a shared machine).
+    pub insecure_dev: bool,
 }
 
 /// A started platform. Cancel the shutdown token, then await [`Running::stopped`].
@@ -28,6 +30,10 @@ pub struct Running {
     journal: Journal,
     publisher: JoinHandle<Result<u64, PlatformError>>,
     tasks: Vec<(&'static str, JoinHandle<Result<(), PlatformError>>)>,
+    /// The dev key for `test_account` created at start (shown once).
+    pub dev_key: String,
+    /// The dev admin key created at start (shown once).
+    pub admin_key: String,
 }
 
 /// Events waiting between the feeds and the journal. Large enough to absorb a burst while a
@@ -35,7 +41,11 @@ pub struct Running {
 const FEED_CHANNEL: usize = 65_536;
 const PUBLISH_BATCH: usize = 4_096;
 
-pub async fn start(cfg: Config, opts: Options, shutdown: CancellationToken) -> Result<Running, PlatformError> {
+pub async fn start(
+    cfg: Config,
+    opts: Options,
+    shutdown: CancellationToken,
+) -> Result<Running, PlatformError> {
     let data_dir = cfg.platform.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|source| PlatformError::DataDir {
         path: data_dir.display().to_string(),
@@ -53,7 +63,13 @@ pub async fn start(cfg: Config, opts: Options, shutdown: CancellationToken) -> R
     // --- feeds -> publisher -> journal ------------------------------------------------------
     let (tx, rx) = mpsc::channel::<Event>(FEED_CHANNEL);
     let publisher = tokio::spawn(publish(journal.clone(), rx, metrics.clone()));
-    let feed_specs = if opts.feeds.is_empty() { vec![FeedSpec::Synthetic] } else { opts.feeds };
+    let feed_specs = if !opts.feeds.is_empty() {
+        opts.feeds
+    } else if cfg.feed.mode == config::FeedMode::Live {
+        live_specs_from_config(&cfg)?
+    } else {
+        vec![FeedSpec::Synthetic]
+    };
     let mut feed_lines = Vec::new();
     for spec in feed_specs {
         feed_lines.push(match &spec {
@@ -70,7 +86,10 @@ pub async fn start(cfg: Config, opts: Options, shutdown: CancellationToken) -> R
             ),
             other => other.describe(),
         });
-        tasks.push(("feed", spawn_feed(spec, &cfg, tx.clone(), metrics.clone(), shutdown.clone())?));
+        tasks.push((
+            "feed",
+            spawn_feed(spec, &cfg, tx.clone(), metrics.clone(), shutdown.clone())?,
+        ));
     }
     // The publisher ends when every feed has dropped its sender.
     drop(tx);
@@ -78,30 +97,95 @@ pub async fn start(cfg: Config, opts: Options, shutdown: CancellationToken) -> R
     // --- consumers ---------------------------------------------------------------------------
     let store_path = cfg.marketdata_path();
     let store = sinks::TickStore::open(&store_path)?;
-    tasks.push(("sinks", tokio::spawn(run_sinks(bus.clone(), store, shutdown.clone()))));
+    tasks.push((
+        "sinks",
+        tokio::spawn(run_sinks(bus.clone(), store, shutdown.clone())),
+    ));
 
     let market = gateway::MarketCache::default();
     let recent = journal.last_seq().saturating_sub(50_000) + 1;
     tasks.push((
         "gateway-market",
-        tokio::spawn(feed_market_cache(bus.clone(), market.clone(), recent, shutdown.clone())),
+        tokio::spawn(feed_market_cache(
+            bus.clone(),
+            market.clone(),
+            recent,
+            shutdown.clone(),
+        )),
     ));
+
+    // --- trading engine + API keys ------------------------------------------------------------
+    let engine_config = engine::EngineConfig {
+        core: engine::CoreConfig {
+            risk: cfg.risk.clone(),
+            venue: cfg.venue.clone(),
+        },
+        day_session_end_utc: cfg
+            .engine
+            .day_session_end_utc
+            .as_deref()
+            .and_then(config::parse_hh_mm)
+            .and_then(|(h, m)| chrono::NaiveTime::from_hms_opt(h, m, 0)),
+    };
+    let (engine, engine_task) =
+        engine::Engine::start(journal.clone(), engine_config, shutdown.clone()).await?;
+    tasks.push((
+        "engine",
+        tokio::spawn(async move {
+            match engine_task.await {
+                Ok(r) => r.map_err(PlatformError::from),
+                Err(e) => Err(PlatformError::Task(format!("engine: {e}"))),
+            }
+        }),
+    ));
+    let keys_path = data_dir.join("api_keys.json");
+    let keys = gateway::ApiKeys::open(&keys_path)?.with_insecure_dev(opts.insecure_dev);
+    let dev_account = model::AccountId::new(cfg.gateway.default_account.clone()).map_err(|e| {
+        PlatformError::FeedSpec {
+            spec: "gateway.default_account".into(),
+            reason: e.to_string(),
+        }
+    })?;
+    let dev_key = keys.create(
+        gateway::Role::Trader,
+        gateway::Accounts::Some([dev_account.clone()].into()),
+    )?;
+    let admin_key = keys.create(
+        gateway::Role::Admin,
+        gateway::Accounts::All(gateway::AllMarker::All),
+    )?;
+    if opts.insecure_dev {
+        tracing::warn!(
+            "INSECURE DEV MODE: the gateway accepts requests WITHOUT an API key and treats them as admin. \
+             Never run this on a shared machine or a public interface."
+        );
+    }
 
     // --- HTTP ports ------------------------------------------------------------------------
     let host = cfg.services.host.clone();
     let gateway_port = cfg.service_port("gateway").unwrap_or(8099);
     let addr = format!("{host}:{gateway_port}");
-    let listener = TcpListener::bind(&addr).await.map_err(|source| PlatformError::Bind {
-        service: "gateway",
-        addr: addr.clone(),
-        source,
-    })?;
-    let gateway_addr = listener.local_addr().map_err(|source| PlatformError::Bind {
-        service: "gateway",
-        addr,
-        source,
-    })?;
-    let app = telemetry::service_router("gateway", metrics.clone()).merge(gateway::router(gateway::Gateway { market }));
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|source| PlatformError::Bind {
+            service: "gateway",
+            addr: addr.clone(),
+            source,
+        })?;
+    let gateway_addr = listener
+        .local_addr()
+        .map_err(|source| PlatformError::Bind {
+            service: "gateway",
+            addr,
+            source,
+        })?;
+    let app = telemetry::service_router("gateway", metrics.clone()).merge(gateway::router(
+        gateway::Gateway {
+            market,
+            engine,
+            keys,
+        },
+    ));
     let token = shutdown.clone();
     tasks.push((
         "gateway-http",
@@ -126,9 +210,24 @@ pub async fn start(cfg: Config, opts: Options, shutdown: CancellationToken) -> R
     }
     let _ = writeln!(
         banner,
-        "  gateway      http://{gateway_addr}   GET /health /metrics /marketdata/{{symbol}}"
+        "  gateway      http://{gateway_addr}   POST /orders, GET /orders /fills /positions /marketdata/{{symbol}} /stream /openapi.json"
     );
-    let _ = writeln!(banner, "  sinks        ticks + alt series -> {}", store_path.display());
+    let _ = writeln!(
+        banner,
+        "  api key      {dev_key}   (trader, account {dev_account})"
+    );
+    let _ = writeln!(banner, "  admin key    {admin_key}   (admin: /admin/risk)");
+    if opts.insecure_dev {
+        let _ = writeln!(
+            banner,
+            "  WARNING      --insecure-dev: requests without a key are accepted as admin"
+        );
+    }
+    let _ = writeln!(
+        banner,
+        "  sinks        ticks + alt series -> {}",
+        store_path.display()
+    );
     let _ = write!(banner, "Press Ctrl-C to stop.");
 
     Ok(Running {
@@ -137,7 +236,24 @@ pub async fn start(cfg: Config, opts: Options, shutdown: CancellationToken) -> R
         journal,
         publisher,
         tasks,
+        dev_key,
+        admin_key,
     })
+}
+
+fn live_specs_from_config(cfg: &Config) -> Result<Vec<FeedSpec>, PlatformError> {
+    cfg.feed
+        .live
+        .instruments
+        .iter()
+        .map(|spec| {
+            let text = match cfg.feed.live.ws_urls.get(&spec.venue) {
+                Some(url) => format!("{spec}@{url}"),
+                None => spec.to_string(),
+            };
+            FeedSpec::parse(&text, feeds::replay::Speed::Max)
+        })
+        .collect()
 }
 
 impl Running {
@@ -188,7 +304,11 @@ impl Running {
 }
 
 /// Move events from the feeds into the journal in group-committed batches.
-async fn publish(journal: Journal, mut rx: mpsc::Receiver<Event>, metrics: Metrics) -> Result<u64, PlatformError> {
+async fn publish(
+    journal: Journal,
+    mut rx: mpsc::Receiver<Event>,
+    metrics: Metrics,
+) -> Result<u64, PlatformError> {
     let mut buf = Vec::with_capacity(PUBLISH_BATCH);
     let mut total = 0u64;
     while rx.recv_many(&mut buf, PUBLISH_BATCH).await > 0 {
@@ -202,7 +322,9 @@ async fn publish(journal: Journal, mut rx: mpsc::Receiver<Event>, metrics: Metri
         let n = batch.len() as u64;
         let t0 = Instant::now();
         journal.append_batch(batch).await?;
-        metrics.journal_append_seconds.observe(t0.elapsed().as_secs_f64());
+        metrics
+            .journal_append_seconds
+            .observe(t0.elapsed().as_secs_f64());
         total += n;
     }
     Ok(total)
@@ -222,18 +344,21 @@ fn spawn_feed(
                 .symbols
                 .iter()
                 .map(|s| {
-                    let mut spec = SyntheticSpec::for_symbol(s.symbol.as_str()).map_err(|e| PlatformError::FeedSpec {
-                        spec: s.symbol.to_string(),
-                        reason: e.to_string(),
+                    let mut spec = SyntheticSpec::for_symbol(s.symbol.as_str()).map_err(|e| {
+                        PlatformError::FeedSpec {
+                            spec: s.symbol.to_string(),
+                            reason: e.to_string(),
+                        }
                     })?;
                     spec.start_price = s.start_price.get();
                     Ok(spec)
                 })
                 .collect::<Result<Vec<_>, PlatformError>>()?;
-            let mut market = SyntheticMarket::new(syn.seed, specs).map_err(|e| PlatformError::FeedSpec {
-                spec: "synthetic".into(),
-                reason: e.to_string(),
-            })?;
+            let mut market =
+                SyntheticMarket::new(syn.seed, specs).map_err(|e| PlatformError::FeedSpec {
+                    spec: "synthetic".into(),
+                    reason: e.to_string(),
+                })?;
             let period = Duration::from_millis(syn.tick_interval_ms.max(1));
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(period);
@@ -245,7 +370,10 @@ fn spawn_feed(
                     for event in market.step(Timestamp::now()) {
                         metrics
                             .feed_messages
-                            .get_or_create(&vec![("exchange", "sim".into()), ("kind", event.kind().as_str().into())])
+                            .get_or_create(&vec![
+                                ("exchange", "sim".into()),
+                                ("kind", event.kind().as_str().into()),
+                            ])
                             .inc();
                         if tx.send(event).await.is_err() {
                             return Ok(());
@@ -276,11 +404,17 @@ fn spawn_feed(
 }
 
 /// sink-ticks + sink-alt: a durable consumer of all market data that stores it for queries.
-async fn run_sinks(bus: InProcessBus, mut store: sinks::TickStore, shutdown: CancellationToken) -> Result<(), PlatformError> {
+async fn run_sinks(
+    bus: InProcessBus,
+    mut store: sinks::TickStore,
+    shutdown: CancellationToken,
+) -> Result<(), PlatformError> {
     // The store knows the last journal seq it holds, so a restart resumes exactly there even
     // if the consumer's ack did not reach disk.
     let from = store.last_seq()? + 1;
-    let mut sub = bus.subscribe("sink-ticks", "md.>", StartPosition::Sequence(from)).await?;
+    let mut sub = bus
+        .subscribe("sink-ticks", "md.>", StartAt::Sequence(from))
+        .await?;
     loop {
         let batch = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -304,7 +438,7 @@ async fn feed_market_cache(
     from: u64,
     shutdown: CancellationToken,
 ) -> Result<(), PlatformError> {
-    let mut sub = bus.subscribe("gateway-market", "md.>", StartPosition::Sequence(from)).await?;
+    let mut sub = bus.subscribe_ephemeral("md.>", StartAt::Sequence(from))?;
     loop {
         let batch = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),

@@ -41,7 +41,11 @@ pub fn init_tracing(format: LogFormat, filter: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
         LogFormat::Text => builder.try_init(),
     };
 }
@@ -82,16 +86,36 @@ impl Metrics {
         let feed_parse_errors = Family::<Labels, Counter>::default();
         let feed_connects = Family::<Labels, Counter>::default();
         let http_responses = Family::<Labels, Counter>::default();
-        registry.register("journal_events_appended", "Events appended to the journal, by kind", events_appended.clone());
+        registry.register(
+            "journal_events_appended",
+            "Events appended to the journal, by kind",
+            events_appended.clone(),
+        );
         registry.register(
             "journal_append_latency_seconds",
             "Time from append to durable acknowledgement",
             journal_append_seconds.clone(),
         );
-        registry.register("feed_messages", "Market-data feed messages received, by exchange and kind", feed_messages.clone());
-        registry.register("feed_parse_errors", "Market-data messages that failed to parse, by exchange", feed_parse_errors.clone());
-        registry.register("feed_connects", "Market-data feed connection attempts, by exchange and outcome", feed_connects.clone());
-        registry.register("http_responses", "HTTP responses, by service, route and status", http_responses.clone());
+        registry.register(
+            "feed_messages",
+            "Market-data feed messages received, by exchange and kind",
+            feed_messages.clone(),
+        );
+        registry.register(
+            "feed_parse_errors",
+            "Market-data messages that failed to parse, by exchange",
+            feed_parse_errors.clone(),
+        );
+        registry.register(
+            "feed_connects",
+            "Market-data feed connection attempts, by exchange and outcome",
+            feed_connects.clone(),
+        );
+        registry.register(
+            "http_responses",
+            "HTTP responses, by service, route and status",
+            http_responses.clone(),
+        );
         Metrics {
             registry: Arc::new(RwLock::new(registry)),
             events_appended,
@@ -155,19 +179,22 @@ async fn health(State(s): State<HealthState>) -> axum::Json<Health> {
 async fn metrics_text(State(s): State<HealthState>) -> Response {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         s.metrics.render(),
     )
         .into_response()
 }
 
 /// `/health` (JSON) and `/metrics` (Prometheus text) for one service; merge the service's own
-/// routes into it.
+/// routes into it. (The service's router sets `.fallback(telemetry::http::fallback)`: axum
+/// allows only one fallback per merged router.)
 pub fn service_router(service: &'static str, metrics: Metrics) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
-        .fallback(http::fallback)
         .with_state(HealthState {
             service,
             started: Instant::now(),
@@ -177,7 +204,11 @@ pub fn service_router(service: &'static str, metrics: Metrics) -> Router {
 
 /// Serve `router` on an already-bound listener until `shutdown` is cancelled, then finish
 /// in-flight requests.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
@@ -193,7 +224,9 @@ mod tests {
     #[tokio::test]
     async fn health_and_metrics_answer() {
         let m = Metrics::new();
-        m.events_appended.get_or_create(&vec![("kind", "quote".to_string())]).inc_by(3);
+        m.events_appended
+            .get_or_create(&vec![("kind", "quote".to_string())])
+            .inc_by(3);
         let app = service_router("gateway", m);
         let res = app
             .clone()
@@ -201,7 +234,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::OK);
-        let body = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["status"], "ok");
         assert_eq!(v["service"], "gateway");
@@ -210,12 +245,17 @@ mod tests {
             .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
             .await
             .unwrap();
-        let body = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
         let text = String::from_utf8(body.to_vec()).unwrap();
         assert!(
             text.contains("trade2026_journal_events_appended_total{kind=\"quote\"} 3"),
             "{text}"
         );
-        assert!(text.contains("# TYPE trade2026_journal_append_latency_seconds histogram"), "{text}");
+        assert!(
+            text.contains("# TYPE trade2026_journal_append_latency_seconds histogram"),
+            "{text}"
+        );
     }
 }

@@ -53,6 +53,10 @@ struct UpArgs {
     /// Replay pace for `replay:` feeds: `max` or a factor of recorded time (1, 10x, 0.5).
     #[arg(long, default_value = "1")]
     replay_speed: String,
+    /// Accept gateway requests without an API key, as admin, so bare `curl` commands work.
+    /// Loudly logged; never use it on a shared machine.
+    #[arg(long)]
+    insecure_dev: bool,
     /// Log format: text (terminal) or json (one object per line); overrides platform.log_format.
     #[arg(long, value_parser = ["text", "json"])]
     log_format: Option<String>,
@@ -106,9 +110,26 @@ fn main() {
         Command::Config(ConfigCommand::Check(args)) => config_check(args),
     };
     if let Err(e) = result {
-        eprintln!("trade2026: error: {e:#}");
+        eprintln!("trade2026: error: {}", error_chain(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes on one line, skipping a cause whose text the message already holds
+/// (our error types embed their source's message).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg
 }
 
 fn load_config(common: &CommonArgs) -> Result<config::Loaded> {
@@ -143,7 +164,11 @@ fn up(args: UpArgs) -> Result<()> {
         Some(f) => f == "json",
         None => cfg.platform.log_format == config::LogFormat::Json,
     };
-    let log_format = if json_logs { telemetry::LogFormat::Json } else { telemetry::LogFormat::Text };
+    let log_format = if json_logs {
+        telemetry::LogFormat::Json
+    } else {
+        telemetry::LogFormat::Text
+    };
     telemetry::init_tracing(log_format, cfg.platform.log_level.as_filter());
     for w in &loaded.warnings {
         tracing::warn!("config: {w}");
@@ -158,7 +183,15 @@ fn up(args: UpArgs) -> Result<()> {
     let rt = runtime()?;
     rt.block_on(async move {
         let shutdown = CancellationToken::new();
-        let running = platform::start(cfg, platform::Options { feeds }, shutdown.clone()).await?;
+        let running = platform::start(
+            cfg,
+            platform::Options {
+                feeds,
+                insecure_dev: args.insecure_dev,
+            },
+            shutdown.clone(),
+        )
+        .await?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", running.banner())?;
         out.flush()?;
@@ -176,13 +209,14 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -225,7 +259,11 @@ fn md(cmd: MdCommand) -> Result<()> {
             );
             Ok(())
         }
-        MdCommand::Replay { file, exchange, speed } => {
+        MdCommand::Replay {
+            file,
+            exchange,
+            speed,
+        } => {
             let speed: feeds::replay::Speed = speed.parse()?;
             let events = match exchange {
                 Some(ex) => {

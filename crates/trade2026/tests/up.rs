@@ -13,7 +13,10 @@ fn quote_ts(addr: std::net::SocketAddr) -> Option<(String, String)> {
         return None;
     }
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    Some((v["quote"]["ts"].as_str()?.to_string(), v["quote"]["mid"].as_str()?.to_string()))
+    Some((
+        v["quote"]["ts"].as_str()?.to_string(),
+        v["quote"]["mid"].as_str()?.to_string(),
+    ))
 }
 
 #[test]
@@ -21,7 +24,11 @@ fn up_serves_moving_prices_and_stops_cleanly_with_everything_journaled() {
     let dir = tempfile::tempdir().unwrap();
     let p = Platform::start(dir.path(), &[]);
     assert!(p.banner[0].starts_with("trade2026 "), "{:?}", p.banner);
-    assert!(p.banner.iter().any(|l| l.contains("synthetic market")), "{:?}", p.banner);
+    assert!(
+        p.banner.iter().any(|l| l.contains("synthetic market")),
+        "{:?}",
+        p.banner
+    );
 
     let (status, body) = http_get(p.gateway, "/health");
     assert_eq!(status, 200, "{body}");
@@ -37,18 +44,30 @@ fn up_serves_moving_prices_and_stops_cleanly_with_everything_journaled() {
     };
     std::thread::sleep(Duration::from_millis(600));
     let second = quote_ts(p.gateway).unwrap();
-    assert!(second.0 > first.0, "quote timestamp did not advance: {first:?} -> {second:?}");
+    assert!(
+        second.0 > first.0,
+        "quote timestamp did not advance: {first:?} -> {second:?}"
+    );
 
     let (status, body) = http_get(p.gateway, "/marketdata/NOSUCH");
     assert_eq!(status, 404);
     assert!(body.contains("\"code\":\"unknown_symbol\""), "{body}");
 
     let (_, metrics) = http_get(p.gateway, "/metrics");
-    assert!(metrics.contains("trade2026_journal_events_appended_total{kind=\"quote\"}"), "{metrics}");
-    assert!(metrics.contains("trade2026_journal_append_latency_seconds_count"), "{metrics}");
+    assert!(
+        metrics.contains("trade2026_journal_events_appended_total{kind=\"quote\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("trade2026_journal_append_latency_seconds_count"),
+        "{metrics}"
+    );
 
     let rest = p.stop();
-    let line = rest.lines().find(|l| l.contains("stopped cleanly")).expect(&rest);
+    let line = rest
+        .lines()
+        .find(|l| l.contains("stopped cleanly"))
+        .expect(&rest);
     let last: u64 = line
         .split("last seq ")
         .nth(1)
@@ -64,9 +83,16 @@ fn up_serves_moving_prices_and_stops_cleanly_with_everything_journaled() {
     assert_eq!(records.len() as u64, last);
     assert!(records.windows(2).all(|w| w[1].seq == w[0].seq + 1));
     journal.shutdown().unwrap();
+    drop(journal);
 
     // A restart replays the same journal and carries on after it.
     let p = Platform::start(dir.path(), &[]);
-    assert!(p.banner.iter().any(|l| l.contains(&format!("last seq {last}"))), "{:?}", p.banner);
+    assert!(
+        p.banner
+            .iter()
+            .any(|l| l.contains(&format!("last seq {last}"))),
+        "{:?}",
+        p.banner
+    );
     p.stop();
 }

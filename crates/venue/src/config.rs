@@ -42,7 +42,7 @@ impl FeeSchedule {
 /// Configuration of the paper venue. All fields have defaults (zero fees, no slippage, no
 /// latency, fill ids from 1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct VenueConfig {
     pub fees: FeeSchedule,
     /// Extra price move, in bps, for the part of a GTC/DAY market order beyond the displayed

@@ -13,11 +13,17 @@ pub fn bin() -> Command {
 
 /// A path under ../shared/fixtures; under CI=true a missing fixture fails the test.
 pub fn fixture(rel: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures").join(rel);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures")
+        .join(rel);
     if p.exists() {
         return Some(p);
     }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "fixture {} missing under CI", p.display());
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "fixture {} missing under CI",
+        p.display()
+    );
     eprintln!("skipping: fixture {} not found", p.display());
     None
 }
@@ -82,7 +88,10 @@ impl Platform {
         let mut rest = String::new();
         self.stdout.read_to_string(&mut rest).unwrap();
         let exit = self.child.wait().unwrap();
-        assert!(exit.success(), "trade2026 up exited with {exit}; stdout: {rest}");
+        assert!(
+            exit.success(),
+            "trade2026 up exited with {exit}; stdout: {rest}"
+        );
         rest
     }
 }
@@ -105,6 +114,10 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     (status, body.to_string())
 }

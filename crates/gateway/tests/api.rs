@@ -1,0 +1,654 @@
+//! The gateway's HTTP contract, end to end through the real engine and journal (in a temp dir):
+//! the plan's order body, error bodies naming fields, API-key scoping, idempotency, cancels,
+//! fills and positions, and a property test that no request body gets a 5xx.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use gateway::{Accounts, AllMarker, ApiKeys, Gateway, MarketCache, Role};
+use model::{
+    AccountId, BookLevel, BookSnapshot, Event, InstrumentId, Price, Quantity, Quote, Side, Symbol,
+    Timestamp, TradeTick, Venue,
+};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+fn inst(sym: &str) -> InstrumentId {
+    InstrumentId::new(Venue::new("sim").unwrap(), Symbol::new(sym).unwrap())
+}
+
+fn level(p: &str, q: &str) -> BookLevel {
+    BookLevel {
+        price: Price::parse(p).unwrap(),
+        quantity: Quantity::parse(q).unwrap(),
+    }
+}
+
+/// BTCUSDT quoted 44999.9 / 45000.1 with a three-level book, and one print.
+fn market_events() -> Vec<Event> {
+    let ts = Timestamp::from_millis(1_700_000_000_000);
+    vec![
+        Event::BookSnapshot(BookSnapshot {
+            instrument: inst("BTCUSDT"),
+            bids: vec![
+                level("44999.9", "1"),
+                level("44999.0", "2"),
+                level("44998.0", "5"),
+            ],
+            asks: vec![
+                level("45000.1", "0.5"),
+                level("45001.0", "1"),
+                level("45002.0", "5"),
+            ],
+            sequence: Some(1),
+            ts,
+        }),
+        Event::Quote(Quote {
+            instrument: inst("BTCUSDT"),
+            bid: Price::parse("44999.9").unwrap(),
+            bid_size: Quantity::parse("1").unwrap(),
+            ask: Price::parse("45000.1").unwrap(),
+            ask_size: Quantity::parse("0.5").unwrap(),
+            ts,
+        }),
+        Event::Trade(TradeTick {
+            instrument: inst("BTCUSDT"),
+            price: Price::parse("45000.1").unwrap(),
+            quantity: Quantity::parse("0.01").unwrap(),
+            aggressor: Some(Side::Buy),
+            trade_id: "1".into(),
+            ts,
+        }),
+    ]
+}
+
+struct Harness {
+    app: Router,
+    trader_key: String,
+    other_key: String,
+    compliance_key: String,
+    admin_key: String,
+    _dir: tempfile::TempDir,
+    _shutdown: tokio_util::sync::CancellationToken,
+}
+
+async fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = journal::Journal::open(&dir.path().join("journal")).unwrap();
+    let market = MarketCache::default();
+    let events = market_events();
+    for e in &events {
+        market.apply(e);
+    }
+    journal.append_batch(events).await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (engine, _task) =
+        engine::Engine::start(journal, engine::EngineConfig::default(), shutdown.clone())
+            .await
+            .unwrap();
+    let keys = ApiKeys::in_memory();
+    let acct = |a: &str| Accounts::Some([AccountId::new(a).unwrap()].into());
+    let trader_key = keys.create(Role::Trader, acct("test_account")).unwrap();
+    let other_key = keys.create(Role::Trader, acct("other_account")).unwrap();
+    let compliance_key = keys
+        .create(Role::Compliance, Accounts::All(AllMarker::All))
+        .unwrap();
+    let admin_key = keys
+        .create(Role::Admin, Accounts::All(AllMarker::All))
+        .unwrap();
+    let app = gateway::router(Gateway {
+        market,
+        engine,
+        keys,
+    });
+    Harness {
+        app,
+        trader_key,
+        other_key,
+        compliance_key,
+        admin_key,
+        _dir: dir,
+        _shutdown: shutdown,
+    }
+}
+
+async fn call(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(k) = key {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
+    let req = req
+        .header("content-type", "application/json")
+        .body(Body::from(body.unwrap_or("").to_string()))
+        .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 22)
+        .await
+        .unwrap();
+    let v = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    (status, v)
+}
+
+const PLAN_ORDER: &str = r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"limit","quantity":0.1,"price":45000.0}"#;
+
+#[tokio::test]
+async fn the_plans_order_body_works_as_written() {
+    let h = harness().await;
+    let (status, v) = call(
+        &h.app,
+        "POST",
+        "/orders",
+        Some(&h.trader_key),
+        Some(PLAN_ORDER),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["status"], "accepted");
+    assert_eq!(v["quantity"], "0.1", "0.1 stays exactly 0.1");
+    assert_eq!(v["price"], "45000");
+    assert_eq!(v["filled_quantity"], "0");
+    assert_eq!(v["avg_fill_price"], Value::Null);
+    assert_eq!(v["time_in_force"], "gtc");
+    assert_eq!(v["symbol"], "BTCUSDT");
+    assert!(v["order_id"].as_u64().is_some() && v["client_order_id"].is_string());
+    assert!(v["created_at"].as_str().unwrap().ends_with('Z'));
+
+    let id = v["order_id"].as_u64().unwrap();
+    let (status, got) = call(
+        &h.app,
+        "GET",
+        &format!("/orders/{id}"),
+        Some(&h.trader_key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got["status"], "accepted");
+}
+
+#[tokio::test]
+async fn a_market_buy_walks_the_book_and_shows_up_in_fills_and_positions() {
+    let h = harness().await;
+    let body = r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"market","quantity":"1"}"#;
+    let (status, v) = call(&h.app, "POST", "/orders", Some(&h.trader_key), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["status"], "filled");
+    // 0.5 @ 45000.1 + 0.5 @ 45001.0 = 45000.55 average.
+    assert_eq!(v["avg_fill_price"], "45000.55");
+
+    let (_, fills) = call(
+        &h.app,
+        "GET",
+        "/fills?symbol=BTCUSDT",
+        Some(&h.trader_key),
+        None,
+    )
+    .await;
+    let fills = fills.as_array().unwrap();
+    assert_eq!(fills.len(), 2);
+    assert_eq!(fills[0]["price"], "45000.1");
+    assert_eq!(fills[0]["quantity"], "0.5");
+    assert_eq!(fills[0]["liquidity"], "taker");
+    assert_eq!(fills[1]["price"], "45001");
+
+    let (_, pos) = call(&h.app, "GET", "/positions", Some(&h.trader_key), None).await;
+    let pos = &pos.as_array().unwrap()[0];
+    assert_eq!(pos["account"], "test_account");
+    assert_eq!(pos["avg_price"], "45000.55");
+    assert_eq!(
+        pos["net_qty"].as_str().unwrap().parse::<f64>().unwrap(),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn repeated_client_order_id_returns_the_original_order() {
+    let h = harness().await;
+    let body = r#"{"account":"test_account","symbol":"BTCUSDT","side":"sell","type":"limit","quantity":"0.2","price":"45010","client_order_id":"my-1"}"#;
+    let (s1, first) = call(&h.app, "POST", "/orders", Some(&h.trader_key), Some(body)).await;
+    let (s2, second) = call(&h.app, "POST", "/orders", Some(&h.trader_key), Some(body)).await;
+    assert_eq!(s1, StatusCode::CREATED);
+    assert_eq!(s2, StatusCode::OK);
+    assert_eq!(first["order_id"], second["order_id"]);
+    let (_, all) = call(&h.app, "GET", "/orders", Some(&h.trader_key), None).await;
+    assert_eq!(all.as_array().unwrap().len(), 1, "never a second order");
+}
+
+#[tokio::test]
+async fn risk_rejections_answer_422_with_the_code_and_the_rejected_order() {
+    let h = harness().await;
+    // 10% above the mid: outside the default 5% collar.
+    let body = r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"limit","quantity":"0.1","price":"49500"}"#;
+    let (status, v) = call(&h.app, "POST", "/orders", Some(&h.trader_key), Some(body)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["code"], "price_collar");
+    assert!(v["error"]["message"].as_str().unwrap().contains('%'), "{v}");
+    assert_eq!(v["order"]["status"], "rejected");
+}
+
+#[tokio::test]
+async fn bad_requests_get_4xx_json_errors_naming_the_field() {
+    let h = harness().await;
+    let cases: &[(&str, u16, &str, &str)] = &[
+        ("{not json", 400, "malformed_json", ""),
+        (
+            r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"limit","quantity":1,"price":1,"colour":"red"}"#,
+            400,
+            "unknown_field",
+            "colour",
+        ),
+        (
+            r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"limit","price":1}"#,
+            400,
+            "missing_field",
+            "quantity",
+        ),
+        (
+            r#"{"account":"test_account","symbol":"NOPE","side":"buy","type":"limit","quantity":1,"price":1}"#,
+            422,
+            "unknown_symbol",
+            "NOPE",
+        ),
+        (
+            r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"limit","quantity":0,"price":45000}"#,
+            422,
+            "invalid_order",
+            "quantity",
+        ),
+        (
+            r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"limit","quantity":-1,"price":45000}"#,
+            422,
+            "invalid_field",
+            "quantity",
+        ),
+        (
+            r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"limit","quantity":"NaN","price":45000}"#,
+            422,
+            "invalid_field",
+            "quantity",
+        ),
+        (
+            r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"limit","quantity":1e300,"price":45000}"#,
+            422,
+            "invalid_field",
+            "quantity",
+        ),
+        (
+            r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"limit","quantity":1}"#,
+            422,
+            "invalid_order",
+            "price",
+        ),
+        (
+            r#"{"account":"test_account","symbol":"BTCUSDT","side":"up","type":"limit","quantity":1,"price":1}"#,
+            422,
+            "invalid_field",
+            "side",
+        ),
+        (
+            r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"limit","quantity":1,"price":1,"time_in_force":"forever"}"#,
+            422,
+            "invalid_field",
+            "time_in_force",
+        ),
+        (
+            r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"limit","quantity":1,"price":-5}"#,
+            422,
+            "invalid_field",
+            "price",
+        ),
+    ];
+    for (body, status, code, mentions) in cases {
+        let (s, v) = call(&h.app, "POST", "/orders", Some(&h.trader_key), Some(body)).await;
+        assert_eq!(s.as_u16(), *status, "{body} -> {v}");
+        assert_eq!(v["error"]["code"], *code, "{body} -> {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(mentions),
+            "{body} -> {v}"
+        );
+    }
+    let (s, v) = call(
+        &h.app,
+        "GET",
+        "/orders?colour=red",
+        Some(&h.trader_key),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), v["error"]["code"].as_str()),
+        (400, Some("unknown_parameter"))
+    );
+    let (s, v) = call(
+        &h.app,
+        "GET",
+        "/orders?status=bogus",
+        Some(&h.trader_key),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), v["error"]["code"].as_str()),
+        (422, Some("invalid_field"))
+    );
+    let (s, v) = call(&h.app, "GET", "/nowhere", Some(&h.trader_key), None).await;
+    assert_eq!(
+        (s.as_u16(), v["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+}
+
+#[tokio::test]
+async fn api_keys_see_and_touch_only_their_accounts() {
+    let h = harness().await;
+    let (status, _) = call(&h.app, "POST", "/orders", None, Some(PLAN_ORDER)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = call(
+        &h.app,
+        "POST",
+        "/orders",
+        Some("t26_nope"),
+        Some(PLAN_ORDER),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (_, v) = call(
+        &h.app,
+        "POST",
+        "/orders",
+        Some(&h.trader_key),
+        Some(PLAN_ORDER),
+    )
+    .await;
+    let id = v["order_id"].as_u64().unwrap();
+    // Another account's key: 404, as if the order did not exist.
+    let (status, v) = call(
+        &h.app,
+        "GET",
+        &format!("/orders/{id}"),
+        Some(&h.other_key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    let (status, _) = call(
+        &h.app,
+        "DELETE",
+        &format!("/orders/{id}"),
+        Some(&h.other_key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(
+        &h.app,
+        "POST",
+        "/orders",
+        Some(&h.other_key),
+        Some(PLAN_ORDER),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "cannot trade on an account it does not cover"
+    );
+    let (_, list) = call(&h.app, "GET", "/orders", Some(&h.other_key), None).await;
+    assert_eq!(list, json!([]));
+
+    // Compliance reads everything but cannot trade; only admin changes risk limits.
+    let (status, _) = call(
+        &h.app,
+        "GET",
+        &format!("/orders/{id}"),
+        Some(&h.compliance_key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(
+        &h.app,
+        "POST",
+        "/orders",
+        Some(&h.compliance_key),
+        Some(PLAN_ORDER),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = call(&h.app, "GET", "/admin/risk", Some(&h.trader_key), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn cancel_lifecycle_and_cancel_of_a_filled_order() {
+    let h = harness().await;
+    let (_, v) = call(
+        &h.app,
+        "POST",
+        "/orders",
+        Some(&h.trader_key),
+        Some(PLAN_ORDER),
+    )
+    .await;
+    let id = v["order_id"].as_u64().unwrap();
+    let (status, v) = call(
+        &h.app,
+        "DELETE",
+        &format!("/orders/{id}"),
+        Some(&h.trader_key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "canceled");
+    let (status, v) = call(
+        &h.app,
+        "DELETE",
+        &format!("/orders/{id}"),
+        Some(&h.trader_key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(v["error"]["code"], "order_already_canceled");
+
+    let body = r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"market","quantity":"0.1"}"#;
+    let (_, v) = call(&h.app, "POST", "/orders", Some(&h.trader_key), Some(body)).await;
+    assert_eq!(v["status"], "filled");
+    let id = v["order_id"].as_u64().unwrap();
+    let (status, v) = call(
+        &h.app,
+        "DELETE",
+        &format!("/orders/{id}"),
+        Some(&h.trader_key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(v["error"]["code"], "order_already_filled");
+    let (status, _) = call(
+        &h.app,
+        "DELETE",
+        "/orders/999999",
+        Some(&h.trader_key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn admin_changes_risk_limits_at_run_time() {
+    let h = harness().await;
+    let change = r#"{"op":"set_limits","scope":{"account":"test_account"},"limits":{"max_order_quantity":"0.05"}}"#;
+    let (status, v) = call(
+        &h.app,
+        "POST",
+        "/admin/risk",
+        Some(&h.admin_key),
+        Some(change),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["type"], "config_changed");
+    let (status, v) = call(
+        &h.app,
+        "POST",
+        "/orders",
+        Some(&h.trader_key),
+        Some(PLAN_ORDER),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["code"], "max_order_quantity");
+    let (status, v) = call(
+        &h.app,
+        "POST",
+        "/admin/risk",
+        Some(&h.admin_key),
+        Some(r#"{"op":"fly"}"#),
+    )
+    .await;
+    assert_eq!(status.as_u16() / 100, 4, "{v}");
+}
+
+#[tokio::test]
+async fn openapi_documents_every_route() {
+    let h = harness().await;
+    let (status, spec) = call(&h.app, "GET", "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = spec["paths"].as_object().unwrap();
+    for p in [
+        "/orders",
+        "/orders/{id}",
+        "/fills",
+        "/positions",
+        "/stream",
+        "/marketdata",
+        "/marketdata/{symbol}",
+        "/admin/risk",
+        "/health",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        assert!(paths.contains_key(p), "openapi.json lacks {p}");
+    }
+    // And the router serves each documented path (no 404 from the fallback).
+    for p in paths
+        .keys()
+        .filter(|p| !p.contains('{') && *p != "/health" && *p != "/metrics" && *p != "/stream")
+    {
+        let (status, _) = call(&h.app, "GET", p, Some(&h.admin_key), None).await;
+        assert_ne!(
+            status,
+            StatusCode::NOT_FOUND,
+            "{p} is documented but not routed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn market_data_answers_last_quote_and_trade() {
+    let h = harness().await;
+    let (status, v) = call(&h.app, "GET", "/marketdata/BTCUSDT", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["quote"]["bid"], "44999.9");
+    assert_eq!(v["quote"]["ask"], "45000.1");
+    assert_eq!(v["quote"]["mid"], "45000");
+    assert_eq!(v["quote"]["spread"], "0.2");
+    assert_eq!(v["trade"]["price"], "45000.1");
+    assert_eq!(v["trade"]["aggressor"], "buy");
+    let (status, _) = call(&h.app, "GET", "/marketdata/btcusdt", None, None).await;
+    assert_eq!(status, StatusCode::OK, "lower-case symbols are accepted");
+    let (status, v) = call(&h.app, "GET", "/marketdata/NOPE", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], "unknown_symbol");
+}
+
+mod property_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn field() -> impl Strategy<Value = (String, Value)> {
+        let value = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            "[ -~]{0,12}".prop_map(Value::String),
+            prop_oneof![
+                Just("0.1"),
+                Just("-1"),
+                Just("1e30"),
+                Just("NaN"),
+                Just("45000"),
+                Just("")
+            ]
+            .prop_map(|s| Value::String(s.into())),
+            prop_oneof![
+                Just("buy"),
+                Just("sell"),
+                Just("limit"),
+                Just("market"),
+                Just("stop"),
+                Just("stop_limit"),
+                Just("gtc"),
+                Just("ioc"),
+                Just("fok"),
+                Just("day"),
+                Just("BTCUSDT"),
+                Just("test_account")
+            ]
+            .prop_map(|s| Value::String(s.into())),
+        ];
+        let key = prop_oneof![
+            Just("account"),
+            Just("symbol"),
+            Just("side"),
+            Just("type"),
+            Just("quantity"),
+            Just("price"),
+            Just("stop_price"),
+            Just("time_in_force"),
+            Just("client_order_id"),
+            Just("extra")
+        ];
+        (key.prop_map(String::from), value)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+        #[test]
+        fn no_order_body_gets_a_5xx(fields in proptest::collection::vec(field(), 0..9), raw in proptest::option::of("[ -~]{0,40}")) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let h = harness().await;
+                let body = match &raw {
+                    Some(r) => r.clone(),
+                    None => Value::Object(fields.into_iter().collect()).to_string(),
+                };
+                let (status, v) = call(&h.app, "POST", "/orders", Some(&h.trader_key), Some(&body)).await;
+                prop_assert!(status.as_u16() < 500, "{body} -> {status} {v}");
+                if status.is_client_error() {
+                    prop_assert!(v["error"]["code"].is_string(), "{body} -> {v}");
+                }
+                Ok(())
+            })?;
+        }
+    }
+}
