@@ -382,3 +382,40 @@ fn effective_config_round_trips_through_yaml() {
     assert!(back.warnings.is_empty(), "{:?}", back.warnings);
     assert_eq!(back.config, c);
 }
+
+#[test]
+fn risk_venue_and_engine_sections_load_and_are_validated() {
+    let yaml = "risk:\n  defaults:\n    price_collar_pct: 2\n    max_position: ~\n  accounts:\n    test_account:\n      daily_loss_limit: 2500\n      max_open_orderz: 3\nvenue:\n  fees:\n    maker_bps: -1\n    taker_bps: 4.5\nengine:\n  day_session_end_utc: \"21:00\"\n";
+    let loaded = load_from_str(yaml, "config.yaml", no_env()).unwrap();
+    let c = &loaded.config;
+    assert_eq!(
+        c.risk.defaults.price_collar_pct,
+        risk::Setting::Set("2".parse().unwrap())
+    );
+    assert_eq!(c.risk.defaults.max_position, risk::Setting::Off);
+    let acct = model::AccountId::new("test_account").unwrap();
+    assert_eq!(
+        c.risk.accounts[&acct].daily_loss_limit,
+        risk::Setting::Set("2500".parse().unwrap())
+    );
+    assert_eq!(c.venue.fees.taker_bps, "4.5".parse().unwrap());
+    assert_eq!(c.venue.fees.maker_bps, "-1".parse().unwrap());
+    assert_eq!(c.engine.day_session_end_utc.as_deref(), Some("21:00"));
+    assert_eq!(
+        loaded.warnings,
+        vec!["config.yaml: unknown key risk.accounts.test_account.max_open_orderz (ignored)"]
+    );
+
+    // A symbol-scope account-wide limit, an out-of-range fee and a bad time are errors.
+    for (yaml, key) in [
+        ("risk:\n  symbols:\n    BTCUSDT:\n      max_open_orders: 3\n", "risk"),
+        ("venue:\n  fees:\n    taker_bps: 20000\n", "venue"),
+        ("engine:\n  day_session_end_utc: \"25:00\"\n", "engine.day_session_end_utc"),
+    ] {
+        let err = load_from_str(yaml, "config.yaml", no_env()).unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!("config.yaml: {key}: ")),
+            "{yaml}: {err}"
+        );
+    }
+}

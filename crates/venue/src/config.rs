@@ -7,7 +7,7 @@ const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
 
 /// Maker and taker fee rates in basis points of notional. Negative rates are rebates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default)]
 pub struct FeeSchedule {
     pub maker_bps: Decimal,
     pub taker_bps: Decimal,
