@@ -31,7 +31,7 @@ pub use validate::parse_hh_mm;
 
 /// The result of loading: the configuration, the warnings the caller should log (unknown keys,
 /// missing file), and a description of where the values came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Loaded {
     pub config: Config,
     pub warnings: Vec<String>,

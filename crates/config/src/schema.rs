@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize, Serializer};
 /// The whole platform configuration: the platform's own sections plus the plan's per-service
 /// files (ptrc: `service`, `clickhouse`, `questdb`, `seaweedfs`, `modules`; feast-pipeline:
 /// `feast`, `materialization`), which load unchanged.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
     pub platform: PlatformConfig,
@@ -27,6 +27,11 @@ pub struct Config {
     pub risk: RiskConfig,
     pub venue: VenueSection,
     pub engine: EngineSection,
+    /// Execution-quality parameters (the spec's names: `rs_horizons_ms`, `session_close`, ...).
+    pub execution_quality: execq::Params,
+    /// Surveillance parameters (the spec's names: `wash_window_ms`, `spoof_k_size`, ...).
+    pub surveillance: surveillance::Params,
+    pub compliance_scanner: ComplianceScannerSection,
     // --- the plan's per-service file keys ---------------------------------------------------
     pub service: ServiceHeader,
     pub clickhouse: ClickHouseConfig,
@@ -455,6 +460,14 @@ pub type RiskConfig = risk::RiskLimits;
 
 /// `venue`: the paper venue's fees, market-order slippage and latency model.
 pub type VenueSection = venue::VenueConfig;
+
+/// `compliance_scanner`: how the scanner links accounts to beneficial owners.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ComplianceScannerSection {
+    /// Beneficial owner per account; an account not listed is its own owner.
+    pub account_owners: BTreeMap<String, String>,
+}
 
 /// `engine`: the trading engine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

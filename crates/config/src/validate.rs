@@ -74,6 +74,12 @@ pub(crate) fn validate(c: &Config) -> Check {
     if let Err(e) = c.venue.validate() {
         fail("venue", e.to_string())?;
     }
+    if let Err(e) = c.execution_quality.validate() {
+        fail("execution_quality", e.to_string())?;
+    }
+    if let Err(e) = surveillance::Scanner::new(c.surveillance.clone()) {
+        fail("surveillance", e.to_string())?;
+    }
     if let Some(t) = &c.engine.day_session_end_utc
         && parse_hh_mm(t).is_none()
     {

@@ -408,13 +408,20 @@ fn risk_venue_and_engine_sections_load_and_are_validated() {
 
     // A symbol-scope account-wide limit, an out-of-range fee and a bad time are errors.
     for (yaml, key) in [
-        ("risk:\n  symbols:\n    BTCUSDT:\n      max_open_orders: 3\n", "risk"),
+        (
+            "risk:\n  symbols:\n    BTCUSDT:\n      max_open_orders: 3\n",
+            "risk",
+        ),
         ("venue:\n  fees:\n    taker_bps: 20000\n", "venue"),
-        ("engine:\n  day_session_end_utc: \"25:00\"\n", "engine.day_session_end_utc"),
+        (
+            "engine:\n  day_session_end_utc: \"25:00\"\n",
+            "engine.day_session_end_utc",
+        ),
     ] {
         let err = load_from_str(yaml, "config.yaml", no_env()).unwrap_err();
         assert!(
-            err.to_string().starts_with(&format!("config.yaml: {key}: ")),
+            err.to_string()
+                .starts_with(&format!("config.yaml: {key}: ")),
             "{yaml}: {err}"
         );
     }

@@ -4,7 +4,6 @@
 //! (server-sent events), market data, and the risk admin endpoints. Every route is described in
 //! `openapi.json`, served at `/openapi.json`. Errors are `{"error":{"code","message"}}`.
 
-pub mod auth;
 mod market;
 pub mod orders;
 

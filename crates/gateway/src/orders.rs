@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use telemetry::http::{ApiError, ErrorDetail};
 
 use crate::Gateway;
-use crate::auth::{Principal, Role};
+use auth::{Principal, Role};
 
 /// `POST /orders` body. Numbers may be JSON numbers or strings; both are kept exact.
 #[derive(Debug, Deserialize)]

@@ -58,11 +58,9 @@ impl Target {
         let prefix = path.trim_end_matches('/').to_string();
         let orders = Uri::from_str(&format!("{prefix}/orders")).map_err(|_| bad("invalid path"))?;
         let auth = match api_key {
-            Some(k) => Some(
-                HeaderValue::from_str(&format!("Bearer {k}")).map_err(|_| {
-                    LoadError::InvalidOption("the API key is not a valid header value".into())
-                })?,
-            ),
+            Some(k) => Some(HeaderValue::from_str(&format!("Bearer {k}")).map_err(|_| {
+                LoadError::InvalidOption("the API key is not a valid header value".into())
+            })?),
             None => None,
         };
         Ok(Target {
@@ -90,7 +88,10 @@ impl Target {
 
 /// What one request came to.
 pub(crate) enum Exchange {
-    Answer { status: StatusCode, body: Bytes },
+    Answer {
+        status: StatusCode,
+        body: Bytes,
+    },
     /// No connection could be (re)established.
     ConnectFailed(String),
     /// The connection broke or the answer did not come in time.
@@ -193,12 +194,13 @@ pub(crate) async fn fetch_mid(
     let md = |m: String| LoadError::MarketData(m);
     let uri = Uri::from_str(&format!("{}/marketdata/{symbol}", target.prefix))
         .map_err(|_| LoadError::InvalidOption(format!("invalid --symbol {symbol:?}")))?;
-    let mut client = Client::connect(target.clone())
-        .await
-        .map_err(|reason| LoadError::Connect {
-            addr: target.addr.to_string(),
-            reason,
-        })?;
+    let mut client =
+        Client::connect(target.clone())
+            .await
+            .map_err(|reason| LoadError::Connect {
+                addr: target.addr.to_string(),
+                reason,
+            })?;
     let (status, body) = match client.send(Method::GET, uri, Bytes::new(), timeout).await {
         Exchange::Answer { status, body } => (status, body),
         Exchange::ConnectFailed(e) | Exchange::Failed(e) => return Err(md(e)),

@@ -60,6 +60,22 @@ pub enum Event {
         change: serde_json::Value,
         ts: Timestamp,
     },
+
+    // --- surveillance --------------------------------------------------------------------
+    /// An alert raised by the compliance scanner. Journaled, so a restart neither loses nor
+    /// repeats it (`key` is stable across runs).
+    ComplianceAlert {
+        key: String,
+        rule: String,
+        alert: serde_json::Value,
+        ts: Timestamp,
+    },
+    /// A compliance user acknowledged an alert.
+    AlertAcknowledged {
+        key: String,
+        by: String,
+        ts: Timestamp,
+    },
 }
 
 /// The kind of an event, used for subjects, metrics labels and filtering.
@@ -79,6 +95,8 @@ pub enum EventKind {
     OrderExpired,
     OrderFilled,
     ConfigChanged,
+    ComplianceAlert,
+    AlertAcknowledged,
 }
 
 impl EventKind {
@@ -97,6 +115,8 @@ impl EventKind {
             EventKind::OrderExpired => "order_expired",
             EventKind::OrderFilled => "order_filled",
             EventKind::ConfigChanged => "config_changed",
+            EventKind::ComplianceAlert => "compliance_alert",
+            EventKind::AlertAcknowledged => "alert_acknowledged",
         }
     }
 }
@@ -122,6 +142,8 @@ impl Event {
             Event::OrderExpired { .. } => EventKind::OrderExpired,
             Event::OrderFilled(_) => EventKind::OrderFilled,
             Event::ConfigChanged { .. } => EventKind::ConfigChanged,
+            Event::ComplianceAlert { .. } => EventKind::ComplianceAlert,
+            Event::AlertAcknowledged { .. } => EventKind::AlertAcknowledged,
         }
     }
 
@@ -139,7 +161,9 @@ impl Event {
             | Event::OrderRejected { ts, .. }
             | Event::OrderCanceled { ts, .. }
             | Event::OrderExpired { ts, .. }
-            | Event::ConfigChanged { ts, .. } => *ts,
+            | Event::ConfigChanged { ts, .. }
+            | Event::ComplianceAlert { ts, .. }
+            | Event::AlertAcknowledged { ts, .. } => *ts,
             Event::OrderFilled(f) => f.ts,
         }
     }
@@ -183,6 +207,9 @@ impl Event {
             | Event::OrderExpired { account, .. } => format!("orders.{}", token(account.as_str())),
             Event::OrderFilled(f) => format!("fills.{}", token(f.account.as_str())),
             Event::ConfigChanged { section, .. } => format!("admin.{}", token(section)),
+            Event::ComplianceAlert { .. } | Event::AlertAcknowledged { .. } => {
+                "alerts.compliance".into()
+            }
         }
     }
 }

@@ -350,7 +350,9 @@ impl Oms {
             | Event::BookDelta(_)
             | Event::Bar(_)
             | Event::FundingRate(_)
-            | Event::ConfigChanged { .. } => Ok(Change::Ignore),
+            | Event::ConfigChanged { .. }
+            | Event::ComplianceAlert { .. }
+            | Event::AlertAcknowledged { .. } => Ok(Change::Ignore),
         }
     }
 

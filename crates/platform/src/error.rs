@@ -28,7 +28,11 @@ pub enum PlatformError {
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
     #[error(transparent)]
-    Keys(#[from] gateway::auth::AuthError),
+    Keys(#[from] auth::AuthError),
+    #[error(transparent)]
+    Quality(#[from] execution_quality::QualityError),
+    #[error(transparent)]
+    Scanner(#[from] compliance_scanner::ScannerError),
     #[error("a background task failed: {0}")]
     Task(String),
 }

@@ -161,40 +161,80 @@ pub async fn start(
         );
     }
 
-    // --- HTTP ports ------------------------------------------------------------------------
-    let host = cfg.services.host.clone();
-    let gateway_port = cfg.service_port("gateway").unwrap_or(8099);
-    let addr = format!("{host}:{gateway_port}");
-    let listener = TcpListener::bind(&addr)
-        .await
-        .map_err(|source| PlatformError::Bind {
-            service: "gateway",
-            addr: addr.clone(),
-            source,
-        })?;
-    let gateway_addr = listener
-        .local_addr()
-        .map_err(|source| PlatformError::Bind {
-            service: "gateway",
-            addr,
-            source,
-        })?;
-    let app = telemetry::service_router("gateway", metrics.clone()).merge(gateway::router(
-        gateway::Gateway {
-            market,
-            engine,
-            keys,
-        },
-    ));
-    let token = shutdown.clone();
+    // --- services on their own ports -------------------------------------------------------------
+    let quality = execution_quality::start(
+        journal.clone(),
+        cfg.execution_quality.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    )?;
     tasks.push((
-        "gateway-http",
+        "execution-quality",
         tokio::spawn(async move {
-            telemetry::serve(listener, app, token)
-                .await
-                .map_err(|e| PlatformError::Task(format!("gateway http: {e}")))
+            match quality.task.await {
+                Ok(r) => r.map_err(|e| PlatformError::Task(format!("execution quality: {e}"))),
+                Err(e) => Err(PlatformError::Task(format!("execution quality: {e}"))),
+            }
         }),
     ));
+    let scanner = compliance_scanner::start(
+        journal.clone(),
+        compliance_scanner::ScannerConfig {
+            params: cfg.surveillance.clone(),
+            account_owners: cfg
+                .compliance_scanner
+                .account_owners
+                .clone()
+                .into_iter()
+                .collect(),
+        },
+        metrics.clone(),
+        shutdown.clone(),
+    )?;
+    let alerts = scanner.alerts.clone();
+    tasks.push((
+        "compliance-scanner",
+        tokio::spawn(async move {
+            match scanner.task.await {
+                Ok(r) => r.map_err(|e| PlatformError::Task(format!("compliance scanner: {e}"))),
+                Err(e) => Err(PlatformError::Task(format!("compliance scanner: {e}"))),
+            }
+        }),
+    ));
+
+    // --- HTTP ports ------------------------------------------------------------------------
+    let gateway_app = gateway::router(gateway::Gateway {
+        market,
+        engine,
+        keys: keys.clone(),
+    });
+    let gateway_addr = serve(
+        &cfg,
+        &mut tasks,
+        "gateway",
+        gateway_app,
+        &metrics,
+        &shutdown,
+    )
+    .await?;
+    let quality_addr = serve(
+        &cfg,
+        &mut tasks,
+        "execution_quality",
+        execution_quality::router(quality.state),
+        &metrics,
+        &shutdown,
+    )
+    .await?;
+    let scanner_addr = serve(
+        &cfg,
+        &mut tasks,
+        "compliance_scanner",
+        compliance_scanner::router(alerts, keys, journal.clone()),
+        &metrics,
+        &shutdown,
+    )
+    .await?;
 
     let mut banner = String::new();
     let _ = writeln!(banner, "trade2026 {} is up", env!("CARGO_PKG_VERSION"));
@@ -225,6 +265,14 @@ pub async fn start(
     }
     let _ = writeln!(
         banner,
+        "  exec quality http://{quality_addr}   GET /quality /quality/orders/{{id}} /reports/rule605?month=YYYY-MM /metrics"
+    );
+    let _ = writeln!(
+        banner,
+        "  compliance   http://{scanner_addr}   GET /alerts, POST /alerts/{{key}}/ack (compliance or admin key)"
+    );
+    let _ = writeln!(
+        banner,
         "  sinks        ticks + alt series -> {}",
         store_path.display()
     );
@@ -239,6 +287,37 @@ pub async fn start(
         dev_key,
         admin_key,
     })
+}
+
+/// Bind `service`'s configured port, add /health + /metrics, serve until shutdown.
+async fn serve(
+    cfg: &Config,
+    tasks: &mut Vec<(&'static str, JoinHandle<Result<(), PlatformError>>)>,
+    service: &'static str,
+    routes: axum::Router,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+) -> Result<SocketAddr, PlatformError> {
+    let port = cfg.service_port(service).unwrap_or(0);
+    let addr = format!("{}:{port}", cfg.services.host);
+    let bind_error = |source| PlatformError::Bind {
+        service,
+        addr: addr.clone(),
+        source,
+    };
+    let listener = TcpListener::bind(&addr).await.map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    let app = telemetry::service_router(service, metrics.clone()).merge(routes);
+    let token = shutdown.clone();
+    tasks.push((
+        service,
+        tokio::spawn(async move {
+            telemetry::serve(listener, app, token)
+                .await
+                .map_err(|e| PlatformError::Task(format!("{service} http: {e}")))
+        }),
+    ));
+    Ok(local)
 }
 
 fn live_specs_from_config(cfg: &Config) -> Result<Vec<FeedSpec>, PlatformError> {

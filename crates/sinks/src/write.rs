@@ -229,7 +229,9 @@ fn insert_event(
         | Event::OrderCanceled { .. }
         | Event::OrderExpired { .. }
         | Event::OrderFilled(_)
-        | Event::ConfigChanged { .. } => return Ok(None),
+        | Event::ConfigChanged { .. }
+        | Event::ComplianceAlert { .. }
+        | Event::AlertAcknowledged { .. } => return Ok(None),
     };
     Ok(Some((counter, n == 1)))
 }

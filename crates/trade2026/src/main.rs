@@ -27,6 +27,32 @@ enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Load generators against a running platform.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Event-journal tools.
+    #[command(subcommand)]
+    Journal(JournalCommand),
+}
+
+#[derive(Subcommand)]
+enum JournalCommand {
+    /// Write the journal to stdout, one JSON object per line. `ndjson` is the event interchange
+    /// format that `execq` and `surveil` read (order_new, order_cancel, fill, quote, trade);
+    /// `events` is every journal record as stored (seq, recorded_at, subject, event).
+    /// The platform must not be running on the same data dir (the journal has one owner).
+    Export {
+        /// The platform's data dir (default ./data, or platform.data_dir from --config).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        common: CommonArgs,
+        #[arg(long, default_value = "ndjson", value_parser = ["ndjson", "events"])]
+        format: String,
+        /// First sequence number to export.
+        #[arg(long, default_value_t = 1)]
+        from_seq: u64,
+    },
 }
 
 #[derive(Args)]
@@ -96,6 +122,61 @@ enum MdCommand {
 }
 
 #[derive(Subcommand)]
+enum BenchCommand {
+    /// Send orders to a running gateway over HTTP/1.1 keep-alive connections and report counts
+    /// and submit-to-ack latency (p50..max from an HdrHistogram). Open loop at --rate (latency
+    /// from each order's scheduled time, so stalls are not hidden) or closed loop with
+    /// `--rate max`. Exits nonzero on any transport error or 5xx answer.
+    Orders(BenchOrdersArgs),
+}
+
+#[derive(Args)]
+struct BenchOrdersArgs {
+    /// Gateway base URL (http only).
+    #[arg(long, default_value = "http://127.0.0.1:8099")]
+    url: String,
+    /// Orders per second on a fixed schedule, or `max` for closed loop.
+    #[arg(long, default_value = "1000")]
+    rate: String,
+    /// Closed loop: each connection sends the next order as soon as the answer arrives
+    /// (same as `--rate max`).
+    #[arg(long)]
+    closed_loop: bool,
+    /// Seconds to send for.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Keep-alive connections (one request in flight on each).
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Spread orders round-robin over accounts bench-0 .. bench-<N-1>: the per-account order
+    /// rate and open-order limits would otherwise cap the run.
+    #[arg(long, default_value_t = 64)]
+    accounts: usize,
+    /// API key (not needed against `up --insecure-dev`).
+    #[arg(long, env = "TRADE2026_API_KEY", hide_env_values = true)]
+    key: Option<String>,
+    #[arg(long, default_value = "BTCUSDT")]
+    symbol: String,
+    /// `ioc-limit`: IOC limits 1% away from the mid read at start (pass risk, expire unfilled);
+    /// `market`: small market orders alternating buy/sell per account.
+    #[arg(long, default_value = "ioc-limit", value_parser = ["ioc-limit", "market"])]
+    order: String,
+    /// Order quantity.
+    #[arg(long, default_value = "0.001")]
+    quantity: String,
+    /// Seconds to wait for an answer before counting a transport error.
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
+    /// Loader worker threads (1 = a single-threaded runtime, leaving the other cores to the
+    /// server when both run on one machine).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Load the configuration (file + environment), print the effective values as YAML and any
     /// warnings; exit nonzero on errors.
@@ -108,6 +189,13 @@ fn main() {
         Command::Up(args) => up(args),
         Command::Md(cmd) => md(cmd),
         Command::Config(ConfigCommand::Check(args)) => config_check(args),
+        Command::Bench(BenchCommand::Orders(args)) => bench_orders(args),
+        Command::Journal(JournalCommand::Export {
+            data_dir,
+            common,
+            format,
+            from_seq,
+        }) => journal_export(data_dir, common, &format, from_seq),
     };
     if let Err(e) = result {
         eprintln!("trade2026: error: {}", error_chain(&e));
@@ -144,6 +232,63 @@ fn config_check(args: CommonArgs) -> Result<()> {
     }
     let yaml = config::to_yaml(&loaded.config)?;
     print!("{yaml}");
+    Ok(())
+}
+
+fn journal_export(
+    data_dir: Option<PathBuf>,
+    common: CommonArgs,
+    format: &str,
+    from_seq: u64,
+) -> Result<()> {
+    let mut cfg = load_config(&common)?.config;
+    if let Some(dir) = data_dir {
+        cfg.platform.data_dir = dir;
+    }
+    let path = cfg.journal_path();
+    if !path.exists() {
+        bail!("no journal at {} (is --data-dir right?)", path.display());
+    }
+    let (journal, _) = journal::Journal::open(&path)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut exporter = interchange::Exporter::new();
+    let (first, mut written) = (from_seq.max(1), 0u64);
+    // The exporter needs each order's history to size its cancels: replay from the start and
+    // print from `from_seq` on.
+    let mut seq = if format == "ndjson" { 1 } else { first };
+    loop {
+        let records = journal.read_from(seq, 10_000)?;
+        let Some(last) = records.last().map(|r| r.seq) else {
+            break;
+        };
+        for r in records {
+            let print = r.seq >= first;
+            match format {
+                "events" => {
+                    serde_json::to_writer(
+                        &mut out,
+                        &serde_json::json!({"seq": r.seq, "recorded_at": r.recorded_at, "subject": r.subject, "event": r.event}),
+                    )?;
+                    out.write_all(b"\n")?;
+                    written += 1;
+                }
+                _ => {
+                    if let Some(rec) = exporter.export(&r.event)
+                        && print
+                    {
+                        serde_json::to_writer(&mut out, &rec)?;
+                        out.write_all(b"\n")?;
+                        written += 1;
+                    }
+                }
+            }
+        }
+        seq = last + 1;
+    }
+    out.flush()?;
+    journal.shutdown()?;
+    eprintln!("exported {written} records from {}", path.display());
     Ok(())
 }
 
@@ -226,6 +371,60 @@ async fn wait_for_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+fn bench_orders(args: BenchOrdersArgs) -> Result<()> {
+    let mode: loadgen::Mode = if args.closed_loop {
+        loadgen::Mode::Closed
+    } else {
+        args.rate.parse()?
+    };
+    let seconds = |name: &str, v: f64| -> Result<std::time::Duration> {
+        std::time::Duration::try_from_secs_f64(v)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .with_context(|| format!("--{name} must be a positive number of seconds, not {v}"))
+    };
+    let opts = loadgen::BenchOptions {
+        url: args.url,
+        mode,
+        duration: seconds("duration", args.duration)?,
+        connections: args.connections,
+        accounts: args.accounts,
+        api_key: args.key,
+        symbol: args.symbol,
+        order: args.order.parse()?,
+        quantity: args
+            .quantity
+            .parse()
+            .with_context(|| format!("--quantity {:?} is not a decimal number", args.quantity))?,
+        timeout: seconds("timeout", args.timeout)?,
+    };
+    let rt = match args.threads {
+        0 => bail!("--threads must be at least 1"),
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
+    .context("starting the async runtime")?;
+    let report = rt.block_on(loadgen::run(opts))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
+    if report.failed {
+        bail!(
+            "{} transport errors and {} 5xx answers",
+            report.transport_errors,
+            report.server_errors
+        );
+    }
+    Ok(())
 }
 
 fn md(cmd: MdCommand) -> Result<()> {

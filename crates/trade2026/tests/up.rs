@@ -96,3 +96,65 @@ fn up_serves_moving_prices_and_stops_cleanly_with_everything_journaled() {
     );
     p.stop();
 }
+
+#[test]
+fn journal_export_writes_the_interchange_format_of_platform_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Platform::start(dir.path(), &["--insecure-dev"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while quote_ts(p.gateway).is_none() {
+        assert!(Instant::now() < deadline, "no market data");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let order = r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"market","quantity":"0.01"}"#;
+    let (status, body) = common::http(p.gateway, "POST", "/orders", Some(order));
+    assert_eq!(status, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let order_id = v["order_id"].to_string();
+    p.stop();
+
+    let out = common::bin()
+        .args(["journal", "export", "--format", "ndjson", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: std::collections::BTreeSet<&str> = records
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains("quote") && kinds.contains("order_new") && kinds.contains("fill"),
+        "{kinds:?}"
+    );
+    let new = records.iter().find(|r| r["kind"] == "order_new").unwrap();
+    assert_eq!(new["order_id"].as_str(), Some(order_id.as_str()));
+    assert_eq!(new["account"], "test_account");
+    assert_eq!(new["qty"], "0.01");
+    assert_eq!(new["order_type"], "market");
+    let filled: f64 = records
+        .iter()
+        .filter(|r| r["kind"] == "fill" && r["order_id"].as_str() == Some(order_id.as_str()))
+        .map(|r| r["qty"].as_str().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!(
+        (filled - 0.01).abs() < 1e-12,
+        "fills of the order sum to its quantity: {filled}"
+    );
+
+    let out = common::bin()
+        .args(["journal", "export", "--data-dir", "/no/such/dir"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no journal"));
+}

@@ -32,6 +32,8 @@ pub fn fixture(rel: &str) -> Option<PathBuf> {
 pub struct Platform {
     pub child: Child,
     pub gateway: SocketAddr,
+    pub quality: SocketAddr,
+    pub scanner: SocketAddr,
     pub banner: Vec<String>,
     stdout: BufReader<ChildStdout>,
 }
@@ -44,6 +46,8 @@ impl Platform {
             .arg(dir)
             .args(extra)
             .env("TRADE2026_SERVICES__GATEWAY", "0")
+            .env("TRADE2026_SERVICES__EXECUTION_QUALITY", "0")
+            .env("TRADE2026_SERVICES__COMPLIANCE_SCANNER", "0")
             .env("TRADE2026_FEED__SYNTHETIC__TICK_INTERVAL_MS", "50")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -53,6 +57,8 @@ impl Platform {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut banner = Vec::new();
         let mut gateway = None;
+        let mut quality = None;
+        let mut scanner = None;
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             let mut line = String::new();
@@ -60,9 +66,17 @@ impl Platform {
                 panic!("trade2026 up exited before it was ready; printed {banner:?}");
             }
             let line = line.trim_end().to_string();
-            if let Some(rest) = line.trim_start().strip_prefix("gateway") {
+            let addr = |rest: &str| -> SocketAddr {
                 let url = rest.split_whitespace().next().unwrap();
-                gateway = Some(url.trim_start_matches("http://").parse().unwrap());
+                url.trim_start_matches("http://").parse().unwrap()
+            };
+            let trimmed = line.trim_start();
+            if let Some(rest) = trimmed.strip_prefix("gateway") {
+                gateway = Some(addr(rest));
+            } else if let Some(rest) = trimmed.strip_prefix("exec quality") {
+                quality = Some(addr(rest));
+            } else if let Some(rest) = trimmed.strip_prefix("compliance") {
+                scanner = Some(addr(rest));
             }
             let done = line.starts_with("Press Ctrl-C");
             banner.push(line);
@@ -73,6 +87,8 @@ impl Platform {
         Platform {
             child,
             gateway: gateway.expect("banner names the gateway address"),
+            quality: quality.expect("banner names the execution-quality address"),
+            scanner: scanner.expect("banner names the compliance-scanner address"),
             banner,
             stdout,
         }

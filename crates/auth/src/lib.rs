@@ -1,4 +1,5 @@
-//! API keys: `Authorization: Bearer <key>`, mapped to a role and a set of accounts.
+//! API keys: `Authorization: Bearer <key>`, mapped to a role and a set of accounts. One key
+//! store serves every service (gateway, compliance scanner, ...).
 //!
 //! Keys are stored hashed (SHA-256) in `<data_dir>/api_keys.json`; the plain key is shown once,
 //! when it is created. A key sees and touches only its accounts: the handlers answer 404 for

@@ -1,0 +1,44 @@
+//! Execution quality (transaction-cost analysis) for trade2026.
+//!
+//! A pure library: it reads [`interchange::Record`]s in time order and computes, per order and
+//! aggregated, the statistics of the spec `execution-quality-and-surveillance.md` section A
+//! (Rule 605-style receipt-quote statistics, effective and realized spreads, price improvement,
+//! time to execution, fill and cancel rates, arrival-price slippage, Perold implementation
+//! shortfall with the Wagner decomposition, VWAP slippage). No I/O and no clock: every time is
+//! a record timestamp, so a replay gives the same answer.
+//!
+//! * [`ExecQuality`] is the streaming engine (`on_record`, `order`, `report`,
+//!   `drain_observations`); [`compute`] is the same engine fed a slice.
+//! * [`rule605`] builds the monthly Rule 605-style report, [`rule605_to_csv`] /
+//!   [`rule605_to_html`] render it; [`report_to_csv`] renders the per-order records.
+//! * Where the spec (section 6) lists competing readings, [`Params`] selects one; the defaults
+//!   are the spec's choices. `docs/EXECUTION_QUALITY.md` lists every field and parameter.
+
+mod engine;
+mod params;
+mod render;
+mod report;
+mod rule605;
+mod stats;
+
+pub use engine::{ExecQuality, Metric, Observation, ReportFilter, compute};
+pub use params::{
+    CrossedQuote, DecisionPriceFallback, EsBenchmark, IsBpsDenominator, IsEndPrice, NotionalPrice,
+    Params, QuoteTiming, RsBpsDenominator, RsEndOfData, SizeBucketBasis, TimeWindow,
+};
+pub use render::{report_to_csv, rule605_to_csv, rule605_to_html};
+pub use report::{Aggregates, Marketability, OrderClass, OrderQuality, OrderStatus, Report};
+pub use rule605::{Rule605, Rule605Row, rule605};
+pub use stats::{EXEC_TIME_BUCKETS, HorizonStats, HorizonSums, Stats, Sums};
+
+use thiserror::Error;
+
+/// Errors of this crate: only bad parameters and bad report arguments. Bad records are not
+/// errors; they are counted in [`Report::data_issues`] so one bad line does not stop a month.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ExecqError {
+    #[error("invalid parameter `{name}`: {reason}")]
+    BadParam { name: &'static str, reason: String },
+    #[error("invalid month `{0}`: expected YYYY-MM")]
+    BadMonth(String),
+}

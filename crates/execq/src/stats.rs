@@ -1,0 +1,411 @@
+//! Exact sums and the statistics derived from them.
+//!
+//! Every statistic is a ratio of share-weighted sums (spec section 0: "percentage statistics
+//! are a ratio of averages"). Orders and groups carry the same [`Sums`]; a group's sums are the
+//! plain sum of its orders' sums, so an aggregate is exactly its orders recombined.
+
+use model::Decimal;
+use rust_decimal::RoundingStrategy;
+use rust_decimal::prelude::FromPrimitive;
+use serde::Serialize;
+
+use crate::params::{Resolved, RsBpsDenominator};
+
+/// Legacy 605(a)(1)(i)(F)-(J) time-to-execution buckets, half-open in ms (A5, 6.8), plus the
+/// overflow bucket.
+pub const EXEC_TIME_BUCKETS: [(&str, i64, i64); 6] = [
+    ("0-9s", 0, 10_000),
+    ("10-29s", 10_000, 30_000),
+    ("30-59s", 30_000, 60_000),
+    ("60-299s", 60_000, 300_000),
+    ("5-30m", 300_000, 1_800_000),
+    ("30m+", 1_800_000, i64::MAX),
+];
+
+pub(crate) fn exec_bucket(ms: i64) -> usize {
+    EXEC_TIME_BUCKETS
+        .iter()
+        .position(|(_, lo, hi)| ms >= *lo && ms < *hi)
+        .unwrap_or(0) // negative times (fill stamped before receipt) land in the first bucket
+}
+
+/// Sums for one realized-spread horizon over the fills resolved for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HorizonSums {
+    /// Shares of the resolved fills.
+    pub q: Decimal,
+    /// `sum q * RS_i(h)`.
+    pub rs: Decimal,
+    /// `sum q * ES_i` over the same fills (price impact = ES - RS on one set of fills).
+    pub es: Decimal,
+    /// `sum q * M_benchmark` over the same fills.
+    pub mid: Decimal,
+    /// `sum q * M(t_e + h)`.
+    pub mid_h: Decimal,
+}
+
+/// Exact share-weighted sums of one order or one group of orders. Monetary sums are in quote
+/// currency, times in integer ms.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sums {
+    pub orders: u64,
+    /// Orders with at least one fill.
+    pub orders_filled: u64,
+    /// Orders whose executions reached the ordered quantity.
+    pub orders_complete: u64,
+    pub shares_ordered: Decimal,
+    pub shares_executed: Decimal,
+    pub shares_cancelled: Decimal,
+    /// `sum q_j P_j`.
+    pub exec_notional: Decimal,
+    pub fees: Decimal,
+    /// `sum q_j * (t_e,j - t_r)` in share-ms.
+    pub exec_time: Decimal,
+    /// Sums of per-order time to first / complete fill, ms (order-weighted averages).
+    pub first_fill_ms: i128,
+    pub complete_fill_ms: i128,
+    /// Effective spread over fills with a usable benchmark quote: shares, `sum q*ES`,
+    /// `sum q*M`, `sum q*Q`.
+    pub es_q: Decimal,
+    pub es: Decimal,
+    pub es_mid: Decimal,
+    pub es_quoted: Decimal,
+    /// Fills with a usable receipt quote: shares and `sum q*M_r` (the %PI and arrival
+    /// denominators), `sum s*q*(P - M_r)` (arrival cost numerator).
+    pub rq_q: Decimal,
+    pub rq_mid: Decimal,
+    pub arrival: Decimal,
+    /// Price improvement / at the quote / outside the quote: shares, amounts (`sum q*amount`,
+    /// both positive) and `sum q*t_exec` (share-ms).
+    pub pi_q: Decimal,
+    pub pi_amount: Decimal,
+    pub pi_time: Decimal,
+    pub at_q: Decimal,
+    pub at_time: Decimal,
+    pub out_q: Decimal,
+    pub out_amount: Decimal,
+    pub out_time: Decimal,
+    /// Shares executed per [`EXEC_TIME_BUCKETS`] bucket.
+    pub time_buckets: [Decimal; 6],
+    /// One entry per horizon (sorted ascending).
+    pub horizons: Vec<HorizonSums>,
+    /// Implementation shortfall over the orders that have one: totals in quote currency and the
+    /// bps denominator.
+    pub is_orders: u64,
+    /// Orders among `is_orders` with an arrival price, so the Wagner split exists.
+    pub is_wagner_orders: u64,
+    pub is_total: Decimal,
+    pub is_denominator: Decimal,
+    pub is_execution: Decimal,
+    pub is_opportunity: Decimal,
+    pub is_fees: Decimal,
+    pub is_delay: Decimal,
+    pub is_trading: Decimal,
+    pub is_opportunity_arrival: Decimal,
+    /// VWAP slippage over orders with tape volume: `sum s*(sum qP - X*VWAP)` and `sum X*VWAP`;
+    /// the same with own prints excluded; and `sum X`, `sum tape volume` for participation.
+    pub vwap_orders: u64,
+    pub vwap_cost: Decimal,
+    pub vwap_den: Decimal,
+    pub vwapx_orders: u64,
+    pub vwapx_cost: Decimal,
+    pub vwapx_den: Decimal,
+    pub part_x: Decimal,
+    pub part_tape: Decimal,
+}
+
+impl Sums {
+    pub(crate) fn with_horizons(n: usize) -> Sums {
+        Sums {
+            horizons: vec![HorizonSums::default(); n],
+            ..Sums::default()
+        }
+    }
+
+    /// Add another order's or group's sums.
+    pub fn add(&mut self, o: &Sums) {
+        self.orders += o.orders;
+        self.orders_filled += o.orders_filled;
+        self.orders_complete += o.orders_complete;
+        self.shares_ordered += o.shares_ordered;
+        self.shares_executed += o.shares_executed;
+        self.shares_cancelled += o.shares_cancelled;
+        self.exec_notional += o.exec_notional;
+        self.fees += o.fees;
+        self.exec_time += o.exec_time;
+        self.first_fill_ms += o.first_fill_ms;
+        self.complete_fill_ms += o.complete_fill_ms;
+        self.es_q += o.es_q;
+        self.es += o.es;
+        self.es_mid += o.es_mid;
+        self.es_quoted += o.es_quoted;
+        self.rq_q += o.rq_q;
+        self.rq_mid += o.rq_mid;
+        self.arrival += o.arrival;
+        self.pi_q += o.pi_q;
+        self.pi_amount += o.pi_amount;
+        self.pi_time += o.pi_time;
+        self.at_q += o.at_q;
+        self.at_time += o.at_time;
+        self.out_q += o.out_q;
+        self.out_amount += o.out_amount;
+        self.out_time += o.out_time;
+        for (a, b) in self.time_buckets.iter_mut().zip(o.time_buckets.iter()) {
+            *a += *b;
+        }
+        if self.horizons.len() < o.horizons.len() {
+            self.horizons
+                .resize(o.horizons.len(), HorizonSums::default());
+        }
+        for (a, b) in self.horizons.iter_mut().zip(o.horizons.iter()) {
+            a.q += b.q;
+            a.rs += b.rs;
+            a.es += b.es;
+            a.mid += b.mid;
+            a.mid_h += b.mid_h;
+        }
+        self.is_orders += o.is_orders;
+        self.is_wagner_orders += o.is_wagner_orders;
+        self.is_total += o.is_total;
+        self.is_denominator += o.is_denominator;
+        self.is_execution += o.is_execution;
+        self.is_opportunity += o.is_opportunity;
+        self.is_fees += o.is_fees;
+        self.is_delay += o.is_delay;
+        self.is_trading += o.is_trading;
+        self.is_opportunity_arrival += o.is_opportunity_arrival;
+        self.vwap_orders += o.vwap_orders;
+        self.vwap_cost += o.vwap_cost;
+        self.vwap_den += o.vwap_den;
+        self.vwapx_orders += o.vwapx_orders;
+        self.vwapx_cost += o.vwapx_cost;
+        self.vwapx_den += o.vwapx_den;
+        self.part_x += o.part_x;
+        self.part_tape += o.part_tape;
+    }
+}
+
+/// Output scales (round half away from zero): prices and per-share amounts 8 dp, bps 4 dp,
+/// ratios 6 dp, milliseconds 3 dp. Sums in quote currency and shares are exact.
+pub(crate) const PRICE_DP: u32 = 8;
+pub(crate) const BPS_DP: u32 = 4;
+pub(crate) const RATIO_DP: u32 = 6;
+pub(crate) const MS_DP: u32 = 3;
+
+pub(crate) fn round(d: Decimal, dp: u32) -> Decimal {
+    d.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero)
+        .normalize()
+}
+
+/// `a / b` rounded, `None` when `b` is zero (a statistic with no observations is null).
+pub(crate) fn ratio(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
+    if b.is_zero() {
+        return None;
+    }
+    // Fast paths: decimal division is the report's main cost and these cases are common
+    // (no improvement, a full fill).
+    if a.is_zero() {
+        return Some(Decimal::ZERO);
+    }
+    if a == b {
+        return Some(Decimal::ONE);
+    }
+    a.checked_div(b).map(|x| round(x, dp))
+}
+
+pub(crate) fn bps(a: Decimal, b: Decimal) -> Option<Decimal> {
+    if b.is_zero() {
+        return None;
+    }
+    if a.is_zero() {
+        return Some(Decimal::ZERO);
+    }
+    a.checked_mul(Decimal::from(10_000))
+        .and_then(|x| x.checked_div(b))
+        .map(|x| round(x, BPS_DP))
+}
+
+/// Realized spread at one horizon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HorizonStats {
+    pub horizon_ms: u64,
+    /// Shares whose horizon resolved.
+    pub shares: Decimal,
+    /// `sum q*RS(h) / sum q` (A3), price units per share.
+    pub avg_realized_spread: Option<Decimal>,
+    /// `avg_realized_spread / denominator * 1e4` (`rs_bps_denominator`).
+    pub avg_realized_spread_bps: Option<Decimal>,
+    /// `AvgES - AvgRS(h)` over the same fills (A3).
+    pub price_impact: Option<Decimal>,
+}
+
+/// The statistics of one order or one group, all derived from [`Sums`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub orders: u64,
+    pub orders_filled: u64,
+    /// Order-count fill rate: orders with >= 1 fill / orders (A6 "order-count version").
+    pub orders_filled_rate: Option<Decimal>,
+    pub shares_ordered: Decimal,
+    pub shares_executed: Decimal,
+    pub shares_cancelled: Decimal,
+    /// Shares executed / shares ordered (A6).
+    pub fill_rate: Option<Decimal>,
+    /// Shares cancelled before execution / shares ordered (A6).
+    pub cancel_rate: Option<Decimal>,
+    /// `sum q*t_exec / sum q`, ms (A5).
+    pub avg_time_to_execution_ms: Option<Decimal>,
+    /// Average over orders with a fill / with a complete fill (order-weighted), ms.
+    pub avg_time_to_first_fill_ms: Option<Decimal>,
+    pub avg_time_to_complete_fill_ms: Option<Decimal>,
+    /// Shares executed per [`EXEC_TIME_BUCKETS`] bucket, in bucket order (`0-9s`, `10-29s`,
+    /// `30-59s`, `60-299s`, `5-30m`, `30m+`; half-open in ms).
+    pub exec_time_buckets: [Decimal; 6],
+    /// Share-weighted benchmark mid and quoted spread over the fills with a usable quote (A2).
+    pub avg_mid: Option<Decimal>,
+    pub avg_quoted_spread: Option<Decimal>,
+    /// `sum q*2s(P - M) / sum q` (A2), price units per share.
+    pub avg_effective_spread: Option<Decimal>,
+    /// `AvgES / AvgMid * 1e4` (A2 %ES in bps).
+    pub avg_effective_spread_bps: Option<Decimal>,
+    /// `AvgES / AvgQ` (A2 E/Q).
+    pub eq_ratio: Option<Decimal>,
+    /// Realized spread and price impact at `rs_primary_horizon_ms` (A3).
+    pub avg_realized_spread: Option<Decimal>,
+    pub avg_realized_spread_bps: Option<Decimal>,
+    pub price_impact: Option<Decimal>,
+    /// Every horizon of `rs_horizons_ms`, ascending.
+    pub realized_spreads: Vec<HorizonStats>,
+    /// A4, against the receipt quote. Amounts are positive per-share averages.
+    pub price_improved_shares: Decimal,
+    pub price_improvement_amount: Decimal,
+    pub avg_price_improvement: Option<Decimal>,
+    pub price_improved_avg_time_ms: Option<Decimal>,
+    pub at_quote_shares: Decimal,
+    pub at_quote_avg_time_ms: Option<Decimal>,
+    pub outside_quote_shares: Decimal,
+    pub outside_quote_amount: Decimal,
+    pub avg_outside_quote_amount: Option<Decimal>,
+    pub outside_quote_avg_time_ms: Option<Decimal>,
+    /// (PI + at-quote shares) / shares with a receipt quote.
+    pub pct_at_quote_or_better: Option<Decimal>,
+    /// PI shares / shares with a receipt quote.
+    pub pct_shares_price_improved: Option<Decimal>,
+    /// A4 summary %PI, in bps: `(sum q*imp - sum q*outside) / sum(q*M_r) * 1e4`.
+    pub price_improvement_bps: Option<Decimal>,
+    /// `s * (Pbar - P0) / P0 * 1e4`, `P0 = M_r`; for a group `sum s*q*(P-M_r) / sum q*M_r`
+    /// (A8). Positive = cost.
+    pub arrival_cost_bps: Option<Decimal>,
+    /// A9 Perold total and decomposition (quote currency), over orders with a decision price.
+    pub is_orders: u64,
+    pub is_total_usd: Option<Decimal>,
+    pub is_total_bps: Option<Decimal>,
+    pub is_execution_cost_usd: Option<Decimal>,
+    pub is_opportunity_cost_usd: Option<Decimal>,
+    pub is_fees_usd: Option<Decimal>,
+    /// Wagner decomposition against the arrival price (sums to `is_total_usd`).
+    pub is_delay_usd: Option<Decimal>,
+    pub is_trading_usd: Option<Decimal>,
+    pub is_opportunity_vs_arrival_usd: Option<Decimal>,
+    /// A10, positive = cost: `s*(Pbar - VWAP)/VWAP*1e4` (own prints included / excluded).
+    pub vwap_slippage_bps: Option<Decimal>,
+    pub vwap_slippage_ex_own_bps: Option<Decimal>,
+    /// Executed shares / tape volume over the order's interval (A10).
+    pub participation: Option<Decimal>,
+    pub fees_usd: Decimal,
+}
+
+/// The Wagner split only when every order in the shortfall has one (so it adds up).
+fn wagner(s: &Sums, d: Decimal) -> Option<Decimal> {
+    (s.is_orders > 0 && s.is_wagner_orders == s.is_orders).then(|| d.normalize())
+}
+
+fn opt_if(n: u64, d: Decimal) -> Option<Decimal> {
+    (n > 0).then(|| d.normalize())
+}
+
+impl Stats {
+    pub(crate) fn from_sums(s: &Sums, r: &Resolved) -> Stats {
+        let ms = |a: Decimal, q: Decimal| ratio(a, q, MS_DP);
+        let realized_spreads: Vec<HorizonStats> = s
+            .horizons
+            .iter()
+            .zip(r.horizons_ms.iter())
+            .map(|(h, &horizon_ms)| {
+                let den = match r.p.rs_bps_denominator {
+                    RsBpsDenominator::ReceiptMid => h.mid,
+                    RsBpsDenominator::HorizonMid => h.mid_h,
+                };
+                HorizonStats {
+                    horizon_ms,
+                    shares: h.q.normalize(),
+                    avg_realized_spread: ratio(h.rs, h.q, PRICE_DP),
+                    avg_realized_spread_bps: bps(h.rs, den),
+                    price_impact: ratio(h.es - h.rs, h.q, PRICE_DP),
+                }
+            })
+            .collect();
+        let primary = realized_spreads.get(r.primary).cloned();
+        let first_ms = Decimal::from_i128(s.first_fill_ms).unwrap_or(Decimal::MAX);
+        let complete_ms = Decimal::from_i128(s.complete_fill_ms).unwrap_or(Decimal::MAX);
+        Stats {
+            orders: s.orders,
+            orders_filled: s.orders_filled,
+            orders_filled_rate: ratio(
+                Decimal::from(s.orders_filled),
+                Decimal::from(s.orders),
+                RATIO_DP,
+            ),
+            shares_ordered: s.shares_ordered.normalize(),
+            shares_executed: s.shares_executed.normalize(),
+            shares_cancelled: s.shares_cancelled.normalize(),
+            fill_rate: ratio(s.shares_executed, s.shares_ordered, RATIO_DP),
+            cancel_rate: ratio(s.shares_cancelled, s.shares_ordered, RATIO_DP),
+            avg_time_to_execution_ms: ms(s.exec_time, s.shares_executed),
+            avg_time_to_first_fill_ms: ms(first_ms, Decimal::from(s.orders_filled)),
+            avg_time_to_complete_fill_ms: ms(complete_ms, Decimal::from(s.orders_complete)),
+            exec_time_buckets: s.time_buckets.map(|q| q.normalize()),
+            avg_mid: ratio(s.es_mid, s.es_q, PRICE_DP),
+            avg_quoted_spread: ratio(s.es_quoted, s.es_q, PRICE_DP),
+            avg_effective_spread: ratio(s.es, s.es_q, PRICE_DP),
+            // AvgES / AvgMid = sum q*ES / sum q*M (the sum q cancels).
+            avg_effective_spread_bps: bps(s.es, s.es_mid),
+            eq_ratio: ratio(s.es, s.es_quoted, RATIO_DP),
+            avg_realized_spread: primary.as_ref().and_then(|h| h.avg_realized_spread),
+            avg_realized_spread_bps: primary.as_ref().and_then(|h| h.avg_realized_spread_bps),
+            price_impact: primary.as_ref().and_then(|h| h.price_impact),
+            realized_spreads,
+            price_improved_shares: s.pi_q.normalize(),
+            price_improvement_amount: s.pi_amount.normalize(),
+            avg_price_improvement: ratio(s.pi_amount, s.pi_q, PRICE_DP),
+            price_improved_avg_time_ms: ms(s.pi_time, s.pi_q),
+            at_quote_shares: s.at_q.normalize(),
+            at_quote_avg_time_ms: ms(s.at_time, s.at_q),
+            outside_quote_shares: s.out_q.normalize(),
+            outside_quote_amount: s.out_amount.normalize(),
+            avg_outside_quote_amount: ratio(s.out_amount, s.out_q, PRICE_DP),
+            outside_quote_avg_time_ms: ms(s.out_time, s.out_q),
+            pct_at_quote_or_better: ratio(s.pi_q + s.at_q, s.rq_q, RATIO_DP),
+            pct_shares_price_improved: ratio(s.pi_q, s.rq_q, RATIO_DP),
+            price_improvement_bps: bps(s.pi_amount - s.out_amount, s.rq_mid),
+            arrival_cost_bps: bps(s.arrival, s.rq_mid),
+            is_orders: s.is_orders,
+            is_total_usd: opt_if(s.is_orders, s.is_total),
+            is_total_bps: if s.is_orders > 0 {
+                bps(s.is_total, s.is_denominator)
+            } else {
+                None
+            },
+            is_execution_cost_usd: opt_if(s.is_orders, s.is_execution),
+            is_opportunity_cost_usd: opt_if(s.is_orders, s.is_opportunity),
+            is_fees_usd: opt_if(s.is_orders, s.is_fees),
+            is_delay_usd: wagner(s, s.is_delay),
+            is_trading_usd: wagner(s, s.is_trading),
+            is_opportunity_vs_arrival_usd: wagner(s, s.is_opportunity_arrival),
+            vwap_slippage_bps: bps(s.vwap_cost, s.vwap_den),
+            vwap_slippage_ex_own_bps: bps(s.vwapx_cost, s.vwapx_den),
+            participation: ratio(s.part_x, s.part_tape, RATIO_DP),
+            fees_usd: s.fees.normalize(),
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! The event interchange format: one JSON object per line.
+//!
+//! `ts` (ISO-8601 UTC), `kind` = `order_new` | `order_cancel` | `fill` | `quote` | `trade`, and
+//! where they apply `account`, `owner`, `symbol`, `side`, `qty`, `price` (null for a market
+//! order), `order_id`, `order_type`, `tif`, `trade_id`, `fill_id`, `liquidity`, `bid`, `ask`,
+//! `bid_size`, `ask_size`, `fee` and `decision_price`. Fields that do not apply may be absent or
+//! null. Numbers are exact decimals (JSON numbers or strings on input, strings on output).
+//!
+//! The offline commands (`trade2026 execq`, `trade2026 surveil`) read this format, and
+//! `trade2026 journal export --format ndjson` writes the platform's own history in it
+//! ([`Exporter`]), so both run on real platform history.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+
+use model::{Decimal, Event, Liquidity, Side, Timestamp};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    OrderNew,
+    OrderCancel,
+    Fill,
+    Quote,
+    Trade,
+}
+
+/// One interchange record. Optional fields are omitted from the output when absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub ts: Timestamp,
+    pub kind: Kind,
+    pub symbol: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Beneficial owner; surveillance links accounts through it. Defaults to the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub side: Option<Side>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_decimal")]
+    pub qty: Option<Decimal>,
+    /// Limit price on `order_new` (null for a market order), execution price on `fill`/`trade`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_decimal")]
+    pub price: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    /// `market`, `limit`, `stop`, `stop_limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_type: Option<String>,
+    /// `gtc`, `ioc`, `fok`, `day`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tif: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trade_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fill_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liquidity: Option<Liquidity>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_decimal")]
+    pub bid: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_decimal")]
+    pub ask: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_decimal")]
+    pub bid_size: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_decimal")]
+    pub ask_size: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_decimal")]
+    pub fee: Option<Decimal>,
+    /// Price when the trading decision was made (implementation shortfall), on `order_new`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_decimal")]
+    pub decision_price: Option<Decimal>,
+}
+
+impl Record {
+    /// A record of `kind` for `symbol` at `ts` with every optional field empty.
+    pub fn new(ts: Timestamp, kind: Kind, symbol: impl Into<String>) -> Record {
+        Record {
+            ts,
+            kind,
+            symbol: symbol.into(),
+            account: None,
+            owner: None,
+            side: None,
+            qty: None,
+            price: None,
+            order_id: None,
+            order_type: None,
+            tif: None,
+            trade_id: None,
+            fill_id: None,
+            liquidity: None,
+            bid: None,
+            ask: None,
+            bid_size: None,
+            ask_size: None,
+            fee: None,
+            decision_price: None,
+        }
+    }
+
+    /// The owner, falling back to the account when the file gives none.
+    pub fn owner_or_account(&self) -> Option<&str> {
+        self.owner.as_deref().or(self.account.as_deref())
+    }
+}
+
+/// Exact decimals: accept JSON numbers and strings, write strings.
+mod opt_decimal {
+    use model::Decimal;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.collect_str(&d.normalize()),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        Option::<Decimal>::deserialize(d)
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum InterchangeError {
+    #[error("{source_name}:{line}: {reason}")]
+    BadLine {
+        source_name: String,
+        line: usize,
+        reason: String,
+    },
+    #[error("{source_name}: {source}")]
+    Io {
+        source_name: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Read NDJSON records; a bad line is an error naming the source and line. Blank lines are
+/// skipped. Records must be in time order (the computations are streaming).
+pub fn read_ndjson(
+    reader: impl BufRead,
+    source_name: &str,
+) -> Result<Vec<Record>, InterchangeError> {
+    let mut out: Vec<Record> = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.map_err(|source| InterchangeError::Io {
+            source_name: source_name.to_string(),
+            source,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |reason: String| InterchangeError::BadLine {
+            source_name: source_name.to_string(),
+            line: i + 1,
+            reason,
+        };
+        let rec: Record = serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
+        if let Some(prev) = out.last()
+            && rec.ts < prev.ts
+        {
+            return Err(bad(format!(
+                "ts {} is earlier than the previous record's {}",
+                rec.ts, prev.ts
+            )));
+        }
+        out.push(rec);
+    }
+    Ok(out)
+}
+
+/// Turns the platform's journal events into interchange records, keeping the order state it
+/// needs (the quantity a cancel or expiry removes is the order's remaining quantity).
+#[derive(Default)]
+pub struct Exporter {
+    leaves: HashMap<u64, (Decimal, String, String, Side)>,
+}
+
+impl Exporter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The record for one journal event, if it has an interchange form. Accepts, rejects,
+    /// book snapshots/deltas, bars and config changes have none.
+    pub fn export(&mut self, event: &Event) -> Option<Record> {
+        let side_str = |s: Side| s;
+        match event {
+            Event::Quote(q) => {
+                let mut r = Record::new(q.ts, Kind::Quote, q.instrument.symbol.as_str());
+                r.bid = Some(q.bid.get());
+                r.ask = Some(q.ask.get());
+                r.bid_size = Some(q.bid_size.get());
+                r.ask_size = Some(q.ask_size.get());
+                Some(r)
+            }
+            Event::Trade(t) => {
+                let mut r = Record::new(t.ts, Kind::Trade, t.instrument.symbol.as_str());
+                r.price = Some(t.price.get());
+                r.qty = Some(t.quantity.get());
+                r.side = t.aggressor;
+                r.trade_id = Some(t.trade_id.clone());
+                Some(r)
+            }
+            Event::OrderSubmitted { order } => {
+                self.leaves.insert(
+                    order.order_id.0,
+                    (
+                        order.quantity.get(),
+                        order.account.to_string(),
+                        order.instrument.symbol.to_string(),
+                        order.side,
+                    ),
+                );
+                let mut r = Record::new(
+                    order.created_at,
+                    Kind::OrderNew,
+                    order.instrument.symbol.as_str(),
+                );
+                r.account = Some(order.account.to_string());
+                r.side = Some(side_str(order.side));
+                r.qty = Some(order.quantity.get());
+                r.price = order.price.map(|p| p.get());
+                r.order_id = Some(order.order_id.to_string());
+                r.order_type = serde_json::to_value(order.order_type)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string));
+                r.tif = serde_json::to_value(order.time_in_force)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string));
+                Some(r)
+            }
+            Event::OrderFilled(f) => {
+                if let Some(entry) = self.leaves.get_mut(&f.order_id.0) {
+                    entry.0 -= f.quantity.get();
+                }
+                let mut r = Record::new(f.ts, Kind::Fill, f.instrument.symbol.as_str());
+                r.account = Some(f.account.to_string());
+                r.side = Some(f.side);
+                r.qty = Some(f.quantity.get());
+                r.price = Some(f.price.get());
+                r.order_id = Some(f.order_id.to_string());
+                r.fill_id = Some(f.fill_id.to_string());
+                r.liquidity = Some(f.liquidity);
+                r.fee = Some(f.fee.get());
+                Some(r)
+            }
+            Event::OrderCanceled { order_id, ts, .. }
+            | Event::OrderExpired { order_id, ts, .. } => {
+                let (leaves, account, symbol, side) = self.leaves.remove(&order_id.0)?;
+                let mut r = Record::new(*ts, Kind::OrderCancel, symbol);
+                r.account = Some(account);
+                r.side = Some(side);
+                r.qty = Some(leaves);
+                r.order_id = Some(order_id.to_string());
+                Some(r)
+            }
+            Event::OrderRejected { order_id, .. } => {
+                self.leaves.remove(&order_id.0);
+                None
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_numbers_and_strings_exactly_and_names_bad_lines() {
+        let text = r#"{"ts":"2024-01-02T14:30:00Z","kind":"quote","symbol":"XYZ","bid":10.00,"ask":"10.02","bid_size":100,"ask_size":200}
+{"ts":"2024-01-02T14:30:01.5Z","kind":"order_new","account":"A1","owner":"O1","symbol":"XYZ","side":"buy","qty":100,"price":null,"order_id":"o1","order_type":"market","tif":"day","decision_price":"9.99"}
+
+{"ts":"2024-01-02T14:30:02Z","kind":"fill","account":"A1","symbol":"XYZ","side":"buy","qty":"100","price":"10.01","order_id":"o1","fill_id":"f1","liquidity":"taker","fee":"0.1"}
+"#;
+        let recs = read_ndjson(text.as_bytes(), "events.ndjson").unwrap();
+        assert_eq!(recs.len(), 3);
+        assert_eq!(recs[0].bid, Some("10".parse().unwrap()));
+        assert_eq!(recs[1].price, None);
+        assert_eq!(recs[1].owner_or_account(), Some("O1"));
+        assert_eq!(recs[2].price, Some("10.01".parse().unwrap()));
+        assert_eq!(recs[2].liquidity, Some(Liquidity::Taker));
+        let out = serde_json::to_string(&recs[2]).unwrap();
+        assert!(out.contains(r#""price":"10.01""#), "{out}");
+        assert!(!out.contains("bid"), "absent fields are omitted: {out}");
+
+        let err = read_ndjson("{\"ts\":\"x\"}\n".as_bytes(), "e.ndjson").unwrap_err();
+        assert!(err.to_string().starts_with("e.ndjson:1:"), "{err}");
+        let backwards = "{\"ts\":\"2024-01-02T00:00:01Z\",\"kind\":\"trade\",\"symbol\":\"X\"}\n{\"ts\":\"2024-01-02T00:00:00Z\",\"kind\":\"trade\",\"symbol\":\"X\"}\n";
+        let err = read_ndjson(backwards.as_bytes(), "e").unwrap_err();
+        assert!(err.to_string().contains("e:2: ts"), "{err}");
+    }
+}

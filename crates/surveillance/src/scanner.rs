@@ -1,0 +1,740 @@
+//! The streaming scanner: shared state, record dispatch, time-driven deadlines and eviction.
+//! The rules live in `wash.rs`, `spoof_layer.rs`, `close.rs` and `momentum.rs`.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, VecDeque};
+use std::sync::Arc;
+
+use interchange::{Kind, Record};
+use model::{Decimal, Liquidity, Side, Timestamp};
+
+use crate::SurveillanceError;
+use crate::alert::{Alert, FillRef, QuoteSnap};
+use crate::close::MtcSession;
+use crate::fxhash::{FxMap, FxSet};
+use crate::momentum::MiState;
+use crate::params::{CloseSpec, Compiled, DAY_NS, OwnerLinkage, Params, QuoteTiming, ms};
+use crate::spoof_layer::{Episode, SpoofAcc};
+use crate::wash::{Leg, Pending};
+
+/// Housekeeping period in record time (stale live orders, empty per-owner state).
+const SWEEP_NS: i64 = 60_000_000_000;
+
+pub(crate) fn side_ix(s: Side) -> usize {
+    match s {
+        Side::Buy => 0,
+        Side::Sell => 1,
+    }
+}
+
+/// A fill as the scanner keeps it.
+#[derive(Debug, Clone)]
+pub(crate) struct Fl {
+    pub seq: u64,
+    pub ts: i64,
+    pub side: Side,
+    pub qty: Decimal,
+    pub price: Decimal,
+    pub acct: u32,
+    pub owner: u32,
+    /// `account \x1f order_id`: the order's identity in `Scanner::orders`.
+    pub order_key: String,
+    pub order_id: String,
+    pub fill_id: String,
+    pub trade_id: Option<String>,
+    pub taker: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct QuoteInt {
+    pub ts: i64,
+    pub bid: Option<Decimal>,
+    pub ask: Option<Decimal>,
+    pub bid_size: Option<Decimal>,
+    pub ask_size: Option<Decimal>,
+}
+
+impl QuoteInt {
+    pub fn mid(&self) -> Option<Decimal> {
+        Some((self.bid? + self.ask?) / Decimal::TWO)
+    }
+    pub fn snap(&self) -> QuoteSnap {
+        QuoteSnap {
+            ts: Timestamp::from_nanos(self.ts),
+            bid: self.bid,
+            ask: self.ask,
+            bid_size: self.bid_size,
+            ask_size: self.ask_size,
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct QuoteState {
+    pub cur: Option<QuoteInt>,
+    /// The last quote with a timestamp strictly earlier than `cur`'s.
+    pub prev: Option<QuoteInt>,
+    /// (ts, mid) history for momentum ignition, bounded by burst window + settle time.
+    pub hist: VecDeque<(i64, Option<Decimal>)>,
+}
+
+/// An order as the scanner keeps it.
+pub(crate) struct Ord {
+    pub seq: u64,
+    pub order_id: String,
+    pub acct: u32,
+    pub owner: u32,
+    pub grp: u32,
+    pub sym: u32,
+    pub side: Side,
+    pub qty: Decimal,
+    pub price: Option<Decimal>,
+    pub limit: bool,
+    pub new_ts: i64,
+    pub filled: Decimal,
+    pub fills: Vec<Arc<Fl>>,
+    /// Prevailing quote at placement (per `quote_timing`).
+    pub touch: Option<QuoteInt>,
+    pub ticks_from_touch: Option<Decimal>,
+    pub done: Option<i64>,
+    pub spoof: Option<Box<SpoofAcc>>,
+}
+
+/// Per (owner group, symbol) state.
+#[derive(Default)]
+pub(crate) struct GroupSym {
+    /// Recent fills in time order (spoofing look-back, layering opposite executions).
+    pub fills: VecDeque<Arc<Fl>>,
+    /// Live orders per side as (placement ts, order seq).
+    pub live: [BTreeSet<(i64, u64)>; 2],
+    /// Open layering episodes per side.
+    pub episodes: [Vec<Episode>; 2],
+    /// Unpaired fills for the round-trip wash rule.
+    pub rt_unpaired: VecDeque<Arc<Fl>>,
+}
+
+impl GroupSym {
+    fn is_empty(&self) -> bool {
+        self.fills.is_empty()
+            && self.live.iter().all(BTreeSet::is_empty)
+            && self.episodes.iter().all(Vec::is_empty)
+            && self.rt_unpaired.is_empty()
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+pub(crate) struct OwnerStats {
+    pub day: i64,
+    pub order_qty: Decimal,
+    pub fill_qty: Decimal,
+    pub cancel_qty: Decimal,
+}
+
+/// Time-driven work, run when the first record with a later timestamp arrives (or on
+/// `advance_to` / `finish`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Task {
+    MtcClose { sym: u32, close: i64 },
+    MiClose { key: (u32, u32, usize), t0: i64 },
+    MiSettle { key: (u32, u32, usize), t0: i64 },
+    MiExpire { key: (u32, u32, usize), t0: i64 },
+}
+
+/// Sizes of the internal state, to check it stays bounded by the windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateStats {
+    pub orders: usize,
+    pub group_symbols: usize,
+    pub kept_fills: usize,
+    pub open_episodes: usize,
+    pub open_prints: usize,
+    pub pending_tasks: usize,
+    pub emitted_keys: usize,
+}
+
+/// The streaming scanner. Feed records in time order with [`Scanner::on_record`]; each call
+/// returns the alerts completed by that record (plus time-driven ones whose deadline the
+/// record's timestamp has passed). Deterministic: the same records give the same alerts, with
+/// the same keys, whatever the chunking.
+pub struct Scanner {
+    pub(crate) c: Compiled,
+    pub(crate) names: Vec<String>,
+    ids: FxMap<String, u32>,
+    pub(crate) group_idx: FxMap<u32, usize>,
+    acct_owner: FxMap<u32, u32>,
+    pub(crate) now: i64,
+    pub(crate) seq: u64,
+    pub(crate) quotes: FxMap<u32, QuoteState>,
+    pub(crate) orders: FxMap<String, Ord>,
+    done_q: VecDeque<(i64, u64, String)>,
+    pub(crate) gs: FxMap<(u32, u32), GroupSym>,
+    pub(crate) stats: FxMap<u32, OwnerStats>,
+    heap: BinaryHeap<Reverse<(i64, u64, Task)>>,
+    task_seq: u64,
+    pub(crate) prints: FxMap<(u32, String), Vec<Leg>>,
+    pub(crate) prints_q: VecDeque<(i64, u32, String)>,
+    pub(crate) rt_pending: Vec<Pending>,
+    pub(crate) mtc: FxMap<u32, MtcSession>,
+    mtc_spec: FxMap<u32, Option<CloseSpec>>,
+    pub(crate) last_trade_px: FxMap<u32, Decimal>,
+    pub(crate) mi: FxMap<(u32, u32, usize), MiState>,
+    emitted: FxSet<String>,
+    next_sweep: i64,
+    keybuf: String,
+}
+
+impl Scanner {
+    pub fn new(params: Params) -> Result<Scanner, SurveillanceError> {
+        let c = params.compile()?;
+        Ok(Scanner {
+            c,
+            names: Vec::new(),
+            ids: FxMap::default(),
+            group_idx: FxMap::default(),
+            acct_owner: FxMap::default(),
+            now: i64::MIN,
+            seq: 0,
+            quotes: FxMap::default(),
+            orders: FxMap::default(),
+            done_q: VecDeque::new(),
+            gs: FxMap::default(),
+            stats: FxMap::default(),
+            heap: BinaryHeap::new(),
+            task_seq: 0,
+            prints: FxMap::default(),
+            prints_q: VecDeque::new(),
+            rt_pending: Vec::new(),
+            mtc: FxMap::default(),
+            mtc_spec: FxMap::default(),
+            last_trade_px: FxMap::default(),
+            mi: FxMap::default(),
+            emitted: FxSet::default(),
+            next_sweep: i64::MIN,
+            keybuf: String::new(),
+        })
+    }
+
+    /// Suppress alerts whose key was already delivered (restart: pass the keys already
+    /// journaled, then replay; see the crate docs).
+    pub fn with_known_keys(mut self, keys: impl IntoIterator<Item = String>) -> Scanner {
+        self.emitted.extend(keys);
+        self
+    }
+
+    /// Number of records processed so far (the resume position when replaying from the start).
+    pub fn records_processed(&self) -> u64 {
+        self.seq
+    }
+
+    pub fn state_stats(&self) -> StateStats {
+        StateStats {
+            orders: self.orders.len(),
+            group_symbols: self.gs.len(),
+            kept_fills: self
+                .gs
+                .values()
+                .map(|g| g.fills.len() + g.rt_unpaired.len())
+                .sum(),
+            open_episodes: self
+                .gs
+                .values()
+                .map(|g| g.episodes[0].len() + g.episodes[1].len())
+                .sum(),
+            open_prints: self.prints.len(),
+            pending_tasks: self.heap.len(),
+            emitted_keys: self.emitted.len(),
+        }
+    }
+
+    /// Process one record (records in time order; an earlier timestamp is treated as the
+    /// latest one seen so time never runs backwards).
+    pub fn on_record(&mut self, r: &Record) -> Vec<Alert> {
+        let mut out = Vec::new();
+        let ts = r.ts.as_nanos().max(self.now);
+        self.run_until(Some(ts), &mut out);
+        self.now = ts;
+        self.seq += 1;
+        let sym = self.intern(&r.symbol);
+        if !self.c.closes.is_empty() {
+            self.mtc_ensure_session(sym, ts);
+        }
+        self.evict_done(ts);
+        match r.kind {
+            Kind::Quote => self.on_quote(r, sym, ts),
+            Kind::Trade => self.mtc_on_trade(r, sym, ts),
+            Kind::OrderNew => self.on_new(r, sym, ts),
+            Kind::OrderCancel => self.on_cancel(r, sym, ts, &mut out),
+            Kind::Fill => self.on_fill(r, sym, ts, &mut out),
+        }
+        if ts >= self.next_sweep {
+            self.sweep(ts);
+            self.next_sweep = ts.saturating_add(SWEEP_NS);
+        }
+        self.dedupe(out)
+    }
+
+    /// Heartbeat from the service's clock: run the time-driven work (marking-the-close at the
+    /// close, momentum-ignition settle/exit, round-trip wash pairing) whose deadline is before
+    /// `ts`. Only call it with a `ts` no later than the next record's timestamp; then the
+    /// alerts are exactly those of batch mode, only earlier.
+    pub fn advance_to(&mut self, ts: Timestamp) -> Vec<Alert> {
+        let mut out = Vec::new();
+        let ts = ts.as_nanos().max(self.now);
+        self.run_until(Some(ts), &mut out);
+        self.dedupe(out)
+    }
+
+    /// End of data: run every pending deadline (batch mode calls this after the last record).
+    pub fn finish(&mut self) -> Vec<Alert> {
+        let mut out = Vec::new();
+        self.run_until(None, &mut out);
+        self.dedupe(out)
+    }
+
+    fn dedupe(&mut self, out: Vec<Alert>) -> Vec<Alert> {
+        out.into_iter()
+            .filter(|a| self.emitted.insert(a.key.clone()))
+            .collect()
+    }
+
+    fn run_until(&mut self, limit: Option<i64>, out: &mut Vec<Alert>) {
+        let before = |t: i64| limit.is_none_or(|l| t < l);
+        if self.rt_pending.first().is_some_and(|p| before(p.fl.ts)) {
+            self.wash_flush_round_trips(out);
+        }
+        while let Some(Reverse((t, _, _))) = self.heap.peek() {
+            if !before(*t) {
+                break;
+            }
+            let Some(Reverse((t, _, task))) = self.heap.pop() else {
+                break;
+            };
+            match task {
+                Task::MtcClose { sym, close } => self.mtc_finalize(sym, close, out),
+                Task::MiClose { key, t0 } => self.mi_close(key, t0),
+                Task::MiSettle { key, t0 } => self.mi_settle(key, t0, t, out),
+                Task::MiExpire { key, t0 } => self.mi_expire(key, t0),
+            }
+        }
+    }
+
+    pub(crate) fn schedule(&mut self, at: i64, task: Task) {
+        self.task_seq += 1;
+        self.heap.push(Reverse((at, self.task_seq, task)));
+    }
+
+    pub(crate) fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(s.to_string());
+        self.ids.insert(s.to_string(), id);
+        id
+    }
+
+    pub(crate) fn name(&self, id: u32) -> &str {
+        self.names
+            .get(id as usize)
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
+    /// Account, owner and owner group of a record (owner learned from earlier records of the
+    /// account when this one has none, so a fill without `owner` links like its order).
+    fn parties(&mut self, r: &Record) -> Option<(u32, u32, u32)> {
+        let acct_s = r.account.as_deref().or(r.owner.as_deref())?;
+        let acct = self.intern(acct_s);
+        let owner = match r.owner.as_deref() {
+            Some(o) => {
+                let o = self.intern(o);
+                self.acct_owner.insert(acct, o);
+                o
+            }
+            None => *self.acct_owner.get(&acct).unwrap_or(&acct),
+        };
+        let grp = match self.c.p.owner_linkage {
+            OwnerLinkage::Account => acct,
+            OwnerLinkage::Owner => owner,
+            OwnerLinkage::Group => {
+                let gi = self.c.group_of.get(self.name(owner)).copied();
+                match gi {
+                    Some(i) => {
+                        let g = self.intern(&format!("\u{0}related_owner_groups[{i}]"));
+                        self.group_idx.insert(g, i);
+                        g
+                    }
+                    None => owner,
+                }
+            }
+        };
+        Some((acct, owner, grp))
+    }
+
+    /// The related-owner group behind a group id, if it is one.
+    pub(crate) fn group_members(&self, grp: u32) -> Option<Vec<String>> {
+        self.group_idx
+            .get(&grp)
+            .and_then(|&i| self.c.p.related_owner_groups.get(i).cloned())
+    }
+
+    fn order_key(&mut self, account: &str, order_id: &str) -> &str {
+        self.keybuf.clear();
+        self.keybuf.push_str(account);
+        self.keybuf.push('\u{1f}');
+        self.keybuf.push_str(order_id);
+        &self.keybuf
+    }
+
+    pub(crate) fn tick(&self, sym: u32) -> Decimal {
+        self.c
+            .p
+            .tick_size
+            .get(self.name(sym))
+            .copied()
+            .unwrap_or(self.c.p.default_tick_size)
+    }
+
+    pub(crate) fn stats_mut(&mut self, grp: u32, ts: i64) -> &mut OwnerStats {
+        let day = ts.div_euclid(DAY_NS);
+        let s = self.stats.entry(grp).or_default();
+        if s.day != day {
+            *s = OwnerStats {
+                day,
+                ..OwnerStats::default()
+            };
+        }
+        s
+    }
+
+    /// Order quantity / filled quantity of the owner group this UTC day.
+    pub(crate) fn otr(&self, grp: u32) -> Option<Decimal> {
+        let s = self.stats.get(&grp)?;
+        s.order_qty.checked_div(s.fill_qty).map(|v| v.round_dp(4))
+    }
+
+    pub(crate) fn cancel_ratio(&self, grp: u32) -> Option<Decimal> {
+        let s = self.stats.get(&grp)?;
+        s.cancel_qty.checked_div(s.order_qty).map(|v| v.round_dp(4))
+    }
+
+    pub(crate) fn fill_ref(&self, f: &Fl) -> FillRef {
+        FillRef {
+            fill_id: f.fill_id.clone(),
+            order_id: f.order_id.clone(),
+            account: self.name(f.acct).to_string(),
+            side: f.side,
+            qty: f.qty,
+            price: f.price,
+            ts: Timestamp::from_nanos(f.ts),
+        }
+    }
+
+    /// Prevailing quote of `sym` at `ts` (the current time) under `quote_timing`.
+    pub(crate) fn prevailing(&self, sym: u32, ts: i64) -> Option<&QuoteInt> {
+        let q = self.quotes.get(&sym)?;
+        match self.c.p.quote_timing {
+            QuoteTiming::Inclusive => q.cur.as_ref(),
+            QuoteTiming::Strict => match &q.cur {
+                Some(c) if c.ts < ts => Some(c),
+                _ => q.prev.as_ref(),
+            },
+        }
+    }
+
+    fn on_quote(&mut self, r: &Record, sym: u32, ts: i64) {
+        let q = QuoteInt {
+            ts,
+            bid: r.bid,
+            ask: r.ask,
+            bid_size: r.bid_size,
+            ask_size: r.ask_size,
+        };
+        let horizon = ms(self.c.p.mi_burst_window_ms).saturating_add(ms(self.c.p.mi_settle_ms));
+        let st = self.quotes.entry(sym).or_default();
+        let mid = q.mid();
+        if st.cur.as_ref().is_some_and(|c| c.ts < ts) {
+            st.prev = st.cur.take();
+        }
+        st.cur = Some(q);
+        st.hist.push_back((ts, mid));
+        // Keep the last entry at or before the horizon: it is the prevailing one there.
+        while st.hist.len() > 1 && st.hist[1].0 <= ts.saturating_sub(horizon) {
+            st.hist.pop_front();
+        }
+    }
+
+    fn on_new(&mut self, r: &Record, sym: u32, ts: i64) {
+        let (Some(side), Some(qty), Some(order_id)) = (r.side, r.qty, r.order_id.as_deref()) else {
+            return;
+        };
+        let Some((acct, owner, grp)) = self.parties(r) else {
+            return;
+        };
+        self.stats_mut(grp, ts).order_qty += qty;
+        let limit = match r.order_type.as_deref() {
+            Some(t) => t == "limit",
+            None => r.price.is_some(),
+        };
+        let touch = self.prevailing(sym, ts).cloned();
+        let tick = self.tick(sym);
+        let ticks_from_touch = match (r.price, &touch) {
+            (Some(p), Some(q)) => match side {
+                Side::Sell => q.ask.map(|a| ((p - a) / tick).round_dp(4)),
+                Side::Buy => q.bid.map(|b| ((b - p) / tick).round_dp(4)),
+            },
+            _ => None,
+        };
+        let acct_name = r.account.as_deref().or(r.owner.as_deref()).unwrap_or("");
+        let key = self.order_key(acct_name, order_id).to_string();
+        if self.orders.get(&key).is_some_and(|o| o.done.is_none()) {
+            // A repeated order_new for a live order (duplicate delivery): keep the first.
+            return;
+        }
+        let seq = self.seq;
+        self.gs.entry((grp, sym)).or_default().live[side_ix(side)].insert((ts, seq));
+        self.orders.insert(
+            key,
+            Ord {
+                seq,
+                order_id: order_id.to_string(),
+                acct,
+                owner,
+                grp,
+                sym,
+                side,
+                qty,
+                price: r.price,
+                limit,
+                new_ts: ts,
+                filled: Decimal::ZERO,
+                fills: Vec::new(),
+                touch,
+                ticks_from_touch,
+                done: None,
+                spoof: None,
+            },
+        );
+    }
+
+    fn is_stale(&self, o: &Ord, ts: i64) -> bool {
+        o.done.is_none() && ts.saturating_sub(o.new_ts) > ms(self.c.p.order_max_live_ms)
+    }
+
+    fn mark_done(&mut self, key: &str, ts: i64) {
+        let Some(o) = self.orders.get_mut(key) else {
+            return;
+        };
+        o.done = Some(ts);
+        let (grp, sym, side, new_ts, seq) = (o.grp, o.sym, o.side, o.new_ts, o.seq);
+        if let Some(g) = self.gs.get_mut(&(grp, sym)) {
+            g.live[side_ix(side)].remove(&(new_ts, seq));
+        }
+        self.done_q.push_back((ts, seq, key.to_string()));
+    }
+
+    fn evict_done(&mut self, now: i64) {
+        let keep = ms(self.c.p.spoof_t_post_ms).max(ms(self.c.p.layer_t_post_ms));
+        while let Some((t, seq, _)) = self.done_q.front() {
+            if t.saturating_add(keep) >= now {
+                break;
+            }
+            let seq = *seq;
+            if let Some((_, _, key)) = self.done_q.pop_front()
+                && self.orders.get(&key).is_some_and(|o| o.seq == seq)
+            {
+                self.orders.remove(&key);
+            }
+        }
+    }
+
+    fn on_cancel(&mut self, r: &Record, sym: u32, ts: i64, out: &mut Vec<Alert>) {
+        let Some(order_id) = r.order_id.as_deref() else {
+            return;
+        };
+        let Some((acct, owner, grp)) = self.parties(r) else {
+            return;
+        };
+        let acct_name = r.account.as_deref().or(r.owner.as_deref()).unwrap_or("");
+        let key = self.order_key(acct_name, order_id).to_string();
+        let Some(o) = self.orders.get(&key) else {
+            return;
+        };
+        if o.done.is_some() {
+            return;
+        }
+        if self.is_stale(o, ts) {
+            self.drop_order(&key);
+            return;
+        }
+        let remaining = r.qty.unwrap_or(o.qty - o.filled);
+        self.stats_mut(grp, ts).cancel_qty += remaining;
+        if !self.c.closes.is_empty() {
+            self.mtc_on_cancel(acct, owner, grp, sym, ts, remaining);
+        }
+        self.mark_done(&key, ts);
+        self.spoof_on_cancel(&key, ts, out);
+        self.layer_on_cancel(&key, ts, out);
+    }
+
+    fn drop_order(&mut self, key: &str) {
+        if let Some(o) = self.orders.remove(key)
+            && let Some(g) = self.gs.get_mut(&(o.grp, o.sym))
+        {
+            g.live[side_ix(o.side)].remove(&(o.new_ts, o.seq));
+        }
+    }
+
+    fn on_fill(&mut self, r: &Record, sym: u32, ts: i64, out: &mut Vec<Alert>) {
+        let (Some(side), Some(qty), Some(price)) = (r.side, r.qty, r.price) else {
+            return;
+        };
+        let Some((acct, owner, grp)) = self.parties(r) else {
+            return;
+        };
+        let order_id = r.order_id.clone().unwrap_or_default();
+        let acct_name = r.account.as_deref().or(r.owner.as_deref()).unwrap_or("");
+        let order_key = self.order_key(acct_name, &order_id).to_string();
+        let fill_id = r
+            .fill_id
+            .clone()
+            .unwrap_or_else(|| format!("{order_id}@{ts}"));
+        self.stats_mut(grp, ts).fill_qty += qty;
+        let fl = Arc::new(Fl {
+            seq: self.seq,
+            ts,
+            side,
+            qty,
+            price,
+            acct,
+            owner,
+            order_key,
+            order_id,
+            fill_id,
+            trade_id: r.trade_id.clone(),
+            taker: r.liquidity == Some(Liquidity::Taker),
+        });
+        let stale = self
+            .orders
+            .get(&fl.order_key)
+            .is_some_and(|o| self.is_stale(o, ts));
+        if stale {
+            let k = fl.order_key.clone();
+            self.drop_order(&k);
+        }
+        let mut completed = false;
+        if let Some(o) = self.orders.get_mut(&fl.order_key)
+            && o.done.is_none()
+        {
+            o.filled += qty;
+            o.fills.push(fl.clone());
+            completed = o.filled >= o.qty;
+        }
+        if completed {
+            let k = fl.order_key.clone();
+            self.mark_done(&k, ts);
+        }
+        let bound = self.fill_bound(grp, sym, ts);
+        let g = self.gs.entry((grp, sym)).or_default();
+        g.fills.push_back(fl.clone());
+        while g.fills.front().is_some_and(|f| f.ts < bound) {
+            g.fills.pop_front();
+        }
+        self.wash_on_fill(&fl, grp, sym, out);
+        self.layer_on_fill(&fl, grp, sym, out);
+        self.mi_on_fill(&fl, grp, sym, out);
+        if !self.c.closes.is_empty() {
+            self.mtc_on_fill(&fl, grp, sym);
+        }
+    }
+
+    /// Oldest fill time any rule can still need for (grp, sym): the spoofing/layering look-back,
+    /// the earliest live order (a future layer) and the earliest open layering episode.
+    fn fill_bound(&self, grp: u32, sym: u32, now: i64) -> i64 {
+        let look = ms(self.c.p.spoof_t_post_ms).max(ms(self.c.p.layer_t_post_ms));
+        let mut bound = now.saturating_sub(look);
+        if let Some(g) = self.gs.get(&(grp, sym)) {
+            for s in 0..2 {
+                if let Some((t, _)) = g.live[s].first() {
+                    bound = bound.min(*t);
+                }
+                for e in &g.episodes[s] {
+                    bound = bound.min(e.start);
+                }
+            }
+        }
+        bound
+    }
+
+    fn sweep(&mut self, now: i64) {
+        let max_live = ms(self.c.p.order_max_live_ms);
+        let stale: Vec<String> = self
+            .orders
+            .iter()
+            .filter(|(_, o)| o.done.is_none() && now.saturating_sub(o.new_ts) > max_live)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in stale {
+            self.drop_order(&k);
+        }
+        let keys: Vec<(u32, u32)> = self.gs.keys().copied().collect();
+        let t_post = ms(self.c.p.layer_t_post_ms);
+        for k in keys {
+            let bound = self.fill_bound(k.0, k.1, now);
+            let wash_lo = now.saturating_sub(ms(self.c.p.wash_window_ms));
+            let Some(g) = self.gs.get_mut(&k) else {
+                continue;
+            };
+            for s in 0..2 {
+                let earliest_live = g.live[s].first().map(|(t, _)| *t);
+                g.episodes[s]
+                    .retain(|e| !crate::spoof_layer::episode_closed(e, now, t_post, earliest_live));
+            }
+            while g.fills.front().is_some_and(|f| f.ts < bound) {
+                g.fills.pop_front();
+            }
+            while g.rt_unpaired.front().is_some_and(|f| f.ts < wash_lo) {
+                g.rt_unpaired.pop_front();
+            }
+            if g.is_empty() {
+                self.gs.remove(&k);
+            }
+        }
+        let day = now.div_euclid(DAY_NS);
+        self.stats.retain(|_, s| s.day == day);
+        self.mi.retain(|_, m| !m.is_empty());
+    }
+
+    pub(crate) fn mtc_spec_for(&mut self, sym: u32) -> Option<CloseSpec> {
+        if let Some(s) = self.mtc_spec.get(&sym) {
+            return *s;
+        }
+        let name = self.name(sym).to_string();
+        let spec = self
+            .c
+            .closes
+            .get(&name)
+            .or_else(|| self.c.closes.get("*"))
+            .copied();
+        self.mtc_spec.insert(sym, spec);
+        spec
+    }
+}
+
+/// Sorted, de-duplicated account names.
+pub(crate) fn accounts(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    names
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// `a / b` rounded for display (the thresholds compare unrounded values).
+pub(crate) fn ratio(a: Decimal, b: Decimal) -> Decimal {
+    a.checked_div(b).map(|v| v.round_dp(6)).unwrap_or_default()
+}
+
+pub(crate) fn ns_to_ms(ns: i64) -> i64 {
+    ns / 1_000_000
+}
