@@ -33,6 +33,33 @@ enum Command {
     /// Event-journal tools.
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Execution quality over an event file (interchange NDJSON, e.g. from `journal export`):
+    /// per-order records under `orders` keyed by order id, and the aggregates. `--format html`
+    /// renders the Rule 605-style monthly report.
+    Execq {
+        #[arg(long)]
+        events: PathBuf,
+        /// Parameters (YAML or JSON) with the spec's names: rs_horizons_ms, session_close, ...
+        #[arg(long)]
+        params: Option<PathBuf>,
+        #[arg(long, default_value = "json", value_parser = ["json", "csv", "html"])]
+        format: String,
+        /// Month (YYYY-MM) of the Rule 605 report for `--format html`; default: the first
+        /// order's month.
+        #[arg(long)]
+        month: Option<String>,
+    },
+    /// Trade surveillance over an event file: prints {"alerts":[...]} (or CSV). The same
+    /// detectors as the compliance scanner service.
+    Surveil {
+        #[arg(long)]
+        events: PathBuf,
+        /// Parameters (YAML or JSON) with the spec's names: wash_window_ms, spoof_k_size, ...
+        #[arg(long)]
+        params: Option<PathBuf>,
+        #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
+        format: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -196,6 +223,17 @@ fn main() {
             format,
             from_seq,
         }) => journal_export(data_dir, common, &format, from_seq),
+        Command::Execq {
+            events,
+            params,
+            format,
+            month,
+        } => execq_cli(&events, params.as_deref(), &format, month.as_deref()),
+        Command::Surveil {
+            events,
+            params,
+            format,
+        } => surveil_cli(&events, params.as_deref(), &format),
     };
     if let Err(e) = result {
         eprintln!("trade2026: error: {}", error_chain(&e));
@@ -289,6 +327,72 @@ fn journal_export(
     out.flush()?;
     journal.shutdown()?;
     eprintln!("exported {written} records from {}", path.display());
+    Ok(())
+}
+
+fn read_events(path: &std::path::Path) -> Result<Vec<interchange::Record>> {
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(interchange::read_ndjson(
+        std::io::BufReader::new(file),
+        &path.display().to_string(),
+    )?)
+}
+
+fn read_text(path: &std::path::Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn execq_cli(
+    events: &std::path::Path,
+    params: Option<&std::path::Path>,
+    format: &str,
+    month: Option<&str>,
+) -> Result<()> {
+    let params: execq::Params = match params {
+        // JSON is YAML, so one parser reads both.
+        Some(p) => {
+            serde_yaml_ng::from_str(&read_text(p)?).with_context(|| format!("{}", p.display()))?
+        }
+        None => execq::Params::default(),
+    };
+    let records = read_events(events)?;
+    let report = execq::compute(&records, &params)?;
+    let out = match format {
+        "csv" => execq::report_to_csv(&report),
+        "html" => {
+            let month = match month {
+                Some(m) => m.to_string(),
+                None => records
+                    .iter()
+                    .find(|r| r.kind == interchange::Kind::OrderNew)
+                    .map(|r| r.ts.to_string()[..7].to_string())
+                    .context("no order_new record: nothing to report")?,
+            };
+            execq::rule605_to_html(&execq::rule605(&report, &month)?)
+        }
+        _ => serde_json::to_string_pretty(&report)? + "\n",
+    };
+    std::io::stdout().write_all(out.as_bytes())?;
+    Ok(())
+}
+
+fn surveil_cli(
+    events: &std::path::Path,
+    params: Option<&std::path::Path>,
+    format: &str,
+) -> Result<()> {
+    let params = match params {
+        Some(p) => surveillance::Params::from_yaml_or_json(&read_text(p)?)
+            .with_context(|| format!("{}", p.display()))?,
+        None => surveillance::Params::default(),
+    };
+    let records = read_events(events)?;
+    let alerts = surveillance::scan(&records, &params)?;
+    let out = match format {
+        "csv" => surveillance::alerts_to_csv(&alerts),
+        _ => serde_json::to_string_pretty(&surveillance::alerts_to_json(&alerts))? + "\n",
+    };
+    std::io::stdout().write_all(out.as_bytes())?;
     Ok(())
 }
 

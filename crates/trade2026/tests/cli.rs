@@ -148,3 +148,128 @@ fn config_check_reports_unknown_keys_and_wrong_types() {
         "{err}"
     );
 }
+
+/// Quote 10.00 / 10.02 (mid 10.01); a market buy of 100 fills at 10.02 and a market sell of 100
+/// at 10.00; the same owner's two accounts also print against each other (one trade id).
+const EVENTS: &str = r#"{"ts":"2024-03-04T14:30:00Z","kind":"quote","symbol":"XYZ","bid":"10.00","ask":"10.02","bid_size":500,"ask_size":500}
+{"ts":"2024-03-04T14:30:01Z","kind":"order_new","account":"A1","owner":"O1","symbol":"XYZ","side":"buy","qty":100,"price":null,"order_id":"b1","order_type":"market","tif":"day"}
+{"ts":"2024-03-04T14:30:01.250Z","kind":"fill","account":"A1","owner":"O1","symbol":"XYZ","side":"buy","qty":100,"price":"10.02","order_id":"b1","fill_id":"f1","trade_id":"t1","liquidity":"taker"}
+{"ts":"2024-03-04T14:30:02Z","kind":"order_new","account":"A2","owner":"O1","symbol":"XYZ","side":"sell","qty":100,"price":null,"order_id":"s1","order_type":"market","tif":"day"}
+{"ts":"2024-03-04T14:30:02.500Z","kind":"fill","account":"A2","owner":"O1","symbol":"XYZ","side":"sell","qty":100,"price":"10.00","order_id":"s1","fill_id":"f2","trade_id":"t2","liquidity":"taker"}
+{"ts":"2024-03-04T14:30:03Z","kind":"order_new","account":"A1","owner":"O1","symbol":"XYZ","side":"buy","qty":10,"price":"10.01","order_id":"w1","order_type":"limit","tif":"day"}
+{"ts":"2024-03-04T14:30:03Z","kind":"order_new","account":"A2","owner":"O1","symbol":"XYZ","side":"sell","qty":10,"price":"10.01","order_id":"w2","order_type":"limit","tif":"day"}
+{"ts":"2024-03-04T14:30:04Z","kind":"fill","account":"A1","owner":"O1","symbol":"XYZ","side":"buy","qty":10,"price":"10.01","order_id":"w1","fill_id":"f3","trade_id":"t3","liquidity":"maker"}
+{"ts":"2024-03-04T14:30:04Z","kind":"fill","account":"A2","owner":"O1","symbol":"XYZ","side":"sell","qty":10,"price":"10.01","order_id":"w2","fill_id":"f4","trade_id":"t3","liquidity":"taker"}
+{"ts":"2024-03-04T14:40:00Z","kind":"quote","symbol":"XYZ","bid":"10.00","ask":"10.02","bid_size":500,"ask_size":500}
+"#;
+
+#[test]
+fn execq_and_surveil_run_on_an_event_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.ndjson");
+    std::fs::write(&events, EVENTS).unwrap();
+
+    let out = bin()
+        .args(["execq", "--events"])
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let b1 = &v["orders"]["b1"];
+    // Buy at the offer: effective spread 2 x (10.02 - 10.01) = 0.02, E/Q = 0.02 / 0.02 = 1,
+    // arrival cost (10.02 - 10.01) / 10.01 x 1e4 = 9.99 bps.
+    assert_eq!(b1["receipt_mid"], "10.01");
+    assert_eq!(b1["order_class"], "market");
+    assert_eq!(b1["avg_effective_spread"], "0.02");
+    assert_eq!(b1["eq_ratio"], "1");
+    assert_eq!(b1["fill_rate"], "1");
+    assert!(
+        b1["arrival_cost_bps"].as_str().unwrap().starts_with("9.99"),
+        "{b1}"
+    );
+    assert_eq!(b1["time_to_first_fill_ms"], 250);
+    // The sell at the bid costs the same, with the sign convention positive = cost.
+    assert!(
+        v["orders"]["s1"]["arrival_cost_bps"]
+            .as_str()
+            .unwrap()
+            .starts_with("9.99")
+    );
+
+    let out = bin()
+        .args(["execq", "--format", "html", "--events"])
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("<svg"));
+    let out = bin()
+        .args(["execq", "--format", "csv", "--events"])
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap()
+            .contains("order_id")
+    );
+
+    let out = bin()
+        .args(["surveil", "--events"])
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let alerts = v["alerts"].as_array().unwrap();
+    let self_match = alerts
+        .iter()
+        .find(|a| a["type"] == "WASH_TRADE" && a["subtype"] == "cross_account_same_owner")
+        .unwrap_or_else(|| panic!("no self-match alert in {v}"));
+    assert_eq!(self_match["owner"], "O1");
+    assert_eq!(self_match["accounts"], serde_json::json!(["A1", "A2"]));
+    // Re-running gives the same keys.
+    let again = bin()
+        .args(["surveil", "--events"])
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert_eq!(again.stdout, out.stdout);
+
+    let params = dir.path().join("p.yaml");
+    std::fs::write(&params, "wash_windw_ms: 5\n").unwrap();
+    let out = bin()
+        .args(["surveil", "--events"])
+        .arg(&events)
+        .arg("--params")
+        .arg(&params)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wash_windw_ms"));
+
+    let bad = dir.path().join("bad.ndjson");
+    std::fs::write(
+        &bad,
+        format!("{}\n{{\"ts\":\"nope\"}}\n", EVENTS.lines().next().unwrap()),
+    )
+    .unwrap();
+    let out = bin()
+        .args(["execq", "--events"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.ndjson:2:"));
+}
