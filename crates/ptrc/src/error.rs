@@ -1,0 +1,19 @@
+use thiserror::Error;
+
+/// Errors of the ptrc computations. Input errors name the source, line and column.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PtrcError {
+    #[error("{source_name}:{line}: column {column:?}: {reason}")]
+    BadField {
+        source_name: String,
+        line: u64,
+        column: String,
+        reason: String,
+    },
+    #[error("{source_name}: {reason}")]
+    BadInput { source_name: String, reason: String },
+    /// The computation cannot proceed on valid-looking input (e.g. a sell with no position
+    /// under a long-only setting); says which trade.
+    #[error("{0}")]
+    Invalid(String),
+}
