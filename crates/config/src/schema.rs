@@ -533,7 +533,8 @@ impl Default for QuestDbConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SeaweedFsConfig {
-    pub s3_endpoint: String,
+    /// S3 endpoint for reports. Unset (the default): reports go to `<data_dir>/reports`.
+    pub s3_endpoint: Option<String>,
     pub bucket: String,
     /// Key prefix for report objects.
     pub prefix: String,
@@ -542,7 +543,7 @@ pub struct SeaweedFsConfig {
 impl Default for SeaweedFsConfig {
     fn default() -> Self {
         SeaweedFsConfig {
-            s3_endpoint: "http://127.0.0.1:8333".to_owned(),
+            s3_endpoint: None,
             bucket: "trader2026".to_owned(),
             prefix: "reports/".to_owned(),
         }

@@ -109,7 +109,10 @@ fn the_plans_ptrc_file_loads_as_written() {
         c.questdb.pg_url,
         "postgresql://admin:quest@questdb:8812/qdb"
     );
-    assert_eq!(c.seaweedfs.s3_endpoint, "http://seaweedfs:8333");
+    assert_eq!(
+        c.seaweedfs.s3_endpoint.as_deref(),
+        Some("http://seaweedfs:8333")
+    );
     assert_eq!(c.seaweedfs.bucket, "trader2026");
     assert_eq!(c.seaweedfs.prefix, "reports/");
     assert!(c.modules.pnl.enabled);

@@ -12,11 +12,15 @@
 //! a crash a consumer may see again the few events it acked just before.
 //!
 //! [`InProcessBus`] is the journal itself: publishing is an append, a subscription reads the
-//! journal in batches and waits on [`Journal::watch`] when it has caught up. A slow consumer
-//! only falls behind; it never blocks publishers and never loses events.
+//! journal in batches and waits on [`Journal::watch`] when it has caught up. A caught-up
+//! subscription reads the journal's in-memory tail of recently committed records (no SQLite
+//! query, no decoding); one that is behind it (history, or a slow consumer) reads SQLite until
+//! it reaches the tail again. A slow consumer only falls behind; it never blocks publishers and
+//! never loses events.
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::Arc;
 
 use model::Event;
 use tokio::sync::watch;
@@ -168,6 +172,8 @@ impl InProcessBus {
             next_read: from,
             buffer: VecDeque::new(),
             delivered: from.saturating_sub(1),
+            #[cfg(test)]
+            sqlite_reads: 0,
         }
     }
 }
@@ -201,10 +207,18 @@ pub struct InProcessSubscription {
     filter: SubjectFilter,
     /// Next journal sequence to scan.
     next_read: u64,
-    /// Matching records read but not yet delivered.
-    buffer: VecDeque<Record>,
+    /// Matching records read but not yet delivered (shared with the journal's tail).
+    buffer: VecDeque<Arc<Record>>,
     /// Highest sequence handed out (or skipped past); acks beyond it are refused.
     delivered: u64,
+    /// SQLite reads done, so tests can tell which path served them.
+    #[cfg(test)]
+    sqlite_reads: u64,
+}
+
+/// The tail's records are shared by every subscription: each takes its own copy.
+fn deliver(record: Arc<Record>) -> Delivery {
+    Arc::unwrap_or_clone(record).into()
 }
 
 impl InProcessSubscription {
@@ -223,12 +237,29 @@ impl InProcessSubscription {
                 break;
             };
             self.delivered = record.seq;
-            out.push(record.into());
+            out.push(deliver(record));
         }
         Ok(out)
     }
 
-    /// Reads the next batch of the journal off the async threads.
+    /// Takes the next batch from the journal's in-memory tail; false when `next_read` is not in
+    /// it. Synchronous, so a cancelled `next()` cannot lose what it took.
+    fn fill_from_tail(&mut self) -> bool {
+        match self
+            .journal
+            .read_tail(self.next_read, READ_BATCH, &self.filter)
+        {
+            Some((records, next)) => {
+                self.next_read = next;
+                self.buffer.extend(records);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Reads the next batch of the journal off the async threads. Cancel-safe: the position
+    /// only moves together with the buffer, after the read completed.
     async fn fill(&mut self) -> Result<(), JournalError> {
         let journal = self.journal.clone();
         let filter = self.filter.clone();
@@ -243,7 +274,11 @@ impl InProcessSubscription {
             )))
         })??;
         self.next_read = next;
-        self.buffer.extend(records);
+        self.buffer.extend(records.into_iter().map(Arc::new));
+        #[cfg(test)]
+        {
+            self.sqlite_reads += 1;
+        }
         Ok(())
     }
 }
@@ -253,13 +288,16 @@ impl Subscription for InProcessSubscription {
         loop {
             if let Some(record) = self.buffer.pop_front() {
                 self.delivered = record.seq;
-                return Ok(record.into());
+                tokio::task::yield_now().await;
+                return Ok(deliver(record));
             }
             // Mark the current value seen before comparing, so a commit that lands between
             // the comparison and `changed()` still wakes us.
             let durable = *self.durable.borrow_and_update();
             if self.next_read <= durable {
-                self.fill().await?;
+                if !self.fill_from_tail() {
+                    self.fill().await?;
+                }
                 continue;
             }
             if self.journal.is_closed() {
@@ -298,6 +336,213 @@ impl Drop for InProcessSubscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use model::{
+        AccountId, Decimal, InstrumentId, OrderId, Price, Quantity, Symbol, Timestamp, TradeTick,
+        Venue,
+    };
+    use std::time::Duration;
+
+    /// The `n`-th event of a deterministic stream: every third is market data (`md.>`), the
+    /// rest order acks on two accounts.
+    fn event(n: u64) -> Event {
+        let n_i = i64::try_from(n).expect("small n");
+        if n % 3 == 0 {
+            Event::Trade(TradeTick {
+                instrument: InstrumentId::new(
+                    Venue::new("binance").expect("venue"),
+                    Symbol::new("BTCUSDT").expect("symbol"),
+                ),
+                price: Price::new(Decimal::new(4_500_000 + n_i, 2)).expect("price"),
+                quantity: Quantity::new(Decimal::new(1 + n_i % 97, 3)).expect("quantity"),
+                aggressor: None,
+                trade_id: format!("t{n}"),
+                ts: Timestamp::from_millis(1_700_000_000_000 + n_i),
+            })
+        } else {
+            Event::OrderAccepted {
+                order_id: OrderId(n),
+                account: AccountId::new(if n % 2 == 0 { "acct1" } else { "acct2" })
+                    .expect("account"),
+                ts: Timestamp::from_millis(1_700_000_000_000 + n_i),
+            }
+        }
+    }
+
+    /// Event `n` is stored at sequence `n`; each delivery must be exactly that event.
+    fn assert_stream(got: &[Delivery], seqs: impl IntoIterator<Item = u64>) {
+        let seqs: Vec<u64> = seqs.into_iter().collect();
+        assert_eq!(got.iter().map(|d| d.seq).collect::<Vec<_>>(), seqs);
+        for d in got {
+            assert_eq!(d.event, event(d.seq), "seq {}", d.seq);
+            assert_eq!(d.subject, d.event.subject(), "seq {}", d.seq);
+        }
+    }
+
+    fn bus_with_tail(dir: &tempfile::TempDir, tail: usize) -> InProcessBus {
+        let (journal, _) =
+            Journal::open_with_tail(&dir.path().join("events.db"), tail).expect("open");
+        InProcessBus::new(journal)
+    }
+
+    async fn publish_range(bus: &InProcessBus, seqs: std::ops::RangeInclusive<u64>) {
+        let range = bus
+            .journal()
+            .append_batch(seqs.clone().map(event).collect())
+            .await
+            .expect("append");
+        assert_eq!(range, seqs);
+    }
+
+    async fn take(sub: &mut InProcessSubscription, n: usize) -> Vec<Delivery> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(sub.next().await.expect("next"));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_caught_up_subscriber_is_served_from_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = bus_with_tail(&dir, 64);
+        let mut all = bus.subscribe_ephemeral(">", StartAt::New).unwrap();
+        let mut md = bus.subscribe_ephemeral("md.>", StartAt::New).unwrap();
+        for n in 1..=30 {
+            bus.publish(event(n)).await.unwrap();
+            assert_stream(&[all.next().await.unwrap()], [n]);
+        }
+        // Market data is every third event; the rest is skipped without being delivered.
+        assert_stream(&take(&mut md, 10).await, (3..=30).step_by(3));
+        assert_eq!((all.sqlite_reads, md.sqlite_reads), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_out_of_the_memory_window_reads_the_rest_from_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = bus_with_tail(&dir, 8);
+        let mut all = bus.subscribe_ephemeral(">", StartAt::New).unwrap();
+        let mut md = bus.subscribe_ephemeral("md.>", StartAt::New).unwrap();
+        publish_range(&bus, 1..=3).await;
+        assert_stream(&take(&mut all, 3).await, 1..=3);
+        assert_eq!(all.sqlite_reads, 0);
+
+        // 1,200 more (over READ_BATCH, in batches of several sizes) while both lag: the tail
+        // keeps only the last 8, so both must go back to SQLite for most of them.
+        publish_range(&bus, 4..=700).await;
+        for n in 701..=1_200 {
+            bus.publish(event(n)).await.unwrap();
+        }
+        let got = take(&mut all, 1_197).await;
+        assert_stream(&got, 4..=1_200);
+        assert!(all.sqlite_reads >= 3, "{}", all.sqlite_reads);
+        let got = take(&mut md, 400).await;
+        assert_stream(&got, (3..=1_200).step_by(3));
+        assert!(md.sqlite_reads >= 3, "{}", md.sqlite_reads);
+
+        // Caught up again: the next events come from memory.
+        let (all_reads, md_reads) = (all.sqlite_reads, md.sqlite_reads);
+        publish_range(&bus, 1_201..=1_206).await;
+        assert_stream(&take(&mut all, 6).await, 1_201..=1_206);
+        assert_stream(&take(&mut md, 2).await, [1_203, 1_206]);
+        assert_eq!((all.sqlite_reads, md.sqlite_reads), (all_reads, md_reads));
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_from_the_beginning_moves_from_history_to_the_live_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let bus = bus_with_tail(&dir, 8);
+            publish_range(&bus, 1..=600).await;
+            bus.journal().shutdown().unwrap();
+        }
+        // Reopened: the tail is empty and starts at 601, so 1..=600 exist only in SQLite.
+        let bus = bus_with_tail(&dir, 8);
+        let mut sub = bus.subscribe_ephemeral(">", StartAt::Beginning).unwrap();
+        let mut durable = bus
+            .subscribe("durable", "orders.*", StartAt::Resume)
+            .await
+            .unwrap();
+        let mut got = take(&mut sub, 550).await;
+        assert!(sub.sqlite_reads >= 2, "{}", sub.sqlite_reads);
+        // Live events while the subscriber still has history to read.
+        publish_range(&bus, 601..=604).await;
+        got.extend(take(&mut sub, 54).await);
+        let history_reads = sub.sqlite_reads;
+        for n in 605..=640 {
+            bus.publish(event(n)).await.unwrap();
+            got.push(sub.next().await.unwrap());
+        }
+        assert_stream(&got, 1..=640);
+        assert_eq!(
+            sub.sqlite_reads, history_reads,
+            "live events came from memory"
+        );
+
+        let orders: Vec<u64> = (1..=640).filter(|n| n % 3 != 0).collect();
+        let got = take(&mut durable, orders.len()).await;
+        assert_stream(&got, orders);
+    }
+
+    /// Tiny deterministic PRNG (xorshift64): the test must be reproducible.
+    fn next_rand(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn next_futures_dropped_at_random_points_lose_and_repeat_nothing() {
+        const TOTAL: u64 = 3_000;
+        let dir = tempfile::tempdir().unwrap();
+        // A small tail so the subscriber keeps switching between SQLite and memory.
+        let bus = bus_with_tail(&dir, 16);
+        let mut sub = bus.subscribe_ephemeral(">", StartAt::Beginning).unwrap();
+        let publisher = {
+            let bus = bus.clone();
+            tokio::spawn(async move {
+                let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+                let mut n = 1;
+                while n <= TOTAL {
+                    let size = (next_rand(&mut rng) % 40 + 1).min(TOTAL - n + 1);
+                    publish_range(&bus, n..=n + size - 1).await;
+                    n += size;
+                    if next_rand(&mut rng) % 4 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        };
+
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let mut got = Vec::with_capacity(TOTAL as usize);
+        let mut dropped = 0u32;
+        while got.len() < TOTAL as usize {
+            match next_rand(&mut rng) % 3 {
+                // Dropped after its first polls, whatever it was waiting on.
+                0 => tokio::select! {
+                    biased;
+                    d = sub.next() => got.push(d.unwrap()),
+                    () = tokio::task::yield_now() => dropped += 1,
+                },
+                // Dropped after a random short wait (often mid-way through a SQLite read).
+                1 => {
+                    let wait = Duration::from_micros(next_rand(&mut rng) % 300);
+                    match tokio::time::timeout(wait, sub.next()).await {
+                        Ok(d) => got.push(d.unwrap()),
+                        Err(_) => dropped += 1,
+                    }
+                }
+                _ => got.push(sub.next().await.unwrap()),
+            }
+        }
+        publisher.await.unwrap();
+        assert_stream(&got, 1..=TOTAL);
+        assert!(dropped > 0, "no next() future was dropped");
+        assert!(sub.sqlite_reads > 0, "the SQLite path was not exercised");
+        bus.journal().shutdown().unwrap();
+        assert!(matches!(sub.next().await, Err(JournalError::Closed)));
+    }
 
     #[test]
     fn consumer_names_follow_nats_rules() {

@@ -6,14 +6,20 @@
 //! once (one fsync for the whole batch), then answers each waiter and wakes the tailers.
 //! Callers serialize and checksum their event before queueing it, so the writer thread only
 //! does SQLite work.
+//!
+//! After each commit the writer also appends the batch's records (the callers' `Event`s, moved
+//! through the channel, so nothing is decoded) to an in-memory tail of the last
+//! [`TAIL_RECORDS`] committed records. Caught-up bus subscribers read from that tail instead of
+//! querying SQLite; a subscriber behind the tail (history, or a slow consumer) reads SQLite.
 
+use std::collections::VecDeque;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -38,12 +44,20 @@ const WAL_AUTOCHECKPOINT_PAGES: i64 = 2_048;
 const PAGE_SIZE: i64 = 16_384;
 /// Read connections kept for reuse.
 const MAX_IDLE_READERS: usize = 8;
+/// Committed records kept in memory for caught-up subscribers. A few seconds of traffic at
+/// the rates the platform sees; a few MiB of memory.
+pub(crate) const TAIL_RECORDS: usize = 16_384;
 
 const INSERT_EVENT: &str = "INSERT INTO events (seq, recorded_at, kind, subject, payload, crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 /// Acks never move backwards, even if a stale one is written after a newer one.
 const UPSERT_ACK: &str = "INSERT INTO consumers (name, acked_seq) VALUES (?1, ?2) \
      ON CONFLICT(name) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq)";
-const SELECT_FROM: &str = "SELECT seq, recorded_at, subject, payload, crc FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2";
+/// No `LIMIT ?`: SQLite (3.4x) treats a bound LIMIT as a query-planner input, so every rebind
+/// of it expires the cached statement and the next step re-prepares it (`sqlite3Reprepare`
+/// was ~13% of server CPU). The reader stops stepping after `limit` rows instead; rows come
+/// in rowid order straight off the b-tree, so nothing beyond them is computed.
+const SELECT_FROM: &str =
+    "SELECT seq, recorded_at, subject, payload, crc FROM events WHERE seq >= ?1 ORDER BY seq";
 
 /// One journaled event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,25 +93,84 @@ impl RecoveryReport {
     }
 }
 
-/// An event serialized and checksummed by the caller, ready for the writer.
+/// An event serialized and checksummed by the caller, ready for the writer. The event itself
+/// travels along so the writer can hand it to the in-memory tail without decoding the payload.
 struct Prepared {
     kind: &'static str,
     subject: String,
     payload: Vec<u8>,
     crc: u32,
+    event: Event,
 }
 
 impl Prepared {
-    fn new(event: &Event) -> Result<Self, JournalError> {
+    fn new(event: Event) -> Result<Self, JournalError> {
         // Most events serialize to 150..400 bytes: one allocation instead of a few regrowths.
         let mut payload = Vec::with_capacity(384);
-        serde_json::to_writer(&mut payload, event).map_err(JournalError::Serialize)?;
+        serde_json::to_writer(&mut payload, &event).map_err(JournalError::Serialize)?;
         Ok(Prepared {
             kind: event.kind().as_str(),
             subject: event.subject(),
             crc: crc32fast::hash(&payload),
             payload,
+            event,
         })
+    }
+}
+
+/// The last committed records, in sequence order, for subscribers that have caught up.
+/// Only the writer appends, and only after the commit is durable.
+pub(crate) struct Tail {
+    /// Sequence of `records[0]` (of the next record when empty).
+    first_seq: u64,
+    records: VecDeque<Arc<Record>>,
+    capacity: usize,
+}
+
+impl Tail {
+    fn new(next_seq: u64, capacity: usize) -> Self {
+        Tail {
+            first_seq: next_seq,
+            records: VecDeque::with_capacity(capacity.min(TAIL_RECORDS)),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Appends records that directly follow the retained ones; returns the evicted ones so the
+    /// caller frees them after releasing the lock.
+    fn push(&mut self, batch: Vec<Arc<Record>>) -> Vec<Arc<Record>> {
+        debug_assert!(
+            batch
+                .first()
+                .is_none_or(|r| r.seq == self.first_seq + self.records.len() as u64)
+        );
+        self.records.extend(batch);
+        let excess = self.records.len().saturating_sub(self.capacity);
+        self.first_seq += excess as u64;
+        self.records.drain(..excess).collect()
+    }
+
+    /// Scans up to `limit` records from `from` and returns the matching ones plus the sequence
+    /// to continue from; `None` when `from` is outside the retained records (the caller reads
+    /// SQLite instead).
+    fn read(
+        &self,
+        from: u64,
+        limit: usize,
+        filter: &SubjectFilter,
+    ) -> Option<(Vec<Arc<Record>>, u64)> {
+        let start = usize::try_from(from.checked_sub(self.first_seq)?).ok()?;
+        if start >= self.records.len() {
+            return None;
+        }
+        let end = self.records.len().min(start.saturating_add(limit.max(1)));
+        let matching = self
+            .records
+            .range(start..end)
+            .filter(|r| filter.matches(&r.subject))
+            .cloned()
+            .collect();
+        Some((matching, self.first_seq + end as u64))
     }
 }
 
@@ -127,6 +200,8 @@ struct Shared {
     closed: AtomicBool,
     /// Set after a failed commit; every later append is refused with this message.
     failed: Mutex<Option<String>>,
+    /// Updated before `durable`, so a woken tailer finds the new records here.
+    tail: RwLock<Tail>,
 }
 
 struct Inner {
@@ -177,6 +252,15 @@ impl Journal {
     /// [`JournalError::Corrupt`] if the stored sequence has gaps or the last record fails its
     /// checksum.
     pub fn open(path: &Path) -> Result<(Journal, RecoveryReport), JournalError> {
+        Self::open_with_tail(path, TAIL_RECORDS)
+    }
+
+    /// [`Journal::open`] with `tail_records` committed records kept in memory (tests use a
+    /// small tail to exercise the fallback to SQLite).
+    pub(crate) fn open_with_tail(
+        path: &Path,
+        tail_records: usize,
+    ) -> Result<(Journal, RecoveryReport), JournalError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -238,6 +322,7 @@ impl Journal {
             durable,
             closed: AtomicBool::new(false),
             failed: Mutex::new(None),
+            tail: RwLock::new(Tail::new(last_seq + 1, tail_records)),
         });
         let (tx, rx) = mpsc::channel();
         let writer = {
@@ -296,7 +381,7 @@ impl Journal {
     /// Dropping the future after it was first polled does not withdraw the event: it may still
     /// be written.
     pub async fn append(&self, event: Event) -> Result<u64, JournalError> {
-        let range = self.append_prepared(vec![Prepared::new(&event)?]).await?;
+        let range = self.append_prepared(vec![Prepared::new(event)?]).await?;
         Ok(*range.start())
     }
 
@@ -312,7 +397,7 @@ impl Journal {
             return Ok(last + 1..=last);
         }
         let prepared = events
-            .iter()
+            .into_iter()
             .map(Prepared::new)
             .collect::<Result<Vec<_>, _>>()?;
         self.append_prepared(prepared).await
@@ -329,7 +414,7 @@ impl Journal {
         JournalError,
     > {
         let prepared = events
-            .iter()
+            .into_iter()
             .map(Prepared::new)
             .collect::<Result<Vec<_>, _>>()?;
         let rx = self.submit(prepared)?;
@@ -341,7 +426,7 @@ impl Journal {
     /// # Panics
     /// When called from inside an async task (use `append` there; `spawn_blocking` is fine).
     pub fn append_blocking(&self, event: Event) -> Result<u64, JournalError> {
-        let rx = self.submit(vec![Prepared::new(&event)?])?;
+        let rx = self.submit(vec![Prepared::new(event)?])?;
         let range = rx.blocking_recv().map_err(|_| JournalError::Closed)??;
         Ok(*range.start())
     }
@@ -390,6 +475,22 @@ impl Journal {
             .map(|(records, _)| records)
     }
 
+    /// [`Journal::read_matching`] from the in-memory tail: `None` when `from_seq` is not among
+    /// the retained committed records (read SQLite then). Never blocks on I/O.
+    pub(crate) fn read_tail(
+        &self,
+        from_seq: u64,
+        limit: usize,
+        filter: &SubjectFilter,
+    ) -> Option<(Vec<Arc<Record>>, u64)> {
+        self.inner
+            .shared
+            .tail
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .read(from_seq, limit, filter)
+    }
+
     /// Scans up to `limit` records from `from_seq` and returns those whose subject matches
     /// `filter` (all when `None`), plus the sequence to continue from. Records that do not
     /// match are skipped without being decoded.
@@ -408,8 +509,11 @@ impl Journal {
         let mut scanned = 0usize;
         {
             let mut stmt = conn.prepare_cached(SELECT_FROM)?;
-            let mut rows = stmt.query(params![to_i64(from_seq), to_i64(limit as u64)])?;
-            while let Some(row) = rows.next()? {
+            let mut rows = stmt.query(params![to_i64(from_seq)])?;
+            while scanned < limit {
+                let Some(row) = rows.next()? else {
+                    break;
+                };
                 scanned += 1;
                 let seq = to_u64(row.get::<_, i64>(0)?);
                 if seq != expected {
@@ -844,16 +948,39 @@ impl WriterState {
                 self.next_seq = next_seq;
                 self.last_recorded = recorded_at;
                 let last = next_seq - 1;
+                let recorded = Timestamp::from_nanos(recorded_at);
+                let mut records = Vec::with_capacity(batch.events);
+                let mut replies = Vec::with_capacity(batch.appends.len());
+                let mut seq = first;
+                for (events, reply) in batch.appends {
+                    let start = seq;
+                    for p in events {
+                        records.push(Arc::new(Record {
+                            seq,
+                            recorded_at: recorded,
+                            subject: p.subject,
+                            event: p.event,
+                        }));
+                        seq += 1;
+                    }
+                    replies.push((reply, start..=seq - 1));
+                }
+                // The tail first, then `durable`: a tailer woken by `durable` finds the records
+                // in memory. Evicted records are freed after the lock is released.
+                let evicted = self
+                    .shared
+                    .tail
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(records);
                 // Published before the replies, so a caller that sees its ack also sees
                 // `last_seq()` and `watch()` at or past its sequence.
                 self.shared.last_seq.store(last, Ordering::Release);
                 self.shared.durable.send_replace(last);
-                let mut seq = first;
-                for (events, reply) in batch.appends {
-                    let end = seq + events.len() as u64 - 1;
-                    let _ = reply.send(Ok(seq..=end));
-                    seq = end + 1;
+                for (reply, range) in replies {
+                    let _ = reply.send(Ok(range));
                 }
+                drop(evicted);
                 for f in batch.flushes {
                     let _ = f.send(Ok(()));
                 }

@@ -33,6 +33,10 @@ pub enum PlatformError {
     Quality(#[from] execution_quality::QualityError),
     #[error(transparent)]
     Scanner(#[from] compliance_scanner::ScannerError),
+    #[error(transparent)]
+    Ptrc(#[from] ptrc_service::PtrcServiceError),
+    #[error(transparent)]
+    Reports(#[from] reports::ReportError),
     #[error("a background task failed: {0}")]
     Task(String),
 }

@@ -202,6 +202,60 @@ pub async fn start(
         }),
     ));
 
+    let report_store = match &cfg.seaweedfs.s3_endpoint {
+        Some(endpoint) => {
+            reports::ReportStore::s3(endpoint, &cfg.seaweedfs.bucket, &cfg.seaweedfs.prefix)?
+        }
+        None => reports::ReportStore::local(&data_dir.join("reports"))?,
+    };
+    let report_target = report_store.target().to_string();
+    let marks_cache = market.clone();
+    let ptrc_settings = ptrc_service::Settings {
+        default_method: cfg
+            .modules
+            .pnl
+            .default_method
+            .as_str()
+            .parse()
+            .unwrap_or(ptrc::pnl::Method::Fifo),
+        tax: ptrc::tax::TaxSettings {
+            wash_sale_window_days: cfg.modules.tax.wash_sale_window_days,
+            ..Default::default()
+        },
+        var_confidence: cfg
+            .modules
+            .risk
+            .var_confidence
+            .to_string()
+            .parse()
+            .unwrap_or(0.99),
+        surveillance: cfg.surveillance.clone(),
+        account_owners: cfg
+            .compliance_scanner
+            .account_owners
+            .clone()
+            .into_iter()
+            .collect(),
+    };
+    let (ptrc_svc, ptrc_task) = ptrc_service::start(
+        journal.clone(),
+        std::sync::Arc::new(move |symbol: &str| marks_cache.mid(symbol)),
+        Some(sinks::TickStore::open(&store_path)?),
+        report_store,
+        keys.clone(),
+        ptrc_settings,
+        shutdown.clone(),
+    )?;
+    tasks.push((
+        "ptrc",
+        tokio::spawn(async move {
+            match ptrc_task.await {
+                Ok(r) => r.map_err(|e| PlatformError::Task(format!("ptrc: {e}"))),
+                Err(e) => Err(PlatformError::Task(format!("ptrc: {e}"))),
+            }
+        }),
+    ));
+
     // --- HTTP ports ------------------------------------------------------------------------
     let gateway_app = gateway::router(gateway::Gateway {
         market,
@@ -213,6 +267,15 @@ pub async fn start(
         &mut tasks,
         "gateway",
         gateway_app,
+        &metrics,
+        &shutdown,
+    )
+    .await?;
+    let ptrc_addr = serve(
+        &cfg,
+        &mut tasks,
+        "ptrc",
+        ptrc_service::router(ptrc_svc),
         &metrics,
         &shutdown,
     )
@@ -263,6 +326,10 @@ pub async fn start(
             "  WARNING      --insecure-dev: requests without a key are accepted as admin"
         );
     }
+    let _ = writeln!(
+        banner,
+        "  ptrc         http://{ptrc_addr}   POST /pnl/compute /tax/1099b /risk/var /risk/stress /compliance/scan, GET /reports  (reports -> {report_target})"
+    );
     let _ = writeln!(
         banner,
         "  exec quality http://{quality_addr}   GET /quality /quality/orders/{{id}} /reports/rule605?month=YYYY-MM /metrics"

@@ -16,4 +16,14 @@ pub enum PtrcError {
     /// under a long-only setting); says which trade.
     #[error("{0}")]
     Invalid(String),
+    /// A trade the computation cannot accept (e.g. a sell without a position under long-only).
+    /// `number` is the trade's 1-based position in the slice given; for trades read by
+    /// `input::read_trades` from a file without blank lines its CSV line is `number + 1`.
+    #[error("{trade}: column {column:?}: {reason}")]
+    TradeRejected {
+        number: u64,
+        trade: String,
+        column: String,
+        reason: String,
+    },
 }

@@ -82,3 +82,119 @@ fn gateway_orders_reach_execution_quality_and_a_wash_round_trip_alerts() {
     assert_eq!(alerts[0]["subtype"], "round_trip");
     p.stop();
 }
+
+#[test]
+fn the_plans_pnl_compute_works_after_fills_and_reports_persist_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Platform::start(dir.path(), &["--insecure-dev"]);
+    poll("market data", || {
+        (http_get(p.gateway, "/marketdata/BTCUSDT").0 == 200).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    for body in [
+        r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"market","quantity":"0.02"}"#,
+        r#"{"account":"test_account","symbol":"BTCUSDT","side":"sell","type":"market","quantity":"0.01"}"#,
+    ] {
+        let (status, body) = http(p.gateway, "POST", "/orders", Some(body));
+        assert_eq!(status, 201, "{body}");
+    }
+    let (_, fills) = http_get(p.gateway, "/fills?account=test_account");
+    let fills: Vec<Value> = serde_json::from_str(&fills).unwrap();
+    assert!(!fills.is_empty());
+
+    // The plan's call, as written.
+    let report: Value = poll("fills in ptrc", || {
+        let (status, body) = http(
+            p.ptrc,
+            "POST",
+            "/pnl/compute",
+            Some(r#"{"account": "test_account", "method": "FIFO"}"#),
+        );
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        (v["accounts"][0]["symbols"][0]["position_qty"] == "0.01").then_some(v)
+    });
+    let sym = &report["accounts"][0]["symbols"][0];
+    assert_eq!(sym["symbol"], "BTCUSDT");
+    assert_eq!(report["method"], "FIFO");
+    assert!(
+        sym["realized_pnl"].is_string() && sym["unrealized_pnl"].is_string(),
+        "{sym}"
+    );
+    let (status, _) = http(
+        p.ptrc,
+        "POST",
+        "/pnl/compute",
+        Some(r#"{"account":"test_account"}"#),
+    );
+    assert_eq!(status, 200, "method is optional");
+    let (status, v) = http(
+        p.ptrc,
+        "POST",
+        "/pnl/compute",
+        Some(r#"{"account":"test_account","method":"MAGIC"}"#),
+    );
+    assert_eq!(status, 422, "{v}");
+
+    // Saved reports of each kind, listed and read back in each format.
+    let mut ids = Vec::new();
+    let year = &fills[0]["ts"].as_str().unwrap()[..4];
+    for (path, body) in [
+        (
+            "/pnl/compute",
+            r#"{"account":"test_account","save":true}"#.to_string(),
+        ),
+        (
+            "/tax/1099b",
+            format!(r#"{{"account":"test_account","year":{year},"save":true}}"#),
+        ),
+        ("/compliance/scan", r#"{"save":true}"#.to_string()),
+    ] {
+        let (status, body) = http(p.ptrc, "POST", path, Some(&body));
+        assert_eq!(status, 200, "{path}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        ids.push(
+            v["report_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{path}: {v}"))
+                .to_string(),
+        );
+    }
+    let (_, list) = http_get(p.ptrc, "/reports");
+    let list: Value = serde_json::from_str(&list).unwrap();
+    for id in &ids {
+        assert!(
+            list["reports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| &r["id"] == id),
+            "{id} not listed"
+        );
+        let (status, json) = http_get(p.ptrc, &format!("/reports/{id}?format=json"));
+        assert_eq!(status, 200);
+        serde_json::from_str::<Value>(&json).unwrap();
+        let (status, csv) = http_get(p.ptrc, &format!("/reports/{id}?format=csv"));
+        assert_eq!(status, 200);
+        assert!(csv.lines().count() >= 1);
+    }
+    for id in &ids[..2] {
+        let (status, html) = http_get(p.ptrc, &format!("/reports/{id}?format=html"));
+        assert_eq!(status, 200);
+        assert!(
+            html.contains("<svg") && !html.contains("<script"),
+            "{id}: self-contained page with charts"
+        );
+    }
+    assert!(
+        dir.path()
+            .join("reports")
+            .join(&ids[0])
+            .join("report.html")
+            .is_file(),
+        "persisted under the data dir"
+    );
+    let (status, _) = http_get(p.ptrc, "/reports/nope");
+    assert_eq!(status, 404);
+    p.stop();
+}

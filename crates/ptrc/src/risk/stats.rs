@@ -177,8 +177,9 @@ pub fn binom_cdf(k: u64, n: u64, p: f64) -> f64 {
     if k >= n {
         return 1.0;
     }
-    let ln_choose =
-        |i: u64| ln_gamma(n as f64 + 1.0) - ln_gamma(i as f64 + 1.0) - ln_gamma((n - i) as f64 + 1.0);
+    let ln_choose = |i: u64| {
+        ln_gamma(n as f64 + 1.0) - ln_gamma(i as f64 + 1.0) - ln_gamma((n - i) as f64 + 1.0)
+    };
     let mut s = 0.0;
     for i in 0..=k {
         let lp = ln_choose(i) + i as f64 * p.ln() + (n - i) as f64 * (1.0 - p).ln();
@@ -202,7 +203,9 @@ pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// Lower-triangular Cholesky factor (row-major n×n) of a symmetric matrix, or `None` when a
-/// pivot is not positive (the matrix is not positive definite).
+/// pivot is not positive. A pivot below 1e-12 of its diagonal entry also counts as failure:
+/// that is what a singular matrix (e.g. two identical instruments) leaves after rounding, and
+/// dividing by its square root would blow rounding noise up into the factor.
 pub fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
     let mut l = vec![0.0; n * n];
     for i in 0..n {
@@ -210,7 +213,7 @@ pub fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
             let s = dot(&l[i * n..i * n + j], &l[j * n..j * n + j]);
             if i == j {
                 let d = a[i * n + i] - s;
-                if d <= 0.0 || !d.is_finite() {
+                if d <= a[i * n + i] * 1e-12 || d <= 0.0 || !d.is_finite() {
                     return None;
                 }
                 l[i * n + i] = d.sqrt();

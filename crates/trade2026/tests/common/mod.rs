@@ -33,6 +33,7 @@ pub struct Platform {
     pub child: Child,
     pub gateway: SocketAddr,
     pub quality: SocketAddr,
+    pub ptrc: SocketAddr,
     pub scanner: SocketAddr,
     pub banner: Vec<String>,
     stdout: BufReader<ChildStdout>,
@@ -47,6 +48,7 @@ impl Platform {
             .args(extra)
             .env("TRADE2026_SERVICES__GATEWAY", "0")
             .env("TRADE2026_SERVICES__EXECUTION_QUALITY", "0")
+            .env("TRADE2026_SERVICES__PTRC", "0")
             .env("TRADE2026_SERVICES__COMPLIANCE_SCANNER", "0")
             .env("TRADE2026_FEED__SYNTHETIC__TICK_INTERVAL_MS", "50")
             .env("RUST_LOG", "warn")
@@ -58,6 +60,7 @@ impl Platform {
         let mut banner = Vec::new();
         let mut gateway = None;
         let mut quality = None;
+        let mut ptrc = None;
         let mut scanner = None;
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
@@ -73,6 +76,8 @@ impl Platform {
             let trimmed = line.trim_start();
             if let Some(rest) = trimmed.strip_prefix("gateway") {
                 gateway = Some(addr(rest));
+            } else if let Some(rest) = trimmed.strip_prefix("ptrc") {
+                ptrc = Some(addr(rest));
             } else if let Some(rest) = trimmed.strip_prefix("exec quality") {
                 quality = Some(addr(rest));
             } else if let Some(rest) = trimmed.strip_prefix("compliance") {
@@ -88,6 +93,7 @@ impl Platform {
             child,
             gateway: gateway.expect("banner names the gateway address"),
             quality: quality.expect("banner names the execution-quality address"),
+            ptrc: ptrc.expect("banner names the ptrc address"),
             scanner: scanner.expect("banner names the compliance-scanner address"),
             banner,
             stdout,

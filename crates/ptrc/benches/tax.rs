@@ -1,0 +1,124 @@
+//! Form 8949 with wash sales over 1 million trades (issue 5 goal: < 3 s).
+//! Run: `cargo bench -p ptrc --bench tax -- --warm-up-time 2 --measurement-time 20 --sample-size 10`.
+//!
+//! 1,000,000 trades generated deterministically (xorshift, fixed seed) over 500 trading days
+//! (2023-01-02 .. 2024-12-03, 2,000 trades a day): 100 owners with 2 accounts each, 200 symbols,
+//! long-only, buys and sells of 1-100 shares at a per-symbol random walk in cents with a
+//! downward drift on half the symbols, fee 0.005 per share. Sells and quick re-buys in the same
+//! owner's two accounts produce many wash sales (the count is printed), including chains and
+//! partial replacements. The report is for 2024, so every trade is processed (2023 builds the
+//! lots whose adjustments carry into 2024).
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use model::{Decimal, Side, Timestamp};
+use ptrc::input::Trade;
+use ptrc::tax::{TaxSettings, form_8949};
+
+const TRADES: usize = 1_000_000;
+const OWNERS: usize = 100;
+const SYMBOLS: usize = 200;
+const DAYS: usize = 500;
+
+fn trades() -> Vec<Trade> {
+    let accounts: Vec<(String, String)> = (0..OWNERS * 2)
+        .map(|i| (format!("acct{i:03}"), format!("owner{:03}", i / 2)))
+        .collect();
+    let symbols: Vec<String> = (0..SYMBOLS).map(|i| format!("SYM{i:03}")).collect();
+    let mut cents: Vec<i64> = (0..SYMBOLS as i64).map(|i| 5_000 + 50 * i).collect();
+    let mut held = vec![0i64; OWNERS * 2 * SYMBOLS];
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut rnd = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let start = 1_672_617_600_000_000_000_i64; // 2023-01-02T00:00:00Z
+    let per_day = TRADES / DAYS;
+    let step = 23_400_000_000_000_i64 / per_day as i64;
+    let fee_per_share = Decimal::new(5, 3);
+    let mut out = Vec::with_capacity(TRADES);
+    for i in 0..TRADES {
+        let day = (i / per_day) as i64;
+        let ts =
+            start + day * 86_400_000_000_000 + 34_200_000_000_000 + (i % per_day) as i64 * step;
+        let a = rnd((OWNERS * 2) as u64) as usize;
+        let s = rnd(SYMBOLS as u64) as usize;
+        // Random walk; odd symbols drift down so that many sales are losses.
+        let drift = if s % 2 == 1 { -1 } else { 0 };
+        cents[s] = (cents[s] + rnd(41) as i64 - 20 + drift).max(100);
+        let h = &mut held[a * SYMBOLS + s];
+        let q = rnd(100) as i64 + 1;
+        let (side, qty) = if *h > 0 && rnd(2) == 0 {
+            (Side::Sell, q.min(*h))
+        } else {
+            (Side::Buy, q)
+        };
+        *h += if side == Side::Buy { qty } else { -qty };
+        let qty = Decimal::from(qty);
+        out.push(Trade {
+            ts: Timestamp::from_nanos(ts),
+            account: accounts[a].0.clone(),
+            owner: accounts[a].1.clone(),
+            symbol: symbols[s].clone(),
+            side,
+            qty,
+            price: Decimal::new(cents[s], 2),
+            fee: qty * fee_per_share,
+            lot_ids: Vec::new(),
+        });
+    }
+    out
+}
+
+/// CPU time of this thread in ns (Linux `/proc/thread-self/schedstat`), so that a figure can be
+/// read on a machine shared with other builds; None elsewhere.
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn bench(c: &mut Criterion) {
+    let t = trades();
+    let settings = TaxSettings::default();
+    let mut cpu = Vec::new();
+    let mut rep = None;
+    for _ in 0..5 {
+        let before = thread_cpu_ns();
+        let wall = std::time::Instant::now();
+        rep = Some(form_8949(&t, 2024, &settings, None).expect("report"));
+        let w = wall.elapsed().as_secs_f64();
+        if let (Some(a), Some(b)) = (before, thread_cpu_ns()) {
+            cpu.push(((b - a) as f64 / 1e9, w));
+        }
+    }
+    cpu.sort_by(|x, y| x.0.total_cmp(&y.0));
+    if let Some((c, w)) = cpu.get(cpu.len() / 2) {
+        eprintln!("tax bench: median of 5 runs: {c:.3} s CPU time ({w:.3} s wall) per form_8949");
+    }
+    let Some(rep) = rep else { return };
+    eprintln!(
+        "tax bench input: {} trades; 2024 report: {} rows, {} wash matches, {} W rows, adjustments {}, open lots {}",
+        t.len(),
+        rep.rows.len(),
+        rep.washes.len(),
+        rep.rows.iter().filter(|r| r.adjustment_code == "W").count(),
+        rep.totals.total.adjustment,
+        rep.open_lots.len()
+    );
+    let mut g = c.benchmark_group("tax");
+    g.sample_size(10);
+    g.bench_function("form_8949_1M_trades_wash_sales", |b| {
+        b.iter(|| form_8949(black_box(&t), 2024, &settings, None).expect("report"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

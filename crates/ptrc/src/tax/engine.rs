@@ -1,0 +1,1021 @@
+//! The lot and wash-sale engine behind [`form_8949`].
+//!
+//! Trades are processed once, in time order. A sale relieves lots (FIFO or named), writes one raw
+//! row per relieved lot and, for each losing lot on a covered symbol, immediately matches the
+//! replacement shares already held that were bought in the window before the sale (earliest
+//! purchase first); what stays unmatched waits in a per-(owner, symbol) queue in order of sale
+//! and is matched by later purchases as they arrive, until its window closes. Matching at the
+//! moment a purchase arrives means a replacement's basis already carries the disallowed loss
+//! when it is itself sold, which is what makes chains come out right (rule 8) with no second
+//! pass. Earlier losses always have first claim: a purchase is offered to the queue (oldest sale
+//! first) before any later sale can see it (rule 7).
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use chrono::{Datelike, NaiveDate, TimeDelta};
+use model::Side;
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use super::{
+    DateAcquiredDisplay, Feb29Anniversary, FeePresentation, FifoOrder, OpenLot, OpenShort,
+    RowSplitting, SublotOrder, TackMethod, TaxFilter, TaxReport, TaxRow, TaxSettings, TaxTotals,
+    Term, TermTotals, WashMatch, WashSaleScope,
+};
+use crate::PtrcError;
+use crate::input::Trade;
+
+/// Form 8949 rows, totals, wash matches and year-end open lots for `year`.
+///
+/// `trades` may span several years: earlier years build the lots (and their carried wash
+/// adjustments), and trades up to `wash_sale_window_days` into the next year can wash a December
+/// loss (ambiguity 15). Trades are taken in time order (a stable sort by `ts`; equal stamps keep
+/// their input order). With a `filter`, only that account's or owner's rows, lots and washes are
+/// reported, but an owner's other accounts still wash its losses under
+/// [`WashSaleScope::Owner`].
+///
+/// Errors: a sale naming lots that do not hold its quantity, a sell beyond the position when
+/// `allow_short_sales` is false, one account with two owners, amounts too large for exact
+/// decimals, or a year without a calendar.
+pub fn form_8949(
+    trades: &[Trade],
+    year: i32,
+    settings: &TaxSettings,
+    filter: Option<&TaxFilter>,
+) -> Result<TaxReport, PtrcError> {
+    let year_end = NaiveDate::from_ymd_opt(year, 12, 31).ok_or_else(|| PtrcError::BadInput {
+        source_name: "tax".into(),
+        reason: format!("{year} is not a supported year"),
+    })?;
+    let mut order: Vec<u32> = (0..trades.len() as u32).collect();
+    if !trades.is_sorted_by_key(|t| t.ts) {
+        order.sort_by_key(|&i| trades[i as usize].ts);
+    }
+    let mut eng = Engine::new(trades, settings);
+    eng.intern_and_check(&order)?;
+    let wanted = eng.relevant_owners(filter);
+
+    let year_end_day = year_end.num_days_from_ce();
+    let window = i64::from(settings.wash_sale_window_days);
+    let mut snapshot: Option<(Vec<OpenLot>, Vec<OpenShort>)> = None;
+    let mut last_day: Option<i32> = None;
+    for &i in &order {
+        let t = &trades[i as usize];
+        let owner = eng.owner_of[eng.acct_id(i)];
+        if let Some(w) = &wanted
+            && !w.contains(&owner)
+        {
+            continue;
+        }
+        let date = trade_date(t);
+        let day = date.num_days_from_ce();
+        if day > year_end_day {
+            if snapshot.is_none() {
+                snapshot = Some(eng.snapshot(filter));
+            }
+            // Nothing later can touch a row of `year`: its windows have all closed.
+            if i64::from(day) > i64::from(year_end_day) + window {
+                break;
+            }
+        }
+        last_day = Some(day);
+        match t.side {
+            Side::Buy => eng.buy(i, date)?,
+            Side::Sell => eng.sell(i, date)?,
+        }
+    }
+    let (open_lots, open_shorts) = match snapshot {
+        Some(s) => s,
+        None => eng.snapshot(filter),
+    };
+    Ok(eng.report(year, filter, open_lots, open_shorts, last_day))
+}
+
+/// One tax lot, or one part of a purchase split by a wash (ambiguity 3).
+#[derive(Debug, Clone)]
+struct Lot {
+    /// Index of the buy trade: the order of acquisition, shared by the parts of one purchase.
+    seq: u32,
+    acquired: NaiveDate,
+    acq_day: i32,
+    /// Start of the holding period after tacking (rule 9).
+    hp_start: NaiveDate,
+    qty: Decimal,
+    /// Remaining basis: cost, buy commission and any disallowed loss added to it.
+    basis: Decimal,
+    /// The part of `basis` that is deferred wash-sale loss.
+    wash_adj: Decimal,
+    /// These shares already absorbed a loss and cannot absorb another (rule 6).
+    absorbed: bool,
+}
+
+#[derive(Debug, Clone)]
+struct ShortLot {
+    opened: NaiveDate,
+    qty: Decimal,
+    /// Net proceeds still open.
+    proceeds: Decimal,
+    /// Selling commission inside the open proceeds (for the gross presentation).
+    fee: Decimal,
+}
+
+#[derive(Debug)]
+struct Book {
+    acct: usize,
+    sym: usize,
+    /// In purchase order (ambiguity 7); a split keeps its parts adjacent.
+    lots: VecDeque<Lot>,
+    shorts: VecDeque<ShortLot>,
+}
+
+/// A closing of one lot (before display choices).
+#[derive(Debug, Clone)]
+struct RawRow {
+    book: u32,
+    lot_seq: u32,
+    qty: Decimal,
+    acquired: NaiveDate,
+    hp_start: NaiveDate,
+    sold: NaiveDate,
+    /// Net of the selling commission.
+    proceeds: Decimal,
+    basis: Decimal,
+    sell_fee: Decimal,
+    adjustment: Decimal,
+    washed_qty: Decimal,
+    short: bool,
+}
+
+/// The still-unmatched part of a losing lot.
+#[derive(Debug, Clone)]
+struct Loss {
+    row: u32,
+    lot_seq: u32,
+    sold: NaiveDate,
+    sold_day: i32,
+    hp_start: NaiveDate,
+    qty_rem: Decimal,
+    /// Loss not yet disallowed, as a positive amount.
+    loss_rem: Decimal,
+}
+
+#[derive(Debug, Clone)]
+struct MatchRec {
+    row: u32,
+    repl_book: u32,
+    repl_date: NaiveDate,
+    qty: Decimal,
+    disallowed: Decimal,
+    hp_start: NaiveDate,
+}
+
+struct Engine<'a> {
+    trades: &'a [Trade],
+    s: &'a TaxSettings,
+    names_acct: Vec<&'a str>,
+    names_owner: Vec<&'a str>,
+    names_sym: Vec<&'a str>,
+    /// Per trade: (account id, symbol id).
+    ids: Vec<(u32, u32)>,
+    owner_of: Vec<usize>,
+    covered: Vec<bool>,
+    books: Vec<Book>,
+    book_ix: FxMap<(usize, usize), u32>,
+    /// (scope id, symbol) -> the books whose lots can replace (the owner's accounts).
+    scope_books: FxMap<(usize, usize), Vec<u32>>,
+    pending: FxMap<(usize, usize), VecDeque<Loss>>,
+    /// Reused buffer of replacement candidates (seq, book, position).
+    cands: Vec<(u32, u32, usize)>,
+    rows: Vec<RawRow>,
+    matches: Vec<MatchRec>,
+}
+
+/// A multiply-rotate hasher (the rustc "Fx" scheme) for the engine's internal maps, whose keys
+/// are our own small integers and the input's names: SipHash's DoS resistance buys nothing here
+/// and costs a sixth of the run time on a million trades.
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
+
+impl Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        for &b in chunks.remainder() {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+
+fn overflow(what: &str) -> PtrcError {
+    PtrcError::Invalid(format!(
+        "{what}: amount too large for exact decimal arithmetic"
+    ))
+}
+
+impl<'a> Engine<'a> {
+    fn new(trades: &'a [Trade], s: &'a TaxSettings) -> Self {
+        Engine {
+            trades,
+            s,
+            names_acct: Vec::new(),
+            names_owner: Vec::new(),
+            names_sym: Vec::new(),
+            ids: Vec::with_capacity(trades.len()),
+            owner_of: Vec::new(),
+            covered: Vec::new(),
+            books: Vec::new(),
+            book_ix: FxMap::default(),
+            scope_books: FxMap::default(),
+            pending: FxMap::default(),
+            cands: Vec::new(),
+            rows: Vec::with_capacity(trades.len() / 2),
+            matches: Vec::new(),
+        }
+    }
+
+    fn describe(&self, i: u32) -> String {
+        let t = &self.trades[i as usize];
+        format!(
+            "trade {} ({} {} {} {} {} @ {})",
+            i + 1,
+            t.ts,
+            t.account,
+            match t.side {
+                Side::Buy => "buy",
+                Side::Sell => "sell",
+            },
+            t.qty,
+            t.symbol,
+            t.price
+        )
+    }
+
+    fn acct_id(&self, i: u32) -> usize {
+        self.ids[i as usize].0 as usize
+    }
+
+    /// Interns names, checks that each account has one owner.
+    fn intern_and_check(&mut self, order: &[u32]) -> Result<(), PtrcError> {
+        let mut acct: FxMap<&'a str, u32> = FxMap::default();
+        let mut owner: FxMap<&'a str, usize> = FxMap::default();
+        let mut sym: FxMap<&'a str, u32> = FxMap::default();
+        self.ids = vec![(0, 0); self.trades.len()];
+        for &i in order {
+            let t = &self.trades[i as usize];
+            let o = match owner.get(t.owner.as_str()) {
+                Some(&o) => o,
+                None => {
+                    self.names_owner.push(&t.owner);
+                    owner.insert(&t.owner, self.names_owner.len() - 1);
+                    self.names_owner.len() - 1
+                }
+            };
+            let a = match acct.get(t.account.as_str()) {
+                Some(&a) => {
+                    if self.owner_of[a as usize] != o {
+                        return Err(PtrcError::Invalid(format!(
+                            "{}: account {:?} belongs to owner {:?} in an earlier trade and to {:?} here",
+                            self.describe(i),
+                            t.account,
+                            self.names_owner[self.owner_of[a as usize]],
+                            t.owner
+                        )));
+                    }
+                    a
+                }
+                None => {
+                    self.names_acct.push(&t.account);
+                    self.owner_of.push(o);
+                    let a = (self.names_acct.len() - 1) as u32;
+                    acct.insert(&t.account, a);
+                    a
+                }
+            };
+            let s = match sym.get(t.symbol.as_str()) {
+                Some(&s) => s,
+                None => {
+                    self.names_sym.push(&t.symbol);
+                    self.covered.push(self.s.coverage.covers(&t.symbol));
+                    let s = (self.names_sym.len() - 1) as u32;
+                    sym.insert(&t.symbol, s);
+                    s
+                }
+            };
+            self.ids[i as usize] = (a, s);
+        }
+        Ok(())
+    }
+
+    /// The owners whose trades can affect the filtered report (None = all).
+    fn relevant_owners(&self, filter: Option<&TaxFilter>) -> Option<Vec<usize>> {
+        match filter? {
+            TaxFilter::Owner(o) => Some(
+                self.names_owner
+                    .iter()
+                    .position(|n| n == o)
+                    .into_iter()
+                    .collect(),
+            ),
+            TaxFilter::Account(a) => Some(
+                self.names_acct
+                    .iter()
+                    .position(|n| n == a)
+                    .map(|ai| self.owner_of[ai])
+                    .into_iter()
+                    .collect(),
+            ),
+        }
+    }
+
+    fn scope_of(&self, acct: usize) -> usize {
+        match self.s.wash_sale_scope {
+            WashSaleScope::Owner => self.owner_of[acct],
+            WashSaleScope::Account => acct,
+        }
+    }
+
+    fn book(&mut self, acct: usize, sym: usize) -> u32 {
+        if let Some(&b) = self.book_ix.get(&(acct, sym)) {
+            return b;
+        }
+        let b = self.books.len() as u32;
+        self.books.push(Book {
+            acct,
+            sym,
+            lots: VecDeque::new(),
+            shorts: VecDeque::new(),
+        });
+        self.book_ix.insert((acct, sym), b);
+        let scope = self.scope_of(acct);
+        self.scope_books.entry((scope, sym)).or_default().push(b);
+        b
+    }
+
+    /// `total * part / whole`, rounded per the settings; the whole when `part >= whole`, so the
+    /// last part always takes the remainder and sums stay exact (ambiguity 16).
+    fn alloc(&self, total: Decimal, part: Decimal, whole: Decimal) -> Result<Decimal, PtrcError> {
+        if part >= whole {
+            return Ok(total);
+        }
+        if total.is_zero() {
+            return Ok(Decimal::ZERO);
+        }
+        let raw = match total.checked_mul(part) {
+            Some(p) => p.checked_div(whole),
+            None => part.checked_div(whole).and_then(|f| total.checked_mul(f)),
+        }
+        .ok_or_else(|| overflow("pro-rata split"))?;
+        if raw.scale() <= self.s.rounding_dp {
+            return Ok(raw);
+        }
+        Ok(raw.round_dp_with_strategy(self.s.rounding_dp, RoundingStrategy::MidpointAwayFromZero))
+    }
+
+    fn tack(&self, sold_hp_start: NaiveDate, sold: NaiveDate, repl: NaiveDate) -> NaiveDate {
+        let held = (sold - sold_hp_start).num_days().max(0);
+        let shifted = repl
+            .checked_sub_signed(TimeDelta::days(held))
+            .unwrap_or(NaiveDate::MIN);
+        match self.s.tack_method {
+            TackMethod::DayCount => shifted,
+            TackMethod::Union if repl >= sold => shifted,
+            // Overlapping periods: the union starts at the earlier real date.
+            TackMethod::Union => sold_hp_start.min(repl),
+        }
+    }
+
+    fn buy(&mut self, i: u32, date: NaiveDate) -> Result<(), PtrcError> {
+        let trades: &'a [Trade] = self.trades;
+        let t = &trades[i as usize];
+        let (a, s) = self.ids[i as usize];
+        let b = self.book(a as usize, s as usize);
+        let mut cost = t
+            .qty
+            .checked_mul(t.price)
+            .and_then(|c| c.checked_add(t.fee))
+            .ok_or_else(|| overflow(&self.describe(i)))?;
+        let mut left = t.qty;
+        // Cover open shorts first, oldest first.
+        while left > Decimal::ZERO {
+            let Some(front) = self.books[b as usize].shorts.front() else {
+                break;
+            };
+            let (sq, sp, sf) = (front.qty, front.proceeds, front.fee);
+            let m = sq.min(left);
+            let c = self.alloc(cost, m, left)?;
+            let p = self.alloc(sp, m, sq)?;
+            let f = self.alloc(sf, m, sq)?;
+            let book = &mut self.books[b as usize];
+            if m >= sq {
+                book.shorts.pop_front();
+            } else if let Some(sh) = book.shorts.front_mut() {
+                sh.qty -= m;
+                sh.proceeds -= p;
+                sh.fee -= f;
+            }
+            self.rows.push(RawRow {
+                book: b,
+                lot_seq: i,
+                qty: m,
+                acquired: date,
+                hp_start: date,
+                sold: date,
+                proceeds: p,
+                basis: c,
+                sell_fee: f,
+                adjustment: Decimal::ZERO,
+                washed_qty: Decimal::ZERO,
+                short: true,
+            });
+            cost -= c;
+            left -= m;
+        }
+        if left <= Decimal::ZERO {
+            return Ok(());
+        }
+        self.books[b as usize].lots.push_back(Lot {
+            seq: i,
+            acquired: date,
+            acq_day: date.num_days_from_ce(),
+            hp_start: date,
+            qty: left,
+            basis: cost,
+            wash_adj: Decimal::ZERO,
+            absorbed: false,
+        });
+        if self.covered[s as usize] {
+            self.match_pending(b, date)?;
+        }
+        Ok(())
+    }
+
+    /// Offer the purchase just appended to book `b` to the losses waiting in its scope.
+    fn match_pending(&mut self, b: u32, date: NaiveDate) -> Result<(), PtrcError> {
+        let (acct, sym) = (self.books[b as usize].acct, self.books[b as usize].sym);
+        let key = (self.scope_of(acct), sym);
+        let day = date.num_days_from_ce();
+        let window = i64::from(self.s.wash_sale_window_days);
+        let Some(mut queue) = self.pending.remove(&key) else {
+            return Ok(());
+        };
+        while queue
+            .front()
+            .is_some_and(|l| i64::from(l.sold_day) + window < i64::from(day))
+        {
+            queue.pop_front();
+        }
+        let mut avail = self.books[b as usize]
+            .lots
+            .back()
+            .map_or(Decimal::ZERO, |l| l.qty);
+        // (qty, disallowed, tacked start) per part, in order of the losses they absorb.
+        let mut parts: Vec<(Decimal, Decimal, NaiveDate)> = Vec::new();
+        for loss in queue.iter_mut() {
+            if avail <= Decimal::ZERO {
+                break;
+            }
+            let m = loss.qty_rem.min(avail);
+            let amount = self.take(loss, m)?;
+            let hp = self.tack(loss.hp_start, loss.sold, date);
+            self.matches.push(MatchRec {
+                row: loss.row,
+                repl_book: b,
+                repl_date: date,
+                qty: m,
+                disallowed: amount,
+                hp_start: hp,
+            });
+            parts.push((m, amount, hp));
+            avail -= m;
+        }
+        while queue.front().is_some_and(|l| l.qty_rem <= Decimal::ZERO) {
+            queue.pop_front();
+        }
+        if !queue.is_empty() {
+            self.pending.insert(key, queue);
+        }
+        if parts.is_empty() {
+            return Ok(());
+        }
+        let pos = self.books[b as usize].lots.len() - 1;
+        // Split the purchase into its washed parts (in order) and the rest.
+        let mut washed = Vec::with_capacity(parts.len());
+        for (m, amount, hp) in parts {
+            washed.push(self.carve(b, pos, m, amount, hp)?);
+        }
+        let book = &mut self.books[b as usize];
+        let rest = book.lots.pop_back();
+        match self.s.sublot_order {
+            SublotOrder::WashedFirst => {
+                book.lots.extend(washed);
+                book.lots.extend(rest.filter(|r| r.qty > Decimal::ZERO));
+            }
+            SublotOrder::UnwashedFirst => {
+                book.lots.extend(rest.filter(|r| r.qty > Decimal::ZERO));
+                book.lots.extend(washed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Take `m` shares of `lots[pos]` out as a washed part carrying `amount` and start `hp`;
+    /// the lot keeps the rest (possibly zero shares: the caller drops it).
+    fn carve(
+        &mut self,
+        b: u32,
+        pos: usize,
+        m: Decimal,
+        amount: Decimal,
+        hp: NaiveDate,
+    ) -> Result<Lot, PtrcError> {
+        let lot = &self.books[b as usize].lots[pos];
+        let (q, basis, wadj) = (lot.qty, lot.basis, lot.wash_adj);
+        let part_basis = self.alloc(basis, m, q)?;
+        let part_wadj = self.alloc(wadj, m, q)?;
+        let lot = &mut self.books[b as usize].lots[pos];
+        let mut part = lot.clone();
+        lot.qty -= m;
+        lot.basis -= part_basis;
+        lot.wash_adj -= part_wadj;
+        part.qty = m;
+        part.basis = part_basis
+            .checked_add(amount)
+            .ok_or_else(|| overflow("replacement basis"))?;
+        part.wash_adj = part_wadj + amount;
+        part.absorbed = true;
+        part.hp_start = hp;
+        Ok(part)
+    }
+
+    /// Disallow the loss of `m` of the loss's remaining shares; returns the amount.
+    fn take(&mut self, loss: &mut Loss, m: Decimal) -> Result<Decimal, PtrcError> {
+        let amount = if m >= loss.qty_rem {
+            loss.loss_rem
+        } else {
+            self.alloc(loss.loss_rem, m, loss.qty_rem)?
+                .min(loss.loss_rem)
+        };
+        loss.qty_rem -= m;
+        loss.loss_rem -= amount;
+        let row = &mut self.rows[loss.row as usize];
+        row.adjustment += amount;
+        row.washed_qty += m;
+        Ok(amount)
+    }
+
+    fn sell(&mut self, i: u32, date: NaiveDate) -> Result<(), PtrcError> {
+        let trades: &'a [Trade] = self.trades;
+        let t = &trades[i as usize];
+        let (a, s) = self.ids[i as usize];
+        let b = self.book(a as usize, s as usize);
+        let gross = t
+            .qty
+            .checked_mul(t.price)
+            .ok_or_else(|| overflow(&self.describe(i)))?;
+        let mut net = gross - t.fee;
+        let mut fee = t.fee;
+        let mut left = t.qty;
+        let mut losses: Vec<Loss> = Vec::new();
+        let covered = self.covered[s as usize];
+        let mut names = t.lot_ids.iter();
+        let mut current: Option<&String> = names.next();
+        let specific = current.is_some();
+        while left > Decimal::ZERO {
+            let pos = if specific {
+                let Some(name) = current else { break };
+                let found = self.books[b as usize]
+                    .lots
+                    .iter()
+                    .position(|l| self.trades[l.seq as usize].lot_ids.first() == Some(name));
+                match found {
+                    Some(p) => p,
+                    None => {
+                        current = names.next();
+                        continue;
+                    }
+                }
+            } else {
+                let lots = &self.books[b as usize].lots;
+                if lots.is_empty() {
+                    break;
+                }
+                match self.s.fifo_order {
+                    FifoOrder::Purchase => 0,
+                    FifoOrder::AdjustedDate => (0..lots.len())
+                        .min_by_key(|&k| (lots[k].hp_start, lots[k].seq, k))
+                        .unwrap_or(0),
+                }
+            };
+            let lot = &self.books[b as usize].lots[pos];
+            let (lq, lbasis, lwadj) = (lot.qty, lot.basis, lot.wash_adj);
+            let (seq, acquired, hp_start) = (lot.seq, lot.acquired, lot.hp_start);
+            let m = lq.min(left);
+            let basis = self.alloc(lbasis, m, lq)?;
+            let wadj = self.alloc(lwadj, m, lq)?;
+            let proceeds = self.alloc(net, m, left)?;
+            let f = self.alloc(fee, m, left)?;
+            let book = &mut self.books[b as usize];
+            if m >= lq {
+                book.lots.remove(pos);
+            } else {
+                let lot = &mut book.lots[pos];
+                lot.qty -= m;
+                lot.basis -= basis;
+                lot.wash_adj -= wadj;
+            }
+            net -= proceeds;
+            fee -= f;
+            left -= m;
+            let row = self.rows.len() as u32;
+            self.rows.push(RawRow {
+                book: b,
+                lot_seq: seq,
+                qty: m,
+                acquired,
+                hp_start,
+                sold: date,
+                proceeds,
+                basis,
+                sell_fee: f,
+                adjustment: Decimal::ZERO,
+                washed_qty: Decimal::ZERO,
+                short: false,
+            });
+            // Per lot, never on the order's net result (ambiguity 9); gains are never washed.
+            if covered && proceeds < basis {
+                losses.push(Loss {
+                    row,
+                    lot_seq: seq,
+                    sold: date,
+                    sold_day: date.num_days_from_ce(),
+                    hp_start,
+                    qty_rem: m,
+                    loss_rem: basis - proceeds,
+                });
+            }
+        }
+        if left > Decimal::ZERO {
+            if specific {
+                return Err(PtrcError::Invalid(format!(
+                    "{}: the lots it names ({}) hold {} less than the quantity sold",
+                    self.describe(i),
+                    t.lot_ids.join(";"),
+                    left
+                )));
+            }
+            if !self.s.allow_short_sales {
+                return Err(PtrcError::Invalid(format!(
+                    "{}: sells {} more than the position under the long-only setting",
+                    self.describe(i),
+                    left
+                )));
+            }
+            self.books[b as usize].shorts.push_back(ShortLot {
+                opened: date,
+                qty: left,
+                proceeds: net,
+                fee,
+            });
+        }
+        let key = (self.scope_of(a as usize), s as usize);
+        for mut loss in losses {
+            self.match_held(&mut loss, key)?;
+            if loss.qty_rem > Decimal::ZERO {
+                self.pending.entry(key).or_default().push_back(loss);
+            }
+        }
+        Ok(())
+    }
+
+    /// Match a loss against shares already held that were bought in the window before the sale,
+    /// earliest purchase first (rules 4-5), skipping shares that already absorbed a loss
+    /// (rule 6) and, by default, the rest of the sold lot's own purchase (ambiguity 4).
+    fn match_held(&mut self, loss: &mut Loss, key: (usize, usize)) -> Result<(), PtrcError> {
+        let from = i64::from(loss.sold_day) - i64::from(self.s.wash_sale_window_days);
+        let mut cands = std::mem::take(&mut self.cands);
+        cands.clear();
+        let Some(books) = self.scope_books.get(&key) else {
+            return Ok(());
+        };
+        for &b in books {
+            let lots = &self.books[b as usize].lots;
+            // Lots are in purchase order, so acquisition dates rise towards the back.
+            for pos in (0..lots.len()).rev() {
+                let l = &lots[pos];
+                if i64::from(l.acq_day) < from {
+                    break;
+                }
+                if !l.absorbed && (self.s.same_purchase_is_replacement || l.seq != loss.lot_seq) {
+                    cands.push((l.seq, b, pos));
+                }
+            }
+        }
+        if cands.is_empty() {
+            self.cands = cands;
+            return Ok(());
+        }
+        cands.sort_unstable();
+        let mut plan: Vec<(u32, usize, Decimal, Decimal, NaiveDate)> = Vec::new();
+        for &(_, b, pos) in &cands {
+            if loss.qty_rem <= Decimal::ZERO {
+                break;
+            }
+            let lot = &self.books[b as usize].lots[pos];
+            let (lq, acquired) = (lot.qty, lot.acquired);
+            let m = lq.min(loss.qty_rem);
+            let amount = self.take(loss, m)?;
+            let hp = self.tack(loss.hp_start, loss.sold, acquired);
+            self.matches.push(MatchRec {
+                row: loss.row,
+                repl_book: b,
+                repl_date: acquired,
+                qty: m,
+                disallowed: amount,
+                hp_start: hp,
+            });
+            plan.push((b, pos, m, amount, hp));
+        }
+        self.cands = cands;
+        // Apply from the back so earlier positions stay valid while parts are inserted.
+        plan.sort_unstable_by(|x, y| (y.0, y.1).cmp(&(x.0, x.1)));
+        for (b, pos, m, amount, hp) in plan {
+            let lq = self.books[b as usize].lots[pos].qty;
+            if m >= lq {
+                let lot = &mut self.books[b as usize].lots[pos];
+                lot.basis += amount;
+                lot.wash_adj += amount;
+                lot.absorbed = true;
+                lot.hp_start = hp;
+                continue;
+            }
+            let part = self.carve(b, pos, m, amount, hp)?;
+            let at = match self.s.sublot_order {
+                SublotOrder::WashedFirst => pos,
+                SublotOrder::UnwashedFirst => pos + 1,
+            };
+            self.books[b as usize].lots.insert(at, part);
+        }
+        Ok(())
+    }
+
+    fn book_wanted(&self, b: u32, filter: Option<&TaxFilter>) -> bool {
+        let acct = self.books[b as usize].acct;
+        match filter {
+            None => true,
+            Some(TaxFilter::Account(a)) => self.names_acct[acct] == a,
+            Some(TaxFilter::Owner(o)) => self.names_owner[self.owner_of[acct]] == o,
+        }
+    }
+
+    fn snapshot(&self, filter: Option<&TaxFilter>) -> (Vec<OpenLot>, Vec<OpenShort>) {
+        let mut lots = Vec::new();
+        let mut shorts = Vec::new();
+        let mut order: Vec<u32> = (0..self.books.len() as u32)
+            .filter(|&b| self.book_wanted(b, filter))
+            .collect();
+        order.sort_by_key(|&b| {
+            let bk = &self.books[b as usize];
+            (self.names_acct[bk.acct], self.names_sym[bk.sym])
+        });
+        for b in order {
+            let bk = &self.books[b as usize];
+            let (account, symbol) = (self.names_acct[bk.acct], self.names_sym[bk.sym]);
+            let owner = self.names_owner[self.owner_of[bk.acct]];
+            for l in &bk.lots {
+                lots.push(OpenLot {
+                    account: account.to_string(),
+                    owner: owner.to_string(),
+                    symbol: symbol.to_string(),
+                    lot_id: self.trades[l.seq as usize].lot_ids.first().cloned(),
+                    qty: l.qty.normalize(),
+                    cost_basis: money(l.basis),
+                    wash_adjustment: money(l.wash_adj),
+                    date_acquired: l.acquired,
+                    holding_period_start: l.hp_start,
+                });
+            }
+            for sh in &bk.shorts {
+                shorts.push(OpenShort {
+                    account: account.to_string(),
+                    owner: owner.to_string(),
+                    symbol: symbol.to_string(),
+                    qty: sh.qty.normalize(),
+                    proceeds: money(sh.proceeds),
+                    date_opened: sh.opened,
+                });
+            }
+        }
+        (lots, shorts)
+    }
+
+    fn term(&self, hp_start: NaiveDate, sold: NaiveDate) -> Term {
+        if sold > anniversary(hp_start, self.s.feb29_anniversary) {
+            Term::Long
+        } else {
+            Term::Short
+        }
+    }
+
+    fn report(
+        &self,
+        year: i32,
+        filter: Option<&TaxFilter>,
+        open_lots: Vec<OpenLot>,
+        open_shorts: Vec<OpenShort>,
+        last_day: Option<i32>,
+    ) -> TaxReport {
+        let s = self.s;
+        let window = i64::from(s.wash_sale_window_days);
+        let in_year = |r: &RawRow| r.sold.year() == year && self.book_wanted(r.book, filter);
+        let mut rows: Vec<TaxRow> = Vec::new();
+        let mut notes: Vec<String> = Vec::new();
+        let mut open_windows = 0usize;
+        for r in self.rows.iter().filter(|r| in_year(r)) {
+            let bk = &self.books[r.book as usize];
+            let (account, symbol) = (self.names_acct[bk.acct], self.names_sym[bk.sym]);
+            let owner = self.names_owner[self.owner_of[bk.acct]];
+            let term = if r.short {
+                Term::Short
+            } else {
+                self.term(r.hp_start, r.sold)
+            };
+            let date_acquired = match s.date_acquired_display {
+                DateAcquiredDisplay::Adjusted => r.hp_start,
+                DateAcquiredDisplay::Trade => r.acquired,
+            };
+            let (d, e) = match s.fee_presentation {
+                FeePresentation::NetProceeds => (r.proceeds, r.basis),
+                FeePresentation::GrossProceeds => (r.proceeds + r.sell_fee, r.basis + r.sell_fee),
+            };
+            let lot_id = self.trades[r.lot_seq as usize].lot_ids.first().cloned();
+            let mk = |qty: Decimal, d: Decimal, e: Decimal, g: Decimal| TaxRow {
+                account: account.to_string(),
+                owner: owner.to_string(),
+                symbol: symbol.to_string(),
+                description: format!("{} {}", qty.normalize(), symbol),
+                qty: qty.normalize(),
+                lot_id: lot_id.clone(),
+                date_acquired,
+                date_sold: r.sold,
+                proceeds: money(d),
+                cost_basis: money(e),
+                adjustment_code: if g > Decimal::ZERO { "W" } else { "" }.to_string(),
+                adjustment: money(g),
+                gain_loss: money(d - e + g),
+                term,
+                part: term.part().to_string(),
+                short_sale: r.short,
+            };
+            let partial = r.adjustment > Decimal::ZERO && r.washed_qty < r.qty;
+            if s.row_splitting == RowSplitting::Split && partial {
+                // The washed part nets to zero; the rest keeps the allowed loss.
+                let dw = self.alloc(d, r.washed_qty, r.qty).unwrap_or(d);
+                let ew = dw + r.adjustment;
+                rows.push(mk(r.washed_qty, dw, ew, r.adjustment));
+                rows.push(mk(r.qty - r.washed_qty, d - dw, e - ew, Decimal::ZERO));
+            } else {
+                rows.push(mk(r.qty, d, e, r.adjustment));
+            }
+            let unwashed_loss =
+                !r.short && self.covered[bk.sym] && r.proceeds < r.basis && r.washed_qty < r.qty;
+            if unwashed_loss
+                && let Some(last) = last_day
+                && i64::from(r.sold.num_days_from_ce()) + window > i64::from(last)
+            {
+                open_windows += 1;
+                if open_windows <= 20 {
+                    let until = r
+                        .sold
+                        .checked_add_signed(TimeDelta::days(window))
+                        .unwrap_or(r.sold);
+                    notes.push(format!(
+                        "the loss on {} {symbol} sold {} in account {account} could still be washed by a purchase through {until}, after the last trade in the input",
+                        r.qty.normalize(),
+                        r.sold
+                    ));
+                }
+            }
+        }
+        if open_windows > 20 {
+            notes.push(format!(
+                "... {} more losses whose wash-sale window reaches past the last trade",
+                open_windows - 20
+            ));
+        }
+        // Part I then Part II, each in order of sale (a stable partition).
+        let (mut rows, long): (Vec<TaxRow>, Vec<TaxRow>) =
+            rows.into_iter().partition(|r| r.term == Term::Short);
+        rows.extend(long);
+        let mut totals = TaxTotals::default();
+        for r in &rows {
+            let t = match r.term {
+                Term::Short => &mut totals.short,
+                Term::Long => &mut totals.long,
+            };
+            for t in [t, &mut totals.total] {
+                t.rows += 1;
+                t.proceeds += r.proceeds;
+                t.cost_basis += r.cost_basis;
+                t.adjustment += r.adjustment;
+                t.gain_loss += r.gain_loss;
+            }
+        }
+        for t in [&mut totals.short, &mut totals.long, &mut totals.total] {
+            *t = TermTotals {
+                rows: t.rows,
+                proceeds: money(t.proceeds),
+                cost_basis: money(t.cost_basis),
+                adjustment: money(t.adjustment),
+                gain_loss: money(t.gain_loss),
+            };
+        }
+        let washes = self
+            .matches
+            .iter()
+            .filter(|m| in_year(&self.rows[m.row as usize]))
+            .map(|m| {
+                let r = &self.rows[m.row as usize];
+                let sb = &self.books[r.book as usize];
+                let rb = &self.books[m.repl_book as usize];
+                WashMatch {
+                    symbol: self.names_sym[sb.sym].to_string(),
+                    sale_account: self.names_acct[sb.acct].to_string(),
+                    date_sold: r.sold,
+                    replacement_account: self.names_acct[rb.acct].to_string(),
+                    replacement_date: m.repl_date,
+                    qty: m.qty.normalize(),
+                    disallowed: money(m.disallowed),
+                    holding_period_start: m.hp_start,
+                }
+            })
+            .collect();
+        TaxReport {
+            year,
+            filter: filter.cloned(),
+            rows,
+            totals,
+            washes,
+            open_lots,
+            open_shorts,
+            notes,
+            settings: s.clone(),
+        }
+    }
+}
+
+/// The UTC trade date, as [`Trade::date`] but by integer division (the chrono round trip costs
+/// more than the rest of a buy).
+fn trade_date(t: &Trade) -> NaiveDate {
+    let days = t.ts.as_nanos().div_euclid(86_400_000_000_000);
+    i32::try_from(days + 719_163)
+        .ok()
+        .and_then(NaiveDate::from_num_days_from_ce_opt)
+        .unwrap_or_else(|| t.date())
+}
+
+/// The first anniversary of `d`: sold on it = short-term, sold after it = long-term (rule 10).
+pub(crate) fn anniversary(d: NaiveDate, feb29: Feb29Anniversary) -> NaiveDate {
+    let next = d.year() + 1;
+    NaiveDate::from_ymd_opt(next, d.month(), d.day()).unwrap_or_else(|| {
+        // Only Feb 29 has no anniversary date (ambiguity 10).
+        let (m, day) = match feb29 {
+            Feb29Anniversary::Feb28 => (2, 28),
+            Feb29Anniversary::Mar1 => (3, 1),
+        };
+        NaiveDate::from_ymd_opt(next, m, day).unwrap_or(d)
+    })
+}
+
+/// Amounts as shown: no trailing zeros beyond the cents, at least two decimals, no `-0`.
+pub(crate) fn money(d: Decimal) -> Decimal {
+    let mut n = if d.is_zero() {
+        Decimal::ZERO
+    } else {
+        d.normalize()
+    };
+    if n.scale() < 2 {
+        n.rescale(2);
+    }
+    n
+}

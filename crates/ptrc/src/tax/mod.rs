@@ -1,0 +1,186 @@
+//! US tax lots and wash sales: Form 8949 / 1099-B rows for a tax year.
+//!
+//! Follows `shared/specs/us-tax-lots-and-wash-sales.md`; every choice it leaves open is a field of
+//! [`TaxSettings`] (see docs/TAX.md). In short:
+//!
+//! - Lots are relieved FIFO in real purchase order (Reg. §1.1012-1(c)(1), spec rule 18) unless a
+//!   sale names its lots (`lot_ids`, specific identification). AVG and LIFO are book methods and
+//!   are not offered here (ambiguity 11).
+//! - Gain or loss is computed per sold lot, never on the net of an order (ambiguity 9); buy
+//!   commissions go into basis, sell commissions reduce proceeds (rule 20, ambiguity 1).
+//! - A loss is washed by substantially identical shares (here: the same symbol) acquired in the
+//!   61-day window (rules 1-2) by the same owner (or account, by setting), matched earliest
+//!   acquisition first (rules 4-5), losses in order of sale (rule 7), one bite per replacement
+//!   share (rule 6). The disallowed loss goes into the replacement's basis (rule 8) and the sold
+//!   shares' holding period is tacked on (rule 9); chains carry through because a replacement's
+//!   adjusted basis is what its own later sale is measured against.
+//! - Long-term = held more than one year by calendar anniversary, counting from the day after
+//!   acquisition (rule 10).
+//!
+//! Known gaps (documented in docs/TAX.md): §1091(e) short-side wash sales (rule 13, ambiguity 13)
+//! are not applied; shares bought to cover a short are never replacements; options, IRAs and a
+//! spouse's accounts are outside the model (ambiguity 14); "substantially identical" means the
+//! same symbol.
+
+mod engine;
+mod render;
+mod settings;
+#[cfg(test)]
+mod tests;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+pub use engine::form_8949;
+pub use render::{tax_to_csv, tax_to_html};
+pub use settings::{
+    DateAcquiredDisplay, Feb29Anniversary, FeePresentation, FifoOrder, RowSplitting, SublotOrder,
+    TackMethod, TaxSettings, WashSaleCoverage, WashSaleScope,
+};
+
+/// Whose rows a report shows. Wash sales are still found across all of the owner's accounts
+/// under [`WashSaleScope::Owner`], whatever the filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaxFilter {
+    Account(String),
+    Owner(String),
+}
+
+/// Short-term (held one year or less) or long-term (more than one year).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Term {
+    Short,
+    Long,
+}
+
+impl Term {
+    /// Form 8949 part: I for short-term, II for long-term.
+    pub fn part(self) -> &'static str {
+        match self {
+            Term::Short => "I",
+            Term::Long => "II",
+        }
+    }
+}
+
+/// One Form 8949 row (one closing lot, or its washed / unwashed part under
+/// [`RowSplitting::Split`]). Amounts are exact decimals, serialized as strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxRow {
+    pub account: String,
+    pub owner: String,
+    pub symbol: String,
+    /// Column (a): quantity and symbol, e.g. `100 XYZ`.
+    pub description: String,
+    pub qty: Decimal,
+    /// The lot id the buy named, if any.
+    pub lot_id: Option<String>,
+    /// Column (b): per [`DateAcquiredDisplay`]; for a short sale, the date the covering shares
+    /// were bought.
+    pub date_acquired: NaiveDate,
+    /// Column (c).
+    pub date_sold: NaiveDate,
+    /// Column (d).
+    pub proceeds: Decimal,
+    /// Column (e).
+    pub cost_basis: Decimal,
+    /// Column (f): `W` for a wash sale, else empty.
+    pub adjustment_code: String,
+    /// Column (g): the disallowed loss as a positive number (rule 14), else 0.
+    pub adjustment: Decimal,
+    /// Column (h) = (d) − (e) + (g) (rule 15).
+    pub gain_loss: Decimal,
+    pub term: Term,
+    /// `I` (short-term) or `II` (long-term).
+    pub part: String,
+    /// The closing of a short sale (always short-term here).
+    pub short_sale: bool,
+}
+
+/// Column totals of one term (or of all rows).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TermTotals {
+    pub rows: usize,
+    pub proceeds: Decimal,
+    pub cost_basis: Decimal,
+    pub adjustment: Decimal,
+    pub gain_loss: Decimal,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxTotals {
+    /// Part I.
+    pub short: TermTotals,
+    /// Part II.
+    pub long: TermTotals,
+    pub total: TermTotals,
+}
+
+/// A lot held at the end of the tax year, carried into the next year with its adjusted basis
+/// and tacked holding period (ambiguity 15).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenLot {
+    pub account: String,
+    pub owner: String,
+    pub symbol: String,
+    pub lot_id: Option<String>,
+    pub qty: Decimal,
+    /// Basis including buy commission and any disallowed losses added to it.
+    pub cost_basis: Decimal,
+    /// The part of `cost_basis` that is deferred wash-sale loss (0 if none).
+    pub wash_adjustment: Decimal,
+    /// Real trade date of the purchase.
+    pub date_acquired: NaiveDate,
+    /// Start of the (tacked) holding period.
+    pub holding_period_start: NaiveDate,
+}
+
+/// A short position open at the end of the tax year.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenShort {
+    pub account: String,
+    pub owner: String,
+    pub symbol: String,
+    pub qty: Decimal,
+    /// Net proceeds of the short sale still open.
+    pub proceeds: Decimal,
+    pub date_opened: NaiveDate,
+}
+
+/// One replacement match: which purchase absorbed (part of) a loss sold in the tax year. A
+/// replacement bought after the year end carries a year-1 disallowed loss into year 2
+/// (ambiguity 15).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WashMatch {
+    pub symbol: String,
+    pub sale_account: String,
+    pub date_sold: NaiveDate,
+    pub replacement_account: String,
+    pub replacement_date: NaiveDate,
+    pub qty: Decimal,
+    /// Disallowed loss moved into the replacement's basis.
+    pub disallowed: Decimal,
+    /// The replacement's tacked holding-period start.
+    pub holding_period_start: NaiveDate,
+}
+
+/// The Form 8949 data of one tax year.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxReport {
+    pub year: i32,
+    pub filter: Option<TaxFilter>,
+    /// Part I rows, then Part II rows, each in order of sale.
+    pub rows: Vec<TaxRow>,
+    pub totals: TaxTotals,
+    /// The wash sales of losses sold in the year (for 1099-B box 1g and the audit trail).
+    pub washes: Vec<WashMatch>,
+    /// Lots held at the end of the year.
+    pub open_lots: Vec<OpenLot>,
+    pub open_shorts: Vec<OpenShort>,
+    /// Caveats, e.g. a loss near the end of the input whose window reaches past the last trade.
+    pub notes: Vec<String>,
+    pub settings: TaxSettings,
+}

@@ -1,0 +1,284 @@
+//! CSV (Form 8949 column layout) and self-contained HTML renderings of a [`TaxReport`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use super::{TaxReport, TaxRow, Term, TermTotals};
+
+const CSV_HEADER: [&str; 9] = [
+    "part",
+    "(a) description",
+    "(b) date acquired",
+    "(c) date sold",
+    "(d) proceeds",
+    "(e) cost basis",
+    "(f) code",
+    "(g) adjustment",
+    "(h) gain or loss",
+];
+
+fn csv_line(out: &mut String, fields: &[&str]) {
+    for (k, f) in fields.iter().enumerate() {
+        if k > 0 {
+            out.push(',');
+        }
+        if f.contains([',', '"', '\n', '\r']) {
+            out.push('"');
+            out.push_str(&f.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(f);
+        }
+    }
+    out.push('\n');
+}
+
+fn row_fields(r: &TaxRow) -> [String; 9] {
+    [
+        r.part.clone(),
+        r.description.clone(),
+        r.date_acquired.to_string(),
+        r.date_sold.to_string(),
+        r.proceeds.to_string(),
+        r.cost_basis.to_string(),
+        r.adjustment_code.clone(),
+        if r.adjustment.is_zero() {
+            String::new()
+        } else {
+            r.adjustment.to_string()
+        },
+        r.gain_loss.to_string(),
+    ]
+}
+
+/// Form 8949 columns (a)-(h), one line per row, Part I rows then a `Total Part I` line, then
+/// Part II likewise (a part with no rows is left out). Column (g) is empty when there is no
+/// adjustment, as on the form.
+pub fn tax_to_csv(report: &TaxReport) -> String {
+    let mut out = String::with_capacity(64 * (report.rows.len() + 4));
+    csv_line(&mut out, &CSV_HEADER);
+    for (term, totals) in [
+        (Term::Short, &report.totals.short),
+        (Term::Long, &report.totals.long),
+    ] {
+        let mut any = false;
+        for r in report.rows.iter().filter(|r| r.term == term) {
+            any = true;
+            let f = row_fields(r);
+            let refs: Vec<&str> = f.iter().map(String::as_str).collect();
+            csv_line(&mut out, &refs);
+        }
+        if any {
+            let label = format!("Total Part {}", term.part());
+            let (d, e, g, h) = (
+                totals.proceeds.to_string(),
+                totals.cost_basis.to_string(),
+                totals.adjustment.to_string(),
+                totals.gain_loss.to_string(),
+            );
+            csv_line(&mut out, &[term.part(), &label, "", "", &d, &e, "", &g, &h]);
+        }
+    }
+    out
+}
+
+/// Escape text for HTML element content and attribute values.
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            _ => o.push(c),
+        }
+    }
+    o
+}
+
+fn part_table(out: &mut String, report: &TaxReport, term: Term, totals: &TermTotals) {
+    let title = match term {
+        Term::Short => "Part I &mdash; Short-term (held one year or less)",
+        Term::Long => "Part II &mdash; Long-term (held more than one year)",
+    };
+    let _ = write!(out, "<h2>{title}</h2>\n");
+    let rows: Vec<&TaxRow> = report.rows.iter().filter(|r| r.term == term).collect();
+    if rows.is_empty() {
+        out.push_str("<p>No transactions.</p>\n");
+        return;
+    }
+    out.push_str(
+        "<table>\n<thead><tr><th>Account</th><th>(a) Description</th><th>(b) Date acquired</th>\
+<th>(c) Date sold</th><th>(d) Proceeds</th><th>(e) Cost basis</th><th>(f) Code</th>\
+<th>(g) Adjustment</th><th>(h) Gain or (loss)</th></tr></thead>\n<tbody>\n",
+    );
+    for r in rows {
+        let f = row_fields(r);
+        let cls = if r.gain_loss < Decimal::ZERO {
+            " class=\"neg\""
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\"><span{cls}>{}</span></td></tr>",
+            esc(&r.account),
+            esc(&f[1]),
+            esc(&f[2]),
+            esc(&f[3]),
+            esc(&f[4]),
+            esc(&f[5]),
+            esc(&f[6]),
+            esc(&f[7]),
+            esc(&f[8]),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "</tbody>\n<tfoot><tr><th colspan=\"4\">Totals ({} rows)</th><td class=\"n\">{}</td><td class=\"n\">{}</td><td></td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr></tfoot>\n</table>",
+        totals.rows,
+        esc(&totals.proceeds.to_string()),
+        esc(&totals.cost_basis.to_string()),
+        esc(&totals.adjustment.to_string()),
+        esc(&totals.gain_loss.to_string()),
+    );
+}
+
+/// Horizontal bars of the gain or loss per symbol (column (h) summed), losses to the left of the
+/// axis. Geometry is computed in exact decimals and rounded to 0.1 px.
+fn chart(out: &mut String, report: &TaxReport) {
+    let mut by_symbol: BTreeMap<&str, Decimal> = BTreeMap::new();
+    for r in &report.rows {
+        *by_symbol.entry(r.symbol.as_str()).or_default() += r.gain_loss;
+    }
+    if by_symbol.is_empty() {
+        return;
+    }
+    let max = by_symbol
+        .values()
+        .map(|v| v.abs())
+        .max()
+        .unwrap_or(Decimal::ZERO);
+    let (label_w, half, bar_h, gap) = (140i64, Decimal::from(250), 18i64, 6i64);
+    let axis = Decimal::from(label_w) + half;
+    let width = label_w + 2 * 250 + 120;
+    let height = (bar_h + gap) * by_symbol.len() as i64 + gap;
+    let _ = writeln!(
+        out,
+        "<h2>Gain or (loss) by symbol</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"Gain or loss by symbol\">"
+    );
+    for (k, (sym, v)) in by_symbol.iter().enumerate() {
+        let y = gap + k as i64 * (bar_h + gap);
+        let len = if max.is_zero() {
+            Decimal::ZERO
+        } else {
+            (v.abs() * half / max).round_dp_with_strategy(1, RoundingStrategy::MidpointAwayFromZero)
+        };
+        let x = if *v < Decimal::ZERO { axis - len } else { axis };
+        let color = if *v < Decimal::ZERO {
+            "#c0392b"
+        } else {
+            "#27ae60"
+        };
+        let _ = writeln!(
+            out,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-size=\"12\">{}</text><rect x=\"{x}\" y=\"{y}\" width=\"{len}\" height=\"{bar_h}\" fill=\"{color}\"><title>{}: {}</title></rect><text x=\"{}\" y=\"{}\" font-size=\"11\">{}</text>",
+            label_w - 6,
+            y + 13,
+            esc(sym),
+            esc(sym),
+            esc(&v.to_string()),
+            axis + half + Decimal::from(6),
+            y + 13,
+            esc(&v.to_string()),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "<line x1=\"{axis}\" y1=\"0\" x2=\"{axis}\" y2=\"{height}\" stroke=\"#333\"/>\n</svg>"
+    );
+}
+
+/// A self-contained HTML page (inline CSS, no JavaScript): Part I and Part II tables with
+/// totals, a bar chart of gain or loss per symbol, the wash-sale matches, the open lots carried
+/// into the next year and the settings used. All text is escaped.
+pub fn tax_to_html(report: &TaxReport) -> String {
+    let mut out = String::with_capacity(256 * (report.rows.len() + 16));
+    let scope = match &report.filter {
+        None => "all accounts".to_string(),
+        Some(super::TaxFilter::Account(a)) => format!("account {a}"),
+        Some(super::TaxFilter::Owner(o)) => format!("owner {o}"),
+    };
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Form 8949 {year} &mdash; {scope}</title>\n<style>\nbody{{font-family:sans-serif;margin:1.5em;color:#222}}\ntable{{border-collapse:collapse;margin-bottom:1em}}\nth,td{{border:1px solid #bbb;padding:3px 6px;font-size:13px}}\nthead th{{background:#eee}}\ntfoot th,tfoot td{{background:#f6f6f6;font-weight:bold}}\n.n{{text-align:right;font-variant-numeric:tabular-nums}}\n.neg{{color:#c0392b}}\n</style>\n</head>\n<body>\n<h1>Sales and other dispositions of capital assets (Form 8949), {year}</h1>\n<p>{scope}. Code W: wash sale, loss disallowed (column (g) is the disallowed loss as a positive number; (h) = (d) &minus; (e) + (g)).</p>\n",
+        year = report.year,
+        scope = esc(&scope),
+    );
+    part_table(&mut out, report, Term::Short, &report.totals.short);
+    part_table(&mut out, report, Term::Long, &report.totals.long);
+    let t = &report.totals.total;
+    let _ = writeln!(
+        out,
+        "<p><b>All rows:</b> proceeds {}, cost basis {}, adjustments {}, gain or (loss) {}.</p>",
+        esc(&t.proceeds.to_string()),
+        esc(&t.cost_basis.to_string()),
+        esc(&t.adjustment.to_string()),
+        esc(&t.gain_loss.to_string()),
+    );
+    chart(&mut out, report);
+    if !report.washes.is_empty() {
+        out.push_str("<h2>Wash sales</h2>\n<table>\n<thead><tr><th>Symbol</th><th>Sale account</th><th>Date sold</th><th>Replacement account</th><th>Replacement bought</th><th>Qty</th><th>Disallowed</th><th>Holding period from</th></tr></thead>\n<tbody>\n");
+        for w in &report.washes {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                esc(&w.symbol),
+                esc(&w.sale_account),
+                w.date_sold,
+                esc(&w.replacement_account),
+                w.replacement_date,
+                esc(&w.qty.to_string()),
+                esc(&w.disallowed.to_string()),
+                w.holding_period_start,
+            );
+        }
+        out.push_str("</tbody>\n</table>\n");
+    }
+    if !report.open_lots.is_empty() {
+        out.push_str("<h2>Open lots carried into the next year</h2>\n<table>\n<thead><tr><th>Account</th><th>Symbol</th><th>Lot</th><th>Qty</th><th>Cost basis</th><th>of which wash adjustment</th><th>Acquired</th><th>Holding period from</th></tr></thead>\n<tbody>\n");
+        for l in &report.open_lots {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&l.account),
+                esc(&l.symbol),
+                esc(l.lot_id.as_deref().unwrap_or("")),
+                esc(&l.qty.to_string()),
+                esc(&l.cost_basis.to_string()),
+                esc(&l.wash_adjustment.to_string()),
+                l.date_acquired,
+                l.holding_period_start,
+            );
+        }
+        out.push_str("</tbody>\n</table>\n");
+    }
+    if !report.notes.is_empty() {
+        out.push_str("<h2>Notes</h2>\n<ul>\n");
+        for n in &report.notes {
+            let _ = writeln!(out, "<li>{}</li>", esc(n));
+        }
+        out.push_str("</ul>\n");
+    }
+    let settings = serde_json::to_string_pretty(&report.settings).unwrap_or_default();
+    let _ = write!(
+        out,
+        "<h2>Settings</h2>\n<pre>{}</pre>\n</body>\n</html>\n",
+        esc(&settings)
+    );
+    out
+}

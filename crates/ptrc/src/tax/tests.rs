@@ -1,0 +1,1089 @@
+//! Known-answer tests from `shared/specs/us-tax-lots-and-wash-sales.md`, each named after its
+//! source, plus property tests (the loss is deferred, not lost; gains are never adjusted).
+//!
+//! Sources: IRS Publication 550 "Wash Sales" examples (Ex. 1 confirmed word for word by the IRS
+//! VITA page, spec mark V; the others R/M); Treas. Reg. §1.1091-1(h) Examples 1-3 and
+//! §1.1091-2(a) Examples 1-2 (the 1954-1956 figures are the regulation's own); the spec's
+//! numbered ambiguities, whose quoted figures (−210 not −200, +2,200 vs +5,500, W 750 / −250,
+//! 1954-11-12 vs 1954-12-01, 100 of the 250 shares, 91 days yet long-term) the cases below
+//! reproduce. Where the spec gives only the result, the trades that produce it are ours and say
+//! so.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+
+use super::*;
+use crate::input::{Trade, read_trades};
+
+/// Trades from CSV rows `ts,account,owner,symbol,side,qty,price,fee,lot_id`.
+fn trades(rows: &[&str]) -> Vec<Trade> {
+    let mut text = String::from("ts,account,owner,symbol,side,qty,price,fee,lot_id\n");
+    for r in rows {
+        text.push_str(r);
+        text.push('\n');
+    }
+    read_trades(&text, "test.csv").expect("test trades parse")
+}
+
+fn d(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("test date")
+}
+
+fn run(t: &[Trade], year: i32) -> TaxReport {
+    form_8949(t, year, &TaxSettings::default(), None).expect("report")
+}
+
+fn run_with(t: &[Trade], year: i32, s: &TaxSettings) -> TaxReport {
+    form_8949(t, year, s, None).expect("report")
+}
+
+/// (proceeds, basis, code, adjustment, gain) of a row.
+fn cols(r: &TaxRow) -> (Decimal, Decimal, &str, Decimal, Decimal) {
+    (
+        r.proceeds,
+        r.cost_basis,
+        r.adjustment_code.as_str(),
+        r.adjustment,
+        r.gain_loss,
+    )
+}
+
+fn lot<'r>(rep: &'r TaxReport, acquired: &str) -> &'r OpenLot {
+    rep.open_lots
+        .iter()
+        .find(|l| l.date_acquired == d(acquired))
+        .unwrap_or_else(|| panic!("no open lot acquired {acquired}: {:?}", rep.open_lots))
+}
+
+// Pub 550, Wash Sales, Example 1: "You buy 100 shares of X stock for $1,000. You sell these
+// shares for $750 and within 30 days from the sale you buy 100 shares of the same stock for
+// $800. ... you can't deduct your loss of $250 ... add the disallowed loss of $250 to the cost of
+// the new stock, $800, to obtain your basis in the new stock, which is $1,050." (Dates are
+// ours; the example gives none.)
+#[test]
+fn pub550_wash_sales_example_1() {
+    let t = trades(&[
+        "2022-01-03,A,O,X,buy,100,10,0,",
+        "2022-03-01,A,O,X,sell,100,7.50,0,",
+        "2022-03-15,A,O,X,buy,100,8,0,",
+    ]);
+    let rep = run(&t, 2022);
+    assert_eq!(rep.rows.len(), 1);
+    let r = &rep.rows[0];
+    assert_eq!(
+        cols(r),
+        (dec!(750.00), dec!(1000.00), "W", dec!(250.00), dec!(0.00))
+    );
+    assert_eq!(r.description, "100 X");
+    assert_eq!((r.term, r.part.as_str()), (Term::Short, "I"));
+    let l = lot(&rep, "2022-03-15");
+    assert_eq!(
+        (l.cost_basis, l.wash_adjustment),
+        (dec!(1050.00), dec!(250.00))
+    );
+    // Rule 9: the 57 days held (Jan 3 - Mar 1) are tacked on: Mar 15 - 57 days... = Jan 17.
+    assert_eq!(l.holding_period_start, d("2022-01-17"));
+    assert_eq!(rep.totals.short.adjustment, dec!(250.00));
+    assert_eq!(rep.totals.short.gain_loss, dec!(0.00));
+    assert_eq!(rep.washes.len(), 1);
+    assert_eq!(rep.washes[0].replacement_date, d("2022-03-15"));
+}
+
+// Pub 550, Wash Sales, Example 2: same, but the new stock costs $1,100: basis $1,350.
+#[test]
+fn pub550_wash_sales_example_2() {
+    let t = trades(&[
+        "2022-01-03,A,O,M,buy,100,10,0,",
+        "2022-03-01,A,O,M,sell,100,7.50,0,",
+        "2022-03-15,A,O,M,buy,100,11,0,",
+    ]);
+    let rep = run(&t, 2022);
+    assert_eq!(
+        cols(&rep.rows[0]),
+        (dec!(750.00), dec!(1000.00), "W", dec!(250.00), dec!(0.00))
+    );
+    assert_eq!(lot(&rep, "2022-03-15").cost_basis, dec!(1350.00));
+}
+
+// Treas. Reg. §1.1091-1(h) Example 1: bought 100 M on Dec 1, 1954 for $10,000 and 100 more on
+// Dec 15, 1954 for $9,000; sold the first 100 on Jan 3, 1955 for $9,000: the $1,000 loss is not
+// allowed. The replacement (bought before the sale, periods overlap) is the Dec 15 lot; its
+// basis is $9,000 + $1,000 (§1.1091-2(a)). Spec ambiguity 5: union tacking gives 1954-12-01,
+// day counting gives 1954-11-12 (33 days before Dec 15).
+#[test]
+fn reg_1_1091_1_h_example_1_and_ambiguity_5_tacking() {
+    let t = trades(&[
+        "1954-12-01,A,O,M,buy,100,100,0,",
+        "1954-12-15,A,O,M,buy,100,90,0,",
+        "1955-01-03,A,O,M,sell,100,90,0,",
+    ]);
+    let rep = run(&t, 1955);
+    assert_eq!(rep.rows.len(), 1);
+    let r = &rep.rows[0];
+    assert_eq!(
+        cols(r),
+        (
+            dec!(9000.00),
+            dec!(10000.00),
+            "W",
+            dec!(1000.00),
+            dec!(0.00)
+        )
+    );
+    assert_eq!((r.date_acquired, r.term), (d("1954-12-01"), Term::Short));
+    let l = lot(&rep, "1954-12-15");
+    assert_eq!((l.qty, l.cost_basis), (dec!(100), dec!(10000.00)));
+    assert_eq!(l.holding_period_start, d("1954-12-01"), "union");
+
+    let day_count = TaxSettings {
+        tack_method: TackMethod::DayCount,
+        ..TaxSettings::default()
+    };
+    let rep = run_with(&t, 1955, &day_count);
+    assert_eq!(
+        lot(&rep, "1954-12-15").holding_period_start,
+        d("1954-11-12"),
+        "day count"
+    );
+    assert_eq!(rep.rows[0].adjustment, dec!(1000.00), "same W either way");
+}
+
+// Treas. Reg. §1.1091-1(h) Example 2: 100 shares bought Sep 21, 1954 for $5,000; 50 bought
+// Dec 21, 1954 for $2,750; 25 bought Dec 27, 1954 for $1,125; the 100 sold Jan 3, 1955 for
+// $4,000. Loss on 75 shares ($750) disallowed, loss on 25 ($250) deductible; basis of the 50 =
+// $2,500 + $750 = $3,250, of the 25 = $1,250 + $125 = $1,375. Spec ambiguity 8: "W 750, gain
+// −250" on one row, or a washed and an unwashed row with the same totals.
+#[test]
+fn reg_1_1091_1_h_example_2_partial_replacement() {
+    let t = trades(&[
+        "1954-09-21,A,O,M,buy,100,50,0,",
+        "1954-12-21,A,O,M,buy,50,55,0,",
+        "1954-12-27,A,O,M,buy,25,45,0,",
+        "1955-01-03,A,O,M,sell,100,40,0,",
+    ]);
+    let rep = run(&t, 1955);
+    assert_eq!(rep.rows.len(), 1);
+    assert_eq!(
+        cols(&rep.rows[0]),
+        (
+            dec!(4000.00),
+            dec!(5000.00),
+            "W",
+            dec!(750.00),
+            dec!(-250.00)
+        )
+    );
+    assert_eq!(lot(&rep, "1954-12-21").cost_basis, dec!(3250.00));
+    assert_eq!(lot(&rep, "1954-12-27").cost_basis, dec!(1375.00));
+    // Union: overlapping periods start at the sold lot's Sep 21; day count: 104 days back.
+    assert_eq!(
+        lot(&rep, "1954-12-21").holding_period_start,
+        d("1954-09-21")
+    );
+    let dc = TaxSettings {
+        tack_method: TackMethod::DayCount,
+        ..TaxSettings::default()
+    };
+    let rep_dc = run_with(&t, 1955, &dc);
+    assert_eq!(
+        lot(&rep_dc, "1954-12-21").holding_period_start,
+        d("1954-09-08")
+    );
+    assert_eq!(
+        lot(&rep_dc, "1954-12-27").holding_period_start,
+        d("1954-09-14")
+    );
+
+    let split = TaxSettings {
+        row_splitting: RowSplitting::Split,
+        ..TaxSettings::default()
+    };
+    let rep_s = run_with(&t, 1955, &split);
+    assert_eq!(rep_s.rows.len(), 2);
+    assert_eq!(rep_s.rows[0].description, "75 M");
+    assert_eq!(
+        cols(&rep_s.rows[0]),
+        (dec!(3000.00), dec!(3750.00), "W", dec!(750.00), dec!(0.00))
+    );
+    assert_eq!(rep_s.rows[1].description, "25 M");
+    assert_eq!(
+        cols(&rep_s.rows[1]),
+        (dec!(1000.00), dec!(1250.00), "", dec!(0.00), dec!(-250.00))
+    );
+    let money_of = |t: &TermTotals| (t.proceeds, t.cost_basis, t.adjustment, t.gain_loss);
+    assert_eq!(
+        money_of(&rep_s.totals.total),
+        money_of(&rep.totals.total),
+        "totals must match (ambiguity 8)"
+    );
+}
+
+// Treas. Reg. §1.1091-1(h) Example 3 (the pattern of Pub 550 "More or less stock bought than
+// sold"): 100 shares bought Sep 15, 1954 for $5,000, sold Feb 1, 1956 for $4,000; 50 shares
+// bought on each of Feb 15-18, 1956 for $2,000. The $1,000 loss is not deductible; the first
+// 100 shares bought (Feb 15 and Feb 16) are the replacements, each absorbing $500, and their
+// holding period includes Sep 15, 1954 - Feb 1, 1956.
+#[test]
+fn reg_1_1091_1_h_example_3_more_bought_than_sold() {
+    let t = trades(&[
+        "1954-09-15,A,O,M,buy,100,50,0,",
+        "1956-02-01,A,O,M,sell,100,40,0,",
+        "1956-02-15,A,O,M,buy,50,40,0,",
+        "1956-02-16,A,O,M,buy,50,40,0,",
+        "1956-02-17,A,O,M,buy,50,40,0,",
+        "1956-02-18,A,O,M,buy,50,40,0,",
+    ]);
+    let rep = run(&t, 1956);
+    let r = &rep.rows[0];
+    assert_eq!(
+        cols(r),
+        (dec!(4000.00), dec!(5000.00), "W", dec!(1000.00), dec!(0.00))
+    );
+    assert_eq!((r.term, r.part.as_str()), (Term::Long, "II"));
+    let basis: Vec<(NaiveDate, Decimal, NaiveDate)> = rep
+        .open_lots
+        .iter()
+        .map(|l| (l.date_acquired, l.cost_basis, l.holding_period_start))
+        .collect();
+    assert_eq!(
+        basis,
+        vec![
+            (d("1956-02-15"), dec!(2500.00), d("1954-09-29")),
+            (d("1956-02-16"), dec!(2500.00), d("1954-09-30")),
+            (d("1956-02-17"), dec!(2000.00), d("1956-02-17")),
+            (d("1956-02-18"), dec!(2000.00), d("1956-02-18")),
+        ]
+    );
+}
+
+// Treas. Reg. §1.1091-2(a) Examples 1 and 2: a share bought for $100 in 1954 and sold Jan 15,
+// 1955 for $80; a share bought Feb 1, 1955 for $90 has basis $110 (Ex. 1); bought for $70 it
+// has basis $90 (Ex. 2). (The 1954 purchase date is ours; the regulation gives only the year.)
+#[test]
+fn reg_1_1091_2_a_examples_1_and_2_basis() {
+    for (price, want) in [(dec!(90), dec!(110.00)), (dec!(70), dec!(90.00))] {
+        let t = trades(&[
+            "1954-06-01,A,O,X,buy,1,100,0,",
+            "1955-01-15,A,O,X,sell,1,80,0,",
+            &format!("1955-02-01,A,O,X,buy,1,{price},0,"),
+        ]);
+        let rep = run(&t, 1955);
+        assert_eq!(rep.rows[0].adjustment, dec!(20.00));
+        assert_eq!(lot(&rep, "1955-02-01").cost_basis, want, "price {price}");
+    }
+}
+
+// Spec ambiguity 1 and rule 20: the disallowed amount is the loss after fees (−210, not −200);
+// the replacement's basis is its own cost including commission plus that amount. Gross
+// presentation moves the selling commission into (e); (g) and (h) stay the same. (Trades ours.)
+#[test]
+fn spec_ambiguity_1_fees_loss_after_commissions() {
+    let t = trades(&[
+        "2023-01-03,A,O,X,buy,100,10,5,",
+        "2023-02-01,A,O,X,sell,100,8,5,",
+        "2023-02-10,A,O,X,buy,100,9,5,",
+    ]);
+    let rep = run(&t, 2023);
+    assert_eq!(
+        cols(&rep.rows[0]),
+        (dec!(795.00), dec!(1005.00), "W", dec!(210.00), dec!(0.00))
+    );
+    assert_eq!(lot(&rep, "2023-02-10").cost_basis, dec!(1115.00));
+    let gross = TaxSettings {
+        fee_presentation: FeePresentation::GrossProceeds,
+        ..TaxSettings::default()
+    };
+    let rep_g = run_with(&t, 2023, &gross);
+    assert_eq!(
+        cols(&rep_g.rows[0]),
+        (dec!(800.00), dec!(1010.00), "W", dec!(210.00), dec!(0.00))
+    );
+}
+
+// Spec ambiguity 9 and rule 11: one sale of three lots with a net gain still has a washed loss
+// on the losing lot: book P&L +2,200, Form 8949 total +5,500. (Lots ours.)
+#[test]
+fn spec_ambiguity_9_per_lot_netting_2200_vs_5500() {
+    let t = trades(&[
+        "2023-01-03,A,O,X,buy,100,20,0,",
+        "2023-01-04,A,O,X,buy,100,83,0,",
+        "2023-01-05,A,O,X,buy,100,25,0,",
+        "2023-06-01,A,O,X,sell,300,50,0,",
+        "2023-06-10,A,O,X,buy,100,49,0,",
+    ]);
+    let rep = run(&t, 2023);
+    let t_ = &rep.totals.total;
+    assert_eq!(t_.proceeds - t_.cost_basis, dec!(2200.00), "book P&L");
+    assert_eq!(t_.gain_loss, dec!(5500.00), "Form 8949 total");
+    assert_eq!(t_.adjustment, dec!(3300.00));
+    let gains: Vec<Decimal> = rep.rows.iter().map(|r| r.gain_loss).collect();
+    assert_eq!(gains, vec![dec!(3000.00), dec!(0.00), dec!(2500.00)]);
+    assert_eq!(rep.rows[1].adjustment_code, "W");
+    assert_eq!(lot(&rep, "2023-06-10").cost_basis, dec!(8200.00));
+}
+
+// Spec rule 10, Pub 550 "Holding Period": bought Feb 5, 2022; sold Feb 5, 2023 = short-term,
+// sold Feb 6, 2023 = long-term.
+#[test]
+fn pub550_holding_period_feb_5_anniversary() {
+    let t = trades(&[
+        "2022-02-05,A,O,X,buy,10,10,0,",
+        "2022-02-05,A,O,Y,buy,10,10,0,",
+        "2023-02-05,A,O,X,sell,10,11,0,",
+        "2023-02-06,A,O,Y,sell,10,11,0,",
+    ]);
+    let rep = run(&t, 2023);
+    let terms: Vec<(&str, Term, &str)> = rep
+        .rows
+        .iter()
+        .map(|r| (r.symbol.as_str(), r.term, r.part.as_str()))
+        .collect();
+    assert_eq!(
+        terms,
+        vec![("X", Term::Short, "I"), ("Y", Term::Long, "II")]
+    );
+    assert_eq!(rep.totals.short.gain_loss, dec!(10.00));
+    assert_eq!(rep.totals.long.gain_loss, dec!(10.00));
+}
+
+// Spec ambiguity 10: a Feb 29 purchase. Reference rule (Feb 28): sold 2025-02-28 short, sold
+// 2025-03-01 long; the Mar 1 rule: sold 2025-03-01 short, 2025-03-02 long.
+#[test]
+fn spec_ambiguity_10_feb29_anniversary() {
+    let t = trades(&[
+        "2024-02-29,A,O,X,buy,1,10,0,",
+        "2024-02-29,A,O,Y,buy,1,10,0,",
+        "2024-02-29,A,O,Z,buy,1,10,0,",
+        "2025-02-28,A,O,X,sell,1,11,0,",
+        "2025-03-01,A,O,Y,sell,1,11,0,",
+        "2025-03-02,A,O,Z,sell,1,11,0,",
+    ]);
+    let term_of = |rep: &TaxReport, s: &str| {
+        rep.rows
+            .iter()
+            .find(|r| r.symbol == s)
+            .map(|r| r.term)
+            .expect("row")
+    };
+    let rep = run(&t, 2025);
+    assert_eq!(term_of(&rep, "X"), Term::Short);
+    assert_eq!(term_of(&rep, "Y"), Term::Long);
+    let mar1 = TaxSettings {
+        feb29_anniversary: Feb29Anniversary::Mar1,
+        ..TaxSettings::default()
+    };
+    let rep = run_with(&t, 2025, &mar1);
+    assert_eq!(term_of(&rep, "Y"), Term::Short);
+    assert_eq!(term_of(&rep, "Z"), Term::Long);
+}
+
+// Spec ambiguity 2: a buy-back later the same day is a wash and the tacked date equals the
+// original acquisition date; a buy earlier the same day is, under FIFO, a replacement for the
+// old lot that is sold.
+#[test]
+fn spec_ambiguity_2_same_day_trades() {
+    let after = trades(&[
+        "2024-01-02,A,O,X,buy,100,10,0,",
+        "2024-03-01T10:00:00Z,A,O,X,sell,100,8,0,",
+        "2024-03-01T15:00:00Z,A,O,X,buy,100,8.50,0,",
+    ]);
+    let rep = run(&after, 2024);
+    assert_eq!(rep.rows[0].adjustment, dec!(200.00));
+    let l = lot(&rep, "2024-03-01");
+    assert_eq!(
+        (l.cost_basis, l.holding_period_start),
+        (dec!(1050.00), d("2024-01-02"))
+    );
+
+    let before = trades(&[
+        "2024-01-02,A,O,X,buy,100,10,0,",
+        "2024-03-01T10:00:00Z,A,O,X,buy,100,8.50,0,",
+        "2024-03-01T15:00:00Z,A,O,X,sell,100,8,0,",
+    ]);
+    let rep = run(&before, 2024);
+    assert_eq!(rep.rows.len(), 1);
+    assert_eq!(
+        rep.rows[0].date_acquired,
+        d("2024-01-02"),
+        "FIFO sells the old lot"
+    );
+    assert_eq!(
+        cols(&rep.rows[0]),
+        (dec!(800.00), dec!(1000.00), "W", dec!(200.00), dec!(0.00))
+    );
+    let l = lot(&rep, "2024-03-01");
+    assert_eq!(
+        (l.cost_basis, l.holding_period_start),
+        (dec!(1050.00), d("2024-01-02"))
+    );
+}
+
+// Spec ambiguity 14 / rule 17: the rule reaches the owner's other accounts (brokers only report
+// the same account). The `account` scope reproduces the broker view.
+#[test]
+fn spec_ambiguity_14_cross_account_same_owner() {
+    let t = trades(&[
+        "2023-01-03,TAXABLE,ALICE,X,buy,100,10,0,",
+        "2023-03-01,TAXABLE,ALICE,X,sell,100,7.50,0,",
+        "2023-03-20,SECOND,ALICE,X,buy,100,8,0,",
+        "2023-03-21,OTHER,BOB,X,buy,100,8,0,",
+    ]);
+    let rep = run(&t, 2023);
+    assert_eq!(rep.rows[0].adjustment, dec!(250.00));
+    assert_eq!(rep.washes[0].replacement_account, "SECOND");
+    let second = rep
+        .open_lots
+        .iter()
+        .find(|l| l.account == "SECOND")
+        .expect("lot");
+    assert_eq!(second.cost_basis, dec!(1050.00));
+    let bob = rep
+        .open_lots
+        .iter()
+        .find(|l| l.account == "OTHER")
+        .expect("lot");
+    assert_eq!(
+        bob.cost_basis,
+        dec!(800.00),
+        "another owner's purchase never washes"
+    );
+
+    // Filtered by account: the row is still washed by the other account of the same owner.
+    let only = form_8949(
+        &t,
+        2023,
+        &TaxSettings::default(),
+        Some(&TaxFilter::Account("TAXABLE".into())),
+    )
+    .expect("report");
+    assert_eq!(only.rows.len(), 1);
+    assert_eq!(only.rows[0].adjustment, dec!(250.00));
+    assert!(only.open_lots.is_empty(), "{:?}", only.open_lots);
+
+    let broker = TaxSettings {
+        wash_sale_scope: WashSaleScope::Account,
+        ..TaxSettings::default()
+    };
+    let rep = run_with(&t, 2023, &broker);
+    assert_eq!(
+        cols(&rep.rows[0]),
+        (dec!(750.00), dec!(1000.00), "", dec!(0.00), dec!(-250.00))
+    );
+}
+
+// Pub 550 Example 1 continued as a chain (spec: "chains carry the adjustments through"): the
+// replacement (basis $1,050) is sold for $700 and washed again by a purchase for $720 (basis
+// $1,070), which is finally sold for $900 with no repurchase: −170 allowed, the same as the
+// economic result 2,350 − 2,520. Holding periods tack twice: Jan 3 → Jan 17 → Feb 4.
+#[test]
+fn pub550_example_1_chain_carries_adjustments() {
+    let t = trades(&[
+        "2022-01-03,A,O,X,buy,100,10,0,",
+        "2022-03-01,A,O,X,sell,100,7.50,0,",
+        "2022-03-15,A,O,X,buy,100,8,0,",
+        "2022-05-02,A,O,X,sell,100,7,0,",
+        "2022-05-20,A,O,X,buy,100,7.20,0,",
+        "2022-09-01,A,O,X,sell,100,9,0,",
+    ]);
+    let rep = run(&t, 2022);
+    let got: Vec<_> = rep.rows.iter().map(cols).collect();
+    assert_eq!(
+        got,
+        vec![
+            (dec!(750.00), dec!(1000.00), "W", dec!(250.00), dec!(0.00)),
+            (dec!(700.00), dec!(1050.00), "W", dec!(350.00), dec!(0.00)),
+            (dec!(900.00), dec!(1070.00), "", dec!(0.00), dec!(-170.00)),
+        ]
+    );
+    assert_eq!(rep.rows[1].date_acquired, d("2022-01-17"));
+    assert_eq!(rep.rows[2].date_acquired, d("2022-02-04"));
+    assert_eq!(rep.totals.total.gain_loss, dec!(-170.00));
+    assert!(rep.open_lots.is_empty());
+}
+
+// Spec ambiguity 3: a lot only partly used becomes two tax lots with different basis and holding
+// period ("100 of the 250 shares"); which sub-lot FIFO takes first is a setting. (Trades ours.)
+#[test]
+fn spec_ambiguity_3_100_of_250_shares_split() {
+    let base = [
+        "2023-01-10,A,O,X,buy,100,20,0,",
+        "2023-03-01,A,O,X,sell,100,15,0,",
+        "2023-03-10,A,O,X,buy,250,16,0,",
+    ];
+    let rep = run(&trades(&base), 2023);
+    let lots: Vec<(Decimal, Decimal, Decimal, NaiveDate)> = rep
+        .open_lots
+        .iter()
+        .map(|l| {
+            (
+                l.qty,
+                l.cost_basis,
+                l.wash_adjustment,
+                l.holding_period_start,
+            )
+        })
+        .collect();
+    assert_eq!(
+        lots,
+        vec![
+            (dec!(100), dec!(2100.00), dec!(500.00), d("2023-01-19")),
+            (dec!(150), dec!(2400.00), dec!(0.00), d("2023-03-10")),
+        ]
+    );
+    let mut with_sale = base.to_vec();
+    with_sale.push("2023-06-01,A,O,X,sell,100,18,0,");
+    let t = trades(&with_sale);
+    let rep = run(&t, 2023);
+    assert_eq!(
+        cols(&rep.rows[1]),
+        (dec!(1800.00), dec!(2100.00), "", dec!(0.00), dec!(-300.00)),
+        "washed part first (default)"
+    );
+    let unwashed_first = TaxSettings {
+        sublot_order: SublotOrder::UnwashedFirst,
+        ..TaxSettings::default()
+    };
+    let rep = run_with(&t, 2023, &unwashed_first);
+    assert_eq!(
+        cols(&rep.rows[1]),
+        (dec!(1800.00), dec!(1600.00), "", dec!(0.00), dec!(200.00))
+    );
+}
+
+// Rule 6 (Reg. §1.1091-1(e), one bite) and rule 7 (losses in order of sale): two losses, one
+// replacement: the earlier sale's loss is washed, the later one is allowed. Ambiguity 4: the
+// unsold rest of the same purchase is not a replacement by default; with the setting on it
+// absorbs the first loss and the chain moves the second (now 400) into the new purchase.
+#[test]
+fn reg_1_1091_1_e_one_bite_and_rule_7_order() {
+    let t = trades(&[
+        "2023-02-15,A,O,X,buy,200,10,0,",
+        "2023-03-01,A,O,X,sell,100,8,0,",
+        "2023-03-02,A,O,X,sell,100,8,0,",
+        "2023-03-10,A,O,X,buy,100,8.50,0,",
+    ]);
+    let rep = run(&t, 2023);
+    let got: Vec<_> = rep.rows.iter().map(cols).collect();
+    assert_eq!(
+        got,
+        vec![
+            (dec!(800.00), dec!(1000.00), "W", dec!(200.00), dec!(0.00)),
+            (dec!(800.00), dec!(1000.00), "", dec!(0.00), dec!(-200.00)),
+        ]
+    );
+    assert_eq!(lot(&rep, "2023-03-10").cost_basis, dec!(1050.00));
+
+    let same = TaxSettings {
+        same_purchase_is_replacement: true,
+        ..TaxSettings::default()
+    };
+    let rep = run_with(&t, 2023, &same);
+    let got: Vec<_> = rep.rows.iter().map(cols).collect();
+    assert_eq!(
+        got,
+        vec![
+            (dec!(800.00), dec!(1000.00), "W", dec!(200.00), dec!(0.00)),
+            (dec!(800.00), dec!(1200.00), "W", dec!(400.00), dec!(0.00)),
+        ]
+    );
+    assert_eq!(lot(&rep, "2023-03-10").cost_basis, dec!(1250.00));
+}
+
+// Spec ambiguity 6: the replacement is held 91 days (Feb 10 - May 12, 2023), yet its sale is
+// long-term through tacking; column (b) shows the adjusted date by default or the trade date.
+#[test]
+fn spec_ambiguity_6_replacement_held_91_days_is_long_term() {
+    let t = trades(&[
+        "2022-01-03,A,O,X,buy,100,50,0,",
+        "2023-02-01,A,O,X,sell,100,40,0,",
+        "2023-02-10,A,O,X,buy,100,41,0,",
+        "2023-05-12,A,O,X,sell,100,45,0,",
+    ]);
+    let rep = run(&t, 2023);
+    assert_eq!(rep.rows.len(), 2);
+    assert!(rep.rows.iter().all(|r| r.term == Term::Long));
+    let last = rep
+        .rows
+        .iter()
+        .find(|r| r.date_sold == d("2023-05-12"))
+        .expect("row");
+    assert_eq!(
+        cols(last),
+        (dec!(4500.00), dec!(5100.00), "", dec!(0.00), dec!(-600.00))
+    );
+    assert_eq!(last.date_acquired, d("2022-01-12"));
+    let trade_date = TaxSettings {
+        date_acquired_display: DateAcquiredDisplay::Trade,
+        ..TaxSettings::default()
+    };
+    let rep = run_with(&t, 2023, &trade_date);
+    let last = rep
+        .rows
+        .iter()
+        .find(|r| r.date_sold == d("2023-05-12"))
+        .expect("row");
+    assert_eq!(
+        (last.date_acquired, last.term),
+        (d("2023-02-10"), Term::Long)
+    );
+}
+
+// Spec ambiguity 15: a December loss washed by a January purchase is disallowed in year 1 and
+// shows up in the year-2 basis. Without the January trade in the input, a note says the window
+// is still open.
+#[test]
+fn spec_ambiguity_15_cross_year_wash() {
+    let t = trades(&[
+        "2023-06-01,A,O,X,buy,100,10,0,",
+        "2023-12-20,A,O,X,sell,100,8,0,",
+        "2024-01-05,A,O,X,buy,100,8.50,0,",
+    ]);
+    let y1 = run(&t, 2023);
+    assert_eq!(
+        cols(&y1.rows[0]),
+        (dec!(800.00), dec!(1000.00), "W", dec!(200.00), dec!(0.00))
+    );
+    assert!(y1.open_lots.is_empty());
+    assert_eq!(y1.washes[0].replacement_date, d("2024-01-05"));
+    assert!(y1.notes.is_empty(), "{:?}", y1.notes);
+    let y2 = run(&t, 2024);
+    assert!(y2.rows.is_empty());
+    let l = lot(&y2, "2024-01-05");
+    assert_eq!(
+        (l.cost_basis, l.holding_period_start),
+        (dec!(1050.00), d("2023-06-17"))
+    );
+
+    let partial = run(&t[..2], 2023);
+    assert_eq!(partial.rows[0].gain_loss, dec!(-200.00));
+    assert_eq!(partial.notes.len(), 1);
+    assert!(
+        partial.notes[0].contains("2024-01-19"),
+        "{}",
+        partial.notes[0]
+    );
+}
+
+// Pub 550 "Wash Sales - Short sales" (short against the box): buy 100 on June 2 for $1,000, sell
+// short 100 for $750 on Oct 6, buy 100 for $750 on Oct 7: the $250 loss is not deductible. As
+// the spec (ambiguity 13) says, modeled as a plain sale in a netting account; the IRS would show
+// the sale closed on Nov 17. (Year ours.)
+#[test]
+fn pub550_short_sale_against_the_box_netting_model() {
+    let t = trades(&[
+        "2022-06-02,A,O,X,buy,100,10,0,",
+        "2022-10-06,A,O,X,sell,100,7.50,0,",
+        "2022-10-07,A,O,X,buy,100,7.50,0,",
+    ]);
+    let rep = run(&t, 2022);
+    assert_eq!(
+        cols(&rep.rows[0]),
+        (dec!(750.00), dec!(1000.00), "W", dec!(250.00), dec!(0.00))
+    );
+    assert_eq!(lot(&rep, "2022-10-07").cost_basis, dec!(1000.00));
+}
+
+// A plain short sale: opened by a sell beyond the position, closed by a buy; short-term, dated
+// at the cover (Form 8949 instructions for short sales). Long-only setting: an error naming the
+// trade.
+#[test]
+fn short_sale_opens_and_covers() {
+    let t = trades(&[
+        "2023-03-01,A,O,X,sell,100,50,1,",
+        "2023-04-03,A,O,X,buy,100,40,1,",
+    ]);
+    let rep = run(&t, 2023);
+    let r = &rep.rows[0];
+    assert_eq!(
+        cols(r),
+        (dec!(4999.00), dec!(4001.00), "", dec!(0.00), dec!(998.00))
+    );
+    assert!(r.short_sale);
+    assert_eq!(
+        (r.date_acquired, r.date_sold),
+        (d("2023-04-03"), d("2023-04-03"))
+    );
+    let mid = run(&t[..1], 2023);
+    assert_eq!(mid.open_shorts.len(), 1);
+    assert_eq!(mid.open_shorts[0].proceeds, dec!(4999.00));
+
+    let long_only = TaxSettings {
+        allow_short_sales: false,
+        ..TaxSettings::default()
+    };
+    let err = form_8949(&t, 2023, &long_only, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("trade 1") && err.contains("long-only"),
+        "{err}"
+    );
+}
+
+// Rule 3: gains are never washed.
+#[test]
+fn irc_1091_a_gains_are_never_washed() {
+    let t = trades(&[
+        "2023-01-03,A,O,X,buy,100,10,0,",
+        "2023-02-01,A,O,X,sell,100,12,0,",
+        "2023-02-02,A,O,X,buy,100,11,0,",
+    ]);
+    let rep = run(&t, 2023);
+    assert_eq!(
+        cols(&rep.rows[0]),
+        (dec!(1200.00), dec!(1000.00), "", dec!(0.00), dec!(200.00))
+    );
+    assert_eq!(lot(&rep, "2023-02-02").cost_basis, dec!(1100.00));
+}
+
+// Rules 1-2: the window is 30 days each side (61 days); day 31 is outside. Window setting.
+#[test]
+fn irc_1091_a_61_day_window_edges() {
+    let t = trades(&[
+        "2023-01-03,A,O,X,buy,100,10,0,",
+        "2023-03-01,A,O,X,sell,100,8,0,",
+        "2023-04-01,A,O,X,buy,100,8,0,", // 31 days after
+    ]);
+    assert_eq!(run(&t, 2023).rows[0].adjustment, dec!(0.00));
+    let t = trades(&[
+        "2023-01-03,A,O,X,buy,100,10,0,",
+        "2023-03-01,A,O,X,sell,100,8,0,",
+        "2023-03-31,A,O,X,buy,100,8,0,", // 30 days after
+    ]);
+    assert_eq!(run(&t, 2023).rows[0].adjustment, dec!(200.00));
+    let narrow = TaxSettings {
+        wash_sale_window_days: 10,
+        ..TaxSettings::default()
+    };
+    assert_eq!(run_with(&t, 2023, &narrow).rows[0].adjustment, dec!(0.00));
+    // 30 days before the sale, still held: a replacement.
+    let t = trades(&[
+        "2022-01-03,A,O,X,buy,100,10,0,",
+        "2022-03-01,A,O,X,buy,100,8,0,",
+        "2022-03-31,A,O,X,sell,100,8,0,",
+    ]);
+    assert_eq!(run(&t, 2022).rows[0].adjustment, dec!(200.00));
+}
+
+// Coverage is the user's legal call (e.g. crypto): excluded symbols are never washed.
+#[test]
+fn coverage_setting_excludes_symbols() {
+    let t = trades(&[
+        "2023-01-03,A,O,BTC-USD,buy,1,30000,0,",
+        "2023-02-01,A,O,BTC-USD,sell,1,25000,0,",
+        "2023-02-02,A,O,BTC-USD,buy,1,26000,0,",
+    ]);
+    assert_eq!(
+        run(&t, 2023).rows[0].adjustment,
+        dec!(5000.00),
+        "default covers all"
+    );
+    let crypto_out = TaxSettings {
+        coverage: WashSaleCoverage {
+            exclude_suffixes: vec!["-USD".into()],
+            ..WashSaleCoverage::default()
+        },
+        ..TaxSettings::default()
+    };
+    let rep = run_with(&t, 2023, &crypto_out);
+    assert_eq!(rep.rows[0].gain_loss, dec!(-5000.00));
+    let only = WashSaleCoverage {
+        all: false,
+        include: vec!["XYZ".into()],
+        ..WashSaleCoverage::default()
+    };
+    assert!(only.covers("XYZ") && !only.covers("BTC-USD"));
+}
+
+// Rule 18 and specific identification: FIFO by default; a sale naming its lot relieves that lot.
+#[test]
+fn reg_1_1012_1_c_fifo_and_named_lots() {
+    let rows = [
+        "2023-01-03,A,O,X,buy,100,10,0,L1",
+        "2023-05-01,A,O,X,buy,100,20,0,L2",
+    ];
+    let mut fifo = rows.to_vec();
+    fifo.push("2023-08-01,A,O,X,sell,100,15,0,");
+    let rep = run(&trades(&fifo), 2023);
+    assert_eq!(rep.rows[0].lot_id.as_deref(), Some("L1"));
+    assert_eq!(rep.rows[0].gain_loss, dec!(500.00));
+    let mut named = rows.to_vec();
+    named.push("2023-08-01,A,O,X,sell,100,15,0,L2");
+    let rep = run(&trades(&named), 2023);
+    assert_eq!(
+        cols(&rep.rows[0]),
+        (dec!(1500.00), dec!(2000.00), "", dec!(0.00), dec!(-500.00))
+    );
+    assert_eq!(rep.open_lots[0].lot_id.as_deref(), Some("L1"));
+    let mut bad = rows.to_vec();
+    bad.push("2023-08-01,A,O,X,sell,150,15,0,L2");
+    let err = form_8949(&trades(&bad), 2023, &TaxSettings::default(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("trade 3") && err.contains("L2"), "{err}");
+}
+
+#[test]
+fn one_account_two_owners_is_an_error() {
+    let t = trades(&[
+        "2023-01-03,A,O,X,buy,1,10,0,",
+        "2023-01-04,A,P,X,buy,1,10,0,",
+    ]);
+    let err = form_8949(&t, 2023, &TaxSettings::default(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("trade 2") && err.contains("owner"), "{err}");
+}
+
+#[test]
+fn json_numbers_are_decimal_strings() {
+    let t = trades(&[
+        "2022-01-03,A,O,X,buy,100,10,0,",
+        "2022-03-01,A,O,X,sell,100,7.50,0,",
+        "2022-03-15,A,O,X,buy,100,8,0,",
+    ]);
+    let v = serde_json::to_value(run(&t, 2022)).expect("json");
+    let r = &v["rows"][0];
+    assert_eq!(r["proceeds"], "750.00");
+    assert_eq!(r["adjustment"], "250.00");
+    assert_eq!(r["adjustment_code"], "W");
+    assert_eq!(r["term"], "short");
+    assert_eq!(r["part"], "I");
+    assert_eq!(r["date_acquired"], "2022-01-03");
+    assert_eq!(v["totals"]["short"]["gain_loss"], "0.00");
+    assert_eq!(v["settings"]["wash_sale_window_days"], 30);
+    assert_eq!(v["settings"]["tack_method"], "union");
+    let back: TaxReport = serde_json::from_value(v).expect("round trip");
+    assert_eq!(back.rows[0].adjustment, dec!(250.00));
+}
+
+#[test]
+fn csv_uses_form_8949_columns_with_part_totals() {
+    let t = trades(&[
+        "2021-01-04,A,O,Y,buy,10,10,0,",
+        "2022-01-03,A,O,X,buy,100,10,0,",
+        "2022-03-01,A,O,X,sell,100,7.50,0,",
+        "2022-03-15,A,O,X,buy,100,8,0,",
+        "2022-03-16,A,O,Y,sell,10,12,0,",
+    ]);
+    let csv = tax_to_csv(&run(&t, 2022));
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            "part,(a) description,(b) date acquired,(c) date sold,(d) proceeds,(e) cost basis,(f) code,(g) adjustment,(h) gain or loss",
+            "I,100 X,2022-01-03,2022-03-01,750.00,1000.00,W,250.00,0.00",
+            "I,Total Part I,,,750.00,1000.00,,250.00,0.00",
+            "II,10 Y,2021-01-04,2022-03-16,120.00,100.00,,,20.00",
+            "II,Total Part II,,,120.00,100.00,,0.00,20.00",
+        ]
+    );
+}
+
+#[test]
+fn html_is_self_contained_and_escaped() {
+    let t = trades(&[
+        "2022-01-03,A&B,O,<X>,buy,100,10,0,",
+        "2022-03-01,A&B,O,<X>,sell,100,7.50,0,",
+        "2022-03-15,A&B,O,<X>,buy,100,8,0,",
+        "2022-03-16,A&B,O,Y,buy,1,10,0,",
+        "2022-04-16,A&B,O,Y,sell,1,15,0,",
+    ]);
+    let html = tax_to_html(&run(&t, 2022));
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(!html.to_lowercase().contains("<script"));
+    assert!(!html.contains("<X>"), "symbol must be escaped");
+    assert!(html.contains("&lt;X&gt;") && html.contains("A&amp;B"));
+    assert!(html.contains("<svg") && html.contains("Part I"));
+    assert!(html.contains("Totals (2 rows)"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Property tests.
+
+mod props {
+    use std::collections::{HashMap, VecDeque};
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use model::Side;
+
+    /// (day offset step, account index, symbol index, buy?, qty, price cents, fee cents per share)
+    type Step = (u16, u8, u8, bool, u8, u16, u8);
+
+    const ACCOUNTS: [(&str, &str); 3] = [("A1", "O1"), ("A2", "O1"), ("A3", "O2")];
+    const SYMBOLS: [&str; 2] = ["X", "Y"];
+
+    /// A long-only random trade list over 2021-2023 (sells never exceed the account's holding).
+    /// Fees are per share so that every pro-rata split is exact and an independent FIFO can be
+    /// compared to the cent.
+    fn build(steps: &[Step], close_all: bool) -> Vec<Trade> {
+        let start = d("2021-01-04");
+        let mut day = 0i64;
+        let mut held: HashMap<(usize, usize), Decimal> = HashMap::new();
+        let mut rows: Vec<String> = Vec::new();
+        for &(gap, a, s, buy, q, pc, fc) in steps {
+            day += i64::from(gap % 12);
+            if day > 1080 {
+                break;
+            }
+            let date = start + chrono::TimeDelta::days(day);
+            let (a, s) = (usize::from(a) % 3, usize::from(s) % 2);
+            let h = held.entry((a, s)).or_default();
+            let mut qty = Decimal::from(u32::from(q % 50) + 1);
+            let buy = buy || h.is_zero();
+            if !buy {
+                qty = qty.min(*h);
+            }
+            *h += if buy { qty } else { -qty };
+            let price = Decimal::new(i64::from(pc % 5000) + 100, 2);
+            let fee = qty * Decimal::new(i64::from(fc % 5), 2);
+            let (acct, owner) = ACCOUNTS[a];
+            rows.push(format!(
+                "{date},{acct},{owner},{},{},{qty},{price},{fee},",
+                SYMBOLS[s],
+                if buy { "buy" } else { "sell" }
+            ));
+        }
+        if close_all {
+            let last = start + chrono::TimeDelta::days(1085);
+            let mut keys: Vec<_> = held.into_iter().filter(|(_, q)| !q.is_zero()).collect();
+            keys.sort();
+            for ((a, s), q) in keys {
+                let (acct, owner) = ACCOUNTS[a];
+                rows.push(format!(
+                    "{last},{acct},{owner},{},sell,{q},20,0,",
+                    SYMBOLS[s]
+                ));
+            }
+        }
+        let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+        trades(&refs)
+    }
+
+    /// Realized P&L per plain FIFO with no wash-sale rule: the economic result.
+    fn economic(t: &[Trade]) -> Decimal {
+        let mut books: HashMap<(&str, &str), VecDeque<(Decimal, Decimal)>> = HashMap::new();
+        let mut total = Decimal::ZERO;
+        for tr in t {
+            let per_share_fee = tr.fee / tr.qty;
+            let book = books.entry((&tr.account, &tr.symbol)).or_default();
+            match tr.side {
+                Side::Buy => book.push_back((tr.qty, tr.price + per_share_fee)),
+                Side::Sell => {
+                    let mut left = tr.qty;
+                    while left > Decimal::ZERO {
+                        let Some(front) = book.front_mut() else { break };
+                        let m = front.0.min(left);
+                        total += m * (tr.price - per_share_fee - front.1);
+                        front.0 -= m;
+                        left -= m;
+                        if front.0.is_zero() {
+                            book.pop_front();
+                        }
+                    }
+                }
+            }
+        }
+        total
+    }
+
+    fn settings_from(k: u8) -> TaxSettings {
+        TaxSettings {
+            wash_sale_scope: if k & 1 == 0 {
+                WashSaleScope::Owner
+            } else {
+                WashSaleScope::Account
+            },
+            row_splitting: if k & 2 == 0 {
+                RowSplitting::OneRow
+            } else {
+                RowSplitting::Split
+            },
+            sublot_order: if k & 4 == 0 {
+                SublotOrder::WashedFirst
+            } else {
+                SublotOrder::UnwashedFirst
+            },
+            same_purchase_is_replacement: k & 8 != 0,
+            ..TaxSettings::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Sum of (h) over all years, less the losses still deferred in open lots, == the economic
+        /// FIFO result before wash sales: the loss is deferred, not lost. Gains are never
+        /// adjusted and an adjustment never exceeds the row's loss.
+        #[test]
+        fn wash_sales_defer_but_never_lose(
+            steps in proptest::collection::vec(any::<Step>(), 1..160),
+            close_all in any::<bool>(),
+            k in 0u8..16,
+        ) {
+            let t = build(&steps, close_all);
+            let s = settings_from(k);
+            let mut reported = Decimal::ZERO;
+            let mut deferred = Decimal::ZERO;
+            let mut washed_any = false;
+            for year in 2021..=2023 {
+                let rep = form_8949(&t, year, &s, None).expect("report");
+                for r in &rep.rows {
+                    let raw = r.proceeds - r.cost_basis;
+                    if raw >= Decimal::ZERO {
+                        prop_assert!(r.adjustment.is_zero(), "gain adjusted: {r:?}");
+                    }
+                    prop_assert!(r.adjustment <= -raw.min(Decimal::ZERO), "{r:?}");
+                    prop_assert_eq!(r.gain_loss, raw + r.adjustment);
+                    prop_assert_eq!(r.adjustment_code == "W", r.adjustment > Decimal::ZERO);
+                    washed_any |= r.adjustment > Decimal::ZERO;
+                    reported += r.gain_loss;
+                }
+                prop_assert_eq!(
+                    rep.totals.total.gain_loss,
+                    rep.totals.short.gain_loss + rep.totals.long.gain_loss
+                );
+                if year == 2023 {
+                    deferred = rep.open_lots.iter().map(|l| l.wash_adjustment).sum();
+                    if close_all {
+                        prop_assert!(rep.open_lots.is_empty());
+                    }
+                }
+            }
+            let _ = washed_any;
+            // A deferred loss sits in basis as a positive amount: subtract it.
+            prop_assert_eq!(reported - deferred, economic(&t));
+        }
+    }
+
+    /// The generator does produce wash sales (so the property above is not vacuous).
+    #[test]
+    fn generator_produces_washes() {
+        let steps: Vec<Step> = (0..300u16)
+            .map(|k| {
+                (
+                    k * 7 + 3,
+                    (k % 3) as u8,
+                    (k % 2) as u8,
+                    k % 3 != 1,
+                    (k * 13) as u8,
+                    ((u32::from(k) * 977) % 5000) as u16,
+                    (k % 5) as u8,
+                )
+            })
+            .collect();
+        let t = build(&steps, true);
+        let mut adj = Decimal::ZERO;
+        let mut reported = Decimal::ZERO;
+        for year in 2021..=2023 {
+            let rep = form_8949(&t, year, &TaxSettings::default(), None).expect("report");
+            adj += rep.totals.total.adjustment;
+            reported += rep.totals.total.gain_loss;
+        }
+        assert!(adj > Decimal::ZERO, "no wash sales generated");
+        assert_eq!(reported, economic(&t));
+    }
+}
