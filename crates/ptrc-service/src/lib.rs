@@ -506,18 +506,213 @@ async fn get_report(
     }
 }
 
-async fn var(State(_svc): State<Ptrc>) -> Result<Response, ApiError> {
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "VaR is being wired",
-    ))
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PriceRow {
+    date: String,
+    symbol: String,
+    close: Decimal,
 }
 
-async fn stress(State(_svc): State<Ptrc>) -> Result<Response, ApiError> {
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "stress is being wired",
-    ))
+/// Where VaR and stress get positions and prices: the request, or the platform's own fills
+/// and market-data store.
+struct RiskInputs {
+    account: Option<String>,
+    /// Symbol -> signed quantity. Default: the account's net position from its fills.
+    positions: Option<BTreeMap<String, Decimal>>,
+    /// Daily closes. Default: the market-data store's daily closes of each position.
+    prices: Option<Vec<PriceRow>>,
+}
+
+impl Ptrc {
+    fn positions_of(&self, account: Option<&str>) -> BTreeMap<String, Decimal> {
+        let mut out: BTreeMap<String, Decimal> = BTreeMap::new();
+        for t in self.trades.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            if account.is_none_or(|a| t.account == a) {
+                let signed = if t.side == model::Side::Buy {
+                    t.qty
+                } else {
+                    -t.qty
+                };
+                *out.entry(t.symbol.clone()).or_default() += signed;
+            }
+        }
+        out.retain(|_, q| !q.is_zero());
+        out
+    }
+
+    fn risk_inputs(
+        &self,
+        inputs: &RiskInputs,
+    ) -> Result<(BTreeMap<String, Decimal>, ptrc::input::PriceHistory), ApiError> {
+        let positions = match &inputs.positions {
+            Some(p) => p.clone(),
+            None => self.positions_of(inputs.account.as_deref()),
+        };
+        if positions.is_empty() {
+            return Err(ApiError::unprocessable(
+                "no_positions",
+                "there are no positions to measure",
+            ));
+        }
+        let prices = match &inputs.prices {
+            Some(rows) => {
+                let mut text = String::from("date,symbol,close\n");
+                for r in rows {
+                    text.push_str(&format!("{},{},{}\n", r.date, r.symbol, r.close));
+                }
+                ptrc::input::read_prices(&text, "prices").map_err(ptrc_error)?
+            }
+            None => {
+                let store = self.history.as_ref().ok_or_else(|| {
+                    ApiError::unprocessable("no_price_history", "no market-data store configured")
+                })?;
+                let store = store.lock().unwrap_or_else(|e| e.into_inner());
+                let (from, to) = (NaiveDate::MIN, chrono::Utc::now().date_naive());
+                let mut h = ptrc::input::PriceHistory::new();
+                for symbol in positions.keys() {
+                    let closes = store.daily_closes(symbol, None, from, to).map_err(|e| {
+                        ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "store_unavailable",
+                            e.to_string(),
+                        )
+                    })?;
+                    h.insert(
+                        symbol.clone(),
+                        closes.into_iter().map(|(d, p)| (d, p.get())).collect(),
+                    );
+                }
+                h
+            }
+        };
+        Ok((positions, prices))
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct VarHttpRequest {
+    account: Option<String>,
+    positions: Option<BTreeMap<String, Decimal>>,
+    prices: Option<Vec<PriceRow>>,
+    method: Option<String>,
+    confidence: Option<f64>,
+    horizon_days: Option<u32>,
+    lookback_days: Option<usize>,
+    seed: Option<u64>,
+    save: bool,
+}
+
+async fn var(
+    State(svc): State<Ptrc>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: VarHttpRequest = parse_body(&body)?;
+    authorize(&svc, &headers, req.account.as_deref())?;
+    let inputs = RiskInputs {
+        account: req.account.clone(),
+        positions: req.positions.clone(),
+        prices: req.prices,
+    };
+    let mut var_req = ptrc::risk::VarRequest {
+        confidence: req.confidence.unwrap_or(svc.settings.var_confidence),
+        ..Default::default()
+    };
+    if let Some(m) = &req.method {
+        var_req.method = m.parse().map_err(ptrc_error)?;
+    }
+    if let Some(h) = req.horizon_days {
+        var_req.horizon_days = h;
+    }
+    var_req.lookback_days = req.lookback_days;
+    if let Some(seed) = req.seed {
+        var_req.seed = seed;
+    }
+    let (positions, prices) = svc.risk_inputs(&inputs)?;
+    let report = ptrc::risk::value_at_risk(&positions, &prices, &var_req).map_err(ptrc_error)?;
+    let json = serde_json::to_value(&report).map_err(|e| ApiError::internal(e.to_string()))?;
+    let id = maybe_save(
+        &svc,
+        req.save,
+        "var",
+        format!("VaR {} {}", var_req.method.as_str(), var_req.confidence),
+        vec![
+            (
+                Format::Json,
+                serde_json::to_vec_pretty(&json).unwrap_or_default(),
+            ),
+            (Format::Csv, ptrc::risk::var_to_csv(&report).into_bytes()),
+            (Format::Html, ptrc::risk::var_to_html(&report).into_bytes()),
+        ],
+    )
+    .await?;
+    Ok(axum::Json(with_report_id(json, id)).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct StressHttpRequest {
+    account: Option<String>,
+    positions: Option<BTreeMap<String, Decimal>>,
+    prices: Option<Vec<PriceRow>>,
+    /// A built-in historical scenario (see `ptrc::stress::scenarios`).
+    scenario: Option<String>,
+    /// User shocks: `BTCUSDT=-20%`, `class:crypto=-30%`.
+    shocks: Vec<String>,
+    asset_classes: BTreeMap<String, String>,
+    save: bool,
+}
+
+async fn stress(
+    State(svc): State<Ptrc>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: StressHttpRequest = parse_body(&body)?;
+    authorize(&svc, &headers, req.account.as_deref())?;
+    let inputs = RiskInputs {
+        account: req.account.clone(),
+        positions: req.positions.clone(),
+        prices: req.prices,
+    };
+    let scenario = match (&req.scenario, req.shocks.is_empty()) {
+        (Some(name), true) => ptrc::stress::Scenario::Historical { name: name.clone() },
+        (None, false) => {
+            ptrc::stress::Scenario::from_shocks(&req.shocks, req.asset_classes.clone())
+                .map_err(ptrc_error)?
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "give either `scenario` or `shocks`",
+            ));
+        }
+    };
+    let (positions, prices) = svc.risk_inputs(&inputs)?;
+    let report = ptrc::stress::stress(&positions, &prices, &scenario).map_err(ptrc_error)?;
+    let json = serde_json::to_value(&report).map_err(|e| ApiError::internal(e.to_string()))?;
+    let id = maybe_save(
+        &svc,
+        req.save,
+        "stress",
+        "Stress test".to_string(),
+        vec![
+            (
+                Format::Json,
+                serde_json::to_vec_pretty(&json).unwrap_or_default(),
+            ),
+            (
+                Format::Csv,
+                ptrc::stress::stress_to_csv(&report).into_bytes(),
+            ),
+            (
+                Format::Html,
+                ptrc::stress::stress_to_html(&report).into_bytes(),
+            ),
+        ],
+    )
+    .await?;
+    Ok(axum::Json(with_report_id(json, id)).into_response())
 }

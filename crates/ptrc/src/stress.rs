@@ -37,7 +37,10 @@ pub struct ScenarioInfo {
     pub end: NaiveDate,
 }
 
-const BUILT_INS: &[(&str, &str, (i32, u32, u32), (i32, u32, u32))] = &[
+/// (year, month, day).
+type Ymd = (i32, u32, u32);
+
+const BUILT_INS: &[(&str, &str, Ymd, Ymd)] = &[
     (
         "dotcom_2000",
         "Dot-com bust: S&P 500 peak (2000-03-24) to trough (2002-10-09)",
@@ -301,108 +304,106 @@ pub fn stress(
     }
     let mut notes = Vec::new();
     // (name, description, range, per-position (pct exact, source)).
-    let (name, description, range, moves): (
-        String,
-        String,
-        Option<(NaiveDate, NaiveDate)>,
-        Vec<(Decimal, String)>,
-    ) = match scenario {
-        Scenario::Historical { name } => {
-            let info = scenarios()
-                .into_iter()
-                .find(|i| i.name == *name)
-                .ok_or_else(|| {
-                    PtrcError::Invalid(format!(
-                        "unknown scenario {name:?}; built-ins: {}",
-                        scenarios()
-                            .iter()
-                            .map(|i| i.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                })?;
-            let moves = historical_moves(&held, &info.name, info.start, info.end)?;
-            (
-                info.name,
-                info.description,
-                Some((info.start, info.end)),
-                moves,
-            )
-        }
-        Scenario::Range { start, end } => {
-            if end <= start {
-                return Err(PtrcError::Invalid(format!(
-                    "scenario range end {end} must be after its start {start}"
-                )));
+    // Per position: the exact return to apply and where it came from.
+    type Moves = Vec<(Decimal, String)>;
+    let (name, description, range, moves): (String, String, Option<(NaiveDate, NaiveDate)>, Moves) =
+        match scenario {
+            Scenario::Historical { name } => {
+                let info = scenarios()
+                    .into_iter()
+                    .find(|i| i.name == *name)
+                    .ok_or_else(|| {
+                        PtrcError::Invalid(format!(
+                            "unknown scenario {name:?}; built-ins: {}",
+                            scenarios()
+                                .iter()
+                                .map(|i| i.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                    })?;
+                let moves = historical_moves(&held, &info.name, info.start, info.end)?;
+                (
+                    info.name,
+                    info.description,
+                    Some((info.start, info.end)),
+                    moves,
+                )
             }
-            let name = format!("range_{start}_{end}");
-            let moves = historical_moves(&held, &name, *start, *end)?;
-            (
-                name,
-                format!("Historical window {start} to {end}"),
-                Some((*start, *end)),
-                moves,
-            )
-        }
-        Scenario::Shocks {
-            shocks,
-            asset_classes,
-        } => {
-            let mut by_symbol = BTreeMap::new();
-            let mut by_class = BTreeMap::new();
-            for s in shocks {
-                let dup = match &s.target {
-                    ShockTarget::Symbol(x) => by_symbol.insert(x.clone(), s.pct).is_some(),
-                    ShockTarget::Class(c) => by_class.insert(c.clone(), s.pct).is_some(),
-                };
-                if dup {
-                    return Err(PtrcError::Invalid(format!("shock {s} is given twice")));
+            Scenario::Range { start, end } => {
+                if end <= start {
+                    return Err(PtrcError::Invalid(format!(
+                        "scenario range end {end} must be after its start {start}"
+                    )));
                 }
+                let name = format!("range_{start}_{end}");
+                let moves = historical_moves(&held, &name, *start, *end)?;
+                (
+                    name,
+                    format!("Historical window {start} to {end}"),
+                    Some((*start, *end)),
+                    moves,
+                )
             }
-            if shocks.is_empty() {
-                return Err(PtrcError::Invalid("no shocks given".into()));
-            }
-            for x in by_symbol.keys() {
-                if !held.iter().any(|(s, _, _)| *s == x) {
-                    notes.push(format!("shock for {x} matches no position"));
-                }
-            }
-            for c in by_class.keys() {
-                if !held
-                    .iter()
-                    .any(|(s, _, _)| asset_classes.get(*s) == Some(c))
-                {
-                    notes.push(format!("class shock {c} matches no position"));
-                }
-            }
-            let moves = held
-                .iter()
-                .map(|(sym, _, _)| {
-                    if let Some(p) = by_symbol.get(*sym) {
-                        (*p / Decimal::ONE_HUNDRED, "symbol".to_string())
-                    } else if let Some((c, p)) = asset_classes
-                        .get(*sym)
-                        .and_then(|c| by_class.get(c).map(|p| (c, p)))
-                    {
-                        (*p / Decimal::ONE_HUNDRED, format!("class:{c}"))
-                    } else {
-                        (Decimal::ZERO, "none".to_string())
+            Scenario::Shocks {
+                shocks,
+                asset_classes,
+            } => {
+                let mut by_symbol = BTreeMap::new();
+                let mut by_class = BTreeMap::new();
+                for s in shocks {
+                    let dup = match &s.target {
+                        ShockTarget::Symbol(x) => by_symbol.insert(x.clone(), s.pct).is_some(),
+                        ShockTarget::Class(c) => by_class.insert(c.clone(), s.pct).is_some(),
+                    };
+                    if dup {
+                        return Err(PtrcError::Invalid(format!("shock {s} is given twice")));
                     }
-                })
-                .collect();
-            let label = shocks
-                .iter()
-                .map(Shock::to_string)
-                .collect::<Vec<_>>()
-                .join(" ");
-            (
-                "shocks".to_string(),
-                format!("User shocks: {label}"),
-                None,
-                moves,
-            )
-        }
-    };
+                }
+                if shocks.is_empty() {
+                    return Err(PtrcError::Invalid("no shocks given".into()));
+                }
+                for x in by_symbol.keys() {
+                    if !held.iter().any(|(s, _, _)| *s == x) {
+                        notes.push(format!("shock for {x} matches no position"));
+                    }
+                }
+                for c in by_class.keys() {
+                    if !held
+                        .iter()
+                        .any(|(s, _, _)| asset_classes.get(*s) == Some(c))
+                    {
+                        notes.push(format!("class shock {c} matches no position"));
+                    }
+                }
+                let moves = held
+                    .iter()
+                    .map(|(sym, _, _)| {
+                        if let Some(p) = by_symbol.get(*sym) {
+                            (*p / Decimal::ONE_HUNDRED, "symbol".to_string())
+                        } else if let Some((c, p)) = asset_classes
+                            .get(*sym)
+                            .and_then(|c| by_class.get(c).map(|p| (c, p)))
+                        {
+                            (*p / Decimal::ONE_HUNDRED, format!("class:{c}"))
+                        } else {
+                            (Decimal::ZERO, "none".to_string())
+                        }
+                    })
+                    .collect();
+                let label = shocks
+                    .iter()
+                    .map(Shock::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                (
+                    "shocks".to_string(),
+                    format!("User shocks: {label}"),
+                    None,
+                    moves,
+                )
+            }
+        };
     let mut rows = Vec::with_capacity(held.len());
     for ((sym, qty, s), (ret, source)) in held.iter().zip(moves) {
         let (price_date, price) = s[s.len() - 1];

@@ -49,6 +49,9 @@ enum Command {
         #[arg(long)]
         month: Option<String>,
     },
+    /// P&L, tax, VaR and stress reports on CSV files (the same code as the ptrc service).
+    #[command(subcommand)]
+    Ptrc(PtrcCommand),
     /// Trade surveillance over an event file: prints {"alerts":[...]} (or CSV). The same
     /// detectors as the compliance scanner service.
     Surveil {
@@ -58,6 +61,69 @@ enum Command {
         #[arg(long)]
         params: Option<PathBuf>,
         #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
+        format: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PtrcCommand {
+    /// Realized and unrealized P&L per account and symbol (trades CSV:
+    /// ts,account,symbol,side,qty,price,fee[,owner,lot_id]).
+    Pnl {
+        #[arg(long)]
+        trades: PathBuf,
+        /// FIFO, LIFO, AVG, HIFO or SPECIFIC (sells name their lots in `lot_id`).
+        #[arg(long, default_value = "FIFO")]
+        method: String,
+        /// Marks CSV (symbol,price); default: each symbol's last trade price.
+        #[arg(long)]
+        marks: Option<PathBuf>,
+        /// Treat a sell beyond the long position as an error instead of opening a short.
+        #[arg(long)]
+        long_only: bool,
+        #[arg(long, default_value = "json", value_parser = ["json", "csv", "html"])]
+        format: String,
+    },
+    /// Form 8949 / 1099-B rows with wash sales for a tax year.
+    Tax {
+        #[arg(long)]
+        trades: PathBuf,
+        #[arg(long)]
+        year: i32,
+        /// Wash-sale window in days before and after a sale.
+        #[arg(long, default_value_t = 30)]
+        wash_sale_window_days: u32,
+        #[arg(long, default_value = "json", value_parser = ["json", "csv", "html"])]
+        format: String,
+    },
+    /// Value at Risk and Expected Shortfall (positions CSV: symbol,qty; prices CSV:
+    /// date,symbol,close).
+    Var {
+        #[arg(long)]
+        positions: PathBuf,
+        #[arg(long)]
+        prices: PathBuf,
+        #[arg(long, default_value_t = 0.99)]
+        confidence: f64,
+        #[arg(long, default_value_t = 1)]
+        horizon: u32,
+        /// historical, parametric, ewma or montecarlo.
+        #[arg(long, default_value = "historical")]
+        method: String,
+        #[arg(long, default_value = "json", value_parser = ["json", "csv", "html"])]
+        format: String,
+    },
+    /// Stress test: a built-in historical scenario or user shocks (SYMBOL=-20%, class:NAME=-30%).
+    Stress {
+        #[arg(long)]
+        positions: PathBuf,
+        #[arg(long)]
+        prices: PathBuf,
+        #[arg(long)]
+        scenario: Option<String>,
+        #[arg(long = "shock")]
+        shocks: Vec<String>,
+        #[arg(long, default_value = "json", value_parser = ["json", "csv", "html"])]
         format: String,
     },
 }
@@ -229,6 +295,7 @@ fn main() {
             format,
             month,
         } => execq_cli(&events, params.as_deref(), &format, month.as_deref()),
+        Command::Ptrc(cmd) => ptrc_cli(cmd),
         Command::Surveil {
             events,
             params,
@@ -374,6 +441,133 @@ fn execq_cli(
     };
     std::io::stdout().write_all(out.as_bytes())?;
     Ok(())
+}
+
+fn render<T: serde::Serialize>(
+    value: &T,
+    format: &str,
+    csv: impl Fn(&T) -> String,
+    html: impl Fn(&T) -> String,
+) -> Result<()> {
+    let out = match format {
+        "csv" => csv(value),
+        "html" => html(value),
+        _ => serde_json::to_string_pretty(value)? + "\n",
+    };
+    std::io::stdout().write_all(out.as_bytes())?;
+    Ok(())
+}
+
+fn ptrc_cli(cmd: PtrcCommand) -> Result<()> {
+    let name = |p: &std::path::Path| p.display().to_string();
+    match cmd {
+        PtrcCommand::Pnl {
+            trades,
+            method,
+            marks,
+            long_only,
+            format,
+        } => {
+            let method: ptrc::pnl::Method = method.parse().map_err(|_| {
+                anyhow::anyhow!("--method {method:?}: expected FIFO, LIFO, AVG, HIFO or SPECIFIC")
+            })?;
+            let trades_v = ptrc::input::read_trades(&read_text(&trades)?, &name(&trades))?;
+            let marks_v = match &marks {
+                Some(m) => ptrc::input::read_marks(&read_text(m)?, &name(m))?,
+                None => Default::default(),
+            };
+            let opts = ptrc::pnl::PnlOptions {
+                long_only,
+                ..Default::default()
+            };
+            let report =
+                ptrc::pnl::compute(&trades_v, method, &marks_v, &opts).map_err(|e| match e {
+                    // Trades are numbered from 1 in file order; the header is line 1.
+                    ptrc::PtrcError::TradeRejected {
+                        number,
+                        column,
+                        reason,
+                        ..
+                    } => anyhow::anyhow!(
+                        "{}:{}: column {column:?}: {reason}",
+                        trades.display(),
+                        number + 1
+                    ),
+                    other => other.into(),
+                })?;
+            render(
+                &report,
+                &format,
+                ptrc::pnl::pnl_to_csv,
+                ptrc::pnl::pnl_to_html,
+            )
+        }
+        PtrcCommand::Tax {
+            trades,
+            year,
+            wash_sale_window_days,
+            format,
+        } => {
+            let trades_v = ptrc::input::read_trades(&read_text(&trades)?, &name(&trades))?;
+            let settings = ptrc::tax::TaxSettings {
+                wash_sale_window_days,
+                ..Default::default()
+            };
+            let report = ptrc::tax::form_8949(&trades_v, year, &settings, None)?;
+            render(
+                &report,
+                &format,
+                ptrc::tax::tax_to_csv,
+                ptrc::tax::tax_to_html,
+            )
+        }
+        PtrcCommand::Var {
+            positions,
+            prices,
+            confidence,
+            horizon,
+            method,
+            format,
+        } => {
+            let req = ptrc::risk::VarRequest {
+                confidence,
+                horizon_days: horizon,
+                method: method.parse()?,
+                ..Default::default()
+            };
+            let pos = ptrc::input::read_positions(&read_text(&positions)?, &name(&positions))?;
+            let hist = ptrc::input::read_prices(&read_text(&prices)?, &name(&prices))?;
+            let report = ptrc::risk::value_at_risk(&pos, &hist, &req)?;
+            render(
+                &report,
+                &format,
+                ptrc::risk::var_to_csv,
+                ptrc::risk::var_to_html,
+            )
+        }
+        PtrcCommand::Stress {
+            positions,
+            prices,
+            scenario,
+            shocks,
+            format,
+        } => {
+            let scenario = match (scenario, shocks.is_empty()) {
+                (Some(name), true) => ptrc::stress::Scenario::Historical { name },
+                (None, false) => ptrc::stress::Scenario::from_shocks(&shocks, Default::default())?,
+                _ => bail!("give either --scenario NAME or one or more --shock SYMBOL=-20%"),
+            };
+            let pos = ptrc::input::read_positions(&read_text(&positions)?, &name(&positions))?;
+            let hist = ptrc::input::read_prices(&read_text(&prices)?, &name(&prices))?;
+            let report = ptrc::stress::stress(&pos, &hist, &scenario)?;
+            render(
+                &report,
+                &format,
+                ptrc::stress::stress_to_csv,
+                ptrc::stress::stress_to_html,
+            )
+        }
+    }
 }
 
 fn surveil_cli(

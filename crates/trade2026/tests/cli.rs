@@ -273,3 +273,165 @@ fn execq_and_surveil_run_on_an_event_file() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.ndjson:2:"));
 }
+
+#[test]
+fn ptrc_commands_on_csv_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    // Textbook perpetual inventory (spec rule 21): 10 @ 91, 15 @ 106, sell 20, 20 @ 115,
+    // 10 @ 119, sell 23. FIFO cost of the 43 units sold = 10x91 + 15x106 + 18x115 = 4,570.
+    let trades = write(
+        "trades.csv",
+        "ts,account,symbol,side,qty,price,fee\n2024-01-02,A,XYZ,buy,10,91,0\n2024-01-05,A,XYZ,buy,15,106,0\n2024-01-08,A,XYZ,sell,20,120,0\n2024-01-10,A,XYZ,buy,20,115,0\n2024-01-12,A,XYZ,buy,10,119,0\n2024-01-15,A,XYZ,sell,23,120,0\n",
+    );
+    let out = bin()
+        .args(["ptrc", "pnl", "--method", "FIFO", "--trades"])
+        .arg(&trades)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let xyz = &v["accounts"][0]["symbols"][0];
+    // Proceeds 43 x 120 = 5,160 minus FIFO cost 4,570 = 590 realized; 12 units left.
+    assert_eq!(xyz["realized_pnl"], "590");
+    assert_eq!(xyz["position_qty"], "12");
+    let out = bin()
+        .args(["ptrc", "pnl", "--method", "LIFO", "--trades"])
+        .arg(&trades)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // LIFO cost 4,730 -> realized 430.
+    assert_eq!(v["accounts"][0]["symbols"][0]["realized_pnl"], "430");
+    let out = bin()
+        .args(["ptrc", "pnl", "--format", "html", "--trades"])
+        .arg(&trades)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("<svg"));
+
+    // IRS Publication 550, Wash Sales Example 1: bought 100 shares for $1,000, sold them for
+    // $750, bought 100 shares within 30 days for $800: the $250 loss is disallowed and the new
+    // shares' basis is $1,050.
+    let wash = write(
+        "wash.csv",
+        "ts,account,symbol,side,qty,price,fee\n2023-01-03,A,XYZ,buy,100,10,0\n2023-06-01,A,XYZ,sell,100,7.5,0\n2023-06-15,A,XYZ,buy,100,8,0\n",
+    );
+    let out = bin()
+        .args(["ptrc", "tax", "--year", "2023", "--trades"])
+        .arg(&wash)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = &v["rows"][0];
+    // Money is reported to the cent.
+    assert_eq!(row["proceeds"], "750.00");
+    assert_eq!(row["cost_basis"], "1000.00");
+    assert_eq!(row["adjustment_code"], "W");
+    assert_eq!(row["adjustment"], "250.00");
+    assert_eq!(row["gain_loss"], "0.00");
+    let out = bin()
+        .args([
+            "ptrc", "tax", "--year", "2023", "--format", "csv", "--trades",
+        ])
+        .arg(&wash)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(",W,"),
+        "Form 8949 layout"
+    );
+
+    // VaR and stress on a small price file.
+    let positions = write("positions.csv", "symbol,qty\nXYZ,100\n");
+    let mut prices = String::from("date,symbol,close\n");
+    let closes = [
+        100.0, 101.0, 99.0, 102.0, 98.0, 97.0, 103.0, 104.0, 100.0, 96.0, 99.0, 101.0,
+    ];
+    for (i, c) in closes.iter().enumerate() {
+        prices.push_str(&format!("2024-01-{:02},XYZ,{c}\n", i + 1));
+    }
+    let prices = write("prices.csv", &prices);
+    for method in ["historical", "parametric", "ewma", "montecarlo"] {
+        let out = bin()
+            .args([
+                "ptrc",
+                "var",
+                "--confidence",
+                "0.9",
+                "--method",
+                method,
+                "--positions",
+            ])
+            .arg(&positions)
+            .arg("--prices")
+            .arg(&prices)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{method}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let var: f64 = v["var"].as_str().unwrap().parse().unwrap();
+        let es: f64 = v["expected_shortfall"].as_str().unwrap().parse().unwrap();
+        assert!(var > 0.0 && es >= var, "{method}: {v}");
+        assert_eq!(v["horizon_days"], 1);
+    }
+    let out = bin()
+        .args(["ptrc", "stress", "--shock", "XYZ=-20%", "--positions"])
+        .arg(&positions)
+        .arg("--prices")
+        .arg(&prices)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 100 x last close 101 x -20% = -2,020.
+    assert_eq!(v["total_pnl"], "-2020.00", "{v}");
+
+    let bad = write(
+        "bad.csv",
+        "ts,account,symbol,side,qty,price,fee\n2024-01-02,A,XYZ,buy,ten,1,0\n",
+    );
+    let out = bin()
+        .args(["ptrc", "pnl", "--trades"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.csv:2: column \"qty\""));
+    let short = write(
+        "short.csv",
+        "ts,account,symbol,side,qty,price,fee\n2024-01-02,A,XYZ,sell,1,1,0\n",
+    );
+    let out = bin()
+        .args(["ptrc", "pnl", "--long-only", "--trades"])
+        .arg(&short)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("short.csv:2"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

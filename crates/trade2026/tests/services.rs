@@ -139,6 +139,20 @@ fn the_plans_pnl_compute_works_after_fills_and_reports_persist_in_every_format()
     // Saved reports of each kind, listed and read back in each format.
     let mut ids = Vec::new();
     let year = &fills[0]["ts"].as_str().unwrap()[..4];
+    let prices: Vec<String> = [100, 101, 99, 102, 98, 97, 103, 104, 100, 96, 99, 101]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            format!(
+                r#"{{"date":"2024-01-{:02}","symbol":"XYZ","close":{c}}}"#,
+                i + 1
+            )
+        })
+        .collect();
+    let risk_inputs = format!(
+        r#""positions":{{"XYZ":"100"}},"prices":[{}]"#,
+        prices.join(",")
+    );
     for (path, body) in [
         (
             "/pnl/compute",
@@ -147,6 +161,14 @@ fn the_plans_pnl_compute_works_after_fills_and_reports_persist_in_every_format()
         (
             "/tax/1099b",
             format!(r#"{{"account":"test_account","year":{year},"save":true}}"#),
+        ),
+        (
+            "/risk/var",
+            format!(r#"{{{risk_inputs},"method":"parametric","confidence":0.95,"save":true}}"#),
+        ),
+        (
+            "/risk/stress",
+            format!(r#"{{{risk_inputs},"shocks":["XYZ=-20%"],"save":true}}"#),
         ),
         ("/compliance/scan", r#"{"save":true}"#.to_string()),
     ] {
@@ -178,7 +200,7 @@ fn the_plans_pnl_compute_works_after_fills_and_reports_persist_in_every_format()
         assert_eq!(status, 200);
         assert!(csv.lines().count() >= 1);
     }
-    for id in &ids[..2] {
+    for id in &ids[..4] {
         let (status, html) = http_get(p.ptrc, &format!("/reports/{id}?format=html"));
         assert_eq!(status, 200);
         assert!(

@@ -726,7 +726,7 @@ fn sample_histogram(losses: &[f64]) -> Result<Vec<HistogramBin>, PtrcError> {
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
             (a.min(*x), b.max(*x))
         });
-    if losses.is_empty() || !(hi > lo) {
+    if losses.is_empty() || hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
         return Ok(Vec::new());
     }
     let width = (hi - lo) / HISTOGRAM_BINS as f64;

@@ -51,7 +51,7 @@ pub fn form_8949(
     if !trades.is_sorted_by_key(|t| t.ts) {
         order.sort_by_key(|&i| trades[i as usize].ts);
     }
-    let mut eng = Engine::new(trades, settings);
+    let mut eng = Engine::new(trades, settings, year);
     eng.intern_and_check(&order)?;
     let wanted = eng.relevant_owners(filter);
 
@@ -169,9 +169,15 @@ struct MatchRec {
     hp_start: NaiveDate,
 }
 
+/// `RawRow` index of a closing outside the tax year: not stored (only its losses matter).
+const NO_ROW: u32 = u32::MAX;
+
 struct Engine<'a> {
     trades: &'a [Trade],
     s: &'a TaxSettings,
+    year: i32,
+    /// Per trade: its book.
+    bix: Vec<u32>,
     names_acct: Vec<&'a str>,
     names_owner: Vec<&'a str>,
     names_sym: Vec<&'a str>,
@@ -234,10 +240,12 @@ fn overflow(what: &str) -> PtrcError {
 }
 
 impl<'a> Engine<'a> {
-    fn new(trades: &'a [Trade], s: &'a TaxSettings) -> Self {
+    fn new(trades: &'a [Trade], s: &'a TaxSettings, year: i32) -> Self {
         Engine {
             trades,
             s,
+            year,
+            bix: Vec::new(),
             names_acct: Vec::new(),
             names_owner: Vec::new(),
             names_sym: Vec::new(),
@@ -249,7 +257,7 @@ impl<'a> Engine<'a> {
             scope_books: FxMap::default(),
             pending: FxMap::default(),
             cands: Vec::new(),
-            rows: Vec::with_capacity(trades.len() / 2),
+            rows: Vec::new(),
             matches: Vec::new(),
         }
     }
@@ -281,6 +289,7 @@ impl<'a> Engine<'a> {
         let mut owner: FxMap<&'a str, usize> = FxMap::default();
         let mut sym: FxMap<&'a str, u32> = FxMap::default();
         self.ids = vec![(0, 0); self.trades.len()];
+        self.bix = vec![0; self.trades.len()];
         for &i in order {
             let t = &self.trades[i as usize];
             let o = match owner.get(t.owner.as_str()) {
@@ -323,6 +332,7 @@ impl<'a> Engine<'a> {
                 }
             };
             self.ids[i as usize] = (a, s);
+            self.bix[i as usize] = self.book(a as usize, s as usize);
         }
         Ok(())
     }
@@ -392,6 +402,22 @@ impl<'a> Engine<'a> {
         Ok(raw.round_dp_with_strategy(self.s.rounding_dp, RoundingStrategy::MidpointAwayFromZero))
     }
 
+    /// Store a closing of the tax year; others are not reported and are dropped (their losses
+    /// still travel in their `Loss`).
+    fn push_row(&mut self, r: RawRow) -> u32 {
+        if r.sold.year() != self.year {
+            return NO_ROW;
+        }
+        self.rows.push(r);
+        (self.rows.len() - 1) as u32
+    }
+
+    fn push_match(&mut self, m: MatchRec) {
+        if m.row != NO_ROW {
+            self.matches.push(m);
+        }
+    }
+
     fn tack(&self, sold_hp_start: NaiveDate, sold: NaiveDate, repl: NaiveDate) -> NaiveDate {
         let held = (sold - sold_hp_start).num_days().max(0);
         let shifted = repl
@@ -408,8 +434,8 @@ impl<'a> Engine<'a> {
     fn buy(&mut self, i: u32, date: NaiveDate) -> Result<(), PtrcError> {
         let trades: &'a [Trade] = self.trades;
         let t = &trades[i as usize];
-        let (a, s) = self.ids[i as usize];
-        let b = self.book(a as usize, s as usize);
+        let s = self.ids[i as usize].1;
+        let b = self.bix[i as usize];
         let mut cost = t
             .qty
             .checked_mul(t.price)
@@ -434,7 +460,7 @@ impl<'a> Engine<'a> {
                 sh.proceeds -= p;
                 sh.fee -= f;
             }
-            self.rows.push(RawRow {
+            self.push_row(RawRow {
                 book: b,
                 lot_seq: i,
                 qty: m,
@@ -498,7 +524,7 @@ impl<'a> Engine<'a> {
             let m = loss.qty_rem.min(avail);
             let amount = self.take(loss, m)?;
             let hp = self.tack(loss.hp_start, loss.sold, date);
-            self.matches.push(MatchRec {
+            self.push_match(MatchRec {
                 row: loss.row,
                 repl_book: b,
                 repl_date: date,
@@ -578,9 +604,10 @@ impl<'a> Engine<'a> {
         };
         loss.qty_rem -= m;
         loss.loss_rem -= amount;
-        let row = &mut self.rows[loss.row as usize];
-        row.adjustment += amount;
-        row.washed_qty += m;
+        if let Some(row) = self.rows.get_mut(loss.row as usize) {
+            row.adjustment += amount;
+            row.washed_qty += m;
+        }
         Ok(amount)
     }
 
@@ -588,7 +615,7 @@ impl<'a> Engine<'a> {
         let trades: &'a [Trade] = self.trades;
         let t = &trades[i as usize];
         let (a, s) = self.ids[i as usize];
-        let b = self.book(a as usize, s as usize);
+        let b = self.bix[i as usize];
         let gross = t
             .qty
             .checked_mul(t.price)
@@ -647,8 +674,7 @@ impl<'a> Engine<'a> {
             net -= proceeds;
             fee -= f;
             left -= m;
-            let row = self.rows.len() as u32;
-            self.rows.push(RawRow {
+            let row = self.push_row(RawRow {
                 book: b,
                 lot_seq: seq,
                 qty: m,
@@ -746,7 +772,7 @@ impl<'a> Engine<'a> {
             let m = lq.min(loss.qty_rem);
             let amount = self.take(loss, m)?;
             let hp = self.tack(loss.hp_start, loss.sold, acquired);
-            self.matches.push(MatchRec {
+            self.push_match(MatchRec {
                 row: loss.row,
                 repl_book: b,
                 repl_date: acquired,
@@ -758,7 +784,7 @@ impl<'a> Engine<'a> {
         }
         self.cands = cands;
         // Apply from the back so earlier positions stay valid while parts are inserted.
-        plan.sort_unstable_by(|x, y| (y.0, y.1).cmp(&(x.0, x.1)));
+        plan.sort_unstable_by_key(|x| std::cmp::Reverse((x.0, x.1)));
         for (b, pos, m, amount, hp) in plan {
             let lq = self.books[b as usize].lots[pos].qty;
             if m >= lq {

@@ -105,7 +105,7 @@ fn part_table(out: &mut String, report: &TaxReport, term: Term, totals: &TermTot
         Term::Short => "Part I &mdash; Short-term (held one year or less)",
         Term::Long => "Part II &mdash; Long-term (held more than one year)",
     };
-    let _ = write!(out, "<h2>{title}</h2>\n");
+    let _ = writeln!(out, "<h2>{title}</h2>");
     let rows: Vec<&TaxRow> = report.rows.iter().filter(|r| r.term == term).collect();
     if rows.is_empty() {
         out.push_str("<p>No transactions.</p>\n");
