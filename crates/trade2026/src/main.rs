@@ -458,8 +458,29 @@ fn render<T: serde::Serialize>(
     Ok(())
 }
 
+/// A spinner on stderr while a long computation runs (hidden when stderr is not a terminal, so
+/// scripts and pipes see clean output).
+fn progress(message: &str) -> indicatif::ProgressBar {
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.set_message(message.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
 fn ptrc_cli(cmd: PtrcCommand) -> Result<()> {
     let name = |p: &std::path::Path| p.display().to_string();
+    let bar = progress("ptrc: reading inputs and computing");
+    let result = ptrc_compute(cmd, &name);
+    bar.finish_and_clear();
+    result
+}
+
+fn ptrc_compute(cmd: PtrcCommand, name: &dyn Fn(&std::path::Path) -> String) -> Result<()> {
     match cmd {
         PtrcCommand::Pnl {
             trades,
