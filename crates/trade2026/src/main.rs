@@ -110,6 +110,10 @@ enum PtrcCommand {
         /// historical, parametric, ewma or montecarlo.
         #[arg(long, default_value = "historical")]
         method: String,
+        /// Also backtest one-day VaR over the history with this estimation window (days):
+        /// exceptions, Kupiec proportion-of-failures test, traffic light (JSON output).
+        #[arg(long)]
+        backtest: Option<usize>,
         #[arg(long, default_value = "json", value_parser = ["json", "csv", "html"])]
         format: String,
     },
@@ -548,6 +552,7 @@ fn ptrc_compute(cmd: PtrcCommand, name: &dyn Fn(&std::path::Path) -> String) -> 
             confidence,
             horizon,
             method,
+            backtest,
             format,
         } => {
             let req = ptrc::risk::VarRequest {
@@ -559,6 +564,13 @@ fn ptrc_compute(cmd: PtrcCommand, name: &dyn Fn(&std::path::Path) -> String) -> 
             let pos = ptrc::input::read_positions(&read_text(&positions)?, &name(&positions))?;
             let hist = ptrc::input::read_prices(&read_text(&prices)?, &name(&prices))?;
             let report = ptrc::risk::value_at_risk(&pos, &hist, &req)?;
+            if let Some(window) = backtest {
+                let bt = ptrc::risk::backtest(&pos, &hist, &req, window)?;
+                let both = serde_json::json!({ "var": report, "backtest": bt });
+                std::io::stdout()
+                    .write_all((serde_json::to_string_pretty(&both)? + "\n").as_bytes())?;
+                return Ok(());
+            }
             render(
                 &report,
                 &format,

@@ -393,6 +393,29 @@ fn ptrc_commands_on_csv_files() {
         assert_eq!(v["horizon_days"], 1);
     }
     let out = bin()
+        .args([
+            "ptrc",
+            "var",
+            "--confidence",
+            "0.9",
+            "--backtest",
+            "5",
+            "--positions",
+        ])
+        .arg(&positions)
+        .arg("--prices")
+        .arg(&prices)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["backtest"]["kupiec_p_value"].is_number(), "{v}");
+    assert!(v["backtest"]["exceptions"].is_number(), "{v}");
+    let out = bin()
         .args(["ptrc", "stress", "--shock", "XYZ=-20%", "--positions"])
         .arg(&positions)
         .arg("--prices")
