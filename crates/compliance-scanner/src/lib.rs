@@ -287,15 +287,7 @@ async fn list_alerts(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     reviewer(&h, &headers)?;
-    if let Some(k) = q
-        .keys()
-        .find(|k| !["owner", "type", "from", "to"].contains(&k.as_str()))
-    {
-        return Err(ApiError::bad_request(
-            "unknown_parameter",
-            format!("unknown query parameter {k:?}; allowed: owner, type, from, to"),
-        ));
-    }
+    telemetry::http::check_params(&q, &["owner", "type", "from", "to"])?;
     let time = |name: &str| {
         q.get(name)
             .map(|s| {

@@ -213,24 +213,11 @@ pub fn router(state: QualityState) -> Router {
         .with_state(state)
 }
 
-fn check_params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
-    match q.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(ApiError::bad_request(
-            "unknown_parameter",
-            format!(
-                "unknown query parameter {k:?}; allowed: {}",
-                allowed.join(", ")
-            ),
-        )),
-        None => Ok(()),
-    }
-}
-
 async fn quality(
     State(s): State<QualityState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    check_params(&q, &["account", "symbol", "from", "to"])?;
+    telemetry::http::check_params(&q, &["account", "symbol", "from", "to"])?;
     let time = |name: &str| {
         q.get(name)
             .map(|v| {
@@ -267,7 +254,7 @@ async fn rule605(
     State(s): State<QualityState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    check_params(&q, &["month", "format"])?;
+    telemetry::http::check_params(&q, &["month", "format"])?;
     let month = q.get("month").ok_or_else(|| {
         ApiError::bad_request("missing_field", "missing query parameter `month` (YYYY-MM)")
     })?;

@@ -287,26 +287,13 @@ fn account_param(
     }
 }
 
-fn check_params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
-    match q.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(ApiError::bad_request(
-            "unknown_parameter",
-            format!(
-                "unknown query parameter {k:?}; allowed: {}",
-                allowed.join(", ")
-            ),
-        )),
-        None => Ok(()),
-    }
-}
-
 pub async fn list_orders(
     State(gw): State<Gateway>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<OrderView>>, ApiError> {
     let principal = gw.keys.authenticate(&headers)?;
-    check_params(&q, &["account", "status", "symbol"])?;
+    telemetry::http::check_params(&q, &["account", "status", "symbol"])?;
     let account = account_param(&principal, &q)?;
     let status = q
         .get("status")
@@ -349,7 +336,7 @@ pub async fn list_fills(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<model::Fill>>, ApiError> {
     let principal = gw.keys.authenticate(&headers)?;
-    check_params(&q, &["account", "symbol", "since"])?;
+    telemetry::http::check_params(&q, &["account", "symbol", "since"])?;
     let account = account_param(&principal, &q)?;
     let since = q
         .get("since")
@@ -380,7 +367,7 @@ pub async fn list_positions(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<positions::Position>>, ApiError> {
     let principal = gw.keys.authenticate(&headers)?;
-    check_params(&q, &["account"])?;
+    telemetry::http::check_params(&q, &["account"])?;
     let account = account_param(&principal, &q)?;
     match gw
         .engine
@@ -400,7 +387,7 @@ pub async fn stream(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let principal = gw.keys.authenticate(&headers)?;
-    check_params(&q, &["account"])?;
+    telemetry::http::check_params(&q, &["account"])?;
     let account = account_param(&principal, &q)?;
     let allowed = principal.clone();
     let reports =

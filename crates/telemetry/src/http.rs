@@ -66,3 +66,21 @@ impl IntoResponse for ApiError {
 pub async fn fallback(uri: axum::http::Uri) -> ApiError {
     ApiError::not_found("not_found", format!("no route for {}", uri.path()))
 }
+
+/// Refuse query parameters a route does not know, naming the allowed ones: a misspelt filter
+/// must not silently return everything.
+pub fn check_params(
+    query: &std::collections::HashMap<String, String>,
+    allowed: &[&str],
+) -> Result<(), ApiError> {
+    match query.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::bad_request(
+            "unknown_parameter",
+            format!(
+                "unknown query parameter {k:?}; allowed: {}",
+                allowed.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
