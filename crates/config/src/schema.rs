@@ -729,12 +729,15 @@ pub struct MaterializationConfig {
     pub interval_minutes: u32,
     /// Feature views to materialize.
     pub features: Vec<String>,
+    /// A view whose newest materialized value is older than this is flagged stale.
+    pub freshness_bound_minutes: u32,
 }
 
 impl Default for MaterializationConfig {
     fn default() -> Self {
         MaterializationConfig {
             interval_minutes: 5,
+            freshness_bound_minutes: 5,
             features: ["market_features", "order_features", "position_features"]
                 .map(str::to_owned)
                 .to_vec(),

@@ -44,8 +44,10 @@ const WAL_AUTOCHECKPOINT_PAGES: i64 = 2_048;
 const PAGE_SIZE: i64 = 16_384;
 /// Read connections kept for reuse.
 const MAX_IDLE_READERS: usize = 8;
-/// Committed records kept in memory for caught-up subscribers. A few seconds of traffic at
-/// the rates the platform sees; a few MiB of memory.
+/// Committed records kept in memory for caught-up subscribers: seconds of traffic at the
+/// rates the platform sees (subscribers are woken at every commit, so they stay near the head),
+/// and a bounded amount of memory (~10 MiB for typical events of a few hundred bytes; more if
+/// the window is full of large book snapshots).
 pub(crate) const TAIL_RECORDS: usize = 16_384;
 
 const INSERT_EVENT: &str = "INSERT INTO events (seq, recorded_at, kind, subject, payload, crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
@@ -1035,5 +1037,68 @@ fn fail(batch: Batch, msg: &str) {
     }
     for f in batch.flushes {
         let _ = f.send(Err(JournalError::WriterFailed(msg.to_owned())));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{AccountId, OrderId};
+
+    fn accepted(n: u64) -> Event {
+        Event::OrderAccepted {
+            order_id: OrderId(n),
+            account: AccountId::new("acct1").expect("account"),
+            ts: Timestamp::from_secs(1_700_000_000),
+        }
+    }
+
+    #[test]
+    fn repeated_reads_reuse_the_cached_statement_without_re_preparing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
+        for n in 1..=20 {
+            journal.append_blocking(accepted(n)).unwrap();
+        }
+        // Different positions and limits, as subscriptions and `read_from` callers use them.
+        for (from, limit) in [(1, 5), (3, 512), (7, 1), (20, 4_096), (1, 20), (21, 10)] {
+            let records = journal.read_from(from, limit).unwrap();
+            let expected: Vec<u64> = (from..=20).take(limit).collect();
+            assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), expected);
+        }
+        // One thread: every read above used the one pooled connection.
+        let conn = journal.reader().unwrap();
+        assert_eq!(lock(&journal.inner.readers).len(), 0);
+        let stmt = conn.prepare_cached(SELECT_FROM).unwrap();
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
+        assert!(stmt.get_status(rusqlite::StatementStatus::VmStep) > 0);
+    }
+
+    #[test]
+    fn the_tail_keeps_the_last_records_and_refuses_positions_outside_them() {
+        let filter = SubjectFilter::all();
+        let mut tail = Tail::new(5, 3);
+        assert!(tail.read(5, 10, &filter).is_none());
+        let record = |seq| {
+            Arc::new(Record {
+                seq,
+                recorded_at: Timestamp::from_secs(1),
+                subject: accepted(seq).subject(),
+                event: accepted(seq),
+            })
+        };
+        assert!(tail.push((5..=6).map(record).collect()).is_empty());
+        let evicted = tail.push((7..=9).map(record).collect());
+        assert_eq!(evicted.iter().map(|r| r.seq).collect::<Vec<_>>(), [5, 6]);
+        assert!(tail.read(6, 10, &filter).is_none(), "evicted");
+        assert!(tail.read(10, 10, &filter).is_none(), "not committed yet");
+        let (got, next) = tail.read(7, 2, &filter).unwrap();
+        assert_eq!(
+            (got.iter().map(|r| r.seq).collect::<Vec<_>>(), next),
+            (vec![7, 8], 9)
+        );
+        let other = SubjectFilter::new("fills.>").unwrap();
+        let (got, next) = tail.read(8, 10, &other).unwrap();
+        assert_eq!((got.len(), next), (0, 10));
     }
 }

@@ -37,6 +37,8 @@ pub enum PlatformError {
     Ptrc(#[from] ptrc_service::PtrcServiceError),
     #[error(transparent)]
     Reports(#[from] reports::ReportError),
+    #[error(transparent)]
+    Features(#[from] feature_pipeline::PipelineError),
     #[error("a background task failed: {0}")]
     Task(String),
 }

@@ -256,6 +256,32 @@ pub async fn start(
         }),
     ));
 
+    let online_store = cfg.feast.online_store.connection_string.clone();
+    let (feature_svc, feature_task) = feature_pipeline::start(
+        journal.clone(),
+        feature_pipeline::PipelineConfig {
+            project: "trade2026".to_string(),
+            online_store: online_store.clone(),
+            materialize_every: Duration::from_secs(
+                u64::from(cfg.materialization.interval_minutes.max(1)) * 60,
+            ),
+            stale_after: Duration::from_secs(
+                u64::from(cfg.materialization.freshness_bound_minutes.max(1)) * 60,
+            ),
+        },
+        metrics.clone(),
+        shutdown.clone(),
+    )?;
+    tasks.push((
+        "feature-pipeline",
+        tokio::spawn(async move {
+            match feature_task.await {
+                Ok(r) => r.map_err(|e| PlatformError::Task(format!("feature pipeline: {e}"))),
+                Err(e) => Err(PlatformError::Task(format!("feature pipeline: {e}"))),
+            }
+        }),
+    ));
+
     // --- HTTP ports ------------------------------------------------------------------------
     let gateway_app = gateway::router(gateway::Gateway {
         market,
@@ -276,6 +302,15 @@ pub async fn start(
         &mut tasks,
         "ptrc",
         ptrc_service::router(ptrc_svc),
+        &metrics,
+        &shutdown,
+    )
+    .await?;
+    let features_addr = serve(
+        &cfg,
+        &mut tasks,
+        "feature_pipeline",
+        feature_pipeline::router(feature_svc),
         &metrics,
         &shutdown,
     )
@@ -329,6 +364,11 @@ pub async fn start(
     let _ = writeln!(
         banner,
         "  ptrc         http://{ptrc_addr}   POST /pnl/compute /tax/1099b /risk/var /risk/stress /compliance/scan, GET /reports  (reports -> {report_target})"
+    );
+    let _ = writeln!(
+        banner,
+        "  features     http://{features_addr}   POST /get-online-features, GET /features/{{view}}/{{entity}} /status  (online store: {})",
+        online_store.as_deref().unwrap_or("embedded")
     );
     let _ = writeln!(
         banner,

@@ -49,6 +49,9 @@ enum Command {
         #[arg(long)]
         month: Option<String>,
     },
+    /// Feature pipeline tools: point-in-time history, materialization, Feast repo.
+    #[command(subcommand)]
+    Features(FeaturesCommand),
     /// P&L, tax, VaR and stress reports on CSV files (the same code as the ptrc service).
     #[command(subcommand)]
     Ptrc(PtrcCommand),
@@ -62,6 +65,51 @@ enum Command {
         params: Option<PathBuf>,
         #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
         format: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum FeaturesCommand {
+    /// Point-in-time feature values for training: for each `entity,ts` row of the CSV, the
+    /// view's values as of that time, never from the future. Reads the journal of --data-dir
+    /// (the platform must not be running on it).
+    History {
+        #[arg(long)]
+        entities: PathBuf,
+        /// market_features, order_features, position_features or position_symbol_features.
+        #[arg(long, default_value = "market_features")]
+        view: String,
+        /// Output CSV (default stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Write features to the Redis/Valkey online store (feast.online_store.connection_string or
+    /// TRADE2026_ONLINE_STORE), incrementally from the last materialized journal event.
+    Materialize {
+        /// One run, then exit (default: every materialization.interval_minutes until Ctrl-C).
+        #[arg(long)]
+        once: bool,
+        /// Only entities with events at or after this time (RFC 3339).
+        #[arg(long)]
+        start: Option<String>,
+        /// Values as of this time (RFC 3339; default: the journal's latest event).
+        #[arg(long)]
+        end: Option<String>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Write feature_store.yaml and features.py matching what trade2026 writes, so `feast apply`
+    /// in DIR gives a registry that reads our online store with the Feast SDK.
+    InitFeastRepo {
+        dir: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
     },
 }
 
@@ -300,6 +348,7 @@ fn main() {
             month,
         } => execq_cli(&events, params.as_deref(), &format, month.as_deref()),
         Command::Ptrc(cmd) => ptrc_cli(cmd),
+        Command::Features(cmd) => features_cli(cmd),
         Command::Surveil {
             events,
             params,
@@ -599,6 +648,198 @@ fn ptrc_compute(cmd: PtrcCommand, name: &dyn Fn(&std::path::Path) -> String) -> 
                 ptrc::stress::stress_to_csv,
                 ptrc::stress::stress_to_html,
             )
+        }
+    }
+}
+
+/// Every journal event of the data dir, in order.
+fn journal_events(
+    data_dir: Option<PathBuf>,
+    common: &CommonArgs,
+) -> Result<(config::Config, Vec<(u64, model::Event)>)> {
+    let mut cfg = load_config(common)?.config;
+    if let Some(dir) = data_dir {
+        cfg.platform.data_dir = dir;
+    }
+    let path = cfg.journal_path();
+    if !path.exists() {
+        bail!("no journal at {} (is --data-dir right?)", path.display());
+    }
+    let (journal, _) = journal::Journal::open(&path)?;
+    let mut events = Vec::new();
+    let mut next = 1;
+    loop {
+        let records = journal.read_from(next, 10_000)?;
+        let Some(last) = records.last().map(|r| r.seq) else {
+            break;
+        };
+        events.extend(records.into_iter().map(|r| (r.seq, r.event)));
+        next = last + 1;
+    }
+    journal.shutdown()?;
+    Ok((cfg, events))
+}
+
+fn online_store_of(cfg: &config::Config) -> Result<String> {
+    cfg.feast
+        .online_store
+        .connection_string
+        .clone()
+        .context("no online store configured: set feast.online_store.connection_string or TRADE2026_ONLINE_STORE")
+}
+
+fn features_cli(cmd: FeaturesCommand) -> Result<()> {
+    match cmd {
+        FeaturesCommand::History {
+            entities,
+            view,
+            out,
+            data_dir,
+            common,
+        } => {
+            let v = features::view(&view).with_context(|| {
+                format!(
+                    "--view {view:?}: expected one of {}",
+                    features::views()
+                        .iter()
+                        .map(|v| v.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            let requests: Vec<(String, String, model::Timestamp)> =
+                features::read_entities_csv(&read_text(&entities)?)
+                    .with_context(|| entities.display().to_string())?
+                    .into_iter()
+                    .map(|(e, ts)| (view.clone(), e, ts))
+                    .collect();
+            let (_, events) = journal_events(data_dir, &common)?;
+            let rows = features::history(events.iter().map(|(_, e)| e), &requests)?;
+            let csv = features::rows_to_csv(v, &rows);
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, csv).with_context(|| path.display().to_string())?
+                }
+                None => std::io::stdout().write_all(csv.as_bytes())?,
+            }
+            Ok(())
+        }
+        FeaturesCommand::Materialize {
+            once,
+            start,
+            end,
+            data_dir,
+            common,
+        } => {
+            let parse = |name: &str, v: &Option<String>| -> Result<Option<model::Timestamp>> {
+                v.as_deref()
+                    .map(|s| {
+                        model::Timestamp::parse_rfc3339(s).with_context(|| format!("--{name}"))
+                    })
+                    .transpose()
+            };
+            let (start, end) = (parse("start", &start)?, parse("end", &end)?);
+            loop {
+                let (cfg, events) = journal_events(data_dir.clone(), &common)?;
+                let url = online_store_of(&cfg)?;
+                let state_path = cfg.platform.data_dir.join("features_materialized.json");
+                let last_done: u64 = std::fs::read_to_string(&state_path)
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                    .and_then(|v| v["last_seq"].as_u64())
+                    .unwrap_or(0);
+                let mut engine = features::FeatureEngine::new(features::EngineParams::default());
+                let mut touched = std::collections::BTreeSet::new();
+                let mut last_seq = last_done;
+                for (seq, e) in &events {
+                    if end.is_some_and(|t| e.ts() > t) {
+                        break;
+                    }
+                    let keys = engine.on_event(e);
+                    if *seq > last_done && start.is_none_or(|t| e.ts() >= t) {
+                        touched.extend(keys.into_iter().map(|k| (k.view, k.entity.to_string())));
+                    }
+                    last_seq = last_seq.max(*seq);
+                }
+                let as_of = end.or(engine.watermark());
+                let rows: Vec<features::FeatureRow> = match as_of {
+                    Some(t) => touched
+                        .iter()
+                        .filter_map(|(v, e)| engine.row(v, e, t))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                let rows = feature_pipeline::public_rows(rows);
+                let online: Vec<feast_store::OnlineRow> = rows
+                    .iter()
+                    .filter_map(feature_pipeline::online_row)
+                    .collect();
+                let written = runtime()?.block_on(async {
+                    let writer = feast_store::OnlineStoreWriter::connect(&url).await?;
+                    writer
+                        .write_with_retry(
+                            "trade2026",
+                            &online,
+                            &feast_store::RetryPolicy::default(),
+                        )
+                        .await
+                })?;
+                std::fs::write(
+                    &state_path,
+                    serde_json::json!({ "last_seq": last_seq }).to_string(),
+                )?;
+                eprintln!(
+                    "materialized {} rows ({} skipped as not newer) for {} entities up to journal seq {last_seq} into {url}",
+                    written.written,
+                    written.skipped_stale,
+                    touched.len()
+                );
+                if once {
+                    return Ok(());
+                }
+                std::thread::sleep(std::time::Duration::from_secs(
+                    u64::from(cfg.materialization.interval_minutes.max(1)) * 60,
+                ));
+            }
+        }
+        FeaturesCommand::InitFeastRepo { dir, common } => {
+            let cfg = load_config(&common)?.config;
+            let conn = cfg
+                .feast
+                .online_store
+                .connection_string
+                .clone()
+                .unwrap_or_else(|| "localhost:6379".to_string());
+            let specs: Vec<feast_store::ViewSpec> = features::views()
+                .iter()
+                .map(|v| feast_store::ViewSpec {
+                    name: v.name.to_string(),
+                    join_key: v.entity.to_string(),
+                    features: v
+                        .features
+                        .iter()
+                        .map(|f| {
+                            let dtype = match f.dtype {
+                                features::Dtype::Float64 => feast_store::FeatureDtype::Float64,
+                                features::Dtype::Int64 => feast_store::FeatureDtype::Int64,
+                                features::Dtype::String => feast_store::FeatureDtype::String,
+                            };
+                            (f.name.to_string(), dtype)
+                        })
+                        .collect(),
+                    ttl_seconds: v.ttl_seconds,
+                })
+                .collect();
+            std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+            for (name, content) in feast_store::feast_repo_files("trade2026", &conn, &specs)? {
+                let path = dir.join(&name);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::fs::write(&path, content).with_context(|| path.display().to_string())?;
+                eprintln!("wrote {}", path.display());
+            }
+            Ok(())
         }
     }
 }

@@ -34,6 +34,7 @@ pub struct Platform {
     pub gateway: SocketAddr,
     pub quality: SocketAddr,
     pub ptrc: SocketAddr,
+    pub features: SocketAddr,
     pub scanner: SocketAddr,
     pub banner: Vec<String>,
     stdout: BufReader<ChildStdout>,
@@ -41,7 +42,12 @@ pub struct Platform {
 
 impl Platform {
     pub fn start(dir: &Path, extra: &[&str]) -> Platform {
+        Self::start_with_env(dir, extra, &[])
+    }
+
+    pub fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, String)]) -> Platform {
         let mut child = bin()
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .arg("up")
             .arg("--data-dir")
             .arg(dir)
@@ -49,6 +55,7 @@ impl Platform {
             .env("TRADE2026_SERVICES__GATEWAY", "0")
             .env("TRADE2026_SERVICES__EXECUTION_QUALITY", "0")
             .env("TRADE2026_SERVICES__PTRC", "0")
+            .env("TRADE2026_SERVICES__FEATURE_PIPELINE", "0")
             .env("TRADE2026_SERVICES__COMPLIANCE_SCANNER", "0")
             .env("TRADE2026_FEED__SYNTHETIC__TICK_INTERVAL_MS", "50")
             .env("RUST_LOG", "warn")
@@ -61,6 +68,7 @@ impl Platform {
         let mut gateway = None;
         let mut quality = None;
         let mut ptrc = None;
+        let mut features = None;
         let mut scanner = None;
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
@@ -76,6 +84,8 @@ impl Platform {
             let trimmed = line.trim_start();
             if let Some(rest) = trimmed.strip_prefix("gateway") {
                 gateway = Some(addr(rest));
+            } else if let Some(rest) = trimmed.strip_prefix("features") {
+                features = Some(addr(rest));
             } else if let Some(rest) = trimmed.strip_prefix("ptrc") {
                 ptrc = Some(addr(rest));
             } else if let Some(rest) = trimmed.strip_prefix("exec quality") {
@@ -94,6 +104,7 @@ impl Platform {
             gateway: gateway.expect("banner names the gateway address"),
             quality: quality.expect("banner names the execution-quality address"),
             ptrc: ptrc.expect("banner names the ptrc address"),
+            features: features.expect("banner names the feature pipeline address"),
             scanner: scanner.expect("banner names the compliance-scanner address"),
             banner,
             stdout,

@@ -1,0 +1,353 @@
+//! Hand-worked windows for every feature. The arithmetic is in the comments; times are relative
+//! to T0 (2023-11-14T22:13:20Z).
+
+mod common;
+
+use common::*;
+use features::{
+    FeatureEngine, MARKET_FEATURES, ORDER_FEATURES, POSITION_FEATURES, POSITION_SYMBOL_FEATURES,
+};
+use model::Side;
+
+fn feed(events: &[model::Event]) -> FeatureEngine {
+    let mut e = FeatureEngine::default();
+    for ev in events {
+        e.on_event(ev);
+    }
+    e
+}
+
+/// Trades: A 90 x 1 @ T0-400s, B 100 x 2 @ T0-300s (exactly the 5-min boundary),
+/// C 101 x 1 @ T0-60s-1ns (just outside 1 min), D 102 x 3 @ T0-60s (exactly the 1-min boundary),
+/// E 104 x 1 @ T0-10s.
+fn tape() -> Vec<model::Event> {
+    vec![
+        trade("BTCUSDT", T0 - 400 * S, "90", "1"),
+        trade("BTCUSDT", T0 - 300 * S, "100", "2"),
+        trade("BTCUSDT", T0 - 60 * S - 1, "101", "1"),
+        trade("BTCUSDT", T0 - 60 * S, "102", "3"),
+        trade("BTCUSDT", T0 - 10 * S, "104", "1"),
+    ]
+}
+
+#[test]
+fn trade_windows_are_closed_at_both_ends() {
+    let e = feed(&tape());
+    let r = e.row(MARKET_FEATURES, "BTCUSDT.sim", ts(T0)).unwrap();
+    assert_eq!(r.entity, "BTCUSDT.sim");
+    assert_eq!(r.event_ts, ts(T0));
+    assert_f(&r, "last_price", 104.0);
+    // 1 min = [T0-60s, T0] holds D (boundary, included) and E; C at T0-60s-1ns is out.
+    // vwap_1m = (102*3 + 104*1) / (3 + 1) = 410 / 4 = 102.5
+    assert_f(&r, "vwap_1m", 102.5);
+    assert_f(&r, "volume_1m", 4.0);
+    // 5 min = [T0-300s, T0] holds B (boundary), C, D, E; A is out.
+    // vwap_5m = (200 + 101 + 306 + 104) / (2 + 1 + 3 + 1) = 711 / 7 = 101.571428571...
+    assert_f(&r, "vwap_5m", 711.0 / 7.0);
+    assert_f(&r, "volume_5m", 7.0);
+    assert_i(&r, "trade_count_5m", 4);
+    // return_1m: reference = last trade at or before T0-60s = D (102): 104/102 - 1 = 0.0196078...
+    assert_f(&r, "return_1m", 104.0 / 102.0 - 1.0);
+    // return_5m: reference = last trade at or before T0-300s = B (100): 104/100 - 1 = 0.04
+    assert_f(&r, "return_5m", 0.04);
+    // Log returns of trades in the 5-min window (each against the previous trade, A for B):
+    // ln(100/90) = 0.1053605157, ln(101/100) = 0.0099503309, ln(102/101) = 0.0098522964,
+    // ln(104/102) = 0.0194180859; mean 0.0361453072; sample stdev (n-1 = 3) = 0.0463610620.
+    let rs = [
+        (100f64 / 90.0).ln(),
+        (101f64 / 100.0).ln(),
+        (102f64 / 101.0).ln(),
+        (104f64 / 102.0).ln(),
+    ];
+    let m = rs.iter().sum::<f64>() / 4.0;
+    let sd = (rs.iter().map(|r| (r - m) * (r - m)).sum::<f64>() / 3.0).sqrt();
+    assert!((sd - 0.046361062).abs() < 1e-9);
+    let got = r.get("realized_vol_5m").and_then(|v| v.as_f64()).unwrap();
+    // Returns are summed in 1e-12 units: agreement to ~1e-10 relative.
+    assert!((got - sd).abs() < 1e-10 * sd, "{got} vs {sd}");
+    // No quote or book yet.
+    assert_null(&r, "mid");
+    assert_null(&r, "spread_bps");
+    assert_null(&r, "book_imbalance");
+
+    // One nanosecond later both boundary trades fall out.
+    let r = e.row(MARKET_FEATURES, "BTCUSDT.sim", ts(T0 + 1)).unwrap();
+    // 1 min = [T0-60s+1ns, T0+1ns]: only E. vwap 104, volume 1.
+    assert_f(&r, "vwap_1m", 104.0);
+    assert_f(&r, "volume_1m", 1.0);
+    // 5 min: C, D, E: (101 + 306 + 104) / 5 = 511 / 5 = 102.2
+    assert_f(&r, "vwap_5m", 102.2);
+    assert_i(&r, "trade_count_5m", 3);
+    // reference for return_5m = last trade at or before T0-300s+1ns = still B: 0.04
+    assert_f(&r, "return_5m", 0.04);
+    // reference for return_1m = last at or before T0-60s+1ns = D: unchanged.
+    assert_f(&r, "return_1m", 104.0 / 102.0 - 1.0);
+
+    // Ten minutes later the windows are empty: volume 0, vwap null, returns 0 (no change).
+    let r = e
+        .row(MARKET_FEATURES, "BTCUSDT.sim", ts(T0 + 600 * S))
+        .unwrap();
+    assert_f(&r, "volume_5m", 0.0);
+    assert_i(&r, "trade_count_5m", 0);
+    assert_null(&r, "vwap_1m");
+    assert_null(&r, "realized_vol_5m");
+    assert_f(&r, "return_5m", 0.0);
+    assert_f(&r, "last_price", 104.0);
+}
+
+#[test]
+fn the_bare_symbol_resolves_when_one_venue_lists_it_and_the_past_is_refused() {
+    let e = feed(&tape());
+    let r = e.row(MARKET_FEATURES, "BTCUSDT", ts(T0)).unwrap();
+    assert_eq!(r.entity, "BTCUSDT");
+    assert_f(&r, "last_price", 104.0);
+    assert!(e.row(MARKET_FEATURES, "ETHUSDT", ts(T0)).is_none());
+    assert!(e.row("nope", "BTCUSDT", ts(T0)).is_none());
+    // The engine has folded a trade at T0-10s: a row as of T0-11s would need to forget it.
+    assert!(
+        e.row(MARKET_FEATURES, "BTCUSDT.sim", ts(T0 - 11 * S))
+            .is_none()
+    );
+    assert_eq!(e.watermark(), Some(ts(T0 - 10 * S)));
+}
+
+#[test]
+fn spread_mid_and_top_five_book_imbalance() {
+    let mut ev = tape();
+    // Quote 103.9 / 104.1: mid 104, spread 0.2 / 104 * 1e4 = 19.2307692 bps.
+    ev.push(quote("BTCUSDT", T0 - 5 * S, "103.9", "104.1"));
+    let e = feed(&ev);
+    let r = e.row(MARKET_FEATURES, "BTCUSDT.sim", ts(T0)).unwrap();
+    assert_f(&r, "mid", 104.0);
+    assert_f(&r, "spread_bps", 0.2 / 104.0 * 1e4);
+    assert_null(&r, "book_imbalance");
+
+    // Book: bids 1+2+3+4+5 in the top 5 (the 6th level, 100, is ignored), asks 2 x 5 = 10.
+    // imbalance = (15 - 10) / (15 + 10) = 0.2
+    ev.push(snapshot(
+        "BTCUSDT",
+        T0 - 4 * S,
+        &[
+            ("103.9", "1"),
+            ("103.8", "2"),
+            ("103.7", "3"),
+            ("103.6", "4"),
+            ("103.5", "5"),
+            ("103.4", "100"),
+        ],
+        &[
+            ("104.1", "2"),
+            ("104.2", "2"),
+            ("104.3", "2"),
+            ("104.4", "2"),
+            ("104.5", "2"),
+        ],
+    ));
+    let e = feed(&ev);
+    let r = e.row(MARKET_FEATURES, "BTCUSDT.sim", ts(T0)).unwrap();
+    assert_f(&r, "book_imbalance", 0.2);
+
+    // Delta deletes the best bid: top 5 bids = 2+3+4+5+100 = 114, asks 10:
+    // (114 - 10) / 124 = 0.8387096774. The book's top (103.8 / 104.1) is now the newest:
+    // mid 103.95, spread 0.3 / 103.95 * 1e4 = 28.8600288600 bps.
+    ev.push(delta("BTCUSDT", T0 - 3 * S, &[("103.9", "0")], &[]));
+    let e = feed(&ev);
+    let r = e.row(MARKET_FEATURES, "BTCUSDT.sim", ts(T0)).unwrap();
+    assert_f(&r, "book_imbalance", 104.0 / 124.0);
+    assert_f(&r, "mid", 103.95);
+    assert_f(&r, "spread_bps", 0.3 / 103.95 * 1e4);
+}
+
+/// Quote mid 100 (99.9 / 100.1) from T0-4000s.
+/// 1: buy 2 @ T0-3600s (boundary, in); fills 1 @ 100.05 (T0-3000s), 1 @ 100.10 (T0-2000s, completes)
+/// 2: sell 1 @ T0-3600s-1ns (out); canceled @ T0-100s (in)
+/// 3: sell 1 @ T0-50s; fill 1 @ 99.80 (T0-40s, completes)
+/// 4: buy 1 @ T0-30s; rejected @ T0-30s
+/// 5: buy 1 @ T0-20s; expired @ T0-10s
+fn order_flow() -> Vec<model::Event> {
+    vec![
+        quote("BTCUSDT", T0 - 4000 * S, "99.9", "100.1"),
+        submit(2, "acc1", "BTCUSDT", Side::Sell, "1", T0 - 3600 * S - 1),
+        submit(1, "acc1", "BTCUSDT", Side::Buy, "2", T0 - 3600 * S),
+        fill(
+            1,
+            1,
+            "acc1",
+            "BTCUSDT",
+            Side::Buy,
+            "1",
+            "100.05",
+            "0.01",
+            T0 - 3000 * S,
+        ),
+        fill(
+            2,
+            1,
+            "acc1",
+            "BTCUSDT",
+            Side::Buy,
+            "1",
+            "100.10",
+            "0.01",
+            T0 - 2000 * S,
+        ),
+        cancel(2, "acc1", T0 - 100 * S),
+        submit(3, "acc1", "BTCUSDT", Side::Sell, "1", T0 - 50 * S),
+        fill(
+            3,
+            3,
+            "acc1",
+            "BTCUSDT",
+            Side::Sell,
+            "1",
+            "99.80",
+            "0.01",
+            T0 - 40 * S,
+        ),
+        submit(4, "acc1", "BTCUSDT", Side::Buy, "1", T0 - 30 * S),
+        reject(4, "acc1", T0 - 30 * S),
+        submit(5, "acc1", "BTCUSDT", Side::Buy, "1", T0 - 20 * S),
+        expire(5, "acc1", T0 - 10 * S),
+    ]
+}
+
+#[test]
+fn order_counts_ratios_and_arrival_slippage_over_one_hour() {
+    let e = feed(&order_flow());
+    let r = e.row(ORDER_FEATURES, "acc1", ts(T0)).unwrap();
+    // [T0-3600s, T0]: submissions 1 (boundary), 3, 4, 5 = 4; order 2 at T0-3600s-1ns is out.
+    assert_i(&r, "orders_1h", 4);
+    assert_i(&r, "cancels_1h", 1);
+    // 1 / 4
+    assert_f(&r, "cancel_ratio_1h", 0.25);
+    assert_i(&r, "rejects_1h", 1);
+    assert_i(&r, "expires_1h", 1);
+    // Orders 1 and 3 completed by fills.
+    assert_i(&r, "filled_orders_1h", 2);
+    // 2 / (2 filled + 1 canceled + 1 rejected + 1 expired) = 0.4
+    assert_f(&r, "fill_rate_1h", 0.4);
+    // buy (100.05 - 100) / 100 * 1e4 = 5 bps; buy (100.10 - 100) / 100 * 1e4 = 10 bps;
+    // sell (100 - 99.80) / 100 * 1e4 = 20 bps. Mean = 35 / 3 = 11.6666667 bps.
+    assert_f(&r, "avg_slippage_bps_1h", 35.0 / 3.0);
+
+    // 1000 s later: only events in [T0-2600s, T0+1000s] count: fill 2 (10 bps), cancel, order 3
+    // and its fill (20 bps), 4 (rejected), 5 (expired).
+    let r = e.row(ORDER_FEATURES, "acc1", ts(T0 + 1000 * S)).unwrap();
+    assert_i(&r, "orders_1h", 3);
+    assert_f(&r, "cancel_ratio_1h", 1.0 / 3.0);
+    assert_f(&r, "avg_slippage_bps_1h", 15.0);
+    // Two hours later everything is out: counts 0, ratios null.
+    let r = e.row(ORDER_FEATURES, "acc1", ts(T0 + 7200 * S)).unwrap();
+    assert_i(&r, "orders_1h", 0);
+    assert_null(&r, "cancel_ratio_1h");
+    assert_null(&r, "fill_rate_1h");
+    assert_null(&r, "avg_slippage_bps_1h");
+}
+
+#[test]
+fn position_features_follow_fills_marks_and_the_utc_day() {
+    let mut ev = order_flow();
+    let e = feed(&ev);
+    // Buys 1 @ 100.05 and 1 @ 100.10: net 2, cost 200.15, avg 100.075.
+    // Sell 1 @ 99.80 realizes 99.80 - 100.075 = -0.275; net 1, avg 100.075.
+    // Mark = quote mid 100: unrealized (100 - 100.075) x 1 = -0.075; notional 100.
+    // Fees 3 x 0.01 = 0.03. All on 2023-11-14 (UTC).
+    let r = e
+        .row(POSITION_SYMBOL_FEATURES, "acc1|BTCUSDT.sim", ts(T0))
+        .unwrap();
+    assert_f(&r, "net_qty", 1.0);
+    assert_f(&r, "avg_entry_price", 100.075);
+    assert_f(&r, "mark_price", 100.0);
+    assert_f(&r, "notional", 100.0);
+    assert_f(&r, "gross_exposure", 100.0);
+    assert_f(&r, "unrealized_pnl", -0.075);
+    assert_f(&r, "realized_pnl_today", -0.275);
+    assert_f(&r, "fees_today", 0.03);
+    let r = e.row(POSITION_FEATURES, "acc1", ts(T0)).unwrap();
+    assert_f(&r, "notional", 100.0);
+    assert_f(&r, "unrealized_pnl", -0.075);
+    assert_f(&r, "realized_pnl_today", -0.275);
+    assert_i(&r, "open_positions", 1);
+
+    // A short in ETH: sell 2 @ 2000 (no order known), mark moves to mid 1990:
+    // notional -3980, exposure 3980, unrealized (1990 - 2000) x -2 = +20.
+    ev.push(fill(
+        4,
+        99,
+        "acc1",
+        "ETHUSDT",
+        Side::Sell,
+        "2",
+        "2000",
+        "0",
+        T0 - 5 * S,
+    ));
+    ev.push(quote("ETHUSDT", T0 - 4 * S, "1989", "1991"));
+    let e = feed(&ev);
+    let r = e.row(POSITION_FEATURES, "acc1", ts(T0)).unwrap();
+    // notional 100 - 3980 = -3880; gross 100 + 3980 = 4080; unrealized -0.075 + 20 = 19.925
+    assert_f(&r, "notional", -3880.0);
+    assert_f(&r, "gross_exposure", 4080.0);
+    assert_f(&r, "unrealized_pnl", 19.925);
+    assert_i(&r, "open_positions", 2);
+
+    // The next UTC day (2023-11-15T00:00:00Z = T0 + 6400 s): nothing realized today yet.
+    let r = e.row(POSITION_FEATURES, "acc1", ts(T0 + 6400 * S)).unwrap();
+    assert_f(&r, "realized_pnl_today", 0.0);
+    assert_f(&r, "fees_today", 0.0);
+    assert_f(&r, "unrealized_pnl", 19.925);
+    let r = e
+        .row(POSITION_FEATURES, "acc1", ts(T0 + 6400 * S - 1))
+        .unwrap();
+    assert_f(&r, "realized_pnl_today", -0.275);
+}
+
+#[test]
+fn streaming_reports_touched_entities_once_as_of_the_latest_event() {
+    let mut e = FeatureEngine::default();
+    let ev = order_flow();
+    let changed = e.on_event(&ev[0]);
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].view, MARKET_FEATURES);
+    assert_eq!(&*changed[0].entity, "BTCUSDT.sim");
+    for x in &ev[1..] {
+        e.on_event(x);
+    }
+    let rows = e.changed_rows();
+    let keys: Vec<(&str, &str)> = rows.iter().map(|r| (r.view, r.entity.as_str())).collect();
+    assert_eq!(
+        keys,
+        vec![
+            (MARKET_FEATURES, "BTCUSDT.sim"),
+            (ORDER_FEATURES, "acc1"),
+            (POSITION_FEATURES, "acc1"),
+            (POSITION_SYMBOL_FEATURES, "acc1|BTCUSDT.sim"),
+        ]
+    );
+    assert!(rows.iter().all(|r| r.event_ts == ts(T0 - 10 * S)));
+    assert!(e.changed_rows().is_empty(), "drained");
+    // A quote now changes the mark: market and the holder's positions are reported.
+    let changed = e.on_event(&quote("BTCUSDT", T0, "100", "100.2"));
+    let views: Vec<&str> = changed.iter().map(|k| k.view).collect();
+    assert_eq!(
+        views,
+        vec![MARKET_FEATURES, POSITION_FEATURES, POSITION_SYMBOL_FEATURES]
+    );
+    let rows = e.changed_rows();
+    assert_eq!(rows.len(), 3);
+    // mark 100.1: unrealized (100.1 - 100.075) x 1 = 0.025
+    assert_f(&rows[2], "unrealized_pnl", 0.025);
+}
+
+#[test]
+fn a_late_trade_inside_the_window_counts_but_does_not_move_last_price() {
+    let mut ev = tape();
+    // Arrives after E (T0-10s) but is stamped T0-30s: inside both windows.
+    ev.push(trade("BTCUSDT", T0 - 30 * S, "110", "1"));
+    let e = feed(&ev);
+    let r = e.row(MARKET_FEATURES, "BTCUSDT.sim", ts(T0)).unwrap();
+    assert_f(&r, "last_price", 104.0);
+    // 1 min: D, late, E = (306 + 110 + 104) / 5 = 104
+    assert_f(&r, "vwap_1m", 104.0);
+    assert_i(&r, "trade_count_5m", 5);
+}
