@@ -86,11 +86,18 @@ impl Principal {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredKey {
+    /// Ephemeral keys stay out of the key file.
+    #[serde(skip, default = "persistent_default")]
+    persistent: bool,
     id: String,
     /// Hex SHA-256 of the key.
     sha256: String,
     role: Role,
     accounts: Accounts,
+}
+
+fn persistent_default() -> bool {
+    true
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,8 +172,18 @@ impl ApiKeys {
         self.insecure_dev
     }
 
+    /// Create a key that lives only as long as this process (the dev keys `up` prints): a
+    /// restart invalidates it, so an old terminal log never grants access again.
+    pub fn create_ephemeral(&self, role: Role, accounts: Accounts) -> Result<String, AuthError> {
+        self.add(role, accounts, false)
+    }
+
     /// Create a key, store its hash, return the plain key (shown once).
     pub fn create(&self, role: Role, accounts: Accounts) -> Result<String, AuthError> {
+        self.add(role, accounts, true)
+    }
+
+    fn add(&self, role: Role, accounts: Accounts, persist: bool) -> Result<String, AuthError> {
         let mut bytes = [0u8; 24];
         rand::rngs::OsRng
             .try_fill_bytes(&mut bytes)
@@ -175,18 +192,20 @@ impl ApiKeys {
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
         let id = format!("k{}", keys.len() + 1);
         keys.push(StoredKey {
+            persistent: persist,
             id,
             sha256: sha256_hex(&key),
             role,
             accounts,
         });
-        if let Some(path) = &self.path {
+        if let Some(path) = self.path.as_ref().filter(|_| persist) {
             let io = |source| AuthError::Io {
                 path: path.display().to_string(),
                 source,
             };
             let tmp = path.with_extension("json.tmp");
-            let json = serde_json::to_vec_pretty(&*keys).map_err(|source| AuthError::Format {
+            let stored: Vec<&StoredKey> = keys.iter().filter(|k| k.persistent).collect();
+            let json = serde_json::to_vec_pretty(&stored).map_err(|source| AuthError::Format {
                 path: path.display().to_string(),
                 source,
             })?;
@@ -276,6 +295,32 @@ mod tests {
             dev.authenticate(&HeaderMap::new()).unwrap().role,
             Role::Admin
         );
+    }
+
+    #[test]
+    fn ephemeral_keys_work_now_and_never_reach_the_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api_keys.json");
+        let keys = ApiKeys::open(&path).unwrap();
+        let dev = keys
+            .create_ephemeral(Role::Admin, Accounts::All(AllMarker::All))
+            .unwrap();
+        let kept = keys
+            .create(Role::Compliance, Accounts::All(AllMarker::All))
+            .unwrap();
+        assert_eq!(keys.authenticate(&headers(&dev)).unwrap().role, Role::Admin);
+        let stored = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !stored.contains(&sha256_hex(&dev)),
+            "ephemeral key persisted"
+        );
+        assert!(stored.contains(&sha256_hex(&kept)));
+        let reopened = ApiKeys::open(&path).unwrap();
+        assert_eq!(
+            reopened.authenticate(&headers(&dev)).unwrap_err().status,
+            401
+        );
+        assert!(reopened.authenticate(&headers(&kept)).is_ok());
     }
 
     #[test]

@@ -139,8 +139,9 @@ pub fn start(
     let alerts = AlertStore::default();
     // Pass 1: what was already raised (and acknowledged) before this start.
     let bus = InProcessBus::new(journal.clone());
+    let history_end = journal.last_seq();
     let mut next = 1;
-    loop {
+    while next <= history_end {
         let records = journal.read_from(next, 10_000)?;
         let Some(last) = records.last().map(|r| r.seq) else {
             break;
@@ -175,8 +176,8 @@ pub fn start(
         scanner,
         config,
         alerts.clone(),
-        alert_count,
-        latency,
+        (alert_count, latency),
+        history_end,
         shutdown,
     ));
     Ok(ScannerService { alerts, task })
@@ -189,17 +190,23 @@ async fn run(
     mut scanner: Scanner,
     config: ScannerConfig,
     alerts: AlertStore,
-    alert_count: telemetry::prometheus_client::metrics::gauge::Gauge,
-    latency: telemetry::prometheus_client::metrics::histogram::Histogram,
+    (alert_count, latency): (
+        telemetry::prometheus_client::metrics::gauge::Gauge,
+        telemetry::prometheus_client::metrics::histogram::Histogram,
+    ),
+    history_end: u64,
     shutdown: CancellationToken,
 ) -> Result<(), ScannerError> {
     let mut exporter = Exporter::new();
     let mut clock = tokio::time::interval(Duration::from_millis(100));
+    // While replaying history, time is the records' time: the wall clock must not fire
+    // deadlines (settle windows, session closes) before the records that complete them.
+    let mut seen: u64 = 0;
     loop {
         let (found, completed_at) = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             // Time-driven patterns (a session close, a settle window) complete without an event.
-            _ = clock.tick() => (scanner.advance_to(Timestamp::now()), Instant::now()),
+            _ = clock.tick(), if seen >= history_end => (scanner.advance_to(Timestamp::now()), Instant::now()),
             d = sub.next() => {
                 let d = match d {
                     Ok(d) => d,
@@ -207,6 +214,7 @@ async fn run(
                     Err(e) => return Err(e.into()),
                 };
                 let started = Instant::now();
+                seen = d.seq;
                 alerts.apply(d.seq, &d.event);
                 let Some(mut record) = exporter.export(&d.event) else { continue };
                 if let Some(account) = &record.account {

@@ -111,19 +111,24 @@ impl TradingCore {
         };
         let order = order.clone();
         let verdict = self.risk_check(&order, ts);
-        self.oms.apply(&submitted)?;
+        // From here on state changes: a failure can no longer be handed back to the caller as
+        // "nothing happened", so it is fatal for the engine.
+        let id = order.order_id;
+        let diverged = |e: EngineError| EngineError::Diverged(format!("order {id}: {e}"));
+        self.oms.apply(&submitted).map_err(|e| diverged(e.into()))?;
         let mut events = vec![submitted];
         match verdict {
             Err(reject) => {
-                let rejected =
-                    self.oms
-                        .reject(order.order_id, reject.code.as_str(), &reject.message, ts)?;
-                self.fold(&rejected)?;
+                let rejected = self
+                    .oms
+                    .reject(id, reject.code.as_str(), &reject.message, ts)
+                    .map_err(|e| diverged(e.into()))?;
+                self.fold(&rejected).map_err(diverged)?;
                 events.push(rejected);
             }
             Ok(()) => {
                 for event in self.venue.on_order(&order, ts) {
-                    self.fold(&event)?;
+                    self.fold(&event).map_err(diverged)?;
                     events.push(event);
                 }
             }
@@ -179,7 +184,8 @@ impl TradingCore {
     ) -> Result<(Order, Event), EngineError> {
         let event = self.oms.cancel(account, id, ts)?;
         self.venue.cancel(id);
-        self.fold(&event)?;
+        self.fold(&event)
+            .map_err(|e| EngineError::Diverged(format!("cancel of order {id}: {e}")))?;
         let order = self
             .oms
             .order(id)

@@ -18,6 +18,10 @@ pub enum EngineError {
     Replay { seq: u64, reason: String },
     #[error("the engine has stopped")]
     Stopped,
+    /// A decision failed half-way: the in-memory state no longer matches the journal, so the
+    /// engine must stop rather than take more orders.
+    #[error("engine state diverged from the journal: {0}")]
+    Diverged(String),
 }
 
 impl EngineError {
@@ -31,7 +35,16 @@ impl EngineError {
             EngineError::Journal(_) => "journal_unavailable",
             EngineError::Replay { .. } => "journal_inconsistent",
             EngineError::Stopped => "engine_stopped",
+            EngineError::Diverged(_) => "engine_inconsistent",
         }
+    }
+
+    /// Whether the engine must stop (its state can no longer be trusted).
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Diverged(_) | EngineError::Journal(_) | EngineError::Replay { .. }
+        )
     }
 
     /// Whether the caller caused this (4xx) rather than the platform (5xx).

@@ -143,9 +143,13 @@ impl Engine {
         shutdown: CancellationToken,
     ) -> Result<(Engine, JoinHandle<Result<(), EngineError>>), EngineError> {
         let mut core = TradingCore::new(config.core.clone())?;
+        // Replay up to what is in the journal now; the bus subscription below carries on from
+        // there, so a fast feed cannot keep the replay from ever finishing.
+        let replay_to = journal.last_seq();
         let mut next = 1;
-        loop {
-            let records = journal.read_from(next, REPLAY_BATCH)?;
+        while next <= replay_to {
+            let limit = REPLAY_BATCH.min((replay_to - next + 1) as usize);
+            let records = journal.read_from(next, limit)?;
             let Some(last) = records.last().map(|r| r.seq) else {
                 break;
             };
@@ -228,11 +232,14 @@ async fn run(
     config: EngineConfig,
     shutdown: CancellationToken,
 ) -> Result<(), EngineError> {
-    let mut session_end = next_session_end(config.day_session_end_utc);
+    // An absolute deadline: the select below is re-entered on every command, so a relative
+    // sleep rebuilt each time would never fire.
+    let mut session_end =
+        next_session_end(config.day_session_end_utc).map(|d| tokio::time::Instant::now() + d);
     let result = loop {
         let sleep = async {
             match session_end {
-                Some(d) => tokio::time::sleep(d).await,
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
                 None => std::future::pending().await,
             }
         };
@@ -271,7 +278,7 @@ async fn run(
                     Ok(_) => {}
                     Err(e) => break Err(e),
                 }
-                session_end = next_session_end(config.day_session_end_utc);
+                session_end = next_session_end(config.day_session_end_utc).map(|d| tokio::time::Instant::now() + d);
             }
         }
     };
@@ -331,6 +338,10 @@ fn handle(
             Ok((outcome, events)) => {
                 journal_then(journal, ack, events, Reply::Submit(reply, outcome))?
             }
+            Err(e) if e.is_fatal() => {
+                let _ = reply.send(Err(EngineError::Stopped));
+                return Err(e);
+            }
             Err(e) => {
                 let _ = reply.send(Err(e));
             }
@@ -339,6 +350,10 @@ fn handle(
             Ok((order, event)) => {
                 journal_then(journal, ack, vec![event], Reply::Cancel(reply, order))?
             }
+            Err(e) if e.is_fatal() => {
+                let _ = reply.send(Err(EngineError::Stopped));
+                return Err(e);
+            }
             Err(e) => {
                 let _ = reply.send(Err(e));
             }
@@ -346,6 +361,10 @@ fn handle(
         Command::Risk { change, by, reply } => match core.change_risk(change, &by, now) {
             Ok(event) => {
                 journal_then(journal, ack, vec![event.clone()], Reply::Risk(reply, event))?
+            }
+            Err(e) if e.is_fatal() => {
+                let _ = reply.send(Err(EngineError::Stopped));
+                return Err(e);
             }
             Err(e) => {
                 let _ = reply.send(Err(e));

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use execq::{ExecQuality, Metric, Params, ReportFilter};
@@ -136,6 +136,13 @@ pub struct QualityState {
     engine: Arc<Mutex<ExecQuality>>,
 }
 
+/// What the routes share: the engine and the API keys (a trader reads only its accounts).
+#[derive(Clone)]
+struct Http {
+    state: QualityState,
+    keys: auth::ApiKeys,
+}
+
 impl QualityState {
     fn with<T>(&self, f: impl FnOnce(&ExecQuality) -> T) -> T {
         f(&self.engine.lock().unwrap_or_else(|e| e.into_inner()))
@@ -204,19 +211,21 @@ async fn run(
 }
 
 /// `GET /quality`, `GET /quality/orders/{id}`, `GET /reports/rule605?month=YYYY-MM&format=`.
-pub fn router(state: QualityState) -> Router {
+pub fn router(state: QualityState, keys: auth::ApiKeys) -> Router {
     Router::new()
         .route("/quality", get(quality))
         .route("/quality/orders/{id}", get(order))
         .route("/reports/rule605", get(rule605))
         .fallback(telemetry::http::fallback)
-        .with_state(state)
+        .with_state(Http { state, keys })
 }
 
 async fn quality(
-    State(s): State<QualityState>,
+    State(h): State<Http>,
+    headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    let p = h.keys.authenticate(&headers)?;
     telemetry::http::check_params(&q, &["account", "symbol", "from", "to"])?;
     let time = |name: &str| {
         q.get(name)
@@ -226,39 +235,75 @@ async fn quality(
             })
             .transpose()
     };
+    let account =
+        match (q.get("account"), p.account_filter()) {
+            (Some(a), _) => {
+                let visible = model::AccountId::new(a.as_str()).is_ok_and(|id| p.sees(&id));
+                if !visible {
+                    return Err(ApiError::not_found(
+                        "account_not_found",
+                        format!("no account {a} for this API key"),
+                    ));
+                }
+                Some(a.clone())
+            }
+            (None, None) => None,
+            (None, Some(_)) => Some(p.default_account().map(ToString::to_string).ok_or_else(
+                || ApiError::bad_request("missing_field", "missing query parameter `account`"),
+            )?),
+        };
     let filter = ReportFilter {
-        account: q.get("account").cloned(),
+        account,
         symbol: q.get("symbol").map(|s| s.to_ascii_uppercase()),
         from: time("from")?,
         to: time("to")?,
     };
-    let report = s.with(|e| e.report_filtered(&filter));
+    let report = h.state.with(|e| e.report_filtered(&filter));
     Ok(axum::Json(report).into_response())
 }
 
 async fn order(
-    State(s): State<QualityState>,
+    State(h): State<Http>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    s.with(|e| e.order(&id))
-        .map(|o| axum::Json(o).into_response())
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "order_not_found",
-                format!("no order {id:?} seen by execution quality"),
-            )
-        })
+    let p = h.keys.authenticate(&headers)?;
+    let not_found = || {
+        ApiError::not_found(
+            "order_not_found",
+            format!("no order {id:?} seen by execution quality"),
+        )
+    };
+    let o = h.state.with(|e| e.order(&id)).ok_or_else(not_found)?;
+    let visible = match (&o.account, p.account_filter()) {
+        (_, None) => true,
+        (Some(a), Some(_)) => model::AccountId::new(a.as_str()).is_ok_and(|acct| p.sees(&acct)),
+        (None, Some(_)) => false,
+    };
+    if !visible {
+        return Err(not_found());
+    }
+    Ok(axum::Json(o).into_response())
 }
 
 async fn rule605(
-    State(s): State<QualityState>,
+    State(h): State<Http>,
+    headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    let p = h.keys.authenticate(&headers)?;
+    if p.account_filter().is_some() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the Rule 605 report covers every account: it needs a compliance or admin key",
+        ));
+    }
     telemetry::http::check_params(&q, &["month", "format"])?;
     let month = q.get("month").ok_or_else(|| {
         ApiError::bad_request("missing_field", "missing query parameter `month` (YYYY-MM)")
     })?;
-    let report = s.with(|e| e.report());
+    let report = h.state.with(|e| e.report());
     let r = execq::rule605(&report, month)
         .map_err(|e| ApiError::unprocessable("invalid_field", format!("month: {e}")))?;
     Ok(

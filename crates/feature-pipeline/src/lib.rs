@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use feast_store::{OnlineRow, OnlineStoreWriter, OnlineValue};
 use features::{FeatureEngine, FeatureRow, FeatureValue};
@@ -277,15 +278,17 @@ async fn run(
                 }
             }
             _ = full.tick() => {
-                // Scheduled materialization: windows decay with time even without events (an
-                // hour-old order leaves `orders_1h`), so every entity is recomputed as of now,
+                // Scheduled materialization: every entity is recomputed as of the latest event
+                // (quiet entities' windows move on too: an hour-old order leaves `orders_1h`),
                 // and every current row goes out to the online store again.
-                let now = Timestamp::now();
-                if engine.watermark().is_some_and(|w| w <= now) {
+                // Event time, not the wall clock: windows advance with the journal, so a
+                // replayed history gives the same values and live rows are never older than
+                // these.
+                if let Some(as_of) = engine.watermark() {
                     let rows: Vec<FeatureRow> = features::views()
                         .iter()
                         .flat_map(|v| engine.entities(v.name).into_iter().map(move |e| (v.name, e)))
-                        .filter_map(|(v, e)| engine.row(v, &e, now))
+                        .filter_map(|(v, e)| engine.row(v, &e, as_of))
                         .collect();
                     svc.cache.upsert(&public_rows(rows));
                 }
@@ -384,13 +387,35 @@ fn update_freshness(
 
 /// `POST /get-online-features` (Feast's feature-server API), `GET /features/{view}/{entity}`,
 /// `GET /status`.
-pub fn router(svc: FeatureService) -> Router {
+pub fn router(svc: FeatureService, keys: auth::ApiKeys) -> Router {
     Router::new()
         .route("/get-online-features", post(get_online_features))
         .route("/features/{view}/{entity}", get(one_row))
         .route("/status", get(status))
         .fallback(telemetry::http::fallback)
-        .with_state(svc)
+        .with_state(Http { svc, keys })
+}
+
+#[derive(Clone)]
+struct Http {
+    svc: FeatureService,
+    keys: auth::ApiKeys,
+}
+
+/// Market features are public market data; account-keyed views (orders, positions) need an
+/// API key that covers the account, and another account's entity is simply not found.
+fn visible(
+    h: &Http,
+    headers: &HeaderMap,
+    view: &features::FeatureView,
+    entity: &str,
+) -> Result<bool, ApiError> {
+    if view.entity == "symbol" {
+        return Ok(true);
+    }
+    let p = h.keys.authenticate(headers)?;
+    let account = entity.split('|').next().unwrap_or(entity);
+    Ok(model::AccountId::new(account).is_ok_and(|a| p.sees(&a)))
 }
 
 fn value_json(v: &FeatureValue) -> serde_json::Value {
@@ -414,9 +439,11 @@ struct OnlineRequest {
 /// Answered in Feast's response shape: `metadata.feature_names` (the join key first) and one
 /// `results` entry per name with `values`, `statuses` and `event_timestamps` per entity row.
 async fn get_online_features(
-    State(svc): State<FeatureService>,
+    State(h): State<Http>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let svc = &h.svc;
     let req: OnlineRequest = serde_json::from_slice(&body).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
             ApiError::bad_request("malformed_json", e.to_string())
@@ -487,11 +514,14 @@ async fn get_online_features(
         });
         let (mut values, mut statuses, mut stamps) = (Vec::new(), Vec::new(), Vec::new());
         for e in &entities {
-            match svc
-                .cache
-                .get(view.name, e)
-                .and_then(|r| r.get(feature).cloned().map(|v| (v, r.event_ts)))
-            {
+            let found = if visible(&h, &headers, view, e)? {
+                svc.cache
+                    .get(view.name, e)
+                    .and_then(|r| r.get(feature).cloned().map(|v| (v, r.event_ts)))
+            } else {
+                None
+            };
+            match found {
                 Some((v, ts)) => {
                     statuses.push(if v.is_null() { "NULL_VALUE" } else { "PRESENT" });
                     values.push(value_json(&v));
@@ -512,21 +542,25 @@ async fn get_online_features(
 }
 
 async fn one_row(
-    State(svc): State<FeatureService>,
+    State(h): State<Http>,
+    headers: HeaderMap,
     Path((view, entity)): Path<(String, String)>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    if features::view(&view).is_none() {
+    let Some(def) = features::view(&view) else {
         return Err(ApiError::not_found(
             "unknown_feature_view",
             format!("no feature view {view:?}"),
         ));
-    }
-    let row = svc.cache.get(&view, &entity).ok_or_else(|| {
-        ApiError::not_found(
-            "entity_not_found",
-            format!("no {view} values for {entity:?} yet"),
-        )
-    })?;
+    };
+    let row = visible(&h, &headers, def, &entity)?
+        .then(|| h.svc.cache.get(&view, &entity))
+        .flatten()
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "entity_not_found",
+                format!("no {view} values for {entity:?} yet"),
+            )
+        })?;
     let values: serde_json::Map<String, serde_json::Value> = row
         .values
         .iter()
@@ -537,7 +571,8 @@ async fn one_row(
     })))
 }
 
-async fn status(State(svc): State<FeatureService>) -> axum::Json<serde_json::Value> {
+async fn status(State(h): State<Http>) -> axum::Json<serde_json::Value> {
+    let svc = h.svc;
     let views = svc
         .status
         .views

@@ -26,6 +26,9 @@ pub struct Gateway {
     pub market: MarketCache,
     pub engine: engine::Engine,
     pub keys: ApiKeys,
+    /// Ends long-lived responses (the execution-report stream) at shutdown, so a connected
+    /// client cannot keep the process from stopping.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The gateway's own routes (merge with `telemetry::service_router` for /health and /metrics).

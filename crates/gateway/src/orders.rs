@@ -411,7 +411,8 @@ pub async fn stream(
             });
             std::future::ready(item)
         });
-    Ok(Sse::new(reports).keep_alive(KeepAlive::default()))
+    let stop = gw.shutdown.clone().cancelled_owned();
+    Ok(Sse::new(reports.take_until(stop)).keep_alive(KeepAlive::default()))
 }
 
 fn require_admin(p: &Principal) -> Result<(), ApiError> {

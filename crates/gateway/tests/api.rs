@@ -100,6 +100,7 @@ async fn harness() -> Harness {
         market,
         engine,
         keys,
+        shutdown: shutdown.clone(),
     });
     Harness {
         app,

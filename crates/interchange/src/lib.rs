@@ -178,6 +178,9 @@ pub fn read_ndjson(
 #[derive(Default)]
 pub struct Exporter {
     leaves: HashMap<u64, (Decimal, String, String, Side)>,
+    /// `order_new` records held until the order is accepted: a rejected order never entered
+    /// the market, so it must not count as ordered shares or as a resting order.
+    unaccepted: HashMap<u64, Record>,
 }
 
 impl Exporter {
@@ -185,10 +188,10 @@ impl Exporter {
         Self::default()
     }
 
-    /// The record for one journal event, if it has an interchange form. Accepts, rejects,
-    /// book snapshots/deltas, bars and config changes have none.
+    /// The record for one journal event, if it has an interchange form. An order's
+    /// `order_new` comes out when the order is accepted (stamped with its receipt time); a
+    /// rejected order produces nothing. Book snapshots/deltas, bars and config changes have none.
     pub fn export(&mut self, event: &Event) -> Option<Record> {
-        let side_str = |s: Side| s;
         match event {
             Event::Quote(q) => {
                 let mut r = Record::new(q.ts, Kind::Quote, q.instrument.symbol.as_str());
@@ -222,7 +225,7 @@ impl Exporter {
                     order.instrument.symbol.as_str(),
                 );
                 r.account = Some(order.account.to_string());
-                r.side = Some(side_str(order.side));
+                r.side = Some(order.side);
                 r.qty = Some(order.quantity.get());
                 r.price = order.price.map(|p| p.get());
                 r.order_id = Some(order.order_id.to_string());
@@ -232,11 +235,17 @@ impl Exporter {
                 r.tif = serde_json::to_value(order.time_in_force)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string));
-                Some(r)
+                self.unaccepted.insert(order.order_id.0, r);
+                None
             }
+            Event::OrderAccepted { order_id, .. } => self.unaccepted.remove(&order_id.0),
             Event::OrderFilled(f) => {
                 if let Some(entry) = self.leaves.get_mut(&f.order_id.0) {
                     entry.0 -= f.quantity.get();
+                    if entry.0 <= Decimal::ZERO {
+                        // Completely filled: nothing left to cancel, forget the order.
+                        self.leaves.remove(&f.order_id.0);
+                    }
                 }
                 let mut r = Record::new(f.ts, Kind::Fill, f.instrument.symbol.as_str());
                 r.account = Some(f.account.to_string());
@@ -261,6 +270,7 @@ impl Exporter {
             }
             Event::OrderRejected { order_id, .. } => {
                 self.leaves.remove(&order_id.0);
+                self.unaccepted.remove(&order_id.0);
                 None
             }
             _ => None,

@@ -429,8 +429,8 @@ mod tests {
         assert_stream(&take(&mut all, 3).await, 1..=3);
         assert_eq!(all.sqlite_reads, 0);
 
-        // 1,200 more (over READ_BATCH, in batches of several sizes) while both lag: the tail
-        // keeps only the last 8, so both must go back to SQLite for most of them.
+        // 4..=1,200 (over READ_BATCH; one batch of 697, then single appends) while both lag:
+        // the tail keeps only the last 8, so both must go back to SQLite for most of them.
         publish_range(&bus, 4..=700).await;
         for n in 701..=1_200 {
             bus.publish(event(n)).await.unwrap();

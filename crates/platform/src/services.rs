@@ -146,11 +146,11 @@ pub async fn start(
             reason: e.to_string(),
         }
     })?;
-    let dev_key = keys.create(
+    let dev_key = keys.create_ephemeral(
         gateway::Role::Trader,
         gateway::Accounts::Some([dev_account.clone()].into()),
     )?;
-    let admin_key = keys.create(
+    let admin_key = keys.create_ephemeral(
         gateway::Role::Admin,
         gateway::Accounts::All(gateway::AllMarker::All),
     )?;
@@ -287,6 +287,7 @@ pub async fn start(
         market,
         engine,
         keys: keys.clone(),
+        shutdown: shutdown.clone(),
     });
     let gateway_addr = serve(
         &cfg,
@@ -310,7 +311,7 @@ pub async fn start(
         &cfg,
         &mut tasks,
         "feature_pipeline",
-        feature_pipeline::router(feature_svc),
+        feature_pipeline::router(feature_svc, keys.clone()),
         &metrics,
         &shutdown,
     )
@@ -319,7 +320,7 @@ pub async fn start(
         &cfg,
         &mut tasks,
         "execution_quality",
-        execution_quality::router(quality.state),
+        execution_quality::router(quality.state, keys.clone()),
         &metrics,
         &shutdown,
     )
@@ -384,6 +385,27 @@ pub async fn start(
         store_path.display()
     );
     let _ = write!(banner, "Press Ctrl-C to stop.");
+
+    // A service that dies must not leave the others serving (health 200, every order a 503):
+    // the first task to fail cancels the shutdown token, and `up` exits with its error.
+    let tasks = tasks
+        .into_iter()
+        .map(|(name, task)| {
+            let token = shutdown.clone();
+            let watched = tokio::spawn(async move {
+                let result = match task.await {
+                    Ok(r) => r,
+                    Err(e) => Err(PlatformError::Task(format!("{name}: {e}"))),
+                };
+                if let Err(e) = &result {
+                    tracing::error!(task = name, error = %e, "a platform task failed; shutting down");
+                    token.cancel();
+                }
+                result
+            });
+            (name, watched)
+        })
+        .collect();
 
     Ok(Running {
         banner,

@@ -179,7 +179,7 @@ fn authorize(svc: &Ptrc, headers: &HeaderMap, account: Option<&str>) -> Result<(
 fn date_field(name: &str, v: &Option<String>) -> Result<Option<NaiveDate>, ApiError> {
     v.as_deref()
         .map(|s| {
-            NaiveDate::parse_from_str(&s[..s.len().min(10)], "%Y-%m-%d").map_err(|_| {
+            NaiveDate::parse_from_str(s.get(..10).unwrap_or(s), "%Y-%m-%d").map_err(|_| {
                 ApiError::unprocessable(
                     "invalid_field",
                     format!("{name}: {s:?} is not a YYYY-MM-DD date"),
@@ -193,7 +193,7 @@ fn date_field(name: &str, v: &Option<String>) -> Result<Option<NaiveDate>, ApiEr
 async fn maybe_save(
     svc: &Ptrc,
     save: bool,
-    kind: &str,
+    (kind, account): (&str, Option<&str>),
     title: String,
     renderings: Vec<(Format, Vec<u8>)>,
 ) -> Result<Option<String>, ApiError> {
@@ -207,6 +207,7 @@ async fn maybe_save(
         title,
         created_at: now,
         formats: renderings.iter().map(|(f, _)| *f).collect(),
+        account: account.map(str::to_string),
     };
     svc.reports.save(&meta, &renderings).await.map_err(|e| {
         tracing::error!(error = %e, "report save failed");
@@ -272,7 +273,7 @@ async fn pnl(
     let id = maybe_save(
         &svc,
         req.save,
-        "pnl",
+        ("pnl", req.account.as_deref()),
         format!(
             "P&L {} ({})",
             req.account.as_deref().unwrap_or("all accounts"),
@@ -343,7 +344,7 @@ async fn tax(
     let id = maybe_save(
         &svc,
         req.save,
-        "tax",
+        ("tax", req.account.as_deref()),
         format!("Form 8949 {year}"),
         vec![
             (
@@ -446,7 +447,7 @@ async fn compliance_scan(
     let id = maybe_save(
         &svc,
         req.save,
-        "compliance",
+        ("compliance", None),
         "Compliance scan".to_string(),
         vec![
             (
@@ -463,15 +464,42 @@ async fn compliance_scan(
     Ok(axum::Json(with_report_id(json, id)).into_response())
 }
 
-async fn list_reports(State(svc): State<Ptrc>, headers: HeaderMap) -> Result<Response, ApiError> {
-    svc.keys.authenticate(&headers)?;
-    let list = svc.reports.list().await.map_err(|e| {
-        ApiError::new(
+/// Whether a key may read a report: its own account's reports; reports over several accounts
+/// need a key that covers every account (compliance, admin).
+fn may_read(p: &auth::Principal, meta: &ReportMeta) -> bool {
+    match (&meta.account, p.account_filter()) {
+        (_, None) => true,
+        (Some(a), Some(_)) => model::AccountId::new(a.as_str()).is_ok_and(|id| p.sees(&id)),
+        (None, Some(_)) => false,
+    }
+}
+
+fn store_error(e: reports::ReportError) -> ApiError {
+    match e {
+        reports::ReportError::NotFound(id) => {
+            ApiError::not_found("report_not_found", format!("no report {id:?}"))
+        }
+        e @ reports::ReportError::NoFormat { .. } => {
+            ApiError::not_found("format_not_available", e.to_string())
+        }
+        e => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "report_store_unavailable",
             e.to_string(),
-        )
-    })?;
+        ),
+    }
+}
+
+async fn list_reports(State(svc): State<Ptrc>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let p = svc.keys.authenticate(&headers)?;
+    let list: Vec<ReportMeta> = svc
+        .reports
+        .list()
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .filter(|m| may_read(&p, m))
+        .collect();
     Ok(axum::Json(serde_json::json!({ "reports": list })).into_response())
 }
 
@@ -481,7 +509,8 @@ async fn get_report(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    svc.keys.authenticate(&headers)?;
+    let p = svc.keys.authenticate(&headers)?;
+    telemetry::http::check_params(&q, &["format"])?;
     let fmt = q.get("format").map(String::as_str).unwrap_or("json");
     let format = Format::parse(fmt).ok_or_else(|| {
         ApiError::unprocessable(
@@ -489,21 +518,16 @@ async fn get_report(
             format!("format: {fmt:?} is not one of json, csv, html"),
         )
     })?;
-    match svc.reports.get(&id, format).await {
-        Ok(bytes) => Ok(([(header::CONTENT_TYPE, format.content_type())], bytes).into_response()),
-        Err(reports::ReportError::NotFound(_)) => Err(ApiError::not_found(
+    let meta = svc.reports.meta(&id).await.map_err(store_error)?;
+    if !may_read(&p, &meta) {
+        // As for orders: another account's report does not exist for this key.
+        return Err(ApiError::not_found(
             "report_not_found",
             format!("no report {id:?}"),
-        )),
-        Err(e @ reports::ReportError::NoFormat { .. }) => {
-            Err(ApiError::not_found("format_not_available", e.to_string()))
-        }
-        Err(e) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "report_store_unavailable",
-            e.to_string(),
-        )),
+        ));
     }
+    let bytes = svc.reports.get(&id, format).await.map_err(store_error)?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], bytes).into_response())
 }
 
 #[derive(Deserialize)]
@@ -636,7 +660,7 @@ async fn var(
     let id = maybe_save(
         &svc,
         req.save,
-        "var",
+        ("var", req.account.as_deref()),
         format!("VaR {} {}", var_req.method.as_str(), var_req.confidence),
         vec![
             (
@@ -696,7 +720,7 @@ async fn stress(
     let id = maybe_save(
         &svc,
         req.save,
-        "stress",
+        ("stress", req.account.as_deref()),
         "Stress test".to_string(),
         vec![
             (

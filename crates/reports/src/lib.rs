@@ -73,6 +73,10 @@ pub struct ReportMeta {
     pub title: String,
     pub created_at: model::Timestamp,
     pub formats: Vec<Format>,
+    /// The account the report is about; `None` for reports over several accounts (owner-wide
+    /// tax, compliance scans), which only compliance and admin keys may read.
+    #[serde(default)]
+    pub account: Option<String>,
 }
 
 /// The store. Cheap to clone.

@@ -13,6 +13,7 @@ fn meta(id: &str) -> ReportMeta {
         title: "P&L test_account".into(),
         created_at: model::Timestamp::from_secs(1_700_000_000),
         formats: vec![Format::Json, Format::Html],
+        account: Some("test_account".into()),
     }
 }
 

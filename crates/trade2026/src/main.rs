@@ -411,6 +411,7 @@ fn journal_export(
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut exporter = interchange::Exporter::new();
+    let mut interchange_records = Vec::new();
     let (first, mut written) = (from_seq.max(1), 0u64);
     // The exporter needs each order's history to size its cancels: replay from the start and
     // print from `from_seq` on.
@@ -435,14 +436,20 @@ fn journal_export(
                     if let Some(rec) = exporter.export(&r.event)
                         && print
                     {
-                        serde_json::to_writer(&mut out, &rec)?;
-                        out.write_all(b"\n")?;
-                        written += 1;
+                        interchange_records.push(rec);
                     }
                 }
             }
         }
         seq = last + 1;
+    }
+    // Journal order is commit order; the interchange format is in event-time order (a fill
+    // stamped by the market data that caused it can be journaled after a later order).
+    interchange_records.sort_by_key(|r| r.ts);
+    for rec in &interchange_records {
+        serde_json::to_writer(&mut out, rec)?;
+        out.write_all(b"\n")?;
+        written += 1;
     }
     out.flush()?;
     journal.shutdown()?;
@@ -913,7 +920,11 @@ fn up(args: UpArgs) -> Result<()> {
         writeln!(out, "{}", running.banner())?;
         out.flush()?;
         drop(out);
-        wait_for_signal().await;
+        // A signal, or a platform task that failed and asked everything to stop.
+        tokio::select! {
+            _ = wait_for_signal() => {}
+            _ = shutdown.cancelled() => {}
+        }
         tracing::info!("shutdown requested; draining feeds and flushing the journal");
         shutdown.cancel();
         let summary = running.stopped().await?;
