@@ -220,3 +220,124 @@ fn the_plans_pnl_compute_works_after_fills_and_reports_persist_in_every_format()
     assert_eq!(status, 404);
     p.stop();
 }
+
+#[test]
+fn api_keys_scope_every_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Platform::start(dir.path(), &[]);
+    let (trader, admin) = (p.trader_key.clone(), p.admin_key.clone());
+    assert!(trader.starts_with("t26_") && admin.starts_with("t26_"));
+    poll("market data", || {
+        (http_get(p.gateway, "/marketdata/BTCUSDT").0 == 200).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let buy = r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"market","quantity":"0.01"}"#;
+    let (status, _) = http(p.gateway, "POST", "/orders", Some(buy));
+    assert_eq!(status, 401, "no key, no order");
+    let (status, body) = common::http_as(p.gateway, &trader, "POST", "/orders", Some(buy));
+    assert_eq!(status, 201, "{body}");
+    let other = r#"{"account":"someone_else","symbol":"BTCUSDT","side":"buy","type":"market","quantity":"0.01"}"#;
+    let (status, body) = common::http_as(p.gateway, &admin, "POST", "/orders", Some(other));
+    assert_eq!(status, 201, "{body}");
+
+    // Execution quality: a trader sees its own account only; Rule 605 needs compliance/admin.
+    let (status, _) = http_get(p.quality, "/quality");
+    assert_eq!(status, 401);
+    poll("quality", || {
+        (common::http_as(p.quality, &trader, "GET", "/quality", None).0 == 200).then_some(())
+    });
+    let (status, _) = common::http_as(
+        p.quality,
+        &trader,
+        "GET",
+        "/quality?account=someone_else",
+        None,
+    );
+    assert_eq!(status, 404);
+    let (status, _) = common::http_as(
+        p.quality,
+        &trader,
+        "GET",
+        "/reports/rule605?month=2026-01",
+        None,
+    );
+    assert_eq!(status, 403);
+    let (status, _) = common::http_as(
+        p.quality,
+        &admin,
+        "GET",
+        "/reports/rule605?month=2026-01",
+        None,
+    );
+    assert_eq!(status, 200);
+
+    // Features: market data is public; another account's positions are not found.
+    let (status, _) = http_get(p.features, "/features/market_features/BTCUSDT");
+    assert!(status == 200 || status == 404, "public read: {status}");
+    poll("position features", || {
+        (common::http_as(
+            p.features,
+            &admin,
+            "GET",
+            "/features/position_features/someone_else",
+            None,
+        )
+        .0 == 200)
+            .then_some(())
+    });
+    let (status, _) = common::http_as(
+        p.features,
+        &trader,
+        "GET",
+        "/features/position_features/someone_else",
+        None,
+    );
+    assert_eq!(
+        status, 404,
+        "a trader cannot read another account's positions"
+    );
+    let (status, _) = http_get(p.features, "/features/position_features/someone_else");
+    assert_eq!(status, 401);
+
+    // ptrc reports: a trader lists and reads its own reports, not owner-wide ones.
+    poll("fills in ptrc", || {
+        let (s, b) = common::http_as(
+            p.ptrc,
+            &trader,
+            "POST",
+            "/pnl/compute",
+            Some(r#"{"account":"test_account","save":true}"#),
+        );
+        (s == 200 && b.contains("BTCUSDT")).then_some(())
+    });
+    let (status, body) = common::http_as(
+        p.ptrc,
+        &admin,
+        "POST",
+        "/compliance/scan",
+        Some(r#"{"save":true}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let scan_id = serde_json::from_str::<Value>(&body).unwrap()["report_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, list) = common::http_as(p.ptrc, &trader, "GET", "/reports", None);
+    let list: Value = serde_json::from_str(&list).unwrap();
+    let ids: Vec<&str> = list["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.iter().any(|i| i.starts_with("pnl-")), "{ids:?}");
+    assert!(
+        !ids.contains(&scan_id.as_str()),
+        "owner-wide reports are hidden from a trader"
+    );
+    let (status, _) = common::http_as(p.ptrc, &trader, "GET", &format!("/reports/{scan_id}"), None);
+    assert_eq!(status, 404);
+    let (status, _) = common::http_as(p.ptrc, &admin, "GET", &format!("/reports/{scan_id}"), None);
+    assert_eq!(status, 200);
+    p.stop();
+}

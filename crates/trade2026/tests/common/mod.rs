@@ -35,6 +35,9 @@ pub struct Platform {
     pub quality: SocketAddr,
     pub ptrc: SocketAddr,
     pub features: SocketAddr,
+    /// The dev keys `up` printed: trader for test_account, and admin.
+    pub trader_key: String,
+    pub admin_key: String,
     pub scanner: SocketAddr,
     pub banner: Vec<String>,
     stdout: BufReader<ChildStdout>,
@@ -69,6 +72,7 @@ impl Platform {
         let mut quality = None;
         let mut ptrc = None;
         let mut features = None;
+        let (mut trader_key, mut admin_key) = (String::new(), String::new());
         let mut scanner = None;
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
@@ -84,6 +88,10 @@ impl Platform {
             let trimmed = line.trim_start();
             if let Some(rest) = trimmed.strip_prefix("gateway") {
                 gateway = Some(addr(rest));
+            } else if let Some(rest) = trimmed.strip_prefix("api key") {
+                trader_key = rest.split_whitespace().next().unwrap().to_string();
+            } else if let Some(rest) = trimmed.strip_prefix("admin key") {
+                admin_key = rest.split_whitespace().next().unwrap().to_string();
             } else if let Some(rest) = trimmed.strip_prefix("features") {
                 features = Some(addr(rest));
             } else if let Some(rest) = trimmed.strip_prefix("ptrc") {
@@ -105,6 +113,8 @@ impl Platform {
             quality: quality.expect("banner names the execution-quality address"),
             ptrc: ptrc.expect("banner names the ptrc address"),
             features: features.expect("banner names the feature pipeline address"),
+            trader_key,
+            admin_key,
             scanner: scanner.expect("banner names the compliance-scanner address"),
             banner,
             stdout,
@@ -142,6 +152,34 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 
 pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
     try_http(addr, method, path, body).expect("HTTP exchange failed")
+}
+
+/// [`http`] with `Authorization: Bearer <key>`.
+pub fn http_as(
+    addr: SocketAddr,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
 }
 
 /// Like [`http`], but `None` when the connection fails (the server was killed).
