@@ -82,10 +82,14 @@ impl Position {
         self.net_realized_pnl() + self.unrealized_pnl
     }
 
-    /// `|net_qty x mark|`, or `|cost_basis|` while unmarked.
+    /// `|net_qty x mark|`, or `|cost_basis|` while unmarked. Saturates at `Decimal::MAX`
+    /// instead of overflowing (risk then refuses further exposure; nothing panics).
     pub fn exposure(&self) -> Decimal {
         match self.mark {
-            Some(m) => (self.net_qty * m).abs(),
+            Some(m) => self
+                .net_qty
+                .checked_mul(m)
+                .map_or(Decimal::MAX, |v| v.abs()),
             None => self.cost_basis.abs(),
         }
     }
@@ -410,14 +414,24 @@ impl Positions {
     pub fn gross_exposure(&self, account: &AccountId) -> Decimal {
         self.account_positions(account)
             .map(Position::exposure)
-            .sum()
+            .fold(Decimal::ZERO, Decimal::saturating_add)
     }
 
     /// Sum of signed `net_qty x mark` (unmarked ones at cost).
     pub fn net_exposure(&self, account: &AccountId) -> Decimal {
         self.account_positions(account)
-            .map(|p| p.mark.map_or(p.cost_basis, |m| p.net_qty * m))
-            .sum()
+            .map(|p| {
+                p.mark.map_or(p.cost_basis, |m| {
+                    p.net_qty
+                        .checked_mul(m)
+                        .unwrap_or(if p.net_qty.is_sign_negative() {
+                            Decimal::MIN
+                        } else {
+                            Decimal::MAX
+                        })
+                })
+            })
+            .fold(Decimal::ZERO, Decimal::saturating_add)
     }
 
     /// (realized before fees, unrealized) summed over the account's positions.

@@ -348,3 +348,25 @@ fn position_serializes_decimals_as_strings() {
     let back: positions::Position = serde_json::from_value(v).unwrap();
     assert_eq!(&back, pos);
 }
+
+#[test]
+fn exposure_saturates_instead_of_overflowing() {
+    // Each position's notional (5e14 x 1e14 = 5e28) fits a Decimal; their sum (1e29) does not.
+    // The account's exposure must saturate (risk then refuses more), never panic.
+    let mut p = Positions::new();
+    for (id, sym) in [(1, "BTCUSDT"), (2, "ETHUSDT")] {
+        p.apply_fill(&fill(F {
+            id,
+            account: "a",
+            sym,
+            side: Side::Buy,
+            qty: "500000000000000",
+            price: "100000000000000",
+            fee: "0",
+            t: id as i64,
+        }))
+        .unwrap();
+    }
+    assert_eq!(p.gross_exposure(&acct("a")), model::Decimal::MAX);
+    assert_eq!(p.net_exposure(&acct("a")), model::Decimal::MAX);
+}
