@@ -294,7 +294,7 @@ async fn list_alerts(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    reviewer(&h, &headers)?;
+    let p = reviewer(&h, &headers)?;
     telemetry::http::check_params(&q, &["owner", "type", "from", "to"])?;
     let time = |name: &str| {
         q.get(name)
@@ -305,12 +305,23 @@ async fn list_alerts(
             .transpose()
     };
     let (from, to) = (time("from")?, time("to")?);
-    let list = h.alerts.list(
+    let mut list = h.alerts.list(
         q.get("owner").map(String::as_str),
         q.get("type").map(String::as_str),
         from,
         to,
     );
+    // A compliance key limited to some accounts sees the alerts that involve them.
+    if let Some(allowed) = p.account_filter() {
+        list.retain(|a| {
+            a.alert["accounts"].as_array().is_some_and(|accts| {
+                accts.iter().any(|x| {
+                    x.as_str()
+                        .is_some_and(|s| allowed.iter().any(|id| id.as_str() == s))
+                })
+            })
+        });
+    }
     Ok(axum::Json(serde_json::json!({ "alerts": list })))
 }
 

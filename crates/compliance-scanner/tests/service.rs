@@ -155,6 +155,19 @@ async fn a_wash_round_trip_raises_one_journaled_alert_that_survives_restarts_wit
         assert_eq!(list[0]["symbol"], "BTCUSDT");
         let key = list[0]["key"].as_str().unwrap().to_string();
 
+        let narrow = keys
+            .create(
+                Role::Compliance,
+                Accounts::Some([AccountId::new("someone_else").unwrap()].into()),
+            )
+            .unwrap();
+        let (status, v) = call(&app, "GET", "/alerts", &narrow).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            v["alerts"],
+            serde_json::json!([]),
+            "a key limited to other accounts sees none"
+        );
         let (status, _) = call(&app, "GET", "/alerts", &trader).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "traders do not see alerts");
         let (status, v) = call(&app, "POST", &format!("/alerts/{key}/ack"), &compliance).await;
