@@ -56,7 +56,8 @@ impl ExecutionReport {
             Event::OrderAccepted { account, .. }
             | Event::OrderRejected { account, .. }
             | Event::OrderCanceled { account, .. }
-            | Event::OrderExpired { account, .. } => Some(account),
+            | Event::OrderExpired { account, .. }
+            | Event::OrderTriggered { account, .. } => Some(account),
             Event::OrderFilled(f) => Some(&f.account),
             _ => None,
         }

@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 
-use model::Event;
+use model::{Event, Timestamp};
 use tokio::sync::watch;
 
 use crate::JournalError;
@@ -46,6 +46,8 @@ pub enum StartAt {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub seq: u64,
+    /// When the journal committed the event.
+    pub recorded_at: Timestamp,
     pub subject: String,
     pub event: Event,
 }
@@ -54,6 +56,7 @@ impl From<Record> for Delivery {
     fn from(r: Record) -> Self {
         Delivery {
             seq: r.seq,
+            recorded_at: r.recorded_at,
             subject: r.subject,
             event: r.event,
         }
@@ -66,6 +69,23 @@ pub trait Bus: Clone + Send + Sync + 'static {
 
     /// Stores `event` on `event.subject()`; returns its sequence once durable.
     fn publish(&self, event: Event) -> impl Future<Output = Result<u64, JournalError>> + Send;
+
+    /// Stores `events` in order; returns once all are durable. The default publishes one by one.
+    fn publish_all(
+        &self,
+        events: Vec<Event>,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send {
+        async move {
+            for e in events {
+                self.publish(e).await?;
+            }
+            Ok(())
+        }
+    }
+
+    /// The highest sequence known to be stored (0 when empty): how far a consumer must get to be
+    /// caught up.
+    fn last_seq(&self) -> u64;
 
     /// Creates (or re-attaches to) the durable consumer `consumer` for subjects matching
     /// `filter`. A durable consumer has at most one active subscription.
@@ -83,6 +103,17 @@ pub trait Subscription: Send {
     /// Fails with [`JournalError::Closed`] once the bus is shut down and everything
     /// published before was delivered.
     fn next(&mut self) -> impl Future<Output = Result<Delivery, JournalError>> + Send;
+
+    /// The next deliveries at hand, up to `max`, so a consumer can work in batches. Also returns
+    /// (possibly empty) once the subscription has read past events its filter skips, so the
+    /// consumer's position ([`Subscription::scanned`]) keeps up with the stream.
+    fn next_batch(
+        &mut self,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<Delivery>, JournalError>> + Send;
+
+    /// Every event up to here was delivered or does not match the filter.
+    fn scanned(&self) -> u64;
 
     /// Acknowledges every delivery up to and including `seq`.
     fn ack(&mut self, seq: u64) -> impl Future<Output = Result<(), JournalError>> + Send;
@@ -172,6 +203,7 @@ impl InProcessBus {
             next_read: from,
             buffer: VecDeque::new(),
             delivered: from.saturating_sub(1),
+            reported: from.saturating_sub(1),
             #[cfg(test)]
             sqlite_reads: 0,
         }
@@ -183,6 +215,14 @@ impl Bus for InProcessBus {
 
     async fn publish(&self, event: Event) -> Result<u64, JournalError> {
         self.journal.append(event).await
+    }
+
+    async fn publish_all(&self, events: Vec<Event>) -> Result<(), JournalError> {
+        self.journal.append_batch(events).await.map(|_| ())
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.journal.last_seq()
     }
 
     async fn subscribe(
@@ -211,6 +251,8 @@ pub struct InProcessSubscription {
     buffer: VecDeque<Arc<Record>>,
     /// Highest sequence handed out (or skipped past); acks beyond it are refused.
     delivered: u64,
+    /// The scan position last reported by `next_batch`.
+    reported: u64,
     /// SQLite reads done, so tests can tell which path served them.
     #[cfg(test)]
     sqlite_reads: u64,
@@ -224,22 +266,6 @@ fn deliver(record: Arc<Record>) -> Delivery {
 impl InProcessSubscription {
     pub fn filter(&self) -> &SubjectFilter {
         &self.filter
-    }
-
-    /// The next delivery plus whatever else is already buffered, up to `max` (at least one).
-    /// Lets a consumer write in batches (one store transaction per batch).
-    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>, JournalError> {
-        let first = self.next().await?;
-        let mut out = Vec::with_capacity(max.clamp(1, READ_BATCH));
-        out.push(first);
-        while out.len() < max {
-            let Some(record) = self.buffer.pop_front() else {
-                break;
-            };
-            self.delivered = record.seq;
-            out.push(deliver(record));
-        }
-        Ok(out)
     }
 
     /// Takes the next batch from the journal's in-memory tail; false when `next_read` is not in
@@ -305,6 +331,51 @@ impl Subscription for InProcessSubscription {
             if self.durable.changed().await.is_err() {
                 return Err(JournalError::Closed);
             }
+        }
+    }
+
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>, JournalError> {
+        loop {
+            if !self.buffer.is_empty() {
+                let mut out = Vec::with_capacity(self.buffer.len().min(max.max(1)));
+                while out.len() < max.max(1) {
+                    let Some(record) = self.buffer.pop_front() else {
+                        break;
+                    };
+                    self.delivered = record.seq;
+                    out.push(deliver(record));
+                }
+                self.reported = self.scanned();
+                self.delivered = self.delivered.max(self.reported);
+                return Ok(out);
+            }
+            // Read past events the filter skips: report the progress.
+            let scanned = self.scanned();
+            if scanned > self.reported {
+                self.delivered = self.delivered.max(scanned);
+                self.reported = scanned;
+                return Ok(Vec::new());
+            }
+            let durable = *self.durable.borrow_and_update();
+            if self.next_read <= durable {
+                if !self.fill_from_tail() {
+                    self.fill().await?;
+                }
+                continue;
+            }
+            if self.journal.is_closed() {
+                return Err(JournalError::Closed);
+            }
+            if self.durable.changed().await.is_err() {
+                return Err(JournalError::Closed);
+            }
+        }
+    }
+
+    fn scanned(&self) -> u64 {
+        match self.buffer.front() {
+            Some(r) => r.seq - 1,
+            None => self.next_read - 1,
         }
     }
 

@@ -51,6 +51,14 @@ pub enum Event {
         ts: Timestamp,
     },
     OrderFilled(Fill),
+    /// A stop or stop-limit order's stop price was reached: from here on it executes (a stop
+    /// as a market order, a stop-limit as a limit order). Journaled so that a replay knows
+    /// which stops fired instead of re-deriving it from market data.
+    OrderTriggered {
+        order_id: OrderId,
+        account: AccountId,
+        ts: Timestamp,
+    },
 
     // --- administration ------------------------------------------------------------------
     /// A configuration change made at run time (e.g. risk limits), journaled for audit.
@@ -94,6 +102,7 @@ pub enum EventKind {
     OrderCanceled,
     OrderExpired,
     OrderFilled,
+    OrderTriggered,
     ConfigChanged,
     ComplianceAlert,
     AlertAcknowledged,
@@ -114,6 +123,7 @@ impl EventKind {
             EventKind::OrderCanceled => "order_canceled",
             EventKind::OrderExpired => "order_expired",
             EventKind::OrderFilled => "order_filled",
+            EventKind::OrderTriggered => "order_triggered",
             EventKind::ConfigChanged => "config_changed",
             EventKind::ComplianceAlert => "compliance_alert",
             EventKind::AlertAcknowledged => "alert_acknowledged",
@@ -141,6 +151,7 @@ impl Event {
             Event::OrderCanceled { .. } => EventKind::OrderCanceled,
             Event::OrderExpired { .. } => EventKind::OrderExpired,
             Event::OrderFilled(_) => EventKind::OrderFilled,
+            Event::OrderTriggered { .. } => EventKind::OrderTriggered,
             Event::ConfigChanged { .. } => EventKind::ConfigChanged,
             Event::ComplianceAlert { .. } => EventKind::ComplianceAlert,
             Event::AlertAcknowledged { .. } => EventKind::AlertAcknowledged,
@@ -161,6 +172,7 @@ impl Event {
             | Event::OrderRejected { ts, .. }
             | Event::OrderCanceled { ts, .. }
             | Event::OrderExpired { ts, .. }
+            | Event::OrderTriggered { ts, .. }
             | Event::ConfigChanged { ts, .. }
             | Event::ComplianceAlert { ts, .. }
             | Event::AlertAcknowledged { ts, .. } => *ts,
@@ -204,7 +216,10 @@ impl Event {
             Event::OrderAccepted { account, .. }
             | Event::OrderRejected { account, .. }
             | Event::OrderCanceled { account, .. }
-            | Event::OrderExpired { account, .. } => format!("orders.{}", token(account.as_str())),
+            | Event::OrderExpired { account, .. }
+            | Event::OrderTriggered { account, .. } => {
+                format!("orders.{}", token(account.as_str()))
+            }
             Event::OrderFilled(f) => format!("fills.{}", token(f.account.as_str())),
             Event::ConfigChanged { section, .. } => format!("admin.{}", token(section)),
             Event::ComplianceAlert { .. } | Event::AlertAcknowledged { .. } => {

@@ -350,6 +350,8 @@ impl Oms {
             | Event::BookDelta(_)
             | Event::Bar(_)
             | Event::FundingRate(_)
+            // A stop's trigger changes how the venue treats it, not its order status.
+            | Event::OrderTriggered { .. }
             | Event::ConfigChanged { .. }
             | Event::ComplianceAlert { .. }
             | Event::AlertAcknowledged { .. } => Ok(Change::Ignore),

@@ -229,6 +229,7 @@ fn insert_event(
         | Event::OrderCanceled { .. }
         | Event::OrderExpired { .. }
         | Event::OrderFilled(_)
+        | Event::OrderTriggered { .. }
         | Event::ConfigChanged { .. }
         | Event::ComplianceAlert { .. }
         | Event::AlertAcknowledged { .. } => return Ok(None),
