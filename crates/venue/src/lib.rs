@@ -6,7 +6,8 @@
 //!
 //! * live: [`PaperVenue::on_order`] for an order the OMS and risk accepted, and
 //!   [`PaperVenue::on_market_data`] for every market-data event; both return the events the venue
-//!   produced (acceptances, fills, expiries, rejections) for the engine to journal and publish;
+//!   produced (acceptances, stop triggers, fills, expiries, rejections) for the engine to journal
+//!   and publish;
 //! * [`PaperVenue::cancel`] and [`PaperVenue::expire_day_orders`] for order management;
 //! * replay: [`PaperVenue::apply`] folds journaled events back into the venue's state after a
 //!   restart **without emitting anything**. During replay the engine must call only `apply`,
@@ -20,7 +21,9 @@
 //! deletes). A `Quote` is treated as the book's top level: with no depth known the book *is* the
 //! quote (one level per side, with its sizes); with depth known the quote overwrites the top
 //! level of each side and drops levels better than it (they are stale). A `Trade` sets the last
-//! trade price. `Bar` and `FundingRate` events are ignored.
+//! trade price. `Bar` and `FundingRate` events are ignored. Each side keeps at most
+//! [`MAX_LEVELS_PER_SIDE`] levels: beyond that the worst are dropped (feeds that publish only a
+//! top-N window never delete the levels falling out of it).
 //!
 //! **Consumed liquidity.** Paper fills do not change the real market, so the book is kept as the
 //! market shows it and the venue records per level how much of the displayed size its own taker
@@ -49,7 +52,9 @@
 //!   at or above it): fills up to the crossing available quantity, which is then consumed.
 //!   Orders are served in price then order-id priority; one fill per order per event.
 //!   The trade's aggressor side is ignored, and the venue never matches its own resting orders
-//!   against each other.
+//!   against each other. Any maker fill uses up displayed liquidity at or better than its limit
+//!   if some is left (which only happens with latency: an order not yet eligible when the book
+//!   crossed it), so a replayed fill re-records exactly what the live one consumed.
 //!
 //! **Stops.** The reference price is the last trade, or the book mid while no trade has been
 //! seen. A buy stop triggers when reference >= stop price, a sell stop when reference <= stop
@@ -57,7 +62,40 @@
 //! orders were matched, so the print that triggers a stop-limit does not also fill it as a trade
 //! through). A triggered stop behaves as a market order, a triggered stop-limit as a limit order
 //! arriving at that moment (with its time in force). A triggered market stop that finds an empty
-//! book side expires with reason `no_liquidity`.
+//! book side expires with reason `no_liquidity`. The venue emits `OrderTriggered` for the order
+//! right before that order's fills / expiry (or, for a stop-limit that cannot trade, as the only
+//! event saying it now rests at its limit).
+//!
+//! # Restarts
+//!
+//! Whether a stop fired is a decision, journaled as `OrderTriggered`; [`PaperVenue::apply`]
+//! marks a stop triggered only on that event (or on a fill of the stop, for journals written
+//! before the event existed) and never re-derives it from replayed market data. The journal may
+//! end with market data the engine never acted on (it crashed first): replaying it updates the
+//! book only, and the first live market-data event re-checks every pending stop against the
+//! market as it then stands, so a stop reached while the engine was down fires and executes then
+//! (as a taker when marketable), exactly as if that update had triggered it. Resting limit orders
+//! that such a tail crossed are filled by the next live quote or book update that still crosses
+//! them; a print in the tail that traded through them is not acted on.
+//!
+//! # Snapshots
+//!
+//! [`PaperVenue`] implements `Serialize` / `Deserialize` (serde_json in practice): config, fill-id
+//! counter, every book (market, consumed liquidity, resting orders) and the replay's pending
+//! orders, tagged with [`SNAPSHOT_VERSION`]. Restoring a snapshot and continuing gives the same
+//! outputs and state as continuing the original; a snapshot of another version, or one that
+//! contradicts itself, is refused with a [`VenueError`].
+//!
+//! # Memory bounds
+//!
+//! Nothing grows with history; [`PaperVenue::footprint`] reports every collection's size.
+//! * resting orders and the order-id index: the orders open at the venue; an order leaves both
+//!   on its last fill, expiry or cancel (live and in replay);
+//! * pending orders (replay only, `OrderSubmitted` waiting for its `OrderAccepted`): the
+//!   acceptance follows in the same journal batch, so normally none; at most
+//!   [`MAX_PENDING_ORDERS`], oldest dropped, should torn batches leave some behind;
+//! * books: one per instrument seen; each side at most [`MAX_LEVELS_PER_SIDE`] levels (the worst
+//!   are dropped), consumed liquidity only for displayed levels.
 //!
 //! **Fees** are `notional x bps / 10_000` with the maker or taker rate (negative = rebate), exact
 //! in `Decimal` (exact as long as the scales of price, quantity and rate sum to at most 28).
@@ -77,9 +115,12 @@
 mod config;
 mod error;
 mod market;
+mod pairs;
 mod venue;
 
 pub use config::{FeeSchedule, VenueConfig};
 pub use error::VenueError;
-pub use market::MarketState;
-pub use venue::{PaperVenue, RestingOrder, codes, reasons};
+pub use market::{MAX_LEVELS_PER_SIDE, MarketState};
+pub use venue::{
+    MAX_PENDING_ORDERS, PaperVenue, RestingOrder, SNAPSHOT_VERSION, VenueFootprint, codes, reasons,
+};

@@ -1,17 +1,30 @@
 use std::collections::BTreeMap;
 
 use model::{BookDelta, BookLevel, BookSnapshot, Decimal, Price, Quantity, Quote, Side, TradeTick};
+use serde::{Deserialize, Serialize};
+
+/// Most price levels kept per side of a book. Feeds that only publish a top-N window (Kraken
+/// asks clients to truncate its book themselves) never delete the levels that fall out of the
+/// window, so without a cap the book would grow as prices drift over weeks. Beyond this many
+/// levels the worst (farthest from the top) are dropped; no realistic order walks that deep.
+pub const MAX_LEVELS_PER_SIDE: usize = 5_000;
 
 /// What the venue knows about one instrument's market: the book (bids and asks by price), the
 /// liquidity its own taker fills consumed per level, and the last trade.
 ///
-/// See the crate docs for how snapshots, deltas, quotes and trades update it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// See the crate docs for how snapshots, deltas, quotes and trades update it. Serialized (for
+/// snapshots) with each side as a list of `[price, quantity]` pairs in ascending price order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MarketState {
+    #[serde(with = "crate::pairs")]
     bids: BTreeMap<Price, Quantity>,
+    #[serde(with = "crate::pairs")]
     asks: BTreeMap<Price, Quantity>,
-    /// Quantity of each displayed level already used by this venue's fills.
+    /// Quantity of each displayed level already used by this venue's fills. Only ever holds
+    /// prices that are displayed levels, so it is bounded by the book.
+    #[serde(with = "crate::pairs")]
     consumed_bids: BTreeMap<Price, Decimal>,
+    #[serde(with = "crate::pairs")]
     consumed_asks: BTreeMap<Price, Decimal>,
     /// A snapshot or delta was seen: quotes then only overlay the top.
     depth_known: bool,
@@ -84,6 +97,7 @@ impl MarketState {
         self.consumed_asks.clear();
         self.depth_known = true;
         self.has_data = true;
+        self.truncate();
     }
 
     /// Deltas are applied on top of whatever book is known; sequencing and resyncs are the
@@ -97,6 +111,7 @@ impl MarketState {
         }
         self.depth_known = true;
         self.has_data = true;
+        self.truncate();
     }
 
     pub fn apply_quote(&mut self, q: &Quote) {
@@ -121,11 +136,34 @@ impl MarketState {
         set_level(&mut self.bids, &mut self.consumed_bids, q.bid, q.bid_size);
         set_level(&mut self.asks, &mut self.consumed_asks, q.ask, q.ask_size);
         self.has_data = true;
+        self.truncate();
     }
 
     pub fn apply_trade(&mut self, t: &TradeTick) {
         self.last_trade = Some(t.price);
         self.has_data = true;
+    }
+
+    /// Keep at most [`MAX_LEVELS_PER_SIDE`] levels per side, dropping the worst ones.
+    fn truncate(&mut self) {
+        while self.bids.len() > MAX_LEVELS_PER_SIDE {
+            if let Some((p, _)) = self.bids.pop_first() {
+                self.consumed_bids.remove(&p);
+            }
+        }
+        while self.asks.len() > MAX_LEVELS_PER_SIDE {
+            if let Some((p, _)) = self.asks.pop_last() {
+                self.consumed_asks.remove(&p);
+            }
+        }
+    }
+
+    /// (displayed levels, levels with recorded consumption), both sides together.
+    pub(crate) fn level_counts(&self) -> (usize, usize) {
+        (
+            self.bids.len() + self.asks.len(),
+            self.consumed_bids.len() + self.consumed_asks.len(),
+        )
     }
 
     // --- matching helpers (crate-internal) ----------------------------------------------------
@@ -161,9 +199,43 @@ impl MarketState {
         it
     }
 
-    /// Total available quantity at or better than `limit` for a taker of `taker_side`.
-    pub(crate) fn available_within(&self, taker_side: Side, limit: Option<Price>) -> Decimal {
-        self.takeable(taker_side, limit).map(|(_, q)| q).sum()
+    /// `min(available quantity at or better than limit, cap)` for a taker of `taker_side`. The
+    /// walk stops once `cap` is reached, so a deep book costs only the levels actually needed.
+    pub(crate) fn available_up_to(
+        &self,
+        taker_side: Side,
+        limit: Option<Price>,
+        cap: Decimal,
+    ) -> Decimal {
+        let mut sum = Decimal::ZERO;
+        for (_, q) in self.takeable(taker_side, limit) {
+            if sum >= cap {
+                break;
+            }
+            sum = sum.saturating_add(q);
+        }
+        sum.min(cap)
+    }
+
+    /// The levels (with their available quantity) a taker of `taker_side` needs to take `need`
+    /// at or better than `limit`: in price priority, ending with the level that covers `need`
+    /// (or with the last level when the book does not cover it).
+    pub(crate) fn plan(
+        &self,
+        taker_side: Side,
+        limit: Option<Price>,
+        need: Decimal,
+    ) -> Vec<(Price, Decimal)> {
+        let mut sum = Decimal::ZERO;
+        let mut plan = Vec::new();
+        for (p, q) in self.takeable(taker_side, limit) {
+            if sum >= need {
+                break;
+            }
+            sum = sum.saturating_add(q);
+            plan.push((p, q));
+        }
+        plan
     }
 
     /// The worst displayed level on the side a taker of `taker_side` trades against.
@@ -196,7 +268,7 @@ impl MarketState {
         limit: Price,
         qty: Decimal,
     ) -> Decimal {
-        let plan: Vec<(Price, Decimal)> = self.takeable(taker_side, Some(limit)).collect();
+        let plan = self.plan(taker_side, Some(limit), qty);
         let mut left = qty;
         for (p, avail) in plan {
             if left <= Decimal::ZERO {

@@ -4,8 +4,19 @@ use model::{
     Decimal, Event, Fill, FillId, InstrumentId, Liquidity, Order, OrderId, OrderType, Price,
     Quantity, Side, TimeInForce, Timestamp,
 };
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::{MarketState, VenueConfig, VenueError};
+
+/// Version of the serialized form of [`PaperVenue`] (its snapshot). A snapshot with another
+/// version is refused on restore, so the runtime falls back to a full replay.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// Most orders kept between their `OrderSubmitted` and `OrderAccepted` during replay. The engine
+/// journals each decision as one batch, so the acceptance (or rejection) follows its submission
+/// at once and at most one order is ever waiting; only a torn batch leaves one behind for good.
+/// The cap keeps such leftovers from accumulating over weeks: the oldest (lowest id) is dropped.
+pub const MAX_PENDING_ORDERS: usize = 1_024;
 
 /// Stable `code`s of the `OrderRejected` events the venue emits.
 pub mod codes {
@@ -35,7 +46,7 @@ pub mod reasons {
 
 /// An order the venue holds after the immediate match: a resting limit, an untriggered stop,
 /// or a triggered stop-limit resting at its limit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestingOrder {
     /// The order as given to the venue (its `filled_quantity` is not updated here).
     pub order: Order,
@@ -116,16 +127,37 @@ enum Outcome {
     Rest(Quantity),
 }
 
+/// Sizes of the venue's collections, to watch memory (all bounded, see the crate docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct VenueFootprint {
+    /// Instruments with a book (market data or orders seen).
+    pub instruments: usize,
+    /// Orders open at the venue (resting limits, pending stops, resting stop-limits).
+    pub resting_orders: usize,
+    /// Entries of the order-id index; always equal to `resting_orders`.
+    pub indexed_orders: usize,
+    /// Replayed orders waiting for their `OrderAccepted` (at most [`MAX_PENDING_ORDERS`]).
+    pub pending_orders: usize,
+    /// Displayed price levels over all books and sides.
+    pub book_levels: usize,
+    /// Levels with liquidity consumed by this venue's fills (a subset of `book_levels`).
+    pub consumed_levels: usize,
+}
+
 /// The paper venue for all instruments. See the crate docs for the matching rules.
-#[derive(Debug, Clone)]
+///
+/// Serialize / Deserialize give its snapshot (see the crate docs, "Snapshots"): restoring one
+/// and continuing behaves exactly like continuing the original.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "VenueSnapshot")]
 pub struct PaperVenue {
     config: VenueConfig,
     next_fill_id: u64,
     books: BTreeMap<InstrumentId, Book>,
-    /// Where each resting order lives.
+    /// Where each resting order lives (derived from `books`, not serialized).
     index: HashMap<OrderId, InstrumentId>,
     /// Replay only: orders seen in `OrderSubmitted`, waiting for their `OrderAccepted`.
-    pending: HashMap<OrderId, Order>,
+    pending: BTreeMap<OrderId, Order>,
 }
 
 impl PaperVenue {
@@ -136,8 +168,25 @@ impl PaperVenue {
             config,
             books: BTreeMap::new(),
             index: HashMap::new(),
-            pending: HashMap::new(),
+            pending: BTreeMap::new(),
         })
+    }
+
+    /// Sizes of the venue's collections (for memory metrics and bound tests).
+    pub fn footprint(&self) -> VenueFootprint {
+        let mut f = VenueFootprint {
+            instruments: self.books.len(),
+            indexed_orders: self.index.len(),
+            pending_orders: self.pending.len(),
+            ..VenueFootprint::default()
+        };
+        for b in self.books.values() {
+            f.resting_orders += b.orders.len();
+            let (levels, consumed) = b.market.level_counts();
+            f.book_levels += levels;
+            f.consumed_levels += consumed;
+        }
+        f
     }
 
     pub fn config(&self) -> &VenueConfig {
@@ -181,7 +230,8 @@ impl PaperVenue {
     }
 
     /// An order the OMS and risk accepted. Returns, in order: `OrderAccepted` (or a single
-    /// `OrderRejected`, see [`codes`]), the immediate taker fills, and an `OrderExpired` when an
+    /// `OrderRejected`, see [`codes`]), `OrderTriggered` for a stop or stop-limit whose stop
+    /// price is already reached, the immediate taker fills, and an `OrderExpired` when an
     /// IOC/FOK remainder (see [`reasons`]) does not rest. All are stamped `ts + latency_ns`.
     pub fn on_order(&mut self, order: &Order, ts: Timestamp) -> Vec<Event> {
         let now = Timestamp::from_nanos(ts.as_nanos().saturating_add(self.config.latency_ns));
@@ -243,6 +293,7 @@ impl PaperVenue {
                 return out;
             }
             resting.triggered = true;
+            out.push(triggered(order, now));
         }
         let mut filler = Filler {
             cfg: &self.config,
@@ -261,7 +312,10 @@ impl PaperVenue {
     /// Update the market from a `Quote`, `Trade`, `BookSnapshot` or `BookDelta` (other events
     /// are ignored) and return the fills and expiries of resting orders that the new data makes
     /// executable: first resting limit orders (trade-through on a trade, crossing on book and
-    /// quote updates), then stops triggered by the new reference price.
+    /// quote updates), then stops triggered by the new reference price, each as
+    /// `OrderTriggered` followed by its own fills / expiry. Pending stops are checked against
+    /// the market as it now stands, so after a restart a stop whose price was reached while the
+    /// engine was down (market data replayed with `apply`) fires on the first live update.
     pub fn on_market_data(&mut self, event: &Event) -> Vec<Event> {
         let Some(instrument) = market_instrument(event) else {
             return Vec::new();
@@ -323,12 +377,16 @@ impl PaperVenue {
 
     /// Replay one journaled event into the venue's state without emitting anything.
     ///
-    /// * market data: updates the market and marks stops whose stop price was reached as
-    ///   triggered (their fills come from the journal);
+    /// * market data: updates the market only. Whether a stop fired is a decision the live
+    ///   venue journaled (`OrderTriggered`); re-deriving it here from market data the live
+    ///   venue may never have acted on (it crashed first) would mark a stop triggered without
+    ///   its execution. Such a stop stays pending and the next live update re-checks it;
     /// * `OrderSubmitted`: remembers the order until its `OrderAccepted`;
-    /// * `OrderAccepted`: the order rests (stops are checked against the market as on arrival);
+    /// * `OrderAccepted`: the order rests (a stop or stop-limit as not yet triggered);
+    /// * `OrderTriggered`: the stop or stop-limit is triggered;
     /// * `OrderFilled`: reduces the order (removed at zero), re-records the consumed liquidity
-    ///   and moves the fill-id counter past the fill's id;
+    ///   and moves the fill-id counter past the fill's id. A fill of a stop also marks it
+    ///   triggered (journals written before `OrderTriggered` existed);
     /// * `OrderCanceled` / `OrderExpired` / `OrderRejected`: removes the order.
     ///
     /// The engine must journal each batch the venue returns as a unit: replay is exact for
@@ -336,38 +394,28 @@ impl PaperVenue {
     /// and is re-derived from fills as well as the journal allows.
     pub fn apply(&mut self, event: &Event) {
         if let Some(instrument) = market_instrument(event) {
-            let latency_on = self.config.latency_ns > 0;
-            let ts = event.ts();
             let book = self.books.entry(instrument.clone()).or_default();
             update_market(&mut book.market, event);
-            for r in book.orders.values_mut() {
-                if r.is_pending_stop()
-                    && eligible(r, ts, latency_on)
-                    && stop_reached(&book.market, &r.order)
-                {
-                    r.triggered = true;
-                }
-            }
             return;
         }
         match event {
             Event::OrderSubmitted { order } => {
                 self.pending.insert(order.order_id, order.clone());
+                while self.pending.len() > MAX_PENDING_ORDERS {
+                    self.pending.pop_first();
+                }
             }
             Event::OrderAccepted { order_id, ts, .. } => {
                 let Some(order) = self.pending.remove(order_id) else {
                     return;
                 };
                 let book = self.books.entry(order.instrument.clone()).or_default();
-                let mut r = RestingOrder {
+                let r = RestingOrder {
                     leaves: order.leaves_quantity(),
                     triggered: false,
                     accepted_at: *ts,
                     order,
                 };
-                if r.is_pending_stop() && stop_reached(&book.market, &r.order) {
-                    r.triggered = true;
-                }
                 if !r.leaves.is_zero() {
                     self.index.insert(*order_id, r.order.instrument.clone());
                     book.orders.insert(*order_id, r);
@@ -396,6 +444,17 @@ impl PaperVenue {
                     }
                 }
             }
+            Event::OrderTriggered { order_id, .. } => {
+                if let Some(r) = self
+                    .index
+                    .get(order_id)
+                    .and_then(|inst| self.books.get_mut(inst))
+                    .and_then(|b| b.orders.get_mut(order_id))
+                    && matches!(r.order.order_type, OrderType::Stop | OrderType::StopLimit)
+                {
+                    r.triggered = true;
+                }
+            }
             Event::OrderCanceled { order_id, .. }
             | Event::OrderExpired { order_id, .. }
             | Event::OrderRejected { order_id, .. } => {
@@ -408,6 +467,120 @@ impl PaperVenue {
             }
             _ => {}
         }
+    }
+}
+
+// --- snapshots -------------------------------------------------------------------------------
+
+/// One instrument in a snapshot: its market and its resting orders in order-id order.
+#[derive(Serialize)]
+struct SavedBookRef<'a> {
+    instrument: &'a InstrumentId,
+    market: &'a MarketState,
+    orders: Vec<&'a RestingOrder>,
+}
+
+#[derive(Serialize)]
+struct VenueSnapshotRef<'a> {
+    version: u32,
+    config: &'a VenueConfig,
+    next_fill_id: u64,
+    books: Vec<SavedBookRef<'a>>,
+    pending: Vec<&'a Order>,
+}
+
+#[derive(Deserialize)]
+struct SavedBook {
+    instrument: InstrumentId,
+    market: MarketState,
+    orders: Vec<RestingOrder>,
+}
+
+/// The serialized form of [`PaperVenue`]. The order-id index is derived, not stored.
+#[derive(Deserialize)]
+struct VenueSnapshot {
+    version: u32,
+    config: VenueConfig,
+    next_fill_id: u64,
+    books: Vec<SavedBook>,
+    pending: Vec<Order>,
+}
+
+impl Serialize for PaperVenue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        VenueSnapshotRef {
+            version: SNAPSHOT_VERSION,
+            config: &self.config,
+            next_fill_id: self.next_fill_id,
+            books: self
+                .books
+                .iter()
+                .map(|(instrument, b)| SavedBookRef {
+                    instrument,
+                    market: &b.market,
+                    orders: b.orders.values().collect(),
+                })
+                .collect(),
+            pending: self.pending.values().collect(),
+        }
+        .serialize(s)
+    }
+}
+
+impl TryFrom<VenueSnapshot> for PaperVenue {
+    type Error = VenueError;
+
+    fn try_from(snap: VenueSnapshot) -> Result<Self, VenueError> {
+        let bad = |reason: String| VenueError::InvalidSnapshot(reason);
+        if snap.version != SNAPSHOT_VERSION {
+            return Err(VenueError::SnapshotVersion {
+                found: snap.version,
+                expected: SNAPSHOT_VERSION,
+            });
+        }
+        let mut venue = PaperVenue::new(snap.config)?;
+        if snap.next_fill_id == 0 {
+            return Err(bad("next_fill_id must be at least 1".into()));
+        }
+        venue.next_fill_id = snap.next_fill_id;
+        for saved in snap.books {
+            let mut book = Book {
+                market: saved.market,
+                orders: BTreeMap::new(),
+            };
+            for r in saved.orders {
+                let id = r.order.order_id;
+                if r.order.instrument != saved.instrument {
+                    return Err(bad(format!(
+                        "order {id} is filed under {} but trades {}",
+                        saved.instrument, r.order.instrument
+                    )));
+                }
+                if r.leaves.is_zero() {
+                    return Err(bad(format!("resting order {id} has nothing left")));
+                }
+                if venue.index.insert(id, saved.instrument.clone()).is_some() {
+                    return Err(bad(format!("order {id} rests twice")));
+                }
+                book.orders.insert(id, r);
+            }
+            if venue.books.insert(saved.instrument.clone(), book).is_some() {
+                return Err(bad(format!(
+                    "instrument {} appears twice",
+                    saved.instrument
+                )));
+            }
+        }
+        for order in snap.pending {
+            venue.pending.insert(order.order_id, order);
+        }
+        if venue.pending.len() > MAX_PENDING_ORDERS {
+            return Err(bad(format!(
+                "{} pending orders, more than {MAX_PENDING_ORDERS}",
+                venue.pending.len()
+            )));
+        }
+        Ok(venue)
     }
 }
 
@@ -446,6 +619,14 @@ fn stop_reached(m: &MarketState, order: &Order) -> bool {
     }
 }
 
+fn triggered(order: &Order, ts: Timestamp) -> Event {
+    Event::OrderTriggered {
+        order_id: order.order_id,
+        account: order.account.clone(),
+        ts,
+    }
+}
+
 fn expired(order: &Order, reason: &str, ts: Timestamp) -> Event {
     Event::OrderExpired {
         order_id: order.order_id,
@@ -475,11 +656,11 @@ fn execute_taker(
     let side = order.side;
     let tif = order.time_in_force;
     let limit = taker_limit(order);
-    if tif == TimeInForce::Fok && market.available_within(side, limit) < leaves.get() {
+    if tif == TimeInForce::Fok && market.available_up_to(side, limit, leaves.get()) < leaves.get() {
         out.push(expired(order, reasons::FOK_UNFILLED, ts));
         return Outcome::Done;
     }
-    let plan: Vec<(Price, Decimal)> = market.takeable(side, limit).collect();
+    let plan = market.plan(side, limit, leaves.get());
     let mut left = leaves.get();
     let mut overflow = false;
     for (price, avail) in plan {
@@ -579,6 +760,11 @@ fn trade_through(
         if !through {
             at_price_left[pool] -= qty;
         }
+        // Like a crossing fill, a maker fill uses up displayed liquidity at or better than its
+        // limit, if any is left (only possible with latency, for an order that was not yet
+        // eligible when the book crossed it). Replay re-records every maker fill this way, so
+        // doing the same live keeps replayed and live books identical.
+        book.market.consume_within(r.order.side, limit, qty);
         out.push(fill);
         if reduce(r, qty) {
             done.push(*id);
@@ -611,14 +797,15 @@ fn cross(
         (Side::Sell, Side::Buy) => std::cmp::Ordering::Greater,
     });
     for (side, limit, id) in queue {
-        let avail = book.market.available_within(side, Some(limit));
-        if avail.is_zero() {
-            continue;
-        }
         let Some(r) = book.orders.get_mut(&id) else {
             continue;
         };
-        let qty = avail.min(r.leaves.get());
+        let qty = book
+            .market
+            .available_up_to(side, Some(limit), r.leaves.get());
+        if qty.is_zero() {
+            continue;
+        }
         let Some(fill) = filler.fill(
             &r.order,
             limit,
@@ -660,6 +847,7 @@ fn trigger_stops(
         };
         r.triggered = true;
         let when = ts.max(r.accepted_at);
+        out.push(triggered(&r.order, when));
         if let Outcome::Rest(left) =
             execute_taker(filler, &mut book.market, &r.order, r.leaves, when, out)
         {

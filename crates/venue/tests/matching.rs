@@ -217,7 +217,12 @@ fn cases() -> Vec<Case> {
                 Md(trade("98.6", "1", 11)), // not yet
                 Md(trade("98.5", "1", 12)), // at the stop: triggers, walks the bids
             ],
-            kinds: vec!["order_accepted", "order_filled", "order_filled"],
+            kinds: vec![
+                "order_accepted",
+                "order_triggered",
+                "order_filled",
+                "order_filled",
+            ],
             // 99 x 1 x 10 / 10000 = 0.099; 98 x 1 x 10 / 10000 = 0.098
             fills: vec![
                 (1, "1", "99", "0.099", Taker),
@@ -233,7 +238,7 @@ fn cases() -> Vec<Case> {
                 New(order(1, Buy, OrderType::Stop, Gtc, "1", None, Some("100"))),
                 Md(quote("99.5", "5", "100.5", "5", 11)), // mid 100: triggers
             ],
-            kinds: vec!["order_accepted", "order_filled"],
+            kinds: vec!["order_accepted", "order_triggered", "order_filled"],
             fills: vec![(1, "1", "100.5", "0", Taker)],
             resting: vec![],
         },
@@ -254,7 +259,7 @@ fn cases() -> Vec<Case> {
                 Md(trade("105", "1", 11)), // triggers; ask 107 > 106: rests
                 Md(quote("105", "1", "105.5", "5", 12)), // crosses the 106 limit: maker at 106
             ],
-            kinds: vec!["order_accepted", "order_filled"],
+            kinds: vec!["order_accepted", "order_triggered", "order_filled"],
             fills: vec![(1, "2", "106", "0", Maker)],
             resting: vec![],
         },
@@ -274,7 +279,12 @@ fn cases() -> Vec<Case> {
                 )),
                 Md(trade("100", "1", 11)),
             ],
-            kinds: vec!["order_accepted", "order_filled", "order_filled"],
+            kinds: vec![
+                "order_accepted",
+                "order_triggered",
+                "order_filled",
+                "order_filled",
+            ],
             fills: vec![(1, "1", "100", "0", Taker), (1, "1", "101", "0", Taker)],
             resting: vec![],
         },

@@ -6,83 +6,9 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 
 use common::*;
-use model::{Decimal, Event, Liquidity, Order, OrderId, OrderType, Price, Side, TimeInForce};
+use model::{Decimal, Event, Liquidity, Order, OrderId, Price, Side};
 use proptest::prelude::*;
 use venue::{FeeSchedule, PaperVenue, VenueConfig};
-
-#[derive(Debug, Clone)]
-enum Action {
-    Snapshot(Vec<(u32, u32)>, Vec<(u32, u32)>),
-    Delta(Vec<(u32, u32)>, Vec<(u32, u32)>),
-    Quote(u32, u32, u32, u32),
-    Trade(u32, u32),
-    Order(bool, u8, u8, u32, u32, u32),
-    Cancel(u64),
-    ExpireDay,
-}
-
-/// Prices are 90 + tick / 2 (90.0 ..= 110.0); quantities tenths (0.1 ..= 5.0, or 0 for deletes).
-fn price(tick: u32) -> String {
-    (Decimal::from(90) + Decimal::from(tick) / Decimal::TWO).to_string()
-}
-fn qty(tenths: u32) -> String {
-    (Decimal::from(tenths) / Decimal::TEN).to_string()
-}
-
-fn levels(min_qty: u32) -> impl Strategy<Value = Vec<(u32, u32)>> {
-    prop::collection::vec((0u32..=40, min_qty..=50), 0..6)
-}
-
-fn action() -> impl Strategy<Value = Action> {
-    prop_oneof![
-        1 => (levels(1), levels(1)).prop_map(|(b, a)| Action::Snapshot(b, a)),
-        2 => (levels(0), levels(0)).prop_map(|(b, a)| Action::Delta(b, a)),
-        3 => (0u32..=40, 0u32..=50, 0u32..=40, 0u32..=50)
-            .prop_map(|(b, bs, a, as_)| Action::Quote(b, bs, a, as_)),
-        3 => (0u32..=40, 1u32..=50).prop_map(|(p, q)| Action::Trade(p, q)),
-        6 => (any::<bool>(), 0u8..4, 0u8..4, 1u32..=60, 0u32..=40, 0u32..=40)
-            .prop_map(|(s, t, f, q, p, sp)| Action::Order(s, t, f, q, p, sp)),
-        1 => (1u64..30).prop_map(Action::Cancel),
-        1 => Just(Action::ExpireDay),
-    ]
-}
-
-fn pairs(v: &[(u32, u32)]) -> Vec<(String, String)> {
-    v.iter().map(|(p, q)| (price(*p), qty(*q))).collect()
-}
-fn refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
-    v.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
-}
-
-fn build_order(id: u64, a: (bool, u8, u8, u32, u32, u32)) -> Order {
-    let (buy, t, f, q, p, sp) = a;
-    let side = if buy { Side::Buy } else { Side::Sell };
-    let t = [
-        OrderType::Market,
-        OrderType::Limit,
-        OrderType::Stop,
-        OrderType::StopLimit,
-    ][t as usize];
-    let f = [
-        TimeInForce::Gtc,
-        TimeInForce::Ioc,
-        TimeInForce::Fok,
-        TimeInForce::Day,
-    ][f as usize];
-    let pr = price(p);
-    let st = price(sp);
-    let needs_price = matches!(t, OrderType::Limit | OrderType::StopLimit);
-    let needs_stop = matches!(t, OrderType::Stop | OrderType::StopLimit);
-    order(
-        id,
-        side,
-        t,
-        f,
-        &qty(q),
-        needs_price.then_some(pr.as_str()),
-        needs_stop.then_some(st.as_str()),
-    )
-}
 
 /// Displayed prices on the side a taker of `side` trades against.
 fn opposite_prices(v: &PaperVenue, side: Side) -> BTreeSet<Price> {
@@ -170,13 +96,7 @@ proptest! {
                 }
                 Action::ExpireDay => journal.extend(v.expire_day_orders(ts(t))),
                 md => {
-                    let e = match md {
-                        Action::Snapshot(b, a) => snapshot(&refs(&pairs(&b)), &refs(&pairs(&a)), t),
-                        Action::Delta(b, a) => delta(&refs(&pairs(&b)), &refs(&pairs(&a)), t),
-                        Action::Quote(b, bs, a, as_) => quote(&price(b), &qty(bs), &price(a), &qty(as_), t),
-                        Action::Trade(p, q) => trade(&price(p), &qty(q), t),
-                        _ => unreachable!(),
-                    };
+                    let e = market_event(&md, t).expect("market action");
                     let out = v.on_market_data(&e);
                     let after = (opposite_prices(&v, Side::Buy), opposite_prices(&v, Side::Sell));
                     let book = |s: Side| if s == Side::Buy { after.0.clone() } else { after.1.clone() };
