@@ -18,17 +18,24 @@ mod engine;
 mod params;
 mod render;
 mod report;
+mod rows;
 mod rule605;
 mod stats;
 
-pub use engine::{ExecQuality, Metric, Observation, ReportFilter, compute};
+pub use engine::{
+    ExecQuality, Metric, Observation, ReportFilter, SNAPSHOT_VERSION, StateSizes, compute,
+};
 pub use params::{
     CrossedQuote, DecisionPriceFallback, EsBenchmark, IsBpsDenominator, IsEndPrice, NotionalPrice,
     Params, QuoteTiming, RsBpsDenominator, RsEndOfData, SizeBucketBasis, TimeWindow,
 };
 pub use render::{report_to_csv, rule605_to_csv, rule605_to_html};
-pub use report::{Aggregates, Marketability, OrderClass, OrderQuality, OrderStatus, Report};
-pub use rule605::{Rule605, Rule605Row, rule605};
+pub use report::{
+    Aggregates, LIQUIDITY, Marketability, NOTES, OrderClass, OrderQuality, OrderStatus, Report,
+    SIZE_BUCKETS,
+};
+pub use rows::{RowAggregator, aggregate_rows, report_from_rows};
+pub use rule605::{Rule605, Rule605Row, rule605, rule605_from_rows};
 pub use stats::{EXEC_TIME_BUCKETS, HorizonStats, HorizonSums, Stats, Sums};
 
 use thiserror::Error;
@@ -41,4 +48,10 @@ pub enum ExecqError {
     BadParam { name: &'static str, reason: String },
     #[error("invalid month `{0}`: expected YYYY-MM")]
     BadMonth(String),
+    /// A stored per-order row that does not read back (see `OrderQuality::from_stored_json`).
+    #[error("invalid stored order row: {0}")]
+    BadStoredRow(String),
+    /// Eviction asked for under parameters that make an order's row depend on later data.
+    #[error("eviction not possible: {0}")]
+    EvictionUnsupported(String),
 }

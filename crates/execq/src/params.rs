@@ -175,6 +175,19 @@ pub struct Params {
     /// Include `fractional`/`odd_lot`/`<100` orders in the Rule 605 report. Default false
     /// (legacy 605 ignores orders under 100 shares, 6.6).
     pub rule605_include_odd_lots: bool,
+    /// Streaming with eviction ([`crate::ExecQuality::set_eviction`]): how long, in event time
+    /// after an order ends (filled or cancelled), a late fill or cancel for it is still applied
+    /// before its row is final and leaves the engine. Default 60000 (a minute); at most a day.
+    /// An order also waits for its realized-spread horizons. Not written out when it is the
+    /// default, so reports computed without eviction look as before.
+    #[serde(skip_serializing_if = "is_default_grace")]
+    pub late_fill_grace_ms: u64,
+}
+
+const DEFAULT_LATE_FILL_GRACE_MS: u64 = 60_000;
+
+fn is_default_grace(ms: &u64) -> bool {
+    *ms == DEFAULT_LATE_FILL_GRACE_MS
 }
 
 impl Default for Params {
@@ -201,6 +214,7 @@ impl Default for Params {
             own_prints_on_tape: true,
             time_window: TimeWindow::default(),
             rule605_include_odd_lots: false,
+            late_fill_grace_ms: DEFAULT_LATE_FILL_GRACE_MS,
         }
     }
 }
@@ -216,6 +230,7 @@ pub(crate) struct Resolved {
     /// Session close as ns after local midnight, and the local offset in ns.
     pub close_ns: Option<i64>,
     pub offset_ns: i64,
+    pub grace_ns: i64,
 }
 
 const NS_PER_MS: i64 = 1_000_000;
@@ -264,6 +279,10 @@ impl Params {
         if self.near_quote_band.is_sign_negative() {
             return Err(bad("near_quote_band", "must be >= 0"));
         }
+        // A day, like the horizons: it bounds how long a finished order stays in memory.
+        if self.late_fill_grace_ms > 86_400_000 {
+            return Err(bad("late_fill_grace_ms", "must be in 0..=86400000 ms"));
+        }
         Ok(Resolved {
             p: self.clone(),
             horizons_ns: ms.iter().map(|&h| h as i64 * NS_PER_MS).collect(),
@@ -271,6 +290,7 @@ impl Params {
             primary,
             close_ns,
             offset_ns: i64::from(self.session_utc_offset_minutes) * 60 * 1_000_000_000,
+            grace_ns: self.late_fill_grace_ms as i64 * NS_PER_MS,
         })
     }
 }

@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 
 use model::{Decimal, Side, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::params::Params;
 use crate::stats::{Stats, Sums};
 
 /// Order class at receipt (A1): the legacy Rule 600(b) buckets, classified once against the
 /// receipt quote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderClass {
     /// `order_type` market, or no limit price.
@@ -59,7 +59,7 @@ impl OrderClass {
 }
 
 /// The reference classifier's three-way result (A1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Marketability {
     Market,
@@ -68,7 +68,7 @@ pub enum Marketability {
     Unclassified,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Executions reached the ordered quantity.
@@ -85,7 +85,13 @@ pub enum OrderStatus {
 
 /// One order's execution quality. `stats` is flattened into the record, so the JSON has one
 /// flat object per order (`receipt_mid`, `fill_rate`, `avg_effective_spread`, ...).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// Serializing gives the served form (no `sums`). Deserializing reads the stored form, which is
+/// the served form plus `"sums"` ([`OrderQuality::to_stored_json`]); the served form alone is
+/// rejected (missing `sums`) rather than read back with empty sums. Use
+/// [`OrderQuality::from_stored_json`]: the `&'static str` fields make the derived impl
+/// `Deserialize<'static>` only (it works from an owned `serde_json::Value`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderQuality {
     pub order_id: String,
     pub account: Option<String>,
@@ -106,8 +112,11 @@ pub struct OrderQuality {
     pub receipt_quoted_spread: Option<Decimal>,
     pub order_class: OrderClass,
     pub marketability: Marketability,
+    /// One of [`SIZE_BUCKETS`].
+    #[serde(deserialize_with = "de_size_bucket")]
     pub size_bucket: &'static str,
     /// `maker`, `taker`, `mixed` or `none` over the order's fills.
+    #[serde(deserialize_with = "de_liquidity")]
     pub liquidity: &'static str,
     pub time_window: String,
     pub status: OrderStatus,
@@ -125,14 +134,117 @@ pub struct OrderQuality {
     /// Tape VWAP over the order's interval, own prints included / excluded (A10).
     pub vwap: Option<Decimal>,
     pub vwap_ex_own: Option<Decimal>,
-    /// Why a statistic is null or data was adjusted (`no_quote_at_receipt`, ...).
+    /// Why a statistic is null or data was adjusted (`no_quote_at_receipt`, ...), from
+    /// [`NOTES`].
+    #[serde(deserialize_with = "de_notes")]
     pub notes: Vec<&'static str>,
     #[serde(flatten)]
     pub stats: Stats,
-    /// The exact sums behind `stats` (not serialized); aggregates and the Rule 605 report are
-    /// built from them.
-    #[serde(skip)]
+    /// The exact sums behind `stats` (not in the served form); aggregates and the Rule 605
+    /// report are built from them.
+    #[serde(skip_serializing)]
     pub sums: Box<Sums>,
+}
+
+/// Every size bucket name, in report order: the share buckets, the notional buckets, and
+/// `unknown` (notional basis without a price).
+pub const SIZE_BUCKETS: [&str; 16] = [
+    "fractional",
+    "odd_lot",
+    "<100",
+    "100-499",
+    "500-1999",
+    "2000-4999",
+    "5000+",
+    "<$250",
+    "$250-<$1k",
+    "$1k-<$5k",
+    "$5k-<$10k",
+    "$10k-<$20k",
+    "$20k-<$50k",
+    "$50k-<$200k",
+    ">=$200k",
+    "unknown",
+];
+
+/// Liquidity flags by the engine's bit set (1 maker, 2 taker, 3 both).
+pub const LIQUIDITY: [&str; 4] = ["none", "maker", "taker", "mixed"];
+
+/// Every note an order row can carry; bit `i` of the engine's note set is `NOTES[i]`.
+pub const NOTES: [&str; 13] = [
+    "no_quote_at_receipt",
+    "crossed_quote_at_receipt",
+    "locked_quote_at_receipt",
+    "fill_after_cancel",
+    "overfill",
+    "cancel_exceeds_open",
+    "no_decision_price",
+    "no_end_price",
+    "no_tape_prints",
+    "fill_before_receipt",
+    "fill_side_mismatch",
+    "fill_without_benchmark_quote",
+    "realized_spread_beyond_data",
+];
+
+/// The static name in `table` equal to `name`.
+pub(crate) fn static_name(table: &'static [&'static str], name: &str) -> Option<&'static str> {
+    table.iter().copied().find(|t| *t == name)
+}
+
+fn de_static<'de, D: Deserializer<'de>>(
+    d: D,
+    table: &'static [&'static str],
+    what: &str,
+) -> Result<&'static str, D::Error> {
+    let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+    static_name(table, &s)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown {what} `{s}`")))
+}
+
+fn de_size_bucket<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    de_static(d, &SIZE_BUCKETS, "size bucket")
+}
+
+fn de_liquidity<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    de_static(d, &LIQUIDITY, "liquidity")
+}
+
+fn de_notes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<&'static str>, D::Error> {
+    let v = Vec::<std::borrow::Cow<'de, str>>::deserialize(d)?;
+    v.iter()
+        .map(|s| {
+            static_name(&NOTES, s)
+                .ok_or_else(|| serde::de::Error::custom(format!("unknown note `{s}`")))
+        })
+        .collect()
+}
+
+impl OrderQuality {
+    /// The stored form: the served JSON plus the exact `sums`, so a row read back with
+    /// [`OrderQuality::from_stored_json`] is equal to this one and aggregates exactly.
+    pub fn to_stored_json(&self) -> Result<String, crate::ExecqError> {
+        #[derive(Serialize)]
+        struct Stored<'a> {
+            #[serde(flatten)]
+            row: &'a OrderQuality,
+            sums: &'a Sums,
+        }
+        serde_json::to_string(&Stored {
+            row: self,
+            sums: &self.sums,
+        })
+        .map_err(|e| crate::ExecqError::BadStoredRow(e.to_string()))
+    }
+
+    /// Read a row written by [`OrderQuality::to_stored_json`].
+    pub fn from_stored_json(s: &str) -> Result<OrderQuality, crate::ExecqError> {
+        let bad = |e: serde_json::Error| crate::ExecqError::BadStoredRow(e.to_string());
+        // Through an owned `Value`: the `&'static str` fields make the derived impl
+        // `Deserialize<'static>` only.
+        let v: serde_json::Value = serde_json::from_str(s).map_err(bad)?;
+        OrderQuality::deserialize(v).map_err(bad)
+    }
 }
 
 /// Aggregates by each grouping of the issue. Keys: account (`(none)` if absent), symbol,

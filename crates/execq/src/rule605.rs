@@ -2,12 +2,14 @@
 //! covered categories) and size bucket, plus a per-class summary with the summary-report
 //! percentages. Orders belong to the month of their receipt (UTC).
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::ExecqError;
-use crate::report::{OrderClass, Report};
+use crate::params::Params;
+use crate::report::{OrderClass, OrderQuality, Report, SIZE_BUCKETS};
 use crate::stats::{Stats, Sums};
 
 /// One row: a symbol (or `ALL`), an order class and a size bucket (or `ALL`).
@@ -35,30 +37,11 @@ pub struct Rule605 {
     pub summary: Vec<Rule605Row>,
 }
 
-const BUCKET_ORDER: [&str; 16] = [
-    "fractional",
-    "odd_lot",
-    "<100",
-    "100-499",
-    "500-1999",
-    "2000-4999",
-    "5000+",
-    "<$250",
-    "$250-<$1k",
-    "$1k-<$5k",
-    "$5k-<$10k",
-    "$10k-<$20k",
-    "$20k-<$50k",
-    "$50k-<$200k",
-    ">=$200k",
-    "unknown",
-];
-
 fn bucket_rank(b: &str) -> usize {
-    BUCKET_ORDER
+    SIZE_BUCKETS
         .iter()
         .position(|x| *x == b)
-        .unwrap_or(BUCKET_ORDER.len())
+        .unwrap_or(SIZE_BUCKETS.len())
 }
 
 fn valid_month(m: &str) -> bool {
@@ -70,22 +53,34 @@ fn valid_month(m: &str) -> bool {
 }
 
 /// Build the report for `month` (`YYYY-MM`) from a report computed in this process (it uses
-/// the orders' exact sums, which are not serialized).
+/// the orders' exact sums, which are not in the served JSON).
 pub fn rule605(report: &Report, month: &str) -> Result<Rule605, ExecqError> {
+    rule605_from_rows(report.orders.values().map(|b| &**b), &report.params, month)
+}
+
+/// [`rule605`] over per-order rows (finalized rows read back with
+/// [`OrderQuality::from_stored_json`] plus the engine's held rows); rows received outside
+/// `month` are skipped, so a caller may pass a superset. `params` must be the engine's.
+pub fn rule605_from_rows<I>(rows: I, params: &Params, month: &str) -> Result<Rule605, ExecqError>
+where
+    I: IntoIterator,
+    I::Item: Borrow<OrderQuality>,
+{
     if !valid_month(month) {
         return Err(ExecqError::BadMonth(month.to_string()));
     }
-    let r = report.params.resolve()?;
+    let r = params.resolve()?;
     let n = r.horizons_ms.len();
     let odd = ["fractional", "odd_lot", "<100"];
-    let mut rows: BTreeMap<(String, OrderClass, usize, String), Sums> = BTreeMap::new();
+    let mut rows_by: BTreeMap<(String, OrderClass, usize, String), Sums> = BTreeMap::new();
     let mut summary: BTreeMap<OrderClass, Sums> = BTreeMap::new();
     let (mut covered, mut excluded) = (0, 0);
-    for o in report.orders.values() {
+    for row in rows {
+        let o: &OrderQuality = row.borrow();
         if o.receipt_ts.to_datetime().format("%Y-%m").to_string() != month {
             continue;
         }
-        let size_ok = report.params.rule605_include_odd_lots || !odd.contains(&o.size_bucket);
+        let size_ok = params.rule605_include_odd_lots || !odd.contains(&o.size_bucket);
         if !o.order_class.rule605_covered() || !size_ok {
             excluded += 1;
             continue;
@@ -97,7 +92,8 @@ pub fn rule605(report: &Report, month: &str) -> Result<Rule605, ExecqError> {
             bucket_rank(o.size_bucket),
             o.size_bucket.to_string(),
         );
-        rows.entry(key)
+        rows_by
+            .entry(key)
             .or_insert_with(|| Sums::with_horizons(n))
             .add(&o.sums);
         summary
@@ -110,7 +106,7 @@ pub fn rule605(report: &Report, month: &str) -> Result<Rule605, ExecqError> {
         covered_orders: covered,
         excluded_orders: excluded,
         rs_primary_horizon_ms: r.horizons_ms[r.primary],
-        rows: rows
+        rows: rows_by
             .into_iter()
             .map(|((symbol, order_class, _, size_bucket), s)| Rule605Row {
                 symbol,

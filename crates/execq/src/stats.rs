@@ -7,7 +7,7 @@
 use model::Decimal;
 use rust_decimal::RoundingStrategy;
 use rust_decimal::prelude::FromPrimitive;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::params::{Resolved, RsBpsDenominator};
 
@@ -30,7 +30,7 @@ pub(crate) fn exec_bucket(ms: i64) -> usize {
 }
 
 /// Sums for one realized-spread horizon over the fills resolved for it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HorizonSums {
     /// Shares of the resolved fills.
     pub q: Decimal,
@@ -45,8 +45,9 @@ pub struct HorizonSums {
 }
 
 /// Exact share-weighted sums of one order or one group of orders. Monetary sums are in quote
-/// currency, times in integer ms.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// currency, times in integer ms. Serializable so that stored per-order rows and engine
+/// snapshots keep them exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sums {
     pub orders: u64,
     /// Orders with at least one fill.
@@ -61,8 +62,11 @@ pub struct Sums {
     pub fees: Decimal,
     /// `sum q_j * (t_e,j - t_r)` in share-ms.
     pub exec_time: Decimal,
-    /// Sums of per-order time to first / complete fill, ms (order-weighted averages).
+    /// Sums of per-order time to first / complete fill, ms (order-weighted averages). Written
+    /// as JSON strings: a JSON number holder (`serde_json::Value`) stops at 64 bits.
+    #[serde(with = "i128_string")]
     pub first_fill_ms: i128,
+    #[serde(with = "i128_string")]
     pub complete_fill_ms: i128,
     /// Effective spread over fills with a usable benchmark quote: shares, `sum q*ES`,
     /// `sum q*M`, `sum q*Q`.
@@ -124,64 +128,109 @@ impl Sums {
 
     /// Add another order's or group's sums.
     pub fn add(&mut self, o: &Sums) {
-        self.orders += o.orders;
-        self.orders_filled += o.orders_filled;
-        self.orders_complete += o.orders_complete;
-        self.shares_ordered += o.shares_ordered;
-        self.shares_executed += o.shares_executed;
-        self.shares_cancelled += o.shares_cancelled;
-        self.exec_notional += o.exec_notional;
-        self.fees += o.fees;
-        self.exec_time += o.exec_time;
-        self.first_fill_ms += o.first_fill_ms;
-        self.complete_fill_ms += o.complete_fill_ms;
-        self.es_q += o.es_q;
-        self.es += o.es;
-        self.es_mid += o.es_mid;
-        self.es_quoted += o.es_quoted;
-        self.rq_q += o.rq_q;
-        self.rq_mid += o.rq_mid;
-        self.arrival += o.arrival;
-        self.pi_q += o.pi_q;
-        self.pi_amount += o.pi_amount;
-        self.pi_time += o.pi_time;
-        self.at_q += o.at_q;
-        self.at_time += o.at_time;
-        self.out_q += o.out_q;
-        self.out_amount += o.out_amount;
-        self.out_time += o.out_time;
+        self.combine(o, |a, b| *a += b, |a, b| *a += b, |a, b| *a += b);
+    }
+
+    /// Remove sums added before. Counts wrap instead of failing, so a difference of two
+    /// order states can be applied as a delta with [`Sums::add_wrapping`]: the running totals
+    /// it lands in are never negative.
+    pub(crate) fn sub_wrapping(&mut self, o: &Sums) {
+        self.combine(
+            o,
+            |a, b| *a -= b,
+            |a, b| *a = a.wrapping_sub(b),
+            |a, b| *a = a.wrapping_sub(b),
+        );
+    }
+
+    pub(crate) fn add_wrapping(&mut self, o: &Sums) {
+        self.combine(
+            o,
+            |a, b| *a += b,
+            |a, b| *a = a.wrapping_add(b),
+            |a, b| *a = a.wrapping_add(b),
+        );
+    }
+
+    /// Apply `dec`, `cnt` and `ms` to every pair of fields (decimal sums, counts, i128 ms sums).
+    fn combine(
+        &mut self,
+        o: &Sums,
+        dec: impl Fn(&mut Decimal, Decimal),
+        cnt: impl Fn(&mut u64, u64),
+        ms: impl Fn(&mut i128, i128),
+    ) {
+        cnt(&mut self.orders, o.orders);
+        cnt(&mut self.orders_filled, o.orders_filled);
+        cnt(&mut self.orders_complete, o.orders_complete);
+        dec(&mut self.shares_ordered, o.shares_ordered);
+        dec(&mut self.shares_executed, o.shares_executed);
+        dec(&mut self.shares_cancelled, o.shares_cancelled);
+        dec(&mut self.exec_notional, o.exec_notional);
+        dec(&mut self.fees, o.fees);
+        dec(&mut self.exec_time, o.exec_time);
+        ms(&mut self.first_fill_ms, o.first_fill_ms);
+        ms(&mut self.complete_fill_ms, o.complete_fill_ms);
+        dec(&mut self.es_q, o.es_q);
+        dec(&mut self.es, o.es);
+        dec(&mut self.es_mid, o.es_mid);
+        dec(&mut self.es_quoted, o.es_quoted);
+        dec(&mut self.rq_q, o.rq_q);
+        dec(&mut self.rq_mid, o.rq_mid);
+        dec(&mut self.arrival, o.arrival);
+        dec(&mut self.pi_q, o.pi_q);
+        dec(&mut self.pi_amount, o.pi_amount);
+        dec(&mut self.pi_time, o.pi_time);
+        dec(&mut self.at_q, o.at_q);
+        dec(&mut self.at_time, o.at_time);
+        dec(&mut self.out_q, o.out_q);
+        dec(&mut self.out_amount, o.out_amount);
+        dec(&mut self.out_time, o.out_time);
         for (a, b) in self.time_buckets.iter_mut().zip(o.time_buckets.iter()) {
-            *a += *b;
+            dec(a, *b);
         }
         if self.horizons.len() < o.horizons.len() {
             self.horizons
                 .resize(o.horizons.len(), HorizonSums::default());
         }
         for (a, b) in self.horizons.iter_mut().zip(o.horizons.iter()) {
-            a.q += b.q;
-            a.rs += b.rs;
-            a.es += b.es;
-            a.mid += b.mid;
-            a.mid_h += b.mid_h;
+            dec(&mut a.q, b.q);
+            dec(&mut a.rs, b.rs);
+            dec(&mut a.es, b.es);
+            dec(&mut a.mid, b.mid);
+            dec(&mut a.mid_h, b.mid_h);
         }
-        self.is_orders += o.is_orders;
-        self.is_wagner_orders += o.is_wagner_orders;
-        self.is_total += o.is_total;
-        self.is_denominator += o.is_denominator;
-        self.is_execution += o.is_execution;
-        self.is_opportunity += o.is_opportunity;
-        self.is_fees += o.is_fees;
-        self.is_delay += o.is_delay;
-        self.is_trading += o.is_trading;
-        self.is_opportunity_arrival += o.is_opportunity_arrival;
-        self.vwap_orders += o.vwap_orders;
-        self.vwap_cost += o.vwap_cost;
-        self.vwap_den += o.vwap_den;
-        self.vwapx_orders += o.vwapx_orders;
-        self.vwapx_cost += o.vwapx_cost;
-        self.vwapx_den += o.vwapx_den;
-        self.part_x += o.part_x;
-        self.part_tape += o.part_tape;
+        cnt(&mut self.is_orders, o.is_orders);
+        cnt(&mut self.is_wagner_orders, o.is_wagner_orders);
+        dec(&mut self.is_total, o.is_total);
+        dec(&mut self.is_denominator, o.is_denominator);
+        dec(&mut self.is_execution, o.is_execution);
+        dec(&mut self.is_opportunity, o.is_opportunity);
+        dec(&mut self.is_fees, o.is_fees);
+        dec(&mut self.is_delay, o.is_delay);
+        dec(&mut self.is_trading, o.is_trading);
+        dec(&mut self.is_opportunity_arrival, o.is_opportunity_arrival);
+        cnt(&mut self.vwap_orders, o.vwap_orders);
+        dec(&mut self.vwap_cost, o.vwap_cost);
+        dec(&mut self.vwap_den, o.vwap_den);
+        cnt(&mut self.vwapx_orders, o.vwapx_orders);
+        dec(&mut self.vwapx_cost, o.vwapx_cost);
+        dec(&mut self.vwapx_den, o.vwapx_den);
+        dec(&mut self.part_x, o.part_x);
+        dec(&mut self.part_tape, o.part_tape);
+    }
+}
+
+mod i128_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &i128, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i128, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -226,7 +275,7 @@ pub(crate) fn bps(a: Decimal, b: Decimal) -> Option<Decimal> {
 }
 
 /// Realized spread at one horizon.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HorizonStats {
     pub horizon_ms: u64,
     /// Shares whose horizon resolved.
@@ -240,7 +289,7 @@ pub struct HorizonStats {
 }
 
 /// The statistics of one order or one group, all derived from [`Sums`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     pub orders: u64,
     pub orders_filled: u64,

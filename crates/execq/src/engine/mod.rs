@@ -1,0 +1,1664 @@
+//! The streaming engine.
+//!
+//! State per symbol: the prevailing quote (and the last quote at a strictly earlier timestamp,
+//! for `quote_at_receipt: strict`) and cumulative tape volume/notional (VWAP over an order's
+//! interval is a difference of two snapshots). State per order: the fill-level sums.
+//! Realized-spread lookups wait in one FIFO queue per horizon; `t_e + h` is non-decreasing in
+//! record order, so a lookup is resolved, and dropped, on the first record later than its
+//! target: memory is bounded by the fills within the longest horizon. Order ends wait the same
+//! way so that tape prints stamped at the order's last timestamp still count.
+//!
+//! Bounded streaming (see `incremental`): the engine keeps running aggregates over every order
+//! it has seen, and with eviction on ([`ExecQuality::set_eviction`]) an order whose row can no
+//! longer change leaves the engine as a finalized row ([`ExecQuality::drain_finalized`]).
+//! Orders live in a slab (`orders`, reused slots), so memory follows the orders held, not
+//! the orders seen.
+
+mod incremental;
+mod snapshot;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use interchange::{Kind, Record};
+use model::{Decimal, Liquidity, Side, Timestamp};
+use rust_decimal::prelude::ToPrimitive;
+use serde::{Deserialize, Serialize};
+
+use crate::ExecqError;
+use crate::params::NS_PER_DAY;
+use crate::params::{
+    CrossedQuote, DecisionPriceFallback, EsBenchmark, IsBpsDenominator, IsEndPrice, NotionalPrice,
+    Params, QuoteTiming, Resolved, RsEndOfData, SizeBucketBasis, TimeWindow,
+};
+use crate::report::{
+    Aggregates, LIQUIDITY, Marketability, NOTES, OrderClass, OrderQuality, OrderStatus, Report,
+    SIZE_BUCKETS,
+};
+use crate::rows::RowAggregator;
+use crate::stats::{PRICE_DP, Stats, Sums, exec_bucket, ratio};
+use chrono::Datelike;
+use foldhash::fast::FixedState;
+
+use incremental::{CellKey, Contrib, Groups, HorizonLin, LinForm};
+pub use snapshot::SNAPSHOT_VERSION;
+
+const NS_PER_MS: i64 = 1_000_000;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Quote {
+    ts: i64,
+    bid: Decimal,
+    ask: Decimal,
+}
+
+impl Quote {
+    fn mid(&self) -> Decimal {
+        (self.bid + self.ask) / Decimal::TWO
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SymState {
+    name: String,
+    cur: Option<Quote>,
+    /// Last quote with `ts` strictly before `cur.ts`.
+    before: Option<Quote>,
+    tape_q: Decimal,
+    tape_n: Decimal,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct EndSnap {
+    mid: Option<Decimal>,
+    tape_q: Decimal,
+    tape_n: Decimal,
+}
+
+// Notes: bit flags (bit i is `NOTES[i]`) so a note costs no allocation on the hot path.
+const N_NO_QUOTE: u32 = 1;
+const N_CROSSED: u32 = 1 << 1;
+const N_LOCKED: u32 = 1 << 2;
+const N_FILL_AFTER_CANCEL: u32 = 1 << 3;
+const N_OVERFILL: u32 = 1 << 4;
+const N_CANCEL_EXCEEDS: u32 = 1 << 5;
+const N_NO_DECISION: u32 = 1 << 6;
+const N_NO_END_PRICE: u32 = 1 << 7;
+const N_NO_TAPE: u32 = 1 << 8;
+const N_FILL_BEFORE_RECEIPT: u32 = 1 << 9;
+const N_SIDE_MISMATCH: u32 = 1 << 10;
+const N_NO_BENCH: u32 = 1 << 11;
+const N_RS_BEYOND: u32 = 1 << 12;
+
+/// Account key of orders without an account (`(none)` in the aggregates).
+const NO_ACCOUNT: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OrderState {
+    id: String,
+    /// Index into `ExecQuality::accounts`.
+    account: Option<u32>,
+    owner: Option<String>,
+    sym: u32,
+    side: Side,
+    order_type: Option<String>,
+    tif: Option<String>,
+    limit: Option<Decimal>,
+    decision: Option<Decimal>,
+    t_r: i64,
+    receipt: Option<Quote>,
+    class: OrderClass,
+    marketability: Marketability,
+    /// Index into [`SIZE_BUCKETS`].
+    size_bucket: u8,
+    /// Time-window code of `t_r` (see [`ExecQuality::window_code`]).
+    window: i64,
+    qty: Decimal,
+    executed: Decimal,
+    /// Cancelled shares counted in `shares_cancelled`, and closed-but-uncounted IOC residuals.
+    cancelled: Decimal,
+    uncounted: Decimal,
+    fill_count: u64,
+    first_fill: Option<i64>,
+    complete: Option<i64>,
+    liq: u8,
+    /// Boxed: the order table grows by doubling, and moving 1 KiB per order is not free.
+    sums: Box<Sums>,
+    /// Realized-spread lookups of this order still waiting, per horizon, as sums linear in the
+    /// mid they will resolve at (kept only when the engine tracks aggregates).
+    pend: Vec<HorizonLin>,
+    /// Number of those lookups (kept always: eviction waits for zero).
+    pending_n: u32,
+    start_tape: (Decimal, Decimal),
+    end_ts: Option<i64>,
+    end_gen: u32,
+    end: Option<EndSnap>,
+    notes: u32,
+    completion_emitted: bool,
+}
+
+impl OrderState {
+    fn leaves(&self) -> Decimal {
+        self.qty - self.executed - self.cancelled - self.uncounted
+    }
+    fn signed(&self, x: Decimal) -> Decimal {
+        match self.side {
+            Side::Buy => x,
+            Side::Sell => -x,
+        }
+    }
+    fn cell(&self, liq: u8) -> CellKey {
+        CellKey {
+            account: self.account.unwrap_or(NO_ACCOUNT),
+            sym: self.sym,
+            class: self.class,
+            bucket: self.size_bucket,
+            liq,
+            window: self.window,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending {
+    target: i64,
+    order: u32,
+    price: Decimal,
+    q: Decimal,
+    /// `q * ES` and `q * M_benchmark` of the fill.
+    q_es: Decimal,
+    q_mid: Decimal,
+}
+
+/// What an observation measures (for histograms labelled by symbol and order class).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Per fill: `2s(P - M)`, price units.
+    EffectiveSpread,
+    /// Per fill: `2s(P - M) / M * 1e4`.
+    EffectiveSpreadBps,
+    /// Per fill: `t_e - t_r`, ms.
+    TimeToExecutionMs,
+    /// Per completed order (when its end is final): arrival cost, bps.
+    ArrivalCostBps,
+    TimeToFirstFillMs,
+    TimeToCompleteFillMs,
+    VwapSlippageBps,
+}
+
+/// One per-fill or per-order-completion measurement; `f64` because it feeds histograms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    pub ts: Timestamp,
+    pub symbol: String,
+    pub order_id: String,
+    pub order_class: OrderClass,
+    pub metric: Metric,
+    pub value: f64,
+}
+
+/// Sizes of the engine's state, for gauges and for boundedness checks. Every one is bounded by
+/// what is live (orders working or finished within the grace and horizons, fills within the
+/// longest horizon), except `undrained_rows` (the caller drains them) and the aggregate keys
+/// (one per account, symbol, order class, size bucket, liquidity flag and time window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StateSizes {
+    /// Orders held (working, or finished but not yet final).
+    pub held_orders: usize,
+    /// Slots of the order table (the peak of `held_orders`; freed slots are reused).
+    pub order_slots: usize,
+    /// Realized-spread lookups waiting.
+    pub pending_lookups: usize,
+    /// Finalized rows not yet taken by [`ExecQuality::drain_finalized`].
+    pub undrained_rows: usize,
+    /// Aggregation cells with orders whose statistics follow the market (working orders,
+    /// lookups waiting).
+    pub live_cells: usize,
+    /// Keys of the running aggregates, all groupings together.
+    pub aggregate_keys: usize,
+}
+
+/// The streaming execution-quality engine. Feed records in time order with
+/// [`ExecQuality::on_record`]; ask for one order with [`ExecQuality::order`], for the running
+/// aggregates with [`ExecQuality::aggregates`], or for everything held with
+/// [`ExecQuality::report`] at any time (none of them changes the state).
+///
+/// Serialize / Deserialize give a snapshot ([`SNAPSHOT_VERSION`]): restoring it and feeding the
+/// following records behaves exactly as feeding them to the original engine.
+pub struct ExecQuality {
+    r: Resolved,
+    syms: Vec<SymState>,
+    sym_ix: HashMap<String, u32, FixedState>,
+    /// Interned account names (few, and an index keeps aggregation keys `Copy`).
+    accounts: Vec<String>,
+    acct_ix: HashMap<String, u32, FixedState>,
+    /// Slab of held orders; `free` lists the empty slots, reused first.
+    orders: Vec<Option<OrderState>>,
+    free: Vec<u32>,
+    order_ix: HashMap<String, u32, FixedState>,
+    pending: Vec<VecDeque<Pending>>,
+    ends: VecDeque<(i64, u32, u32)>,
+    /// `(deadline, slot, end_gen)`: the order leaves on the first record after `deadline`.
+    /// Deadlines are non-decreasing in push order (see [`ExecQuality::deadline`]).
+    evictions: VecDeque<(i64, u32, u32)>,
+    issues: BTreeMap<String, u64>,
+    records: u64,
+    last_ts: Option<i64>,
+    observe: bool,
+    obs: Vec<Observation>,
+    evict: bool,
+    /// Evicted orders whose rows the caller has not drained yet.
+    evicted: Vec<OrderState>,
+    /// Running aggregates maintained (off only for the batch [`compute`], which reports once).
+    track: bool,
+    /// Everything that does not move with the market: finalized rows, and the fill-level part
+    /// of held orders.
+    groups: Groups,
+    /// Per aggregation cell, the part of held orders that follows their symbol's current quote
+    /// and tape, as linear forms evaluated when asked.
+    live: BTreeMap<CellKey, LinForm>,
+    /// Working orders with executions: their VWAP to "now" is not linear in the tape, so
+    /// [`ExecQuality::aggregates`] measures each of them.
+    pass: BTreeSet<u32>,
+}
+
+/// Which orders a filtered report covers; `None` fields match everything. Time bounds apply to
+/// the order's receipt time: `from <= t_r < to`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportFilter {
+    pub account: Option<String>,
+    pub symbol: Option<String>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+}
+
+impl ReportFilter {
+    pub(crate) fn keeps(&self, account: Option<&str>, symbol: &str, t_r: i64) -> bool {
+        self.account.as_deref().is_none_or(|a| account == Some(a))
+            && self.symbol.as_deref().is_none_or(|s| s == symbol)
+            && self.from.is_none_or(|f| t_r >= f.as_nanos())
+            && self.to.is_none_or(|t| t_r < t.as_nanos())
+    }
+}
+
+/// The batch form: exactly the streaming engine fed `records` in order (every order kept, no
+/// running aggregates: the report is built once at the end).
+pub fn compute(records: &[Record], params: &Params) -> Result<Report, ExecqError> {
+    let mut e = ExecQuality::with_tracking(params.clone(), false)?;
+    for r in records {
+        e.on_record(r);
+    }
+    Ok(e.report())
+}
+
+fn usable(q: Option<Quote>, policy: CrossedQuote) -> Option<Quote> {
+    q.filter(|q| policy == CrossedQuote::Use || q.bid <= q.ask)
+}
+
+fn classify(
+    order_type: Option<&str>,
+    limit: Option<Decimal>,
+    side: Side,
+    quote: Option<Quote>,
+    band: Decimal,
+) -> (OrderClass, Marketability) {
+    let ot = order_type.unwrap_or("").to_ascii_lowercase();
+    if ot == "stop" || ot == "stop_limit" {
+        return (OrderClass::Stop, Marketability::Unclassified);
+    }
+    let Some(l) = limit.filter(|_| ot != "market") else {
+        return (OrderClass::Market, Marketability::Market);
+    };
+    let Some(q) = quote else {
+        return (OrderClass::Unclassified, Marketability::Unclassified);
+    };
+    let class = match side {
+        Side::Buy if l >= q.ask => OrderClass::MarketableLimit,
+        Side::Buy if l > q.bid => OrderClass::InsideTheQuote,
+        Side::Buy if l == q.bid => OrderClass::AtTheQuote,
+        Side::Buy if l >= q.bid - band => OrderClass::NearTheQuote,
+        Side::Sell if l <= q.bid => OrderClass::MarketableLimit,
+        Side::Sell if l < q.ask => OrderClass::InsideTheQuote,
+        Side::Sell if l == q.ask => OrderClass::AtTheQuote,
+        Side::Sell if l <= q.ask + band => OrderClass::NearTheQuote,
+        _ => OrderClass::AwayFromQuote,
+    };
+    let m = if class == OrderClass::MarketableLimit {
+        Marketability::MarketableLimit
+    } else {
+        Marketability::NonMarketableLimit
+    };
+    (class, m)
+}
+
+/// Index into [`SIZE_BUCKETS`] of a share quantity.
+fn share_bucket(q: Decimal, round_lot: Decimal) -> u8 {
+    if q < Decimal::ONE && !q.fract().is_zero() {
+        0 // fractional
+    } else if q < round_lot {
+        1 // odd_lot
+    } else if q < Decimal::ONE_HUNDRED {
+        2 // <100
+    } else if q < Decimal::from(500) {
+        3
+    } else if q < Decimal::from(2000) {
+        4
+    } else if q < Decimal::from(5000) {
+        5
+    } else {
+        6 // 5000+
+    }
+}
+
+/// Index into [`SIZE_BUCKETS`] of a notional.
+fn notional_bucket(n: Decimal) -> u8 {
+    const EDGES: [i64; 7] = [250, 1_000, 5_000, 10_000, 20_000, 50_000, 200_000];
+    let i = EDGES
+        .iter()
+        .position(|edge| n < Decimal::from(*edge))
+        .unwrap_or(EDGES.len());
+    7 + i as u8
+}
+
+const UNKNOWN_BUCKET: u8 = 15;
+
+fn bucket_name(b: u8) -> &'static str {
+    SIZE_BUCKETS
+        .get(usize::from(b))
+        .copied()
+        .unwrap_or("unknown")
+}
+
+fn ms_between(later: i64, earlier: i64) -> i64 {
+    later.saturating_sub(earlier).div_euclid(NS_PER_MS)
+}
+
+fn f64_of(d: Decimal) -> f64 {
+    d.to_f64().unwrap_or(f64::NAN)
+}
+
+impl ExecQuality {
+    /// A streaming engine: every order is kept (eviction is off until
+    /// [`ExecQuality::set_eviction`]) and the running aggregates are maintained.
+    pub fn new(params: Params) -> Result<ExecQuality, ExecqError> {
+        Self::with_tracking(params, true)
+    }
+
+    fn with_tracking(params: Params, track: bool) -> Result<ExecQuality, ExecqError> {
+        let r = params.resolve()?;
+        let n = r.horizons_ns.len();
+        Ok(ExecQuality {
+            groups: Groups::new(n),
+            r,
+            syms: Vec::new(),
+            sym_ix: HashMap::with_hasher(FixedState::default()),
+            accounts: Vec::new(),
+            acct_ix: HashMap::with_hasher(FixedState::default()),
+            orders: Vec::new(),
+            free: Vec::new(),
+            order_ix: HashMap::with_hasher(FixedState::default()),
+            pending: vec![VecDeque::new(); n],
+            ends: VecDeque::new(),
+            evictions: VecDeque::new(),
+            issues: BTreeMap::new(),
+            records: 0,
+            last_ts: None,
+            observe: false,
+            obs: Vec::new(),
+            evict: false,
+            evicted: Vec::new(),
+            track,
+            live: BTreeMap::new(),
+            pass: BTreeSet::new(),
+        })
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.r.p
+    }
+
+    /// Collect [`Observation`]s for [`ExecQuality::drain_observations`] (off by default, so
+    /// batch runs do not buffer them).
+    pub fn set_observations(&mut self, on: bool) {
+        self.observe = on;
+        if !on {
+            self.obs.clear();
+        }
+    }
+
+    /// The observations since the last drain.
+    pub fn drain_observations(&mut self) -> Vec<Observation> {
+        std::mem::take(&mut self.obs)
+    }
+
+    /// Evict orders whose row is final (off by default). An order is final on the first record
+    /// later than `max(end + late_fill_grace_ms, end + longest horizon)` in event time, where
+    /// `end` is its last fill or cancel closing it: by then its end snapshot is taken, every
+    /// realized-spread lookup is resolved, and a later record for it is too late. It then
+    /// leaves the engine and its row waits in [`ExecQuality::drain_finalized`]. The running
+    /// [`ExecQuality::aggregates`] still include it; [`ExecQuality::report`],
+    /// [`ExecQuality::report_filtered`] and [`ExecQuality::order`] then cover held orders only.
+    ///
+    /// With eviction on, a fill or cancel naming an order the engine does not hold (unknown,
+    /// or evicted after its grace) is counted as `fill_for_unknown_or_evicted_order` /
+    /// `cancel_for_unknown_or_evicted_order` and ignored, and an `order_new` reusing an
+    /// evicted id starts a new order.
+    ///
+    /// Refused with `is_end_price: end_of_data_mid`: there every order's shortfall is valued
+    /// at the symbol's last mid in the data, so no row is ever final.
+    pub fn set_eviction(&mut self, on: bool) -> Result<(), ExecqError> {
+        if !on {
+            self.evict = false;
+            self.evictions.clear();
+            return Ok(());
+        }
+        if self.r.p.is_end_price == IsEndPrice::EndOfDataMid {
+            return Err(ExecqError::EvictionUnsupported(
+                "is_end_price end_of_data_mid values every order at the last mid in the data, \
+                 so no order's row is ever final"
+                    .into(),
+            ));
+        }
+        if !self.track {
+            return Err(ExecqError::EvictionUnsupported(
+                "the batch engine keeps every order".into(),
+            ));
+        }
+        if self.evict {
+            return Ok(());
+        }
+        self.evict = true;
+        // Orders that ended before eviction was turned on, in deadline order: every later
+        // push has a deadline at least as late.
+        let mut due: Vec<(i64, u32, u32)> = self
+            .orders
+            .iter()
+            .enumerate()
+            .filter_map(|(ix, o)| {
+                let o = o.as_ref()?;
+                Some((self.deadline(o.end_ts?), ix as u32, o.end_gen))
+            })
+            .collect();
+        due.sort_unstable();
+        self.evictions.extend(due);
+        Ok(())
+    }
+
+    pub fn eviction(&self) -> bool {
+        self.evict
+    }
+
+    /// The rows of the orders evicted since the last drain, in eviction order. Each is final:
+    /// equal to the row the batch [`compute`] gives that order.
+    pub fn drain_finalized(&mut self) -> Vec<OrderQuality> {
+        let done = std::mem::take(&mut self.evicted);
+        let mut cache = None;
+        done.iter()
+            .map(|o| {
+                let (_, label) = self.window(o.t_r, &mut cache);
+                self.finalize(o, o.sums.clone(), 0, label)
+            })
+            .collect()
+    }
+
+    /// Records seen (including skipped ones).
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Records skipped or adjusted, by reason.
+    pub fn data_issues(&self) -> BTreeMap<String, u64> {
+        self.issues.clone()
+    }
+
+    /// Number of orders held (working, or finished but not yet final).
+    pub fn held_orders(&self) -> usize {
+        self.order_ix.len()
+    }
+
+    pub fn state_sizes(&self) -> StateSizes {
+        StateSizes {
+            held_orders: self.order_ix.len(),
+            order_slots: self.orders.len(),
+            pending_lookups: self.pending.iter().map(VecDeque::len).sum(),
+            undrained_rows: self.evicted.len(),
+            live_cells: self.live.len(),
+            aggregate_keys: self.groups.keys(),
+        }
+    }
+
+    /// Deadline of an order that ended at `end`: the grace for late records, and the last
+    /// realized-spread target of its fills (fills are at or before `end`, and targets do not
+    /// decrease with the fill time). Non-decreasing in `end`.
+    fn deadline(&self, end: i64) -> i64 {
+        self.r
+            .horizons_ns
+            .iter()
+            .map(|&h| self.r.horizon_target(end, h))
+            .fold(end.saturating_add(self.r.grace_ns), i64::max)
+    }
+
+    fn issue(&mut self, reason: &'static str) {
+        match self.issues.get_mut(reason) {
+            Some(n) => *n += 1,
+            None => {
+                self.issues.insert(reason.to_string(), 1);
+            }
+        }
+    }
+
+    fn sym(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.sym_ix.get(name) {
+            return i;
+        }
+        let i = self.syms.len() as u32;
+        self.syms.push(SymState {
+            name: name.to_string(),
+            cur: None,
+            before: None,
+            tape_q: Decimal::ZERO,
+            tape_n: Decimal::ZERO,
+        });
+        self.sym_ix.insert(name.to_string(), i);
+        i
+    }
+
+    fn account(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.acct_ix.get(name) {
+            return i;
+        }
+        let i = self.accounts.len() as u32;
+        self.accounts.push(name.to_string());
+        self.acct_ix.insert(name.to_string(), i);
+        i
+    }
+
+    fn ord(&self, ix: usize) -> Option<&OrderState> {
+        self.orders.get(ix).and_then(Option::as_ref)
+    }
+
+    fn ord_mut(&mut self, ix: usize) -> Option<&mut OrderState> {
+        self.orders.get_mut(ix).and_then(Option::as_mut)
+    }
+
+    fn account_name(&self, o: &OrderState) -> Option<String> {
+        o.account
+            .and_then(|a| self.accounts.get(a as usize))
+            .cloned()
+    }
+
+    /// Apply one record. Records must come in time order; an earlier one is skipped and
+    /// counted as `out_of_order`.
+    pub fn on_record(&mut self, rec: &Record) {
+        self.records += 1;
+        let ts = rec.ts.as_nanos();
+        if self.last_ts.is_some_and(|l| ts < l) {
+            self.issue("out_of_order");
+            return;
+        }
+        self.last_ts = Some(ts);
+        self.advance(ts);
+        match rec.kind {
+            Kind::Quote => self.on_quote(rec, ts),
+            Kind::Trade => self.on_trade(rec),
+            Kind::OrderNew => self.on_order_new(rec, ts),
+            Kind::Fill => self.on_fill(rec, ts),
+            Kind::OrderCancel => self.on_cancel(rec, ts),
+        }
+    }
+
+    /// Resolve every horizon lookup and order end strictly before `ts`: all records at those
+    /// timestamps have been applied, so the prevailing quote and tape are final for them.
+    /// Then evict the orders whose deadline has passed.
+    fn advance(&mut self, ts: i64) {
+        for k in 0..self.pending.len() {
+            while self.pending[k].front().is_some_and(|p| p.target < ts) {
+                if let Some(p) = self.pending[k].pop_front() {
+                    self.resolve_pending(k, &p);
+                }
+            }
+        }
+        while let Some(&(end, ix, gen_)) = self.ends.front() {
+            if end >= ts {
+                break;
+            }
+            self.ends.pop_front();
+            let Some(o) = self.ord(ix as usize) else {
+                continue;
+            };
+            if o.end_gen != gen_ {
+                continue; // superseded by a later fill after the cancel
+            }
+            let Some(s) = self.syms.get(o.sym as usize) else {
+                continue;
+            };
+            let snap = EndSnap {
+                mid: usable(s.cur, self.r.p.crossed_quote).map(|q| q.mid()),
+                tape_q: s.tape_q,
+                tape_n: s.tape_n,
+            };
+            let before = self.before(ix as usize);
+            if let Some(o) = self.ord_mut(ix as usize) {
+                o.end = Some(snap);
+            }
+            self.after(ix as usize, before);
+            if self.observe {
+                self.emit_completion(ix as usize, end);
+            }
+        }
+        while let Some(&(deadline, ix, gen_)) = self.evictions.front() {
+            if deadline >= ts {
+                break;
+            }
+            self.evictions.pop_front();
+            self.evict_order(ix as usize, gen_);
+        }
+    }
+
+    fn resolve_pending(&mut self, k: usize, p: &Pending) {
+        let ix = p.order as usize;
+        let track = self.track;
+        let crossed = self.r.p.crossed_quote;
+        let Some(o) = self.orders.get_mut(ix).and_then(Option::as_mut) else {
+            return;
+        };
+        o.pending_n = o.pending_n.saturating_sub(1);
+        let mid = self
+            .syms
+            .get(o.sym as usize)
+            .and_then(|s| usable(s.cur, crossed))
+            .map(|q| q.mid());
+        let resolved = mid.map(|m| {
+            let mut h = crate::stats::HorizonSums::default();
+            add_horizon(&mut h, o, p, m);
+            h
+        });
+        if let Some(h) = &resolved
+            && let Some(acc) = o.sums.horizons.get_mut(k)
+        {
+            acc.q += h.q;
+            acc.rs += h.rs;
+            acc.es += h.es;
+            acc.mid += h.mid;
+            acc.mid_h += h.mid_h;
+        }
+        if !track {
+            return;
+        }
+        let lin = HorizonLin::of(o.side, p);
+        if let Some(l) = o.pend.get_mut(k) {
+            l.sub(&lin);
+        }
+        let cell = o.cell(o.liq);
+        if let Some(h) = &resolved {
+            self.groups.add_horizon(&cell, k, h);
+        }
+        if let Some(form) = self.live.get_mut(&cell) {
+            if let Some(l) = form.pend.get_mut(k) {
+                l.sub(&lin);
+            }
+            if form.is_empty() {
+                self.live.remove(&cell);
+            }
+        }
+    }
+
+    fn evict_order(&mut self, ix: usize, gen_: u32) {
+        let final_now = self.ord(ix).is_some_and(|o| {
+            o.end_gen == gen_ && o.end.is_some() && o.pending_n == 0 && !self.pass.contains(&(ix as u32))
+        });
+        if !final_now {
+            return; // superseded by a later end (which has its own deadline)
+        }
+        let Some(o) = self.orders.get_mut(ix).and_then(Option::take) else {
+            return;
+        };
+        self.free.push(ix as u32);
+        self.order_ix.remove(&o.id);
+        // Its contribution to `groups` is its final row's sums and stays there; it has no
+        // live part left (its end is taken and its lookups are resolved).
+        self.evicted.push(o);
+    }
+
+    fn on_quote(&mut self, rec: &Record, ts: i64) {
+        let (Some(bid), Some(ask)) = (rec.bid, rec.ask) else {
+            self.issue("quote_without_bid_or_ask");
+            return;
+        };
+        if bid <= Decimal::ZERO || ask <= Decimal::ZERO {
+            self.issue("quote_non_positive");
+            return;
+        }
+        let i = self.sym(&rec.symbol) as usize;
+        let s = &mut self.syms[i];
+        if let Some(c) = s.cur
+            && c.ts < ts
+        {
+            s.before = Some(c);
+        }
+        s.cur = Some(Quote { ts, bid, ask });
+    }
+
+    fn on_trade(&mut self, rec: &Record) {
+        let (Some(q), Some(p)) = (rec.qty, rec.price) else {
+            self.issue("trade_without_qty_or_price");
+            return;
+        };
+        if q <= Decimal::ZERO || p <= Decimal::ZERO {
+            self.issue("trade_non_positive");
+            return;
+        }
+        let i = self.sym(&rec.symbol) as usize;
+        self.syms[i].tape_q += q;
+        self.syms[i].tape_n += q * p;
+    }
+
+    /// The time-window code of a receipt time: hour or day number since the epoch, or
+    /// `year*12 + month0`.
+    fn window_code(&self, t_r: i64) -> i64 {
+        match self.r.p.time_window {
+            TimeWindow::Hour => t_r.div_euclid(3_600_000_000_000),
+            TimeWindow::Day => t_r.div_euclid(NS_PER_DAY),
+            TimeWindow::Month => {
+                let dt = Timestamp::from_nanos(t_r).to_datetime();
+                i64::from(dt.year()) * 12 + i64::from(dt.month0())
+            }
+        }
+    }
+
+    fn on_order_new(&mut self, rec: &Record, ts: i64) {
+        let (Some(id), Some(side), Some(qty)) = (&rec.order_id, rec.side, rec.qty) else {
+            self.issue("order_new_without_id_side_or_qty");
+            return;
+        };
+        if qty <= Decimal::ZERO {
+            self.issue("order_new_non_positive_qty");
+            return;
+        }
+        if self.order_ix.contains_key(id.as_str()) {
+            self.issue("duplicate_order_id");
+            return;
+        }
+        let si = self.sym(&rec.symbol);
+        let account = rec.account.as_deref().map(|a| self.account(a));
+        let window = self.window_code(ts);
+        let s = &self.syms[si as usize];
+        let raw = match self.r.p.quote_at_receipt {
+            QuoteTiming::Inclusive => s.cur,
+            QuoteTiming::Strict => match s.cur {
+                Some(c) if c.ts < ts => Some(c),
+                _ => s.before,
+            },
+        };
+        let mut notes = 0;
+        let receipt = usable(raw, self.r.p.crossed_quote);
+        match raw {
+            None => notes |= N_NO_QUOTE,
+            Some(q) if q.bid > q.ask => notes |= N_CROSSED,
+            Some(q) if q.bid == q.ask => notes |= N_LOCKED,
+            _ => {}
+        }
+        let (class, marketability) = classify(
+            rec.order_type.as_deref(),
+            rec.price,
+            side,
+            receipt,
+            self.r.p.near_quote_band,
+        );
+        let size_bucket = match self.r.p.size_bucket_basis {
+            SizeBucketBasis::Shares => share_bucket(qty, self.r.p.round_lot),
+            SizeBucketBasis::Notional => {
+                let mid = receipt.map(|q| q.mid());
+                let px = match self.r.p.notional_price {
+                    NotionalPrice::ReceiptMid => mid,
+                    NotionalPrice::LimitPrice => rec.price.or(mid),
+                };
+                px.map_or(UNKNOWN_BUCKET, |p| notional_bucket(qty * p))
+            }
+        };
+        let start_tape = (s.tape_q, s.tape_n);
+        let order = OrderState {
+            id: id.clone(),
+            account,
+            owner: rec.owner.clone(),
+            sym: si,
+            side,
+            order_type: rec.order_type.clone(),
+            tif: rec.tif.clone(),
+            limit: rec.price,
+            decision: rec.decision_price,
+            t_r: ts,
+            receipt,
+            class,
+            marketability,
+            size_bucket,
+            window,
+            qty,
+            executed: Decimal::ZERO,
+            cancelled: Decimal::ZERO,
+            uncounted: Decimal::ZERO,
+            fill_count: 0,
+            first_fill: None,
+            complete: None,
+            liq: 0,
+            sums: Box::new(Sums::with_horizons(self.r.horizons_ns.len())),
+            pend: Vec::new(),
+            pending_n: 0,
+            start_tape,
+            end_ts: None,
+            end_gen: 0,
+            end: None,
+            notes,
+            completion_emitted: false,
+        };
+        let ix = match self.free.pop() {
+            Some(ix) => {
+                self.orders[ix as usize] = Some(order);
+                ix
+            }
+            None => {
+                self.orders.push(Some(order));
+                (self.orders.len() - 1) as u32
+            }
+        };
+        self.order_ix.insert(id.clone(), ix);
+        if self.track
+            && let Some(o) = self.ord(ix as usize)
+        {
+            let c = self.contribution(o);
+            self.add_contribution(ix, o.cell(c.liq), c);
+        }
+    }
+
+    fn lookup(&mut self, rec: &Record, what: &'static str, evicted: &'static str) -> Option<usize> {
+        let ix = rec
+            .order_id
+            .as_deref()
+            .and_then(|id| self.order_ix.get(id))
+            .map(|&i| i as usize);
+        if ix.is_none() {
+            self.issue(if self.evict { evicted } else { what });
+        }
+        ix
+    }
+
+    fn set_end(&mut self, ix: usize, ts: i64) {
+        let Some(o) = self.ord_mut(ix) else { return };
+        o.end_ts = Some(ts);
+        o.end_gen += 1;
+        o.end = None;
+        let gen_ = o.end_gen;
+        self.ends.push_back((ts, ix as u32, gen_));
+        if self.evict {
+            let d = self.deadline(ts);
+            self.evictions.push_back((d, ix as u32, gen_));
+        }
+    }
+
+    fn on_fill(&mut self, rec: &Record, ts: i64) {
+        let (Some(q), Some(p)) = (rec.qty, rec.price) else {
+            self.issue("fill_without_qty_or_price");
+            return;
+        };
+        if q <= Decimal::ZERO || p <= Decimal::ZERO {
+            self.issue("fill_non_positive");
+            return;
+        }
+        let Some(ix) = self.lookup(
+            rec,
+            "fill_for_unknown_order",
+            "fill_for_unknown_or_evicted_order",
+        ) else {
+            return;
+        };
+        let before = self.before(ix);
+        let Some(sym) = self.ord(ix).map(|o| o.sym as usize) else {
+            return;
+        };
+        let bench_now = usable(self.syms[sym].cur, self.r.p.crossed_quote);
+        let track = self.track;
+        let r = &self.r;
+        let Some(o) = self.orders.get_mut(ix).and_then(Option::as_mut) else {
+            return;
+        };
+        if rec.side.is_some_and(|s| s != o.side) {
+            o.notes |= N_SIDE_MISMATCH; // the order's side is authoritative
+        }
+        // A fill beyond the open quantity after a cancel: the cancel took less than it said
+        // (the fill raced it), so the cancelled shares shrink; beyond that it is an overfill.
+        let mut short = q - o.leaves().max(Decimal::ZERO);
+        if short > Decimal::ZERO {
+            let c = short.min(o.cancelled);
+            o.cancelled -= c;
+            short -= c;
+            let u = short.min(o.uncounted);
+            o.uncounted -= u;
+            short -= u;
+            if !(c + u).is_zero() {
+                o.notes |= N_FILL_AFTER_CANCEL;
+            }
+            if short > Decimal::ZERO {
+                o.notes |= N_OVERFILL;
+            }
+        }
+        o.executed += q;
+        o.fill_count += 1;
+        let qp = q * p;
+        o.sums.exec_notional += qp;
+        o.sums.fees += rec.fee.unwrap_or(Decimal::ZERO);
+        if ts < o.t_r {
+            o.notes |= N_FILL_BEFORE_RECEIPT;
+        }
+        let t_ms = ms_between(ts, o.t_r);
+        let q_t = q * Decimal::from(t_ms);
+        o.sums.exec_time += q_t;
+        o.sums.time_buckets[exec_bucket(t_ms)] += q;
+        o.first_fill.get_or_insert(ts);
+        o.liq |= match rec.liquidity {
+            Some(Liquidity::Maker) => 1,
+            Some(Liquidity::Taker) => 2,
+            None => 0,
+        };
+        let bench = match r.p.es_benchmark {
+            EsBenchmark::ReceiptMid => o.receipt,
+            EsBenchmark::ExecutionMid => bench_now,
+        };
+        let mut es_obs = None;
+        if let Some(b) = bench {
+            let m = b.mid();
+            let es = o.signed(Decimal::TWO * (p - m));
+            let q_es = q * es;
+            let q_mid = q * m;
+            o.sums.es_q += q;
+            o.sums.es += q_es;
+            o.sums.es_mid += q_mid;
+            o.sums.es_quoted += q * (b.ask - b.bid);
+            for (k, &h) in r.horizons_ns.iter().enumerate() {
+                let lookup = Pending {
+                    target: r.horizon_target(ts, h),
+                    order: ix as u32,
+                    price: p,
+                    q,
+                    q_es,
+                    q_mid,
+                };
+                o.pending_n += 1;
+                if track {
+                    if o.pend.len() < r.horizons_ns.len() {
+                        o.pend.resize(r.horizons_ns.len(), HorizonLin::default());
+                    }
+                    o.pend[k].add(&HorizonLin::of(o.side, &lookup));
+                }
+                self.pending[k].push_back(lookup);
+            }
+            es_obs = Some((es, m));
+        } else if o.receipt.is_some() {
+            o.notes |= N_NO_BENCH;
+        }
+        if let Some(rq) = o.receipt {
+            let m = rq.mid();
+            o.sums.rq_q += q;
+            o.sums.rq_mid += q * m;
+            o.sums.arrival += o.signed(qp - q * m);
+            // Improvement amount per share, positive when better than the far touch.
+            let better = match o.side {
+                Side::Buy => rq.ask - p,
+                Side::Sell => p - rq.bid,
+            };
+            if better > Decimal::ZERO {
+                o.sums.pi_q += q;
+                o.sums.pi_amount += q * better;
+                o.sums.pi_time += q_t;
+            } else if better.is_zero() {
+                o.sums.at_q += q;
+                o.sums.at_time += q_t;
+            } else {
+                o.sums.out_q += q;
+                o.sums.out_amount -= q * better;
+                o.sums.out_time += q_t;
+            }
+        }
+        if o.complete.is_none() && o.executed >= o.qty {
+            o.complete = Some(ts);
+        }
+        let ended = o.leaves() <= Decimal::ZERO;
+        if self.observe {
+            let (symbol, order_id, class) = (
+                self.syms[o.sym as usize].name.clone(),
+                o.id.clone(),
+                o.class,
+            );
+            let t = Timestamp::from_nanos(ts);
+            let mut push = |metric, value| {
+                self.obs.push(Observation {
+                    ts: t,
+                    symbol: symbol.clone(),
+                    order_id: order_id.clone(),
+                    order_class: class,
+                    metric,
+                    value,
+                })
+            };
+            push(Metric::TimeToExecutionMs, t_ms as f64);
+            if let Some((es, m)) = es_obs {
+                push(Metric::EffectiveSpread, f64_of(es));
+                if !m.is_zero() {
+                    push(
+                        Metric::EffectiveSpreadBps,
+                        f64_of(es / m * Decimal::from(10_000)),
+                    );
+                }
+            }
+        }
+        if ended {
+            self.set_end(ix, ts);
+        }
+        self.after(ix, before);
+    }
+
+    fn on_cancel(&mut self, rec: &Record, ts: i64) {
+        let Some(ix) = self.lookup(
+            rec,
+            "cancel_for_unknown_order",
+            "cancel_for_unknown_or_evicted_order",
+        ) else {
+            return;
+        };
+        let count = self.r.p.ioc_residual_as_cancel;
+        let before = self.before(ix);
+        let Some(o) = self.ord_mut(ix) else { return };
+        let leaves = o.leaves().max(Decimal::ZERO);
+        let asked = rec.qty.unwrap_or(leaves);
+        if asked < Decimal::ZERO {
+            self.issue("cancel_negative_qty");
+            return;
+        }
+        if asked > leaves {
+            o.notes |= N_CANCEL_EXCEEDS;
+        }
+        let c = asked.min(leaves);
+        let ioc = o
+            .tif
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("ioc") || t.eq_ignore_ascii_case("fok"));
+        if ioc && !count {
+            o.uncounted += c;
+        } else {
+            o.cancelled += c;
+        }
+        if o.leaves() <= Decimal::ZERO && !c.is_zero() {
+            self.set_end(ix, ts);
+        }
+        self.after(ix, before);
+    }
+
+    fn emit_completion(&mut self, ix: usize, end: i64) {
+        let Some(o) = self.ord(ix) else { return };
+        if o.completion_emitted {
+            return;
+        }
+        let symbol = self.syms[o.sym as usize].name.clone();
+        let mut out = Vec::new();
+        if let Some(v) = crate::stats::bps(o.sums.arrival, o.sums.rq_mid) {
+            out.push((Metric::ArrivalCostBps, f64_of(v)));
+        }
+        if let Some(f) = o.first_fill {
+            out.push((Metric::TimeToFirstFillMs, ms_between(f, o.t_r) as f64));
+        }
+        if let Some(c) = o.complete {
+            out.push((Metric::TimeToCompleteFillMs, ms_between(c, o.t_r) as f64));
+        }
+        if let Some(snap) = o.end
+            && let Some(s) = vwap_sums(o, &snap, self.r.p.own_prints_on_tape).0
+        {
+            out.push((Metric::VwapSlippageBps, f64_of(s)));
+        }
+        let (id, class) = (o.id.clone(), o.class);
+        for (metric, value) in out {
+            self.obs.push(Observation {
+                ts: Timestamp::from_nanos(end),
+                symbol: symbol.clone(),
+                order_id: id.clone(),
+                order_class: class,
+                metric,
+                value,
+            });
+        }
+        if let Some(o) = self.ord_mut(ix) {
+            o.completion_emitted = true;
+        }
+    }
+
+    /// One held order's record as of now (pending horizons and an unfinished end take the
+    /// end-of-data rule, as in [`ExecQuality::report`]). `None` for an unknown or evicted
+    /// order.
+    pub fn order(&self, order_id: &str) -> Option<OrderQuality> {
+        let ix = *self.order_ix.get(order_id)? as usize;
+        let o = self.ord(ix)?;
+        let mut sums = o.sums.clone();
+        let mut notes = 0;
+        for (k, q) in self.pending.iter().enumerate() {
+            for p in q.iter().filter(|p| p.order as usize == ix) {
+                notes |= self.resolve_at_end(&mut sums, k, p);
+            }
+        }
+        let (_, label) = self.window(o.t_r, &mut None);
+        Some(self.finalize(o, sums, notes, label))
+    }
+
+    /// Apply the end-of-data rule to a pending horizon; returns the notes it adds.
+    fn resolve_at_end(&self, sums: &mut Sums, k: usize, p: &Pending) -> u32 {
+        if self.r.p.rs_end_of_data == RsEndOfData::Exclude {
+            return N_RS_BEYOND;
+        }
+        let Some(o) = self.ord(p.order as usize) else {
+            return 0;
+        };
+        match usable(self.syms[o.sym as usize].cur, self.r.p.crossed_quote) {
+            Some(q) => {
+                if let Some(h) = sums.horizons.get_mut(k) {
+                    add_horizon(h, o, p, q.mid());
+                }
+                0
+            }
+            None => N_RS_BEYOND,
+        }
+    }
+
+    /// The decision price `Pd` (A9).
+    fn decision_price(&self, o: &OrderState) -> Option<Decimal> {
+        o.decision.or(match self.r.p.decision_price_fallback {
+            DecisionPriceFallback::None => None,
+            DecisionPriceFallback::ArrivalMid => o.receipt.map(|q| q.mid()),
+        })
+    }
+
+    /// Order-level counts of one order (its fill-level sums are already in `sums`).
+    fn order_counts(o: &OrderState, sums: &mut Sums) {
+        sums.orders = 1;
+        sums.orders_filled = u64::from(o.fill_count > 0);
+        sums.orders_complete = u64::from(o.complete.is_some());
+        sums.shares_ordered = o.qty;
+        sums.shares_executed = o.executed;
+        sums.shares_cancelled = o.cancelled;
+        if let Some(f) = o.first_fill {
+            sums.first_fill_ms = i128::from(ms_between(f, o.t_r));
+        }
+        if let Some(c) = o.complete {
+            sums.complete_fill_ms = i128::from(ms_between(c, o.t_r));
+        }
+    }
+
+    /// A9 implementation shortfall of one order with end price `pn`; returns its notes.
+    fn shortfall(&self, o: &OrderState, pn: Option<Decimal>, sums: &mut Sums) -> u32 {
+        let p = &self.r.p;
+        let p0 = o.receipt.map(|q| q.mid());
+        let Some(pd) = self.decision_price(o) else {
+            return N_NO_DECISION;
+        };
+        let unfilled = o.qty - o.executed;
+        let x = o.executed;
+        let notional = sums.exec_notional;
+        // The unfilled part needs an end price unless there is none.
+        let pn_eff = if unfilled.is_zero() {
+            pn.or(Some(pd))
+        } else {
+            pn
+        };
+        let Some(pn) = pn_eff else {
+            return N_NO_END_PRICE;
+        };
+        let exec = o.signed(notional - x * pd);
+        let opp = o.signed(unfilled * (pn - pd));
+        let fees = if p.is_include_fees {
+            sums.fees
+        } else {
+            Decimal::ZERO
+        };
+        sums.is_orders = 1;
+        sums.is_execution = exec;
+        sums.is_opportunity = opp;
+        sums.is_fees = fees;
+        sums.is_total = exec + opp + fees;
+        sums.is_denominator = match p.is_bps_denominator {
+            IsBpsDenominator::Paper => o.qty * pd,
+            IsBpsDenominator::Executed => notional,
+        };
+        if let Some(p0) = p0 {
+            sums.is_wagner_orders = 1;
+            sums.is_delay = o.signed(o.qty * (p0 - pd));
+            sums.is_trading = o.signed(notional - x * p0);
+            sums.is_opportunity_arrival = o.signed(unfilled * (pn - p0));
+        }
+        0
+    }
+
+    /// A10 VWAP slippage and participation of one order over its interval to `end`; returns
+    /// its notes and the two VWAPs.
+    fn tape_part(
+        &self,
+        o: &OrderState,
+        end: &EndSnap,
+        sums: &mut Sums,
+    ) -> (u32, Option<Decimal>, Option<Decimal>) {
+        let on_tape = self.r.p.own_prints_on_tape;
+        let x = o.executed;
+        let notional = sums.exec_notional;
+        let mut notes = 0;
+        let (_, vwap, vwap_ex) = vwap_sums(o, end, on_tape);
+        let (tq, _) = tape_in(o, end, on_tape, true);
+        if tq <= Decimal::ZERO {
+            notes |= N_NO_TAPE;
+        } else {
+            sums.part_x = x;
+            sums.part_tape = tq;
+        }
+        if x > Decimal::ZERO {
+            if let Some(v) = vwap {
+                sums.vwap_orders = 1;
+                sums.vwap_cost = o.signed(notional - x * v);
+                sums.vwap_den = x * v;
+            }
+            if let Some(v) = vwap_ex {
+                sums.vwapx_orders = 1;
+                sums.vwapx_cost = o.signed(notional - x * v);
+                sums.vwapx_den = x * v;
+            }
+        }
+        (notes, vwap, vwap_ex)
+    }
+
+    /// The symbol's state as the end of an order that has not ended (or whose end is not
+    /// final yet): the order is measured to the end of the data.
+    fn end_now(&self, sym: u32) -> EndSnap {
+        let s = &self.syms[sym as usize];
+        EndSnap {
+            mid: usable(s.cur, self.r.p.crossed_quote).map(|q| q.mid()),
+            tape_q: s.tape_q,
+            tape_n: s.tape_n,
+        }
+    }
+
+    fn finalize(
+        &self,
+        o: &OrderState,
+        mut sums: Box<Sums>,
+        extra_notes: u32,
+        time_window: String,
+    ) -> OrderQuality {
+        let p = &self.r.p;
+        let sym = &self.syms[o.sym as usize];
+        let mut notes = o.notes | extra_notes;
+        let now = self.end_now(o.sym);
+        // An order whose end is not final yet (or that is still open) ends with the data.
+        let end = o.end.unwrap_or(now);
+        Self::order_counts(o, &mut sums);
+        let p0 = o.receipt.map(|q| q.mid());
+        let pn = match p.is_end_price {
+            IsEndPrice::OrderEndMid => end.mid,
+            IsEndPrice::EndOfDataMid => now.mid,
+        };
+        notes |= self.shortfall(o, pn, &mut sums);
+        let (tape_notes, vwap, vwap_ex) = self.tape_part(o, &end, &mut sums);
+        notes |= tape_notes;
+        let x = o.executed;
+        let notional = sums.exec_notional;
+        let stats = Stats::from_sums(&sums, &self.r);
+        let status = if o.complete.is_some() {
+            OrderStatus::Filled
+        } else if o.leaves() <= Decimal::ZERO {
+            if o.fill_count > 0 {
+                OrderStatus::PartiallyFilledCancelled
+            } else {
+                OrderStatus::Cancelled
+            }
+        } else if o.fill_count > 0 {
+            OrderStatus::PartiallyFilled
+        } else {
+            OrderStatus::Open
+        };
+        let liquidity = liquidity_of(o.liq);
+        let t_r = Timestamp::from_nanos(o.t_r);
+        OrderQuality {
+            order_id: o.id.clone(),
+            account: self.account_name(o),
+            owner: o.owner.clone(),
+            symbol: sym.name.clone(),
+            side: o.side,
+            order_type: o.order_type.clone(),
+            tif: o.tif.clone(),
+            limit_price: o.limit.map(|d| d.normalize()),
+            decision_price: o.decision.map(|d| d.normalize()),
+            receipt_ts: t_r,
+            receipt_quote_ts: o.receipt.map(|q| Timestamp::from_nanos(q.ts)),
+            receipt_bid: o.receipt.map(|q| q.bid.normalize()),
+            receipt_ask: o.receipt.map(|q| q.ask.normalize()),
+            receipt_mid: p0.map(|d| d.normalize()),
+            receipt_quoted_spread: o.receipt.map(|q| (q.ask - q.bid).normalize()),
+            order_class: o.class,
+            marketability: o.marketability,
+            size_bucket: bucket_name(o.size_bucket),
+            liquidity,
+            time_window,
+            status,
+            end_ts: o.end_ts.map(Timestamp::from_nanos),
+            shares_open: o.leaves().max(Decimal::ZERO).normalize(),
+            fill_count: o.fill_count,
+            avg_exec_price: ratio(notional, x, PRICE_DP),
+            time_to_first_fill_ms: o.first_fill.map(|f| ms_between(f, o.t_r)),
+            time_to_complete_fill_ms: o.complete.map(|c| ms_between(c, o.t_r)),
+            is_end_price: pn.map(|d| d.normalize()),
+            vwap: vwap.map(|v| crate::stats::round(v, PRICE_DP)),
+            vwap_ex_own: vwap_ex.map(|v| crate::stats::round(v, PRICE_DP)),
+            notes: NOTES
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| notes & (1 << i) != 0)
+                .map(|(_, n)| *n)
+                .collect(),
+            stats,
+            sums,
+        }
+    }
+
+    /// Everything held, as of now. Pending realized-spread horizons take `rs_end_of_data`;
+    /// orders still working are measured to the end of the data. Does not change the engine.
+    ///
+    /// With eviction on this covers only the orders still held; build reports over every order
+    /// with [`ExecQuality::report_with`] or [`crate::report_from_rows`] from the finalized
+    /// rows, and take running totals from [`ExecQuality::aggregates`].
+    pub fn report(&self) -> Report {
+        self.report_filtered(&ReportFilter::default())
+    }
+
+    /// [`ExecQuality::report`] over the held orders that `filter` keeps (per-order records and
+    /// every aggregate are computed from those orders only).
+    pub fn report_filtered(&self, filter: &ReportFilter) -> Report {
+        self.report_with(std::iter::empty(), filter)
+    }
+
+    /// A report over `finalized` (rows taken from [`ExecQuality::drain_finalized`], e.g. read
+    /// back from storage) and the orders held now, both through `filter`: with every row
+    /// drained since the start, the report over every order seen, as the batch [`compute`]
+    /// would give it. Rows with the id of a held order are replaced by the held one.
+    pub fn report_with(
+        &self,
+        finalized: impl IntoIterator<Item = OrderQuality>,
+        filter: &ReportFilter,
+    ) -> Report {
+        let mut orders: BTreeMap<String, Box<OrderQuality>> = BTreeMap::new();
+        for row in finalized {
+            if filter.keeps(
+                row.account.as_deref(),
+                &row.symbol,
+                row.receipt_ts.as_nanos(),
+            ) {
+                orders.insert(row.order_id.clone(), Box::new(row));
+            }
+        }
+        for row in self.held_rows(filter) {
+            orders.insert(row.order_id.clone(), Box::new(row));
+        }
+        let mut agg = RowAggregator::from_resolved(self.r.clone(), ReportFilter::default());
+        for o in orders.values() {
+            agg.add(o);
+        }
+        Report {
+            params: self.r.p.clone(),
+            records: self.records,
+            data_issues: self.issues.clone(),
+            aggregates: agg.finish(),
+            orders,
+        }
+    }
+
+    /// The current rows of the held orders that `filter` keeps, in order-id order (pending
+    /// horizons and unfinished ends take the end-of-data rule, as in [`ExecQuality::report`]).
+    /// Together with the rows drained so far they are every order seen.
+    pub fn held_rows(&self, filter: &ReportFilter) -> Vec<OrderQuality> {
+        let mut sums: Vec<Option<Box<Sums>>> = self
+            .orders
+            .iter()
+            .map(|o| {
+                let o = o.as_ref()?;
+                let name = self.account_name(o);
+                filter
+                    .keeps(name.as_deref(), &self.syms[o.sym as usize].name, o.t_r)
+                    .then(|| o.sums.clone())
+            })
+            .collect();
+        let mut notes = vec![0u32; self.orders.len()];
+        for (k, q) in self.pending.iter().enumerate() {
+            for p in q {
+                let ix = p.order as usize;
+                if let Some(Some(s)) = sums.get_mut(ix) {
+                    notes[ix] |= self.resolve_at_end(s, k, p);
+                }
+            }
+        }
+        let mut by_id: Vec<usize> = (0..self.orders.len())
+            .filter(|&ix| sums[ix].is_some())
+            .collect();
+        by_id.sort_unstable_by(|a, b| {
+            let id = |ix: &usize| self.ord(*ix).map(|o| o.id.as_str());
+            id(a).cmp(&id(b))
+        });
+        let mut window_cache: Option<(i64, String)> = None;
+        by_id
+            .into_iter()
+            .filter_map(|ix| {
+                let s = sums[ix].take()?;
+                let o = self.ord(ix)?;
+                let (_, label) = self.window(o.t_r, &mut window_cache);
+                Some(self.finalize(o, s, notes[ix], label))
+            })
+            .collect()
+    }
+
+    /// The time-window code of a receipt time and its label, cached for runs of orders in one
+    /// window.
+    fn window(&self, t_r: i64, cache: &mut Option<(i64, String)>) -> (i64, String) {
+        let code = self.window_code(t_r);
+        if let Some((c, l)) = cache
+            && *c == code
+        {
+            return (code, l.clone());
+        }
+        let label = self.window_label(code);
+        *cache = Some((code, label.clone()));
+        (code, label)
+    }
+
+    fn window_label(&self, code: i64) -> String {
+        match self.r.p.time_window {
+            TimeWindow::Hour => Timestamp::from_nanos(code.saturating_mul(3_600_000_000_000))
+                .to_datetime()
+                .format("%Y-%m-%dT%H")
+                .to_string(),
+            TimeWindow::Day => Timestamp::from_nanos(code.saturating_mul(NS_PER_DAY))
+                .to_datetime()
+                .format("%Y-%m-%d")
+                .to_string(),
+            TimeWindow::Month => {
+                format!("{:04}-{:02}", code.div_euclid(12), code.rem_euclid(12) + 1)
+            }
+        }
+    }
+
+    /// Running aggregates over every order seen (finalized and held), equal to
+    /// `compute(records).aggregates` over the same records. Cost: one evaluation per live
+    /// aggregation cell and per working order with executions (their VWAP to "now"), plus
+    /// one [`Stats`] per key; no pass over finalized orders.
+    pub fn aggregates(&self) -> Aggregates {
+        if !self.track {
+            return self.report().aggregates;
+        }
+        let mut g = self.groups.clone();
+        for (cell, form) in &self.live {
+            if let Some(s) = form.eval(&self.syms[cell.sym as usize], &self.r) {
+                g.add_at(cell, &s);
+            }
+        }
+        for &ix in &self.pass {
+            let Some(o) = self.ord(ix as usize) else {
+                continue;
+            };
+            let mut s = Sums::default();
+            s.exec_notional = o.sums.exec_notional;
+            self.tape_part(o, &self.end_now(o.sym), &mut s);
+            s.exec_notional = Decimal::ZERO;
+            g.add_at(&o.cell(o.liq), &s);
+        }
+        g.to_aggregates(
+            &self.r,
+            |a| {
+                self.accounts
+                    .get(a as usize)
+                    .cloned()
+                    .unwrap_or_else(|| "(none)".to_string())
+            },
+            |s| {
+                self.syms
+                    .get(s as usize)
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default()
+            },
+            |w| self.window_label(w),
+        )
+    }
+
+    /// What an order adds to the running aggregates now: the part fixed by its own records
+    /// (into `groups`), the part linear in its symbol's quote and tape (into `live`), and
+    /// whether its VWAP must be measured when asked (`pass`).
+    fn contribution(&self, o: &OrderState) -> Contrib {
+        let mut fixed = (*o.sums).clone();
+        Self::order_counts(o, &mut fixed);
+        let mut lin = LinForm::default();
+        if let Some(pd) = self.decision_price(o) {
+            let unfilled = o.qty - o.executed;
+            match (o.end, self.r.p.is_end_price) {
+                // Nothing unfilled: the end price does not enter the sums.
+                _ if unfilled.is_zero() => {
+                    self.shortfall(o, None, &mut fixed);
+                }
+                (Some(end), IsEndPrice::OrderEndMid) => {
+                    self.shortfall(o, end.mid, &mut fixed);
+                }
+                _ => lin.add_shortfall(o, pd, &self.r.p),
+            }
+        }
+        let mut pass = false;
+        match o.end {
+            Some(end) => {
+                self.tape_part(o, &end, &mut fixed);
+            }
+            // No executions: participation only, `tape now - tape at receipt` (never
+            // negative), and no VWAP.
+            None if o.executed.is_zero() => lin.add_unfilled_tape(o.start_tape.0),
+            None => pass = true,
+        }
+        lin.pend.clone_from(&o.pend);
+        Contrib {
+            fixed,
+            lin,
+            pass,
+            liq: o.liq,
+        }
+    }
+
+    fn before(&self, ix: usize) -> Option<Contrib> {
+        if !self.track {
+            return None;
+        }
+        self.ord(ix).map(|o| self.contribution(o))
+    }
+
+    /// Replace the order's old contribution `before` by its current one.
+    fn after(&mut self, ix: usize, before: Option<Contrib>) {
+        let Some(before) = before else { return };
+        let Some(o) = self.ord(ix) else { return };
+        let now = self.contribution(o);
+        let (cell_b, cell_a) = (o.cell(before.liq), o.cell(now.liq));
+        self.groups
+            .replace(&cell_b, &before.fixed, &cell_a, &now.fixed);
+        if !before.lin.is_empty() {
+            if let Some(form) = self.live.get_mut(&cell_b) {
+                form.sub(&before.lin);
+                if form.is_empty() {
+                    self.live.remove(&cell_b);
+                }
+            }
+        }
+        if !now.lin.is_empty() {
+            self.live.entry(cell_a).or_default().add(&now.lin);
+        }
+        if before.pass != now.pass {
+            if now.pass {
+                self.pass.insert(ix as u32);
+            } else {
+                self.pass.remove(&(ix as u32));
+            }
+        }
+    }
+
+    fn add_contribution(&mut self, ix: u32, cell: CellKey, c: Contrib) {
+        self.groups.add(&cell, &c.fixed);
+        if !c.lin.is_empty() {
+            self.live.entry(cell).or_default().add(&c.lin);
+        }
+        if c.pass {
+            self.pass.insert(ix);
+        }
+    }
+}
+
+fn liquidity_of(liq: u8) -> &'static str {
+    LIQUIDITY
+        .get(usize::from(liq))
+        .copied()
+        .unwrap_or(LIQUIDITY[0])
+}
+
+fn add_horizon(h: &mut crate::stats::HorizonSums, o: &OrderState, p: &Pending, mid_h: Decimal) {
+    let rs = o.signed(Decimal::TWO * (p.price - mid_h));
+    h.q += p.q;
+    h.rs += p.q * rs;
+    h.es += p.q_es;
+    h.mid += p.q_mid;
+    h.mid_h += p.q * mid_h;
+}
+
+/// Tape volume and notional over the order's interval, own prints included (`incl`) or not.
+fn tape_in(o: &OrderState, end: &EndSnap, on_tape: bool, incl: bool) -> (Decimal, Decimal) {
+    let q = end.tape_q - o.start_tape.0;
+    let n = end.tape_n - o.start_tape.1;
+    match (on_tape, incl) {
+        (true, true) | (false, false) => (q, n),
+        (true, false) => (q - o.executed, n - o.sums.exec_notional),
+        (false, true) => (q + o.executed, n + o.sums.exec_notional),
+    }
+}
+
+/// (VWAP slippage bps with own prints, VWAP, VWAP without own prints).
+fn vwap_sums(
+    o: &OrderState,
+    end: &EndSnap,
+    on_tape: bool,
+) -> (Option<Decimal>, Option<Decimal>, Option<Decimal>) {
+    let vw = |incl: bool| {
+        let (q, n) = tape_in(o, end, on_tape, incl);
+        (q > Decimal::ZERO && n > Decimal::ZERO).then(|| n / q)
+    };
+    let v = vw(true);
+    let vx = vw(false);
+    let slip = v.and_then(|v| {
+        if o.executed.is_zero() {
+            return None;
+        }
+        crate::stats::bps(
+            o.signed(o.sums.exec_notional - o.executed * v),
+            o.executed * v,
+        )
+    });
+    (slip, v, vx)
+}

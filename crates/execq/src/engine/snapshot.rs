@@ -1,0 +1,199 @@
+//! Snapshot of the engine (serde). The parameters travel with the state and are resolved again
+//! on restore; the id indexes are rebuilt from the order table. A snapshot is checked on
+//! restore (version, parameters, every internal index in range), so a damaged one is an error,
+//! not a later panic.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+
+use foldhash::fast::FixedState;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::incremental::{CellKey, Groups, LinForm, pairs};
+use super::{ExecQuality, Observation, OrderState, Pending, SymState};
+use crate::params::Params;
+use crate::report::SIZE_BUCKETS;
+
+/// Version of the snapshot layout; a snapshot with another version is refused.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+type Due = VecDeque<(i64, u32, u32)>;
+
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    version: u32,
+    params: &'a Params,
+    syms: &'a [SymState],
+    accounts: &'a [String],
+    orders: &'a [Option<OrderState>],
+    free: &'a [u32],
+    pending: &'a [VecDeque<Pending>],
+    ends: &'a Due,
+    evictions: &'a Due,
+    issues: &'a BTreeMap<String, u64>,
+    records: u64,
+    last_ts: Option<i64>,
+    observe: bool,
+    obs: &'a [Observation],
+    evict: bool,
+    evicted: &'a [OrderState],
+    track: bool,
+    groups: &'a Groups,
+    #[serde(serialize_with = "live_pairs")]
+    live: &'a BTreeMap<CellKey, LinForm>,
+    pass: &'a BTreeSet<u32>,
+}
+
+fn live_pairs<S: Serializer>(m: &&BTreeMap<CellKey, LinForm>, s: S) -> Result<S::Ok, S::Error> {
+    pairs::serialize(m, s)
+}
+
+#[derive(Deserialize)]
+struct Snapshot {
+    version: u32,
+    params: Params,
+    syms: Vec<SymState>,
+    accounts: Vec<String>,
+    orders: Vec<Option<OrderState>>,
+    free: Vec<u32>,
+    pending: Vec<VecDeque<Pending>>,
+    ends: Due,
+    evictions: Due,
+    issues: BTreeMap<String, u64>,
+    records: u64,
+    last_ts: Option<i64>,
+    observe: bool,
+    obs: Vec<Observation>,
+    evict: bool,
+    evicted: Vec<OrderState>,
+    track: bool,
+    groups: Groups,
+    #[serde(with = "pairs")]
+    live: BTreeMap<CellKey, LinForm>,
+    pass: BTreeSet<u32>,
+}
+
+impl Serialize for ExecQuality {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SnapshotRef {
+            version: SNAPSHOT_VERSION,
+            params: &self.r.p,
+            syms: &self.syms,
+            accounts: &self.accounts,
+            orders: &self.orders,
+            free: &self.free,
+            pending: &self.pending,
+            ends: &self.ends,
+            evictions: &self.evictions,
+            issues: &self.issues,
+            records: self.records,
+            last_ts: self.last_ts,
+            observe: self.observe,
+            obs: &self.obs,
+            evict: self.evict,
+            evicted: &self.evicted,
+            track: self.track,
+            groups: &self.groups,
+            live: &self.live,
+            pass: &self.pass,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ExecQuality {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let snap = Snapshot::deserialize(d)?;
+        restore(snap).map_err(serde::de::Error::custom)
+    }
+}
+
+fn check(ok: bool, what: &str) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("execq snapshot: {what}"))
+    }
+}
+
+fn restore(s: Snapshot) -> Result<ExecQuality, String> {
+    check(
+        s.version == SNAPSHOT_VERSION,
+        &format!("version {} (expected {SNAPSHOT_VERSION})", s.version),
+    )?;
+    let r = s.params.resolve().map_err(|e| e.to_string())?;
+    let n = r.horizons_ns.len();
+    check(s.pending.len() == n, "one lookup queue per horizon")?;
+    let mut sym_ix = HashMap::with_hasher(FixedState::default());
+    for (i, sym) in s.syms.iter().enumerate() {
+        check(
+            sym_ix.insert(sym.name.clone(), i as u32).is_none(),
+            "duplicate symbol",
+        )?;
+    }
+    let mut acct_ix = HashMap::with_hasher(FixedState::default());
+    for (i, a) in s.accounts.iter().enumerate() {
+        check(
+            acct_ix.insert(a.clone(), i as u32).is_none(),
+            "duplicate account",
+        )?;
+    }
+    let order_ok = |o: &OrderState| {
+        (o.sym as usize) < s.syms.len()
+            && o.account.is_none_or(|a| (a as usize) < s.accounts.len())
+            && usize::from(o.size_bucket) < SIZE_BUCKETS.len()
+            && o.sums.horizons.len() == n
+            && (o.pend.is_empty() || o.pend.len() == n)
+    };
+    let mut order_ix = HashMap::with_hasher(FixedState::default());
+    for (ix, o) in s.orders.iter().enumerate() {
+        if let Some(o) = o {
+            check(order_ok(o), "order out of range")?;
+            check(
+                order_ix.insert(o.id.clone(), ix as u32).is_none(),
+                "duplicate order id",
+            )?;
+        }
+    }
+    check(s.evicted.iter().all(order_ok), "evicted order out of range")?;
+    let mut free = HashSet::new();
+    for &f in &s.free {
+        check(
+            s.orders.get(f as usize).is_some_and(Option::is_none) && free.insert(f),
+            "free slot in use",
+        )?;
+    }
+    let held = |ix: u32| s.orders.get(ix as usize).is_some_and(Option::is_some);
+    check(
+        s.pending.iter().flatten().all(|p| held(p.order)),
+        "lookup for an order not held",
+    )?;
+    check(s.pass.iter().all(|&ix| held(ix)), "measured order not held")?;
+    check(
+        s.live.keys().all(|c| (c.sym as usize) < s.syms.len()),
+        "live cell symbol out of range",
+    )?;
+    Ok(ExecQuality {
+        r,
+        syms: s.syms,
+        sym_ix,
+        accounts: s.accounts,
+        acct_ix,
+        orders: s.orders,
+        free: s.free,
+        order_ix,
+        pending: s.pending,
+        ends: s.ends,
+        evictions: s.evictions,
+        issues: s.issues,
+        records: s.records,
+        last_ts: s.last_ts,
+        observe: s.observe,
+        obs: s.obs,
+        evict: s.evict,
+        evicted: s.evicted,
+        track: s.track,
+        groups: s.groups,
+        live: s.live,
+        pass: s.pass,
+    })
+}

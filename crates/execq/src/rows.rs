@@ -1,0 +1,165 @@
+//! Aggregates, reports and the Rule 605 report built from per-order rows: the finalized rows a
+//! service stored (read back with [`OrderQuality::from_stored_json`]) plus the rows of the
+//! orders an engine still holds ([`crate::ExecQuality::held_rows`]). Same results as the batch
+//! report over the same orders: a group's sums are the plain sum of its orders' sums.
+
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap};
+
+use foldhash::fast::FixedState;
+
+use crate::ExecqError;
+use crate::engine::ReportFilter;
+use crate::params::{Params, Resolved};
+use crate::report::{Aggregates, OrderClass, OrderQuality, Report};
+use crate::stats::{Stats, Sums};
+
+/// The finest aggregation cell of a row.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RowCell {
+    account: String,
+    symbol: String,
+    class: OrderClass,
+    bucket: &'static str,
+    liquidity: &'static str,
+    window: String,
+}
+
+/// Folds rows into [`Aggregates`] one at a time (for rows streamed from storage). Rows the
+/// filter drops are ignored; memory is one [`Sums`] per distinct cell (account, symbol, class,
+/// size bucket, liquidity, time window), not per row.
+pub struct RowAggregator {
+    r: Resolved,
+    filter: ReportFilter,
+    cells: HashMap<RowCell, Sums, FixedState>,
+}
+
+impl RowAggregator {
+    pub fn new(params: &Params, filter: ReportFilter) -> Result<RowAggregator, ExecqError> {
+        Ok(Self::from_resolved(params.resolve()?, filter))
+    }
+
+    pub(crate) fn from_resolved(r: Resolved, filter: ReportFilter) -> RowAggregator {
+        RowAggregator {
+            r,
+            filter,
+            cells: HashMap::with_hasher(FixedState::default()),
+        }
+    }
+
+    pub fn add(&mut self, row: &OrderQuality) {
+        if !self.filter.keeps(
+            row.account.as_deref(),
+            &row.symbol,
+            row.receipt_ts.as_nanos(),
+        ) {
+            return;
+        }
+        let cell = RowCell {
+            account: row.account.as_deref().unwrap_or("(none)").to_string(),
+            symbol: row.symbol.clone(),
+            class: row.order_class,
+            bucket: row.size_bucket,
+            liquidity: row.liquidity,
+            window: row.time_window.clone(),
+        };
+        match self.cells.get_mut(&cell) {
+            Some(acc) => acc.add(&row.sums),
+            None => {
+                self.cells.insert(cell, (*row.sums).clone());
+            }
+        }
+    }
+
+    /// The aggregates over the rows added: the finest cells rolled up into each grouping.
+    pub fn finish(self) -> Aggregates {
+        let mut overall = Sums::with_horizons(self.r.horizons_ns.len());
+        let mut groups: [BTreeMap<String, Sums>; 6] = Default::default();
+        for (cell, s) in &self.cells {
+            overall.add(s);
+            let keys: [&str; 6] = [
+                &cell.account,
+                &cell.symbol,
+                cell.class.as_str(),
+                cell.bucket,
+                cell.liquidity,
+                &cell.window,
+            ];
+            for (g, key) in groups.iter_mut().zip(keys) {
+                match g.get_mut(key) {
+                    Some(acc) => acc.add(s),
+                    None => {
+                        g.insert(key.to_string(), s.clone());
+                    }
+                }
+            }
+        }
+        let r = &self.r;
+        let st = |m: BTreeMap<String, Sums>| -> BTreeMap<String, Stats> {
+            m.into_iter()
+                .map(|(k, s)| (k, Stats::from_sums(&s, r)))
+                .collect()
+        };
+        let [a, s, c, b, l, t] = groups;
+        Aggregates {
+            overall: Stats::from_sums(&overall, r),
+            by_account: st(a),
+            by_symbol: st(s),
+            by_order_class: st(c),
+            by_size_bucket: st(b),
+            by_liquidity: st(l),
+            by_time_window: st(t),
+        }
+    }
+}
+
+/// The aggregates over `rows` that `filter` keeps (account, symbol, receipt time), as the
+/// batch report computes them over the same orders. `params` must be the engine's.
+pub fn aggregate_rows<I>(
+    rows: I,
+    params: &Params,
+    filter: &ReportFilter,
+) -> Result<Aggregates, ExecqError>
+where
+    I: IntoIterator,
+    I::Item: Borrow<OrderQuality>,
+{
+    let mut agg = RowAggregator::new(params, filter.clone())?;
+    for row in rows {
+        agg.add(row.borrow());
+    }
+    Ok(agg.finish())
+}
+
+/// A [`Report`] over `rows` that `filter` keeps, with the engine's record count and data
+/// issues ([`crate::ExecQuality::records`], [`crate::ExecQuality::data_issues`]). A later row
+/// with the id of an earlier one replaces it.
+pub fn report_from_rows<I>(
+    rows: I,
+    params: &Params,
+    filter: &ReportFilter,
+    records: u64,
+    data_issues: BTreeMap<String, u64>,
+) -> Result<Report, ExecqError>
+where
+    I: IntoIterator<Item = OrderQuality>,
+{
+    let mut orders: BTreeMap<String, Box<OrderQuality>> = BTreeMap::new();
+    for row in rows {
+        if filter.keeps(
+            row.account.as_deref(),
+            &row.symbol,
+            row.receipt_ts.as_nanos(),
+        ) {
+            orders.insert(row.order_id.clone(), Box::new(row));
+        }
+    }
+    let aggregates = aggregate_rows(orders.values().map(|b| &**b), params, &ReportFilter::default())?;
+    Ok(Report {
+        params: params.clone(),
+        records,
+        data_issues,
+        orders,
+        aggregates,
+    })
+}
