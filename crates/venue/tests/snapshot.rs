@@ -73,7 +73,8 @@ fn a_snapshot_restores_an_equal_venue_that_continues_identically() {
     let mut restored: PaperVenue = serde_json::from_value(json).unwrap();
     assert_eq!(restored, original);
 
-    let steps: Vec<Box<dyn Fn(&mut PaperVenue) -> Vec<Event>>> = vec![
+    type Step = Box<dyn Fn(&mut PaperVenue) -> Vec<Event>>;
+    let steps: Vec<Step> = vec![
         Box::new(|v| v.on_market_data(&trade("101", "1", 20))),
         Box::new(|v| {
             v.apply(&Event::OrderAccepted {
