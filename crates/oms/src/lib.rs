@@ -15,5 +15,5 @@ mod property_tests;
 mod tests;
 
 pub use error::OmsError;
-pub use oms::{AVG_PRICE_DP, CLIENT_CANCEL_REASON, Oms, OrderFilter, SESSION_END_REASON, Submit};
+pub use oms::{AVG_PRICE_DP, CLIENT_CANCEL_REASON, Oms, Retention, SESSION_END_REASON, Submit};
 pub use request::NewOrder;

@@ -1,10 +1,11 @@
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use model::{
-    AccountId, ClientOrderId, Decimal, Event, EventKind, Fill, FillId, InstrumentId, Order,
-    OrderId, OrderStatus, OrderType, Price, Quantity, Side, Symbol, TimeInForce, Timestamp,
+    AccountId, ClientOrderId, Decimal, Event, EventKind, Fill, InstrumentId, Order,
+    OrderId, OrderStatus, OrderType, Price, Quantity, Side, TimeInForce, Timestamp,
 };
 use rust_decimal::RoundingStrategy;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::kind_name;
 use crate::{NewOrder, OmsError};
@@ -26,27 +27,52 @@ pub enum Submit {
     /// The account already used this client order id: the original order (current state) is
     /// returned and nothing is to be journaled. Idempotent order entry.
     Duplicate(Order),
+    /// The client order id is remembered for this order, which has left memory: the caller
+    /// answers with the stored order after checking it really carries the same account and
+    /// client order id (the memory keeps a 64-bit digest of them, not the strings); if it does
+    /// not, the caller resubmits with [`NewOrder::not_a_duplicate_of`] set to this id.
+    DuplicateOf(OrderId),
     /// A new order: journal this `Event::OrderSubmitted` and then [`Oms::apply`] it.
     New(Event),
 }
 
-/// Filter for [`Oms::orders`]; `None` fields match everything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OrderFilter {
-    pub account: Option<AccountId>,
-    pub status: Option<OrderStatus>,
-    /// Matches the instrument's symbol on any venue.
-    pub symbol: Option<Symbol>,
-    /// Only orders that are not terminal.
-    pub open_only: bool,
+/// How long finished orders and their client order ids stay in memory. The OMS holds what is
+/// live (open orders) plus this bounded recent past; the full history is in the journal and the
+/// blotter (the read store), so memory stays flat however long the platform runs.
+///
+/// Both windows are measured in event time (the timestamps of the events applied), so a replay
+/// of the same journal evicts exactly what the live engine evicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// A terminal order (filled, canceled, rejected, expired) leaves memory this many seconds
+    /// after it ended...
+    pub terminal_order_secs: u64,
+    /// ...or earlier, when more than this many terminal orders are held.
+    pub max_terminal_orders: usize,
+    /// A client order id is remembered for idempotent order entry this many seconds after its
+    /// order ended (open orders' ids are always remembered)...
+    pub client_order_id_secs: u64,
+    /// ...or until more than this many ended orders' ids are remembered.
+    pub max_client_order_ids: usize,
 }
 
-/// One order with what the OMS needs to keep its invariants checkable.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            terminal_order_secs: 10,
+            max_terminal_orders: 10_000,
+            client_order_id_secs: 600,
+            max_client_order_ids: 1_000_000,
+        }
+    }
+}
+
+/// One order with the exact numerator of its average fill price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Entry {
     order: Order,
-    fills: Vec<Fill>,
-    /// Exact sum of price x quantity over `fills`: the numerator of the average fill price.
+    /// Exact sum of price x quantity over the order's fills.
     notional: Decimal,
 }
 
@@ -69,13 +95,33 @@ enum Change<'e> {
     },
 }
 
-/// The order book of record: every order the platform has seen and its lifecycle.
+/// A 64-bit digest of (account, client order id): what idempotent order entry remembers, so a
+/// remembered id costs a few bytes instead of two strings. FNV-1a, fixed forever because
+/// snapshots store these digests.
+fn client_key(account: &AccountId, client_order_id: &ClientOrderId) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = OFFSET;
+    let bytes = account
+        .as_str()
+        .bytes()
+        .chain(std::iter::once(0xff))
+        .chain(client_order_id.as_str().bytes());
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(PRIME);
+    }
+    h
+}
+
+/// The live orders of the platform and a bounded recent past ([`Retention`]).
 ///
 /// Event sourced. Commands (`submit`, `accept`, `reject`, `cancel`, `expire`,
 /// `expire_day_orders`) take `&self` and return the [`Event`] to journal; they change nothing.
 /// [`Oms::apply`] is the only method that changes state, and it validates every transition.
 /// The caller journals the event, then applies it; replaying the journal into
-/// [`Oms::default`] rebuilds exactly the same state (restart).
+/// [`Oms::default`] rebuilds exactly the same state (restart), and so does restoring a
+/// serialized `Oms` (a snapshot) and replaying the events after it.
 ///
 /// Consequence of `submit` being `&self`: apply each `OrderSubmitted` before the next
 /// `submit`, otherwise two submits propose the same order id and the second apply fails with
@@ -84,24 +130,109 @@ enum Change<'e> {
 /// Lifecycle:
 /// `pending_new -> accepted -> partially_filled -> filled`; any open status -> `canceled` or
 /// `expired`; `pending_new | accepted` (nothing filled) -> `rejected`. A fill needs an accepted
-/// order. Terminal statuses never change; touching one yields `order_already_<status>`.
+/// order. Terminal statuses never change; touching one yields `order_already_<status>` while
+/// the order is retained, `order_not_found` after it left memory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Oms {
+    retention: Retention,
+    /// Open orders and retained terminal ones.
     orders: BTreeMap<OrderId, Entry>,
-    client_ids: HashMap<AccountId, HashMap<ClientOrderId, OrderId>>,
-    /// Every order of an account, in id order.
-    by_account: HashMap<AccountId, Vec<OrderId>>,
     /// Open (non-terminal) orders per account. Empty sets are removed.
     open: HashMap<AccountId, BTreeSet<OrderId>>,
     /// Open orders per account and instrument (self-trade checks). Empty entries are removed.
     open_by_instrument: HashMap<AccountId, HashMap<InstrumentId, BTreeSet<OrderId>>>,
-    fill_ids: HashSet<FillId>,
+    /// Terminal orders still in memory, oldest end first, with when they ended.
+    ended: VecDeque<(OrderId, Timestamp)>,
+    /// Remembered client order ids: digest -> order (see [`client_key`]).
+    client_ids: BTreeMap<u64, OrderId>,
+    /// Client order ids of ended orders, oldest end first: they are forgotten in this order.
+    client_ids_ended: VecDeque<(u64, OrderId, Timestamp)>,
     last_order_id: u64,
+    /// Fill ids increase with every fill the venue makes: a fill at or below this one is a
+    /// duplicate (a set of every fill id ever seen would grow without bound).
+    last_fill_id: u64,
+}
+
+/// What a snapshot holds: the indexes are rebuilt from the orders on restore.
+#[derive(Serialize)]
+struct StateRef<'a> {
+    retention: &'a Retention,
+    orders: Vec<&'a Entry>,
+    ended: &'a VecDeque<(OrderId, Timestamp)>,
+    client_ids: &'a BTreeMap<u64, OrderId>,
+    client_ids_ended: &'a VecDeque<(u64, OrderId, Timestamp)>,
+    last_order_id: u64,
+    last_fill_id: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct State {
+    retention: Retention,
+    orders: Vec<Entry>,
+    ended: VecDeque<(OrderId, Timestamp)>,
+    client_ids: BTreeMap<u64, OrderId>,
+    client_ids_ended: VecDeque<(u64, OrderId, Timestamp)>,
+    last_order_id: u64,
+    last_fill_id: u64,
+}
+
+impl Serialize for Oms {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        StateRef {
+            retention: &self.retention,
+            orders: self.orders.values().collect(),
+            ended: &self.ended,
+            client_ids: &self.client_ids,
+            client_ids_ended: &self.client_ids_ended,
+            last_order_id: self.last_order_id,
+            last_fill_id: self.last_fill_id,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Oms {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let st = State::deserialize(d)?;
+        let mut oms = Oms {
+            retention: st.retention,
+            orders: BTreeMap::new(),
+            open: HashMap::new(),
+            open_by_instrument: HashMap::new(),
+            ended: st.ended,
+            client_ids: st.client_ids,
+            client_ids_ended: st.client_ids_ended,
+            last_order_id: st.last_order_id,
+            last_fill_id: st.last_fill_id,
+        };
+        for e in st.orders {
+            if e.order.status.is_open() {
+                oms.index_open(&e.order);
+            }
+            oms.orders.insert(e.order.order_id, e);
+        }
+        Ok(oms)
+    }
 }
 
 impl Oms {
+    /// The layout version of a serialized `Oms` (snapshots of another version are not loaded).
+    pub const SNAPSHOT_VERSION: u32 = 1;
+
     pub fn new() -> Oms {
         Oms::default()
+    }
+
+    pub fn with_retention(retention: Retention) -> Oms {
+        Oms {
+            retention,
+            ..Oms::default()
+        }
+    }
+
+    pub fn retention(&self) -> &Retention {
+        &self.retention
     }
 
     /// Rebuild from journaled events (restart). Market data and config events are skipped;
@@ -122,10 +253,14 @@ impl Oms {
     /// becomes `o-<order_id>` (`o-<order_id>-<n>` if the account already used that string).
     pub fn submit(&self, req: NewOrder, ts: Timestamp) -> Result<Submit, OmsError> {
         req.validate()?;
-        if let Some(coid) = &req.client_order_id
-            && let Some(existing) = self.order_by_client_id(&req.account, coid)
-        {
-            return Ok(Submit::Duplicate(existing.clone()));
+        if let Some(coid) = &req.client_order_id {
+            match self.remembered(&req.account, coid) {
+                Remembered::No => {}
+                Remembered::Held(order) => return Ok(Submit::Duplicate(order.clone())),
+                // The caller checked the stored order: another id shares the digest.
+                Remembered::Evicted(id) if req.not_a_duplicate_of == Some(id) => {}
+                Remembered::Evicted(id) => return Ok(Submit::DuplicateOf(id)),
+            }
         }
         let order_id = OrderId(self.last_order_id + 1);
         let client_order_id = match req.client_order_id {
@@ -264,7 +399,8 @@ impl Oms {
         order_id: OrderId,
     ) -> Result<ClientOrderId, OmsError> {
         let base = format!("o-{order_id}");
-        let used = |c: &ClientOrderId| self.order_by_client_id(account, c).is_some();
+        // A digest match counts as used: at worst a suffix is added needlessly.
+        let used = |c: &ClientOrderId| self.client_ids.contains_key(&client_key(account, c));
         let first = ClientOrderId::new(base.clone())?;
         if !used(&first) {
             return Ok(first);
@@ -287,8 +423,42 @@ impl Oms {
     /// An illegal transition is an error and changes nothing.
     pub fn apply(&mut self, event: &Event) -> Result<(), OmsError> {
         let change = self.change_for(event)?;
+        if matches!(change, Change::Ignore) {
+            return Ok(());
+        }
         self.commit(change);
+        self.evict(event.ts());
         Ok(())
+    }
+
+    /// Forgets what the retention no longer covers at event time `now`: terminal orders, then
+    /// client order ids of ended orders (an id still mapped to a newer order stays).
+    fn evict(&mut self, now: Timestamp) {
+        let r = self.retention;
+        let older_than = |secs: u64, then: Timestamp| {
+            let window = i64::try_from(secs.saturating_mul(1_000_000_000)).unwrap_or(i64::MAX);
+            now.as_nanos().saturating_sub(then.as_nanos()) > window
+        };
+        while let Some(&(id, ended)) = self.ended.front() {
+            if self.ended.len() <= r.max_terminal_orders && !older_than(r.terminal_order_secs, ended)
+            {
+                break;
+            }
+            self.ended.pop_front();
+            // Only a terminal order is ever queued here, and terminal orders never reopen.
+            self.orders.remove(&id);
+        }
+        while let Some(&(key, id, ended)) = self.client_ids_ended.front() {
+            if self.client_ids_ended.len() <= r.max_client_order_ids
+                && !older_than(r.client_order_id_secs, ended)
+            {
+                break;
+            }
+            self.client_ids_ended.pop_front();
+            if self.client_ids.get(&key) == Some(&id) {
+                self.client_ids.remove(&key);
+            }
+        }
     }
 
     fn change_for<'e>(&self, event: &'e Event) -> Result<Change<'e>, OmsError> {
@@ -383,15 +553,13 @@ impl Oms {
         if !order.filled_quantity.is_zero() || order.avg_fill_price.is_some() {
             return not_fresh("it already has fills");
         }
-        if let Some(existing) = self
-            .client_ids
-            .get(&order.account)
-            .and_then(|m| m.get(&order.client_order_id))
+        // Only a held order can be compared exactly; an evicted one's digest may be shared.
+        if let Remembered::Held(existing) = self.remembered(&order.account, &order.client_order_id)
         {
             return Err(OmsError::DuplicateClientOrderId {
                 account: order.account.clone(),
                 client_order_id: order.client_order_id.clone(),
-                existing: *existing,
+                existing: existing.order_id,
             });
         }
         Ok(())
@@ -448,7 +616,7 @@ impl Oms {
                 fill: fill.quantity,
             });
         }
-        if self.fill_ids.contains(&fill.fill_id) {
+        if fill.fill_id.0 <= self.last_fill_id {
             return Err(OmsError::DuplicateFill(fill.fill_id));
         }
         let overflow = || mismatch("price", "notional overflows".into());
@@ -485,28 +653,12 @@ impl Oms {
                 let id = order.order_id;
                 self.last_order_id = id.0;
                 self.client_ids
-                    .entry(order.account.clone())
-                    .or_default()
-                    .insert(order.client_order_id.clone(), id);
-                self.by_account
-                    .entry(order.account.clone())
-                    .or_default()
-                    .push(id);
-                self.open
-                    .entry(order.account.clone())
-                    .or_default()
-                    .insert(id);
-                self.open_by_instrument
-                    .entry(order.account.clone())
-                    .or_default()
-                    .entry(order.instrument.clone())
-                    .or_default()
-                    .insert(id);
+                    .insert(client_key(&order.account, &order.client_order_id), id);
+                self.index_open(order);
                 self.orders.insert(
                     id,
                     Entry {
                         order: order.clone(),
-                        fills: Vec::new(),
                         notional: Decimal::ZERO,
                     },
                 );
@@ -521,7 +673,7 @@ impl Oms {
                     e.order.updated_at = ts;
                 }
                 if status.is_terminal() {
-                    self.close(order_id);
+                    self.close(order_id, ts);
                 }
             }
             Change::Fill {
@@ -532,28 +684,44 @@ impl Oms {
                 status,
             } => {
                 let id = fill.order_id;
-                self.fill_ids.insert(fill.fill_id);
+                self.last_fill_id = fill.fill_id.0;
                 if let Some(e) = self.orders.get_mut(&id) {
                     e.order.filled_quantity = filled;
                     e.order.avg_fill_price = Some(avg);
                     e.order.status = status;
                     e.order.updated_at = fill.ts;
                     e.notional = notional;
-                    e.fills.push(fill.clone());
                 }
                 if status.is_terminal() {
-                    self.close(id);
+                    self.close(id, fill.ts);
                 }
             }
         }
     }
 
-    /// Take a terminal order out of the open indices.
-    fn close(&mut self, id: OrderId) {
+    fn index_open(&mut self, order: &Order) {
+        let id = order.order_id;
+        self.open
+            .entry(order.account.clone())
+            .or_default()
+            .insert(id);
+        self.open_by_instrument
+            .entry(order.account.clone())
+            .or_default()
+            .entry(order.instrument.clone())
+            .or_default()
+            .insert(id);
+    }
+
+    /// A terminal order leaves the open indexes and starts its retention.
+    fn close(&mut self, id: OrderId, ended: Timestamp) {
         let Some(e) = self.orders.get(&id) else {
             return;
         };
         let (account, instrument) = (&e.order.account, &e.order.instrument);
+        self.ended.push_back((id, ended));
+        self.client_ids_ended
+            .push_back((client_key(account, &e.order.client_order_id), id, ended));
         if let Some(set) = self.open.get_mut(account) {
             set.remove(&id);
             if set.is_empty() {
@@ -570,6 +738,23 @@ impl Oms {
             if by_inst.is_empty() {
                 self.open_by_instrument.remove(account);
             }
+        }
+    }
+
+    /// Whether the account used this client order id recently, and what memory still holds.
+    fn remembered(&self, account: &AccountId, client_order_id: &ClientOrderId) -> Remembered<'_> {
+        let Some(&id) = self.client_ids.get(&client_key(account, client_order_id)) else {
+            return Remembered::No;
+        };
+        match self.orders.get(&id) {
+            Some(e)
+                if &e.order.account == account && &e.order.client_order_id == client_order_id =>
+            {
+                Remembered::Held(&e.order)
+            }
+            // Held but different strings: another (account, id) with the same digest.
+            Some(_) => Remembered::No,
+            None => Remembered::Evicted(id),
         }
     }
 
@@ -608,46 +793,21 @@ impl Oms {
         self.order(id).filter(|o| &o.account == account)
     }
 
+    /// The order with this client order id, if it is still held in memory.
     pub fn order_by_client_id(
         &self,
         account: &AccountId,
         client_order_id: &ClientOrderId,
     ) -> Option<&Order> {
-        let id = self.client_ids.get(account)?.get(client_order_id)?;
-        self.order(*id)
-    }
-
-    /// The fills of an order in the order they were applied.
-    pub fn fills(&self, id: OrderId) -> Option<&[Fill]> {
-        self.orders.get(&id).map(|e| e.fills.as_slice())
-    }
-
-    /// Orders matching `filter`, in order id order.
-    pub fn orders(&self, filter: &OrderFilter) -> Vec<&Order> {
-        let matches = |o: &&Order| {
-            filter.status.is_none_or(|s| o.status == s)
-                && filter
-                    .symbol
-                    .as_ref()
-                    .is_none_or(|s| &o.instrument.symbol == s)
-                && (!filter.open_only || o.status.is_open())
-        };
-        match &filter.account {
-            Some(account) => self
-                .by_account
-                .get(account)
-                .into_iter()
-                .flatten()
-                .filter_map(|id| self.order(*id))
-                .filter(matches)
-                .collect(),
-            None => self
-                .orders
-                .values()
-                .map(|e| &e.order)
-                .filter(matches)
-                .collect(),
+        match self.remembered(account, client_order_id) {
+            Remembered::Held(o) => Some(o),
+            _ => None,
         }
+    }
+
+    /// Every order held (open and retained terminal ones), in order id order.
+    pub fn orders(&self) -> impl Iterator<Item = &Order> {
+        self.orders.values().map(|e| &e.order)
     }
 
     /// The account's open (non-terminal, including pending_new) orders, in order id order.
@@ -698,14 +858,36 @@ impl Oms {
         self.last_order_id
     }
 
-    /// Number of orders ever applied.
+    /// Orders held in memory: open ones plus retained terminal ones.
     pub fn len(&self) -> usize {
         self.orders.len()
+    }
+
+    /// Open orders (all accounts).
+    pub fn open_len(&self) -> usize {
+        self.open.values().map(BTreeSet::len).sum()
+    }
+
+    /// Client order ids remembered for idempotent order entry.
+    pub fn client_ids_len(&self) -> usize {
+        self.client_ids.len()
+    }
+
+    /// The last fill id applied (0 before any).
+    pub fn last_fill_id(&self) -> u64 {
+        self.last_fill_id
     }
 
     pub fn is_empty(&self) -> bool {
         self.orders.is_empty()
     }
+}
+
+/// What memory holds about a client order id.
+enum Remembered<'a> {
+    No,
+    Held(&'a Order),
+    Evicted(OrderId),
 }
 
 fn status(order_id: OrderId, status: OrderStatus, ts: Timestamp) -> Change<'static> {

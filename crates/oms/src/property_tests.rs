@@ -1,5 +1,6 @@
-//! Property tests: random command sequences, the lifecycle invariants after every step, and
-//! replay of the produced journal into a fresh OMS.
+//! Property tests: random command sequences under a random retention, the lifecycle
+//! invariants after every step, restarts from a snapshot at a random step, replay of the
+//! produced journal into a fresh OMS, and memory bounded by the retention.
 
 use std::collections::HashMap;
 
@@ -10,7 +11,7 @@ use model::{
 use proptest::prelude::*;
 use rust_decimal::RoundingStrategy;
 
-use crate::{AVG_PRICE_DP, NewOrder, Oms, OrderFilter, Submit};
+use crate::{AVG_PRICE_DP, NewOrder, Oms, Retention, Submit};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -107,6 +108,7 @@ fn request(op: &Op) -> Option<NewOrder> {
         quantity: Quantity::new(Decimal::new(qty, 1)).ok()?,
         price,
         stop_price: stop,
+        not_a_duplicate_of: None,
     })
 }
 
@@ -114,10 +116,20 @@ fn request(op: &Op) -> Option<NewOrder> {
 fn check_invariants(
     oms: &Oms,
     terminal: &mut HashMap<OrderId, Order>,
+    fills_of: &HashMap<OrderId, Vec<Fill>>,
 ) -> Result<(), TestCaseError> {
-    for o in oms.orders(&OrderFilter::default()) {
+    let r = oms.retention();
+    prop_assert!(
+        oms.len() <= oms.open_len() + r.max_terminal_orders,
+        "{} held, {} open, retention {:?}",
+        oms.len(),
+        oms.open_len(),
+        r
+    );
+    prop_assert!(oms.client_ids_len() <= oms.open_len() + r.max_client_order_ids);
+    for o in oms.orders() {
         prop_assert!(o.filled_quantity <= o.quantity, "overfilled {o:?}");
-        let fills = oms.fills(o.order_id).unwrap_or_default();
+        let fills: &[Fill] = fills_of.get(&o.order_id).map_or(&[], Vec::as_slice);
         let sum: Decimal = fills.iter().map(|f| f.quantity.get()).sum();
         prop_assert_eq!(
             sum,
@@ -155,14 +167,34 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_sequences_keep_the_invariants_and_replay_identically(ops in proptest::collection::vec(op(), 1..80)) {
-        let mut oms = Oms::new();
+    fn random_sequences_keep_the_invariants_and_replay_identically(
+        ops in proptest::collection::vec(op(), 1..80),
+        retention in (0u64..20, 0usize..6, 0u64..40, 0usize..8).prop_map(|(t, n, c, m)| Retention {
+            terminal_order_secs: t,
+            max_terminal_orders: n,
+            client_order_id_secs: c,
+            max_client_order_ids: m,
+        }),
+        snapshot_at in any::<prop::sample::Index>(),
+    ) {
+        let mut oms = Oms::with_retention(retention);
         let mut journal: Vec<Event> = Vec::new();
         let mut terminal = HashMap::new();
+        let mut fills_of: HashMap<OrderId, Vec<Fill>> = HashMap::new();
+        // Every order ever submitted: what the blotter would answer for an evicted order.
+        let mut history: HashMap<OrderId, Order> = HashMap::new();
         let mut next_fill = 0u64;
+        let restart = snapshot_at.index(ops.len());
         for (step, op) in ops.iter().enumerate() {
-            let t = Timestamp::from_millis(step as i64);
-            let ids: Vec<OrderId> = oms.orders(&OrderFilter::default()).iter().map(|o| o.order_id).collect();
+            if step == restart {
+                // A restart from a snapshot: the restored OMS is the same OMS.
+                let json = serde_json::to_string(&oms).unwrap();
+                let restored: Oms = serde_json::from_str(&json).unwrap();
+                prop_assert_eq!(&restored, &oms);
+                oms = restored;
+            }
+            let t = Timestamp::from_secs(step as i64);
+            let ids: Vec<OrderId> = oms.orders().map(|o| o.order_id).collect();
             let pick = |i: usize| (!ids.is_empty()).then(|| ids[i % ids.len()]);
             let proposed: Vec<Result<Event, crate::OmsError>> = match op {
                 Op::Submit { .. } => {
@@ -175,6 +207,14 @@ proptest! {
                             prop_assert_eq!(Some(&orig.client_order_id), coid);
                             prop_assert_eq!(&orig.account, &req.account);
                             prop_assert_eq!(oms.order(orig.order_id), Some(&orig));
+                            vec![]
+                        }
+                        Ok(Submit::DuplicateOf(id)) => {
+                            // Left memory: the stored order must really be the same request's.
+                            prop_assert!(oms.order(id).is_none());
+                            let orig = &history[&id];
+                            prop_assert_eq!(Some(&orig.client_order_id), req.client_order_id.as_ref());
+                            prop_assert_eq!(&orig.account, &req.account);
                             vec![]
                         }
                         Err(e) => vec![Err(e)],
@@ -210,7 +250,16 @@ proptest! {
                 match proposal {
                     // A command's event always applies: commands validate with the same rules.
                     Ok(e) => match oms.apply(&e) {
-                        Ok(()) => journal.push(e),
+                        Ok(()) => {
+                            match &e {
+                                Event::OrderSubmitted { order } => {
+                                    history.insert(order.order_id, order.clone());
+                                }
+                                Event::OrderFilled(f) => fills_of.entry(f.order_id).or_default().push(f.clone()),
+                                _ => {}
+                            }
+                            journal.push(e);
+                        }
                         Err(err) => {
                             prop_assert!(matches!(e, Event::OrderFilled(_)), "command event refused: {err}");
                             prop_assert_eq!(&oms, &before, "a refused event changed state");
@@ -218,10 +267,13 @@ proptest! {
                     },
                     Err(_) => prop_assert_eq!(&oms, &before),
                 }
-                check_invariants(&oms, &mut terminal)?;
+                check_invariants(&oms, &mut terminal, &fills_of)?;
             }
         }
-        let rebuilt = Oms::replay(&journal).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut rebuilt = Oms::with_retention(retention);
+        for e in &journal {
+            rebuilt.apply(e).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        }
         prop_assert_eq!(rebuilt, oms);
     }
 }

@@ -1,5 +1,6 @@
 use model::{
-    AccountId, ClientOrderId, InstrumentId, Order, OrderType, Price, Quantity, Side, TimeInForce,
+    AccountId, ClientOrderId, InstrumentId, Order, OrderId, OrderType, Price, Quantity, Side,
+    TimeInForce,
 };
 
 use crate::OmsError;
@@ -17,6 +18,10 @@ pub struct NewOrder {
     pub quantity: Quantity,
     pub price: Option<Price>,
     pub stop_price: Option<Price>,
+    /// Set after [`crate::Submit::DuplicateOf`] named this order and the caller found that the
+    /// stored order carries another account or client order id (two ids sharing a digest):
+    /// the request is then a new order.
+    pub not_a_duplicate_of: Option<OrderId>,
 }
 
 impl NewOrder {
@@ -38,6 +43,7 @@ impl NewOrder {
             quantity,
             price: Some(price),
             stop_price: None,
+            not_a_duplicate_of: None,
         }
     }
 
@@ -58,6 +64,7 @@ impl NewOrder {
             quantity,
             price: None,
             stop_price: None,
+            not_a_duplicate_of: None,
         }
     }
 

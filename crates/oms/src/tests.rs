@@ -6,7 +6,7 @@ use model::{
 };
 use rust_decimal_macros::dec;
 
-use crate::{NewOrder, Oms, OmsError, OrderFilter, Submit};
+use crate::{NewOrder, Oms, OmsError, Retention, Submit};
 
 fn acct(s: &str) -> AccountId {
     AccountId::new(s).unwrap()
@@ -50,7 +50,7 @@ impl Harness {
                 self.apply(e);
                 id
             }
-            Submit::Duplicate(o) => panic!("unexpected duplicate {o:?}"),
+            other => panic!("unexpected {other:?}"),
         }
     }
     fn accept(&mut self, id: OrderId, t: i64) {
@@ -106,7 +106,7 @@ fn full_lifecycle_pending_accepted_partial_filled_with_weighted_average() {
     // (99 x 1 + 100 x 2) / 3 = 99.666..., rounded half-even to 12 places.
     assert_eq!(o.avg_fill_price, Some(p("99.666666666667")));
     assert_eq!(h.oms.open_order_count(&acct("a")), 0);
-    assert_eq!(h.oms.fills(id).unwrap().len(), 2);
+    assert_eq!(h.oms.last_fill_id(), 2);
 }
 
 #[test]
@@ -188,7 +188,7 @@ fn repeated_client_order_id_returns_the_original_order() {
             assert_eq!(o.status, OrderStatus::Accepted);
             assert_eq!(o.quantity, q("1"));
         }
-        Submit::New(e) => panic!("second order created: {e:?}"),
+        other => panic!("expected the original order, got {other:?}"),
     }
     // Another account may use the same client id.
     let other = h.submit(
@@ -401,7 +401,7 @@ fn day_orders_expire_at_session_end_and_others_stay() {
 }
 
 #[test]
-fn queries_filter_by_account_status_symbol_and_resting() {
+fn queries_by_account_instrument_and_resting() {
     let mut h = Harness::default();
     let a = acct("a");
     let o1 = h.submit(buy_limit("a", "1", "100"), 1);
@@ -414,21 +414,6 @@ fn queries_filter_by_account_status_symbol_and_resting() {
     h.accept(o1, 2);
     h.accept(o3, 2);
     let ids = |v: Vec<&model::Order>| v.iter().map(|o| o.order_id).collect::<Vec<_>>();
-    let f = OrderFilter {
-        account: Some(a.clone()),
-        ..Default::default()
-    };
-    assert_eq!(ids(h.oms.orders(&f)), vec![o1, o2, o4]);
-    let f = OrderFilter {
-        status: Some(OrderStatus::Accepted),
-        ..Default::default()
-    };
-    assert_eq!(ids(h.oms.orders(&f)), vec![o1, o3]);
-    let f = OrderFilter {
-        symbol: Some(Symbol::new("ETHUSDT").unwrap()),
-        ..Default::default()
-    };
-    assert_eq!(ids(h.oms.orders(&f)), vec![o2]);
     assert_eq!(ids(h.oms.open_orders(&a).collect()), vec![o1, o2, o4]);
     assert_eq!(h.oms.open_order_count(&a), 3);
     // Resting = accepted or partially filled on that instrument; o4 is still pending.
@@ -442,12 +427,7 @@ fn queries_filter_by_account_status_symbol_and_resting() {
     let e = h.oms.cancel(&a, o1, ts(3)).unwrap();
     h.apply(e);
     assert_eq!(h.oms.resting_orders(&a, &btc()).count(), 0);
-    let f = OrderFilter {
-        account: Some(a.clone()),
-        open_only: true,
-        ..Default::default()
-    };
-    assert_eq!(ids(h.oms.orders(&f)), vec![o2, o4]);
+    assert_eq!(ids(h.oms.open_orders(&a).collect()), vec![o2, o4]);
 }
 
 #[test]
@@ -496,4 +476,103 @@ fn replay_of_the_journal_rebuilds_the_same_state_and_ignores_other_events() {
     };
     assert_eq!(order.order_id, OrderId(3));
     assert_eq!(order.price.unwrap().get(), dec!(100));
+}
+
+fn short_retention() -> Retention {
+    Retention {
+        terminal_order_secs: 10,
+        max_terminal_orders: 3,
+        client_order_id_secs: 100,
+        max_client_order_ids: 1_000,
+    }
+}
+
+#[test]
+fn a_terminal_order_leaves_memory_after_its_retention_but_its_client_id_is_still_known() {
+    let mut h = Harness {
+        oms: Oms::with_retention(short_retention()),
+        ..Harness::default()
+    };
+    let coid = ClientOrderId::new("keep-me").unwrap();
+    let id = h.submit(buy_limit("a", "1", "100").with_client_order_id(coid.clone()), 1);
+    h.accept(id, 2);
+    h.fill(id, "1", "100", 3);
+    // Still held at 13 s (ended at 3 s, retention 10 s): a duplicate gets the order itself.
+    let open = h.submit(buy_limit("b", "1", "100"), 13);
+    assert!(h.oms.order(id).is_some());
+    assert!(matches!(
+        h.oms.submit(buy_limit("a", "9", "1").with_client_order_id(coid.clone()), ts(13)),
+        Ok(Submit::Duplicate(o)) if o.order_id == id
+    ));
+    // Any order event after 13 s evicts it; the client id is remembered by digest only.
+    h.accept(open, 14);
+    assert!(h.oms.order(id).is_none(), "evicted after its retention");
+    assert_eq!(
+        h.oms.cancel(&acct("a"), id, ts(14)).unwrap_err().code(),
+        "order_not_found"
+    );
+    let again = h
+        .oms
+        .submit(buy_limit("a", "9", "1").with_client_order_id(coid.clone()), ts(14))
+        .unwrap();
+    assert_eq!(again, Submit::DuplicateOf(id));
+    // The caller found the stored order is not this request's (a digest collision): new order.
+    let mut req = buy_limit("a", "9", "1").with_client_order_id(coid.clone());
+    req.not_a_duplicate_of = Some(id);
+    assert!(matches!(h.oms.submit(req, ts(14)), Ok(Submit::New(_))));
+    // After the client-id window (100 s after the end) the id is free again.
+    let late = h.submit(buy_limit("b", "1", "100"), 104);
+    h.accept(late, 104);
+    let reused = h.submit(buy_limit("a", "1", "100").with_client_order_id(coid), 104);
+    assert!(reused > late);
+    // Open orders are never evicted, however old.
+    assert!(h.oms.order(open).is_some());
+}
+
+#[test]
+fn memory_stays_bounded_over_a_long_stream_of_orders() {
+    let mut h = Harness {
+        oms: Oms::with_retention(Retention {
+            terminal_order_secs: 5,
+            max_terminal_orders: 50,
+            client_order_id_secs: 30,
+            max_client_order_ids: 200,
+        }),
+        ..Harness::default()
+    };
+    let mut resting = Vec::new();
+    for n in 0..20_000i64 {
+        let t = n / 10; // ten orders a second
+        let coid = ClientOrderId::new(format!("c{n}")).unwrap();
+        let id = h.submit(buy_limit("a", "1", "100").with_client_order_id(coid), t);
+        h.accept(id, t);
+        match n % 4 {
+            0 => h.fill(id, "1", "100", t),
+            1 => {
+                let e = h.oms.cancel(&acct("a"), id, ts(t)).unwrap();
+                h.apply(e);
+            }
+            2 => {
+                let e = h.oms.expire(id, "ioc_remainder", ts(t)).unwrap();
+                h.apply(e);
+            }
+            // Every fourth order rests until it is cancelled 100 orders later.
+            _ => resting.push(id),
+        }
+        if resting.len() > 25 {
+            let old = resting.remove(0);
+            let e = h.oms.cancel(&acct("a"), old, ts(t)).unwrap();
+            h.apply(e);
+        }
+        assert!(h.oms.open_len() <= 27);
+        assert!(h.oms.len() <= h.oms.open_len() + 50, "{} held", h.oms.len());
+        assert!(h.oms.client_ids_len() <= h.oms.open_len() + 200);
+    }
+    assert_eq!(h.oms.last_order_id(), 20_000);
+    // The whole history replays into the same bounded state.
+    let mut rebuilt = Oms::with_retention(*h.oms.retention());
+    for e in &h.journal {
+        rebuilt.apply(e).unwrap();
+    }
+    assert_eq!(rebuilt, h.oms);
 }
