@@ -159,6 +159,8 @@ pub struct LayerOrder {
     pub ticks_from_touch: Option<Decimal>,
 }
 
+/// The episode's orders, levels and fill quantity of the layers are those listed (see
+/// `orders_not_listed`); `total_qty` and `max_simultaneous_levels` cover every order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayeringEvidence {
     pub side: Side,
@@ -176,6 +178,15 @@ pub struct LayeringEvidence {
     pub opposite_fills: Vec<FillRef>,
     pub opposite_fill_qty: Decimal,
     pub order_to_trade_ratio: Option<Decimal>,
+    /// Orders of the episode cancelled more than `order_max_live_ms` before the alert: counted
+    /// in `total_qty` and the levels, not listed (an episode chaining orders for longer than
+    /// that keeps only its recent ones). Absent when zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub orders_not_listed: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

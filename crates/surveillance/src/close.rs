@@ -7,12 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use interchange::Record;
 use model::{Decimal, Timestamp};
+use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, Evidence, MtcEvidence, Rule, Severity, make_key};
 use crate::params::ms;
 use crate::scanner::{Fl, Scanner, Task, accounts, ratio};
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub(crate) struct Agg {
     pub owner: u32,
     pub accts: BTreeSet<u32>,
@@ -24,6 +25,7 @@ pub(crate) struct Agg {
     pub cancel_qty: Decimal,
 }
 
+#[derive(Serialize, Deserialize)]
 pub(crate) struct MtcSession {
     pub close: i64,
     pub ws: i64,

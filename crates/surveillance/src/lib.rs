@@ -10,19 +10,53 @@
 //! * batch: [`scan`] = a fresh scanner fed every record in order, then `finish`, deduplicated
 //!   by key. Streaming and batch therefore give the same alerts with the same keys.
 //!
-//! State is bounded by the windows: finished orders are dropped `spoof_t_post_ms` after they
-//! finish, fills once no rule can look back to them, live orders after `order_max_live_ms`.
+//! **Snapshots.** [`Scanner`] is serde `Serialize + Deserialize`: serializing it, restoring it
+//! and feeding the following records gives exactly the alerts (and the state) of feeding them
+//! without interruption. The snapshot includes the parameters (checked again on restore) and is
+//! canonical: the same state always serializes to the same bytes. [`Scanner::SNAPSHOT_VERSION`]
+//! names the layout. Fills shared between the scanner's windows are restored as separate
+//! copies (they are immutable), so a restored scanner may hold a few copies of a fill until it
+//! leaves the windows.
 //!
 //! **Resuming after a restart.** Alerts are deterministic functions of the record sequence,
 //! and keys are deterministic functions of the identifying orders/fills. The service keeps the
-//! keys it has delivered (its alert journal). On restart it builds
-//! `Scanner::new(params)?.with_known_keys(delivered_keys)` and replays the events from a point
-//! far enough back to rebuild the state (the start of the UTC day is enough for every rule
-//! except layers living longer than that; evidence statistics such as the order-to-trade ratio
-//! are per UTC day, so a replay from the day's start reproduces them exactly), then continues
-//! with live events. An alert completed before the crash is regenerated during the replay and
-//! suppressed by its key; one that was completed but not yet delivered is delivered: none lost,
-//! none repeated.
+//! alerts it has delivered (its alert journal). On restart it restores the newest snapshot,
+//! passes the `(key, ts)` of the alerts journaled after it to [`Scanner::with_known_alerts`]
+//! and replays the records after the snapshot. Without a snapshot it builds
+//! `Scanner::new(params)?.with_known_alerts(delivered)` and replays from a point far enough
+//! back to rebuild the state (the start of the UTC day is enough for every rule except layers
+//! living longer than that; evidence statistics such as the order-to-trade ratio are per UTC
+//! day, so a replay from the day's start reproduces them exactly). An alert completed before
+//! the crash is regenerated during the replay and suppressed by its key; one that was completed
+//! but not yet delivered is delivered: none lost, none repeated.
+//!
+//! **Memory bounds.** Everything the scanner keeps is bounded by event time (the records'
+//! timestamps, never a clock), so memory stays flat over weeks of records:
+//! * orders: a live order is forgotten `order_max_live_ms` after placement (swept every minute
+//!   of record time; a later cancel or fill of it is ignored), a finished one
+//!   `max(spoof_t_post_ms, layer_t_post_ms)` after it finished;
+//! * fills: kept for the spoofing/layering look-back, while a live order or an open layering
+//!   episode could use them, but never longer than `order_max_live_ms +
+//!   max(spoof_t_post_ms, layer_t_post_ms)`; unpaired round-trip candidates for
+//!   `wash_window_ms`; self-match prints for `wash_window_ms`;
+//! * layering episodes: dropped once their post-window has passed and no order placed before
+//!   their end is live. An episode can chain overlapping orders without end (a market maker
+//!   replacing its quotes); it then lists only the orders cancelled within
+//!   `order_max_live_ms` (older ones still count in its total and levels; the alert's
+//!   `orders_not_listed` says how many are left out), and looks for opposite fills that far
+//!   back plus the post-window;
+//! * quotes: the (time, mid) history of the last `mi_burst_window_ms + mi_settle_ms` per
+//!   symbol; momentum-ignition bursts until their exit window ends; marking-the-close
+//!   aggregates for the current session's window only;
+//! * delivered alert keys: each until its alert time plus its rule's
+//!   [`Scanner::dedupe_horizon`] (after that no rule can raise the key again), also those given
+//!   to [`Scanner::with_known_alerts`] / [`Scanner::with_known_keys`];
+//! * order-to-trade and cancel ratios: per owner group, for the current UTC day;
+//! * per entity (interned names, account -> owner links, last trade price, quote state and
+//!   close schedule per symbol): bounded by the accounts, owners and symbols of the platform,
+//!   which do not grow with the number of orders, fills or alerts.
+//!
+//! [`Scanner::state_stats`] reports the size of each.
 
 mod alert;
 mod close;
@@ -30,6 +64,7 @@ mod fxhash;
 mod momentum;
 mod params;
 mod scanner;
+mod snapshot;
 mod spoof_layer;
 mod wash;
 

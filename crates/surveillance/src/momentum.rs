@@ -9,11 +9,13 @@
 use std::sync::Arc;
 
 use model::{Decimal, Side, Timestamp};
+use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, Evidence, MiEvidence, Rule, Severity, make_key};
 use crate::params::ms;
 use crate::scanner::{Fl, Scanner, Task, accounts, ns_to_ms, side_ix};
 
+#[derive(Serialize, Deserialize)]
 pub(crate) struct Burst {
     pub t0: i64,
     pub side: Side,
@@ -24,7 +26,7 @@ pub(crate) struct Burst {
     pub alerted: bool,
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub(crate) struct MiState {
     pub open: Option<Burst>,
     pub pending: Vec<Burst>,

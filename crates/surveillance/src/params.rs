@@ -224,7 +224,7 @@ impl Params {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum CloseSpec {
     /// One session closing at this instant (nanos).
     At(i64),

@@ -7,13 +7,15 @@ use std::sync::Arc;
 
 use interchange::{Kind, Record};
 use model::{Decimal, Liquidity, Side, Timestamp};
+use serde::{Deserialize, Serialize};
 
 use crate::SurveillanceError;
-use crate::alert::{Alert, FillRef, QuoteSnap};
+use crate::alert::{Alert, FillRef, QuoteSnap, Rule};
 use crate::close::MtcSession;
-use crate::fxhash::{FxMap, FxSet};
+use crate::fxhash::FxMap;
 use crate::momentum::MiState;
 use crate::params::{CloseSpec, Compiled, DAY_NS, OwnerLinkage, Params, QuoteTiming, ms};
+use crate::snapshot::{sorted_heap, sorted_map};
 use crate::spoof_layer::{Episode, SpoofAcc};
 use crate::wash::{Leg, Pending};
 
@@ -28,7 +30,7 @@ pub(crate) fn side_ix(s: Side) -> usize {
 }
 
 /// A fill as the scanner keeps it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Fl {
     pub seq: u64,
     pub ts: i64,
@@ -45,7 +47,7 @@ pub(crate) struct Fl {
     pub taker: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct QuoteInt {
     pub ts: i64,
     pub bid: Option<Decimal>,
@@ -69,7 +71,7 @@ impl QuoteInt {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub(crate) struct QuoteState {
     pub cur: Option<QuoteInt>,
     /// The last quote with a timestamp strictly earlier than `cur`'s.
@@ -79,6 +81,7 @@ pub(crate) struct QuoteState {
 }
 
 /// An order as the scanner keeps it.
+#[derive(Serialize, Deserialize)]
 pub(crate) struct Ord {
     pub seq: u64,
     pub order_id: String,
@@ -101,7 +104,7 @@ pub(crate) struct Ord {
 }
 
 /// Per (owner group, symbol) state.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub(crate) struct GroupSym {
     /// Recent fills in time order (spoofing look-back, layering opposite executions).
     pub fills: VecDeque<Arc<Fl>>,
@@ -122,7 +125,7 @@ impl GroupSym {
     }
 }
 
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone, Copy, Serialize, Deserialize)]
 pub(crate) struct OwnerStats {
     pub day: i64,
     pub order_qty: Decimal,
@@ -132,7 +135,7 @@ pub(crate) struct OwnerStats {
 
 /// Time-driven work, run when the first record with a later timestamp arrives (or on
 /// `advance_to` / `finish`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub(crate) enum Task {
     MtcClose { sym: u32, close: i64 },
     MiClose { key: (u32, u32, usize), t0: i64 },
@@ -140,50 +143,97 @@ pub(crate) enum Task {
     MiExpire { key: (u32, u32, usize), t0: i64 },
 }
 
-/// Sizes of the internal state, to check it stays bounded by the windows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Sizes of the internal state, to check it stays bounded by the windows (see the crate docs,
+/// "Memory bounds", for the bound of each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateStats {
+    /// Orders kept: live ones (at most `order_max_live_ms` old) and finished ones for
+    /// `max(spoof_t_post_ms, layer_t_post_ms)` after they finished.
     pub orders: usize,
     pub group_symbols: usize,
+    /// Fills kept for the spoofing/layering look-back and the round-trip wash pairing.
     pub kept_fills: usize,
     pub open_episodes: usize,
+    /// Orders listed in open layering episodes (their evidence).
+    pub episode_members: usize,
     pub open_prints: usize,
     pub pending_tasks: usize,
+    /// Alert keys kept for deduplication (emitted or told as known, not yet expired).
     pub emitted_keys: usize,
+    /// Interned names: symbols, accounts, owners and related-owner groups seen.
+    pub interned_names: usize,
+    /// Quote (time, mid) history kept for momentum ignition, over every symbol.
+    pub quote_history: usize,
+    /// Per owner group counters of the current UTC day.
+    pub day_stats: usize,
+    /// Momentum-ignition bursts open or waiting for their settle/exit.
+    pub bursts: usize,
 }
+
+/// A known or emitted alert key whose expiry is not known yet: keys told without their alert
+/// time ([`Scanner::with_known_keys`]) before the first record. See `Scanner::time_known_keys`.
+const UNTIMED: i64 = i64::MAX;
 
 /// The streaming scanner. Feed records in time order with [`Scanner::on_record`]; each call
 /// returns the alerts completed by that record (plus time-driven ones whose deadline the
 /// record's timestamp has passed). Deterministic: the same records give the same alerts, with
 /// the same keys, whatever the chunking.
+///
+/// Serializable (serde) for snapshots: serialize, deserialize and keep feeding gives exactly
+/// the alerts and the state of feeding without interruption. The snapshot is canonical (the
+/// same state always gives the same bytes) and includes the parameters.
+#[derive(Serialize, Deserialize)]
 pub struct Scanner {
+    #[serde(rename = "params")]
     pub(crate) c: Compiled,
     pub(crate) names: Vec<String>,
+    #[serde(with = "sorted_map")]
     ids: FxMap<String, u32>,
+    #[serde(with = "sorted_map")]
     pub(crate) group_idx: FxMap<u32, usize>,
+    #[serde(with = "sorted_map")]
     acct_owner: FxMap<u32, u32>,
     pub(crate) now: i64,
     pub(crate) seq: u64,
+    #[serde(with = "sorted_map")]
     pub(crate) quotes: FxMap<u32, QuoteState>,
+    #[serde(with = "sorted_map")]
     pub(crate) orders: FxMap<String, Ord>,
     done_q: VecDeque<(i64, u64, String)>,
+    #[serde(with = "sorted_map")]
     pub(crate) gs: FxMap<(u32, u32), GroupSym>,
+    #[serde(with = "sorted_map")]
     pub(crate) stats: FxMap<u32, OwnerStats>,
+    #[serde(with = "sorted_heap")]
     heap: BinaryHeap<Reverse<(i64, u64, Task)>>,
     task_seq: u64,
+    #[serde(with = "sorted_map")]
     pub(crate) prints: FxMap<(u32, String), Vec<Leg>>,
     pub(crate) prints_q: VecDeque<(i64, u32, String)>,
     pub(crate) rt_pending: Vec<Pending>,
+    #[serde(with = "sorted_map")]
     pub(crate) mtc: FxMap<u32, MtcSession>,
+    #[serde(with = "sorted_map")]
     mtc_spec: FxMap<u32, Option<CloseSpec>>,
+    #[serde(with = "sorted_map")]
     pub(crate) last_trade_px: FxMap<u32, Decimal>,
+    #[serde(with = "sorted_map")]
     pub(crate) mi: FxMap<(u32, u32, usize), MiState>,
-    emitted: FxSet<String>,
+    /// Delivered (or told) alert keys -> the event time after which no rule can raise the key
+    /// again ([`UNTIMED`] until the first record for keys told without a time).
+    #[serde(with = "sorted_map")]
+    emitted: FxMap<String, i64>,
     next_sweep: i64,
+    /// Scratch buffer for order keys: not state.
+    #[serde(skip)]
     keybuf: String,
 }
 
 impl Scanner {
+    /// Version of the snapshot layout (the serde form of `Scanner`). Bumped whenever the layout
+    /// or the meaning of a field changes, so a runtime refuses a snapshot of another layout.
+    pub const SNAPSHOT_VERSION: u32 = 1;
+
     pub fn new(params: Params) -> Result<Scanner, SurveillanceError> {
         let c = params.compile()?;
         Ok(Scanner {
@@ -208,17 +258,112 @@ impl Scanner {
             mtc_spec: FxMap::default(),
             last_trade_px: FxMap::default(),
             mi: FxMap::default(),
-            emitted: FxSet::default(),
+            emitted: FxMap::default(),
             next_sweep: i64::MIN,
             keybuf: String::new(),
         })
     }
 
-    /// Suppress alerts whose key was already delivered (restart: pass the keys already
-    /// journaled, then replay; see the crate docs).
-    pub fn with_known_keys(mut self, keys: impl IntoIterator<Item = String>) -> Scanner {
-        self.emitted.extend(keys);
+    /// The parameters the scanner runs with (part of its snapshot).
+    pub fn params(&self) -> &Params {
+        &self.c.p
+    }
+
+    /// Suppress alerts already delivered: `(key, alert ts)` of each (restart: pass the alerts
+    /// journaled after the snapshot, or all of them when replaying from an earlier point; see
+    /// the crate docs). Only keys the rules could still raise again are kept: a key is kept
+    /// until event time passes its alert time plus [`Scanner::dedupe_horizon`] of its rule, and
+    /// keys already past that are not kept at all.
+    pub fn with_known_alerts(
+        mut self,
+        alerts: impl IntoIterator<Item = (String, Timestamp)>,
+    ) -> Scanner {
+        for (key, ts) in alerts {
+            let expiry = ts.as_nanos().saturating_add(self.horizon_of_key(&key));
+            if self.now == i64::MIN || expiry >= self.now {
+                self.remember(key, expiry);
+            }
+        }
         self
+    }
+
+    /// Suppress alerts whose key was already delivered, when their alert times are unknown.
+    /// Prefer [`Scanner::with_known_alerts`]. Without a time, a key is kept until event time
+    /// passes the first record fed after this call (the replay start) plus one day plus its
+    /// rule's [`Scanner::dedupe_horizon`]: a replay from the start of the UTC day (crate docs)
+    /// cannot raise it later than that. A replay from further back may raise such a key again.
+    pub fn with_known_keys(mut self, keys: impl IntoIterator<Item = String>) -> Scanner {
+        for key in keys {
+            self.remember(key, UNTIMED);
+        }
+        self.time_known_keys();
+        self
+    }
+
+    /// How long after an alert's time (ns of event time) the rules can raise the same key
+    /// again: the longest time the identifying orders/fills stay in the scanner's state.
+    /// Wash trades: `wash_window_ms`. Spoofing and layering (keyed by an order, which lives at
+    /// most `order_max_live_ms`, is swept within a minute and kept
+    /// `max(spoof_t_post_ms, layer_t_post_ms)` after it ends): the sum of those. Marking the
+    /// close (keyed by the close, raised once the close has passed): 0. Momentum ignition
+    /// (keyed by the burst's first fill): `mi_burst_window_ms + max(mi_settle_ms,
+    /// mi_exit_window_ms)`.
+    pub fn dedupe_horizon(&self, rule: Rule) -> i64 {
+        let p = &self.c.p;
+        let keep = ms(p.spoof_t_post_ms).max(ms(p.layer_t_post_ms));
+        match rule {
+            Rule::WashTrade => ms(p.wash_window_ms),
+            Rule::Spoofing | Rule::Layering => ms(p.order_max_live_ms)
+                .saturating_add(SWEEP_NS)
+                .saturating_add(keep),
+            Rule::MarkingTheClose => 0,
+            Rule::MomentumIgnition => ms(p.mi_burst_window_ms)
+                .saturating_add(ms(p.mi_settle_ms).max(ms(p.mi_exit_window_ms))),
+        }
+    }
+
+    /// The horizon of a key's rule (keys are `RULE-hash`); the longest one for a key of no
+    /// known rule.
+    fn horizon_of_key(&self, key: &str) -> i64 {
+        let rules = [
+            Rule::WashTrade,
+            Rule::Spoofing,
+            Rule::Layering,
+            Rule::MarkingTheClose,
+            Rule::MomentumIgnition,
+        ];
+        let prefix = key.rsplit_once('-').map_or("", |(r, _)| r);
+        match rules.iter().find(|r| r.as_str() == prefix) {
+            Some(r) => self.dedupe_horizon(*r),
+            None => rules
+                .iter()
+                .map(|r| self.dedupe_horizon(*r))
+                .max()
+                .unwrap_or(0),
+        }
+    }
+
+    fn remember(&mut self, key: String, expiry: i64) {
+        let e = self.emitted.entry(key).or_insert(expiry);
+        *e = (*e).max(expiry);
+    }
+
+    /// Give keys told without a time their expiry once the replay's start time is known.
+    fn time_known_keys(&mut self) {
+        if self.now == i64::MIN {
+            return;
+        }
+        let start = self.now.saturating_add(DAY_NS);
+        let untimed: Vec<String> = self
+            .emitted
+            .iter()
+            .filter(|(_, e)| **e == UNTIMED)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in untimed {
+            let expiry = start.saturating_add(self.horizon_of_key(&k));
+            self.emitted.insert(k, expiry);
+        }
     }
 
     /// Number of records processed so far (the resume position when replaying from the start).
@@ -240,9 +385,23 @@ impl Scanner {
                 .values()
                 .map(|g| g.episodes[0].len() + g.episodes[1].len())
                 .sum(),
+            episode_members: self
+                .gs
+                .values()
+                .flat_map(|g| g.episodes.iter().flatten())
+                .map(|e| e.members.len())
+                .sum(),
             open_prints: self.prints.len(),
             pending_tasks: self.heap.len(),
             emitted_keys: self.emitted.len(),
+            interned_names: self.names.len(),
+            quote_history: self.quotes.values().map(|q| q.hist.len()).sum(),
+            day_stats: self.stats.len(),
+            bursts: self
+                .mi
+                .values()
+                .map(|m| m.pending.len() + usize::from(m.open.is_some()))
+                .sum(),
         }
     }
 
@@ -252,7 +411,11 @@ impl Scanner {
         let mut out = Vec::new();
         let ts = r.ts.as_nanos().max(self.now);
         self.run_until(Some(ts), &mut out);
+        let first = self.now == i64::MIN;
         self.now = ts;
+        if first {
+            self.time_known_keys();
+        }
         self.seq += 1;
         let sym = self.intern(&r.symbol);
         if !self.c.closes.is_empty() {
@@ -266,11 +429,14 @@ impl Scanner {
             Kind::OrderCancel => self.on_cancel(r, sym, ts, &mut out),
             Kind::Fill => self.on_fill(r, sym, ts, &mut out),
         }
+        // Deduplicate before the sweep: the sweep expires keys by the new time, and an alert
+        // completed by this record's time (a close just passed) must still meet its key.
+        let out = self.dedupe(out);
         if ts >= self.next_sweep {
             self.sweep(ts);
             self.next_sweep = ts.saturating_add(SWEEP_NS);
         }
-        self.dedupe(out)
+        out
     }
 
     /// Heartbeat from the service's clock: run the time-driven work (marking-the-close at the
@@ -291,9 +457,23 @@ impl Scanner {
         self.dedupe(out)
     }
 
+    /// Drop alerts whose key was already delivered; remember the others' keys until no rule
+    /// can raise them again.
     fn dedupe(&mut self, out: Vec<Alert>) -> Vec<Alert> {
         out.into_iter()
-            .filter(|a| self.emitted.insert(a.key.clone()))
+            .filter(|a| {
+                let expiry = a.ts.as_nanos().saturating_add(self.dedupe_horizon(a.rule));
+                match self.emitted.get_mut(&a.key) {
+                    Some(e) => {
+                        *e = (*e).max(expiry);
+                        false
+                    }
+                    None => {
+                        self.emitted.insert(a.key.clone(), expiry);
+                        true
+                    }
+                }
+            })
             .collect()
     }
 
@@ -649,7 +829,11 @@ impl Scanner {
     }
 
     /// Oldest fill time any rule can still need for (grp, sym): the spoofing/layering look-back,
-    /// the earliest live order (a future layer) and the earliest open layering episode.
+    /// the earliest live order (a future layer) and the earliest open layering episode, but
+    /// never more than `order_max_live_ms + max(spoof_t_post_ms, layer_t_post_ms)` back: a
+    /// layering episode can chain overlapping orders without end, and its opposite fills are
+    /// looked for only that far back (the longest a single layer order can live, plus the
+    /// post-window).
     fn fill_bound(&self, grp: u32, sym: u32, now: i64) -> i64 {
         let look = ms(self.c.p.spoof_t_post_ms).max(ms(self.c.p.layer_t_post_ms));
         let mut bound = now.saturating_sub(look);
@@ -663,7 +847,7 @@ impl Scanner {
                 }
             }
         }
-        bound
+        bound.max(now.saturating_sub(ms(self.c.p.order_max_live_ms).saturating_add(look)))
     }
 
     fn sweep(&mut self, now: i64) {
@@ -703,6 +887,9 @@ impl Scanner {
         let day = now.div_euclid(DAY_NS);
         self.stats.retain(|_, s| s.day == day);
         self.mi.retain(|_, m| !m.is_empty());
+        // Future alerts have a time >= now, so a key whose rule cannot raise it after its
+        // expiry is no longer needed.
+        self.emitted.retain(|_, expiry| *expiry >= now);
     }
 
     pub(crate) fn mtc_spec_for(&mut self, sym: u32) -> Option<CloseSpec> {

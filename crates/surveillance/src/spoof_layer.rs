@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use model::{Decimal, Side, Timestamp};
+use serde::{Deserialize, Serialize};
 
 use crate::alert::{
     Alert, Evidence, LayerOrder, LayeringEvidence, Rule, Severity, SpoofOrder, SpoofingEvidence,
@@ -17,7 +18,7 @@ use crate::alert::{
 use crate::params::ms;
 use crate::scanner::{Scanner, accounts, ns_to_ms, ratio, side_ix};
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub(crate) struct SpoofAcc {
     pub keys: Vec<String>,
     pub members: Vec<SpoofOrder>,
@@ -25,7 +26,7 @@ pub(crate) struct SpoofAcc {
     pub alerted: bool,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Member {
     pub seq: u64,
     pub order_id: String,
@@ -40,26 +41,37 @@ pub(crate) struct Member {
     pub touch_size: Option<Decimal>,
 }
 
+#[derive(Serialize, Deserialize)]
 pub(crate) struct Episode {
     /// Order key of the founding member: the alert key, stable when episodes merge.
     pub founder: String,
     pub founded_seq: u64,
     pub owner: u32,
+    /// Members cancelled within `order_max_live_ms` of the latest cancel (older ones are
+    /// pruned, see [`Episode::prune`]); frozen once the episode has alerted.
     pub members: Vec<Member>,
     pub start: i64,
     pub end: i64,
+    /// Simultaneous price levels as the rule reads them: the maximum over the episode until it
+    /// first reached `layer_min_levels`, then frozen.
     pub max_levels: usize,
+    /// The maximum number of distinct prices live at one instant over every member ever
+    /// added (maintained while not alerted).
+    pub levels_seen: usize,
     pub alerted: bool,
     /// Running totals so evaluation is O(1) until the alert (episodes can grow long).
     pub total: Decimal,
     pub members_seen: usize,
+    /// Members dropped from `members` by [`Episode::prune`] (counted in the totals, not listed).
+    pub members_pruned: usize,
     pub any_far: bool,
     /// (placement ts, seq, same-side touch size) of the earliest-placed member.
     pub first: (i64, u64, Option<Decimal>),
 }
 
 impl Episode {
-    fn add(&mut self, m: Member, min_ticks: Decimal) {
+    /// The running totals (every member counts, listed or not).
+    fn account(&mut self, m: &Member, min_ticks: Decimal) {
         self.total += m.qty;
         self.members_seen += 1;
         self.any_far |= m.ticks.is_some_and(|t| t >= min_ticks);
@@ -68,16 +80,58 @@ impl Episode {
         }
         self.start = self.start.min(m.new_ts);
         self.end = self.end.max(m.cancel_ts);
+    }
+
+    /// Add a member cancelled now (no earlier than any member already there).
+    fn add(&mut self, m: Member, min_ticks: Decimal) {
+        self.account(&m, min_ticks);
         // After the alert the member list is evidence already delivered: keep it bounded.
         if !self.alerted {
+            // Only members cancelled at or after `m`'s placement can be live during its life;
+            // before it the count is that of the members already there (`levels_seen`).
+            let from = self.members.partition_point(|x| x.cancel_ts < m.new_ts);
+            let during = max_simultaneous_levels(
+                self.members[from..]
+                    .iter()
+                    .chain(std::iter::once(&m))
+                    .map(|x| (x.new_ts, x.cancel_ts, x.price)),
+            );
+            self.levels_seen = self.levels_seen.max(during);
             self.members.push(m);
         }
     }
 
+    /// Merge an episode in. Open episodes of one side have disjoint spans (an order overlapping
+    /// several merges them all), so no member of `other` was ever live with one of `self` and
+    /// the maximum simultaneous levels of the union is the larger of the two.
     fn absorb(&mut self, other: Episode, min_ticks: Decimal) {
         self.alerted |= other.alerted;
+        self.levels_seen = self.levels_seen.max(other.levels_seen);
+        self.members_pruned += other.members_pruned;
         for m in other.members {
-            self.add(m, min_ticks);
+            self.account(&m, min_ticks);
+            if !self.alerted {
+                self.members.push(m);
+            }
+        }
+        // Keep the list in cancel order (stable: equal cancel times keep their order).
+        self.members.sort_by_key(|m| m.cancel_ts);
+    }
+
+    /// Drop the members cancelled before `horizon` = now - `order_max_live_ms`. A member's
+    /// lifetime is at most `order_max_live_ms` (an older order is forgotten, not cancelled
+    /// into an episode), so every later member is placed at or after `horizon` and can never
+    /// be live at the same time as a dropped one: `levels_seen` stays exact. Without this an
+    /// episode chaining overlapping orders without end (a market maker replacing its quotes)
+    /// would keep every order it ever placed.
+    fn prune(&mut self, horizon: i64) {
+        if self.alerted {
+            return;
+        }
+        let n = self.members.partition_point(|m| m.cancel_ts < horizon);
+        if n > 0 {
+            self.members.drain(..n);
+            self.members_pruned += n;
         }
     }
 }
@@ -93,12 +147,13 @@ pub(crate) fn episode_closed(
     now > e.end.saturating_add(t_post) && earliest_live.is_none_or(|t| t > e.end)
 }
 
-/// Maximum number of distinct prices live at one instant (intervals closed at both ends).
-fn max_simultaneous_levels(members: &[Member]) -> usize {
-    let mut ev: Vec<(i64, u8, Decimal)> = Vec::with_capacity(members.len() * 2);
-    for m in members {
-        ev.push((m.new_ts, 0, m.price));
-        ev.push((m.cancel_ts, 1, m.price));
+/// Maximum number of distinct prices live at one instant over `(placed, cancelled, price)`
+/// intervals (closed at both ends).
+fn max_simultaneous_levels(members: impl Iterator<Item = (i64, i64, Decimal)>) -> usize {
+    let mut ev: Vec<(i64, u8, Decimal)> = Vec::new();
+    for (placed, cancelled, p) in members {
+        ev.push((placed, 0, p));
+        ev.push((cancelled, 1, p));
     }
     ev.sort();
     let mut live: BTreeMap<Decimal, usize> = BTreeMap::new();
@@ -271,8 +326,13 @@ impl Scanner {
         let (grp, sym, side, owner, seq) = (x.grp, x.sym, x.side, x.owner, self.seq);
         let s = side_ix(side);
         let g = self.gs.entry((grp, sym)).or_default();
-        let earliest_live = g.live[s].first().map(|(t, _)| *t);
-        g.episodes[s].retain(|e| !episode_closed(e, ts, t_post, earliest_live));
+        // The order being cancelled has just left the live set, but it was live until now:
+        // an episode it overlaps is not closed.
+        let earliest_live = g.live[s]
+            .first()
+            .map(|(t, _)| *t)
+            .map_or(m.new_ts, |t| t.min(m.new_ts));
+        g.episodes[s].retain(|e| !episode_closed(e, ts, t_post, Some(earliest_live)));
         // Cancels arrive in time order, so the new interval overlaps an episode iff it was
         // placed at or before that episode's end.
         let eps = &mut g.episodes[s];
@@ -293,9 +353,11 @@ impl Scanner {
                 start: m.new_ts,
                 end: ts,
                 max_levels: 0,
+                levels_seen: 0,
                 alerted: false,
                 total: Decimal::ZERO,
                 members_seen: 0,
+                members_pruned: 0,
                 any_far: false,
                 first: (i64::MAX, u64::MAX, None),
             },
@@ -306,9 +368,10 @@ impl Scanner {
                 first
             }
         };
+        ep.prune(ts.saturating_sub(ms(self.c.p.order_max_live_ms)));
         ep.add(m, min_ticks);
         if !ep.alerted && ep.max_levels < self.c.p.layer_min_levels {
-            ep.max_levels = max_simultaneous_levels(&ep.members);
+            ep.max_levels = ep.levels_seen;
         }
         if let Some(a) = self.layer_evaluate(&ep, grp, sym, side, ts) {
             ep.alerted = true;
@@ -375,12 +438,18 @@ impl Scanner {
             return None;
         }
         let hi = now.min(ep.end.saturating_add(ms(p.layer_t_post_ms)));
+        // Opposite fills are looked for at most as far back as the scanner keeps fills (see
+        // `Scanner::fill_bound`), whatever eviction has already run.
+        let look = ms(p.spoof_t_post_ms).max(ms(p.layer_t_post_ms));
+        let lo = ep
+            .start
+            .max(now.saturating_sub(ms(p.order_max_live_ms).saturating_add(look)));
         let opp: Vec<_> = self
             .gs
             .get(&(grp, sym))?
             .fills
             .iter()
-            .filter(|f| f.side == side.opposite() && f.ts >= ep.start && f.ts <= hi)
+            .filter(|f| f.side == side.opposite() && f.ts >= lo && f.ts <= hi)
             .collect();
         if opp.is_empty() {
             return None;
@@ -432,6 +501,7 @@ impl Scanner {
                 opposite_fill_qty: opp.iter().map(|f| f.qty).sum(),
                 opposite_fills: opp.iter().map(|f| self.fill_ref(f)).collect(),
                 order_to_trade_ratio: self.otr(grp),
+                orders_not_listed: ep.members_pruned,
             }),
         })
     }

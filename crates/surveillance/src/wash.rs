@@ -8,17 +8,20 @@
 use std::sync::Arc;
 
 use model::{Decimal, Side, Timestamp};
+use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, Evidence, Rule, Severity, WashEvidence, make_key};
 use crate::params::ms;
 use crate::scanner::{Fl, Scanner, accounts, ns_to_ms, ratio};
 
+#[derive(Serialize, Deserialize)]
 pub(crate) struct Leg {
     pub fl: Arc<Fl>,
     pub grp: u32,
     pub matched: bool,
 }
 
+#[derive(Serialize, Deserialize)]
 pub(crate) struct Pending {
     pub fl: Arc<Fl>,
     pub grp: u32,
