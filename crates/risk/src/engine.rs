@@ -1,10 +1,10 @@
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 
 use model::{
     AccountId, Decimal, Event, Order, OrderStatus, OrderType, Price, Side, Symbol, Timestamp,
 };
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::limits::{EffectiveLimits, Layers, LimitSet, RiskLimits, Scope, Source};
 use crate::{RejectCode, RiskError};
@@ -14,6 +14,10 @@ pub const SECTION: &str = "risk";
 
 /// Length of the order-rate window.
 const RATE_WINDOW_NANOS: i64 = 1_000_000_000;
+
+/// Version of the serialized form of [`RiskEngine`] (its snapshot). A snapshot with another
+/// version is refused on restore, so the runtime falls back to a full replay.
+pub const SNAPSHOT_VERSION: u32 = 1;
 
 /// What the caller knows about the account and the market when an order arrives. All money
 /// in the instrument's quote currency, quantities in instrument units, exact decimals.
@@ -98,17 +102,30 @@ pub enum LimitsChange {
 }
 
 /// An engaged kill switch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KillSwitch {
     pub since: Timestamp,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct AccountState {
     /// Timestamps (nanos) of the orders admitted by the rate check in the last second.
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
     window: VecDeque<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     kill: Option<KillSwitch>,
+}
+
+/// Sizes of the risk engine's per-account state, to watch memory (see the crate docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct RiskFootprint {
+    /// Accounts with state: a recent order in the rate window or an engaged kill switch.
+    pub accounts: usize,
+    /// Order timestamps held in all rate windows.
+    pub rate_window_entries: usize,
+    /// Engaged kill switches.
+    pub kill_switches: usize,
 }
 
 /// The pre-trade risk gate. Pure: no I/O, no clock (time is the order's `created_at`).
@@ -116,12 +133,20 @@ struct AccountState {
 /// State: the limits, and per account the order-rate window and the kill switch. Limits and
 /// kill switches are rebuilt on restart by [`RiskEngine::apply`] over the journal
 /// (`config_changed` with section `risk`, and `order_rejected` with code `daily_loss_limit`).
-/// The rate window is not journaled and starts empty after a restart (it spans one second).
-#[derive(Debug, Clone)]
+/// The rate window is not journaled: a replay from scratch starts it empty (it spans one
+/// second), a snapshot carries it.
+///
+/// Serialize / Deserialize give its snapshot: restoring one and continuing behaves exactly like
+/// continuing the original.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RiskSnapshot")]
 pub struct RiskEngine {
     limits: RiskLimits,
     builtin: LimitSet,
     accounts: HashMap<AccountId, AccountState>,
+    /// Event time (nanos) of the last sweep of idle accounts; sweeps run at most once per
+    /// rate window, so their cost is amortized over the orders of a second.
+    swept_at: Option<i64>,
 }
 
 impl Default for RiskEngine {
@@ -130,7 +155,54 @@ impl Default for RiskEngine {
             limits: RiskLimits::default(),
             builtin: LimitSet::builtin(),
             accounts: HashMap::new(),
+            swept_at: None,
         }
+    }
+}
+
+#[derive(Serialize)]
+struct RiskSnapshotRef<'a> {
+    version: u32,
+    limits: &'a RiskLimits,
+    accounts: BTreeMap<&'a AccountId, &'a AccountState>,
+    swept_at: Option<i64>,
+}
+
+/// The serialized form of [`RiskEngine`]. The built-in defaults are code, not state.
+#[derive(Deserialize)]
+struct RiskSnapshot {
+    version: u32,
+    limits: RiskLimits,
+    accounts: BTreeMap<AccountId, AccountState>,
+    swept_at: Option<i64>,
+}
+
+impl Serialize for RiskEngine {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RiskSnapshotRef {
+            version: SNAPSHOT_VERSION,
+            limits: &self.limits,
+            accounts: self.accounts.iter().collect(),
+            swept_at: self.swept_at,
+        }
+        .serialize(s)
+    }
+}
+
+impl TryFrom<RiskSnapshot> for RiskEngine {
+    type Error = RiskError;
+
+    fn try_from(snap: RiskSnapshot) -> Result<Self, RiskError> {
+        if snap.version != SNAPSHOT_VERSION {
+            return Err(RiskError::SnapshotVersion {
+                found: snap.version,
+                expected: SNAPSHOT_VERSION,
+            });
+        }
+        let mut engine = RiskEngine::new(snap.limits)?;
+        engine.accounts = snap.accounts.into_iter().collect();
+        engine.swept_at = snap.swept_at;
+        Ok(engine)
     }
 }
 
@@ -159,6 +231,37 @@ impl RiskEngine {
 
     pub fn kill_switch(&self, account: &AccountId) -> Option<&KillSwitch> {
         self.accounts.get(account).and_then(|s| s.kill.as_ref())
+    }
+
+    /// Sizes of the per-account state (for memory metrics and bound tests).
+    pub fn footprint(&self) -> RiskFootprint {
+        RiskFootprint {
+            accounts: self.accounts.len(),
+            rate_window_entries: self.accounts.values().map(|s| s.window.len()).sum(),
+            kill_switches: self.accounts.values().filter(|s| s.kill.is_some()).count(),
+        }
+    }
+
+    /// Forget what can no longer matter at event time `now`: rate-window entries older than
+    /// the window, and accounts left with neither such entries nor a kill switch. Later checks
+    /// (at `now` or after) would drop those entries anyway, so this changes no decision; it
+    /// only keeps accounts that traded once, weeks ago, from staying in memory. Runs at most
+    /// once per window length of event time.
+    fn sweep(&mut self, now: i64) {
+        if self
+            .swept_at
+            .is_some_and(|at| now.saturating_sub(at) < RATE_WINDOW_NANOS)
+        {
+            return;
+        }
+        self.swept_at = Some(now);
+        let cutoff = now.saturating_sub(RATE_WINDOW_NANOS);
+        self.accounts.retain(|_, s| {
+            while s.window.front().is_some_and(|&old| old <= cutoff) {
+                s.window.pop_front();
+            }
+            s.kill.is_some() || !s.window.is_empty()
+        });
     }
 
     /// Check one new order. The checks run in this order and the first failure is returned:
@@ -190,10 +293,12 @@ impl RiskEngine {
     ///     resting buy, a market/stop order against any resting opposite order (stop orders are
     ///     judged as if triggered now). Resting orders without a limit price are ignored.
     pub fn check(&mut self, order: &Order, ctx: &RiskContext<'_>) -> Result<(), RiskReject> {
+        self.sweep(order.created_at.as_nanos());
         let RiskEngine {
             limits,
             builtin,
             accounts,
+            ..
         } = self;
         let layers = Layers::new(limits, builtin, &order.account, &order.instrument.symbol);
         let state = match accounts.get_mut(&order.account) {
@@ -504,7 +609,9 @@ impl RiskEngine {
     /// Fold one journaled event (restart, or live if the caller applies everything it
     /// journals; every change is idempotent). Uses `config_changed` with section `risk` and
     /// `order_rejected` with code `daily_loss_limit` (which engaged the kill switch); ignores
-    /// everything else. A risk change that cannot be decoded is an error.
+    /// everything else (market data, fills, `order_triggered`, ...: positions and open orders
+    /// reach the checks through [`RiskContext`]). A risk change that cannot be decoded is an
+    /// error.
     pub fn apply(&mut self, event: &Event) -> Result<(), RiskError> {
         match event {
             Event::ConfigChanged {
@@ -556,6 +663,9 @@ impl RiskEngine {
             LimitsChange::ResetKillSwitch { account } => {
                 if let Some(state) = self.accounts.get_mut(&account) {
                     state.kill = None;
+                    if state.window.is_empty() {
+                        self.accounts.remove(&account);
+                    }
                 }
             }
         }

@@ -21,6 +21,9 @@ pub enum RiskError {
     /// A journaled `config_changed` (section risk) whose payload cannot be decoded.
     #[error("cannot decode risk change: {0}")]
     BadChange(String),
+    /// A snapshot written by another version of the risk state layout.
+    #[error("risk snapshot version {found} is not the supported version {expected}")]
+    SnapshotVersion { found: u32, expected: u32 },
 }
 
 impl RiskError {
@@ -31,6 +34,7 @@ impl RiskError {
             RiskError::AccountWideLimitAtSymbolScope { .. } => "account_wide_limit_at_symbol_scope",
             RiskError::KillSwitchNotEngaged(_) => "kill_switch_not_engaged",
             RiskError::BadChange(_) => "bad_change",
+            RiskError::SnapshotVersion { .. } => "snapshot_version",
         }
     }
 }
