@@ -9,8 +9,13 @@
 //! The offline commands (`trade2026 execq`, `trade2026 surveil`) read this format, and
 //! `trade2026 journal export --format ndjson` writes the platform's own history in it
 //! ([`Exporter`]), so both run on real platform history.
+//!
+//! The [`Exporter`] is a streaming state machine fed the live journal by the services: it is
+//! serde-serializable for snapshots (restoring one and continuing exports exactly what the
+//! uninterrupted exporter would), and its state is bounded by the orders open at a time, not by
+//! the orders ever placed (see [`Exporter`] for the bound).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::BufRead;
 
 use model::{Decimal, Event, Liquidity, Side, Timestamp};
@@ -173,19 +178,88 @@ pub fn read_ndjson(
     Ok(out)
 }
 
+/// An accepted order's remaining quantity and what its `order_cancel` record needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct OpenOrder {
+    leaves: Decimal,
+    account: String,
+    symbol: String,
+    side: Side,
+}
+
+/// The `order_new` record of an order submitted but not yet accepted. Kept as plain fields
+/// (decimals with their scale) rather than a [`Record`], whose serde form normalizes decimals:
+/// a restored exporter must give exactly the records of an uninterrupted one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct NewOrder {
+    ts: Timestamp,
+    account: String,
+    symbol: String,
+    side: Side,
+    qty: Decimal,
+    price: Option<Decimal>,
+    order_id: String,
+    order_type: Option<String>,
+    tif: Option<String>,
+}
+
+impl NewOrder {
+    fn record(self) -> Record {
+        let mut r = Record::new(self.ts, Kind::OrderNew, self.symbol);
+        r.account = Some(self.account);
+        r.side = Some(self.side);
+        r.qty = Some(self.qty);
+        r.price = self.price;
+        r.order_id = Some(self.order_id);
+        r.order_type = self.order_type;
+        r.tif = self.tif;
+        r
+    }
+}
+
+/// Sizes of the exporter's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExporterStats {
+    /// Orders submitted and not yet finished (filled, cancelled, expired or rejected).
+    pub open_orders: usize,
+    /// Orders submitted and not yet accepted or rejected.
+    pub unaccepted: usize,
+}
+
 /// Turns the platform's journal events into interchange records, keeping the order state it
 /// needs (the quantity a cancel or expiry removes is the order's remaining quantity).
-#[derive(Default)]
+///
+/// Serializable (serde) for snapshots: serialize, deserialize and keep exporting gives exactly
+/// the records and the state of exporting without interruption; the form is canonical (maps
+/// ordered by order id). [`Exporter::SNAPSHOT_VERSION`] names the layout.
+///
+/// Memory: one entry per order between its submission and its end (completely filled,
+/// cancelled, expired or rejected), and the `order_new` of an order only between its submission
+/// and its acceptance (the same engine decision). So the state is bounded by the number of open
+/// orders, which the risk limits (`max_open_orders` per account) bound, not by the number of
+/// orders ever placed. An order that never ends (a resting GTC order) is kept, because its
+/// eventual cancel must carry its remaining quantity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exporter {
-    leaves: HashMap<u64, (Decimal, String, String, Side)>,
+    leaves: BTreeMap<u64, OpenOrder>,
     /// `order_new` records held until the order is accepted: a rejected order never entered
     /// the market, so it must not count as ordered shares or as a resting order.
-    unaccepted: HashMap<u64, Record>,
+    unaccepted: BTreeMap<u64, NewOrder>,
 }
 
 impl Exporter {
+    /// Version of the snapshot layout (the serde form of `Exporter`), bumped when it changes.
+    pub const SNAPSHOT_VERSION: u32 = 1;
+
     pub fn new() -> Self {
         Self::default()
+    }
+
+    pub fn stats(&self) -> ExporterStats {
+        ExporterStats {
+            open_orders: self.leaves.len(),
+            unaccepted: self.unaccepted.len(),
+        }
     }
 
     /// The record for one journal event, if it has an interchange form. An order's
@@ -212,37 +286,39 @@ impl Exporter {
             Event::OrderSubmitted { order } => {
                 self.leaves.insert(
                     order.order_id.0,
-                    (
-                        order.quantity.get(),
-                        order.account.to_string(),
-                        order.instrument.symbol.to_string(),
-                        order.side,
-                    ),
+                    OpenOrder {
+                        leaves: order.quantity.get(),
+                        account: order.account.to_string(),
+                        symbol: order.instrument.symbol.to_string(),
+                        side: order.side,
+                    },
                 );
-                let mut r = Record::new(
-                    order.created_at,
-                    Kind::OrderNew,
-                    order.instrument.symbol.as_str(),
+                let name = |v: serde_json::Result<serde_json::Value>| {
+                    v.ok().and_then(|v| v.as_str().map(str::to_string))
+                };
+                self.unaccepted.insert(
+                    order.order_id.0,
+                    NewOrder {
+                        ts: order.created_at,
+                        account: order.account.to_string(),
+                        symbol: order.instrument.symbol.to_string(),
+                        side: order.side,
+                        qty: order.quantity.get(),
+                        price: order.price.map(|p| p.get()),
+                        order_id: order.order_id.to_string(),
+                        order_type: name(serde_json::to_value(order.order_type)),
+                        tif: name(serde_json::to_value(order.time_in_force)),
+                    },
                 );
-                r.account = Some(order.account.to_string());
-                r.side = Some(order.side);
-                r.qty = Some(order.quantity.get());
-                r.price = order.price.map(|p| p.get());
-                r.order_id = Some(order.order_id.to_string());
-                r.order_type = serde_json::to_value(order.order_type)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string));
-                r.tif = serde_json::to_value(order.time_in_force)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string));
-                self.unaccepted.insert(order.order_id.0, r);
                 None
             }
-            Event::OrderAccepted { order_id, .. } => self.unaccepted.remove(&order_id.0),
+            Event::OrderAccepted { order_id, .. } => {
+                self.unaccepted.remove(&order_id.0).map(NewOrder::record)
+            }
             Event::OrderFilled(f) => {
                 if let Some(entry) = self.leaves.get_mut(&f.order_id.0) {
-                    entry.0 -= f.quantity.get();
-                    if entry.0 <= Decimal::ZERO {
+                    entry.leaves -= f.quantity.get();
+                    if entry.leaves <= Decimal::ZERO {
                         // Completely filled: nothing left to cancel, forget the order.
                         self.leaves.remove(&f.order_id.0);
                     }
@@ -260,11 +336,11 @@ impl Exporter {
             }
             Event::OrderCanceled { order_id, ts, .. }
             | Event::OrderExpired { order_id, ts, .. } => {
-                let (leaves, account, symbol, side) = self.leaves.remove(&order_id.0)?;
-                let mut r = Record::new(*ts, Kind::OrderCancel, symbol);
-                r.account = Some(account);
-                r.side = Some(side);
-                r.qty = Some(leaves);
+                let o = self.leaves.remove(&order_id.0)?;
+                let mut r = Record::new(*ts, Kind::OrderCancel, o.symbol);
+                r.account = Some(o.account);
+                r.side = Some(o.side);
+                r.qty = Some(o.leaves);
                 r.order_id = Some(order_id.to_string());
                 Some(r)
             }
