@@ -38,9 +38,23 @@
 //! zero first); a fill stamped on an earlier date than `day` still counts in the totals but not
 //! in today's figures. [`Positions::account_realized_on`] sums the positions whose `day` is the
 //! asked date, so the answer depends only on the events, never on a clock.
+//!
+//! # Snapshots
+//!
+//! [`Positions`] implements `Serialize` / `Deserialize`: every position (decimals as strings,
+//! exact) and every instrument's mark with its source, tagged with [`SNAPSHOT_VERSION`].
+//! Restoring and continuing gives the same positions and answers as continuing the original.
+//!
+//! # Memory bounds
+//!
+//! Nothing is kept per fill or per day ([`Positions::footprint`] reports sizes): one
+//! [`Position`] per (account, instrument) that ever traded (a flat one stays: it carries the
+//! realized P&L and fees reported for the account), one mark per instrument, and for today's
+//! figures only the latest day per position (`day`, `realized_today`, `fees_today`; a new day
+//! overwrites them). The risk check needs nothing older than today.
 
 mod error;
 mod position;
 
 pub use error::PositionsError;
-pub use position::{DailyPnl, Position, Positions};
+pub use position::{DailyPnl, Position, Positions, PositionsFootprint, SNAPSHOT_VERSION};

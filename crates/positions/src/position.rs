@@ -3,12 +3,16 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use model::{AccountId, Decimal, Event, Fill, FillId, InstrumentId, Side, Timestamp};
 use rust_decimal::RoundingStrategy;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::PositionsError;
 
 /// Minimum decimal places kept when a partial close removes a repeating fraction of the cost.
 const MIN_COST_DP: u32 = 12;
+
+/// Version of the serialized form of [`Positions`] (its snapshot). A snapshot with another
+/// version is refused on restore, so the runtime falls back to a full replay.
+pub const SNAPSHOT_VERSION: u32 = 1;
 
 /// One account's position in one instrument. Decimals serialize as strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,7 +235,8 @@ impl DailyPnl {
 }
 
 /// Where the current mark of an instrument came from; better sources override worse ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 enum MarkSource {
     Fill,
     Trade,
@@ -239,10 +244,116 @@ enum MarkSource {
 }
 
 /// All positions, keyed by account then instrument, plus the latest mark per instrument.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Serialize / Deserialize give its snapshot (every position and mark, with
+/// [`SNAPSHOT_VERSION`]): restoring one and continuing behaves exactly like continuing the
+/// original.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "PositionsSnapshot")]
 pub struct Positions {
     accounts: BTreeMap<AccountId, BTreeMap<InstrumentId, Position>>,
     marks: BTreeMap<InstrumentId, (Decimal, MarkSource)>,
+}
+
+/// Sizes of the positions' collections, to watch memory (see the crate docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct PositionsFootprint {
+    /// Accounts with at least one position.
+    pub accounts: usize,
+    /// (account, instrument) positions, flat ones included.
+    pub positions: usize,
+    /// Instruments with a mark.
+    pub marks: usize,
+}
+
+#[derive(Serialize)]
+struct SavedMarkRef<'a> {
+    instrument: &'a InstrumentId,
+    #[serde(with = "rust_decimal::serde::str")]
+    price: Decimal,
+    source: MarkSource,
+}
+
+#[derive(Serialize)]
+struct PositionsSnapshotRef<'a> {
+    version: u32,
+    positions: Vec<&'a Position>,
+    marks: Vec<SavedMarkRef<'a>>,
+}
+
+#[derive(Deserialize)]
+struct SavedMark {
+    instrument: InstrumentId,
+    #[serde(with = "rust_decimal::serde::str")]
+    price: Decimal,
+    source: MarkSource,
+}
+
+/// The serialized form of [`Positions`]: lists, since JSON object keys must be strings.
+#[derive(Deserialize)]
+struct PositionsSnapshot {
+    version: u32,
+    positions: Vec<Position>,
+    marks: Vec<SavedMark>,
+}
+
+impl Serialize for Positions {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PositionsSnapshotRef {
+            version: SNAPSHOT_VERSION,
+            positions: self.all().collect(),
+            marks: self
+                .marks
+                .iter()
+                .map(|(instrument, (price, source))| SavedMarkRef {
+                    instrument,
+                    price: *price,
+                    source: *source,
+                })
+                .collect(),
+        }
+        .serialize(s)
+    }
+}
+
+impl TryFrom<PositionsSnapshot> for Positions {
+    type Error = PositionsError;
+
+    fn try_from(snap: PositionsSnapshot) -> Result<Self, PositionsError> {
+        if snap.version != SNAPSHOT_VERSION {
+            return Err(PositionsError::SnapshotVersion {
+                found: snap.version,
+                expected: SNAPSHOT_VERSION,
+            });
+        }
+        let mut positions = Positions::new();
+        for p in snap.positions {
+            let (account, instrument) = (p.account.clone(), p.instrument.clone());
+            if positions
+                .accounts
+                .entry(account)
+                .or_default()
+                .insert(instrument, p)
+                .is_some()
+            {
+                return Err(PositionsError::InvalidSnapshot(
+                    "a position appears twice".into(),
+                ));
+            }
+        }
+        for m in snap.marks {
+            if positions
+                .marks
+                .insert(m.instrument, (m.price, m.source))
+                .is_some()
+            {
+                return Err(PositionsError::InvalidSnapshot(
+                    "an instrument has two marks".into(),
+                ));
+            }
+        }
+        Ok(positions)
+    }
 }
 
 fn date_of(ts: Timestamp) -> NaiveDate {
@@ -252,6 +363,15 @@ fn date_of(ts: Timestamp) -> NaiveDate {
 impl Positions {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sizes of the collections (for memory metrics and bound tests).
+    pub fn footprint(&self) -> PositionsFootprint {
+        PositionsFootprint {
+            accounts: self.accounts.len(),
+            positions: self.accounts.values().map(BTreeMap::len).sum(),
+            marks: self.marks.len(),
+        }
     }
 
     /// Apply one fill. `Ok(true)` when applied, `Ok(false)` when ignored because its id is not
@@ -351,7 +471,8 @@ impl Positions {
 
     /// Fold one journaled or live event: `OrderFilled` applies the fill; `Quote` and
     /// `BookSnapshot` (with both sides) mark at the mid; `Trade` marks at its price only while
-    /// the instrument never had a mid. Everything else is ignored.
+    /// the instrument never had a mid. Everything else is ignored (order lifecycle events such
+    /// as `OrderTriggered` change no position: only fills do).
     pub fn on_event(&mut self, event: &Event) -> Result<(), PositionsError> {
         match event {
             Event::OrderFilled(f) => self.apply_fill(f).map(|_| ()),
