@@ -16,6 +16,11 @@ pub enum PtrcError {
     /// under a long-only setting); says which trade.
     #[error("{0}")]
     Invalid(String),
+    /// A question the incremental P&L book (`pnl::PnlBook`) cannot answer from the open lots and
+    /// aggregates it holds (e.g. a `to` date before trades it has already folded): answer it with
+    /// `pnl::compute_iter` over a replay of the trades.
+    #[error("{0}")]
+    NeedsReplay(String),
     /// A trade the computation cannot accept (e.g. a sell without a position under long-only).
     /// `number` is the trade's 1-based position in the slice given; for trades read by
     /// `input::read_trades` from a file without blank lines its CSV line is `number + 1`.

@@ -2,7 +2,14 @@
 //! with open lots, fees, short positions and a daily series per account.
 //!
 //! [`compute`] is a pure function over trades and marks (no I/O); [`pnl_to_csv`] and
-//! [`pnl_to_html`] render its [`PnlReport`].
+//! [`pnl_to_html`] render its [`PnlReport`]. Two streaming forms give the same report:
+//!
+//! - [`compute_iter`] (or its push form [`PnlStream`]) folds time-ordered trades without holding
+//!   them: memory is the open lots plus aggregates (per position totals, the last price per
+//!   symbol, the daily series), for any options.
+//! - [`PnlBook`] is fed the trades of a live stream one by one and answers reports for all the
+//!   trades so far, for any options except a `to` date inside its history (it holds only the
+//!   current lots; see [`PnlBook`] for the details); it can be snapshotted with serde.
 //!
 //! # Conventions
 //!
@@ -44,6 +51,7 @@
 //! - **Order.** Trades are processed in time order; input that is not sorted by `ts` is sorted
 //!   stably (equal timestamps keep their input order).
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -56,7 +64,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::PtrcError;
 use crate::input::Trade;
 
+mod book;
 mod render;
+pub use book::{PnlBook, SNAPSHOT_VERSION};
 pub use render::{PNL_CSV_HEADER, pnl_to_csv, pnl_to_html};
 
 #[cfg(test)]
@@ -330,6 +340,7 @@ impl Hasher for Fx {
 
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Lot {
     /// Signed quantity still open.
     qty: Decimal,
@@ -351,16 +362,23 @@ impl Lot {
     }
 }
 
-struct Position {
-    symbol: usize,
-    /// Index in the account's `positions` / `holdings`.
-    slot: usize,
+/// The open lots of one (account, symbol): the state a trade changes, shared by [`compute`] and
+/// [`PnlBook`] so both apply trades with the same code.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Holding {
     /// FIFO/AVG/Specific: acquisition order; LIFO: acquisition order, closed from the back;
     /// HIFO: sorted so that the next lot to close is at the front.
     lots: VecDeque<Lot>,
     qty: Decimal,
     /// Sum of the open lots' signed basis (the pool under AVG).
     cost: Decimal,
+}
+
+struct Position {
+    symbol: usize,
+    /// Index in the account's `positions` / `holdings`.
+    slot: usize,
+    held: Holding,
     realized: Decimal,
     fees: Decimal,
     trades: u64,
@@ -382,7 +400,28 @@ struct Account {
     daily: Vec<DailyPnl>,
 }
 
-impl Position {
+/// The checks every trade passes before it touches a position: (column, reason) on failure.
+fn check_trade(t: &Trade) -> Result<(), (String, String)> {
+    let q = t.qty;
+    if q.is_sign_negative() || q.is_zero() {
+        return Err(("qty".into(), format!("quantity {q} must be positive")));
+    }
+    if t.fee.is_sign_negative() && !t.fee.is_zero() {
+        return Err(("fee".into(), format!("fee {} must not be negative", t.fee)));
+    }
+    Ok(())
+}
+
+/// A sell of `q` against a long position of `held` under `long_only` (the caller has checked
+/// `q > held`): the (column, reason) of the rejection.
+fn short_sale(q: Decimal, held: Decimal) -> (String, String) {
+    (
+        "side".into(),
+        format!("sell of {q} with a long position of {held} (long-only: no short sales)"),
+    )
+}
+
+impl Holding {
     /// Apply one trade; returns its realized P&L. `number` is the trade's 1-based input position.
     fn apply(
         &mut self,
@@ -391,22 +430,11 @@ impl Position {
         method: Method,
         long_only: bool,
     ) -> Result<Decimal, (String, String)> {
+        check_trade(t)?;
         let q = t.qty;
-        if q.is_sign_negative() || q.is_zero() {
-            return Err(("qty".into(), format!("quantity {q} must be positive")));
-        }
-        if t.fee.is_sign_negative() && !t.fee.is_zero() {
-            return Err(("fee".into(), format!("fee {} must not be negative", t.fee)));
-        }
         let buy = t.side == Side::Buy;
         if long_only && !buy && q > self.qty {
-            return Err((
-                "side".into(),
-                format!(
-                    "sell of {q} with a long position of {} (long-only: no short sales)",
-                    self.qty
-                ),
-            ));
+            return Err(short_sale(q, self.qty));
         }
         // Sign tests instead of Decimal comparisons: cmp rescales and showed in the profile.
         let closing = if self.qty.is_zero() || self.qty.is_sign_positive() == buy {
@@ -615,18 +643,65 @@ impl Position {
     }
 }
 
-struct Engine<'a> {
+struct Engine {
     method: Method,
-    opts: &'a PnlOptions,
+    opts: PnlOptions,
     symbols: FxMap<String, usize>,
     symbol_names: Vec<String>,
     last_price: Vec<Decimal>,
     accounts: Vec<Account>,
     account_index: FxMap<String, usize>,
     positions: Vec<Position>,
+    /// The date of the trades being folded (its daily point is not written yet).
+    day: Option<NaiveDate>,
+    clock: DayClock,
 }
 
-impl Engine<'_> {
+/// The UTC date of a timestamp, converted by the calendar once per day rather than per trade.
+#[derive(Debug, Clone, Copy)]
+struct DayClock {
+    /// [start, end) of `date` in nanoseconds.
+    span: (i64, i64),
+    date: NaiveDate,
+}
+
+impl Default for DayClock {
+    fn default() -> Self {
+        DayClock {
+            span: (i64::MAX, i64::MIN),
+            date: NaiveDate::MIN,
+        }
+    }
+}
+
+impl DayClock {
+    fn date(&mut self, t: &Trade) -> NaiveDate {
+        let ns = t.ts.as_nanos();
+        if ns < self.span.0 || ns >= self.span.1 {
+            self.date = t.date();
+            let start = ns - ns.rem_euclid(NANOS_PER_DAY);
+            self.span = (start, start.saturating_add(NANOS_PER_DAY));
+        }
+        self.date
+    }
+}
+
+impl Engine {
+    fn new(method: Method, opts: PnlOptions) -> Engine {
+        Engine {
+            method,
+            opts,
+            symbols: FxMap::default(),
+            symbol_names: Vec::new(),
+            last_price: Vec::new(),
+            accounts: Vec::new(),
+            account_index: FxMap::default(),
+            positions: Vec::new(),
+            day: None,
+            clock: DayClock::default(),
+        }
+    }
+
     fn symbol_id(&mut self, symbol: &str, price: Decimal) -> usize {
         if let Some(&i) = self.symbols.get(symbol) {
             self.last_price[i] = price;
@@ -671,9 +746,7 @@ impl Engine<'_> {
                 self.positions.push(Position {
                     symbol: sid,
                     slot,
-                    lots: VecDeque::new(),
-                    qty: Decimal::ZERO,
-                    cost: Decimal::ZERO,
+                    held: Holding::default(),
                     realized: Decimal::ZERO,
                     fees: Decimal::ZERO,
                     trades: 0,
@@ -735,6 +808,73 @@ impl Engine<'_> {
         }
         Ok(())
     }
+
+    /// Fold one trade (time order); `number` is its 1-based position in the input. Returns
+    /// `false` for a trade after `to`: it and every later trade are ignored.
+    fn push(&mut self, t: &Trade, number: usize) -> Result<bool, PtrcError> {
+        let date = self.clock.date(t);
+        if self.opts.to.is_some_and(|to| date > to) {
+            return Ok(false);
+        }
+        if self.day != Some(date) {
+            if let Some(d) = self.day {
+                self.close_day(d, None)?;
+            }
+            self.day = Some(date);
+        }
+        // Every trade in the input moves the symbol's mark, whichever account it belongs to.
+        let sid = self.symbol_id(&t.symbol, t.price);
+        if self.opts.account.as_ref().is_some_and(|a| *a != t.account)
+            || self.opts.symbol.as_ref().is_some_and(|s| *s != t.symbol)
+        {
+            return Ok(true);
+        }
+        let (aid, pid) = self.position_id(&t.account, sid);
+        let pos = &mut self.positions[pid];
+        let cost_before = pos.held.cost;
+        let realized = pos
+            .held
+            .apply(t, number, self.method, self.opts.long_only)
+            .map_err(|(column, reason)| PtrcError::TradeRejected {
+                number: number as u64,
+                trade: describe(t, number),
+                column,
+                reason,
+            })?;
+        let overflow = |reason: String| PtrcError::TradeRejected {
+            number: number as u64,
+            trade: describe(t, number),
+            column: "qty".into(),
+            reason,
+        };
+        let acct = &mut self.accounts[aid];
+        acct.holdings[pos.slot].1 = pos.held.qty;
+        acct.open_cost = sub(acct.open_cost, cost_before)
+            .and_then(|c| add(c, pos.held.cost))
+            .map_err(overflow)?;
+        if self.opts.from.is_none_or(|f| date >= f) {
+            pos.realized = add(pos.realized, realized).map_err(overflow)?;
+            pos.fees = add(pos.fees, t.fee).map_err(overflow)?;
+            pos.trades += 1;
+            acct.day_realized = add(acct.day_realized, realized).map_err(overflow)?;
+            acct.day_fees = add(acct.day_fees, t.fee).map_err(overflow)?;
+        }
+        Ok(true)
+    }
+
+    /// Write the last day's point(s) at the final marks and build the report.
+    fn finish(mut self, marks: &BTreeMap<String, Decimal>) -> Result<PnlReport, PtrcError> {
+        if let Some(d) = self.day {
+            match self.opts.marks_date {
+                Some(md) if md > d => {
+                    self.close_day(d, None)?;
+                    self.close_day(md, Some(marks))?;
+                }
+                _ => self.close_day(d, Some(marks))?,
+            }
+        }
+        report(self, marks)
+    }
 }
 
 fn describe(t: &Trade, number: usize) -> String {
@@ -764,7 +904,8 @@ fn totals(rows: impl Iterator<Item = PnlTotals>) -> Result<PnlTotals, String> {
 
 /// Compute the P&L of `trades` under `method`, marking open positions at `marks` (symbol ->
 /// price; a missing symbol is marked at its last trade price). See the module docs for the
-/// conventions.
+/// conventions. [`compute_iter`] gives the same report from a stream of time-ordered trades
+/// without holding them; [`PnlBook`] keeps it up to date trade by trade.
 ///
 /// Errors: [`PtrcError::TradeRejected`] naming the trade (1-based position in `trades`) and
 /// column for a sell without a position under `long_only`, a lot name that is not open (or
@@ -784,88 +925,101 @@ pub fn compute(
         o.sort_by_key(|&i| trades[i].ts);
         o
     };
-    let mut e = Engine {
-        method,
-        opts,
-        symbols: FxMap::default(),
-        symbol_names: Vec::new(),
-        last_price: Vec::new(),
-        accounts: Vec::new(),
-        account_index: FxMap::default(),
-        positions: Vec::new(),
-    };
-    let mut day: Option<NaiveDate> = None;
-    // [start, end) of `day` in nanoseconds: the calendar conversion runs once per day, not per
-    // trade.
-    let mut span = (i64::MAX, i64::MIN);
-    let mut date = NaiveDate::MIN;
+    let mut e = Engine::new(method, opts.clone());
     for &i in &order {
-        let t = &trades[i];
-        let ns = t.ts.as_nanos();
-        if ns < span.0 || ns >= span.1 {
-            date = t.date();
-            let start = ns - ns.rem_euclid(NANOS_PER_DAY);
-            span = (start, start.saturating_add(NANOS_PER_DAY));
-        }
-        if opts.to.is_some_and(|to| date > to) {
+        if !e.push(&trades[i], i + 1)? {
             break;
         }
-        if day != Some(date) {
-            if let Some(d) = day {
-                e.close_day(d, None)?;
-            }
-            day = Some(date);
-        }
-        // Every trade in the input moves the symbol's mark, whichever account it belongs to.
-        let sid = e.symbol_id(&t.symbol, t.price);
-        if opts.account.as_ref().is_some_and(|a| *a != t.account)
-            || opts.symbol.as_ref().is_some_and(|s| *s != t.symbol)
-        {
-            continue;
-        }
-        let (aid, pid) = e.position_id(&t.account, sid);
-        let pos = &mut e.positions[pid];
-        let cost_before = pos.cost;
-        let realized =
-            pos.apply(t, i + 1, e.method, opts.long_only)
-                .map_err(|(column, reason)| PtrcError::TradeRejected {
-                    number: (i + 1) as u64,
-                    trade: describe(t, i + 1),
-                    column,
-                    reason,
-                })?;
-        let overflow = |reason: String| PtrcError::TradeRejected {
-            number: (i + 1) as u64,
-            trade: describe(t, i + 1),
-            column: "qty".into(),
-            reason,
-        };
-        let acct = &mut e.accounts[aid];
-        acct.holdings[pos.slot].1 = pos.qty;
-        acct.open_cost = sub(acct.open_cost, cost_before)
-            .and_then(|c| add(c, pos.cost))
-            .map_err(overflow)?;
-        if opts.from.is_none_or(|f| date >= f) {
-            pos.realized = add(pos.realized, realized).map_err(overflow)?;
-            pos.fees = add(pos.fees, t.fee).map_err(overflow)?;
-            pos.trades += 1;
-            acct.day_realized = add(acct.day_realized, realized).map_err(overflow)?;
-            acct.day_fees = add(acct.day_fees, t.fee).map_err(overflow)?;
-        }
     }
-    if let Some(d) = day {
-        match opts.marks_date {
-            Some(md) if md > d => {
-                e.close_day(d, None)?;
-                e.close_day(md, Some(marks))?;
-            }
-            _ => e.close_day(d, Some(marks))?,
-        }
-    }
-    report(e, marks)
+    e.finish(marks)
 }
 
-fn report(mut e: Engine<'_>, marks: &BTreeMap<String, Decimal>) -> Result<PnlReport, PtrcError> {
+/// [`compute`] over trades that arrive in time order (a journal replay, a file read line by
+/// line), holding only the open lots and the aggregates of the selected accounts and symbols
+/// (plus the last price per symbol and the daily series), never the trades.
+///
+/// Gives exactly the report `compute` gives for the same trades in the same order; a trade is
+/// numbered by its 1-based position in the stream. Trades after `opts.to` end the stream early.
+///
+/// Errors: those of [`compute`], and [`PtrcError::TradeRejected`] (column `ts`) for a trade
+/// earlier than the one before it: sorting would need the whole input.
+pub fn compute_iter<T: Borrow<Trade>>(
+    trades: impl IntoIterator<Item = T>,
+    method: Method,
+    marks: &BTreeMap<String, Decimal>,
+    opts: &PnlOptions,
+) -> Result<PnlReport, PtrcError> {
+    let mut s = PnlStream::new(method, opts.clone());
+    for t in trades {
+        s.push(t.borrow())?;
+        if s.is_done() {
+            break;
+        }
+    }
+    s.finish(marks)
+}
+
+/// The push form of [`compute_iter`], for callers that receive trades one at a time (e.g. an
+/// async journal reader): `push` each trade in time order, then `finish` with the marks.
+pub struct PnlStream {
+    engine: Engine,
+    pushed: usize,
+    last_ts: Option<Timestamp>,
+    done: bool,
+}
+
+impl PnlStream {
+    pub fn new(method: Method, opts: PnlOptions) -> PnlStream {
+        PnlStream {
+            engine: Engine::new(method, opts),
+            pushed: 0,
+            last_ts: None,
+            done: false,
+        }
+    }
+
+    /// Fold the next trade. A trade after `opts.to` makes the stream done: it and every later
+    /// trade are ignored (see [`PnlStream::is_done`]).
+    pub fn push(&mut self, t: &Trade) -> Result<(), PtrcError> {
+        if self.done {
+            return Ok(());
+        }
+        let number = self.pushed + 1;
+        if let Some(last) = self.last_ts
+            && t.ts < last
+        {
+            return Err(out_of_order(t, number, last));
+        }
+        self.pushed = number;
+        self.last_ts = Some(t.ts);
+        self.done = !self.engine.push(t, number)?;
+        Ok(())
+    }
+
+    /// True once a trade after `opts.to` arrived: nothing more can change the report.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    pub fn finish(self, marks: &BTreeMap<String, Decimal>) -> Result<PnlReport, PtrcError> {
+        self.engine.finish(marks)
+    }
+}
+
+/// A trade earlier than its predecessor, where trades must come in time order.
+fn out_of_order(t: &Trade, number: usize, last: Timestamp) -> PtrcError {
+    PtrcError::TradeRejected {
+        number: number as u64,
+        trade: describe(t, number),
+        column: "ts".into(),
+        reason: format!(
+            "{} is earlier than the previous trade's {last}: trades must come in time order",
+            t.ts
+        ),
+    }
+}
+
+fn report(mut e: Engine, marks: &BTreeMap<String, Decimal>) -> Result<PnlReport, PtrcError> {
     let mut accounts = Vec::new();
     let mut accts = std::mem::take(&mut e.accounts);
     accts.sort_by(|a, b| a.name.cmp(&b.name));
@@ -874,54 +1028,93 @@ fn report(mut e: Engine<'_>, marks: &BTreeMap<String, Decimal>) -> Result<PnlRep
         let overflow = |r: String| PtrcError::Invalid(format!("account {}: {r}", a.name));
         for &p in &a.positions {
             let pos = &e.positions[p];
-            if pos.trades == 0 && pos.qty.is_zero() {
+            if pos.trades == 0 && pos.held.qty.is_zero() {
                 continue;
             }
             let (mark, mark_source) = e.final_mark(pos.symbol, marks);
-            let unrealized = pos.unrealized(mark).map_err(overflow)?;
-            let avg_cost = if pos.qty.is_zero() {
-                None
-            } else {
-                Some(div(pos.cost, pos.qty).map_err(overflow)?.normalize())
-            };
-            rows.push(SymbolPnl {
-                symbol: e.symbol_names[pos.symbol].clone(),
-                position_qty: pos.qty.normalize(),
-                avg_cost,
-                mark: mark.normalize(),
-                mark_source,
-                realized_pnl: pos.realized.normalize(),
-                unrealized_pnl: unrealized.normalize(),
-                total_pnl: add(pos.realized, unrealized).map_err(overflow)?.normalize(),
-                fees: pos.fees.normalize(),
-                trades: pos.trades,
-                open_lots: pos.open_lots(e.method).map_err(overflow)?,
-            });
+            rows.push(
+                symbol_row(
+                    &e.symbol_names[pos.symbol],
+                    &pos.held,
+                    e.method,
+                    (mark, mark_source),
+                    (pos.realized, pos.fees, pos.trades),
+                )
+                .map_err(overflow)?,
+            );
         }
-        if rows.is_empty() {
-            continue;
+        if let Some(acct) = account_pnl(a.name.clone(), rows, a.daily).map_err(overflow)? {
+            accounts.push(acct);
         }
-        rows.sort_by(|x, y| x.symbol.cmp(&y.symbol));
-        let t = totals(rows.iter().map(|r| PnlTotals {
-            realized_pnl: r.realized_pnl,
-            unrealized_pnl: r.unrealized_pnl,
-            total_pnl: r.total_pnl,
-            fees: r.fees,
-        }))
-        .map_err(overflow)?;
-        accounts.push(AccountPnl {
-            account: a.name.clone(),
-            symbols: rows,
-            totals: t,
-            daily: a.daily,
-        });
     }
+    finish_report(e.method, &e.opts, accounts)
+}
+
+/// One report row: the held lots marked at `mark`, with the period's (realized, fees, trades).
+fn symbol_row(
+    symbol: &str,
+    held: &Holding,
+    method: Method,
+    (mark, mark_source): (Decimal, MarkSource),
+    (realized, fees, trades): (Decimal, Decimal, u64),
+) -> Result<SymbolPnl, String> {
+    let unrealized = held.unrealized(mark)?;
+    let avg_cost = if held.qty.is_zero() {
+        None
+    } else {
+        Some(div(held.cost, held.qty)?.normalize())
+    };
+    Ok(SymbolPnl {
+        symbol: symbol.to_string(),
+        position_qty: held.qty.normalize(),
+        avg_cost,
+        mark: mark.normalize(),
+        mark_source,
+        realized_pnl: realized.normalize(),
+        unrealized_pnl: unrealized.normalize(),
+        total_pnl: add(realized, unrealized)?.normalize(),
+        fees: fees.normalize(),
+        trades,
+        open_lots: held.open_lots(method)?,
+    })
+}
+
+/// An account's block of the report, or `None` when it has no rows.
+fn account_pnl(
+    account: String,
+    mut rows: Vec<SymbolPnl>,
+    daily: Vec<DailyPnl>,
+) -> Result<Option<AccountPnl>, String> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    rows.sort_by(|x, y| x.symbol.cmp(&y.symbol));
+    let t = totals(rows.iter().map(|r| PnlTotals {
+        realized_pnl: r.realized_pnl,
+        unrealized_pnl: r.unrealized_pnl,
+        total_pnl: r.total_pnl,
+        fees: r.fees,
+    }))?;
+    Ok(Some(AccountPnl {
+        account,
+        symbols: rows,
+        totals: t,
+        daily,
+    }))
+}
+
+/// The report from the accounts' blocks (sorted by account).
+fn finish_report(
+    method: Method,
+    opts: &PnlOptions,
+    accounts: Vec<AccountPnl>,
+) -> Result<PnlReport, PtrcError> {
     let grand = totals(accounts.iter().map(|a| a.totals.clone()))
         .map_err(|r| PtrcError::Invalid(format!("totals: {r}")))?;
     Ok(PnlReport {
-        method: e.method,
-        from: e.opts.from,
-        to: e.opts.to,
+        method,
+        from: opts.from,
+        to: opts.to,
         accounts,
         totals: grand,
     })
