@@ -1,5 +1,7 @@
 //! NATS subject filters: tokens separated by `.`, `*` matches exactly one token, `>` (only as
-//! the last token) matches one or more remaining tokens. Pure, no I/O.
+//! the last token) matches one or more remaining tokens. Several filters separated by spaces
+//! (`orders.* fills.*`) match a subject that any of them matches (JetStream's
+//! `filter_subjects`). Pure, no I/O.
 
 use crate::JournalError;
 
@@ -12,15 +14,35 @@ enum Token {
     Rest,
 }
 
-/// A validated subject filter such as `md.trade.*.BTCUSDT`, `orders.>` or `fills.acct1`.
+/// A validated subject filter such as `md.trade.*.BTCUSDT`, `orders.>`, `fills.acct1`, or
+/// several of them: `orders.* fills.*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubjectFilter {
     text: String,
-    tokens: Vec<Token>,
+    alternatives: Vec<Vec<Token>>,
 }
 
 impl SubjectFilter {
     pub fn new(filter: &str) -> Result<Self, JournalError> {
+        if filter.split_whitespace().count() > 1 {
+            let alternatives = filter
+                .split_whitespace()
+                .map(|f| Self::one(f).map(|one| one.alternatives.into_iter().next().unwrap_or_default()))
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(SubjectFilter {
+                text: filter.split_whitespace().collect::<Vec<_>>().join(" "),
+                alternatives,
+            });
+        }
+        Self::one(filter.trim())
+    }
+
+    /// The filters, one by one (JetStream takes them as a list).
+    pub fn parts(&self) -> impl Iterator<Item = &str> {
+        self.text.split(' ')
+    }
+
+    fn one(filter: &str) -> Result<Self, JournalError> {
         let bad = |reason| JournalError::InvalidFilter {
             filter: filter.to_owned(),
             reason,
@@ -48,7 +70,7 @@ impl SubjectFilter {
         }
         Ok(SubjectFilter {
             text: filter.to_owned(),
-            tokens,
+            alternatives: vec![tokens],
         })
     }
 
@@ -56,7 +78,7 @@ impl SubjectFilter {
     pub fn all() -> Self {
         SubjectFilter {
             text: ">".to_owned(),
-            tokens: vec![Token::Rest],
+            alternatives: vec![vec![Token::Rest]],
         }
     }
 
@@ -66,8 +88,14 @@ impl SubjectFilter {
 
     /// Does the concrete `subject` match? Subjects are never wildcards themselves.
     pub fn matches(&self, subject: &str) -> bool {
+        self.alternatives
+            .iter()
+            .any(|tokens| Self::matches_one(tokens, subject))
+    }
+
+    fn matches_one(tokens: &[Token], subject: &str) -> bool {
         let mut parts = subject.split('.');
-        for token in &self.tokens {
+        for token in tokens {
             match token {
                 Token::Rest => return parts.next().is_some_and(|p| !p.is_empty()),
                 Token::One => match parts.next() {
@@ -133,17 +161,17 @@ mod tests {
     }
 
     #[test]
+    fn several_filters_match_what_any_of_them_matches() {
+        let f = SubjectFilter::new("orders.*  fills.*").unwrap();
+        assert!(f.matches("orders.a") && f.matches("fills.b"));
+        assert!(!f.matches("md.quote.x.y") && !f.matches("alerts.compliance"));
+        assert_eq!(f.as_str(), "orders.* fills.*");
+        assert_eq!(f.parts().collect::<Vec<_>>(), ["orders.*", "fills.*"]);
+    }
+
+    #[test]
     fn malformed_filters_are_refused() {
-        for bad in [
-            "",
-            "md..trade",
-            "md.>.x",
-            "md.tr*",
-            "md.a>",
-            "md trade",
-            ".md",
-            "md.",
-        ] {
+        for bad in ["", "md..trade", "md.>.x", "md.tr*", "md.a>", "md trade.", ".md", "md."] {
             assert!(
                 matches!(
                     SubjectFilter::new(bad),

@@ -20,6 +20,9 @@ pub use market::{
     Bar, BookDelta, BookLevel, BookSide, BookSnapshot, FundingRate, Quote, TradeTick,
 };
 pub use num::{Money, Price, Quantity};
-pub use order::{Fill, Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce};
+pub use order::{
+    AVG_PRICE_DP, Fill, FillProgress, FillProgressError, Liquidity, Order, OrderStatus, OrderType,
+    Side, TimeInForce,
+};
 pub use rust_decimal::Decimal;
 pub use time::Timestamp;

@@ -77,6 +77,29 @@ impl OrderStatus {
     pub fn is_open(self) -> bool {
         !self.is_terminal()
     }
+
+    /// The snake_case name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::PendingNew => "pending_new",
+            OrderStatus::Accepted => "accepted",
+            OrderStatus::PartiallyFilled => "partially_filled",
+            OrderStatus::Filled => "filled",
+            OrderStatus::Canceled => "canceled",
+            OrderStatus::Rejected => "rejected",
+            OrderStatus::Expired => "expired",
+        }
+    }
+
+    pub const ALL: [OrderStatus; 7] = [
+        OrderStatus::PendingNew,
+        OrderStatus::Accepted,
+        OrderStatus::PartiallyFilled,
+        OrderStatus::Filled,
+        OrderStatus::Canceled,
+        OrderStatus::Rejected,
+        OrderStatus::Expired,
+    ];
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -195,6 +218,79 @@ impl Order {
     pub fn leaves_quantity(&self) -> Quantity {
         Quantity::new(self.quantity.get() - self.filled_quantity.get()).unwrap_or(Quantity::ZERO)
     }
+
+    /// The order's totals after one more fill of `qty` at `price`, given `notional`, the exact
+    /// sum of price x quantity of its fills so far. The one place this arithmetic lives (the
+    /// OMS and the blotter both use it).
+    pub fn progress(
+        &self,
+        notional: rust_decimal::Decimal,
+        qty: Quantity,
+        price: Price,
+    ) -> Result<FillProgress, FillProgressError> {
+        let filled = self.filled_quantity.get() + qty.get();
+        if filled > self.quantity.get() {
+            return Err(FillProgressError::Overfill);
+        }
+        let notional = price
+            .get()
+            .checked_mul(qty.get())
+            .and_then(|n| n.checked_add(notional))
+            .ok_or(FillProgressError::Overflow)?;
+        let avg = notional
+            .checked_div(filled)
+            .ok_or(FillProgressError::Overflow)?
+            .round_dp_with_strategy(
+                AVG_PRICE_DP,
+                rust_decimal::RoundingStrategy::MidpointNearestEven,
+            );
+        let avg = Price::new(avg).map_err(|_| FillProgressError::Overflow)?;
+        let filled = Quantity::new(filled).map_err(|_| FillProgressError::Overflow)?;
+        let status = if filled == self.quantity {
+            OrderStatus::Filled
+        } else {
+            OrderStatus::PartiallyFilled
+        };
+        Ok(FillProgress {
+            filled,
+            notional,
+            avg,
+            status,
+        })
+    }
+
+    /// Takes the totals [`Order::progress`] computed, as of `ts`.
+    pub fn apply_progress(&mut self, p: &FillProgress, ts: Timestamp) {
+        self.filled_quantity = p.filled;
+        self.avg_fill_price = Some(p.avg);
+        self.status = p.status;
+        self.updated_at = ts;
+    }
+}
+
+/// Decimal places of [`Order::avg_fill_price`]. The average is the exact fill-weighted mean
+/// `sum(price x qty) / sum(qty)` (the numerator is kept exactly per order, never re-derived
+/// from a rounded average), rounded half-to-even to this many places. Twelve places is far
+/// below any venue's tick, so the rounding never changes a displayed or booked price.
+pub const AVG_PRICE_DP: u32 = 12;
+
+/// An order's totals after a fill ([`Order::progress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FillProgress {
+    pub filled: Quantity,
+    /// Exact sum of price x quantity over the order's fills.
+    pub notional: rust_decimal::Decimal,
+    pub avg: Price,
+    pub status: OrderStatus,
+}
+
+/// Why a fill cannot be added to an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FillProgressError {
+    /// The filled quantity would exceed the order quantity.
+    Overfill,
+    /// The notional or the average does not fit a decimal (absurd magnitudes only).
+    Overflow,
 }
 
 /// One execution of (part of) an order.

@@ -1,20 +1,15 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use model::{
-    AccountId, ClientOrderId, Decimal, Event, EventKind, Fill, InstrumentId, Order,
-    OrderId, OrderStatus, OrderType, Price, Quantity, Side, TimeInForce, Timestamp,
+    AccountId, ClientOrderId, Decimal, Event, EventKind, Fill, InstrumentId, Order, OrderId,
+    OrderStatus, OrderType, Price, Quantity, Side, TimeInForce, Timestamp,
 };
-use rust_decimal::RoundingStrategy;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::kind_name;
 use crate::{NewOrder, OmsError};
 
-/// Decimal places of [`Order::avg_fill_price`]. The average is the exact fill-weighted mean
-/// `sum(price x qty) / sum(qty)` (the numerator is kept exactly per order, never re-derived
-/// from a rounded average), rounded half-to-even to this many places. Twelve places is far
-/// below any venue's tick, so the rounding never changes a displayed or booked price.
-pub const AVG_PRICE_DP: u32 = 12;
+pub use model::AVG_PRICE_DP;
 
 /// Reason recorded on a cancel the account asked for.
 pub const CLIENT_CANCEL_REASON: &str = "canceled by client";
@@ -440,7 +435,8 @@ impl Oms {
             now.as_nanos().saturating_sub(then.as_nanos()) > window
         };
         while let Some(&(id, ended)) = self.ended.front() {
-            if self.ended.len() <= r.max_terminal_orders && !older_than(r.terminal_order_secs, ended)
+            if self.ended.len() <= r.max_terminal_orders
+                && !older_than(r.terminal_order_secs, ended)
             {
                 break;
             }
@@ -607,36 +603,28 @@ impl Oms {
                 ));
             }
         }
-        let filled = o.filled_quantity.get() + fill.quantity.get();
-        if filled > o.quantity.get() {
-            return Err(OmsError::Overfill {
-                order_id: o.order_id,
-                quantity: o.quantity,
-                filled: o.filled_quantity,
-                fill: fill.quantity,
-            });
-        }
         if fill.fill_id.0 <= self.last_fill_id {
             return Err(OmsError::DuplicateFill(fill.fill_id));
         }
-        let overflow = || mismatch("price", "notional overflows".into());
-        let notional = fill
-            .price
-            .get()
-            .checked_mul(fill.quantity.get())
-            .and_then(|n| n.checked_add(e.notional))
-            .ok_or_else(overflow)?;
-        let avg = notional
-            .checked_div(filled)
-            .ok_or_else(overflow)?
-            .round_dp_with_strategy(AVG_PRICE_DP, RoundingStrategy::MidpointNearestEven);
-        let avg = Price::new(avg).map_err(|err| mismatch("price", err.to_string()))?;
-        let filled = Quantity::new(filled)?;
-        let status = if filled == o.quantity {
-            OrderStatus::Filled
-        } else {
-            OrderStatus::PartiallyFilled
-        };
+        let progress =
+            o.progress(e.notional, fill.quantity, fill.price)
+                .map_err(|err| match err {
+                    model::FillProgressError::Overfill => OmsError::Overfill {
+                        order_id: o.order_id,
+                        quantity: o.quantity,
+                        filled: o.filled_quantity,
+                        fill: fill.quantity,
+                    },
+                    model::FillProgressError::Overflow => {
+                        mismatch("price", "notional overflows".into())
+                    }
+                })?;
+        let model::FillProgress {
+            filled,
+            notional,
+            avg,
+            status,
+        } = progress;
         Ok(Change::Fill {
             fill,
             filled,

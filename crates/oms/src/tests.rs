@@ -494,7 +494,10 @@ fn a_terminal_order_leaves_memory_after_its_retention_but_its_client_id_is_still
         ..Harness::default()
     };
     let coid = ClientOrderId::new("keep-me").unwrap();
-    let id = h.submit(buy_limit("a", "1", "100").with_client_order_id(coid.clone()), 1);
+    let id = h.submit(
+        buy_limit("a", "1", "100").with_client_order_id(coid.clone()),
+        1,
+    );
     h.accept(id, 2);
     h.fill(id, "1", "100", 3);
     // Still held at 13 s (ended at 3 s, retention 10 s): a duplicate gets the order itself.
@@ -513,7 +516,10 @@ fn a_terminal_order_leaves_memory_after_its_retention_but_its_client_id_is_still
     );
     let again = h
         .oms
-        .submit(buy_limit("a", "9", "1").with_client_order_id(coid.clone()), ts(14))
+        .submit(
+            buy_limit("a", "9", "1").with_client_order_id(coid.clone()),
+            ts(14),
+        )
         .unwrap();
     assert_eq!(again, Submit::DuplicateOf(id));
     // The caller found the stored order is not this request's (a digest collision): new order.
