@@ -961,11 +961,14 @@ pub fn compute_iter<T: Borrow<Trade>>(
 
 /// The push form of [`compute_iter`], for callers that receive trades one at a time (e.g. an
 /// async journal reader): `push` each trade in time order, then `finish` with the marks.
+///
+/// The first error is final, as in [`compute`]: every later `push` and `finish` return it.
 pub struct PnlStream {
     engine: Engine,
     pushed: usize,
     last_ts: Option<Timestamp>,
     done: bool,
+    failed: Option<PtrcError>,
 }
 
 impl PnlStream {
@@ -975,34 +978,49 @@ impl PnlStream {
             pushed: 0,
             last_ts: None,
             done: false,
+            failed: None,
         }
     }
 
     /// Fold the next trade. A trade after `opts.to` makes the stream done: it and every later
     /// trade are ignored (see [`PnlStream::is_done`]).
     pub fn push(&mut self, t: &Trade) -> Result<(), PtrcError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
         if self.done {
             return Ok(());
         }
         let number = self.pushed + 1;
-        if let Some(last) = self.last_ts
-            && t.ts < last
-        {
-            return Err(out_of_order(t, number, last));
-        }
+        let folded = match self.last_ts {
+            Some(last) if t.ts < last => Err(out_of_order(t, number, last)),
+            _ => self.engine.push(t, number),
+        };
         self.pushed = number;
         self.last_ts = Some(t.ts);
-        self.done = !self.engine.push(t, number)?;
-        Ok(())
+        match folded {
+            Ok(more) => {
+                self.done = !more;
+                Ok(())
+            }
+            Err(e) => {
+                self.failed = Some(e.clone());
+                Err(e)
+            }
+        }
     }
 
-    /// True once a trade after `opts.to` arrived: nothing more can change the report.
+    /// True once a trade after `opts.to` arrived (nothing more can change the report) or an
+    /// error ended the stream.
     pub fn is_done(&self) -> bool {
-        self.done
+        self.done || self.failed.is_some()
     }
 
     pub fn finish(self, marks: &BTreeMap<String, Decimal>) -> Result<PnlReport, PtrcError> {
-        self.engine.finish(marks)
+        match self.failed {
+            Some(e) => Err(e),
+            None => self.engine.finish(marks),
+        }
     }
 }
 

@@ -301,6 +301,24 @@ fn a_stream_is_done_after_the_to_date() {
     );
 }
 
+#[test]
+fn a_stream_error_is_final() {
+    let mut zero = tr("2024-01-03", "A", "X", Side::Sell, dec!(0), dec!(12));
+    zero.fee = Decimal::ZERO;
+    let good = tr("2024-01-04", "A", "X", Side::Sell, dec!(1), dec!(12));
+    let mut s = PnlStream::new(Method::Fifo, PnlOptions::default());
+    s.push(&tr("2024-01-02", "A", "X", Side::Buy, dec!(5), dec!(10)))
+        .expect("push");
+    let err = s.push(&zero).expect_err("zero quantity");
+    assert!(
+        matches!(&err, PtrcError::TradeRejected { number: 2, column, .. } if column == "qty"),
+        "{err:?}"
+    );
+    assert!(s.is_done());
+    assert_eq!(s.push(&good), Err(err.clone()));
+    assert_eq!(s.finish(&BTreeMap::new()), Err(err));
+}
+
 /// Memory follows the open lots: a long stream whose positions go flat over and over holds
 /// no more lots than one round opens, and its snapshot does not grow with the trade count
 /// within a day.
