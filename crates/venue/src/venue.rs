@@ -52,7 +52,9 @@ pub struct RestingOrder {
     pub order: Order,
     /// Quantity still open at the venue.
     pub leaves: Quantity,
-    /// For stop and stop-limit orders: whether the stop price was reached.
+    /// For stop and stop-limit orders: whether the venue triggered it (journaled as
+    /// `OrderTriggered`). A pending stop whose stop price the market has reached but which no
+    /// live update has acted on yet (after a restart) is still `false`.
     pub triggered: bool,
     /// The `OrderAccepted` time (`ts + latency_ns`).
     pub accepted_at: Timestamp,
