@@ -171,8 +171,8 @@ struct BookAccount {
     /// Sum of the positions' open basis, updated per trade as [`compute`] does.
     open_cost: Decimal,
     series: Series,
-    /// The first trade whose account totals left the decimal range.
-    fault: Option<Rejection>,
+    /// The first trade whose account totals left the decimal range (boxed: almost always None).
+    fault: Option<Box<Rejection>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -185,9 +185,9 @@ struct BookPosition {
     totals: Totals,
     series: Series,
     /// The first trade [`compute`] refuses whatever the options: the position stops there.
-    rejected: Option<Rejection>,
+    rejected: Option<Box<Rejection>>,
     /// The first sell beyond the long position, refused under `long_only` only.
-    short_sale: Option<Rejection>,
+    short_sale: Option<Box<Rejection>>,
 }
 
 /// A refused trade, kept to answer reports that include it with [`compute`]'s error.
@@ -318,12 +318,14 @@ impl PnlBook {
         if pos.rejected.is_some() {
             return Ok(());
         }
-        let rejection = |(column, reason): (String, String)| Rejection {
-            number,
-            date,
-            trade: describe(t, number),
-            column,
-            reason,
+        let rejection = |(column, reason): (String, String)| {
+            Box::new(Rejection {
+                number,
+                date,
+                trade: describe(t, number),
+                column,
+                reason,
+            })
         };
         if let Err(e) = check_trade(t) {
             return Err(reject(&mut pos.rejected, rejection(e)));
@@ -590,13 +592,13 @@ impl PnlBook {
             // Under long_only compute checks the short sale before anything else can fail in
             // the same trade, so it goes first and wins a tie.
             if opts.long_only {
-                consider(&mut first, p.short_sale.as_ref());
+                consider(&mut first, p.short_sale.as_deref());
             }
-            consider(&mut first, p.rejected.as_ref());
+            consider(&mut first, p.rejected.as_deref());
         }
         for u in units {
             if let Holds::Account(a) = u.holds {
-                consider(&mut first, s.accounts[a].fault.as_ref());
+                consider(&mut first, s.accounts[a].fault.as_deref());
             }
         }
         first
@@ -837,6 +839,6 @@ impl<'de> Deserialize<'de> for PnlBook {
 }
 
 /// Record the first refusal of a position; returns its error.
-fn reject(slot: &mut Option<Rejection>, r: Rejection) -> PtrcError {
+fn reject(slot: &mut Option<Box<Rejection>>, r: Box<Rejection>) -> PtrcError {
     slot.get_or_insert(r).error()
 }
