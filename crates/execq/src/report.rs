@@ -198,8 +198,7 @@ fn de_static<'de, D: Deserializer<'de>>(
     what: &str,
 ) -> Result<&'static str, D::Error> {
     let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
-    static_name(table, &s)
-        .ok_or_else(|| serde::de::Error::custom(format!("unknown {what} `{s}`")))
+    static_name(table, &s).ok_or_else(|| serde::de::Error::custom(format!("unknown {what} `{s}`")))
 }
 
 fn de_size_bucket<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {

@@ -154,7 +154,11 @@ where
             orders.insert(row.order_id.clone(), Box::new(row));
         }
     }
-    let aggregates = aggregate_rows(orders.values().map(|b| &**b), params, &ReportFilter::default())?;
+    let aggregates = aggregate_rows(
+        orders.values().map(|b| &**b),
+        params,
+        &ReportFilter::default(),
+    )?;
     Ok(Report {
         params: params.clone(),
         records,

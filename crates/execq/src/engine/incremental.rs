@@ -68,7 +68,7 @@ pub(super) struct HorizonLin {
 fn signed(side: Side, x: Decimal) -> Decimal {
     match side {
         Side::Buy => x,
-        Side::Sell => -x,
+        Side::Sell => Decimal::ZERO - x, // no negative zero (see `OrderState::signed`)
     }
 }
 
@@ -329,16 +329,16 @@ impl Groups {
         d.sub_wrapping(old);
         self.overall.add_wrapping(&d);
         let c = cell_new;
-        self.by_account.entry(c.account).or_default().add_wrapping(&d);
+        self.by_account
+            .entry(c.account)
+            .or_default()
+            .add_wrapping(&d);
         self.by_symbol.entry(c.sym).or_default().add_wrapping(&d);
         self.by_class.entry(c.class).or_default().add_wrapping(&d);
         self.by_bucket.entry(c.bucket).or_default().add_wrapping(&d);
         self.by_window.entry(c.window).or_default().add_wrapping(&d);
         if cell_old.liq == cell_new.liq {
-            self.by_liquidity
-                .entry(c.liq)
-                .or_default()
-                .add_wrapping(&d);
+            self.by_liquidity.entry(c.liq).or_default().add_wrapping(&d);
         } else {
             if let Some(g) = self.by_liquidity.get_mut(&cell_old.liq) {
                 g.sub_wrapping(old);

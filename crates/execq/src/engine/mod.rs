@@ -143,7 +143,9 @@ impl OrderState {
     fn signed(&self, x: Decimal) -> Decimal {
         match self.side {
             Side::Buy => x,
-            Side::Sell => -x,
+            // Not `-x`: that makes a negative zero, which prints as "-0" and would make a
+            // snapshot differ from its restored copy (parsing drops the sign of zero).
+            Side::Sell => Decimal::ZERO - x,
         }
     }
     fn cell(&self, liq: u8) -> CellKey {
@@ -705,7 +707,10 @@ impl ExecQuality {
 
     fn evict_order(&mut self, ix: usize, gen_: u32) {
         let final_now = self.ord(ix).is_some_and(|o| {
-            o.end_gen == gen_ && o.end.is_some() && o.pending_n == 0 && !self.pass.contains(&(ix as u32))
+            o.end_gen == gen_
+                && o.end.is_some()
+                && o.pending_n == 0
+                && !self.pass.contains(&(ix as u32))
         });
         if !final_now {
             return; // superseded by a later end (which has its own deadline)
@@ -1198,7 +1203,7 @@ impl ExecQuality {
         };
         let unfilled = o.qty - o.executed;
         let x = o.executed;
-        let notional = sums.exec_notional;
+        let notional = o.sums.exec_notional;
         // The unfilled part needs an end price unless there is none.
         let pn_eff = if unfilled.is_zero() {
             pn.or(Some(pd))
@@ -1211,7 +1216,7 @@ impl ExecQuality {
         let exec = o.signed(notional - x * pd);
         let opp = o.signed(unfilled * (pn - pd));
         let fees = if p.is_include_fees {
-            sums.fees
+            o.sums.fees
         } else {
             Decimal::ZERO
         };
@@ -1243,7 +1248,7 @@ impl ExecQuality {
     ) -> (u32, Option<Decimal>, Option<Decimal>) {
         let on_tape = self.r.p.own_prints_on_tape;
         let x = o.executed;
-        let notional = sums.exec_notional;
+        let notional = o.sums.exec_notional;
         let mut notes = 0;
         let (_, vwap, vwap_ex) = vwap_sums(o, end, on_tape);
         let (tq, _) = tape_in(o, end, on_tape, true);
@@ -1302,7 +1307,7 @@ impl ExecQuality {
         let (tape_notes, vwap, vwap_ex) = self.tape_part(o, &end, &mut sums);
         notes |= tape_notes;
         let x = o.executed;
-        let notional = sums.exec_notional;
+        let notional = o.sums.exec_notional;
         let stats = Stats::from_sums(&sums, &self.r);
         let status = if o.complete.is_some() {
             OrderStatus::Filled
@@ -1504,9 +1509,7 @@ impl ExecQuality {
                 continue;
             };
             let mut s = Sums::default();
-            s.exec_notional = o.sums.exec_notional;
             self.tape_part(o, &self.end_now(o.sym), &mut s);
-            s.exec_notional = Decimal::ZERO;
             g.add_at(&o.cell(o.liq), &s);
         }
         g.to_aggregates(
@@ -1581,12 +1584,12 @@ impl ExecQuality {
         let (cell_b, cell_a) = (o.cell(before.liq), o.cell(now.liq));
         self.groups
             .replace(&cell_b, &before.fixed, &cell_a, &now.fixed);
-        if !before.lin.is_empty() {
-            if let Some(form) = self.live.get_mut(&cell_b) {
-                form.sub(&before.lin);
-                if form.is_empty() {
-                    self.live.remove(&cell_b);
-                }
+        if !before.lin.is_empty()
+            && let Some(form) = self.live.get_mut(&cell_b)
+        {
+            form.sub(&before.lin);
+            if form.is_empty() {
+                self.live.remove(&cell_b);
             }
         }
         if !now.lin.is_empty() {

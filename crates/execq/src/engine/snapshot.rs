@@ -33,6 +33,7 @@ struct SnapshotRef<'a> {
     records: u64,
     last_ts: Option<i64>,
     observe: bool,
+    #[serde(serialize_with = "obs_ser")]
     obs: &'a [Observation],
     evict: bool,
     evicted: &'a [OrderState],
@@ -45,6 +46,45 @@ struct SnapshotRef<'a> {
 
 fn live_pairs<S: Serializer>(m: &&BTreeMap<CellKey, LinForm>, s: S) -> Result<S::Ok, S::Error> {
     pairs::serialize(m, s)
+}
+
+/// An observation with its value as text: Rust prints the shortest string that parses back to
+/// the same `f64` (serde_json's own float parsing does not always), and NaN survives.
+#[derive(Serialize, Deserialize)]
+struct ObsSnap {
+    ts: model::Timestamp,
+    symbol: String,
+    order_id: String,
+    order_class: crate::report::OrderClass,
+    metric: super::Metric,
+    value: String,
+}
+
+fn obs_ser<S: Serializer>(obs: &&[Observation], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(obs.iter().map(|o| ObsSnap {
+        ts: o.ts,
+        symbol: o.symbol.clone(),
+        order_id: o.order_id.clone(),
+        order_class: o.order_class,
+        metric: o.metric,
+        value: o.value.to_string(),
+    }))
+}
+
+fn obs_de<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Observation>, D::Error> {
+    Vec::<ObsSnap>::deserialize(d)?
+        .into_iter()
+        .map(|o| {
+            Ok(Observation {
+                value: o.value.parse().map_err(serde::de::Error::custom)?,
+                ts: o.ts,
+                symbol: o.symbol,
+                order_id: o.order_id,
+                order_class: o.order_class,
+                metric: o.metric,
+            })
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -62,6 +102,7 @@ struct Snapshot {
     records: u64,
     last_ts: Option<i64>,
     observe: bool,
+    #[serde(deserialize_with = "obs_de")]
     obs: Vec<Observation>,
     evict: bool,
     evicted: Vec<OrderState>,

@@ -1,0 +1,597 @@
+//! Bounded streaming: eviction of final orders, running aggregates, aggregates / reports /
+//! Rule 605 from rows, and snapshots. Every property compares against the batch `compute`
+//! over the same records, which keeps every order.
+
+use std::collections::{BTreeMap, BinaryHeap};
+
+use execq::{
+    CrossedQuote, DecisionPriceFallback, EsBenchmark, ExecQuality, IsBpsDenominator, IsEndPrice,
+    OrderQuality, Params, ReportFilter, RsEndOfData, SizeBucketBasis, TimeWindow, aggregate_rows,
+    compute, report_from_rows, rule605, rule605_from_rows,
+};
+use interchange::{Kind, Record};
+use model::{Decimal, Liquidity, Side, Timestamp};
+use proptest::prelude::*;
+
+/// A small deterministic generator (xorshift) so a failing seed replays exactly.
+struct Gen(u64);
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// 2024-01-02T14:30:00Z.
+const T0_MS: i64 = 1_704_205_800_000;
+
+/// Random order_new / fill / cancel / quote / trade records in time order: partial fills,
+/// fills racing cancels, fills without a tape print, crossed and locked quotes, orders
+/// without an account or decision price, IOC residuals, orders still working at the end.
+fn stream(seed: u64, n: usize) -> Vec<Record> {
+    let mut g = Gen(seed | 1);
+    let syms = ["AAA", "BBB", "CCC"];
+    let mut mid = [10_000i64, 5_000, 20_000]; // cents
+    let mut open: Vec<(String, usize, Side, i64)> = Vec::new();
+    let mut t = T0_MS;
+    let mut out = Vec::new();
+    let mut next_id = 0;
+    let dec = |cents: i64| Decimal::new(cents, 2);
+    for _ in 0..n {
+        t += g.below(40_000) as i64; // ties possible, and gaps beyond the horizons
+        let ts = Timestamp::from_millis(t);
+        let si = g.below(3) as usize;
+        let sym = syms[si];
+        match g.below(20) {
+            0..=6 => {
+                mid[si] += g.below(7) as i64 - 3;
+                let half = g.below(3) as i64; // 0 gives a locked quote
+                let mut r = Record::new(ts, Kind::Quote, sym);
+                r.bid = Some(dec(mid[si] - half));
+                r.ask = Some(dec(mid[si] + half + i64::from(g.below(10) == 0)));
+                if g.below(25) == 0 {
+                    std::mem::swap(&mut r.bid, &mut r.ask); // crossed
+                    r.ask = r.ask.map(|a| a - Decimal::ONE);
+                }
+                out.push(r);
+            }
+            7..=9 => {
+                let mut r = Record::new(ts, Kind::OrderNew, sym);
+                let id = format!("o{next_id}");
+                next_id += 1;
+                let side = if g.below(2) == 0 {
+                    Side::Buy
+                } else {
+                    Side::Sell
+                };
+                let qty = [50, 100, 300, 700, 2500, 6000][g.below(6) as usize];
+                r.order_id = Some(id.clone());
+                r.account = match g.below(4) {
+                    0 => None,
+                    a => Some(format!("acct{a}")),
+                };
+                r.side = Some(side);
+                r.qty = Some(Decimal::from(qty));
+                if g.below(3) > 0 {
+                    r.price = Some(dec(mid[si] + g.below(9) as i64 - 4));
+                    r.order_type = Some("limit".into());
+                } else {
+                    r.order_type = Some("market".into());
+                }
+                if g.below(3) == 0 {
+                    r.decision_price = Some(dec(mid[si] - 2 + g.below(5) as i64));
+                }
+                r.tif = Some(if g.below(5) == 0 { "ioc" } else { "day" }.into());
+                open.push((id, si, side, qty));
+                out.push(r);
+            }
+            10..=14 if !open.is_empty() => {
+                let k = g.below(open.len() as u64) as usize;
+                let (id, osi, side, left) = open[k].clone();
+                let q = 1 + g.below(left as u64) as i64;
+                let px = dec(mid[osi] + g.below(7) as i64 - 3);
+                let mut r = Record::new(ts, Kind::Fill, syms[osi]);
+                r.order_id = Some(id);
+                r.side = Some(side);
+                r.qty = Some(Decimal::from(q));
+                r.price = Some(px);
+                r.fee = Some(Decimal::new(q, 3));
+                r.liquidity = match g.below(5) {
+                    0 => None,
+                    1 | 2 => Some(Liquidity::Maker),
+                    _ => Some(Liquidity::Taker),
+                };
+                out.push(r);
+                if g.below(8) > 0 {
+                    let mut tr = Record::new(ts, Kind::Trade, syms[osi]);
+                    tr.qty = Some(Decimal::from(q));
+                    tr.price = Some(px);
+                    out.push(tr);
+                }
+                if q >= left {
+                    open.swap_remove(k);
+                } else {
+                    open[k].3 = left - q;
+                }
+            }
+            15..=16 if !open.is_empty() => {
+                let k = g.below(open.len() as u64) as usize;
+                let (id, osi, _, left) = open.swap_remove(k);
+                let mut r = Record::new(ts, Kind::OrderCancel, syms[osi]);
+                r.order_id = Some(id.clone());
+                r.qty = if g.below(2) == 0 {
+                    Some(Decimal::from(left))
+                } else {
+                    None
+                };
+                out.push(r);
+                if g.below(6) == 0 {
+                    // A fill racing the cancel.
+                    let mut f = Record::new(ts, Kind::Fill, syms[osi]);
+                    f.order_id = Some(id);
+                    f.qty = Some(Decimal::ONE);
+                    f.price = Some(dec(mid[osi]));
+                    out.push(f);
+                }
+            }
+            _ => {
+                let mut r = Record::new(ts, Kind::Trade, sym);
+                r.qty = Some(Decimal::from(1 + g.below(500)));
+                r.price = Some(dec(mid[si] + g.below(5) as i64 - 2));
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+/// Parameters varied over the readings that change what a held order's statistics depend on.
+fn params(v: u64) -> Params {
+    let mut g = Gen(v | 1);
+    let mut p = Params::default();
+    if g.below(2) == 0 {
+        // Short horizons, so lookups resolve and orders leave within the stream.
+        p.rs_horizons_ms = vec![1_000, 15_000];
+        p.rs_primary_horizon_ms = 15_000;
+    }
+    p.es_benchmark = [EsBenchmark::ReceiptMid, EsBenchmark::ExecutionMid][g.below(2) as usize];
+    p.rs_end_of_data = [RsEndOfData::LastQuote, RsEndOfData::Exclude][g.below(2) as usize];
+    p.crossed_quote = [CrossedQuote::Ignore, CrossedQuote::Use][g.below(2) as usize];
+    p.decision_price_fallback = [
+        DecisionPriceFallback::None,
+        DecisionPriceFallback::ArrivalMid,
+    ][g.below(2) as usize];
+    p.is_bps_denominator =
+        [IsBpsDenominator::Paper, IsBpsDenominator::Executed][g.below(2) as usize];
+    p.is_include_fees = g.below(2) == 0;
+    p.own_prints_on_tape = g.below(2) == 0;
+    p.time_window = [TimeWindow::Hour, TimeWindow::Day][g.below(2) as usize];
+    p.size_bucket_basis = [SizeBucketBasis::Shares, SizeBucketBasis::Notional][g.below(2) as usize];
+    p.ioc_residual_as_cancel = g.below(2) == 0;
+    if g.below(4) == 0 {
+        // Closes a few minutes into the stream: the horizon proviso caps lookups there.
+        p.session_close = Some("14:40".into());
+    }
+    p.late_fill_grace_ms = [0, 5_000, 60_000][g.below(3) as usize];
+    if g.below(6) == 0 {
+        p.is_end_price = IsEndPrice::EndOfDataMid;
+    }
+    p
+}
+
+/// Feed `recs` to a streaming engine (eviction on when the parameters allow it), draining
+/// finalized rows every few records. Returns the engine and the rows drained.
+fn stream_engine(recs: &[Record], p: &Params) -> (ExecQuality, Vec<OrderQuality>) {
+    let mut e = ExecQuality::new(p.clone()).unwrap();
+    let evicting = e.set_eviction(true).is_ok();
+    assert_eq!(evicting, p.is_end_price == IsEndPrice::OrderEndMid);
+    let mut rows = Vec::new();
+    for (i, r) in recs.iter().enumerate() {
+        e.on_record(r);
+        if i % 7 == 0 {
+            rows.extend(e.drain_finalized());
+        }
+    }
+    rows.extend(e.drain_finalized());
+    (e, rows)
+}
+
+/// Where two long strings first differ, with context (for readable failures).
+fn first_diff(a: &str, b: &str) -> String {
+    let i = a
+        .bytes()
+        .zip(b.bytes())
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()));
+    let lo = i.saturating_sub(300);
+    format!(
+        "at {i}: ...{} | ...{}",
+        &a[lo..(i + 80).min(a.len())],
+        &b[lo..(i + 80).min(b.len())]
+    )
+}
+
+/// Equal strings, or a failure naming the first difference.
+macro_rules! same {
+    ($a:expr, $b:expr) => {{
+        let (a, b): (String, String) = ($a, $b);
+        prop_assert!(a == b, "{}", first_diff(&a, &b));
+    }};
+}
+
+fn by_id(rows: impl IntoIterator<Item = OrderQuality>) -> BTreeMap<String, OrderQuality> {
+    let mut m = BTreeMap::new();
+    for r in rows {
+        let id = r.order_id.clone();
+        assert!(m.insert(id.clone(), r).is_none(), "{id} twice");
+    }
+    m
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// (a) running aggregates and aggregates over finalized ++ held rows equal the batch
+    /// aggregates, at the end and at a cut; (b) every finalized or held row equals the batch
+    /// row; reports, filters and Rule 605 from rows agree with the batch forms.
+    #[test]
+    fn evicting_stream_equals_batch(seed in any::<u64>(), pv in any::<u64>(), n in 50usize..300, cut in 0usize..300) {
+        let recs = stream(seed, n);
+        let p = params(pv);
+        let batch = compute(&recs, &p).unwrap();
+        let (e, finalized) = stream_engine(&recs, &p);
+        let held = e.held_rows(&ReportFilter::default());
+        prop_assert_eq!(e.held_orders(), held.len());
+        prop_assert_eq!(&e.aggregates(), &batch.aggregates);
+        let all = || finalized.iter().chain(held.iter());
+        prop_assert_eq!(&aggregate_rows(all(), &p, &ReportFilter::default()).unwrap(), &batch.aggregates);
+
+        let rows = by_id(all().cloned());
+        prop_assert_eq!(rows.len(), batch.orders.len());
+        for (id, want) in &batch.orders {
+            prop_assert_eq!(rows.get(id), Some(&**want), "order {}", id);
+        }
+        // Stored rows read back equal, and aggregate the same.
+        let stored: Vec<OrderQuality> = finalized
+            .iter()
+            .map(|r| OrderQuality::from_stored_json(&r.to_stored_json().unwrap()).unwrap())
+            .collect();
+        prop_assert_eq!(&stored, &finalized);
+
+        // The full report from rows, and from the engine with the drained rows.
+        let rep = report_from_rows(all().cloned(), &p, &ReportFilter::default(), e.records(), e.data_issues()).unwrap();
+        prop_assert_eq!(serde_json::to_string(&rep).unwrap(), serde_json::to_string(&batch).unwrap());
+        let rep = e.report_with(stored.iter().cloned(), &ReportFilter::default());
+        prop_assert_eq!(serde_json::to_string(&rep).unwrap(), serde_json::to_string(&batch).unwrap());
+
+        // Filters: the same orders as the engine's own filtered report over every order.
+        let mut keep_all = ExecQuality::new(p.clone()).unwrap();
+        for r in &recs {
+            keep_all.on_record(r);
+        }
+        let from = Timestamp::from_millis(T0_MS + (seed % 2_000_000) as i64);
+        let filters = [
+            ReportFilter { account: Some("acct1".into()), ..Default::default() },
+            ReportFilter { symbol: Some("BBB".into()), from: Some(from), ..Default::default() },
+            ReportFilter { to: Some(from), ..Default::default() },
+        ];
+        for f in &filters {
+            let want = keep_all.report_filtered(f);
+            let held_f = e.held_rows(f);
+            prop_assert_eq!(&aggregate_rows(finalized.iter().chain(held_f.iter()), &p, f).unwrap(), &want.aggregates);
+            prop_assert_eq!(&aggregate_rows(all(), &p, f).unwrap(), &want.aggregates);
+            let rep = e.report_with(finalized.iter().cloned(), f);
+            prop_assert_eq!(serde_json::to_string(&rep).unwrap(), serde_json::to_string(&want).unwrap());
+        }
+        prop_assert_eq!(
+            &rule605_from_rows(all(), &p, "2024-01").unwrap(),
+            &rule605(&batch, "2024-01").unwrap()
+        );
+
+        // Mid-stream: the running aggregates equal the batch over the records so far.
+        let cut = cut.min(recs.len() - 1);
+        let (mid_engine, _) = stream_engine(&recs[..=cut], &p);
+        prop_assert_eq!(&mid_engine.aggregates(), &compute(&recs[..=cut], &p).unwrap().aggregates);
+    }
+
+    /// (c) snapshot at a random point, serde_json round trip, continue == uninterrupted: same
+    /// finalized rows, observations, aggregates, report and final state.
+    #[test]
+    fn snapshot_and_continue_equals_uninterrupted(seed in any::<u64>(), pv in any::<u64>(), n in 50usize..300, cut in 0usize..300, via_value in any::<bool>()) {
+        let recs = stream(seed, n);
+        let p = params(pv);
+        let start = || {
+            let mut e = ExecQuality::new(p.clone()).unwrap();
+            let _ = e.set_eviction(true);
+            e.set_observations(true);
+            e
+        };
+        let cut = cut.min(recs.len());
+        let drain = |e: &mut ExecQuality, rows: &mut Vec<OrderQuality>, obs: &mut Vec<execq::Observation>| {
+            rows.extend(e.drain_finalized());
+            obs.extend(e.drain_observations());
+        };
+        let (mut a, mut a_rows, mut a_obs) = (start(), Vec::new(), Vec::new());
+        for (i, r) in recs.iter().enumerate() {
+            a.on_record(r);
+            if i % 5 == 0 {
+                drain(&mut a, &mut a_rows, &mut a_obs);
+            }
+        }
+        drain(&mut a, &mut a_rows, &mut a_obs);
+
+        let (mut b, mut b_rows, mut b_obs) = (start(), Vec::new(), Vec::new());
+        for (i, r) in recs[..cut].iter().enumerate() {
+            b.on_record(r);
+            if i % 5 == 0 {
+                drain(&mut b, &mut b_rows, &mut b_obs);
+            }
+        }
+        let json = serde_json::to_string(&b).unwrap();
+        let mut b: ExecQuality = if via_value {
+            serde_json::from_value(serde_json::to_value(&b).unwrap()).unwrap()
+        } else {
+            serde_json::from_str(&json).unwrap()
+        };
+        same!(serde_json::to_string(&b).unwrap(), json);
+        for (i, r) in recs.iter().enumerate().skip(cut) {
+            b.on_record(r);
+            if i % 5 == 0 {
+                drain(&mut b, &mut b_rows, &mut b_obs);
+            }
+        }
+        drain(&mut b, &mut b_rows, &mut b_obs);
+        prop_assert_eq!(&b_rows, &a_rows);
+        prop_assert_eq!(&b_obs, &a_obs);
+        prop_assert_eq!(&b.aggregates(), &a.aggregates());
+        same!(serde_json::to_string(&b.report()).unwrap(), serde_json::to_string(&a.report()).unwrap());
+        same!(serde_json::to_string(&b).unwrap(), serde_json::to_string(&a).unwrap());
+    }
+}
+
+fn rec(ms: i64, kind: Kind, id: &str) -> Record {
+    let mut r = Record::new(Timestamp::from_millis(T0_MS + ms), kind, "XYZ");
+    if kind != Kind::Quote && kind != Kind::Trade {
+        r.order_id = Some(id.into());
+    }
+    r
+}
+
+fn order_new(ms: i64, id: &str, qty: i64) -> Record {
+    let mut r = rec(ms, Kind::OrderNew, id);
+    r.side = Some(Side::Buy);
+    r.qty = Some(Decimal::from(qty));
+    r.order_type = Some("market".into());
+    r.account = Some("A".into());
+    r
+}
+
+fn fill(ms: i64, id: &str, qty: i64) -> Record {
+    let mut r = rec(ms, Kind::Fill, id);
+    r.side = Some(Side::Buy);
+    r.qty = Some(Decimal::from(qty));
+    r.price = Some(Decimal::new(1002, 2));
+    r
+}
+
+fn quote(ms: i64) -> Record {
+    let mut r = rec(ms, Kind::Quote, "");
+    r.bid = Some(Decimal::new(1000, 2));
+    r.ask = Some(Decimal::new(1002, 2));
+    r
+}
+
+/// A fill within the grace after a cancel is applied (the cancel shrinks, as in the batch);
+/// one after the order left is a data issue, not a panic, and changes nothing.
+#[test]
+fn late_fills_within_and_after_the_grace() {
+    let p = Params {
+        late_fill_grace_ms: 10_000,
+        rs_horizons_ms: vec![1_000],
+        rs_primary_horizon_ms: 1_000,
+        ..Params::default()
+    };
+    let recs = vec![
+        quote(0),
+        order_new(1, "o1", 300),
+        fill(2, "o1", 100),
+        rec(3, Kind::OrderCancel, "o1"),
+        // 5 s after the cancel: within the grace.
+        fill(5_003, "o1", 50),
+        order_new(5_004, "o2", 100),
+        rec(5_005, Kind::OrderCancel, "o2"),
+        quote(15_004),
+        // o1 ended at 5.003 s: deadline 15.003 s, so it left on the quote at 15.004 s.
+        fill(20_000, "o1", 10),
+        rec(20_001, Kind::OrderCancel, "o1"),
+        quote(30_000),
+    ];
+    let mut e = ExecQuality::new(p.clone()).unwrap();
+    e.set_eviction(true).unwrap();
+    let mut rows = Vec::new();
+    for r in &recs[..8] {
+        e.on_record(r);
+    }
+    rows.extend(e.drain_finalized());
+    assert_eq!(rows.len(), 1, "o1 is final");
+    let o1 = &rows[0].clone();
+    assert_eq!(o1.order_id, "o1");
+    assert_eq!(o1.stats.shares_executed, Decimal::from(150));
+    assert_eq!(o1.stats.shares_cancelled, Decimal::from(150));
+    assert!(o1.notes.contains(&"fill_after_cancel"));
+    let before = e.aggregates();
+    for r in &recs[8..] {
+        e.on_record(r);
+    }
+    rows.extend(e.drain_finalized());
+    assert_eq!(
+        e.data_issues().get("fill_for_unknown_or_evicted_order"),
+        Some(&1)
+    );
+    assert_eq!(
+        e.data_issues().get("cancel_for_unknown_or_evicted_order"),
+        Some(&1)
+    );
+    assert_eq!(
+        e.aggregates().overall.shares_executed,
+        before.overall.shares_executed
+    );
+    assert_eq!(e.held_orders(), 0);
+    // The batch applies the very late fill (it never forgets an order): that is the
+    // difference the grace bounds.
+    let batch = compute(&recs, &p).unwrap();
+    assert_eq!(batch.orders["o1"].stats.shares_executed, Decimal::from(160));
+    assert_eq!(batch.data_issues.get("fill_for_unknown_order"), None);
+    // Everything before the late records agrees with the batch.
+    let batch = compute(&recs[..8], &p).unwrap();
+    assert_eq!(&**batch.orders.get("o1").unwrap(), o1);
+}
+
+#[test]
+fn eviction_needs_a_final_end_price() {
+    let p = Params {
+        is_end_price: IsEndPrice::EndOfDataMid,
+        ..Params::default()
+    };
+    let mut e = ExecQuality::new(p).unwrap();
+    assert!(matches!(
+        e.set_eviction(true),
+        Err(execq::ExecqError::EvictionUnsupported(_))
+    ));
+    assert!(!e.eviction());
+}
+
+#[test]
+fn stored_rows_need_their_sums_and_snapshots_check_their_version() {
+    let recs = stream(7, 200);
+    let batch = compute(&recs, &Params::default()).unwrap();
+    let row = batch.orders.values().next().unwrap();
+    let stored = row.to_stored_json().unwrap();
+    assert_eq!(&OrderQuality::from_stored_json(&stored).unwrap(), &**row);
+    // The served form has no sums: reading it back would aggregate to zero, so it is refused.
+    let served = serde_json::to_string(&**row).unwrap();
+    assert!(OrderQuality::from_stored_json(&served).is_err());
+
+    let mut e = ExecQuality::new(Params::default()).unwrap();
+    for r in &recs {
+        e.on_record(r);
+    }
+    let mut v = serde_json::to_value(&e).unwrap();
+    assert_eq!(v["version"], execq::SNAPSHOT_VERSION);
+    v["version"] = (execq::SNAPSHOT_VERSION + 1).into();
+    assert!(serde_json::from_value::<ExecQuality>(v.clone()).is_err());
+    // A damaged index is refused on restore rather than panicking later.
+    v["version"] = execq::SNAPSHOT_VERSION.into();
+    v["syms"] = serde_json::json!([]);
+    assert!(serde_json::from_value::<ExecQuality>(v).is_err());
+}
+
+/// 200k orders over about five and a half simulated hours: the orders held never exceed the
+/// orders received within the longest order life plus `max(grace, longest horizon)` (plus
+/// one timestamp), whatever the history. A count, not a timing.
+#[test]
+fn memory_is_bounded_by_live_orders() {
+    const ORDERS: u64 = 200_000;
+    const SPACING_MS: i64 = 100; // one order every 100 ms
+    const MAX_LIFE_MS: i64 = 120_000; // the longest an order works
+    let p = Params {
+        late_fill_grace_ms: 60_000,
+        ..Params::default()
+    };
+    let max_horizon_ms = 300_000; // the default horizons' longest
+    let window_ms = MAX_LIFE_MS + max_horizon_ms.max(p.late_fill_grace_ms as i64) + SPACING_MS;
+    let bound = (window_ms / SPACING_MS) as usize + 1;
+    // Fills within the longest horizon, two per order at most, one lookup per horizon each.
+    let lookup_bound = ((max_horizon_ms + MAX_LIFE_MS) / SPACING_MS) as usize * 2 * 3;
+
+    let mut e = ExecQuality::new(p).unwrap();
+    e.set_eviction(true).unwrap();
+    let mut g = Gen(42);
+    // Scheduled records: (time, seq) ordered earliest first.
+    let mut due: BinaryHeap<std::cmp::Reverse<(i64, u64, u8, u64)>> = BinaryHeap::new();
+    let mut seq = 0u64;
+    let mut drained = 0usize;
+    let mut peak = 0usize;
+    let syms = ["S0", "S1", "S2", "S3", "S4"];
+    let record = |t: i64, kind: Kind, i: u64| {
+        let mut r = Record::new(
+            Timestamp::from_millis(T0_MS + t),
+            kind,
+            syms[(i % 5) as usize],
+        );
+        r.order_id = Some(format!("o{i}"));
+        r
+    };
+    for i in 0..ORDERS {
+        let t = i as i64 * SPACING_MS;
+        // Everything due before this order's receipt.
+        while let Some(std::cmp::Reverse((dt, _, what, oi))) = due.peek().copied() {
+            if dt > t {
+                break;
+            }
+            due.pop();
+            let r = match what {
+                0 | 1 => {
+                    let mut f = record(dt, Kind::Fill, oi);
+                    f.side = Some(Side::Buy);
+                    f.qty = Some(Decimal::from(100));
+                    f.price = Some(Decimal::new(10_001, 2));
+                    f
+                }
+                _ => record(dt, Kind::OrderCancel, oi),
+            };
+            e.on_record(&r);
+        }
+        let mut q = Record::new(
+            Timestamp::from_millis(T0_MS + t),
+            Kind::Quote,
+            syms[(i % 5) as usize],
+        );
+        q.bid = Some(Decimal::new(10_000, 2));
+        q.ask = Some(Decimal::new(10_002 + (i % 3) as i64, 2));
+        e.on_record(&q);
+        let mut o = record(t, Kind::OrderNew, i);
+        o.side = Some(Side::Buy);
+        o.qty = Some(Decimal::from(300));
+        o.order_type = Some("market".into());
+        o.account = Some(format!("a{}", i % 7));
+        e.on_record(&o);
+        // A fill soon, maybe a second, then a cancel of the rest within the order's life.
+        let f1 = t + 1 + g.below(10_000) as i64;
+        let end = t + 1 + g.below(MAX_LIFE_MS as u64) as i64;
+        due.push(std::cmp::Reverse((f1.min(end), seq, 0, i)));
+        seq += 1;
+        if g.below(2) == 0 {
+            due.push(std::cmp::Reverse((end, seq, 1, i)));
+            seq += 1;
+        }
+        due.push(std::cmp::Reverse((end, seq, 2, i)));
+        seq += 1;
+        if i % 1000 == 0 {
+            let s = e.state_sizes();
+            assert!(s.held_orders <= bound, "{s:?} > {bound}");
+            assert!(s.order_slots <= bound, "{s:?}");
+            assert!(s.pending_lookups <= lookup_bound, "{s:?}");
+            assert!(s.live_cells <= bound, "{s:?}");
+            peak = peak.max(s.held_orders);
+            drained += e.drain_finalized().len();
+        }
+    }
+    drained += e.drain_finalized().len();
+    let s = e.state_sizes();
+    assert!(s.held_orders <= bound, "{s:?}");
+    // The bound is met because orders do leave: all but the last window's are finalized.
+    assert!(drained >= ORDERS as usize - bound, "{drained}");
+    assert_eq!(drained + s.held_orders, ORDERS as usize);
+    assert!(
+        peak > bound / 4,
+        "the stream keeps a real live set ({peak})"
+    );
+    // The running aggregates still cover every order.
+    assert_eq!(e.aggregates().overall.orders, ORDERS);
+}
