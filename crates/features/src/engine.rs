@@ -12,6 +12,8 @@ use model::{
 use positions::{Position, Positions};
 use rust_decimal::RoundingStrategy;
 use rust_decimal::prelude::ToPrimitive;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::defs::{
     self, FeatureRow, FeatureValue, FeatureView, MARKET_FEATURES, ORDER_FEATURES,
@@ -34,7 +36,7 @@ const RET_UNITS: f64 = 1e12;
 const SLIP_UNITS: i64 = 1_000_000;
 
 /// Tunables of the engine. The window lengths are part of the feature names and so fixed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineParams {
     /// Levels per side summed by `book_imbalance`.
     pub book_levels: usize,
@@ -54,7 +56,7 @@ pub struct EntityKeyRef {
 }
 
 /// Counters of inputs the engine could not use; nothing is dropped silently.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineStats {
     /// Trades or order events older than their window's horizon when they arrived (or whose
     /// sums would overflow a decimal): not in any window.
@@ -101,7 +103,7 @@ type FxSet<K> = HashSet<K, Fx>;
 
 // --- market state -------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct TradeItem {
     price: Decimal,
     qty: Decimal,
@@ -111,14 +113,32 @@ struct TradeItem {
     ret: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct TradeAcc {
     qty: Decimal,
     notional: Decimal,
     count: i64,
     n_ret: i64,
+    #[serde(with = "i128_text")]
     sum_ret: i128,
+    #[serde(with = "i128_text")]
     sum_ret2: i128,
+}
+
+/// 128-bit sums as decimal strings: JSON numbers beyond 64 bits do not survive every JSON
+/// library (serde_json's `Value` refuses them).
+mod i128_text {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &i128, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i128, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(D::Error::custom)
+    }
 }
 
 impl Acc for TradeAcc {
@@ -164,7 +184,7 @@ impl Acc for TradeAcc {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Bbo {
     bid: Decimal,
     ask: Decimal,
@@ -177,7 +197,7 @@ impl Bbo {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct SymState {
     key: Arc<str>,
     instrument: InstrumentId,
@@ -227,7 +247,7 @@ fn apply_levels(book: &mut BTreeMap<Decimal, Decimal>, levels: &[BookLevel]) {
 
 // --- order state --------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum OrdKind {
     Submitted,
     Canceled,
@@ -236,7 +256,7 @@ enum OrdKind {
     Fill,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct OrdItem {
     kind: OrdKind,
     /// This fill brought the order's filled quantity to its full quantity.
@@ -245,7 +265,7 @@ struct OrdItem {
     slip: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct OrdAcc {
     submitted: i64,
     canceled: i64,
@@ -253,6 +273,7 @@ struct OrdAcc {
     expired: i64,
     completed: i64,
     n_slip: i64,
+    #[serde(with = "i128_text")]
     sum_slip: i128,
 }
 
@@ -287,13 +308,13 @@ impl Acc for OrdAcc {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct AcctState {
     key: Arc<str>,
     win: Window<OrdAcc>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct OpenOrder {
     side: Side,
     qty: Decimal,
@@ -306,7 +327,13 @@ struct OpenOrder {
 
 /// Folds events into feature state. Deterministic: the same events in the same order give the
 /// same rows; no clock, no I/O. Memory is bounded by the number of entities and open orders
-/// plus the events inside the longest window (1 h of order events, 5 min of trades).
+/// plus the events inside the longest window (1 h of order events, 5 min of trades); see the
+/// crate docs, "Memory bounds", and [`FeatureEngine::state_stats`].
+///
+/// Serializable (serde) for snapshots: serializing, restoring and folding the following events
+/// gives exactly the rows (and the state) of folding them without interruption. The snapshot
+/// includes the parameters and is canonical (the same state always serializes to the same
+/// bytes); [`FeatureEngine::SNAPSHOT_VERSION`] names its layout.
 #[derive(Debug, Clone)]
 pub struct FeatureEngine {
     params: EngineParams,
@@ -321,6 +348,88 @@ pub struct FeatureEngine {
     dirty: FxSet<EntityKeyRef>,
     watermark: Option<Timestamp>,
     stats: EngineStats,
+}
+
+/// Sizes of the engine's state, to check it stays bounded (see the crate docs, "Memory
+/// bounds").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateStats {
+    /// Instruments seen (market entities).
+    pub symbols: usize,
+    /// Accounts seen (order and position entities).
+    pub accounts: usize,
+    /// (account, instrument) pairs that ever filled (position-symbol entities).
+    pub account_symbols: usize,
+    /// Orders submitted and not yet finished.
+    pub open_orders: usize,
+    /// Trades kept in the 1-minute and 5-minute windows, over every instrument.
+    pub trade_items: usize,
+    /// Order events kept in the 1-hour windows, over every account.
+    pub order_items: usize,
+    /// Order-book price levels kept, over every instrument and side.
+    pub book_levels: usize,
+    /// Entities changed since the last `changed_rows`.
+    pub dirty: usize,
+    /// Positions held by the positions crate, flat ones included.
+    pub positions: usize,
+}
+
+/// The serialized form of [`FeatureEngine`]. The indexes (instrument, key and account to slot)
+/// are rebuilt on restore; maps are written as sorted lists (JSON keys must be strings, and a
+/// hash map's order is not canonical); the changed entities name their view.
+#[derive(Serialize)]
+struct EngineSnapshotRef<'a> {
+    params: &'a EngineParams,
+    syms: &'a [SymState],
+    accts: &'a [AcctState],
+    /// (account slot, instrument slot) of every position-symbol entity.
+    pairs: Vec<(usize, usize)>,
+    orders: Vec<(&'a OrderId, &'a OpenOrder)>,
+    positions: &'a Positions,
+    dirty: Vec<(&'static str, &'a str)>,
+    watermark: Option<Timestamp>,
+    stats: EngineStats,
+}
+
+#[derive(Deserialize)]
+struct EngineSnapshot {
+    params: EngineParams,
+    syms: Vec<SymState>,
+    accts: Vec<AcctState>,
+    pairs: Vec<(usize, usize)>,
+    orders: Vec<(OrderId, OpenOrder)>,
+    positions: Positions,
+    dirty: Vec<(String, String)>,
+    watermark: Option<Timestamp>,
+    stats: EngineStats,
+}
+
+impl Serialize for FeatureEngine {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut orders: Vec<(&OrderId, &OpenOrder)> = self.orders.iter().collect();
+        orders.sort_unstable_by_key(|(id, _)| **id);
+        let mut dirty: Vec<(&'static str, &str)> =
+            self.dirty.iter().map(|k| (k.view, &*k.entity)).collect();
+        dirty.sort_unstable();
+        EngineSnapshotRef {
+            params: &self.params,
+            syms: &self.syms,
+            accts: &self.accts,
+            pairs: self.pair_keys.keys().copied().collect(),
+            orders,
+            positions: &self.positions,
+            dirty,
+            watermark: self.watermark,
+            stats: self.stats,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for FeatureEngine {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        FeatureEngine::from_snapshot(EngineSnapshot::deserialize(d)?).map_err(D::Error::custom)
+    }
 }
 
 /// Exact decimal to f64: `mantissa / 10^scale` is correctly rounded when both are exact f64s
@@ -368,6 +477,82 @@ impl Default for FeatureEngine {
 }
 
 impl FeatureEngine {
+    /// Version of the snapshot layout (the serde form of `FeatureEngine`). Bumped whenever the
+    /// layout or the meaning of a field changes, so a runtime refuses a snapshot of another
+    /// layout.
+    pub const SNAPSHOT_VERSION: u32 = 1;
+
+    /// Rebuild an engine from its serialized form, checking that it is consistent (a snapshot
+    /// not written by this crate must not make later calls panic).
+    fn from_snapshot(snap: EngineSnapshot) -> Result<FeatureEngine, String> {
+        let mut e = FeatureEngine::new(snap.params);
+        for (i, st) in snap.syms.iter().enumerate() {
+            if *st.key != *st.instrument.to_string() {
+                return Err(format!("instrument {} has key {}", st.instrument, st.key));
+            }
+            if st.holders.iter().any(|a| *a >= snap.accts.len()) {
+                return Err(format!(
+                    "instrument {} has an unknown holder",
+                    st.instrument
+                ));
+            }
+            if e.sym_index.insert(st.instrument.clone(), i).is_some() {
+                return Err(format!("instrument {} appears twice", st.instrument));
+            }
+            e.sym_by_key.insert(st.key.clone(), i);
+        }
+        for (i, a) in snap.accts.iter().enumerate() {
+            let id = AccountId::new(&*a.key).map_err(|err| err.to_string())?;
+            if e.acct_index.insert(id, i).is_some() {
+                return Err(format!("account {} appears twice", a.key));
+            }
+        }
+        for (a, s) in snap.pairs {
+            let (Some(acct), Some(sym)) = (snap.accts.get(a), snap.syms.get(s)) else {
+                return Err(format!("position-symbol pair ({a}, {s}) out of range"));
+            };
+            let key: Arc<str> = Arc::from(format!("{}|{}", acct.key, sym.key));
+            e.pair_keys.insert((a, s), key);
+        }
+        e.syms = snap.syms;
+        e.accts = snap.accts;
+        let n_orders = snap.orders.len();
+        e.orders = snap.orders.into_iter().collect();
+        if e.orders.len() != n_orders {
+            return Err("an order appears twice".into());
+        }
+        e.positions = snap.positions;
+        for (view, entity) in snap.dirty {
+            let v = defs::view(&view).ok_or_else(|| format!("unknown view {view:?}"))?;
+            e.dirty.insert(EntityKeyRef {
+                view: v.name,
+                entity: Arc::from(entity),
+            });
+        }
+        e.watermark = snap.watermark;
+        e.stats = snap.stats;
+        Ok(e)
+    }
+
+    /// Sizes of the state (see [`StateStats`]).
+    pub fn state_stats(&self) -> StateStats {
+        StateStats {
+            symbols: self.syms.len(),
+            accounts: self.accts.len(),
+            account_symbols: self.pair_keys.len(),
+            open_orders: self.orders.len(),
+            trade_items: self
+                .syms
+                .iter()
+                .map(|s| s.t1.len_items() + s.t5.len_items())
+                .sum(),
+            order_items: self.accts.iter().map(|a| a.win.len_items()).sum(),
+            book_levels: self.syms.iter().map(|s| s.bids.len() + s.asks.len()).sum(),
+            dirty: self.dirty.len(),
+            positions: self.positions.all().count(),
+        }
+    }
+
     pub fn new(params: EngineParams) -> Self {
         FeatureEngine {
             params,

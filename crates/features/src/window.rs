@@ -8,6 +8,8 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 /// A sum that items can be added to and removed from.
 pub(crate) trait Acc: Clone + Default {
     type Item: Clone;
@@ -17,7 +19,13 @@ pub(crate) trait Acc: Clone + Default {
     fn sub(&mut self, item: &Self::Item);
 }
 
-#[derive(Debug, Clone)]
+/// Serialized with its running sums as they are (not recomputed from the items): a decimal sum
+/// keeps the scale of everything ever added, which a fresh sum of the kept items may not have.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "A: Serialize, A::Item: Serialize",
+    deserialize = "A: Deserialize<'de>, A::Item: Deserialize<'de>"
+))]
 pub(crate) struct Window<A: Acc> {
     len: i64,
     items: VecDeque<(i64, A::Item)>,
@@ -99,7 +107,7 @@ impl<A: Acc> Window<A> {
         }
     }
 
-    #[cfg(test)]
+    /// Number of items kept (for memory statistics).
     pub(crate) fn len_items(&self) -> usize {
         self.items.len()
     }
