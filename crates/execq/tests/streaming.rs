@@ -170,7 +170,7 @@ fn params(v: u64) -> Params {
         [IsBpsDenominator::Paper, IsBpsDenominator::Executed][g.below(2) as usize];
     p.is_include_fees = g.below(2) == 0;
     p.own_prints_on_tape = g.below(2) == 0;
-    p.time_window = [TimeWindow::Hour, TimeWindow::Day][g.below(2) as usize];
+    p.time_window = [TimeWindow::Hour, TimeWindow::Day, TimeWindow::Month][g.below(3) as usize];
     p.size_bucket_basis = [SizeBucketBasis::Shares, SizeBucketBasis::Notional][g.below(2) as usize];
     p.ioc_residual_as_cancel = g.below(2) == 0;
     if g.below(4) == 0 {
@@ -184,14 +184,21 @@ fn params(v: u64) -> Params {
     p
 }
 
-/// Feed `recs` to a streaming engine (eviction on when the parameters allow it), draining
-/// finalized rows every few records. Returns the engine and the rows drained.
-fn stream_engine(recs: &[Record], p: &Params) -> (ExecQuality, Vec<OrderQuality>) {
+/// Feed `recs` to a streaming engine, turning eviction on (when the parameters allow it)
+/// before record `evict_from`, draining finalized rows every few records. Returns the engine
+/// and the rows drained.
+fn stream_engine(
+    recs: &[Record],
+    p: &Params,
+    evict_from: usize,
+) -> (ExecQuality, Vec<OrderQuality>) {
     let mut e = ExecQuality::new(p.clone()).unwrap();
-    let evicting = e.set_eviction(true).is_ok();
-    assert_eq!(evicting, p.is_end_price == IsEndPrice::OrderEndMid);
     let mut rows = Vec::new();
     for (i, r) in recs.iter().enumerate() {
+        if i == evict_from.min(recs.len() - 1) {
+            let evicting = e.set_eviction(true).is_ok();
+            assert_eq!(evicting, p.is_end_price == IsEndPrice::OrderEndMid);
+        }
         e.on_record(r);
         if i % 7 == 0 {
             rows.extend(e.drain_finalized());
@@ -244,7 +251,10 @@ proptest! {
         let recs = stream(seed, n);
         let p = params(pv);
         let batch = compute(&recs, &p).unwrap();
-        let (e, finalized) = stream_engine(&recs, &p);
+        // Eviction from the start, or turned on halfway (orders that ended before then leave
+        // on their deadlines too).
+        let evict_from = if pv % 3 == 0 { recs.len() / 2 } else { 0 };
+        let (e, finalized) = stream_engine(&recs, &p, evict_from);
         let held = e.held_rows(&ReportFilter::default());
         prop_assert_eq!(e.held_orders(), held.len());
         prop_assert_eq!(&e.aggregates(), &batch.aggregates);
@@ -295,7 +305,7 @@ proptest! {
 
         // Mid-stream: the running aggregates equal the batch over the records so far.
         let cut = cut.min(recs.len() - 1);
-        let (mid_engine, _) = stream_engine(&recs[..=cut], &p);
+        let (mid_engine, _) = stream_engine(&recs[..=cut], &p, 0);
         prop_assert_eq!(&mid_engine.aggregates(), &compute(&recs[..=cut], &p).unwrap().aggregates);
     }
 

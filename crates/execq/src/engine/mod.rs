@@ -44,6 +44,9 @@ pub use snapshot::SNAPSHOT_VERSION;
 
 const NS_PER_MS: i64 = 1_000_000;
 
+/// An eviction due: `(deadline, order serial, slot, end generation)`.
+type Due = (i64, u64, u32, u32);
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Quote {
     ts: i64,
@@ -128,6 +131,8 @@ struct OrderState {
     pend: Vec<HorizonLin>,
     /// Number of those lookups (kept always: eviction waits for zero).
     pending_n: u32,
+    /// Unique per order seen (slots are reused).
+    serial: u64,
     start_tape: (Decimal, Decimal),
     end_ts: Option<i64>,
     end_gen: u32,
@@ -240,9 +245,12 @@ pub struct ExecQuality {
     order_ix: HashMap<String, u32, FixedState>,
     pending: Vec<VecDeque<Pending>>,
     ends: VecDeque<(i64, u32, u32)>,
-    /// `(deadline, slot, end_gen)`: the order leaves on the first record after `deadline`.
-    /// Deadlines are non-decreasing in push order (see [`ExecQuality::deadline`]).
-    evictions: VecDeque<(i64, u32, u32)>,
+    /// `(deadline, serial, slot, end_gen)`: the order leaves on the first record after
+    /// `deadline` if it is still that order (serial) and that end (generation). A sorted set,
+    /// not a queue: with a session close and very long horizons deadlines can decrease.
+    evictions: BTreeSet<Due>,
+    /// Serial number of the next order (slots are reused; serials are not).
+    next_serial: u64,
     issues: BTreeMap<String, u64>,
     records: u64,
     last_ts: Option<i64>,
@@ -401,7 +409,8 @@ impl ExecQuality {
             order_ix: HashMap::with_hasher(FixedState::default()),
             pending: vec![VecDeque::new(); n],
             ends: VecDeque::new(),
-            evictions: VecDeque::new(),
+            evictions: BTreeSet::new(),
+            next_serial: 0,
             issues: BTreeMap::new(),
             records: 0,
             last_ts: None,
@@ -470,18 +479,16 @@ impl ExecQuality {
             return Ok(());
         }
         self.evict = true;
-        // Orders that ended before eviction was turned on, in deadline order: every later
-        // push has a deadline at least as late.
-        let mut due: Vec<(i64, u32, u32)> = self
+        // Orders that ended before eviction was turned on.
+        let due: Vec<Due> = self
             .orders
             .iter()
             .enumerate()
             .filter_map(|(ix, o)| {
                 let o = o.as_ref()?;
-                Some((self.deadline(o.end_ts?), ix as u32, o.end_gen))
+                Some((self.deadline(o.end_ts?), o.serial, ix as u32, o.end_gen))
             })
             .collect();
-        due.sort_unstable();
         self.evictions.extend(due);
         Ok(())
     }
@@ -648,12 +655,12 @@ impl ExecQuality {
                 self.emit_completion(ix as usize, end);
             }
         }
-        while let Some(&(deadline, ix, gen_)) = self.evictions.front() {
-            if deadline >= ts {
+        while let Some(&due) = self.evictions.first() {
+            if due.0 >= ts {
                 break;
             }
-            self.evictions.pop_front();
-            self.evict_order(ix as usize, gen_);
+            self.evictions.pop_first();
+            self.evict_order(due, ts);
         }
     }
 
@@ -705,15 +712,18 @@ impl ExecQuality {
         }
     }
 
-    fn evict_order(&mut self, ix: usize, gen_: u32) {
-        let final_now = self.ord(ix).is_some_and(|o| {
-            o.end_gen == gen_
-                && o.end.is_some()
-                && o.pending_n == 0
-                && !self.pass.contains(&(ix as u32))
-        });
-        if !final_now {
+    fn evict_order(&mut self, due: Due, ts: i64) {
+        let (_, serial, slot, gen_) = due;
+        let ix = slot as usize;
+        let Some(o) = self.ord(ix) else { return };
+        if o.serial != serial || o.end_gen != gen_ {
             return; // superseded by a later end (which has its own deadline)
+        }
+        if o.end.is_none() || o.pending_n > 0 || self.pass.contains(&slot) {
+            // Only when a lookup target lies beyond the deadline (decreasing targets, see
+            // `evictions`): try again on the next later record.
+            self.evictions.insert((ts, serial, slot, gen_));
+            return;
         }
         let Some(o) = self.orders.get_mut(ix).and_then(Option::take) else {
             return;
@@ -849,6 +859,7 @@ impl ExecQuality {
             sums: Box::new(Sums::with_horizons(self.r.horizons_ns.len())),
             pend: Vec::new(),
             pending_n: 0,
+            serial: self.next_serial,
             start_tape,
             end_ts: None,
             end_gen: 0,
@@ -866,6 +877,7 @@ impl ExecQuality {
                 (self.orders.len() - 1) as u32
             }
         };
+        self.next_serial += 1;
         self.order_ix.insert(id.clone(), ix);
         if self.track
             && let Some(o) = self.ord(ix as usize)
@@ -892,11 +904,11 @@ impl ExecQuality {
         o.end_ts = Some(ts);
         o.end_gen += 1;
         o.end = None;
-        let gen_ = o.end_gen;
+        let (gen_, serial) = (o.end_gen, o.serial);
         self.ends.push_back((ts, ix as u32, gen_));
         if self.evict {
             let d = self.deadline(ts);
-            self.evictions.push_back((d, ix as u32, gen_));
+            self.evictions.insert((d, serial, ix as u32, gen_));
         }
     }
 

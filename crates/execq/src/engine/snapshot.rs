@@ -9,14 +9,14 @@ use foldhash::fast::FixedState;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::incremental::{CellKey, Groups, LinForm, pairs};
-use super::{ExecQuality, Observation, OrderState, Pending, SymState};
+use super::{Due, ExecQuality, Observation, OrderState, Pending, SymState};
 use crate::params::Params;
 use crate::report::SIZE_BUCKETS;
 
 /// Version of the snapshot layout; a snapshot with another version is refused.
 pub const SNAPSHOT_VERSION: u32 = 1;
 
-type Due = VecDeque<(i64, u32, u32)>;
+type Ends = VecDeque<(i64, u32, u32)>;
 
 #[derive(Serialize)]
 struct SnapshotRef<'a> {
@@ -27,8 +27,9 @@ struct SnapshotRef<'a> {
     orders: &'a [Option<OrderState>],
     free: &'a [u32],
     pending: &'a [VecDeque<Pending>],
-    ends: &'a Due,
-    evictions: &'a Due,
+    ends: &'a Ends,
+    evictions: &'a BTreeSet<Due>,
+    next_serial: u64,
     issues: &'a BTreeMap<String, u64>,
     records: u64,
     last_ts: Option<i64>,
@@ -96,8 +97,9 @@ struct Snapshot {
     orders: Vec<Option<OrderState>>,
     free: Vec<u32>,
     pending: Vec<VecDeque<Pending>>,
-    ends: Due,
-    evictions: Due,
+    ends: Ends,
+    evictions: BTreeSet<Due>,
+    next_serial: u64,
     issues: BTreeMap<String, u64>,
     records: u64,
     last_ts: Option<i64>,
@@ -125,6 +127,7 @@ impl Serialize for ExecQuality {
             pending: &self.pending,
             ends: &self.ends,
             evictions: &self.evictions,
+            next_serial: self.next_serial,
             issues: &self.issues,
             records: self.records,
             last_ts: self.last_ts,
@@ -225,6 +228,7 @@ fn restore(s: Snapshot) -> Result<ExecQuality, String> {
         pending: s.pending,
         ends: s.ends,
         evictions: s.evictions,
+        next_serial: s.next_serial,
         issues: s.issues,
         records: s.records,
         last_ts: s.last_ts,
