@@ -9,6 +9,16 @@
 //!
 //! * [`ExecQuality`] is the streaming engine (`on_record`, `order`, `report`,
 //!   `drain_observations`); [`compute`] is the same engine fed a slice.
+//! * Bounded streaming: [`ExecQuality::aggregates`] are running aggregates over every order
+//!   seen, maintained per record. With [`ExecQuality::set_eviction`] an order whose row is final
+//!   (ended, end snapshot taken, realized-spread lookups resolved, `late_fill_grace_ms` passed
+//!   in event time) leaves the engine and is handed out by [`ExecQuality::drain_finalized`], so
+//!   memory follows the live orders. Rows are stored with [`OrderQuality::to_stored_json`] and
+//!   read back with [`OrderQuality::from_stored_json`]; [`aggregate_rows`] /
+//!   [`RowAggregator`], [`report_from_rows`] and [`rule605_from_rows`] rebuild aggregates,
+//!   reports and the Rule 605 report from stored rows plus [`ExecQuality::held_rows`].
+//! * The engine is a serde snapshot ([`SNAPSHOT_VERSION`]): restore and continue equals
+//!   continuing.
 //! * [`rule605`] builds the monthly Rule 605-style report, [`rule605_to_csv`] /
 //!   [`rule605_to_html`] render it; [`report_to_csv`] renders the per-order records.
 //! * Where the spec (section 6) lists competing readings, [`Params`] selects one; the defaults
