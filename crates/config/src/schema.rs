@@ -204,6 +204,8 @@ pub struct PlatformConfig {
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
     pub log_level: LogLevel,
+    /// When every consumer snapshots its state (a restart replays only what came after).
+    pub snapshots: SnapshotsConfig,
 }
 
 impl Default for PlatformConfig {
@@ -212,6 +214,27 @@ impl Default for PlatformConfig {
             data_dir: PathBuf::from("./data"),
             log_format: LogFormat::Text,
             log_level: LogLevel::Info,
+            snapshots: SnapshotsConfig::default(),
+        }
+    }
+}
+
+/// `platform.snapshots`: a consumer snapshots after `every_events` events or `every_secs`
+/// seconds (whichever comes first, if anything changed) and at shutdown, keeping `keep` files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SnapshotsConfig {
+    pub every_events: u64,
+    pub every_secs: u64,
+    pub keep: usize,
+}
+
+impl Default for SnapshotsConfig {
+    fn default() -> Self {
+        SnapshotsConfig {
+            every_events: 50_000,
+            every_secs: 60,
+            keep: 3,
         }
     }
 }
@@ -444,12 +467,16 @@ impl Default for SinksConfig {
 pub struct GatewayConfig {
     /// Account used when a request names none (the plan's examples use `test_account`).
     pub default_account: String,
+    /// How long a client order id is remembered for idempotent order entry (seconds): a repeat
+    /// within it returns the original order instead of placing a new one.
+    pub idempotency_window_secs: u64,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
             default_account: "test_account".to_owned(),
+            idempotency_window_secs: 24 * 3600,
         }
     }
 }
@@ -475,12 +502,15 @@ pub struct ComplianceScannerSection {
 pub struct EngineSection {
     /// UTC time (`HH:MM`) at which DAY orders expire; `null` disables expiry.
     pub day_session_end_utc: Option<String>,
+    /// How long finished orders and their client order ids stay in the engine's memory.
+    pub retention: oms::Retention,
 }
 
 impl Default for EngineSection {
     fn default() -> Self {
         EngineSection {
             day_session_end_utc: Some("00:00".to_owned()),
+            retention: oms::Retention::default(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The pure trading core: no I/O, no clock, deterministic.
 
+use journal::Delivery;
 use model::{AccountId, Event, Order, OrderId, Timestamp};
-use oms::{NewOrder, Oms, Submit};
+use oms::{NewOrder, Oms, Retention, Submit};
 use positions::Positions;
 use risk::{LimitsChange, RiskContext, RiskEngine, RiskLimits};
 use serde::{Deserialize, Serialize};
@@ -9,12 +10,14 @@ use venue::{PaperVenue, VenueConfig};
 
 use crate::EngineError;
 
-/// Limits and venue behaviour; both come from the config file.
+/// Limits, venue behaviour and how much finished history stays in memory; all from the config
+/// file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CoreConfig {
     pub risk: RiskLimits,
     pub venue: VenueConfig,
+    pub retention: Retention,
 }
 
 /// What happened to a submitted order.
@@ -30,13 +33,18 @@ pub enum Outcome {
     },
     /// The account already sent this client order id: the original order, no new one.
     Duplicate(Order),
+    /// The account sent this client order id for this order, which is no longer in memory:
+    /// the caller answers with the stored order (see [`oms::Submit::DuplicateOf`]).
+    DuplicateOf(OrderId),
 }
 
 impl Outcome {
-    pub fn order(&self) -> &Order {
+    /// The order, unless only its id is known ([`Outcome::DuplicateOf`]).
+    pub fn order(&self) -> Option<&Order> {
         match self {
-            Outcome::Accepted(o) | Outcome::Duplicate(o) => o,
-            Outcome::Rejected { order, .. } => order,
+            Outcome::Accepted(o) | Outcome::Duplicate(o) => Some(o),
+            Outcome::Rejected { order, .. } => Some(order),
+            Outcome::DuplicateOf(_) => None,
         }
     }
 }
@@ -46,7 +54,10 @@ impl Outcome {
 /// Two ways in: `replay` for journaled events (restores state, emits nothing) and the command
 /// methods (`submit`, `cancel`, `on_market_data`, ...) which decide, apply their own events and
 /// return them for the journal. The caller must journal returned events in order.
-#[derive(Clone)]
+///
+/// Serializable: a snapshot of the core plus a replay of the journal after it restores the same
+/// state as a replay from the beginning (the engine restarts that way).
+#[derive(Clone, Serialize, Deserialize)]
 pub struct TradingCore {
     oms: Oms,
     risk: RiskEngine,
@@ -57,7 +68,7 @@ pub struct TradingCore {
 impl TradingCore {
     pub fn new(config: CoreConfig) -> Result<Self, EngineError> {
         Ok(TradingCore {
-            oms: Oms::new(),
+            oms: Oms::with_retention(config.retention),
             risk: RiskEngine::new(config.risk)?,
             venue: PaperVenue::new(config.venue)?,
             positions: Positions::new(),
@@ -104,6 +115,7 @@ impl TradingCore {
     ) -> Result<(Outcome, Vec<Event>), EngineError> {
         let submitted = match self.oms.submit(req, ts)? {
             Submit::Duplicate(order) => return Ok((Outcome::Duplicate(order), Vec::new())),
+            Submit::DuplicateOf(id) => return Ok((Outcome::DuplicateOf(id), Vec::new())),
             Submit::New(event) => event,
         };
         let Event::OrderSubmitted { order } = &submitted else {
@@ -207,7 +219,17 @@ impl TradingCore {
 
     /// DAY orders at the end of the session.
     pub fn expire_day_orders(&mut self, ts: Timestamp) -> Result<Vec<Event>, EngineError> {
-        let events = self.oms.expire_day_orders(ts);
+        self.expire_day_orders_of(ts, ts)
+    }
+
+    /// DAY orders created at or before `session_end` (a session that ended while the platform
+    /// was down), expired as of `ts`.
+    pub fn expire_day_orders_of(
+        &mut self,
+        session_end: Timestamp,
+        ts: Timestamp,
+    ) -> Result<Vec<Event>, EngineError> {
+        let events = self.oms.expire_day_orders_of(session_end, ts);
         for e in &events {
             if let Event::OrderExpired { order_id, .. } = e {
                 self.venue.cancel(*order_id);
@@ -228,4 +250,28 @@ impl TradingCore {
         self.fold(&event)?;
         Ok(event)
     }
+}
+
+/// The core as a journal consumer: the engine's snapshotter folds the durable stream with
+/// [`TradingCore::replay`] (never deciding anything) and writes the snapshots a restart loads.
+impl runtime::Consumer for TradingCore {
+    type Error = EngineError;
+
+    fn apply(&mut self, batch: &[Delivery], _out: &mut Vec<Event>) -> Result<(), EngineError> {
+        for d in batch {
+            self.replay(&d.event).map_err(|e| EngineError::Replay {
+                seq: d.seq,
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl runtime::Snapshot for TradingCore {
+    /// OMS, risk, venue and positions each version their own layout; this one moves with any.
+    const STATE_VERSION: u32 = 1_000_000 * oms::Oms::SNAPSHOT_VERSION
+        + 10_000 * risk::SNAPSHOT_VERSION
+        + 100 * venue::SNAPSHOT_VERSION
+        + positions::SNAPSHOT_VERSION;
 }

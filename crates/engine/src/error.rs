@@ -18,6 +18,8 @@ pub enum EngineError {
     Replay { seq: u64, reason: String },
     #[error("the engine has stopped")]
     Stopped,
+    #[error("engine snapshots: {0}")]
+    Runtime(#[from] runtime::RuntimeError),
     /// A decision failed half-way: the in-memory state no longer matches the journal, so the
     /// engine must stop rather than take more orders.
     #[error("engine state diverged from the journal: {0}")]
@@ -35,6 +37,7 @@ impl EngineError {
             EngineError::Journal(_) => "journal_unavailable",
             EngineError::Replay { .. } => "journal_inconsistent",
             EngineError::Stopped => "engine_stopped",
+            EngineError::Runtime(_) => "engine_snapshot",
             EngineError::Diverged(_) => "engine_inconsistent",
         }
     }
@@ -43,7 +46,10 @@ impl EngineError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            EngineError::Diverged(_) | EngineError::Journal(_) | EngineError::Replay { .. }
+            EngineError::Diverged(_)
+                | EngineError::Journal(_)
+                | EngineError::Replay { .. }
+                | EngineError::Runtime(_)
         )
     }
 

@@ -11,4 +11,4 @@ mod shell;
 
 pub use crate::core::{CoreConfig, Outcome, TradingCore};
 pub use error::EngineError;
-pub use shell::{Engine, EngineConfig, ExecutionReport, Query, QueryAnswer};
+pub use shell::{Engine, EngineConfig, ExecutionReport, Query, QueryAnswer, Started};

@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use chrono::{NaiveTime, Utc};
 use journal::{InProcessBus, Journal, JournalError, StartAt, Subscription};
-use model::{AccountId, Event, Fill, Order, OrderId, Timestamp};
-use oms::{NewOrder, OrderFilter};
-use positions::Position;
+use model::{AccountId, Event, Order, OrderId, Timestamp};
+use oms::NewOrder;
 use risk::{LimitsChange, RiskLimits};
+use runtime::{
+    ConsumerHandle, Restored, Runner, RuntimeError, SnapshotPolicy, SnapshotStore, Spec,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -30,6 +32,9 @@ pub struct EngineConfig {
     /// UTC time at which DAY orders expire (crypto trades around the clock, so the "session"
     /// is a convention). `null` disables expiry.
     pub day_session_end_utc: Option<NaiveTime>,
+    /// When the engine's state is snapshotted (a restart replays only what came after).
+    #[serde(skip)]
+    pub snapshots: SnapshotPolicy,
 }
 
 impl Default for EngineConfig {
@@ -37,6 +42,7 @@ impl Default for EngineConfig {
         EngineConfig {
             core: CoreConfig::default(),
             day_session_end_utc: NaiveTime::from_hms_opt(0, 0, 0),
+            snapshots: SnapshotPolicy::default(),
         }
     }
 }
@@ -64,32 +70,15 @@ impl ExecutionReport {
     }
 }
 
-/// Read-only questions, answered from the engine's current state.
+/// Questions answered from the engine's own state. Orders, fills and positions are read from
+/// the blotter instead, off the engine task.
 #[derive(Debug, Clone)]
 pub enum Query {
-    /// One order; `account: Some` restricts it to that account's orders.
-    Order {
-        account: Option<AccountId>,
-        id: OrderId,
-    },
-    Orders(OrderFilter),
-    Fills {
-        account: Option<AccountId>,
-        symbol: Option<String>,
-        since: Option<Timestamp>,
-    },
-    Positions {
-        account: Option<AccountId>,
-    },
     RiskLimits,
 }
 
 #[derive(Debug, Clone)]
 pub enum QueryAnswer {
-    Order(Option<Order>),
-    Orders(Vec<Order>),
-    Fills(Vec<Fill>),
-    Positions(Vec<Position>),
     RiskLimits(Box<RiskLimits>),
 }
 
@@ -114,11 +103,15 @@ enum Command {
     },
 }
 
-/// A pending reply, answered by the acknowledger once its events are durable.
+/// A pending reply, answered by the acknowledger once its events, and every event decided
+/// before it, are durable. Answers with no events of their own (a repeated client order id,
+/// a query) wait in the same line: they reflect state that includes earlier decisions, which
+/// must not be shown before they are on disk.
 enum Reply {
     Submit(oneshot::Sender<Result<Outcome, EngineError>>, Outcome),
     Cancel(oneshot::Sender<Result<Order, EngineError>>, Order),
     Risk(oneshot::Sender<Result<Event, EngineError>>, Event),
+    Query(oneshot::Sender<QueryAnswer>, QueryAnswer),
     None,
 }
 
@@ -133,42 +126,104 @@ pub struct Engine {
 }
 
 const COMMAND_QUEUE: usize = 65_536;
-const REPLAY_BATCH: usize = 10_000;
+
+/// A started engine: its handle and task, and the snapshotter that keeps its restart short.
+pub struct Started {
+    pub engine: Engine,
+    pub task: JoinHandle<Result<(), EngineError>>,
+    /// A replica of the core fed by the durable stream (it only replays, never decides); its
+    /// snapshots are what the next start loads.
+    pub snapshotter: ConsumerHandle<TradingCore>,
+    pub snapshotter_task: JoinHandle<Result<(), RuntimeError>>,
+    /// The journal sequence of the snapshot the core was restored from (`None`: from scratch).
+    pub restored_from: Option<u64>,
+    /// Events replayed after the snapshot.
+    pub replayed: u64,
+}
 
 impl Engine {
-    /// Rebuild the core from the journal, then start the engine task. Market data is consumed
-    /// from the journal (after it is durable) starting right after the replayed history.
+    /// Restore the core from its newest valid snapshot (or from scratch), replay the journal
+    /// after it, expire DAY orders of sessions that ended while the platform was down, then
+    /// start the engine task. Market data is consumed from the journal (after it is durable)
+    /// right after the replayed history.
     pub async fn start(
         journal: Journal,
         config: EngineConfig,
+        snapshots: SnapshotStore,
+        runner: &Runner<InProcessBus>,
         shutdown: CancellationToken,
-    ) -> Result<(Engine, JoinHandle<Result<(), EngineError>>), EngineError> {
-        let mut core = TradingCore::new(config.core.clone())?;
+    ) -> Result<Started, EngineError> {
+        let fingerprint = runtime::fingerprint(&config.core);
         // Replay up to what is in the journal now; the bus subscription below carries on from
         // there, so a fast feed cannot keep the replay from ever finishing.
         let replay_to = journal.last_seq();
-        let mut next = 1;
-        while next <= replay_to {
-            let limit = REPLAY_BATCH.min((replay_to - next + 1) as usize);
-            let records = journal.read_from(next, limit)?;
-            let Some(last) = records.last().map(|r| r.seq) else {
-                break;
-            };
-            for r in &records {
-                core.replay(&r.event).map_err(|e| EngineError::Replay {
-                    seq: r.seq,
-                    reason: e.to_string(),
-                })?;
-            }
-            next = last + 1;
-        }
-        tracing::info!(
-            replayed_to = next - 1,
-            orders = core.oms().len(),
-            "trading core rebuilt from the journal"
-        );
+        let fresh = TradingCore::new(config.core.clone())?;
+        let restored = runtime::restore(&snapshots, &fingerprint, replay_to, || fresh)?;
+        let restored_from = restored.snapshot.as_ref().map(|m| m.seq);
+        let mut core = restored.state;
         let bus = InProcessBus::new(journal.clone());
-        let market = forward_market_data(bus.subscribe_ephemeral("md.>", StartAt::Sequence(next))?);
+        let mut replayed = 0u64;
+        runtime::replay(
+            &bus,
+            "engine-replay",
+            ">",
+            restored.position + 1,
+            replay_to,
+            |batch| {
+                for d in batch {
+                    core.replay(&d.event).map_err(|e| EngineError::Replay {
+                        seq: d.seq,
+                        reason: e.to_string(),
+                    })?;
+                }
+                replayed += batch.len() as u64;
+                Ok::<(), EngineError>(())
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            runtime::ReplayError::Bus(e) => EngineError::Journal(e),
+            runtime::ReplayError::Apply(e) => e,
+        })?;
+        tracing::info!(
+            snapshot = ?restored_from,
+            replayed,
+            replayed_to = replay_to,
+            open_orders = core.oms().open_len(),
+            "trading core restored"
+        );
+        let (snapshotter, snapshotter_task) = runner
+            .start_restored(
+                Spec::new("engine", ">"),
+                snapshots,
+                config.snapshots,
+                fingerprint,
+                Restored {
+                    state: core.clone(),
+                    position: replay_to,
+                    snapshot: restored.snapshot,
+                    rejected: restored.rejected,
+                },
+            )
+            .await?;
+
+        // DAY orders of a session that ended while the platform was down expire now, before
+        // anything else is decided.
+        if let Some(ended) = last_session_end(config.day_session_end_utc) {
+            let events = core.expire_day_orders_of(ended, Timestamp::now())?;
+            if !events.is_empty() {
+                tracing::info!(
+                    expired = events.len(),
+                    session_end = %ended,
+                    "DAY orders of a session that ended while the platform was down expired"
+                );
+                journal.append_batch(events).await?;
+            }
+        }
+
+        let market = forward_market_data(
+            bus.subscribe_ephemeral("md.>", StartAt::Sequence(journal.last_seq() + 1))?,
+        );
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (reports, _) = broadcast::channel(16_384);
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
@@ -176,7 +231,14 @@ impl Engine {
         let task = tokio::spawn(run(
             core, journal, market, rx, ack_tx, acker, config, shutdown,
         ));
-        Ok((Engine { tx, reports }, task))
+        Ok(Started {
+            engine: Engine { tx, reports },
+            task,
+            snapshotter,
+            snapshotter_task,
+            restored_from,
+            replayed,
+        })
     }
 
     async fn call<T>(
@@ -212,6 +274,7 @@ impl Engine {
             .await?
     }
 
+    /// Answered once everything decided before it is durable.
     pub async fn query(&self, query: Query) -> Result<QueryAnswer, EngineError> {
         self.call(|reply| Command::Query { query, reply }).await
     }
@@ -310,6 +373,19 @@ fn forward_market_data(
     rx
 }
 
+/// The most recent session end at or before now (`None` when DAY expiry is off).
+fn last_session_end(at: Option<NaiveTime>) -> Option<Timestamp> {
+    let at = at?;
+    let now = Utc::now();
+    let today = now.date_naive().and_time(at).and_utc();
+    let last = if today <= now {
+        today
+    } else {
+        today - chrono::Duration::days(1)
+    };
+    Some(Timestamp::from_nanos(last.timestamp_nanos_opt()?))
+}
+
 fn next_session_end(at: Option<NaiveTime>) -> Option<Duration> {
     let at = at?;
     let now = Utc::now();
@@ -333,8 +409,9 @@ fn handle(
     let now = Timestamp::now();
     match cmd {
         Command::Submit { req, reply } => match core.submit(req, now) {
+            // A repeat of an earlier order: answered after that order is durable.
             Ok((outcome, events)) if events.is_empty() => {
-                let _ = reply.send(Ok(outcome));
+                defer(ack, Reply::Submit(reply, outcome))?
             }
             Ok((outcome, events)) => {
                 journal_then(journal, ack, events, Reply::Submit(reply, outcome))?
@@ -371,61 +448,26 @@ fn handle(
                 let _ = reply.send(Err(e));
             }
         },
-        Command::Query { query, reply } => {
-            let _ = reply.send(answer(core, query));
-        }
+        Command::Query { query, reply } => defer(ack, Reply::Query(reply, answer(core, query)))?,
     }
     Ok(())
 }
 
 fn answer(core: &TradingCore, query: Query) -> QueryAnswer {
     match query {
-        Query::Order { account, id } => QueryAnswer::Order(
-            match &account {
-                Some(a) => core.oms().order_for_account(a, id),
-                None => core.oms().order(id),
-            }
-            .cloned(),
-        ),
-        Query::Orders(filter) => {
-            QueryAnswer::Orders(core.oms().orders(&filter).into_iter().cloned().collect())
-        }
-        Query::Fills {
-            account,
-            symbol,
-            since,
-        } => {
-            let filter = OrderFilter {
-                account,
-                ..OrderFilter::default()
-            };
-            let mut fills: Vec<Fill> = core
-                .oms()
-                .orders(&filter)
-                .into_iter()
-                .filter(|o| {
-                    symbol
-                        .as_deref()
-                        .is_none_or(|s| o.instrument.symbol.as_str() == s)
-                })
-                .flat_map(|o| {
-                    core.oms()
-                        .fills(o.order_id)
-                        .unwrap_or_default()
-                        .iter()
-                        .cloned()
-                })
-                .filter(|f| since.is_none_or(|t| f.ts >= t))
-                .collect();
-            fills.sort_by_key(|f| (f.ts, f.fill_id));
-            QueryAnswer::Fills(fills)
-        }
-        Query::Positions { account } => QueryAnswer::Positions(match &account {
-            Some(a) => core.positions().account_positions(a).cloned().collect(),
-            None => core.positions().all().cloned().collect(),
-        }),
         Query::RiskLimits => QueryAnswer::RiskLimits(Box::new(core.risk().limits().clone())),
     }
+}
+
+/// Answer `reply` after everything queued before it is durable (it has no events of its own).
+fn defer(
+    ack: &mpsc::UnboundedSender<(Durable, Vec<Event>, Reply)>,
+    reply: Reply,
+) -> Result<(), EngineError> {
+    #[allow(clippy::reversed_empty_ranges)]
+    let nothing: Durable = Box::pin(async { Ok(1..=0) });
+    ack.send((nothing, Vec::new(), reply))
+        .map_err(|_| EngineError::Stopped)
 }
 
 /// Queue `events` for the journal now (keeping decision order) and let the acknowledger answer
@@ -457,6 +499,7 @@ async fn acknowledge(
                     Reply::Submit(tx, outcome) => drop(tx.send(Ok(outcome))),
                     Reply::Cancel(tx, order) => drop(tx.send(Ok(order))),
                     Reply::Risk(tx, event) => drop(tx.send(Ok(event))),
+                    Reply::Query(tx, answer) => drop(tx.send(answer)),
                     Reply::None => {}
                 }
             }
@@ -469,7 +512,7 @@ async fn acknowledge(
                     Reply::Submit(tx, _) => drop(tx.send(Err(err()))),
                     Reply::Cancel(tx, _) => drop(tx.send(Err(err()))),
                     Reply::Risk(tx, _) => drop(tx.send(Err(err()))),
-                    Reply::None => {}
+                    Reply::Query(..) | Reply::None => {}
                 }
                 shutdown.cancel();
             }

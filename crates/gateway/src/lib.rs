@@ -10,8 +10,10 @@ pub mod orders;
 pub use auth::{Accounts, AllMarker, ApiKeys, Principal, Role};
 pub use market::{MarketCache, MarketSnapshot};
 
+use std::sync::Arc;
+
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -26,9 +28,27 @@ pub struct Gateway {
     pub market: MarketCache,
     pub engine: engine::Engine,
     pub keys: ApiKeys,
+    pub reads: Reads,
     /// Ends long-lived responses (the execution-report stream) at shutdown, so a connected
     /// client cannot keep the process from stopping.
     pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+/// Where reads come from: the blotter (orders, fills) and the positions view, both written
+/// from the journal after commit, and the journal's head (what a read must include).
+#[derive(Clone)]
+pub struct Reads {
+    pub blotter: blotter::Blotter,
+    pub blotter_writer: runtime::ConsumerHandle<blotter::BlotterWriter>,
+    pub positions: runtime::ConsumerHandle<blotter::PositionsView>,
+    /// The journal's last durable sequence.
+    pub head: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+impl FromRef<Gateway> for ApiKeys {
+    fn from_ref(gw: &Gateway) -> ApiKeys {
+        gw.keys.clone()
+    }
 }
 
 /// The gateway's own routes (merge with `telemetry::service_router` for /health and /metrics).
@@ -72,5 +92,99 @@ async fn market_data(
                 "symbol {symbol:?} has no market data; GET /marketdata lists the known symbols"
             ),
         )
+    })
+}
+
+/// Why the core (engine + read views) could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+    #[error(transparent)]
+    Runtime(#[from] runtime::RuntimeError),
+    #[error(transparent)]
+    Blotter(#[from] blotter::BlotterError),
+}
+
+/// What [`start_core`] needs.
+pub struct CoreSpec {
+    pub journal: journal::Journal,
+    pub engine: engine::EngineConfig,
+    /// Snapshots go to `<data_dir>/snapshots`, the blotter to `<data_dir>/blotter.db`.
+    pub data_dir: std::path::PathBuf,
+    /// How long the blotter remembers client order ids.
+    pub idempotency_window_secs: u64,
+}
+
+/// The started core: the engine, the read views the gateway answers from, and their tasks.
+pub struct Core {
+    pub engine: engine::Engine,
+    pub reads: Reads,
+    pub snapshotter: runtime::ConsumerHandle<engine::TradingCore>,
+    pub tasks: Vec<(&'static str, tokio::task::JoinHandle<Result<(), String>>)>,
+}
+
+fn flatten<E: std::fmt::Display + Send + 'static>(
+    task: tokio::task::JoinHandle<Result<(), E>>,
+) -> tokio::task::JoinHandle<Result<(), String>> {
+    tokio::spawn(async move {
+        match task.await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+}
+
+/// Starts the trading engine (restored from its newest snapshot plus the journal tail) and
+/// the read views behind the gateway: the blotter and the positions view.
+pub async fn start_core(
+    spec: CoreSpec,
+    runner: &runtime::Runner<journal::InProcessBus>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<Core, StartError> {
+    let snapshots_root = spec.data_dir.join("snapshots");
+    let policy = spec.engine.snapshots;
+    let started = engine::Engine::start(
+        spec.journal.clone(),
+        spec.engine,
+        runtime::SnapshotStore::open(&snapshots_root, "engine", policy.keep)?,
+        runner,
+        shutdown,
+    )
+    .await?;
+    let blotter_path = spec.data_dir.join("blotter.db");
+    let writer = blotter::BlotterWriter::open(&blotter_path, spec.idempotency_window_secs)?;
+    let (blotter_writer, blotter_task) = runner
+        .start_stored(
+            runtime::Spec::new("blotter", blotter::BlotterWriter::FILTER)
+                .with_tick(std::time::Duration::from_secs(60)),
+            writer,
+        )
+        .await?;
+    let (positions, positions_task) = runner
+        .start_snapshotted(
+            runtime::Spec::new("positions", blotter::PositionsView::FILTER),
+            runtime::SnapshotStore::open(&snapshots_root, "positions", policy.keep)?,
+            policy,
+            runtime::fingerprint("positions-v1"),
+            blotter::PositionsView::new,
+        )
+        .await?;
+    let journal = spec.journal;
+    Ok(Core {
+        engine: started.engine,
+        reads: Reads {
+            blotter: blotter::Blotter::open(&blotter_path),
+            blotter_writer,
+            positions,
+            head: Arc::new(move || journal.last_seq()),
+        },
+        snapshotter: started.snapshotter,
+        tasks: vec![
+            ("engine", flatten(started.task)),
+            ("engine-snapshots", flatten(started.snapshotter_task)),
+            ("blotter", flatten(blotter_task)),
+            ("positions", flatten(positions_task)),
+        ],
     })
 }

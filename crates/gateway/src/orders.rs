@@ -1,35 +1,49 @@
 //! Order entry and the trading views: orders, fills, positions, the execution-report stream and
 //! the risk admin endpoints.
+//!
+//! Orders go to the engine; every read comes from the blotter and the positions view, which
+//! are written from the journal after commit: off the engine task (a big read never stalls
+//! trading) and durable (a read never shows what a crash could take back). A read first waits
+//! until those views include everything durable when it arrived, so a client reads its own
+//! acknowledged orders.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use blotter::{FillQuery, OrderQuery, Page, StatusFilter};
 use engine::{EngineError, Outcome, QueryAnswer};
 use futures_util::{Stream, StreamExt};
 use model::{
     AccountId, ClientOrderId, InstrumentId, Order, OrderId, OrderStatus, OrderType, Price,
-    Quantity, Side, Symbol, TimeInForce, Timestamp,
+    Quantity, Side, Symbol, TimeInForce,
 };
-use oms::{NewOrder, OrderFilter};
-use serde::de::DeserializeOwned;
+use oms::NewOrder;
+use runtime::http::ApiError;
+use runtime::{Caller, Params, Scope, parse_json};
 use serde::{Deserialize, Serialize};
-use telemetry::http::{ApiError, ErrorDetail};
+use telemetry::http::ErrorDetail;
 
 use crate::Gateway;
-use auth::{Principal, Role};
+use auth::Role;
+
+/// How long a read waits for the read store to include what was durable when it arrived.
+const READ_BARRIER: Duration = Duration::from_secs(2);
+/// Page size when a listing names none, and the most a page may hold.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1_000;
 
 /// `POST /orders` body. Numbers may be JSON numbers or strings; both are kept exact.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequest {
     /// Optional when the API key covers exactly one account.
-    pub account: Option<AccountId>,
+    pub account: Option<String>,
     pub symbol: String,
     pub side: Side,
     #[serde(rename = "type")]
@@ -66,34 +80,6 @@ struct RejectBody {
     order: OrderView,
 }
 
-/// Parse a JSON body; the error names the offending field.
-pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let result: Result<T, _> = serde_path_to_error::deserialize(de);
-    result.map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let msg = inner.to_string();
-        match inner.classify() {
-            serde_json::error::Category::Syntax
-            | serde_json::error::Category::Eof
-            | serde_json::error::Category::Io => ApiError::bad_request(
-                "malformed_json",
-                format!("the body is not valid JSON: {msg}"),
-            ),
-            serde_json::error::Category::Data if msg.starts_with("unknown field") => {
-                ApiError::bad_request("unknown_field", msg)
-            }
-            serde_json::error::Category::Data if msg.starts_with("missing field") => {
-                ApiError::bad_request("missing_field", msg)
-            }
-            serde_json::error::Category::Data => {
-                ApiError::unprocessable("invalid_field", format!("{path}: {msg}"))
-            }
-        }
-    })
-}
-
 fn engine_error(e: EngineError) -> ApiError {
     let code = e.code();
     if e.is_client_error() {
@@ -109,47 +95,70 @@ fn engine_error(e: EngineError) -> ApiError {
     }
 }
 
-fn parse_account(s: &str) -> Result<AccountId, ApiError> {
-    AccountId::new(s).map_err(|e| ApiError::unprocessable("invalid_field", e.to_string()))
+fn store_error(e: blotter::BlotterError) -> ApiError {
+    tracing::error!(error = %e, "blotter read failed");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "read_store_unavailable",
+        "the order history store cannot be read right now; retry shortly",
+    )
 }
 
-/// The account a request acts on: the named one if the key covers it, else the key's only one.
-fn resolve_account(p: &Principal, named: Option<AccountId>) -> Result<AccountId, ApiError> {
-    match named {
-        Some(a) if p.sees(&a) => Ok(a),
-        // Do not reveal whether an account the key does not cover exists.
-        Some(a) => Err(ApiError::not_found(
-            "account_not_found",
-            format!("no account {a} for this API key"),
-        )),
-        None => p.default_account().cloned().ok_or_else(|| {
-            ApiError::bad_request(
-                "missing_field",
-                "missing field `account` (this API key covers several accounts)",
-            )
-        }),
-    }
+/// Runs a blotter read on the blocking pool.
+async fn read<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, blotter::BlotterError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("read task failed: {e}")))?
+        .map_err(store_error)
+}
+
+/// Waits until the blotter includes everything durable when the request arrived.
+async fn orders_barrier(gw: &Gateway) -> Result<(), ApiError> {
+    let target = (gw.reads.head)();
+    gw.reads
+        .blotter_writer
+        .wait_for(target, READ_BARRIER)
+        .await
+        .map_err(behind)
+}
+
+fn behind(lag: runtime::Lagging) -> ApiError {
+    tracing::warn!(%lag, "read store behind the journal");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "read_store_behind",
+        format!("the read store is catching up with the journal ({lag}); retry shortly"),
+    )
+}
+
+fn order_not_found(id: &str) -> ApiError {
+    ApiError::not_found("order_not_found", format!("no order {id:?}"))
 }
 
 pub async fn submit(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let principal = gw.keys.authenticate(&headers)?;
-    let req: OrderRequest = parse_body(&body)?;
-    let account = resolve_account(&principal, req.account)?;
-    if !principal.can_trade(&account) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "this API key cannot place orders",
-        ));
-    }
+    let req: OrderRequest = parse_json(&body)?;
+    let account = caller.write_account(req.account.as_deref())?;
     let instrument = instrument_for(&gw, &req.symbol)?;
     Order::check_shape(req.order_type, req.quantity, req.price, req.stop_price)
         .map_err(|e| ApiError::unprocessable("invalid_order", e.to_string()))?;
-    let new = NewOrder {
+    // A client order id older than the engine remembers is found in the durable index.
+    if let Some(coid) = &req.client_order_id {
+        let (b, a, c) = (
+            gw.reads.blotter.clone(),
+            account.to_string(),
+            coid.to_string(),
+        );
+        if let Some(original) = read(move || b.order_by_client_id(&a, &c)).await? {
+            return Ok(replay_response(original));
+        }
+    }
+    let mut new = NewOrder {
         account: account.clone(),
         client_order_id: req.client_order_id,
         instrument,
@@ -159,25 +168,50 @@ pub async fn submit(
         quantity: req.quantity,
         price: req.price,
         stop_price: req.stop_price,
+        not_a_duplicate_of: None,
     };
-    let outcome = gw.engine.submit(new).await.map_err(|e| match e {
-        // Shape errors the gateway missed are still the caller's fault.
-        EngineError::Oms(oms::OmsError::InvalidOrder(m)) => {
-            ApiError::unprocessable("invalid_order", m.to_string())
+    let submit = |new: NewOrder| async {
+        gw.engine.submit(new).await.map_err(|e| match e {
+            // Shape errors the gateway missed are still the caller's fault.
+            EngineError::Oms(oms::OmsError::InvalidOrder(m)) => {
+                ApiError::unprocessable("invalid_order", m.to_string())
+            }
+            other => engine_error(other),
+        })
+    };
+    let mut outcome = submit(new.clone()).await?;
+    if let Outcome::DuplicateOf(id) = outcome {
+        // The engine remembers the id by digest only: check the stored order is this account's
+        // order with this client order id; if not (two ids sharing a digest) it is a new order.
+        orders_barrier(&gw).await?;
+        let b = gw.reads.blotter.clone();
+        let stored = read(move || b.order(id.0)).await?;
+        match stored {
+            Some(o)
+                if o.account == new.account
+                    && Some(&o.client_order_id) == new.client_order_id.as_ref() =>
+            {
+                return Ok(replay_response(o));
+            }
+            _ => {
+                new.not_a_duplicate_of = Some(id);
+                outcome = submit(new).await?;
+            }
         }
-        other => engine_error(other),
-    })?;
+    }
     Ok(match outcome {
         Outcome::Accepted(order) => {
             tracing::info!(order_id = %order.order_id, account = %order.account, status = ?order.status, "order accepted");
             (StatusCode::CREATED, Json(OrderView::from(order))).into_response()
         }
-        Outcome::Duplicate(order) => (
-            StatusCode::OK,
-            [("idempotent-replay", "true")],
-            Json(OrderView::from(order)),
-        )
-            .into_response(),
+        Outcome::Duplicate(order) => replay_response(order),
+        Outcome::DuplicateOf(id) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "duplicate_client_order_id",
+                format!("this client order id was used by order {id}"),
+            ));
+        }
         Outcome::Rejected {
             order,
             code,
@@ -196,6 +230,16 @@ pub async fn submit(
     })
 }
 
+/// The original order of a repeated client order id: 200 with `idempotent-replay: true`.
+fn replay_response(order: Order) -> Response {
+    (
+        StatusCode::OK,
+        [("idempotent-replay", "true")],
+        Json(OrderView::from(order)),
+    )
+        .into_response()
+}
+
 /// The instrument for a symbol the platform has market data for.
 fn instrument_for(gw: &Gateway, symbol: &str) -> Result<InstrumentId, ApiError> {
     let unknown = || {
@@ -211,191 +255,264 @@ fn instrument_for(gw: &Gateway, symbol: &str) -> Result<InstrumentId, ApiError> 
 fn parse_order_id(s: &str) -> Result<OrderId, ApiError> {
     s.parse::<u64>()
         .map(OrderId)
-        .map_err(|_| ApiError::not_found("order_not_found", format!("no order {s:?}")))
+        .map_err(|_| order_not_found(s))
+}
+
+/// The order if the caller may see it (another account's order is a 404, like a missing one).
+async fn visible_order(gw: &Gateway, caller: &Caller, id: &str) -> Result<Order, ApiError> {
+    let order_id = parse_order_id(id)?;
+    orders_barrier(gw).await?;
+    let b = gw.reads.blotter.clone();
+    match read(move || b.order(order_id.0)).await? {
+        Some(o) if caller.sees(o.account.as_str()) => Ok(o),
+        _ => Err(order_not_found(id)),
+    }
 }
 
 pub async fn get_order(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<OrderView>, ApiError> {
-    let principal = gw.keys.authenticate(&headers)?;
-    let id = parse_order_id(&id)?;
-    let answer = gw
-        .engine
-        .query(engine::Query::Order { account: None, id })
+    visible_order(&gw, &caller, &id)
         .await
-        .map_err(engine_error)?;
-    match answer {
-        QueryAnswer::Order(Some(order)) if principal.sees(&order.account) => Ok(Json(order.into())),
-        _ => Err(ApiError::not_found(
-            "order_not_found",
-            format!("no order {id}"),
-        )),
-    }
+        .map(|o| Json(o.into()))
 }
 
 pub async fn cancel_order(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<OrderView>, ApiError> {
-    let principal = gw.keys.authenticate(&headers)?;
-    let id = parse_order_id(&id)?;
-    let QueryAnswer::Order(Some(order)) = gw
-        .engine
-        .query(engine::Query::Order { account: None, id })
-        .await
-        .map_err(engine_error)?
-    else {
-        return Err(ApiError::not_found(
-            "order_not_found",
-            format!("no order {id}"),
-        ));
-    };
-    if !principal.sees(&order.account) {
-        return Err(ApiError::not_found(
-            "order_not_found",
-            format!("no order {id}"),
-        ));
-    }
-    if !principal.can_trade(&order.account) {
+    let order = visible_order(&gw, &caller, &id).await?;
+    if caller.role() == Role::Compliance {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "this API key cannot cancel orders",
         ));
     }
+    if let Some(e) = terminal_error(&order) {
+        return Err(e);
+    }
     let order = gw
         .engine
-        .cancel(order.account, id)
+        .cancel(order.account, order.order_id)
         .await
         .map_err(engine_error)?;
     Ok(Json(order.into()))
 }
 
-fn account_param(
-    p: &Principal,
-    q: &HashMap<String, String>,
-) -> Result<Option<AccountId>, ApiError> {
-    match q.get("account") {
-        Some(a) => resolve_account(p, Some(parse_account(a)?)).map(Some),
-        None => match p.account_filter() {
-            None => Ok(None),
-            Some(_) => resolve_account(p, None).map(Some),
-        },
-    }
+/// A cancel of a finished order: 409 with the same codes the OMS uses.
+fn terminal_error(o: &Order) -> Option<ApiError> {
+    let code = match o.status {
+        OrderStatus::Filled => "order_already_filled",
+        OrderStatus::Canceled => "order_already_canceled",
+        OrderStatus::Rejected => "order_already_rejected",
+        OrderStatus::Expired => "order_already_expired",
+        OrderStatus::PendingNew | OrderStatus::Accepted | OrderStatus::PartiallyFilled => {
+            return None;
+        }
+    };
+    Some(ApiError::new(
+        StatusCode::CONFLICT,
+        code,
+        format!("order {} is already {}", o.order_id, o.status.as_str()),
+    ))
 }
 
-pub async fn list_orders(
-    State(gw): State<Gateway>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Vec<OrderView>>, ApiError> {
-    let principal = gw.keys.authenticate(&headers)?;
-    telemetry::http::check_params(&q, &["account", "status", "symbol"])?;
-    let account = account_param(&principal, &q)?;
-    let status = q
-        .get("status")
-        .map(|s| {
-            serde_json::from_value::<OrderStatus>(serde_json::Value::String(s.clone())).map_err(|_| {
+/// `order=asc|desc` (default newest first) and `cursor`.
+fn direction_and_cursor(p: &Params) -> Result<(bool, Option<u64>), ApiError> {
+    let newest_first = p.choice("order", &["asc", "desc"])?.unwrap_or("desc") == "desc";
+    let cursor = p
+        .get("cursor")
+        .map(|c| {
+            c.parse::<u64>().map_err(|_| {
                 ApiError::unprocessable(
                     "invalid_field",
-                    format!("status: {s:?} is not one of pending_new, accepted, partially_filled, filled, canceled, rejected, expired"),
+                    format!("cursor: {c:?} is not a cursor from a previous page"),
                 )
             })
         })
         .transpose()?;
-    let symbol = q
+    Ok((newest_first, cursor))
+}
+
+fn scope_accounts(scope: &Scope) -> Option<Vec<String>> {
+    scope.accounts()
+}
+
+/// A page as a JSON array, with the next page in `Link` (RFC 8288) and `X-Next-Cursor`.
+fn paged<T: Serialize>(path: &str, p: &Params, page: Page<T>) -> Response {
+    let mut res = Json(page.items).into_response();
+    if let Some(next) = page.next_cursor {
+        let mut query: Vec<(String, String)> = p
+            .pairs()
+            .filter(|(k, _)| *k != "cursor")
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        query.sort();
+        query.push(("cursor".into(), next.to_string()));
+        let qs: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        let link = format!("<{path}?{}>; rel=\"next\"", qs.join("&"));
+        let headers = res.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            headers.insert(header::LINK, v);
+        }
+        headers.insert(
+            "x-next-cursor",
+            HeaderValue::from_str(&next.to_string()).unwrap_or(HeaderValue::from_static("")),
+        );
+    }
+    res
+}
+
+/// Percent-encoding for a query component (unreserved characters stay as they are).
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `GET /orders?account=&status=&symbol=&from=&to=&limit=&cursor=&order=`
+pub async fn list_orders(
+    State(gw): State<Gateway>,
+    caller: Caller,
+    p: Params,
+) -> Result<Response, ApiError> {
+    p.allow(&[
+        "account", "status", "symbol", "from", "to", "limit", "cursor", "order",
+    ])?;
+    let scope = caller.read_scope(p.get("account"))?;
+    let status = p
+        .get("status")
+        .map(|s| {
+            StatusFilter::parse(s).ok_or_else(|| {
+                ApiError::unprocessable(
+                    "invalid_field",
+                    format!(
+                        "status: {s:?} is not one of open, closed, pending_new, accepted, partially_filled, filled, canceled, rejected, expired"
+                    ),
+                )
+            })
+        })
+        .transpose()?;
+    let symbol = p
         .get("symbol")
         .map(|s| {
             Symbol::new(s.to_ascii_uppercase())
-                .map_err(|e| ApiError::unprocessable("invalid_field", e.to_string()))
+                .map(|s| s.to_string())
+                .map_err(|e| ApiError::unprocessable("invalid_field", format!("symbol: {e}")))
         })
         .transpose()?;
-    let filter = OrderFilter {
-        account,
+    let (newest_first, cursor) = direction_and_cursor(&p)?;
+    let q = OrderQuery {
+        accounts: scope_accounts(&scope),
         status,
         symbol,
-        open_only: false,
+        from: p.time("from")?,
+        to: p.time("to")?,
+        cursor,
+        limit: p.limit(DEFAULT_LIMIT, MAX_LIMIT)?,
+        newest_first,
     };
-    match gw
-        .engine
-        .query(engine::Query::Orders(filter))
-        .await
-        .map_err(engine_error)?
-    {
-        QueryAnswer::Orders(orders) => Ok(Json(orders.into_iter().map(OrderView::from).collect())),
-        _ => Err(ApiError::internal("unexpected engine answer")),
-    }
+    orders_barrier(&gw).await?;
+    let b = gw.reads.blotter.clone();
+    let page = read(move || b.orders(&q)).await?;
+    let page = Page {
+        items: page.items.into_iter().map(OrderView::from).collect(),
+        next_cursor: page.next_cursor,
+    };
+    Ok(paged("/orders", &p, page))
 }
 
+/// `GET /fills?account=&symbol=&order_id=&from=&to=&limit=&cursor=&order=` (`since` is the
+/// older name of `from`).
 pub async fn list_fills(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Vec<model::Fill>>, ApiError> {
-    let principal = gw.keys.authenticate(&headers)?;
-    telemetry::http::check_params(&q, &["account", "symbol", "since"])?;
-    let account = account_param(&principal, &q)?;
-    let since = q
-        .get("since")
+    caller: Caller,
+    p: Params,
+) -> Result<Response, ApiError> {
+    p.allow(&[
+        "account", "symbol", "order_id", "from", "to", "since", "limit", "cursor", "order",
+    ])?;
+    let scope = caller.read_scope(p.get("account"))?;
+    let order_id = p
+        .get("order_id")
         .map(|s| {
-            Timestamp::parse_rfc3339(s)
-                .map_err(|e| ApiError::unprocessable("invalid_field", format!("since: {e}")))
+            s.parse::<u64>().map_err(|_| {
+                ApiError::unprocessable(
+                    "invalid_field",
+                    format!("order_id: {s:?} is not an order id"),
+                )
+            })
         })
         .transpose()?;
-    let symbol = q.get("symbol").map(|s| s.to_ascii_uppercase());
-    match gw
-        .engine
-        .query(engine::Query::Fills {
-            account,
-            symbol,
-            since,
-        })
-        .await
-        .map_err(engine_error)?
-    {
-        QueryAnswer::Fills(fills) => Ok(Json(fills)),
-        _ => Err(ApiError::internal("unexpected engine answer")),
-    }
+    let (newest_first, cursor) = direction_and_cursor(&p)?;
+    let from = match p.time("from")? {
+        Some(t) => Some(t),
+        None => p.time("since")?,
+    };
+    let q = FillQuery {
+        accounts: scope_accounts(&scope),
+        symbol: p.get("symbol").map(str::to_ascii_uppercase),
+        order_id,
+        from,
+        to: p.time("to")?,
+        cursor,
+        limit: p.limit(DEFAULT_LIMIT, MAX_LIMIT)?,
+        newest_first,
+    };
+    orders_barrier(&gw).await?;
+    let b = gw.reads.blotter.clone();
+    let page = read(move || b.fills(&q)).await?;
+    Ok(paged("/fills", &p, page))
 }
 
+/// `GET /positions?account=`: net quantity, average price and P&L marked to the latest mid.
 pub async fn list_positions(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    caller: Caller,
+    p: Params,
 ) -> Result<Json<Vec<positions::Position>>, ApiError> {
-    let principal = gw.keys.authenticate(&headers)?;
-    telemetry::http::check_params(&q, &["account"])?;
-    let account = account_param(&principal, &q)?;
-    match gw
-        .engine
-        .query(engine::Query::Positions { account })
+    p.allow(&["account"])?;
+    let scope = caller.read_scope(p.get("account"))?;
+    let target = (gw.reads.head)();
+    gw.reads
+        .positions
+        .wait_for(target, READ_BARRIER)
         .await
-        .map_err(engine_error)?
-    {
-        QueryAnswer::Positions(p) => Ok(Json(p)),
-        _ => Err(ApiError::internal("unexpected engine answer")),
-    }
+        .map_err(behind)?;
+    let accounts: Option<Vec<AccountId>> = match scope {
+        Scope::All => None,
+        Scope::Accounts(set) => Some(set.into_iter().collect()),
+    };
+    Ok(Json(
+        gw.reads.positions.read(|v| v.list(accounts.as_deref())),
+    ))
 }
 
 /// `GET /stream?account=`: durable execution reports as server-sent events.
 pub async fn stream(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    caller: Caller,
+    p: Params,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let principal = gw.keys.authenticate(&headers)?;
-    telemetry::http::check_params(&q, &["account"])?;
-    let account = account_param(&principal, &q)?;
-    let allowed = principal.clone();
+    p.allow(&["account"])?;
+    let scope = caller.read_scope(p.get("account"))?;
     let reports =
         tokio_stream::wrappers::BroadcastStream::new(gw.engine.reports()).filter_map(move |r| {
             let keep = match &r {
-                Ok(report) => report.account().is_some_and(|a| {
-                    allowed.sees(a) && account.as_ref().is_none_or(|want| want == a)
-                }),
+                Ok(report) => report.account().is_some_and(|a| scope.contains(a.as_str())),
                 // A slow client missed reports: tell it, so it can re-read state.
                 Err(_) => true,
             };
@@ -415,24 +532,11 @@ pub async fn stream(
     Ok(Sse::new(reports.take_until(stop)).keep_alive(KeepAlive::default()))
 }
 
-fn require_admin(p: &Principal) -> Result<(), ApiError> {
-    if p.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "this endpoint needs an admin API key",
-        ))
-    }
-}
-
 pub async fn risk_limits(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<risk::RiskLimits>, ApiError> {
-    let principal = gw.keys.authenticate(&headers)?;
-    require_admin(&principal)?;
+    caller.require(&[Role::Admin], "this endpoint")?;
     match gw
         .engine
         .query(engine::Query::RiskLimits)
@@ -440,27 +544,27 @@ pub async fn risk_limits(
         .map_err(engine_error)?
     {
         QueryAnswer::RiskLimits(l) => Ok(Json(*l)),
-        _ => Err(ApiError::internal("unexpected engine answer")),
     }
 }
 
 /// `POST /admin/risk`: a `LimitsChange` (`{"op":"set_limits",...}`, `{"op":"reset_kill_switch",...}`).
 pub async fn change_risk(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
+    caller: Caller,
+    _headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<model::Event>, ApiError> {
-    let principal = gw.keys.authenticate(&headers)?;
-    require_admin(&principal)?;
-    let change: risk::LimitsChange = parse_body(&body)?;
+    caller.require(&[Role::Admin], "this endpoint")?;
+    let change: risk::LimitsChange = parse_json(&body)?;
+    let by = caller.principal().key_id.clone();
     let event = gw
         .engine
-        .change_risk(change, principal.key_id.clone())
+        .change_risk(change, by.clone())
         .await
         .map_err(|e| match e {
             EngineError::Risk(r) => ApiError::unprocessable("invalid_risk_limits", r.to_string()),
             other => engine_error(other),
         })?;
-    tracing::warn!(by = %principal.key_id, "risk limits changed");
+    tracing::warn!(by = %by, "risk limits changed");
     Ok(Json(event))
 }

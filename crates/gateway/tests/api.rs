@@ -82,10 +82,23 @@ async fn harness() -> Harness {
     }
     journal.append_batch(events).await.unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let (engine, _task) =
-        engine::Engine::start(journal, engine::EngineConfig::default(), shutdown.clone())
-            .await
-            .unwrap();
+    let runner = runtime::Runner::new(
+        journal::InProcessBus::new(journal.clone()),
+        runtime::ConsumerMetrics::register(&telemetry::Metrics::new()),
+        shutdown.clone(),
+    );
+    let core = gateway::start_core(
+        gateway::CoreSpec {
+            journal,
+            engine: engine::EngineConfig::default(),
+            data_dir: dir.path().to_owned(),
+            idempotency_window_secs: 3600,
+        },
+        &runner,
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
     let keys = ApiKeys::in_memory();
     let acct = |a: &str| Accounts::Some([AccountId::new(a).unwrap()].into());
     let trader_key = keys.create(Role::Trader, acct("test_account")).unwrap();
@@ -98,8 +111,9 @@ async fn harness() -> Harness {
         .unwrap();
     let app = gateway::router(Gateway {
         market,
-        engine,
+        engine: core.engine,
         keys,
+        reads: core.reads,
         shutdown: shutdown.clone(),
     });
     Harness {
@@ -192,7 +206,7 @@ async fn a_market_buy_walks_the_book_and_shows_up_in_fills_and_positions() {
     let (_, fills) = call(
         &h.app,
         "GET",
-        "/fills?symbol=BTCUSDT",
+        "/fills?symbol=BTCUSDT&order=asc",
         Some(&h.trader_key),
         None,
     )

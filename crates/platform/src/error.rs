@@ -28,6 +28,10 @@ pub enum PlatformError {
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
     #[error(transparent)]
+    Core(#[from] gateway::StartError),
+    #[error(transparent)]
+    Runtime(#[from] runtime::RuntimeError),
+    #[error(transparent)]
     Keys(#[from] auth::AuthError),
     #[error(transparent)]
     Quality(#[from] execution_quality::QualityError),

@@ -115,10 +115,21 @@ pub async fn start(
     ));
 
     // --- trading engine + API keys ------------------------------------------------------------
+    let snapshot_policy = runtime::SnapshotPolicy {
+        every_events: cfg.platform.snapshots.every_events.max(1),
+        every: Duration::from_secs(cfg.platform.snapshots.every_secs.max(1)),
+        keep: cfg.platform.snapshots.keep.max(1),
+    };
+    let runner = runtime::Runner::new(
+        bus.clone(),
+        runtime::ConsumerMetrics::register(&metrics),
+        shutdown.clone(),
+    );
     let engine_config = engine::EngineConfig {
         core: engine::CoreConfig {
             risk: cfg.risk.clone(),
             venue: cfg.venue.clone(),
+            retention: cfg.engine.retention,
         },
         day_session_end_utc: cfg
             .engine
@@ -126,18 +137,30 @@ pub async fn start(
             .as_deref()
             .and_then(config::parse_hh_mm)
             .and_then(|(h, m)| chrono::NaiveTime::from_hms_opt(h, m, 0)),
+        snapshots: snapshot_policy,
     };
-    let (engine, engine_task) =
-        engine::Engine::start(journal.clone(), engine_config, shutdown.clone()).await?;
-    tasks.push((
-        "engine",
-        tokio::spawn(async move {
-            match engine_task.await {
-                Ok(r) => r.map_err(PlatformError::from),
-                Err(e) => Err(PlatformError::Task(format!("engine: {e}"))),
-            }
-        }),
-    ));
+    let core = gateway::start_core(
+        gateway::CoreSpec {
+            journal: journal.clone(),
+            engine: engine_config,
+            data_dir: data_dir.clone(),
+            idempotency_window_secs: cfg.gateway.idempotency_window_secs,
+        },
+        &runner,
+        shutdown.clone(),
+    )
+    .await?;
+    for (name, task) in core.tasks {
+        tasks.push((
+            name,
+            tokio::spawn(async move {
+                match task.await {
+                    Ok(r) => r.map_err(|e| PlatformError::Task(format!("{name}: {e}"))),
+                    Err(e) => Err(PlatformError::Task(format!("{name}: {e}"))),
+                }
+            }),
+        ));
+    }
     let keys_path = data_dir.join("api_keys.json");
     let keys = gateway::ApiKeys::open(&keys_path)?.with_insecure_dev(opts.insecure_dev);
     let dev_account = model::AccountId::new(cfg.gateway.default_account.clone()).map_err(|e| {
@@ -285,8 +308,9 @@ pub async fn start(
     // --- HTTP ports ------------------------------------------------------------------------
     let gateway_app = gateway::router(gateway::Gateway {
         market,
-        engine,
+        engine: core.engine,
         keys: keys.clone(),
+        reads: core.reads,
         shutdown: shutdown.clone(),
     });
     let gateway_addr = serve(

@@ -362,6 +362,11 @@ impl Params {
         self.0.get(name).map(String::as_str)
     }
 
+    /// Every parameter (for building a link to the next page).
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// A required parameter.
     pub fn required(&self, name: &str, what: &str) -> Result<&str, ApiError> {
         self.get(name).ok_or_else(|| {

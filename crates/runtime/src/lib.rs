@@ -16,8 +16,8 @@ pub mod http;
 pub mod snapshot;
 
 pub use consumer::{
-    Consumer, ConsumerHandle, ConsumerMetrics, Lagging, Restored, Runner, Snapshot, SnapshotPolicy,
-    Spec, StoredPosition, restore,
+    Consumer, ConsumerHandle, ConsumerMetrics, Lagging, ReplayError, Restored, Runner, Snapshot,
+    SnapshotPolicy, Spec, StoredPosition, replay, restore,
 };
 pub use http::{Caller, Params, Probe, Scope, parse_json, parse_time};
 pub use snapshot::{SnapshotStore, fingerprint};
