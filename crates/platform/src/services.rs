@@ -4,10 +4,9 @@ use std::time::{Duration, Instant};
 
 use config::Config;
 use feeds::synthetic::{SyntheticMarket, SyntheticSpec};
-use journal::{Bus, InProcessBus, Journal, StartAt, Subscription};
+use journal::{InProcessBus, Journal, StartAt, Subscription};
 use model::{Event, Timestamp};
 use telemetry::Metrics;
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -57,6 +56,12 @@ pub async fn start(
     let (journal, recovery) = Journal::open(&journal_path)?;
     tracing::info!(path = %journal_path.display(), ?recovery, "journal open");
     let bus = InProcessBus::new(journal.clone());
+    // Every journal consumer runs through this one runner (restart, checkpoints, metrics).
+    let runner = runtime::Runner::new(
+        bus.clone(),
+        runtime::ConsumerMetrics::register(&metrics),
+        shutdown.clone(),
+    );
 
     let mut tasks: Vec<(&'static str, JoinHandle<Result<(), PlatformError>>)> = Vec::new();
 
@@ -96,11 +101,13 @@ pub async fn start(
 
     // --- consumers ---------------------------------------------------------------------------
     let store_path = cfg.marketdata_path();
-    let store = sinks::TickStore::open(&store_path)?;
-    tasks.push((
-        "sinks",
-        tokio::spawn(run_sinks(bus.clone(), store, shutdown.clone())),
-    ));
+    let (sinks_handle, sinks_task) = runner
+        .start_stored(
+            runtime::Spec::new("sink-ticks", sinks::TickStore::FILTER),
+            sinks::TickStore::open(&store_path)?,
+        )
+        .await?;
+    tasks.push(("sinks", runtime_task("sinks", sinks_task)));
 
     let market = gateway::MarketCache::default();
     let recent = journal.last_seq().saturating_sub(50_000) + 1;
@@ -120,11 +127,6 @@ pub async fn start(
         every: Duration::from_secs(cfg.platform.snapshots.every_secs.max(1)),
         keep: cfg.platform.snapshots.keep.max(1),
     };
-    let runner = runtime::Runner::new(
-        bus.clone(),
-        runtime::ConsumerMetrics::register(&metrics),
-        shutdown.clone(),
-    );
     let engine_config = engine::EngineConfig {
         core: engine::CoreConfig {
             risk: cfg.risk.clone(),
@@ -150,6 +152,7 @@ pub async fn start(
         shutdown.clone(),
     )
     .await?;
+    let core_reads = core.reads.clone();
     for (name, task) in core.tasks {
         tasks.push((
             name,
@@ -310,16 +313,22 @@ pub async fn start(
         market,
         engine: core.engine,
         keys: keys.clone(),
-        reads: core.reads,
+        reads: core_reads.clone(),
         shutdown: shutdown.clone(),
     });
-    let gateway_addr = serve(
+    let gateway_addr = serve_with(
         &cfg,
         &mut tasks,
         "gateway",
         gateway_app,
         &metrics,
         &shutdown,
+        vec![
+            Box::new(core.snapshotter.clone()),
+            Box::new(core_reads.blotter_writer.clone()),
+            Box::new(core_reads.positions.clone()),
+            Box::new(sinks_handle),
+        ],
     )
     .await?;
     let ptrc_addr = serve(
@@ -451,25 +460,26 @@ async fn serve(
     metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> Result<SocketAddr, PlatformError> {
+    serve_with(cfg, tasks, service, routes, metrics, shutdown, Vec::new()).await
+}
+
+/// [`serve`] with the consumers whose readiness `/health` reports (503 until caught up).
+async fn serve_with(
+    cfg: &Config,
+    tasks: &mut Vec<(&'static str, JoinHandle<Result<(), PlatformError>>)>,
+    service: &'static str,
+    routes: axum::Router,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+    probes: Vec<Box<dyn runtime::Probe>>,
+) -> Result<SocketAddr, PlatformError> {
     let port = cfg.service_port(service).unwrap_or(0);
-    let addr = format!("{}:{port}", cfg.services.host);
-    let bind_error = |source| PlatformError::Bind {
-        service,
-        addr: addr.clone(),
-        source,
-    };
-    let listener = TcpListener::bind(&addr).await.map_err(bind_error)?;
-    let local = listener.local_addr().map_err(bind_error)?;
-    let app = telemetry::service_router(service, metrics.clone()).merge(routes);
-    let token = shutdown.clone();
-    tasks.push((
-        service,
-        tokio::spawn(async move {
-            telemetry::serve(listener, app, token)
-                .await
-                .map_err(|e| PlatformError::Task(format!("{service} http: {e}")))
-        }),
-    ));
+    let host = runtime::http::Host::bind(service, &cfg.services.host, port)
+        .await?
+        .probes(probes);
+    let local = host.addr();
+    let task = host.serve(routes, metrics.clone(), shutdown.clone());
+    tasks.push((service, runtime_task(service, task)));
     Ok(local)
 }
 
@@ -635,32 +645,17 @@ fn spawn_feed(
     })
 }
 
-/// sink-ticks + sink-alt: a durable consumer of all market data that stores it for queries.
-async fn run_sinks(
-    bus: InProcessBus,
-    mut store: sinks::TickStore,
-    shutdown: CancellationToken,
-) -> Result<(), PlatformError> {
-    // The store knows the last journal seq it holds, so a restart resumes exactly there even
-    // if the consumer's ack did not reach disk.
-    let from = store.last_seq()? + 1;
-    let mut sub = bus
-        .subscribe("sink-ticks", "md.>", StartAt::Sequence(from))
-        .await?;
-    loop {
-        let batch = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            b = sub.next_batch(1024) => b?,
-        };
-        if batch.is_empty() {
-            continue;
+/// A runtime consumer's task as a platform task.
+fn runtime_task(
+    name: &'static str,
+    task: JoinHandle<Result<(), runtime::RuntimeError>>,
+) -> JoinHandle<Result<(), PlatformError>> {
+    tokio::spawn(async move {
+        match task.await {
+            Ok(r) => r.map_err(PlatformError::from),
+            Err(e) => Err(PlatformError::Task(format!("{name}: {e}"))),
         }
-        let records: Vec<(u64, Event)> = batch.into_iter().map(|d| (d.seq, d.event)).collect();
-        let last = records.last().map(|r| r.0).unwrap_or(0);
-        // SQLite writes block: tell the runtime so other tasks move to another worker meanwhile.
-        tokio::task::block_in_place(|| store.write_batch(&records))?;
-        sub.ack(last).await?;
-    }
+    })
 }
 
 /// Keep the gateway's last-quote/last-trade cache current.

@@ -143,6 +143,12 @@ impl Host {
         self
     }
 
+    /// Reports these consumers' readiness in `/health`.
+    pub fn probes(mut self, probes: Vec<Box<dyn Probe>>) -> Host {
+        self.probes.extend(probes);
+        self
+    }
+
     /// Serves `routes` plus `/health` and `/metrics` until `shutdown`, then lets in-flight
     /// requests finish. Unknown routes answer with the JSON 404.
     pub fn serve(

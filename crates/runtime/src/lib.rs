@@ -46,7 +46,9 @@ pub enum RuntimeError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error("{service}: cannot listen on {addr}: {source}")]
+    #[error(
+        "{service}: cannot listen on {addr}: {source} (is another trade2026 or program using the port?)"
+    )]
     Bind {
         service: &'static str,
         addr: String,

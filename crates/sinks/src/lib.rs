@@ -22,7 +22,7 @@ use rusqlite::Connection;
 use serde_json::Value as Json;
 use thiserror::Error;
 
-use model::{BookDelta, BookSnapshot, InstrumentId, Timestamp};
+use model::{BookDelta, BookSnapshot, Event, InstrumentId, Timestamp};
 
 pub use schema::SCHEMA_VERSION;
 
@@ -185,4 +185,30 @@ fn seq_key(seq: u64) -> Result<i64, SinkError> {
         field: "journal seq",
         value: seq,
     })
+}
+
+/// sink-ticks / sink-alt as a journal consumer of all market data: its store records the last
+/// sequence it holds in the same transaction as the rows, so a restart resumes right there.
+impl runtime::Consumer for TickStore {
+    type Error = SinkError;
+
+    fn apply(
+        &mut self,
+        batch: &[journal::Delivery],
+        _out: &mut Vec<Event>,
+    ) -> Result<(), SinkError> {
+        self.write_events(batch.iter().map(|d| (d.seq, &d.event)))
+            .map(|_| ())
+    }
+}
+
+impl runtime::StoredPosition for TickStore {
+    fn stored_position(&self) -> Result<u64, SinkError> {
+        self.last_seq()
+    }
+}
+
+impl TickStore {
+    /// The subjects the sinks read.
+    pub const FILTER: &'static str = "md.>";
 }

@@ -15,11 +15,19 @@ impl TickStore {
     /// point ([`TickStore::last_seq`]) advances to the highest seq in the batch, ignored events
     /// included.
     pub fn write_batch(&mut self, records: &[(u64, Event)]) -> Result<WriteStats, SinkError> {
+        self.write_events(records.iter().map(|(seq, e)| (*seq, e)))
+    }
+
+    /// [`TickStore::write_batch`] over borrowed events (the journal consumer's deliveries).
+    pub fn write_events<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = (u64, &'a Event)>,
+    ) -> Result<WriteStats, SinkError> {
         let tx = self.conn.transaction()?;
         let mut stats = WriteStats::default();
         let mut max_seq: Option<i64> = None;
         for (seq, event) in records {
-            let seq = seq_key(*seq)?;
+            let seq = seq_key(seq)?;
             max_seq = max_seq.max(Some(seq));
             match insert_event(&tx, seq, event)? {
                 Some((counter, true)) => *counter_mut(&mut stats, counter) += 1,
