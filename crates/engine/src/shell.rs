@@ -75,11 +75,15 @@ impl ExecutionReport {
 #[derive(Debug, Clone)]
 pub enum Query {
     RiskLimits,
+    /// The journal sequence of the last market-data event the engine has acted on (tests and
+    /// operators: how far the engine's view of the market has got).
+    MarketDataApplied,
 }
 
 #[derive(Debug, Clone)]
 pub enum QueryAnswer {
     RiskLimits(Box<RiskLimits>),
+    MarketDataApplied(u64),
 }
 
 enum Command {
@@ -289,7 +293,7 @@ impl Engine {
 async fn run(
     mut core: TradingCore,
     journal: Journal,
-    mut market: mpsc::Receiver<Result<Event, JournalError>>,
+    mut market: mpsc::Receiver<Result<(u64, Event), JournalError>>,
     mut rx: mpsc::Receiver<Command>,
     ack: mpsc::UnboundedSender<(Durable, Vec<Event>, Reply)>,
     acker: JoinHandle<()>,
@@ -300,6 +304,7 @@ async fn run(
     // sleep rebuilt each time would never fire.
     let mut session_end =
         next_session_end(config.day_session_end_utc).map(|d| tokio::time::Instant::now() + d);
+    let mut md_applied = 0u64;
     let result = loop {
         let sleep = async {
             match session_end {
@@ -311,13 +316,16 @@ async fn run(
             _ = shutdown.cancelled() => break Ok(()),
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break Ok(()) };
-                if let Err(e) = handle(&mut core, &journal, &ack, cmd) {
+                if let Err(e) = handle(&mut core, &journal, &ack, cmd, md_applied) {
                     break Err(e);
                 }
             }
             event = market.recv() => {
                 let event = match event {
-                    Some(Ok(e)) => e,
+                    Some(Ok((seq, e))) => {
+                        md_applied = seq;
+                        e
+                    }
                     None | Some(Err(JournalError::Closed)) => break Ok(()),
                     Some(Err(e)) => break Err(e.into()),
                 };
@@ -359,11 +367,11 @@ async fn run(
 /// `select!` only ever waits on cancel-safe channel receives.
 fn forward_market_data(
     mut sub: journal::InProcessSubscription,
-) -> mpsc::Receiver<Result<Event, JournalError>> {
+) -> mpsc::Receiver<Result<(u64, Event), JournalError>> {
     let (tx, rx) = mpsc::channel(8_192);
     tokio::spawn(async move {
         loop {
-            let item = sub.next().await.map(|d| d.event);
+            let item = sub.next().await.map(|d| (d.seq, d.event));
             let end = item.is_err();
             if tx.send(item).await.is_err() || end {
                 return;
@@ -405,6 +413,7 @@ fn handle(
     journal: &Journal,
     ack: &mpsc::UnboundedSender<(Durable, Vec<Event>, Reply)>,
     cmd: Command,
+    md_applied: u64,
 ) -> Result<(), EngineError> {
     let now = Timestamp::now();
     match cmd {
@@ -448,14 +457,17 @@ fn handle(
                 let _ = reply.send(Err(e));
             }
         },
-        Command::Query { query, reply } => defer(ack, Reply::Query(reply, answer(core, query)))?,
+        Command::Query { query, reply } => {
+            defer(ack, Reply::Query(reply, answer(core, query, md_applied)))?
+        }
     }
     Ok(())
 }
 
-fn answer(core: &TradingCore, query: Query) -> QueryAnswer {
+fn answer(core: &TradingCore, query: Query, md_applied: u64) -> QueryAnswer {
     match query {
         Query::RiskLimits => QueryAnswer::RiskLimits(Box::new(core.risk().limits().clone())),
+        Query::MarketDataApplied => QueryAnswer::MarketDataApplied(md_applied),
     }
 }
 

@@ -544,6 +544,7 @@ pub async fn risk_limits(
         .map_err(engine_error)?
     {
         QueryAnswer::RiskLimits(l) => Ok(Json(*l)),
+        QueryAnswer::MarketDataApplied(_) => Err(ApiError::internal("unexpected engine answer")),
     }
 }
 

@@ -106,8 +106,7 @@ fn acknowledged_orders_fills_and_positions_survive_sigkill() {
             );
         }
     }
-    let (_, fills) = http_get(p.gateway, "/fills");
-    let fills: Vec<Value> = serde_json::from_str(&fills).unwrap();
+    let fills: Vec<Value> = common::get_all(p.gateway, "/fills", "fill_id");
     let mut ids: Vec<u64> = fills
         .iter()
         .map(|f| f["fill_id"].as_u64().unwrap())

@@ -207,3 +207,26 @@ pub fn try_http(
         .and_then(|c| c.parse().ok())?;
     Some((status, body.to_string()))
 }
+
+/// Every item of a paged listing (`/orders`, `/fills`), oldest first, following the cursor
+/// (the id in `id_field` of a page's last item) until a page comes back short.
+pub fn get_all(addr: SocketAddr, path: &str, id_field: &str) -> Vec<serde_json::Value> {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let mut out = Vec::new();
+    let mut cursor: Option<u64> = None;
+    loop {
+        let url = match cursor {
+            Some(c) => format!("{path}{sep}order=asc&limit=1000&cursor={c}"),
+            None => format!("{path}{sep}order=asc&limit=1000"),
+        };
+        let (status, body) = http_get(addr, &url);
+        assert_eq!(status, 200, "{url}: {body}");
+        let page: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+        let n = page.len();
+        cursor = page.last().and_then(|v| v[id_field].as_u64());
+        out.extend(page);
+        if n < 1000 {
+            return out;
+        }
+    }
+}
