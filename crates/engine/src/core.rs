@@ -63,6 +63,16 @@ pub struct TradingCore {
     risk: RiskEngine,
     venue: PaperVenue,
     positions: Positions,
+    /// The highest order and fill ids reserved in the journal (`ids_reserved`).
+    #[serde(default)]
+    reserved: Reserved,
+}
+
+/// Ids the journal says may be in use: everything up to these.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reserved {
+    pub orders_through: u64,
+    pub fills_through: u64,
 }
 
 impl TradingCore {
@@ -72,6 +82,7 @@ impl TradingCore {
             risk: RiskEngine::new(config.risk)?,
             venue: PaperVenue::new(config.venue)?,
             positions: Positions::new(),
+            reserved: Reserved::default(),
         })
     }
 
@@ -88,9 +99,64 @@ impl TradingCore {
         &self.risk
     }
 
+    /// The ids reserved so far.
+    pub fn reserved(&self) -> Reserved {
+        self.reserved
+    }
+
+    /// The next order id and fill id this core would hand out.
+    pub fn next_ids(&self) -> (u64, u64) {
+        (self.oms.last_order_id() + 1, self.venue.next_fill_id().0)
+    }
+
+    /// At a start, before deciding anything: continue after every id reserved before, since
+    /// a crash may have taken back orders and fills that used them.
+    pub fn skip_reserved_ids(&mut self) {
+        self.oms
+            .skip_order_ids_through(self.reserved.orders_through);
+        let next_fill = self
+            .venue
+            .next_fill_id()
+            .0
+            .max(self.reserved.fills_through + 1);
+        self.venue.set_next_fill_id(model::FillId(next_fill));
+    }
+
+    /// An `ids_reserved` event extending the reservation by `orders` order ids and `fills` fill
+    /// ids past what is in use, applied to this core (the caller journals it).
+    pub fn reserve_ids(&mut self, orders: u64, fills: u64, ts: Timestamp) -> Event {
+        let (next_order, next_fill) = self.next_ids();
+        let event = Event::IdsReserved {
+            orders_through: self.reserved.orders_through.max(next_order - 1) + orders,
+            fills_through: self.reserved.fills_through.max(next_fill.saturating_sub(1)) + fills,
+            ts,
+        };
+        if let Event::IdsReserved {
+            orders_through,
+            fills_through,
+            ..
+        } = event
+        {
+            self.reserved = Reserved {
+                orders_through,
+                fills_through,
+            };
+        }
+        event
+    }
+
     /// Restore state from one journaled event. The venue re-reads it with `apply` (never
     /// `on_order`/`on_market_data`), so no fill is ever produced twice.
     pub fn replay(&mut self, event: &Event) -> Result<(), EngineError> {
+        if let Event::IdsReserved {
+            orders_through,
+            fills_through,
+            ..
+        } = event
+        {
+            self.reserved.orders_through = self.reserved.orders_through.max(*orders_through);
+            self.reserved.fills_through = self.reserved.fills_through.max(*fills_through);
+        }
         self.oms.apply(event)?;
         self.risk.apply(event)?;
         self.venue.apply(event);

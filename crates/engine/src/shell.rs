@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{CoreConfig, EngineError, Outcome, TradingCore};
+use crate::{CoreConfig, EngineError, Outcome, Reserved, TradingCore};
 
 /// Engine settings (the `engine` config section).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +116,8 @@ enum Reply {
     Cancel(oneshot::Sender<Result<Order, EngineError>>, Order),
     Risk(oneshot::Sender<Result<Event, EngineError>>, Event),
     Query(oneshot::Sender<QueryAnswer>, QueryAnswer),
+    /// An id reservation is durable: the engine may use the ids.
+    Reserved(oneshot::Sender<Reserved>, Reserved),
     None,
 }
 
@@ -211,6 +213,12 @@ impl Engine {
             )
             .await?;
 
+        // Ids handed out before a crash may belong to orders and fills the crash took back:
+        // continue after the last reservation, and reserve the next block before deciding.
+        core.skip_reserved_ids();
+        let reservation = core.reserve_ids(ORDER_ID_BLOCK, FILL_ID_BLOCK, Timestamp::now());
+        journal.append(reservation).await?;
+
         // DAY orders of a session that ended while the platform was down expire now, before
         // anything else is decided.
         if let Some(ended) = last_session_end(config.day_session_end_utc) {
@@ -305,7 +313,31 @@ async fn run(
     let mut session_end =
         next_session_end(config.day_session_end_utc).map(|d| tokio::time::Instant::now() + d);
     let mut md_applied = 0u64;
+    // Ids durably reserved: decisions use only these (see `Event::IdsReserved`).
+    let mut usable = core.reserved();
+    let mut reserving: Option<oneshot::Receiver<Reserved>> = None;
     let result = loop {
+        if reserving.is_none() && low_on_ids(&core, usable) {
+            let event = core.reserve_ids(ORDER_ID_BLOCK, FILL_ID_BLOCK, Timestamp::now());
+            let (tx, rx) = oneshot::channel();
+            if let Err(e) = journal_then(
+                &journal,
+                &ack,
+                vec![event],
+                Reply::Reserved(tx, core.reserved()),
+            ) {
+                break Err(e);
+            }
+            reserving = Some(rx);
+        }
+        // Out of durable ids (a burst faster than one commit): wait for the reservation.
+        let exhausted = out_of_ids(&core, usable);
+        let reserved = async {
+            match reserving.as_mut() {
+                Some(rx) => rx.await,
+                None => std::future::pending().await,
+            }
+        };
         let sleep = async {
             match session_end {
                 Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -314,13 +346,21 @@ async fn run(
         };
         tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
-            cmd = rx.recv() => {
+            r = reserved => {
+                reserving = None;
+                match r {
+                    Ok(r) => usable = r,
+                    // The acknowledger stops the engine when a commit fails.
+                    Err(_) => break Err(EngineError::Stopped),
+                }
+            }
+            cmd = rx.recv(), if !exhausted => {
                 let Some(cmd) = cmd else { break Ok(()) };
                 if let Err(e) = handle(&mut core, &journal, &ack, cmd, md_applied) {
                     break Err(e);
                 }
             }
-            event = market.recv() => {
+            event = market.recv(), if !exhausted => {
                 let event = match event {
                     Some(Ok((seq, e))) => {
                         md_applied = seq;
@@ -361,6 +401,26 @@ async fn run(
         tracing::error!(error = %e, "trading engine stopped on an error");
     }
     result
+}
+
+/// Order ids reserved per `ids_reserved` event: a restart skips at most this many.
+const ORDER_ID_BLOCK: u64 = 1_000_000;
+const FILL_ID_BLOCK: u64 = 1_000_000;
+/// Most fills one decision can make (a market order walking the book, market data crossing
+/// resting orders), kept in hand before deciding.
+const FILLS_PER_DECISION: u64 = 100_000;
+
+/// Time to reserve the next block (half of the current one is used).
+fn low_on_ids(core: &TradingCore, usable: Reserved) -> bool {
+    let (order, fill) = core.next_ids();
+    usable.orders_through.saturating_sub(order) < ORDER_ID_BLOCK / 2
+        || usable.fills_through.saturating_sub(fill) < FILL_ID_BLOCK / 2
+}
+
+/// The next decision could use an id that is not durably reserved yet.
+fn out_of_ids(core: &TradingCore, usable: Reserved) -> bool {
+    let (order, fill) = core.next_ids();
+    order > usable.orders_through || fill + FILLS_PER_DECISION > usable.fills_through
 }
 
 /// Market data reaches the engine through a channel fed by its own task, so that the engine's
@@ -512,6 +572,7 @@ async fn acknowledge(
                     Reply::Cancel(tx, order) => drop(tx.send(Ok(order))),
                     Reply::Risk(tx, event) => drop(tx.send(Ok(event))),
                     Reply::Query(tx, answer) => drop(tx.send(answer)),
+                    Reply::Reserved(tx, r) => drop(tx.send(r)),
                     Reply::None => {}
                 }
             }
@@ -524,7 +585,7 @@ async fn acknowledge(
                     Reply::Submit(tx, _) => drop(tx.send(Err(err()))),
                     Reply::Cancel(tx, _) => drop(tx.send(Err(err()))),
                     Reply::Risk(tx, _) => drop(tx.send(Err(err()))),
-                    Reply::Query(..) | Reply::None => {}
+                    Reply::Query(..) | Reply::Reserved(..) | Reply::None => {}
                 }
                 shutdown.cancel();
             }

@@ -275,3 +275,42 @@ fn resting_stops_stop_limits_and_day_orders_behave_the_same_across_a_crash() {
     );
     assert_eq!(run(true), uninterrupted);
 }
+
+/// Ids handed out before a crash may belong to decisions the crash took back; a restart
+/// continues after everything reserved before it, so no order or fill id is ever given twice.
+#[test]
+fn order_and_fill_ids_continue_after_the_last_reservation_across_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
+    let never = chrono::NaiveTime::from_hms_opt(23, 59, 59).unwrap();
+    let life = start(dir.path(), &journal, never);
+    life.market(&journal, vec![quote("99.95", "100.05"), trade("100.00")]);
+    let first = life.submit(order(OrderType::Market, TimeInForce::Ioc, None, None));
+    let first_fill = life.core(&journal, |c| c.venue().next_fill_id().0) - 1;
+    let reserved = life.core(&journal, |c| c.reserved());
+    assert!(reserved.orders_through >= first.0 && reserved.fills_through >= first_fill);
+    life.crash();
+
+    let life = start(dir.path(), &journal, never);
+    let second = life.submit(order(OrderType::Market, TimeInForce::Ioc, None, None));
+    assert!(
+        second.0 > reserved.orders_through,
+        "order id {second} after a crash must come after the reservation {}",
+        reserved.orders_through
+    );
+    let fills: Vec<u64> = journal
+        .read_from(1, 10_000)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r.event {
+            Event::OrderFilled(f) if f.order_id == second => Some(f.fill_id.0),
+            _ => None,
+        })
+        .collect();
+    assert!(!fills.is_empty());
+    assert!(
+        fills.iter().all(|f| *f > reserved.fills_through),
+        "{fills:?}"
+    );
+    life.stop();
+}

@@ -61,6 +61,14 @@ pub enum Event {
     },
 
     // --- administration ------------------------------------------------------------------
+    /// The engine reserved order and fill ids up to these values before using them. A restart
+    /// continues after the last reservation, so an id given to an order or fill that a crash
+    /// took back is never given to another one.
+    IdsReserved {
+        orders_through: u64,
+        fills_through: u64,
+        ts: Timestamp,
+    },
     /// A configuration change made at run time (e.g. risk limits), journaled for audit.
     ConfigChanged {
         by: String,
@@ -103,6 +111,7 @@ pub enum EventKind {
     OrderExpired,
     OrderFilled,
     OrderTriggered,
+    IdsReserved,
     ConfigChanged,
     ComplianceAlert,
     AlertAcknowledged,
@@ -124,6 +133,7 @@ impl EventKind {
             EventKind::OrderExpired => "order_expired",
             EventKind::OrderFilled => "order_filled",
             EventKind::OrderTriggered => "order_triggered",
+            EventKind::IdsReserved => "ids_reserved",
             EventKind::ConfigChanged => "config_changed",
             EventKind::ComplianceAlert => "compliance_alert",
             EventKind::AlertAcknowledged => "alert_acknowledged",
@@ -152,6 +162,7 @@ impl Event {
             Event::OrderExpired { .. } => EventKind::OrderExpired,
             Event::OrderFilled(_) => EventKind::OrderFilled,
             Event::OrderTriggered { .. } => EventKind::OrderTriggered,
+            Event::IdsReserved { .. } => EventKind::IdsReserved,
             Event::ConfigChanged { .. } => EventKind::ConfigChanged,
             Event::ComplianceAlert { .. } => EventKind::ComplianceAlert,
             Event::AlertAcknowledged { .. } => EventKind::AlertAcknowledged,
@@ -173,6 +184,7 @@ impl Event {
             | Event::OrderCanceled { ts, .. }
             | Event::OrderExpired { ts, .. }
             | Event::OrderTriggered { ts, .. }
+            | Event::IdsReserved { ts, .. }
             | Event::ConfigChanged { ts, .. }
             | Event::ComplianceAlert { ts, .. }
             | Event::AlertAcknowledged { ts, .. } => *ts,
@@ -222,6 +234,7 @@ impl Event {
             }
             Event::OrderFilled(f) => format!("fills.{}", token(f.account.as_str())),
             Event::ConfigChanged { section, .. } => format!("admin.{}", token(section)),
+            Event::IdsReserved { .. } => "admin.ids".into(),
             Event::ComplianceAlert { .. } | Event::AlertAcknowledged { .. } => {
                 "alerts.compliance".into()
             }

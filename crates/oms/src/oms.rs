@@ -361,15 +361,22 @@ impl Oms {
 
     /// Session end: one `OrderExpired` for every open DAY order, in order id order.
     pub fn expire_day_orders(&self, ts: Timestamp) -> Vec<Event> {
+        self.expire_day_orders_of(ts, ts)
+    }
+
+    /// One `OrderExpired` (stamped `ts`) for every open DAY order created at or before
+    /// `session_end`, in order id order: at a start after a session end passed while the
+    /// platform was down, only the orders of sessions that ended expire.
+    pub fn expire_day_orders_of(&self, session_end: Timestamp, ts: Timestamp) -> Vec<Event> {
         let mut ids: Vec<OrderId> = self
             .open
             .values()
             .flatten()
             .copied()
             .filter(|id| {
-                self.orders
-                    .get(id)
-                    .is_some_and(|e| e.order.time_in_force == TimeInForce::Day)
+                self.orders.get(id).is_some_and(|e| {
+                    e.order.time_in_force == TimeInForce::Day && e.order.created_at <= session_end
+                })
             })
             .collect();
         ids.sort_unstable();
@@ -518,6 +525,7 @@ impl Oms {
             | Event::FundingRate(_)
             // A stop's trigger changes how the venue treats it, not its order status.
             | Event::OrderTriggered { .. }
+            | Event::IdsReserved { .. }
             | Event::ConfigChanged { .. }
             | Event::ComplianceAlert { .. }
             | Event::AlertAcknowledged { .. } => Ok(Change::Ignore),
@@ -844,6 +852,12 @@ impl Oms {
     /// The id of the last applied order (0 before any); the next submit proposes this + 1.
     pub fn last_order_id(&self) -> u64 {
         self.last_order_id
+    }
+
+    /// After a restart: the next order id comes after `through` (ids up to it may have been
+    /// given to orders a crash took back). Never moves backwards.
+    pub fn skip_order_ids_through(&mut self, through: u64) {
+        self.last_order_id = self.last_order_id.max(through);
     }
 
     /// Orders held in memory: open ones plus retained terminal ones.

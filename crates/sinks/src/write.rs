@@ -238,6 +238,7 @@ fn insert_event(
         | Event::OrderExpired { .. }
         | Event::OrderFilled(_)
         | Event::OrderTriggered { .. }
+        | Event::IdsReserved { .. }
         | Event::ConfigChanged { .. }
         | Event::ComplianceAlert { .. }
         | Event::AlertAcknowledged { .. } => return Ok(None),
