@@ -29,10 +29,11 @@ use crate::JournalError;
 use crate::journal::{Journal, Record};
 use crate::subject::SubjectFilter;
 
-/// Where a new subscription starts.
+/// Where a new subscription starts. A start before the journal's first retained sequence
+/// (after `journal archive`) is refused with [`JournalError::Archived`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartAt {
-    /// From the first event in the stream.
+    /// From the first event in the stream (sequence 1).
     Beginning,
     /// From this sequence number on (inclusive).
     Sequence(u64),
@@ -164,7 +165,8 @@ impl InProcessBus {
     }
 
     /// A subscription without a stored position (for live views); acks are accepted and
-    /// ignored, `StartAt::Resume` is refused.
+    /// ignored, `StartAt::Resume` is refused. Starting before [`Journal::first_seq`] (events
+    /// moved to the archive) is refused with [`JournalError::Archived`].
     pub fn subscribe_ephemeral(
         &self,
         filter: &str,
@@ -175,6 +177,9 @@ impl InProcessBus {
             StartAt::Resume => return Err(JournalError::ResumeWithoutDurable),
             other => self.start_seq(other, None),
         };
+        // Archived history is not replayed silently from a later point: a consumer that needs
+        // it must restore from a snapshot (or read the archive).
+        self.journal.check_retained(from)?;
         Ok(self.make_subscription(None, filter, from))
     }
 
@@ -233,8 +238,9 @@ impl Bus for InProcessBus {
     ) -> Result<InProcessSubscription, JournalError> {
         check_consumer_name(consumer)?;
         let filter = SubjectFilter::new(filter)?;
-        self.journal.claim_consumer(consumer)?;
         let from = self.start_seq(start, Some(consumer));
+        self.journal.check_retained(from)?;
+        self.journal.claim_consumer(consumer)?;
         Ok(self.make_subscription(Some(consumer.to_owned()), filter, from))
     }
 }

@@ -36,6 +36,28 @@ pub enum JournalError {
     /// The event could not be serialized (should not happen for `model::Event`).
     #[error("cannot serialize event: {0}")]
     Serialize(#[source] serde_json::Error),
+    /// The record asked for was moved out of the journal into its archive (`journal archive`):
+    /// the journal now starts at `archived_through + 1`. History before that is read through
+    /// [`crate::HistoryReader`] (what `trade2026 journal export` does).
+    #[error(
+        "journal sequence {seq} was archived: records 1..={archived_through} were moved to the \
+         archive at {location} and are no longer in the journal (the journal starts at {}); \
+         read them through the archive (`trade2026 journal export` reads both)",
+        archived_through + 1
+    )]
+    Archived {
+        seq: u64,
+        archived_through: u64,
+        location: String,
+    },
+    /// `archive` would move events some durable consumer may still need, or there is nothing
+    /// known to be safe to move; nothing was changed.
+    #[error("refusing to archive the journal: {0}")]
+    ArchiveRefused(String),
+    /// The archive store could not be read or written (a folder or an S3 bucket); the journal
+    /// itself is unchanged by a failed archive step.
+    #[error("journal archive {location}: {message}")]
+    ArchiveStore { location: String, message: String },
 
     // --- fatal: stop and tell the operator ---------------------------------------------------
     /// A stored record failed its checksum, does not decode, or is missing from the sequence.
@@ -48,6 +70,14 @@ pub enum JournalError {
     /// The journal was written by a newer version of this crate.
     #[error("journal schema version {found} is newer than the supported version {supported}")]
     UnsupportedSchema { found: i64, supported: i64 },
+    /// An archived segment or the archive's manifest failed its checksum (per-record CRC-32 or
+    /// the segment's SHA-256), does not decode, or is not contiguous.
+    #[error("journal archive {location}: {name} is damaged: {reason}")]
+    ArchiveCorrupt {
+        location: String,
+        name: String,
+        reason: String,
+    },
     /// A commit failed earlier; the writer refuses further appends because after a failed fsync
     /// the state on disk is unknown.
     #[error("the journal writer failed and stopped accepting appends: {0}")]
@@ -61,6 +91,7 @@ impl JournalError {
             JournalError::Corrupt { .. }
             | JournalError::Io(_)
             | JournalError::UnsupportedSchema { .. }
+            | JournalError::ArchiveCorrupt { .. }
             | JournalError::WriterFailed(_) => true,
             // SQLITE_BUSY / LOCKED only mean "try again"; everything else is the file or disk.
             JournalError::Sqlite(e) => !matches!(
@@ -74,7 +105,10 @@ impl JournalError {
             | JournalError::InvalidConsumer { .. }
             | JournalError::AckBeyondDelivered { .. }
             | JournalError::ResumeWithoutDurable
-            | JournalError::Serialize(_) => false,
+            | JournalError::Serialize(_)
+            | JournalError::Archived { .. }
+            | JournalError::ArchiveRefused(_)
+            | JournalError::ArchiveStore { .. } => false,
         }
     }
 

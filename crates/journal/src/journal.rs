@@ -13,7 +13,7 @@
 //! querying SQLite; a subscriber behind the tail (history, or a slow consumer) reads SQLite.
 
 use std::collections::VecDeque;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -31,8 +31,11 @@ use crate::JournalError;
 use crate::subject::SubjectFilter;
 use crate::wal::{self, WalInspection};
 
-/// Schema version stored in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+/// Schema version stored in `PRAGMA user_version`. 2 added the `meta` table (journal id,
+/// archived position): a version-1 binary would take an archived journal (whose first record
+/// is not 1) for a corrupt one, so it is told "newer version" instead. Version-1 files are
+/// upgraded in place on open (the table is added; nothing else changes).
+const SCHEMA_VERSION: i64 = 2;
 /// Upper bound of events in one transaction, so one batch cannot hold the lock (and the
 /// waiters of the next batch) for long, nor grow memory without bound.
 const MAX_BATCH_EVENTS: usize = 16_384;
@@ -60,6 +63,102 @@ const UPSERT_ACK: &str = "INSERT INTO consumers (name, acked_seq) VALUES (?1, ?2
 /// in rowid order straight off the b-tree, so nothing beyond them is computed.
 const SELECT_FROM: &str =
     "SELECT seq, recorded_at, subject, payload, crc FROM events WHERE seq >= ?1 ORDER BY seq";
+const SELECT_RAW_FROM: &str =
+    "SELECT seq, recorded_at, kind, subject, payload, crc FROM events WHERE seq >= ?1 ORDER BY seq";
+/// Rows deleted per transaction when archived events leave the journal, so appends queued
+/// meanwhile wait for one bounded transaction, not for the whole archive.
+pub(crate) const DISCARD_CHUNK: u64 = 50_000;
+
+/// A stored row as it is on disk (checksum verified, payload not decoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawRecord {
+    pub seq: u64,
+    /// ns since the Unix epoch.
+    pub recorded_at: i64,
+    pub kind: String,
+    pub subject: String,
+    /// The event's JSON exactly as stored.
+    pub payload: Vec<u8>,
+    /// CRC-32 of `payload`.
+    pub crc: u32,
+}
+
+/// The journal's footprint on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskUsage {
+    /// The database file.
+    pub file_bytes: u64,
+    /// Its `-wal` file (bounded by the checkpoints; truncated at shutdown).
+    pub wal_bytes: u64,
+    /// Pages of the database file on SQLite's free list: freed by deletions (an archive) and
+    /// reused by later appends before the file grows again.
+    pub free_bytes: u64,
+}
+
+impl DiskUsage {
+    pub fn total_bytes(&self) -> u64 {
+        self.file_bytes + self.wal_bytes
+    }
+}
+
+/// The `meta` table: one row per key.
+struct Meta {
+    journal_id: String,
+    archived_through: u64,
+    /// `recorded_at` of the last archived record, so commit times stay non-decreasing even when
+    /// the archive moved every record out.
+    archived_recorded_at: i64,
+    archive_location: Option<String>,
+}
+
+impl Meta {
+    fn load(conn: &Connection) -> Result<Meta, JournalError> {
+        let get = |key: &str| -> Result<Option<rusqlite::types::Value>, JournalError> {
+            match conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)) {
+                Ok(v) => Ok(Some(v)),
+                Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        };
+        use rusqlite::types::Value;
+        let int = |key: &str| -> Result<i64, JournalError> {
+            match get(key)? {
+                None => Ok(0),
+                Some(Value::Integer(v)) => Ok(v),
+                Some(other) => Err(JournalError::Corrupt {
+                    seq: 0,
+                    reason: format!("meta {key} is not an integer: {other:?}"),
+                }),
+            }
+        };
+        let text = |key: &str| -> Result<Option<String>, JournalError> {
+            match get(key)? {
+                None => Ok(None),
+                Some(Value::Text(v)) => Ok(Some(v)),
+                Some(other) => Err(JournalError::Corrupt {
+                    seq: 0,
+                    reason: format!("meta {key} is not text: {other:?}"),
+                }),
+            }
+        };
+        Ok(Meta {
+            journal_id: text(META_JOURNAL_ID)?.ok_or_else(|| JournalError::Corrupt {
+                seq: 0,
+                reason: "the meta table has no journal id".to_owned(),
+            })?,
+            archived_through: to_u64(int(META_ARCHIVED_THROUGH)?),
+            archived_recorded_at: int(META_ARCHIVED_RECORDED_AT)?,
+            archive_location: text(META_ARCHIVE_LOCATION)?,
+        })
+    }
+}
+
+const META_JOURNAL_ID: &str = "journal_id";
+const META_ARCHIVED_THROUGH: &str = "archived_through";
+const META_ARCHIVED_RECORDED_AT: &str = "archived_recorded_at";
+const META_ARCHIVE_LOCATION: &str = "archive_location";
+const UPSERT_META: &str = "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+     ON CONFLICT(key) DO UPDATE SET value = excluded.value";
 
 /// One journaled event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,10 +175,14 @@ pub struct Record {
 /// What `open` found on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecoveryReport {
-    /// Highest sequence number in the journal (0 when empty).
+    /// Highest sequence number in the journal (0 when empty; after an archive that moved
+    /// everything out, the last archived sequence).
     pub last_seq: u64,
-    /// Number of events stored (equal to `last_seq`: sequences are gap-free from 1).
+    /// Number of events stored in the journal file: `last_seq - archived_through`, since
+    /// sequences are gap-free from `archived_through + 1`.
     pub events: u64,
+    /// Events `1..=archived_through` were moved to the archive (0: none).
+    pub archived_through: u64,
     /// Durable consumers with a stored position.
     pub consumers: usize,
     /// The `-wal` file as it was before SQLite recovered it.
@@ -192,7 +295,23 @@ enum Command {
     Flush {
         reply: oneshot::Sender<Result<(), JournalError>>,
     },
+    /// Run after the batch it arrives in is committed, in its own transaction.
+    Maintenance(Maintenance),
     Shutdown,
+}
+
+/// Writer work other than appends. Replies go through std channels: the archiver waiting for
+/// them is synchronous code (a CLI, or a blocking task).
+enum Maintenance {
+    Discard {
+        through: u64,
+        location: String,
+        last_recorded_at: i64,
+        reply: mpsc::SyncSender<Result<u64, JournalError>>,
+    },
+    Vacuum {
+        reply: mpsc::SyncSender<Result<u64, JournalError>>,
+    },
 }
 
 /// State shared between the handles and the writer thread.
@@ -204,6 +323,12 @@ struct Shared {
     failed: Mutex<Option<String>>,
     /// Updated before `durable`, so a woken tailer finds the new records here.
     tail: RwLock<Tail>,
+    /// The first sequence still stored in the journal (`archived_through + 1`). Raised by the
+    /// writer *before* it commits the deletion of archived records, so a reader that sees the
+    /// records gone also sees why.
+    first_seq: AtomicU64,
+    /// Where the archived records went (for error messages), as last recorded by an archive.
+    archive_location: Mutex<Option<String>>,
 }
 
 struct Inner {
@@ -216,6 +341,10 @@ struct Inner {
     acked: Mutex<HashMap<String, u64>>,
     /// Durable consumers that currently have a subscription.
     active: Mutex<HashSet<String>>,
+    /// Identifies this journal's history, so an archive is never mixed up with another one.
+    journal_id: String,
+    /// One archive run at a time.
+    archiving: Mutex<()>,
     /// Held for the life of the journal: one owning process per journal file.
     _lock: File,
 }
@@ -289,27 +418,44 @@ impl Journal {
 
         let mut conn = Connection::open(path)?;
         configure_writer(&conn)?;
-        create_schema(&mut conn)?;
+        create_schema(&mut conn, path)?;
         // Fold the recovered WAL into the database and truncate it, so the torn tail is gone
         // for good and the next open starts from a clean WAL.
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
 
+        let meta = Meta::load(&conn)?;
         let (count, min_seq, max_seq, last_recorded): (i64, i64, i64, i64) = conn.query_row(
             "SELECT count(*), coalesce(min(seq), 0), coalesce(max(seq), 0), \
              coalesce((SELECT recorded_at FROM events ORDER BY seq DESC LIMIT 1), 0) FROM events",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
-        if count != max_seq || (count > 0 && min_seq != 1) {
-            let missing = first_missing(&conn, min_seq)?;
+        // Gap-free from the first record after the archived ones (1 when nothing was archived).
+        let first = to_i64(meta.archived_through) + 1;
+        if count > 0 && min_seq < first {
             return Err(JournalError::Corrupt {
-                seq: missing,
+                seq: to_u64(min_seq),
                 reason: format!(
-                    "the sequence has gaps: {count} records stored for 1..={max_seq}, first missing is {missing}"
+                    "record {min_seq} is still stored although records 1..={} were archived",
+                    meta.archived_through
                 ),
             });
         }
-        let last_seq = to_u64(max_seq);
+        if count > 0 && (min_seq != first || count != max_seq - first + 1) {
+            let missing = first_missing(&conn, first, min_seq)?;
+            return Err(JournalError::Corrupt {
+                seq: missing,
+                reason: format!(
+                    "the sequence has gaps: {count} records stored for {first}..={max_seq}, first missing is {missing}"
+                ),
+            });
+        }
+        let last_seq = if count > 0 {
+            to_u64(max_seq)
+        } else {
+            meta.archived_through
+        };
+        let last_recorded = last_recorded.max(meta.archived_recorded_at);
 
         let consumers: HashMap<String, u64> = {
             let mut stmt = conn.prepare("SELECT name, acked_seq FROM consumers")?;
@@ -325,6 +471,8 @@ impl Journal {
             closed: AtomicBool::new(false),
             failed: Mutex::new(None),
             tail: RwLock::new(Tail::new(last_seq + 1, tail_records)),
+            first_seq: AtomicU64::new(meta.archived_through + 1),
+            archive_location: Mutex::new(meta.archive_location.clone()),
         });
         let (tx, rx) = mpsc::channel();
         let writer = {
@@ -345,6 +493,7 @@ impl Journal {
         let report = RecoveryReport {
             last_seq,
             events: to_u64(count),
+            archived_through: meta.archived_through,
             consumers: consumers.len(),
             wal,
             torn_tail_bytes: wal.torn_tail_bytes,
@@ -358,16 +507,19 @@ impl Journal {
                 readers: Mutex::new(Vec::new()),
                 acked: Mutex::new(consumers),
                 active: Mutex::new(HashSet::new()),
+                journal_id: meta.journal_id,
+                archiving: Mutex::new(()),
                 _lock: lock_file,
             }),
         };
         // The tail is where an interrupted write would show; check it decodes before serving.
-        if last_seq > 0 {
+        if count > 0 {
             journal.read_from(last_seq, 1)?;
         }
         tracing::info!(
             journal = %path.display(),
             last_seq,
+            archived_through = meta.archived_through,
             consumers = report.consumers,
             "journal opened"
         );
@@ -503,6 +655,7 @@ impl Journal {
         filter: Option<&SubjectFilter>,
     ) -> Result<(Vec<Record>, u64), JournalError> {
         let from_seq = from_seq.max(1);
+        self.check_retained(from_seq)?;
         // Loaded before querying: everything up to here is committed and must be visible.
         let durable = self.last_seq();
         let conn = self.reader()?;
@@ -519,6 +672,8 @@ impl Journal {
                 scanned += 1;
                 let seq = to_u64(row.get::<_, i64>(0)?);
                 if seq != expected {
+                    // An archive may have removed them since the check above.
+                    self.check_retained(expected)?;
                     return Err(JournalError::Corrupt {
                         seq: expected,
                         reason: format!("record is missing (the next stored record is {seq})"),
@@ -566,6 +721,7 @@ impl Journal {
             }
         }
         if scanned < limit && expected <= durable {
+            self.check_retained(expected)?;
             return Err(JournalError::Corrupt {
                 seq: expected,
                 reason: format!("record is missing (the journal is durable up to {durable})"),
@@ -575,10 +731,108 @@ impl Journal {
         Ok((out, expected))
     }
 
-    /// Reads every record and checks checksums, decoding and contiguity; returns the count.
-    /// O(journal size): for an operator's `verify` command, not for startup.
+    /// The stored rows `from_seq..` (at most `limit`), checksums and contiguity verified but
+    /// not decoded: what the archiver copies into segments byte for byte.
+    pub(crate) fn read_raw(
+        &self,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<RawRecord>, JournalError> {
+        let from_seq = from_seq.max(1);
+        self.check_retained(from_seq)?;
+        let durable = self.last_seq();
+        let conn = self.reader()?;
+        let mut out = Vec::with_capacity(limit.min(4_096));
+        let mut expected = from_seq;
+        {
+            let mut stmt = conn.prepare_cached(SELECT_RAW_FROM)?;
+            let mut rows = stmt.query(params![to_i64(from_seq)])?;
+            while out.len() < limit {
+                let Some(row) = rows.next()? else {
+                    break;
+                };
+                let seq = to_u64(row.get::<_, i64>(0)?);
+                if seq != expected {
+                    self.check_retained(expected)?;
+                    return Err(JournalError::Corrupt {
+                        seq: expected,
+                        reason: format!("record is missing (the next stored record is {seq})"),
+                    });
+                }
+                expected += 1;
+                let text = |i: usize, what: &str| -> Result<String, JournalError> {
+                    Ok(row
+                        .get_ref(i)?
+                        .as_str()
+                        .map_err(|e| JournalError::Corrupt {
+                            seq,
+                            reason: format!("{what} is not text: {e}"),
+                        })?
+                        .to_owned())
+                };
+                let kind = text(2, "kind")?;
+                let subject = text(3, "subject")?;
+                let payload = row
+                    .get_ref(4)?
+                    .as_blob()
+                    .map_err(|e| JournalError::Corrupt {
+                        seq,
+                        reason: format!("payload is not a blob: {e}"),
+                    })?
+                    .to_vec();
+                let stored_crc = row.get::<_, i64>(5)?;
+                let crc = crc32fast::hash(&payload);
+                if i64::from(crc) != stored_crc {
+                    return Err(JournalError::Corrupt {
+                        seq,
+                        reason: format!(
+                            "payload checksum mismatch (stored {stored_crc:#010x}, computed {crc:#010x})"
+                        ),
+                    });
+                }
+                out.push(RawRecord {
+                    seq,
+                    recorded_at: row.get(1)?,
+                    kind,
+                    subject,
+                    payload,
+                    crc,
+                });
+            }
+        }
+        if out.len() < limit && expected <= durable {
+            self.check_retained(expected)?;
+            return Err(JournalError::Corrupt {
+                seq: expected,
+                reason: format!("record is missing (the journal is durable up to {durable})"),
+            });
+        }
+        self.release(conn);
+        Ok(out)
+    }
+
+    /// `Err(Archived)` when `seq` was moved to the archive.
+    pub(crate) fn check_retained(&self, seq: u64) -> Result<(), JournalError> {
+        let first = self.first_seq();
+        if seq >= first {
+            return Ok(());
+        }
+        Err(JournalError::Archived {
+            seq,
+            archived_through: first - 1,
+            location: self
+                .archive_location()
+                .unwrap_or_else(|| "an unrecorded location".to_owned()),
+        })
+    }
+
+    /// Reads every record still in the journal (from [`Journal::first_seq`]) and checks
+    /// checksums, decoding and contiguity; returns the last sequence verified (0 when the
+    /// journal never held anything). O(journal size): for an operator's `verify` command, not
+    /// for startup. Archived records are verified by reading the archive
+    /// ([`crate::verify_archive`], [`crate::HistoryReader`]).
     pub fn verify_all(&self) -> Result<u64, JournalError> {
-        let mut next = 1;
+        let mut next = self.first_seq();
         loop {
             let (records, after) = self.read_matching(next, 4_096, None)?;
             if records.is_empty() {
@@ -586,6 +840,100 @@ impl Journal {
             }
             next = after;
         }
+    }
+
+    /// The first sequence number still stored in the journal: 1, or `archived_through + 1`
+    /// after an archive (then also when nothing is stored yet after it).
+    pub fn first_seq(&self) -> u64 {
+        self.inner.shared.first_seq.load(Ordering::Acquire)
+    }
+
+    /// Events `1..=archived_through()` were moved to the archive (0: none).
+    pub fn archived_through(&self) -> u64 {
+        self.first_seq() - 1
+    }
+
+    /// Where the last archive run put the archived events (a folder or an `s3://` URL).
+    pub fn archive_location(&self) -> Option<String> {
+        lock(&self.inner.shared.archive_location).clone()
+    }
+
+    /// An identifier of this journal's history, created with the journal and kept in its
+    /// archive's manifest, so segments of two journals are never mixed.
+    pub fn journal_id(&self) -> &str {
+        &self.inner.journal_id
+    }
+
+    /// Durable consumer positions as stored on disk (not the in-memory acks that the next
+    /// commit persists): what survives a crash, so what a restart resumes from.
+    pub fn stored_consumer_positions(&self) -> Result<BTreeMap<String, u64>, JournalError> {
+        let conn = self.reader()?;
+        let positions = {
+            let mut stmt = conn.prepare("SELECT name, acked_seq FROM consumers")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            rows.map(|r| r.map(|(n, s)| (n, to_u64(s))))
+                .collect::<Result<BTreeMap<_, _>, _>>()?
+        };
+        self.release(conn);
+        Ok(positions)
+    }
+
+    /// Bytes of the journal on disk: the database file and its WAL.
+    pub fn disk_bytes(&self) -> Result<DiskUsage, JournalError> {
+        let file_len = |p: &Path| match std::fs::metadata(p) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e),
+        };
+        let conn = self.reader()?;
+        let (page_size, free_pages): (i64, i64) = conn.query_row(
+            "SELECT page_size, freelist_count FROM pragma_page_size, pragma_freelist_count",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        self.release(conn);
+        Ok(DiskUsage {
+            file_bytes: file_len(&self.inner.path)?,
+            wal_bytes: file_len(&sibling(&self.inner.path, "-wal"))?,
+            free_bytes: to_u64(page_size * free_pages),
+        })
+    }
+
+    /// Deletes events `..=through` from the journal and records `archived_through = through`
+    /// (and where they went) in the same transaction, through the writer so appends keep
+    /// going around it. The caller has made the events durable in the archive first.
+    pub(crate) fn discard_through(
+        &self,
+        through: u64,
+        location: &str,
+        last_recorded_at: i64,
+    ) -> Result<u64, JournalError> {
+        let (reply, rx) = mpsc::sync_channel(1);
+        self.send_maintenance(Maintenance::Discard {
+            through,
+            location: location.to_owned(),
+            last_recorded_at,
+            reply,
+        })?;
+        rx.recv().map_err(|_| JournalError::Closed)?
+    }
+
+    /// Rewrites the database file (SQLite `VACUUM`) through the writer, so pages freed by an
+    /// archive go back to the filesystem; appends wait meanwhile. Returns the file size after.
+    pub(crate) fn vacuum(&self) -> Result<u64, JournalError> {
+        let (reply, rx) = mpsc::sync_channel(1);
+        self.send_maintenance(Maintenance::Vacuum { reply })?;
+        rx.recv().map_err(|_| JournalError::Closed)?
+    }
+
+    fn send_maintenance(&self, m: Maintenance) -> Result<(), JournalError> {
+        if self.is_closed() {
+            return Err(JournalError::Closed);
+        }
+        self.inner
+            .tx
+            .send(Command::Maintenance(m))
+            .map_err(|_| JournalError::Closed)
     }
 
     /// Highest durable sequence number (0 when empty).
@@ -636,6 +984,11 @@ impl Journal {
                 seq,
             })
             .map_err(|_| JournalError::Closed)
+    }
+
+    /// Held for the duration of an archive run: one at a time.
+    pub(crate) fn archive_guard(&self) -> MutexGuard<'_, ()> {
+        lock(&self.inner.archiving)
     }
 
     /// Marks a durable consumer as having an active subscription.
@@ -756,7 +1109,7 @@ fn configure_writer(conn: &Connection) -> Result<(), JournalError> {
     Ok(())
 }
 
-fn create_schema(conn: &mut Connection) -> Result<(), JournalError> {
+fn create_schema(conn: &mut Connection, path: &Path) -> Result<(), JournalError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > SCHEMA_VERSION {
         return Err(JournalError::UnsupportedSchema {
@@ -777,17 +1130,41 @@ fn create_schema(conn: &mut Connection) -> Result<(), JournalError> {
          CREATE TABLE IF NOT EXISTS consumers (
              name      TEXT PRIMARY KEY,       -- durable consumer name
              acked_seq INTEGER NOT NULL        -- everything up to here is processed
+         );
+         -- journal_id; archived_through (events 1..=it were moved to the archive and deleted
+         -- in the same transaction), archived_recorded_at, archive_location
+         -- (no declared type for value: no affinity, so text stays text and numbers numbers)
+         CREATE TABLE IF NOT EXISTS meta (
+             key   TEXT PRIMARY KEY,
+             value
          );",
+    )?;
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO NOTHING",
+        params![META_JOURNAL_ID, new_journal_id(path)],
     )?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
 }
 
-/// The first sequence number absent from `events` (called only when a gap is known).
-fn first_missing(conn: &Connection, min_seq: i64) -> Result<u64, JournalError> {
-    if min_seq != 1 {
-        return Ok(1);
+/// A new journal's id: unique enough to tell two journals' archives apart (where and when it
+/// was created, and by which process), not a secret.
+fn new_journal_id(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(path.as_os_str().as_encoded_bytes());
+    h.update(Timestamp::now().as_nanos().to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    let digest = format!("{:x}", h.finalize());
+    digest[..32].to_owned()
+}
+
+/// The first sequence number absent from `events` at or after `first` (called only when a gap
+/// is known).
+fn first_missing(conn: &Connection, first: i64, min_seq: i64) -> Result<u64, JournalError> {
+    if min_seq != first {
+        return Ok(to_u64(first));
     }
     let gap: i64 = conn.query_row(
         "SELECT coalesce(min(e.seq) + 1, 0) FROM events e \
@@ -806,6 +1183,7 @@ struct Batch {
     events: usize,
     acks: HashMap<String, u64>,
     flushes: Vec<oneshot::Sender<Result<(), JournalError>>>,
+    maintenance: Vec<Maintenance>,
     shutdown: bool,
 }
 
@@ -821,12 +1199,21 @@ impl Batch {
                 *e = (*e).max(seq);
             }
             Command::Flush { reply } => self.flushes.push(reply),
+            Command::Maintenance(m) => self.maintenance.push(m),
             Command::Shutdown => self.shutdown = true,
         }
     }
 
+    /// Maintenance ends a batch: appends queued after it are committed after it.
     fn is_full(&self) -> bool {
-        self.shutdown || self.events >= MAX_BATCH_EVENTS
+        self.shutdown || self.events >= MAX_BATCH_EVENTS || !self.maintenance.is_empty()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.appends.is_empty()
+            && self.acks.is_empty()
+            && self.flushes.is_empty()
+            && self.maintenance.is_empty()
     }
 }
 
@@ -898,7 +1285,7 @@ impl WriterState {
                 }
             }
             let shutdown = batch.shutdown;
-            self.commit(batch);
+            self.commit_and_maintain(batch);
             if shutdown {
                 // Appends that raced with shutdown and are already queued still get written.
                 loop {
@@ -909,16 +1296,122 @@ impl WriterState {
                             Err(_) => break,
                         }
                     }
-                    if batch.appends.is_empty() && batch.acks.is_empty() && batch.flushes.is_empty()
-                    {
+                    if batch.is_empty() {
                         break;
                     }
-                    self.commit(batch);
+                    self.commit_and_maintain(batch);
                 }
                 return self.close();
             }
         }
         self.close()
+    }
+
+    fn commit_and_maintain(&mut self, mut batch: Batch) {
+        let maintenance = std::mem::take(&mut batch.maintenance);
+        self.commit(batch);
+        for m in maintenance {
+            match m {
+                Maintenance::Discard {
+                    through,
+                    location,
+                    last_recorded_at,
+                    reply,
+                } => {
+                    let result = self.guarded(|w| w.discard(through, &location, last_recorded_at));
+                    let _ = reply.send(result);
+                }
+                Maintenance::Vacuum { reply } => {
+                    let _ = reply.send(self.guarded(WriterState::vacuum));
+                }
+            }
+        }
+    }
+
+    /// Runs a maintenance transaction unless the writer has failed; a failure of it fails the
+    /// writer like a failed append commit (the state on disk is then unknown).
+    fn guarded<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        if let Some(msg) = lock(&self.shared.failed).clone() {
+            return Err(JournalError::WriterFailed(msg));
+        }
+        let result = f(self);
+        if let Err(e @ (JournalError::Sqlite(_) | JournalError::Io(_))) = &result {
+            let msg = e.to_string();
+            tracing::error!(error = %msg, "journal maintenance failed; the journal stops accepting appends");
+            *lock(&self.shared.failed) = Some(msg);
+        }
+        result
+    }
+
+    /// Deletes `..=through` and records the archived position in one transaction; returns the
+    /// number of rows deleted.
+    fn discard(
+        &mut self,
+        through: u64,
+        location: &str,
+        last_recorded_at: i64,
+    ) -> Result<u64, JournalError> {
+        let first = self.shared.first_seq.load(Ordering::Acquire);
+        if through < first {
+            return Ok(0);
+        }
+        let last = self.next_seq - 1;
+        if through > last {
+            return Err(JournalError::ArchiveRefused(format!(
+                "cannot archive through {through}: the journal ends at {last}"
+            )));
+        }
+        // Raised before the commit (readers that find the rows gone must find the reason) and
+        // lowered again if the transaction does not commit.
+        self.shared.first_seq.store(through + 1, Ordering::Release);
+        let result = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let deleted = tx.execute(
+                "DELETE FROM events WHERE seq <= ?1",
+                params![to_i64(through)],
+            )?;
+            let expected = through - first + 1;
+            if deleted as u64 != expected {
+                // Dropping `tx` rolls the deletion back.
+                return Err(JournalError::Corrupt {
+                    seq: first,
+                    reason: format!(
+                        "archiving {first}..={through} found {deleted} records instead of {expected}"
+                    ),
+                });
+            }
+            {
+                let mut upsert = tx.prepare_cached(UPSERT_META)?;
+                upsert.execute(params![META_ARCHIVED_THROUGH, to_i64(through)])?;
+                upsert.execute(params![META_ARCHIVED_RECORDED_AT, last_recorded_at])?;
+                upsert.execute(params![META_ARCHIVE_LOCATION, location])?;
+            }
+            tx.commit()?;
+            Ok(expected)
+        })();
+        match &result {
+            Ok(_) => *lock(&self.shared.archive_location) = Some(location.to_owned()),
+            Err(_) => self.shared.first_seq.store(first, Ordering::Release),
+        }
+        result
+    }
+
+    fn vacuum(&mut self) -> Result<u64, JournalError> {
+        self.conn.execute_batch("VACUUM")?;
+        // The rewritten pages went through the WAL: fold them in and shrink the WAL again.
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        let (pages, page_size): (i64, i64) = self.conn.query_row(
+            "SELECT page_count, page_size FROM pragma_page_count, pragma_page_size",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(to_u64(pages * page_size))
     }
 
     fn close(mut self) -> Result<(), JournalError> {

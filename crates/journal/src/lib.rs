@@ -5,6 +5,10 @@
 //! `synchronous=FULL`, group commit); every service is a consumer that rebuilds its state by
 //! replaying them, through [`Journal::read_from`] or a [`Bus`] subscription.
 //!
+//! The journal does not grow forever: [`Journal::archive`] moves the events every durable
+//! consumer has acked into compressed, checksummed segment files (format and crash safety in
+//! [`archive`]), and [`HistoryReader`] reads archive and journal as one history.
+//!
 //! ```
 //! use journal::{Bus, InProcessBus, Journal, StartAt, Subscription};
 //! use model::{AccountId, Event, OrderId, Timestamp};
@@ -33,14 +37,21 @@
 //! # }
 //! ```
 
+pub mod archive;
 pub mod bus;
 mod error;
+mod history;
 mod journal;
 mod subject;
 mod wal;
 
+pub use archive::{
+    ArchiveOptions, ArchiveReport, ArchiveStore, ArchiveSummary, LocalArchive, Manifest,
+    SegmentInfo, verify_archive,
+};
 pub use bus::{Bus, Delivery, InProcessBus, InProcessSubscription, StartAt, Subscription};
 pub use error::JournalError;
-pub use journal::{Journal, Record, RecoveryReport};
+pub use history::HistoryReader;
+pub use journal::{DiskUsage, Journal, Record, RecoveryReport};
 pub use subject::SubjectFilter;
 pub use wal::WalInspection;

@@ -27,7 +27,9 @@ impl SubjectFilter {
         if filter.split_whitespace().count() > 1 {
             let alternatives = filter
                 .split_whitespace()
-                .map(|f| Self::one(f).map(|one| one.alternatives.into_iter().next().unwrap_or_default()))
+                .map(|f| {
+                    Self::one(f).map(|one| one.alternatives.into_iter().next().unwrap_or_default())
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             return Ok(SubjectFilter {
                 text: filter.split_whitespace().collect::<Vec<_>>().join(" "),
@@ -171,7 +173,16 @@ mod tests {
 
     #[test]
     fn malformed_filters_are_refused() {
-        for bad in ["", "md..trade", "md.>.x", "md.tr*", "md.a>", "md trade.", ".md", "md."] {
+        for bad in [
+            "",
+            "md..trade",
+            "md.>.x",
+            "md.tr*",
+            "md.a>",
+            "md trade.",
+            ".md",
+            "md.",
+        ] {
             assert!(
                 matches!(
                     SubjectFilter::new(bad),
