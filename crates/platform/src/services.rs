@@ -188,21 +188,25 @@ pub async fn start(
     }
 
     // --- services on their own ports -------------------------------------------------------------
-    let quality = execution_quality::start(
-        journal.clone(),
+    let (quality, quality_tasks) = execution_quality::start(
+        &runner,
+        &data_dir,
         cfg.execution_quality.clone(),
-        metrics.clone(),
-        shutdown.clone(),
-    )?;
-    tasks.push((
-        "execution-quality",
-        tokio::spawn(async move {
-            match quality.task.await {
-                Ok(r) => r.map_err(|e| PlatformError::Task(format!("execution quality: {e}"))),
-                Err(e) => Err(PlatformError::Task(format!("execution quality: {e}"))),
-            }
-        }),
-    ));
+        &metrics,
+        snapshot_policy,
+    )
+    .await?;
+    for (name, task) in quality_tasks {
+        tasks.push((
+            name,
+            tokio::spawn(async move {
+                match task.await {
+                    Ok(r) => r.map_err(|e| PlatformError::Task(format!("execution quality: {e}"))),
+                    Err(e) => Err(PlatformError::Task(format!("execution quality: {e}"))),
+                }
+            }),
+        ));
+    }
     let scanner = compliance_scanner::start(
         journal.clone(),
         compliance_scanner::ScannerConfig {
@@ -353,7 +357,7 @@ pub async fn start(
         &cfg,
         &mut tasks,
         "execution_quality",
-        execution_quality::router(quality.state, keys.clone()),
+        execution_quality::router(quality.clone(), keys.clone()),
         &metrics,
         &shutdown,
     )

@@ -1,0 +1,368 @@
+//! `GET /quality`, `GET /quality/orders/{id}`, `GET /reports/rule605?month=YYYY-MM&format=`.
+//!
+//! Every answer covers every order seen: the finalized rows in the store plus the rows of the
+//! orders the engine still holds, merged by order id. Held rows are taken first (under the
+//! consumer's lock, bounded by the held orders), then the store is read: an order finalized in
+//! between is already committed by then, so no order falls between the two reads. Store reads
+//! run on the blocking pool; `/quality` streams its body, so neither the rows nor the answer
+//! are ever all in memory.
+
+use std::io::Write;
+
+use auth::ApiKeys;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRef, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use execq::{OrderQuality, ReportFilter, RowAggregator};
+use model::Timestamp;
+use runtime::http::ApiError;
+use runtime::{Caller, Params, Scope};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::QualityHandle;
+use crate::store::{MergeById, RowQuery};
+
+/// What the routes share: the service and the API keys (a trader reads only its accounts).
+#[derive(Clone)]
+struct Http {
+    quality: QualityHandle,
+    keys: ApiKeys,
+}
+
+impl FromRef<Http> for ApiKeys {
+    fn from_ref(h: &Http) -> ApiKeys {
+        h.keys.clone()
+    }
+}
+
+/// The routes of the service (the host adds `/health`, `/metrics` and the JSON 404).
+pub fn router(quality: QualityHandle, keys: ApiKeys) -> Router {
+    Router::new()
+        .route("/quality", get(quality_report))
+        .route("/quality/orders/{id}", get(order))
+        .route("/reports/rule605", get(rule605))
+        .with_state(Http { quality, keys })
+}
+
+fn store_error(e: crate::QualityError) -> ApiError {
+    tracing::error!(error = %e, "execution-quality store read failed");
+    ApiError::internal(format!("reading the execution-quality store: {e}"))
+}
+
+/// Runs a store read on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::QualityError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("store reader failed: {e}")))?
+        .map_err(store_error)
+}
+
+fn keeps(scope: &Scope, account: Option<&str>) -> bool {
+    match (scope, account) {
+        (Scope::All, _) => true,
+        (Scope::Accounts(_), Some(a)) => scope.contains(a),
+        (Scope::Accounts(_), None) => false,
+    }
+}
+
+/// The part of the report served before the per-order rows.
+#[derive(Serialize)]
+struct Head<'a> {
+    params: &'a execq::Params,
+    records: u64,
+    data_issues: &'a std::collections::BTreeMap<String, u64>,
+}
+
+/// `GET /quality?account=&symbol=&from=&to=`: the execq report (parameters, record count, data
+/// issues, every order's row by id, aggregates) over the orders the filters keep.
+async fn quality_report(
+    State(h): State<Http>,
+    caller: Caller,
+    p: Params,
+) -> Result<Response, ApiError> {
+    p.allow(&["account", "symbol", "from", "to"])?;
+    let scope = caller.read_scope(p.get("account"))?;
+    let symbol = p.get("symbol").map(str::to_ascii_uppercase);
+    let (from, to) = (p.time("from")?, p.time("to")?);
+    let accounts = scope.accounts();
+    let engine_filter = ReportFilter {
+        // One account filters inside the engine; several are filtered below.
+        account: accounts
+            .as_ref()
+            .filter(|a| a.len() == 1)
+            .and_then(|a| a.first().cloned()),
+        symbol: symbol.clone(),
+        from,
+        to,
+    };
+    let (mut held, records, data_issues) = h.quality.consumer.read(|c| {
+        let e = c.engine();
+        (e.held_rows(&engine_filter), e.records(), e.data_issues())
+    });
+    held.retain(|r| keeps(&scope, r.account.as_deref()));
+    let query = RowQuery {
+        accounts,
+        symbol,
+        from,
+        to,
+        month: None,
+    };
+    let params = h.quality.params.clone();
+    let mut head = serde_json::to_vec(&Head {
+        params: &params,
+        records,
+        data_issues: &data_issues,
+    })
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    // `{"params":..,"records":..,"data_issues":..}` -> `{..,"orders":{`
+    head.pop();
+    head.extend_from_slice(b",\"orders\":{");
+
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let reader = h.quality.rows.clone();
+    // The first store access happens before the answer starts, so a store that cannot be
+    // read is a 500, not a truncated 200.
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), ApiError>>();
+    tokio::task::spawn_blocking(move || {
+        let mut ready = Some(ready_tx);
+        let mut out = ChunkWriter::new(tx);
+        let result = reader.with_rows(&query, |stored| {
+            if let Some(r) = ready.take() {
+                let _ = r.send(Ok(()));
+            }
+            write_report(&mut out, head, stored, held, &params)
+        });
+        match result {
+            Ok(Ok(())) => {
+                let _ = out.flush();
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "quality answer not finished"),
+            Err(e) => match ready.take() {
+                Some(r) => {
+                    let _ = r.send(Err(store_error(e)));
+                }
+                None => {
+                    let e = store_error(e);
+                    out.fail(e.message);
+                }
+            },
+        }
+    });
+    match ready_rx.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(ApiError::internal("the store reader stopped")),
+    }
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// Writes the report: `head`, each row of stored + held (merged by id) while aggregating it,
+/// then the aggregates. The same bytes as serializing the `execq::Report` over those rows.
+fn write_report(
+    out: &mut ChunkWriter,
+    head: Vec<u8>,
+    stored: &mut dyn Iterator<Item = OrderQuality>,
+    held: Vec<OrderQuality>,
+    params: &execq::Params,
+) -> std::io::Result<()> {
+    out.write_all(&head)?;
+    let mut agg =
+        RowAggregator::new(params, ReportFilter::default()).map_err(std::io::Error::other)?;
+    for (i, row) in MergeById::new(stored, held.into_iter()).enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *out, &row.order_id)?;
+        out.write_all(b":")?;
+        serde_json::to_writer(&mut *out, &row)?;
+        agg.add(&row);
+    }
+    out.write_all(b"},\"aggregates\":")?;
+    serde_json::to_writer(&mut *out, &agg.finish())?;
+    out.write_all(b"}")
+}
+
+/// Buffers the body and hands it to the response in chunks; fails once the client is gone.
+struct ChunkWriter {
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+const CHUNK: usize = 64 * 1024;
+
+impl ChunkWriter {
+    fn new(tx: mpsc::Sender<Result<Bytes, std::io::Error>>) -> ChunkWriter {
+        ChunkWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        }
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))
+    }
+
+    /// Aborts the answer (the client sees a broken body rather than a wrong one).
+    fn fail(&mut self, message: String) {
+        self.buf.clear();
+        let _ = self.tx.blocking_send(Err(std::io::Error::other(message)));
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// `GET /quality/orders/{id}`: one order's row, finalized (store) or as of now (held).
+async fn order(
+    State(h): State<Http>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || {
+        ApiError::not_found(
+            "order_not_found",
+            format!("no order {id:?} seen by execution quality"),
+        )
+    };
+    // Held first: an order leaves the engine only once its row is committed, so it is in
+    // one of the two whenever it is looked up. The stored row is final, so it wins.
+    let held = h.quality.consumer.read(|c| c.engine().order(&id));
+    let reader = h.quality.rows.clone();
+    let key = id.clone();
+    let stored = blocking(move || reader.row(&key)).await?;
+    let row = stored.or(held).ok_or_else(not_found)?;
+    let visible = match &row.account {
+        Some(a) => caller.sees(a),
+        None => caller.principal().account_filter().is_none(),
+    };
+    if !visible {
+        return Err(not_found());
+    }
+    Ok(axum::Json(row).into_response())
+}
+
+/// The first instant of `YYYY-MM` and of the month after (`None` for anything else).
+fn month_bounds(month: &str) -> Option<(Timestamp, Timestamp)> {
+    let b = month.as_bytes();
+    if b.len() != 7 || b[4] != b'-' {
+        return None;
+    }
+    let year: i32 = month[..4].parse().ok()?;
+    let m: u32 = month[5..].parse().ok().filter(|m| (1..=12).contains(m))?;
+    let (ny, nm) = if m == 12 {
+        (year + 1, 1)
+    } else {
+        (year, m + 1)
+    };
+    let at = |y: i32, m: u32| Timestamp::parse_rfc3339(&format!("{y:04}-{m:02}-01T00:00:00Z")).ok();
+    Some((at(year, m)?, at(ny, nm)?))
+}
+
+/// `GET /reports/rule605?month=YYYY-MM&format=json|csv|html` (compliance or admin over every
+/// account): the month's stored rows plus the held rows received in the month.
+async fn rule605(State(h): State<Http>, caller: Caller, p: Params) -> Result<Response, ApiError> {
+    caller.require_all_accounts("the Rule 605 report")?;
+    p.allow(&["month", "format"])?;
+    let month = p.required("month", "YYYY-MM")?.to_string();
+    let format = p
+        .choice("format", &["json", "csv", "html"])?
+        .unwrap_or("json");
+    let params = h.quality.params.clone();
+    let held = match month_bounds(&month) {
+        Some((from, to)) => h.quality.consumer.read(|c| {
+            c.engine().held_rows(&ReportFilter {
+                from: Some(from),
+                to: Some(to),
+                ..ReportFilter::default()
+            })
+        }),
+        // Not a month: `rule605_from_rows` says so (422) without reading anything.
+        None => Vec::new(),
+    };
+    let reader = h.quality.rows.clone();
+    let query = RowQuery {
+        month: Some(month.clone()),
+        ..RowQuery::default()
+    };
+    let report = blocking(move || {
+        reader.with_rows(&query, |stored| {
+            execq::rule605_from_rows(MergeById::new(stored, held.into_iter()), &params, &month)
+        })
+    })
+    .await?
+    .map_err(|e| ApiError::unprocessable("invalid_field", format!("month: {e}")))?;
+    Ok(match format {
+        "csv" => (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            execq::rule605_to_csv(&report),
+        )
+            .into_response(),
+        "html" => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            execq::rule605_to_html(&report),
+        )
+            .into_response(),
+        _ => axum::Json(report).into_response(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn month_bounds_cover_exactly_the_month() {
+        let (from, to) = month_bounds("2025-12").unwrap();
+        assert_eq!(
+            from,
+            Timestamp::parse_rfc3339("2025-12-01T00:00:00Z").unwrap()
+        );
+        assert_eq!(
+            to,
+            Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap()
+        );
+        let (from, to) = month_bounds("2024-02").unwrap();
+        assert_eq!(
+            from,
+            Timestamp::parse_rfc3339("2024-02-01T00:00:00Z").unwrap()
+        );
+        assert_eq!(
+            to,
+            Timestamp::parse_rfc3339("2024-03-01T00:00:00Z").unwrap()
+        );
+        for bad in ["2024-13", "2024-00", "2024-1", "24-01-01", "abcd-01", ""] {
+            assert_eq!(month_bounds(bad), None, "{bad}");
+        }
+    }
+}

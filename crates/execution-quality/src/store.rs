@@ -1,0 +1,328 @@
+//! The store of finalized per-order rows: `<data_dir>/execution_quality.db`.
+//!
+//! An order whose row can no longer change leaves the engine (`ExecQuality::drain_finalized`)
+//! and lands here; everything that reports over history (`/quality`, one order, Rule 605)
+//! streams these rows back and merges them with the rows of the orders the engine still holds.
+//!
+//! Writes are upserts keyed by order id. The consumer's position is its snapshot, so after a
+//! crash it replays the journal tail after its newest snapshot and finalizes some orders a
+//! second time: the upsert rewrites the same row (the engine is deterministic), and an order
+//! that is both stored and held again during that replay is reported once (see [`MergeById`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use execq::OrderQuality;
+use model::Timestamp;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
+
+use crate::QualityError;
+
+/// The store's file name inside the data directory.
+pub const DB_FILE: &str = "execution_quality.db";
+
+const SCHEMA_VERSION: i64 = 1;
+
+/// One row per finalized order: its stored JSON (served form plus exact sums) and the columns
+/// the reads filter on. Every listing walks an index in order-id order, so merging with the
+/// held rows (also in order-id order) needs no sort.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS order_rows (
+    order_id   TEXT    PRIMARY KEY,
+    account    TEXT,                -- NULL: the order named no account
+    symbol     TEXT    NOT NULL,
+    receipt_ts INTEGER NOT NULL,    -- ns since the Unix epoch
+    month      TEXT    NOT NULL,    -- YYYY-MM (UTC) of receipt_ts: the Rule 605 month
+    row        TEXT    NOT NULL     -- execq::OrderQuality::to_stored_json
+);
+CREATE INDEX IF NOT EXISTS order_rows_by_account ON order_rows(account, order_id);
+CREATE INDEX IF NOT EXISTS order_rows_by_symbol  ON order_rows(symbol, order_id);
+CREATE INDEX IF NOT EXISTS order_rows_by_time    ON order_rows(receipt_ts);
+CREATE INDEX IF NOT EXISTS order_rows_by_month   ON order_rows(month, order_id);
+";
+
+fn sqlite(path: &Path) -> impl FnOnce(rusqlite::Error) -> QualityError + '_ {
+    move |source| QualityError::Store {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The Rule 605 month of a receipt time, as `execq::rule605_from_rows` computes it.
+fn month_of(ts: Timestamp) -> String {
+    ts.to_datetime().format("%Y-%m").to_string()
+}
+
+/// The consumer's write side: one connection, one transaction per batch of finalized rows.
+pub struct RowWriter {
+    path: PathBuf,
+    conn: Connection,
+}
+
+impl RowWriter {
+    /// Opens (creating) the store at `path`.
+    pub fn open(path: &Path) -> Result<RowWriter, QualityError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| QualityError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(sqlite(path))?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(sqlite(path))?;
+        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+            .map_err(sqlite(path))?;
+        // FULL, not NORMAL: the snapshot that no longer holds these orders is fsynced right
+        // after this batch, so a row commit lost to a power cut would lose the row for good
+        // (nothing would finalize it again). One fsync per batch that finalizes orders.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sqlite(path))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(sqlite(path))?;
+        if version > SCHEMA_VERSION {
+            return Err(QualityError::Schema {
+                path: path.display().to_string(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        conn.execute_batch(SCHEMA).map_err(sqlite(path))?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(sqlite(path))?;
+        Ok(RowWriter {
+            path: path.to_owned(),
+            conn,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Upserts `rows` in one transaction: a row already stored (the same order finalized again
+    /// while a restart replays the journal tail) is replaced by the new one.
+    pub fn upsert(&mut self, rows: &[OrderQuality]) -> Result<(), QualityError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(sqlite(&path))?;
+        {
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT INTO order_rows (order_id, account, symbol, receipt_ts, month, row) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                     ON CONFLICT(order_id) DO UPDATE SET account = excluded.account, \
+                     symbol = excluded.symbol, receipt_ts = excluded.receipt_ts, \
+                     month = excluded.month, row = excluded.row",
+                )
+                .map_err(sqlite(&path))?;
+            for row in rows {
+                put.execute(params![
+                    row.order_id,
+                    row.account,
+                    row.symbol,
+                    row.receipt_ts.as_nanos(),
+                    month_of(row.receipt_ts),
+                    row.to_stored_json()?,
+                ])
+                .map_err(sqlite(&path))?;
+            }
+        }
+        tx.commit().map_err(sqlite(&path))
+    }
+}
+
+/// Which stored rows a read covers; `None` fields match everything. Times bound the receipt
+/// time: `from <= receipt_ts < to`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowQuery {
+    /// `None`: every account, including orders without one; `Some`: only these accounts.
+    pub accounts: Option<Vec<String>>,
+    pub symbol: Option<String>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    /// `YYYY-MM` of the receipt time (UTC).
+    pub month: Option<String>,
+}
+
+/// Read connections kept for reuse.
+const MAX_IDLE: usize = 4;
+
+/// Read access to the store, for the HTTP handlers (cheap to clone). Every method blocks on
+/// SQLite: async callers run them on the blocking pool.
+#[derive(Clone)]
+pub struct RowReader {
+    path: Arc<PathBuf>,
+    idle: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl RowReader {
+    /// Reads the store at `path` (a [`RowWriter`] must have created it).
+    pub fn new(path: &Path) -> RowReader {
+        RowReader {
+            path: Arc::new(path.to_owned()),
+            idle: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    fn take(&self) -> Result<Connection, QualityError> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        if let Some(c) = idle {
+            return Ok(c);
+        }
+        let path = self.path.as_path();
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sqlite(path))?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(sqlite(path))?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+
+    /// The stored row of one order.
+    pub fn row(&self, order_id: &str) -> Result<Option<OrderQuality>, QualityError> {
+        let conn = self.take()?;
+        let path = self.path.as_path();
+        let text: Option<String> = conn
+            .query_row(
+                "SELECT row FROM order_rows WHERE order_id = ?1",
+                [order_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sqlite(path))?;
+        self.give_back(conn);
+        text.map(|t| OrderQuality::from_stored_json(&t).map_err(QualityError::from))
+            .transpose()
+    }
+
+    /// Rows stored.
+    pub fn count(&self) -> Result<u64, QualityError> {
+        let conn = self.take()?;
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM order_rows", [], |r| r.get(0))
+            .map_err(sqlite(&self.path))?;
+        self.give_back(conn);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Hands `f` the rows `q` selects, one at a time in order-id order (never all in memory).
+    /// A row that fails to read ends the iteration, and its error is returned after `f`.
+    pub fn with_rows<T>(
+        &self,
+        q: &RowQuery,
+        f: impl FnOnce(&mut dyn Iterator<Item = OrderQuality>) -> T,
+    ) -> Result<T, QualityError> {
+        let conn = self.take()?;
+        let path = self.path.as_path();
+        let mut sql = String::from("SELECT row FROM order_rows WHERE 1");
+        let mut args: Vec<Value> = Vec::new();
+        if let Some(accounts) = &q.accounts {
+            // Never empty in practice (a scope names at least one account); an empty list
+            // selects nothing, as it should.
+            let marks = vec!["?"; accounts.len()].join(", ");
+            sql.push_str(&format!(" AND account IN ({marks})"));
+            args.extend(accounts.iter().cloned().map(Value::Text));
+        }
+        if let Some(s) = &q.symbol {
+            sql.push_str(" AND symbol = ?");
+            args.push(Value::Text(s.clone()));
+        }
+        if let Some(t) = q.from {
+            sql.push_str(" AND receipt_ts >= ?");
+            args.push(Value::Integer(t.as_nanos()));
+        }
+        if let Some(t) = q.to {
+            sql.push_str(" AND receipt_ts < ?");
+            args.push(Value::Integer(t.as_nanos()));
+        }
+        if let Some(m) = &q.month {
+            sql.push_str(" AND month = ?");
+            args.push(Value::Text(m.clone()));
+        }
+        sql.push_str(" ORDER BY order_id");
+        let mut failed: Option<QualityError> = None;
+        let out = {
+            let mut stmt = conn.prepare(&sql).map_err(sqlite(path))?;
+            let rows = stmt
+                .query_map(params_from_iter(args), |r| r.get::<_, String>(0))
+                .map_err(sqlite(path))?;
+            let mut it = rows.map_while(|r| {
+                match r
+                    .map_err(sqlite(path))
+                    .and_then(|t| OrderQuality::from_stored_json(&t).map_err(QualityError::from))
+                {
+                    Ok(row) => Some(row),
+                    Err(e) => {
+                        failed = Some(e);
+                        None
+                    }
+                }
+            });
+            f(&mut it)
+        };
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        self.give_back(conn);
+        Ok(out)
+    }
+}
+
+/// Stored rows merged with held rows, both in order-id order, each order once. On a tie the
+/// stored row wins: it is final, while a held row with the same id is the same order being
+/// replayed after a restart, before the engine finalizes it again into that very row.
+pub struct MergeById<S: Iterator<Item = OrderQuality>, H: Iterator<Item = OrderQuality>> {
+    stored: std::iter::Peekable<S>,
+    held: std::iter::Peekable<H>,
+}
+
+impl<S, H> MergeById<S, H>
+where
+    S: Iterator<Item = OrderQuality>,
+    H: Iterator<Item = OrderQuality>,
+{
+    pub fn new(stored: S, held: H) -> Self {
+        MergeById {
+            stored: stored.peekable(),
+            held: held.peekable(),
+        }
+    }
+}
+
+impl<S, H> Iterator for MergeById<S, H>
+where
+    S: Iterator<Item = OrderQuality>,
+    H: Iterator<Item = OrderQuality>,
+{
+    type Item = OrderQuality;
+
+    fn next(&mut self) -> Option<OrderQuality> {
+        match (self.stored.peek(), self.held.peek()) {
+            (Some(s), Some(h)) => match s.order_id.cmp(&h.order_id) {
+                std::cmp::Ordering::Less => self.stored.next(),
+                std::cmp::Ordering::Greater => self.held.next(),
+                std::cmp::Ordering::Equal => {
+                    self.held.next();
+                    self.stored.next()
+                }
+            },
+            (Some(_), None) => self.stored.next(),
+            (None, _) => self.held.next(),
+        }
+    }
+}
