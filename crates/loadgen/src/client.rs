@@ -72,6 +72,13 @@ impl Target {
         })
     }
 
+    /// `path_and_query` (starting with `/`) under the URL's prefix.
+    pub fn uri(&self, path_and_query: &str) -> Result<Uri, LoadError> {
+        Uri::from_str(&format!("{}{path_and_query}", self.prefix)).map_err(|_| {
+            LoadError::InvalidOption(format!("{path_and_query:?} is not a valid request path"))
+        })
+    }
+
     fn request(&self, method: Method, uri: Uri, body: Bytes) -> Request<Full<Bytes>> {
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = method;
@@ -117,6 +124,11 @@ impl Client {
     pub async fn exchange(&mut self, body: Bytes, timeout: Duration) -> Exchange {
         let uri = self.target.orders.clone();
         self.send(Method::POST, uri, body, timeout).await
+    }
+
+    /// A request without a body (`GET`, `DELETE`).
+    pub async fn bodiless(&mut self, method: Method, uri: Uri, timeout: Duration) -> Exchange {
+        self.send(method, uri, Bytes::new(), timeout).await
     }
 
     async fn send(&mut self, method: Method, uri: Uri, body: Bytes, timeout: Duration) -> Exchange {

@@ -1,4 +1,6 @@
-//! HTTP load generator for the order gateway: the engine behind `trade2026 bench orders`.
+//! HTTP load generator for the order gateway: the engine behind `trade2026 bench orders` and
+//! `trade2026 bench soak` (the [`soak`] module: a long run of a realistic order mix with
+//! concurrent reads and the server's memory sampled).
 //!
 //! Two modes:
 //! - **Open loop** ([`Mode::Open`]): order `i` is due at `start + i/rate`, whatever the server
@@ -17,6 +19,7 @@
 mod client;
 mod orders;
 mod report;
+pub mod soak;
 
 use std::net::SocketAddr;
 use std::str::FromStr;

@@ -34,15 +34,33 @@ pub(crate) fn ioc_limit_bodies(
     quantity: Decimal,
     mid: Decimal,
 ) -> Result<Vec<Bytes>, LoadError> {
+    limit_bodies(symbol, accounts, quantity, mid, Decimal::new(1, 2), "ioc")
+}
+
+/// Limit orders `away` (a fraction: 0.01 = 1%) from the mid, buy below and sell above, with
+/// time in force `tif`; laid out like every body table (`[2 * account + side]`).
+pub(crate) fn limit_bodies(
+    symbol: &str,
+    accounts: usize,
+    quantity: Decimal,
+    mid: Decimal,
+    away: Decimal,
+    tif: &str,
+) -> Result<Vec<Bytes>, LoadError> {
     let overflow = || LoadError::MarketData(format!("mid {mid} is out of range"));
-    let buy = mid
-        .checked_mul(Decimal::new(99, 2))
-        .ok_or_else(overflow)?
-        .normalize();
-    let sell = mid
-        .checked_mul(Decimal::new(101, 2))
-        .ok_or_else(overflow)?
-        .normalize();
+    let price = |factor: Option<Decimal>| -> Result<Decimal, LoadError> {
+        factor
+            .and_then(|f| mid.checked_mul(f))
+            .map(|p| p.normalize())
+            .ok_or_else(overflow)
+    };
+    let buy = price(Decimal::ONE.checked_sub(away))?;
+    let sell = price(Decimal::ONE.checked_add(away))?;
+    if buy <= Decimal::ZERO {
+        return Err(LoadError::InvalidOption(format!(
+            "a buy {away} below the mid {mid} is not a positive price"
+        )));
+    }
     let mut out = Vec::with_capacity(2 * accounts);
     for a in 0..accounts {
         for (side, price) in SIDES.iter().zip([buy, sell]) {
@@ -51,7 +69,7 @@ pub(crate) fn ioc_limit_bodies(
                 "symbol": symbol,
                 "side": side,
                 "type": "limit",
-                "time_in_force": "ioc",
+                "time_in_force": tif,
                 "quantity": quantity.normalize().to_string(),
                 "price": price.to_string(),
             });

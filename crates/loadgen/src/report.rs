@@ -13,13 +13,13 @@ use crate::{BenchOptions, Mode};
 /// Histograms hold nanoseconds up to an hour at 3 significant digits (0.1% resolution).
 const HIST_MAX_NS: u64 = 3_600_000_000_000;
 /// Keep a few distinct transport-error messages so a failed run says why.
-const MAX_ERROR_SAMPLES: usize = 5;
+pub(crate) const MAX_ERROR_SAMPLES: usize = 5;
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIST_MAX_NS, 3).expect("constant histogram bounds are valid")
 }
 
-fn nanos(d: Duration) -> u64 {
+pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
@@ -149,7 +149,7 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    fn of(h: &Histogram<u64>) -> Percentiles {
+    pub(crate) fn of(h: &Histogram<u64>) -> Percentiles {
         let us = |ns: u64| ns as f64 / 1000.0;
         if h.is_empty() {
             return Percentiles {

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub mod http;
+pub mod process;
 
 pub use prometheus_client;
 
@@ -69,6 +70,8 @@ pub struct Metrics {
     pub feed_connects: Family<Labels, Counter>,
     /// HTTP responses by service, route and status code.
     pub http_responses: Family<Labels, Counter>,
+    /// Resident set size, refreshed from `/proc/self/status` on every [`Metrics::render`].
+    resident_memory_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -116,6 +119,14 @@ impl Metrics {
             "HTTP responses, by service, route and status",
             http_responses.clone(),
         );
+        // Prometheus' conventional process metric name (node and client libraries use it), so
+        // existing dashboards and the soak benchmark find it as trade2026_process_resident_memory_bytes.
+        let resident_memory_bytes = Gauge::default();
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes (VmRSS), read when /metrics is rendered",
+            resident_memory_bytes.clone(),
+        );
         Metrics {
             registry: Arc::new(RwLock::new(registry)),
             events_appended,
@@ -124,6 +135,7 @@ impl Metrics {
             feed_parse_errors,
             feed_connects,
             http_responses,
+            resident_memory_bytes,
         }
     }
 
@@ -142,8 +154,13 @@ impl Metrics {
         g
     }
 
-    /// The registry in Prometheus text exposition format.
+    /// The registry in Prometheus text exposition format. Process figures are read here, at
+    /// scrape time; where they cannot be read (not Linux) the gauge keeps its last value (0).
     pub fn render(&self) -> String {
+        if let Some(bytes) = process::resident_memory_bytes() {
+            self.resident_memory_bytes
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
         let mut out = String::new();
         let registry = self.registry.read().unwrap_or_else(|e| e.into_inner());
         // Writing into a String cannot fail.
@@ -257,5 +274,19 @@ mod tests {
             text.contains("# TYPE trade2026_journal_append_latency_seconds histogram"),
             "{text}"
         );
+        assert!(
+            text.contains("# TYPE trade2026_process_resident_memory_bytes gauge"),
+            "{text}"
+        );
+        #[cfg(target_os = "linux")]
+        {
+            let rss: i64 = text
+                .lines()
+                .find_map(|l| l.strip_prefix("trade2026_process_resident_memory_bytes "))
+                .expect("the RSS sample line")
+                .parse()
+                .unwrap();
+            assert!(rss > 1 << 20, "{text}");
+        }
     }
 }
