@@ -208,7 +208,8 @@ pub async fn start(
         ));
     }
     let scanner = compliance_scanner::start(
-        journal.clone(),
+        &runner,
+        &data_dir,
         compliance_scanner::ScannerConfig {
             params: cfg.surveillance.clone(),
             account_owners: cfg
@@ -218,19 +219,18 @@ pub async fn start(
                 .into_iter()
                 .collect(),
         },
-        metrics.clone(),
+        snapshot_policy,
+        &metrics,
         shutdown.clone(),
-    )?;
-    let alerts = scanner.alerts.clone();
-    tasks.push((
-        "compliance-scanner",
-        tokio::spawn(async move {
-            match scanner.task.await {
-                Ok(r) => r.map_err(|e| PlatformError::Task(format!("compliance scanner: {e}"))),
-                Err(e) => Err(PlatformError::Task(format!("compliance scanner: {e}"))),
-            }
-        }),
-    ));
+    )
+    .await?;
+    // The JSON 404 until the scanner is served by runtime::http::Host (which adds its own).
+    let scanner_routes = scanner
+        .router(keys.clone())
+        .fallback(telemetry::http::fallback);
+    for (name, task) in scanner.tasks {
+        tasks.push((name, runtime_task(name, task)));
+    }
 
     let report_store = match &cfg.seaweedfs.s3_endpoint {
         Some(endpoint) => {
@@ -366,7 +366,7 @@ pub async fn start(
         &cfg,
         &mut tasks,
         "compliance_scanner",
-        compliance_scanner::router(alerts, keys, journal.clone()),
+        scanner_routes,
         &metrics,
         &shutdown,
     )
