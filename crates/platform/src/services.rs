@@ -259,32 +259,34 @@ pub async fn start(
             .to_string()
             .parse()
             .unwrap_or(0.99),
-        surveillance: cfg.surveillance.clone(),
         account_owners: cfg
             .compliance_scanner
             .account_owners
             .clone()
             .into_iter()
             .collect(),
+        limits: ptrc_service::Limits::default(),
     };
-    let (ptrc_svc, ptrc_task) = ptrc_service::start(
-        journal.clone(),
-        std::sync::Arc::new(move |symbol: &str| marks_cache.mid(symbol)),
-        Some(sinks::TickStore::open(&store_path)?),
-        report_store,
-        keys.clone(),
+    // P&L books (snapshots + journal tail), its own alert store; history from the blotter.
+    let ptrc = ptrc_service::start(
+        &runner,
+        &data_dir,
+        snapshot_policy,
+        ptrc_service::Inputs {
+            marks: std::sync::Arc::new(move |symbol: &str| marks_cache.mid(symbol)),
+            history: Some(sinks::TickStore::open(&store_path)?),
+            blotter: core_reads.blotter.clone(),
+            reports: report_store,
+            keys: keys.clone(),
+        },
         ptrc_settings,
-        shutdown.clone(),
-    )?;
-    tasks.push((
-        "ptrc",
-        tokio::spawn(async move {
-            match ptrc_task.await {
-                Ok(r) => r.map_err(|e| PlatformError::Task(format!("ptrc: {e}"))),
-                Err(e) => Err(PlatformError::Task(format!("ptrc: {e}"))),
-            }
-        }),
-    ));
+    )
+    .await?;
+    let ptrc_probes = ptrc.service.probes();
+    let ptrc_svc = ptrc.service;
+    for (name, task) in ptrc.tasks {
+        tasks.push((name, runtime_task(name, task)));
+    }
 
     let online_store = cfg.feast.online_store.connection_string.clone();
     let (feature_svc, feature_task) = feature_pipeline::start(
@@ -335,13 +337,14 @@ pub async fn start(
         ],
     )
     .await?;
-    let ptrc_addr = serve(
+    let ptrc_addr = serve_with(
         &cfg,
         &mut tasks,
         "ptrc",
         ptrc_service::router(ptrc_svc),
         &metrics,
         &shutdown,
+        ptrc_probes,
     )
     .await?;
     let features_addr = serve(
