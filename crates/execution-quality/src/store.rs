@@ -326,3 +326,140 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use interchange::{Kind, Record};
+    use model::{Decimal, Side};
+
+    fn at(s: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(s).unwrap()
+    }
+
+    /// Four orders: `o1` (a, AAA, January), `o2` (b, AAA, February), `o3` (no account, BBB,
+    /// February), `o4` (c, BBB, February), each cancelled.
+    fn rows() -> Vec<OrderQuality> {
+        let mut recs = Vec::new();
+        for sym in ["AAA", "BBB"] {
+            let mut q = Record::new(at("2024-01-31T23:00:00Z"), Kind::Quote, sym);
+            q.bid = Some(Decimal::from(99));
+            q.ask = Some(Decimal::from(101));
+            recs.push(q);
+        }
+        let orders = [
+            ("o1", Some("a"), "AAA", "2024-01-31T23:59:00Z"),
+            ("o2", Some("b"), "AAA", "2024-02-01T00:00:00Z"),
+            ("o3", None, "BBB", "2024-02-01T00:01:00Z"),
+            ("o4", Some("c"), "BBB", "2024-02-01T00:02:00Z"),
+        ];
+        for (id, account, sym, ts) in orders {
+            let mut o = Record::new(at(ts), Kind::OrderNew, sym);
+            o.order_id = Some(id.into());
+            o.account = account.map(Into::into);
+            o.side = Some(Side::Buy);
+            o.qty = Some(Decimal::from(100));
+            o.order_type = Some("market".into());
+            recs.push(o);
+        }
+        for (id, account, sym, _) in orders {
+            let mut c = Record::new(at("2024-02-01T00:03:00Z"), Kind::OrderCancel, sym);
+            c.order_id = Some(id.into());
+            c.account = account.map(Into::into);
+            c.qty = Some(Decimal::from(100));
+            recs.push(c);
+        }
+        let report = execq::compute(&recs, &execq::Params::default()).unwrap();
+        report.orders.into_values().map(|b| *b).collect()
+    }
+
+    fn ids(reader: &RowReader, q: &RowQuery) -> Vec<String> {
+        reader
+            .with_rows(q, |rows| rows.map(|r| r.order_id).collect())
+            .unwrap()
+    }
+
+    #[test]
+    fn rows_round_trip_and_every_filter_selects_in_order_id_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let mut w = RowWriter::open(&path).unwrap();
+        let all = rows();
+        assert_eq!(all.len(), 4);
+        w.upsert(&all[2..]).unwrap();
+        w.upsert(&all[..2]).unwrap();
+        let r = RowReader::new(&path);
+        assert_eq!(r.count().unwrap(), 4);
+        assert_eq!(r.row("o3").unwrap().as_ref(), Some(&all[2]));
+        assert_eq!(r.row("o9").unwrap(), None);
+        let q = |f: fn(&mut RowQuery)| {
+            let mut q = RowQuery::default();
+            f(&mut q);
+            ids(&r, &q)
+        };
+        assert_eq!(q(|_| {}), ["o1", "o2", "o3", "o4"]);
+        // Several accounts; an order without one belongs to no account.
+        assert_eq!(
+            q(|q| q.accounts = Some(vec!["c".into(), "a".into()])),
+            ["o1", "o4"]
+        );
+        assert_eq!(q(|q| q.accounts = Some(vec![])), Vec::<String>::new());
+        assert_eq!(q(|q| q.symbol = Some("BBB".into())), ["o3", "o4"]);
+        assert_eq!(q(|q| q.month = Some("2024-01".into())), ["o1"]);
+        assert_eq!(q(|q| q.month = Some("2024-02".into())), ["o2", "o3", "o4"]);
+        assert_eq!(
+            q(|q| {
+                q.from = Some(at("2024-02-01T00:00:00Z"));
+                q.to = Some(at("2024-02-01T00:02:00Z"));
+            }),
+            ["o2", "o3"]
+        );
+    }
+
+    #[test]
+    fn an_upsert_replaces_the_row_of_the_same_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let mut w = RowWriter::open(&path).unwrap();
+        let mut all = rows();
+        w.upsert(&all).unwrap();
+        all[1].symbol = "ZZZ".into();
+        all[1].fill_count = 7;
+        w.upsert(&all[1..2]).unwrap();
+        let r = RowReader::new(&path);
+        assert_eq!(r.count().unwrap(), 4);
+        assert_eq!(r.row("o2").unwrap().as_ref(), Some(&all[1]));
+        let zzz = RowQuery {
+            symbol: Some("ZZZ".into()),
+            ..RowQuery::default()
+        };
+        assert_eq!(ids(&r, &zzz), ["o2"]);
+    }
+
+    #[test]
+    fn a_merge_keeps_order_id_order_and_the_stored_row_on_a_tie() {
+        let all = rows();
+        let mut held_o2 = all[1].clone();
+        held_o2.fill_count = 99; // a replayed, not yet final view of o2
+        let stored = vec![all[1].clone(), all[3].clone()];
+        let held = vec![all[0].clone(), held_o2, all[2].clone()];
+        let merged: Vec<OrderQuality> =
+            MergeById::new(stored.into_iter(), held.into_iter()).collect();
+        assert_eq!(merged, all);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        drop(RowWriter::open(&path).unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(c);
+        assert!(matches!(
+            RowWriter::open(&path),
+            Err(QualityError::Schema { found: 2, .. })
+        ));
+    }
+}

@@ -82,6 +82,8 @@ struct Keys {
     keys: ApiKeys,
     admin: String,
     trader: String,
+    /// A trader over acct1 and acct2.
+    trader2: String,
 }
 
 fn keys() -> Keys {
@@ -95,10 +97,22 @@ fn keys() -> Keys {
             Accounts::Some([AccountId::new("acct1").unwrap()].into()),
         )
         .unwrap();
+    let trader2 = keys
+        .create_ephemeral(
+            Role::Trader,
+            Accounts::Some(
+                ["acct1", "acct2"]
+                    .iter()
+                    .map(|a| AccountId::new(*a).unwrap())
+                    .collect(),
+            ),
+        )
+        .unwrap();
     Keys {
         keys,
         admin,
         trader,
+        trader2,
     }
 }
 
@@ -172,6 +186,35 @@ async fn quality_equals_keeping_everything(app: &Router, k: &Keys, before: &Exec
         assert!(
             body == want,
             "{uri}: the answer differs from keeping every order"
+        );
+    }
+    // A key over several accounts reads all of them (the old service asked it to name one):
+    // the report over those accounts' orders.
+    let p = params();
+    for (uri, symbol) in [
+        ("/quality", None),
+        ("/quality?symbol=AAAUSD", Some("AAAUSD")),
+    ] {
+        let (status, body) = get(app, &k.trader2, uri).await;
+        assert_eq!(status, 200, "{uri}: {body}");
+        let rows = before.held_rows(&ReportFilter {
+            symbol: symbol.map(Into::into),
+            ..ReportFilter::default()
+        });
+        let ours = rows
+            .into_iter()
+            .filter(|r| matches!(r.account.as_deref(), Some("acct1" | "acct2")));
+        let want = execq::report_from_rows(
+            ours,
+            &p,
+            &ReportFilter::default(),
+            before.records(),
+            before.data_issues(),
+        )
+        .unwrap();
+        assert!(
+            body == serde_json::to_string(&want).unwrap(),
+            "{uri}: acct1 + acct2"
         );
     }
 }
