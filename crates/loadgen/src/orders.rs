@@ -34,14 +34,24 @@ pub(crate) fn ioc_limit_bodies(
     quantity: Decimal,
     mid: Decimal,
 ) -> Result<Vec<Bytes>, LoadError> {
-    limit_bodies(symbol, accounts, quantity, mid, Decimal::new(1, 2), "ioc")
+    limit_bodies(
+        symbol,
+        accounts,
+        "",
+        quantity,
+        mid,
+        Decimal::new(1, 2),
+        "ioc",
+    )
 }
 
 /// Limit orders `away` (a fraction: 0.01 = 1%) from the mid, buy below and sell above, with
-/// time in force `tif`; laid out like every body table (`[2 * account + side]`).
+/// time in force `tif`, for accounts `bench-<a><account_suffix>`; laid out like every body table
+/// (`[2 * account + side]`).
 pub(crate) fn limit_bodies(
     symbol: &str,
     accounts: usize,
+    account_suffix: &str,
     quantity: Decimal,
     mid: Decimal,
     away: Decimal,
@@ -65,7 +75,7 @@ pub(crate) fn limit_bodies(
     for a in 0..accounts {
         for (side, price) in SIDES.iter().zip([buy, sell]) {
             let body = json!({
-                "account": account_name(a),
+                "account": format!("{}{account_suffix}", account_name(a)),
                 "symbol": symbol,
                 "side": side,
                 "type": "limit",

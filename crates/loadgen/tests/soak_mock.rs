@@ -2,7 +2,8 @@
 //! of the mix and checks every request: a market order fills (201 filled), an IOC limit 1% away
 //! expires (201 expired), a GTC limit 2% away rests (201 accepted, remembered as open), a limit
 //! 50% away is refused (422 price_collar), `DELETE /orders/{id}` cancels an open order (200) and
-//! answers 409 for anything else; any other body is a 400 `bad_test_order`. `/metrics` serves
+//! answers 409 for anything else; any other body is a 400 `bad_test_order`. Like the real risk
+//! engine, a market order of an account with an open resting order is refused (422 self_trade). `/metrics` serves
 //! an RSS gauge that grows by 1 MB per scrape. Counts only add up if the loader sends exactly
 //! the documented mix and cancels only orders that rest.
 
@@ -66,6 +67,9 @@ async fn submit(State(m): State<Arc<Mock>>, Json(o): Json<Value>) -> Answer {
     let tif = o["time_in_force"].as_str();
     match (o["type"].as_str(), tif, price) {
         (Some("market"), None, None) => {
+            if m.open.lock().unwrap().values().any(|a| *a == account) {
+                return error(StatusCode::UNPROCESSABLE_ENTITY, "self_trade");
+            }
             *m.positions
                 .lock()
                 .unwrap()
@@ -76,7 +80,9 @@ async fn submit(State(m): State<Arc<Mock>>, Json(o): Json<Value>) -> Answer {
         (Some("limit"), Some("ioc"), Some(p)) if p == if buy { "44550" } else { "45450" } => {
             created("expired")
         }
-        (Some("limit"), Some("gtc"), Some(p)) if p == if buy { "44100" } else { "45900" } => {
+        (Some("limit"), Some("gtc"), Some(p))
+            if p == if buy { "44100" } else { "45900" } && account.ends_with("-maker") =>
+        {
             m.open.lock().unwrap().insert(id, account.clone());
             created("accepted")
         }

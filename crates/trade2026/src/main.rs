@@ -273,6 +273,63 @@ enum BenchCommand {
     /// from each order's scheduled time, so stalls are not hidden) or closed loop with
     /// `--rate max`. Exits nonzero on any transport error or 5xx answer.
     Orders(BenchOrdersArgs),
+    /// A long run against a running gateway: a realistic order mix (market orders that fill,
+    /// IOC limits that expire, resting GTC limits 2% from the mid and their cancels by id,
+    /// collar rejects; per account in a 20-visit cycle of 8/4/3/3/2), optional concurrent reads
+    /// (`GET /orders?limit=100`, `/fills?limit=100`), and the server's RSS sampled from
+    /// `/metrics` with its peak and its slope after warm-up. Prints a table; `--json FILE`
+    /// writes the full report. Exits nonzero on any transport error or 5xx answer.
+    Soak(BenchSoakArgs),
+}
+
+#[derive(Args)]
+struct BenchSoakArgs {
+    /// Gateway base URL (http only).
+    #[arg(long, default_value = "http://127.0.0.1:8099")]
+    url: String,
+    /// API key (admin, or one covering accounts bench-*; not needed against `up --insecure-dev`).
+    #[arg(long, env = "TRADE2026_API_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// Requests (orders and cancels) per second on a fixed schedule, or `max` for closed loop.
+    #[arg(long, default_value = "1000")]
+    rate: String,
+    /// How long to send: seconds, or with a unit (`300`, `90s`, `30m`, `8h`).
+    #[arg(long, default_value = "300")]
+    duration: String,
+    /// Keep-alive connections for orders (one request in flight on each).
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Spread orders round-robin over accounts bench-0 .. bench-<N-1>; resting orders go to
+    /// bench-<a>-maker (risk refuses a market order of an account with a resting order).
+    #[arg(long, default_value_t = 64)]
+    accounts: usize,
+    /// Read the server's RSS from GET /metrics this often (seconds or with a unit).
+    #[arg(long, default_value = "10")]
+    sample_every: String,
+    /// Leave the RSS samples of this first stretch out of the slope (seconds or with a unit).
+    #[arg(long, default_value = "60")]
+    warmup: String,
+    /// Concurrent reads per second, alternating GET /orders?limit=100 and /fills?limit=100 (0: none).
+    #[arg(long, default_value_t = 0)]
+    reads_per_sec: u64,
+    /// Keep-alive connections for the reads.
+    #[arg(long, default_value_t = 2)]
+    read_connections: usize,
+    #[arg(long, default_value = "BTCUSDT")]
+    symbol: String,
+    /// Order quantity.
+    #[arg(long, default_value = "0.001")]
+    quantity: String,
+    /// Seconds to wait for an answer before counting a transport error.
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
+    /// Loader worker threads (1 = a single-threaded runtime, leaving the other cores to the
+    /// server when both run on one machine).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Also write the full report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -335,6 +392,7 @@ fn main() {
         Command::Md(cmd) => md(cmd),
         Command::Config(ConfigCommand::Check(args)) => config_check(args),
         Command::Bench(BenchCommand::Orders(args)) => bench_orders(args),
+        Command::Bench(BenchCommand::Soak(args)) => bench_soak(args),
         Command::Journal(JournalCommand::Export {
             data_dir,
             common,
@@ -954,6 +1012,61 @@ async fn wait_for_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+fn bench_soak(args: BenchSoakArgs) -> Result<()> {
+    let duration = |name: &str, v: &str| -> Result<std::time::Duration> {
+        loadgen::soak::parse_duration(v).with_context(|| format!("--{name}"))
+    };
+    let timeout = std::time::Duration::try_from_secs_f64(args.timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| {
+            format!(
+                "--timeout must be a positive number of seconds, not {}",
+                args.timeout
+            )
+        })?;
+    let opts = loadgen::soak::SoakOptions {
+        url: args.url,
+        mode: args.rate.parse()?,
+        duration: duration("duration", &args.duration)?,
+        connections: args.connections,
+        accounts: args.accounts,
+        api_key: args.key,
+        symbol: args.symbol,
+        quantity: args
+            .quantity
+            .parse()
+            .with_context(|| format!("--quantity {:?} is not a decimal number", args.quantity))?,
+        timeout,
+        sample_every: duration("sample-every", &args.sample_every)?,
+        warmup: duration("warmup", &args.warmup)?,
+        reads_per_sec: args.reads_per_sec,
+        read_connections: args.read_connections,
+        ..loadgen::soak::SoakOptions::default()
+    };
+    let rt = match args.threads {
+        0 => bail!("--threads must be at least 1"),
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
+    .context("starting the async runtime")?;
+    let report = rt.block_on(loadgen::soak::run(opts))?;
+    println!("{report}");
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if report.failed {
+        bail!("the soak saw transport errors or 5xx answers (see the table above)");
+    }
+    Ok(())
 }
 
 fn bench_orders(args: BenchOrdersArgs) -> Result<()> {

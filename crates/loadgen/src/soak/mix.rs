@@ -11,6 +11,11 @@
 //! | `cancel` | 3 | 15 % | `DELETE /orders/{id}` of this account's oldest resting order | 200 `canceled` |
 //! | `reject` | 2 | 10 % | IOC limit 50 % from the mid: far outside the collar | 422 `price_collar` |
 //!
+//! Resting orders (and so their cancels) go to a companion account `bench-<a>-maker`: the risk
+//! engine refuses a market order of an account that has a resting order on the other side
+//! (`self_trade`: the market order could fill against it), so market orders and resting orders
+//! of one account cannot be mixed. All other kinds use `bench-<a>`.
+//!
 //! Every kind alternates buy and sell within an account (the n-th order of a kind for an account
 //! is a buy when n is even), so each account's position from market orders is always 0 or one
 //! order's quantity, and resting orders sit evenly on both sides. A cancel takes the account's
@@ -78,6 +83,9 @@ pub const MIX_CYCLE: [SoakKind; 20] = [
 pub(crate) const BUY: usize = 0;
 pub(crate) const SELL: usize = 1;
 
+/// Appended to `bench-<a>` for the account of the resting orders (see the module docs).
+pub const MAKER_SUFFIX: &str = "-maker";
+
 /// How far from the mid each limit kind is priced, as a fraction of the mid.
 const IOC_AWAY: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
 const RESTING_AWAY: Decimal = Decimal::from_parts(2, 0, 0, false, 2);
@@ -132,14 +140,16 @@ impl MixBodies {
         quantity: Decimal,
         mid: Decimal,
     ) -> Result<MixBodies, LoadError> {
-        let limit = |away, tif| orders::limit_bodies(symbol, accounts, quantity, mid, away, tif);
+        let limit = |suffix, away, tif| {
+            orders::limit_bodies(symbol, accounts, suffix, quantity, mid, away, tif)
+        };
         Ok(MixBodies {
             mid,
             market: orders::market_bodies(symbol, accounts, quantity),
-            ioc: limit(IOC_AWAY, "ioc")?,
-            resting: limit(RESTING_AWAY, "gtc")?,
+            ioc: limit("", IOC_AWAY, "ioc")?,
+            resting: limit(MAKER_SUFFIX, RESTING_AWAY, "gtc")?,
             // IOC, so that with the collar switched off these expire instead of piling up.
-            reject: limit(REJECT_AWAY, "ioc")?,
+            reject: limit("", REJECT_AWAY, "ioc")?,
         })
     }
 
@@ -267,6 +277,7 @@ mod tests {
 
         let ioc = parse(&b.body(step(SoakKind::IocLimit, 0, BUY)).unwrap());
         assert_eq!(ioc["time_in_force"], "ioc");
+        assert_eq!(ioc["account"], "bench-0");
         assert_eq!(ioc["price"], "44550.1188"); // 45000.12 * 0.99
 
         let rest_buy = parse(&b.body(step(SoakKind::Resting, 0, BUY)).unwrap());
@@ -275,7 +286,8 @@ mod tests {
         assert_eq!(rest_buy["time_in_force"], "gtc");
         assert_eq!(rest_buy["side"], "buy");
         assert_eq!(rest_buy["price"], "44100.1176"); // * 0.98
-        assert_eq!(rest_sell["account"], "bench-1");
+        assert_eq!(rest_buy["account"], "bench-0-maker");
+        assert_eq!(rest_sell["account"], "bench-1-maker");
         assert_eq!(rest_sell["price"], "45900.1224"); // * 1.02
 
         let reject_buy = parse(&b.body(step(SoakKind::Reject, 0, BUY)).unwrap());
@@ -283,6 +295,7 @@ mod tests {
         assert_eq!(reject_buy["price"], "22500.06"); // * 0.5
         assert_eq!(reject_sell["price"], "67500.18"); // * 1.5
         assert_eq!(reject_sell["time_in_force"], "ioc");
+        assert_eq!(reject_sell["account"], "bench-0");
 
         assert!(b.body(step(SoakKind::Cancel, 0, BUY)).is_none());
         assert!(

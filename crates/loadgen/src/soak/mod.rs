@@ -57,7 +57,8 @@ pub struct SoakOptions {
     pub duration: Duration,
     /// Order connections (reads have their own).
     pub connections: usize,
-    /// Orders go round-robin to accounts `bench-0` .. `bench-<accounts-1>`.
+    /// Orders go round-robin to accounts `bench-0` .. `bench-<accounts-1>`; resting orders to
+    /// their companions `bench-<a>-maker` (see [`mix`]).
     pub accounts: usize,
     /// Sent as `Authorization: Bearer <key>` when set (an admin key, or one covering the
     /// bench accounts).
