@@ -11,4 +11,4 @@ mod shell;
 
 pub use crate::core::{CoreConfig, Outcome, Reserved, TradingCore};
 pub use error::EngineError;
-pub use shell::{Engine, EngineConfig, ExecutionReport, Query, QueryAnswer, Started};
+pub use shell::{Engine, EngineConfig, EngineGauges, ExecutionReport, Query, QueryAnswer, Started};

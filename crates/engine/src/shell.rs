@@ -17,6 +17,7 @@ use runtime::{
     ConsumerHandle, Restored, Runner, RuntimeError, SnapshotPolicy, SnapshotStore, Spec,
 };
 use serde::{Deserialize, Serialize};
+use telemetry::prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -133,6 +134,45 @@ pub struct Engine {
 
 const COMMAND_QUEUE: usize = 65_536;
 
+/// What the engine holds in memory, for `/metrics`: bounded by the retention, whatever the
+/// history (a soak watches these stay flat).
+#[derive(Clone, Default)]
+pub struct EngineGauges {
+    orders_held: Gauge,
+    open_orders: Gauge,
+    client_ids: Gauge,
+}
+
+impl EngineGauges {
+    pub fn register(metrics: &telemetry::Metrics) -> EngineGauges {
+        let g = EngineGauges::default();
+        metrics.register(
+            "engine_orders_held",
+            "Orders in the engine's memory: open ones plus recently finished ones (retention)",
+            g.orders_held.clone(),
+        );
+        metrics.register(
+            "engine_open_orders",
+            "Open orders (pending, accepted, partially filled)",
+            g.open_orders.clone(),
+        );
+        metrics.register(
+            "engine_client_order_ids",
+            "Client order ids remembered in memory for idempotent order entry",
+            g.client_ids.clone(),
+        );
+        g
+    }
+
+    fn update(&self, core: &TradingCore) {
+        let oms = core.oms();
+        let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        self.orders_held.set(n(oms.len()));
+        self.open_orders.set(n(oms.open_len()));
+        self.client_ids.set(n(oms.client_ids_len()));
+    }
+}
+
 /// A started engine: its handle and task, and the snapshotter that keeps its restart short.
 pub struct Started {
     pub engine: Engine,
@@ -157,6 +197,7 @@ impl Engine {
         config: EngineConfig,
         snapshots: SnapshotStore,
         runner: &Runner<InProcessBus>,
+        gauges: EngineGauges,
         shutdown: CancellationToken,
     ) -> Result<Started, EngineError> {
         let fingerprint = runtime::fingerprint(&config.core);
@@ -241,7 +282,7 @@ impl Engine {
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         let acker = tokio::spawn(acknowledge(ack_rx, reports.clone(), shutdown.clone()));
         let task = tokio::spawn(run(
-            core, journal, market, rx, ack_tx, acker, config, shutdown,
+            core, journal, market, rx, ack_tx, acker, config, gauges, shutdown,
         ));
         Ok(Started {
             engine: Engine { tx, reports },
@@ -306,6 +347,7 @@ async fn run(
     ack: mpsc::UnboundedSender<(Durable, Vec<Event>, Reply)>,
     acker: JoinHandle<()>,
     config: EngineConfig,
+    gauges: EngineGauges,
     shutdown: CancellationToken,
 ) -> Result<(), EngineError> {
     // An absolute deadline: the select below is re-entered on every command, so a relative
@@ -316,7 +358,12 @@ async fn run(
     // Ids durably reserved: decisions use only these (see `Event::IdsReserved`).
     let mut usable = core.reserved();
     let mut reserving: Option<oneshot::Receiver<Reserved>> = None;
+    let mut gauges_at = std::time::Instant::now();
     let result = loop {
+        if gauges_at.elapsed() >= Duration::from_millis(250) {
+            gauges.update(&core);
+            gauges_at = std::time::Instant::now();
+        }
         if reserving.is_none() && low_on_ids(&core, usable) {
             let event = core.reserve_ids(ORDER_ID_BLOCK, FILL_ID_BLOCK, Timestamp::now());
             let (tx, rx) = oneshot::channel();

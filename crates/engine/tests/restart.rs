@@ -90,9 +90,16 @@ fn start(dir: &std::path::Path, journal: &Journal, session_end: chrono::NaiveTim
             ..EngineConfig::default()
         };
         let store = SnapshotStore::open(&dir.join("snapshots"), "engine", 3).unwrap();
-        let started = Engine::start(journal.clone(), config, store, &runner, shutdown.clone())
-            .await
-            .unwrap();
+        let started = Engine::start(
+            journal.clone(),
+            config,
+            store,
+            &runner,
+            engine::EngineGauges::default(),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
         (started.engine, started.snapshotter)
     });
     Life {

@@ -114,6 +114,8 @@ pub struct CoreSpec {
     pub data_dir: std::path::PathBuf,
     /// How long the blotter remembers client order ids.
     pub idempotency_window_secs: u64,
+    /// Where the engine reports what it holds in memory.
+    pub gauges: engine::EngineGauges,
 }
 
 /// The started core: the engine, the read views the gateway answers from, and their tasks.
@@ -149,6 +151,7 @@ pub async fn start_core(
         spec.engine,
         runtime::SnapshotStore::open(&snapshots_root, "engine", policy.keep)?,
         runner,
+        spec.gauges,
         shutdown,
     )
     .await?;

@@ -93,6 +93,7 @@ async fn harness() -> Harness {
             engine: engine::EngineConfig::default(),
             data_dir: dir.path().to_owned(),
             idempotency_window_secs: 3600,
+            gauges: engine::EngineGauges::default(),
         },
         &runner,
         shutdown.clone(),

@@ -147,6 +147,7 @@ pub async fn start(
             engine: engine_config,
             data_dir: data_dir.clone(),
             idempotency_window_secs: cfg.gateway.idempotency_window_secs,
+            gauges: engine::EngineGauges::register(&metrics),
         },
         &runner,
         shutdown.clone(),
@@ -290,7 +291,9 @@ pub async fn start(
 
     let online_store = cfg.feast.online_store.connection_string.clone();
     let (feature_svc, feature_task) = feature_pipeline::start(
-        journal.clone(),
+        &runner,
+        &data_dir,
+        snapshot_policy,
         feature_pipeline::PipelineConfig {
             project: "trade2026".to_string(),
             online_store: online_store.clone(),
@@ -300,10 +303,12 @@ pub async fn start(
             stale_after: Duration::from_secs(
                 u64::from(cfg.materialization.freshness_bound_minutes.max(1)) * 60,
             ),
+            engine: feature_pipeline::EngineParams::default(),
         },
-        metrics.clone(),
+        &metrics,
         shutdown.clone(),
-    )?;
+    )
+    .await?;
     tasks.push((
         "feature-pipeline",
         tokio::spawn(async move {
@@ -409,7 +414,10 @@ pub async fn start(
     let _ = writeln!(
         banner,
         "  features     http://{features_addr}   POST /get-online-features, GET /features/{{view}}/{{entity}} /status  (online store: {})",
-        online_store.as_deref().unwrap_or("embedded")
+        online_store.as_deref().map_or_else(
+            || "embedded".into(),
+            feature_pipeline::redact_connection_string
+        )
     );
     let _ = writeln!(
         banner,
