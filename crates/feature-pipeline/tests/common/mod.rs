@@ -2,6 +2,8 @@
 
 //! A random but reproducible journal for the pipeline's tests.
 
+pub mod service;
+
 use journal::Delivery;
 use model::{
     AccountId, BookLevel, BookSnapshot, ClientOrderId, Event, Fill, FillId, InstrumentId,
@@ -128,7 +130,7 @@ impl Shape {
 
 /// Market data on every instrument, orders that are filled in pieces, cancelled, rejected or
 /// expired, and fills of orders the engine never saw.
-pub fn journal(u: &Universe, shape: Shape) -> Vec<Event> {
+pub fn random_journal(u: &Universe, shape: Shape) -> Vec<Event> {
     let mut r = Rng(shape.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut t = shape.start_ns;
     let (mut next_order, mut next_fill) = (1u64, 1u64);
