@@ -4,6 +4,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+mod archive;
+
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -185,6 +187,7 @@ enum JournalCommand {
     /// Write the journal to stdout, one JSON object per line. `ndjson` is the event interchange
     /// format that `execq` and `surveil` read (order_new, order_cancel, fill, quote, trade);
     /// `events` is every journal record as stored (seq, recorded_at, subject, event).
+    /// Archived history is read from the archive (see `journal archive`) and checked.
     /// The platform must not be running on the same data dir (the journal has one owner).
     Export {
         /// The platform's data dir (default ./data, or platform.data_dir from --config).
@@ -197,7 +200,19 @@ enum JournalCommand {
         /// First sequence number to export.
         #[arg(long, default_value_t = 1)]
         from_seq: u64,
+        /// The journal's archive (folder or s3://bucket/prefix); default: where the journal
+        /// recorded archiving to.
+        #[arg(long)]
+        archive: Option<String>,
+        /// S3 endpoint for an s3:// archive (default: seaweedfs.s3_endpoint).
+        #[arg(long)]
+        s3_endpoint: Option<String>,
     },
+    /// Move the events every durable consumer has acked out of the journal into compressed,
+    /// checksummed segment files (a folder or S3) plus a manifest, then delete them from the
+    /// journal. Crash-safe: segments and manifest are durable before anything is deleted, and a
+    /// rerun completes an interrupted one. The platform must not be running on the data dir.
+    Archive(archive::ArchiveArgs),
 }
 
 #[derive(Args)]
@@ -398,7 +413,17 @@ fn main() {
             common,
             format,
             from_seq,
-        }) => journal_export(data_dir, common, &format, from_seq),
+            archive,
+            s3_endpoint,
+        }) => journal_export(
+            data_dir,
+            common,
+            &format,
+            from_seq,
+            archive.as_deref(),
+            s3_endpoint.as_deref(),
+        ),
+        Command::Journal(JournalCommand::Archive(args)) => archive::run(args),
         Command::Execq {
             events,
             params,
@@ -456,6 +481,8 @@ fn journal_export(
     common: CommonArgs,
     format: &str,
     from_seq: u64,
+    archive: Option<&str>,
+    s3_endpoint: Option<&str>,
 ) -> Result<()> {
     let mut cfg = load_config(&common)?.config;
     if let Some(dir) = data_dir {
@@ -466,53 +493,75 @@ fn journal_export(
         bail!("no journal at {} (is --data-dir right?)", path.display());
     }
     let (journal, _) = journal::Journal::open(&path)?;
+    let history = archive::history(
+        &journal,
+        &cfg,
+        archive,
+        s3_endpoint,
+        export_start(format, from_seq),
+    )?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    let written = write_export(history, format, from_seq, &mut out)?;
+    out.flush()?;
+    journal.shutdown()?;
+    eprintln!("exported {written} records from {}", path.display());
+    Ok(())
+}
+
+/// Where an export must start reading: the exporter needs each order's history to size its
+/// cancels, so `ndjson` replays from the start and prints from `from_seq` on.
+fn export_start(format: &str, from_seq: u64) -> u64 {
+    if format == "ndjson" {
+        1
+    } else {
+        from_seq.max(1)
+    }
+}
+
+/// Writes the export of `history` (read from [`export_start`]) to `out`; returns the records
+/// written.
+fn write_export(
+    history: journal::HistoryReader,
+    format: &str,
+    from_seq: u64,
+    out: &mut impl Write,
+) -> Result<u64> {
     let mut exporter = interchange::Exporter::new();
     let mut interchange_records = Vec::new();
     let (first, mut written) = (from_seq.max(1), 0u64);
-    // The exporter needs each order's history to size its cancels: replay from the start and
-    // print from `from_seq` on.
-    let mut seq = if format == "ndjson" { 1 } else { first };
-    loop {
-        let records = journal.read_from(seq, 10_000)?;
-        let Some(last) = records.last().map(|r| r.seq) else {
-            break;
-        };
-        for r in records {
-            let print = r.seq >= first;
-            match format {
-                "events" => {
+    for r in history {
+        let r = r?;
+        let print = r.seq >= first;
+        match format {
+            "events" => {
+                if print {
                     serde_json::to_writer(
-                        &mut out,
+                        &mut *out,
                         &serde_json::json!({"seq": r.seq, "recorded_at": r.recorded_at, "subject": r.subject, "event": r.event}),
                     )?;
                     out.write_all(b"\n")?;
                     written += 1;
                 }
-                _ => {
-                    if let Some(rec) = exporter.export(&r.event)
-                        && print
-                    {
-                        interchange_records.push(rec);
-                    }
+            }
+            _ => {
+                if let Some(rec) = exporter.export(&r.event)
+                    && print
+                {
+                    interchange_records.push(rec);
                 }
             }
         }
-        seq = last + 1;
     }
     // Journal order is commit order; the interchange format is in event-time order (a fill
     // stamped by the market data that caused it can be journaled after a later order).
     interchange_records.sort_by_key(|r| r.ts);
     for rec in &interchange_records {
-        serde_json::to_writer(&mut out, rec)?;
+        serde_json::to_writer(&mut *out, rec)?;
         out.write_all(b"\n")?;
         written += 1;
     }
-    out.flush()?;
-    journal.shutdown()?;
-    eprintln!("exported {written} records from {}", path.display());
-    Ok(())
+    Ok(written)
 }
 
 fn read_events(path: &std::path::Path) -> Result<Vec<interchange::Record>> {
@@ -732,14 +781,10 @@ fn journal_events(
     }
     let (journal, _) = journal::Journal::open(&path)?;
     let mut events = Vec::new();
-    let mut next = 1;
-    loop {
-        let records = journal.read_from(next, 10_000)?;
-        let Some(last) = records.last().map(|r| r.seq) else {
-            break;
-        };
-        events.extend(records.into_iter().map(|r| (r.seq, r.event)));
-        next = last + 1;
+    // Archived history too, from where the journal recorded archiving it.
+    for r in archive::history(&journal, &cfg, None, None, 1)? {
+        let r = r?;
+        events.push((r.seq, r.event));
     }
     journal.shutdown()?;
     Ok((cfg, events))
