@@ -124,50 +124,41 @@ async fn quality_report(
     head.pop();
     head.extend_from_slice(b",\"orders\":{");
 
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let reader = h.quality.rows.clone();
-    // The first store access happens before the answer starts, so a store that cannot be
-    // read is a 500, not a truncated 200.
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), ApiError>>();
+    let (out, start) = ChunkWriter::new();
     tokio::task::spawn_blocking(move || {
-        let mut ready = Some(ready_tx);
-        let mut out = ChunkWriter::new(tx);
-        let result = reader.with_rows(&query, |stored| {
-            if let Some(r) = ready.take() {
-                let _ = r.send(Ok(()));
-            }
+        let mut out = out;
+        let written = reader.with_rows(&query, |stored| {
             write_report(&mut out, head, stored, held, &params)
         });
-        match result {
-            Ok(Ok(())) => {
-                let _ = out.flush();
-            }
+        match written {
+            Ok(Ok(())) => out.finish(),
+            // The client is gone.
             Ok(Err(e)) => tracing::debug!(error = %e, "quality answer not finished"),
-            Err(e) => match ready.take() {
-                Some(r) => {
-                    let _ = r.send(Err(store_error(e)));
-                }
-                None => {
-                    let e = store_error(e);
-                    out.fail(e.message);
-                }
-            },
+            Err(e) => out.fail(store_error(e)),
         }
     });
-    match ready_rx.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(e),
-        Err(_) => return Err(ApiError::internal("the store reader stopped")),
+    match start.await {
+        Ok(Start::Whole(body)) => Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()),
+        Ok(Start::Streaming(rx)) => {
+            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|chunk| (chunk, rx))
+            });
+            Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                Body::from_stream(stream),
+            )
+                .into_response())
+        }
+        Ok(Start::Failed(e)) => Err(e),
+        Err(_) => Err(ApiError::internal("the store reader stopped")),
     }
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    });
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(stream),
-    )
-        .into_response())
 }
 
 /// Writes the report: `head`, each row of stored + held (merged by id) while aggregating it,
@@ -196,36 +187,82 @@ fn write_report(
     out.write_all(b"}")
 }
 
-/// Buffers the body and hands it to the response in chunks; fails once the client is gone.
+type Chunks = mpsc::Receiver<Result<Bytes, std::io::Error>>;
+
+/// How an answer starts.
+enum Start {
+    /// It fit in one chunk: sent whole, with its length.
+    Whole(Bytes),
+    /// Larger: its chunks follow (chunked transfer encoding).
+    Streaming(Chunks),
+    /// It failed before anything was sent (a 5xx, not a truncated 200).
+    Failed(ApiError),
+}
+
+/// Buffers the body: an answer that fits in one chunk is handed over whole; a larger one goes
+/// out chunk by chunk, so memory stays one chunk (plus the channel) whatever its size. Writes
+/// fail once the client is gone.
 struct ChunkWriter {
-    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    start: Option<tokio::sync::oneshot::Sender<Start>>,
+    tx: Option<mpsc::Sender<Result<Bytes, std::io::Error>>>,
     buf: Vec<u8>,
 }
 
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 256 * 1024;
 
 impl ChunkWriter {
-    fn new(tx: mpsc::Sender<Result<Bytes, std::io::Error>>) -> ChunkWriter {
-        ChunkWriter {
-            tx,
+    fn new() -> (ChunkWriter, tokio::sync::oneshot::Receiver<Start>) {
+        let (start, rx) = tokio::sync::oneshot::channel();
+        let w = ChunkWriter {
+            start: Some(start),
+            tx: None,
             buf: Vec::with_capacity(CHUNK),
-        }
+        };
+        (w, rx)
     }
 
-    fn send(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
+    fn gone() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone")
+    }
+
+    fn send_chunk(&mut self) -> std::io::Result<()> {
+        if let Some(start) = self.start.take() {
+            let (tx, rx) = mpsc::channel(4);
+            self.tx = Some(tx);
+            start.send(Start::Streaming(rx)).map_err(|_| Self::gone())?;
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))
+        match &self.tx {
+            Some(tx) => tx.blocking_send(Ok(chunk)).map_err(|_| Self::gone()),
+            None => Err(Self::gone()),
+        }
     }
 
-    /// Aborts the answer (the client sees a broken body rather than a wrong one).
-    fn fail(&mut self, message: String) {
-        self.buf.clear();
-        let _ = self.tx.blocking_send(Err(std::io::Error::other(message)));
+    /// The body is complete.
+    fn finish(mut self) {
+        let body = Bytes::from(std::mem::take(&mut self.buf));
+        match (self.start.take(), &self.tx) {
+            (Some(start), _) => {
+                let _ = start.send(Start::Whole(body));
+            }
+            (None, Some(tx)) if !body.is_empty() => {
+                let _ = tx.blocking_send(Ok(body));
+            }
+            _ => {}
+        }
+    }
+
+    /// The answer failed: a 5xx if nothing was sent yet, else a broken body (never a wrong one).
+    fn fail(mut self, e: ApiError) {
+        match (self.start.take(), &self.tx) {
+            (Some(start), _) => {
+                let _ = start.send(Start::Failed(e));
+            }
+            (None, Some(tx)) => {
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.message)));
+            }
+            _ => {}
+        }
     }
 }
 
@@ -233,13 +270,13 @@ impl Write for ChunkWriter {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         self.buf.extend_from_slice(data);
         if self.buf.len() >= CHUNK {
-            self.send()?;
+            self.send_chunk()?;
         }
         Ok(data.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.send()
+        Ok(())
     }
 }
 

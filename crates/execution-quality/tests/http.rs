@@ -66,16 +66,24 @@ fn policy(every_events: u64) -> SnapshotPolicy {
 }
 
 async fn get(app: &Router, key: &str, uri: &str) -> (u16, String) {
+    let (status, body, _) = get_sized(app, key, uri).await;
+    (status, body)
+}
+
+/// Also whether the answer came whole, with its length known up front (else it streamed).
+async fn get_sized(app: &Router, key: &str, uri: &str) -> (u16, String, bool) {
+    use axum::body::HttpBody;
     let req = Request::get(uri)
         .header("authorization", format!("Bearer {key}"))
         .body(Body::empty())
         .unwrap();
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status().as_u16();
+    let whole = resp.body().size_hint().exact().is_some();
     let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
         .await
         .unwrap();
-    (status, String::from_utf8(bytes.to_vec()).unwrap())
+    (status, String::from_utf8(bytes.to_vec()).unwrap(), whole)
 }
 
 struct Keys {
@@ -304,6 +312,12 @@ async fn routes_answer_as_before_and_survive_restarts_and_crashes() {
         held.len()
     );
     quality_equals_keeping_everything(&svc.app, &k, &before).await;
+    // A large answer streams (memory: one chunk); a small one goes out whole, with its length.
+    let (_, big, whole) = get_sized(&svc.app, &k.admin, "/quality").await;
+    assert!(big.len() > 256 * 1024 && !whole, "{} bytes", big.len());
+    let (_, small, whole) =
+        get_sized(&svc.app, &k.admin, "/quality?account=acct1&symbol=AAAUSD").await;
+    assert!(small.len() < 256 * 1024 && whole, "{} bytes", small.len());
     let stored_id = common::stored_rows(&execution_quality::db_path(dir.path()))[0]
         .order_id
         .clone();
