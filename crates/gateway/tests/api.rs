@@ -64,6 +64,7 @@ fn market_events() -> Vec<Event> {
 
 struct Harness {
     app: Router,
+    journal: journal::Journal,
     trader_key: String,
     other_key: String,
     compliance_key: String,
@@ -89,7 +90,7 @@ async fn harness() -> Harness {
     );
     let core = gateway::start_core(
         gateway::CoreSpec {
-            journal,
+            journal: journal.clone(),
             engine: engine::EngineConfig::default(),
             data_dir: dir.path().to_owned(),
             idempotency_window_secs: 3600,
@@ -119,6 +120,7 @@ async fn harness() -> Harness {
     });
     Harness {
         app,
+        journal,
         trader_key,
         other_key,
         compliance_key,
@@ -667,4 +669,108 @@ mod property_tests {
             })?;
         }
     }
+}
+
+/// Ids of the orders `GET /orders` lists for `key`.
+async fn listed(h: &Harness, key: &str) -> Vec<u64> {
+    let (status, v) = call(&h.app, "GET", "/orders?order=asc", Some(key), None).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_commit_shows_nothing_early_and_a_repeat_waits_for_the_original() {
+    let h = harness().await;
+    let body = r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"limit","quantity":"0.1","price":"45000","client_order_id":"slow-1"}"#;
+    h.journal.inject_fault(journal::Fault::DelayCommits(
+        std::time::Duration::from_millis(400),
+    ));
+    let started = std::time::Instant::now();
+    let original = {
+        let app = h.app.clone();
+        let key = h.trader_key.clone();
+        tokio::spawn(async move {
+            let r = call(&app, "POST", "/orders", Some(&key), Some(body)).await;
+            (r, started.elapsed())
+        })
+    };
+    // The engine has decided the order, but it is not on disk: no read may show it...
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        listed(&h, &h.trader_key).await.is_empty(),
+        "an order that is not durable was listed"
+    );
+    // ...and a repeat of its client order id is answered only once the original is durable.
+    let repeat = {
+        let app = h.app.clone();
+        let key = h.trader_key.clone();
+        tokio::spawn(async move {
+            let r = call(&app, "POST", "/orders", Some(&key), Some(body)).await;
+            (r, started.elapsed())
+        })
+    };
+    let ((status, first), first_at) = original.await.unwrap();
+    let ((again_status, again), again_at) = repeat.await.unwrap();
+    h.journal.inject_fault(journal::Fault::None);
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(again_status, StatusCode::OK, "{again}");
+    assert_eq!(again["order_id"], first["order_id"]);
+    // The original cannot be durable before the injected 400 ms: neither answer may come sooner.
+    let durable_at = std::time::Duration::from_millis(390);
+    assert!(first_at >= durable_at, "original answered at {first_at:?}");
+    assert!(
+        again_at >= durable_at,
+        "the repeat answered at {again_at:?}, before the original was durable"
+    );
+    assert_eq!(
+        listed(&h, &h.trader_key).await,
+        vec![first["order_id"].as_u64().unwrap()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_is_a_503_and_leaves_no_trace() {
+    let h = harness().await;
+    let (status, kept) = call(
+        &h.app,
+        "POST",
+        "/orders",
+        Some(&h.trader_key),
+        Some(PLAN_ORDER),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{kept}");
+    h.journal.inject_fault(journal::Fault::FailNextCommit);
+    let (status, v) = call(
+        &h.app,
+        "POST",
+        "/orders",
+        Some(&h.trader_key),
+        Some(PLAN_ORDER),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert!(v["error"]["code"].is_string());
+    assert!(
+        v.get("order_id").is_none(),
+        "no id is shown for an order that is not durable"
+    );
+    // Only the durable order is listed; the engine stops taking orders.
+    assert_eq!(
+        listed(&h, &h.trader_key).await,
+        vec![kept["order_id"].as_u64().unwrap()]
+    );
+    let (status, _) = call(
+        &h.app,
+        "POST",
+        "/orders",
+        Some(&h.trader_key),
+        Some(PLAN_ORDER),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 }

@@ -329,6 +329,20 @@ struct Shared {
     first_seq: AtomicU64,
     /// Where the archived records went (for error messages), as last recorded by an archive.
     archive_location: Mutex<Option<String>>,
+    /// A fault injected by a test ([`Journal::inject_fault`]).
+    fault: Mutex<Fault>,
+}
+
+/// A fault a test injects into the writer, to check what callers show while a commit is slow or
+/// after it fails. Never used by the platform itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    #[default]
+    None,
+    /// Every commit waits this long before writing (a slow disk).
+    DelayCommits(Duration),
+    /// The next commit fails as if the disk refused it (the journal then refuses every append).
+    FailNextCommit,
 }
 
 struct Inner {
@@ -473,6 +487,7 @@ impl Journal {
             tail: RwLock::new(Tail::new(last_seq + 1, tail_records)),
             first_seq: AtomicU64::new(meta.archived_through + 1),
             archive_location: Mutex::new(meta.archive_location.clone()),
+            fault: Mutex::new(Fault::None),
         });
         let (tx, rx) = mpsc::channel();
         let writer = {
@@ -947,6 +962,12 @@ impl Journal {
     }
 
     /// True once `shutdown` was called (appends are refused).
+    /// Tests only: make the writer slow or fail (see [`Fault`]).
+    #[doc(hidden)]
+    pub fn inject_fault(&self, fault: Fault) {
+        *lock(&self.inner.shared.fault) = fault;
+    }
+
     pub fn is_closed(&self) -> bool {
         self.inner.shared.closed.load(Ordering::Acquire)
     }
@@ -1434,6 +1455,20 @@ impl WriterState {
         }
         if let Some(msg) = lock(&self.shared.failed).clone() {
             return fail(batch, &msg);
+        }
+        let fault = std::mem::replace(&mut *lock(&self.shared.fault), Fault::None);
+        match fault {
+            Fault::None => {}
+            Fault::DelayCommits(d) => {
+                *lock(&self.shared.fault) = fault;
+                std::thread::sleep(d);
+            }
+            Fault::FailNextCommit => {
+                let msg = "injected commit failure".to_string();
+                tracing::error!(error = %msg, "journal commit failed; the journal stops accepting appends");
+                *lock(&self.shared.failed) = Some(msg.clone());
+                return fail(batch, &msg);
+            }
         }
         // Commit time for the whole batch, never earlier than the previous batch.
         let recorded_at = Timestamp::now().as_nanos().max(self.last_recorded);

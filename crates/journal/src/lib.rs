@@ -52,6 +52,6 @@ pub use archive::{
 pub use bus::{Bus, Delivery, InProcessBus, InProcessSubscription, StartAt, Subscription};
 pub use error::JournalError;
 pub use history::HistoryReader;
-pub use journal::{DiskUsage, Journal, Record, RecoveryReport};
+pub use journal::{DiskUsage, Fault, Journal, Record, RecoveryReport};
 pub use subject::SubjectFilter;
 pub use wal::WalInspection;
