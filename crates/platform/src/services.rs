@@ -225,10 +225,11 @@ pub async fn start(
         shutdown.clone(),
     )
     .await?;
-    // The JSON 404 until the scanner is served by runtime::http::Host (which adds its own).
-    let scanner_routes = scanner
-        .router(keys.clone())
-        .fallback(telemetry::http::fallback);
+    let scanner_routes = scanner.router(keys.clone());
+    let scanner_probes: Vec<Box<dyn runtime::Probe>> = vec![
+        Box::new(scanner.writer.clone()),
+        Box::new(scanner.scanner.clone()),
+    ];
     for (name, task) in scanner.tasks {
         tasks.push((name, runtime_task(name, task)));
     }
@@ -361,22 +362,24 @@ pub async fn start(
         &shutdown,
     )
     .await?;
-    let quality_addr = serve(
+    let quality_addr = serve_with(
         &cfg,
         &mut tasks,
         "execution_quality",
         execution_quality::router(quality.clone(), keys.clone()),
         &metrics,
         &shutdown,
+        vec![Box::new(quality.consumer().clone())],
     )
     .await?;
-    let scanner_addr = serve(
+    let scanner_addr = serve_with(
         &cfg,
         &mut tasks,
         "compliance_scanner",
         scanner_routes,
         &metrics,
         &shutdown,
+        scanner_probes,
     )
     .await?;
 
