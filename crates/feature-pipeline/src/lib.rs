@@ -157,7 +157,13 @@ pub async fn start<B: Bus>(
         restored.state = restored.state.stage_into(outbox.clone());
     }
     let (consumer, consumer_task) = runner
-        .start_restored(Spec::new(CONSUMER, ">"), store, policy, fingerprint, restored)
+        .start_restored(
+            Spec::new(CONSUMER, ">"),
+            store,
+            policy,
+            fingerprint,
+            restored,
+        )
         .await?;
     let status = SharedStatus::default();
     let svc = FeatureService {
@@ -325,7 +331,10 @@ mod tests {
                 "rediss://user:***@host:6380",
             ),
             ("redis://user@host", "redis://user@host"),
-            ("redis://host:1/0?password=x&db=1", "redis://host:1/0?password=***&db=1"),
+            (
+                "redis://host:1/0?password=x&db=1",
+                "redis://host:1/0?password=***&db=1",
+            ),
             (
                 "valkey:6379,db=1,password=\"s3cret\",ssl=true",
                 "valkey:6379,db=1,password=***,ssl=true",

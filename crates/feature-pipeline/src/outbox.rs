@@ -100,9 +100,17 @@ mod tests {
         }
         assert_eq!(o.len(), 3, "bounded by entities, not by rows staged");
         o.stage([row("a0", 50, -1)]);
-        assert_eq!(o.rows()[0].values[0].1, FeatureValue::I64(999), "older row refused");
+        assert_eq!(
+            o.rows()[0].values[0].1,
+            FeatureValue::I64(999),
+            "older row refused"
+        );
         o.stage([row("a0", 1_099, 7)]);
-        assert_eq!(o.rows()[0].values[0].1, FeatureValue::I64(7), "equal time: later wins");
+        assert_eq!(
+            o.rows()[0].values[0].1,
+            FeatureValue::I64(7),
+            "equal time: later wins"
+        );
 
         let taken = o.take();
         assert!(o.is_empty());
@@ -111,6 +119,10 @@ mod tests {
         let rows = o.rows();
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[1].entity, "a1");
-        assert_eq!(rows[1].values[0].1, FeatureValue::I64(42), "newer staged row kept");
+        assert_eq!(
+            rows[1].values[0].1,
+            FeatureValue::I64(42),
+            "newer staged row kept"
+        );
     }
 }

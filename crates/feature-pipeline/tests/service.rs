@@ -34,8 +34,13 @@ async fn answers(p: &Running, u: &Universe, key: &str) -> Vec<(u16, String)> {
             "full_feature_names": true,
         });
         out.push(
-            p.call("POST", "/get-online-features", Some(key), Some(&body.to_string()))
-                .await,
+            p.call(
+                "POST",
+                "/get-online-features",
+                Some(key),
+                Some(&body.to_string()),
+            )
+            .await,
         );
     }
     out
@@ -157,7 +162,8 @@ async fn routes_keep_feasts_shapes_and_the_account_scope() {
     );
 
     // Account-keyed views need a key, and show only its accounts.
-    let orders = r#"{"features":["order_features:orders_1h"],"entities":{"account":["acc1","acc2"]}}"#;
+    let orders =
+        r#"{"features":["order_features:orders_1h"],"entities":{"account":["acc1","acc2"]}}"#;
     let (status, body) = p
         .call("POST", "/get-online-features", None, Some(orders))
         .await;
@@ -192,7 +198,10 @@ async fn routes_keep_feasts_shapes_and_the_account_scope() {
         .call("GET", "/features/order_features/acc1", Some(&trader), None)
         .await;
     assert_eq!(status, 200);
-    let pair = format!("/features/position_symbol_features/{}", segment("acc1|BBB.sim"));
+    let pair = format!(
+        "/features/position_symbol_features/{}",
+        segment("acc1|BBB.sim")
+    );
     let (status, body) = p.call("GET", &pair, Some(&trader), None).await;
     assert_eq!(status, 200, "{body}");
 
@@ -204,22 +213,119 @@ async fn routes_keep_feasts_shapes_and_the_account_scope() {
             .to_string()
     };
     for (method, uri, key, body, want_status, want_code) in [
-        ("GET", "/features/order_features/acc2", Some(&trader), None, 404, "account_not_found"),
-        ("GET", "/features/order_features/acc1", None, None, 401, "unauthorized"),
-        ("GET", "/features/nope/AAA", None, None, 404, "unknown_feature_view"),
-        ("GET", "/features/market_features/NOPE", None, None, 404, "entity_not_found"),
-        ("GET", "/features/market_features/AAA.sim", None, None, 404, "entity_not_found"),
-        ("GET", "/status?verbose=1", None, None, 400, "unknown_parameter"),
-        ("POST", "/get-online-features", None, Some("{"), 400, "malformed_json"),
-        ("POST", "/get-online-features", None, Some(r#"{"entities":{"symbol":["AAA"]}}"#), 400, "missing_field"),
-        ("POST", "/get-online-features", None, Some(r#"{"features":["nope:x"],"entities":{"symbol":["AAA"]}}"#), 422, "unknown_feature_view"),
-        ("POST", "/get-online-features", None, Some(r#"{"features":["market_features:x"],"entities":{"symbol":["AAA"]}}"#), 422, "unknown_feature"),
-        ("POST", "/get-online-features", None, Some(r#"{"features":["market_features"],"entities":{"symbol":["AAA"]}}"#), 422, "invalid_field"),
-        ("POST", "/get-online-features", None, Some(r#"{"features":["market_features:mid"],"entities":{"account":["acc1"]}}"#), 422, "invalid_field"),
-        ("POST", "/get-online-features", None, Some(r#"{"features":["market_features:mid"],"entities":{"symbol":["AAA"],"account":["acc1"]}}"#), 422, "invalid_field"),
+        (
+            "GET",
+            "/features/order_features/acc2",
+            Some(&trader),
+            None,
+            404,
+            "account_not_found",
+        ),
+        (
+            "GET",
+            "/features/order_features/acc1",
+            None,
+            None,
+            401,
+            "unauthorized",
+        ),
+        (
+            "GET",
+            "/features/nope/AAA",
+            None,
+            None,
+            404,
+            "unknown_feature_view",
+        ),
+        (
+            "GET",
+            "/features/market_features/NOPE",
+            None,
+            None,
+            404,
+            "entity_not_found",
+        ),
+        (
+            "GET",
+            "/features/market_features/AAA.sim",
+            None,
+            None,
+            404,
+            "entity_not_found",
+        ),
+        (
+            "GET",
+            "/status?verbose=1",
+            None,
+            None,
+            400,
+            "unknown_parameter",
+        ),
+        (
+            "POST",
+            "/get-online-features",
+            None,
+            Some("{"),
+            400,
+            "malformed_json",
+        ),
+        (
+            "POST",
+            "/get-online-features",
+            None,
+            Some(r#"{"entities":{"symbol":["AAA"]}}"#),
+            400,
+            "missing_field",
+        ),
+        (
+            "POST",
+            "/get-online-features",
+            None,
+            Some(r#"{"features":["nope:x"],"entities":{"symbol":["AAA"]}}"#),
+            422,
+            "unknown_feature_view",
+        ),
+        (
+            "POST",
+            "/get-online-features",
+            None,
+            Some(r#"{"features":["market_features:x"],"entities":{"symbol":["AAA"]}}"#),
+            422,
+            "unknown_feature",
+        ),
+        (
+            "POST",
+            "/get-online-features",
+            None,
+            Some(r#"{"features":["market_features"],"entities":{"symbol":["AAA"]}}"#),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/get-online-features",
+            None,
+            Some(r#"{"features":["market_features:mid"],"entities":{"account":["acc1"]}}"#),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/get-online-features",
+            None,
+            Some(
+                r#"{"features":["market_features:mid"],"entities":{"symbol":["AAA"],"account":["acc1"]}}"#,
+            ),
+            422,
+            "invalid_field",
+        ),
     ] {
         let (status, got) = p.call(method, uri, key.map(String::as_str), body).await;
-        assert_eq!((status, code(&got).as_str()), (want_status, want_code), "{method} {uri} {body:?}: {got}");
+        assert_eq!(
+            (status, code(&got).as_str()),
+            (want_status, want_code),
+            "{method} {uri} {body:?}: {got}"
+        );
     }
     p.stop().await;
 }
@@ -234,7 +340,13 @@ async fn status_hides_the_store_password_and_staged_rows_stay_bounded_while_it_i
     publish(&bus, &random_journal(&u, Shape::new(9, 2_000))).await;
     // Nothing listens on port 1: every write fails and is retried.
     let store = "redis://feast:s3cret@127.0.0.1:1/0";
-    let p = start(&bus, &dir.path().join("data"), &keys, config(Some(store.into()))).await;
+    let p = start(
+        &bus,
+        &dir.path().join("data"),
+        &keys,
+        config(Some(store.into())),
+    )
+    .await;
     p.caught_up(2_000).await;
     let status = loop {
         let (code, body) = p.call("GET", "/status", None, None).await;

@@ -213,7 +213,11 @@ fn the_most_recent_venue_serves_a_symbol_listed_on_two() {
         .unwrap();
     assert!(s.row(features::POSITION_SYMBOL_FEATURES, &holder).is_some());
     let bare = holder.replace("|BBB.sim", "|BBB");
-    assert!(s.engine().row(features::POSITION_SYMBOL_FEATURES, &bare, wm).is_some());
+    assert!(
+        s.engine()
+            .row(features::POSITION_SYMBOL_FEATURES, &bare, wm)
+            .is_some()
+    );
     assert!(s.row(features::POSITION_SYMBOL_FEATURES, &bare).is_none());
 }
 
@@ -241,7 +245,10 @@ fn state_and_staged_rows_stay_bounded_over_days_of_events() {
             // Universe: 4 instruments, 3 public symbols, 3 accounts, 12 account-instrument pairs.
             assert_eq!((c.instruments, c.public_symbols), (4, 3), "{c:?}");
             assert_eq!((c.engine.symbols, c.engine.accounts), (4, 3), "{c:?}");
-            assert!(c.engine.account_symbols <= 12 && c.engine.positions <= 12, "{c:?}");
+            assert!(
+                c.engine.account_symbols <= 12 && c.engine.positions <= 12,
+                "{c:?}"
+            );
             assert!(c.engine.open_orders <= 8, "{c:?}");
             assert!(c.engine.book_levels <= 4 * 8, "{c:?}");
             assert_eq!(c.engine.dirty, 0, "changed rows are drained every event");

@@ -7,8 +7,8 @@ pub mod service;
 use journal::Delivery;
 use model::{
     AccountId, BookLevel, BookSnapshot, ClientOrderId, Event, Fill, FillId, InstrumentId,
-    Liquidity, Money, Order, OrderId, OrderType, Price, Quantity, Quote, Side, Symbol,
-    TimeInForce, Timestamp, TradeTick, Venue,
+    Liquidity, Money, Order, OrderId, OrderType, Price, Quantity, Quote, Side, Symbol, TimeInForce,
+    Timestamp, TradeTick, Venue,
 };
 
 /// 2023-11-14T22:13:20Z.
