@@ -19,7 +19,7 @@ pub use consumer::{
     Consumer, ConsumerHandle, ConsumerMetrics, Lagging, ReplayError, Restored, Runner, Snapshot,
     SnapshotPolicy, Spec, StoredPosition, replay, restore,
 };
-pub use http::{Caller, Params, Probe, Scope, parse_json, parse_time};
+pub use http::{Caller, ConsumerStatus, Params, Probe, Scope, parse_json, parse_time};
 pub use snapshot::{SnapshotStore, fingerprint};
 
 /// Errors of the runtime (a consumer's own error is carried inside [`RuntimeError::Consumer`]).

@@ -336,3 +336,61 @@ proptest::proptest! {
         proptest::prop_assert_eq!(a, b);
     }
 }
+
+/// The host every port runs: `/health` reports readiness (503 while a consumer replays),
+/// `/metrics` the registry, and unknown routes the JSON 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_serves_health_with_readiness_metrics_and_json_404s() {
+    use runtime::http::{ConsumerStatus, Host, Probe};
+    struct Fixed(bool);
+    impl Probe for Fixed {
+        fn status(&self) -> ConsumerStatus {
+            ConsumerStatus {
+                consumer: "fixed",
+                ready: self.0,
+                position: 7,
+                snapshot_seq: 5,
+                events_since_snapshot: 2,
+            }
+        }
+    }
+    let get = |addr: std::net::SocketAddr, path: &'static str| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        let status: u16 = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, out.split_once("\r\n\r\n").unwrap().1.to_string())
+    };
+    let shutdown = CancellationToken::new();
+    let metrics = telemetry::Metrics::new();
+    for ready in [true, false] {
+        let host = Host::bind("svc", "127.0.0.1", 0)
+            .await
+            .unwrap()
+            .probe(Fixed(ready));
+        let addr = host.addr();
+        let _task = host.serve(axum::Router::new(), metrics.clone(), shutdown.clone());
+        let (status, body) = get(addr, "/health").await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(status, if ready { 200 } else { 503 }, "{body}");
+        assert_eq!(v["status"], if ready { "ok" } else { "starting" });
+        assert_eq!(v["service"], "svc");
+        assert_eq!(v["consumers"][0]["position"], 7);
+        let (status, text) = get(addr, "/metrics").await;
+        assert_eq!(status, 200);
+        assert!(
+            text.contains("trade2026_process_resident_memory_bytes"),
+            "{text}"
+        );
+        let (status, body) = get(addr, "/nope").await;
+        assert_eq!(status, 404);
+        assert!(body.contains("\"not_found\""), "{body}");
+    }
+    shutdown.cancel();
+}

@@ -1,14 +1,9 @@
 //! Observability shared by every trade2026 service: `tracing` set-up, one Prometheus registry for
-//! the process, and the `/health` + `/metrics` routes each service port carries.
+//! the process, and the HTTP error contract ([`http`]). The runtime's HTTP host serves the
+//! registry at `/metrics` on every port.
 
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -16,8 +11,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Metric, Registry};
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 pub mod http;
 pub mod process;
@@ -169,103 +162,17 @@ impl Metrics {
     }
 }
 
-#[derive(Clone)]
-struct HealthState {
-    service: &'static str,
-    started: Instant,
-    metrics: Metrics,
-}
-
-#[derive(Serialize)]
-struct Health {
-    status: &'static str,
-    service: &'static str,
-    uptime_seconds: u64,
-    version: &'static str,
-}
-
-async fn health(State(s): State<HealthState>) -> axum::Json<Health> {
-    axum::Json(Health {
-        status: "ok",
-        service: s.service,
-        uptime_seconds: s.started.elapsed().as_secs(),
-        version: env!("CARGO_PKG_VERSION"),
-    })
-}
-
-async fn metrics_text(State(s): State<HealthState>) -> Response {
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        s.metrics.render(),
-    )
-        .into_response()
-}
-
-/// `/health` (JSON) and `/metrics` (Prometheus text) for one service; merge the service's own
-/// routes into it. (The service's router sets `.fallback(telemetry::http::fallback)`: axum
-/// allows only one fallback per merged router.)
-pub fn service_router(service: &'static str, metrics: Metrics) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics_text))
-        .with_state(HealthState {
-            service,
-            started: Instant::now(),
-            metrics,
-        })
-}
-
-/// Serve `router` on an already-bound listener until `shutdown` is cancelled, then finish
-/// in-flight requests.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::body::Body;
-    use axum::http::Request;
-    use tower::ServiceExt;
 
-    #[tokio::test]
-    async fn health_and_metrics_answer() {
+    #[test]
+    fn metrics_render_in_prometheus_text_with_the_process_memory() {
         let m = Metrics::new();
         m.events_appended
             .get_or_create(&vec![("kind", "quote".to_string())])
             .inc_by(3);
-        let app = service_router("gateway", m);
-        let res = app
-            .clone()
-            .oneshot(Request::get("/health").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
-        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v["status"], "ok");
-        assert_eq!(v["service"], "gateway");
-
-        let res = app
-            .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        let text = String::from_utf8(body.to_vec()).unwrap();
+        let text = m.render();
         assert!(
             text.contains("trade2026_journal_events_appended_total{kind=\"quote\"} 3"),
             "{text}"
