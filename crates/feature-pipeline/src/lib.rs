@@ -11,13 +11,18 @@
 //! - **Redis/Valkey** (when configured). Every event's changed rows, as of the watermark right
 //!   after it, are staged in an [`Outbox`] (the newest row per view and entity, so an outage
 //!   costs memory bounded by the entities) and written every 100 ms in Feast's byte layout plus
-//!   a JSON document per entity, newest-wins. A full pass every `materialize_every`, and once at
-//!   start, rewrites every row, so the store catches up after any outage or restart. Rows
+//!   a JSON document per entity, newest-wins. A full pass every `materialize_every`, and once as
+//!   soon as the consumer has caught up at start, rewrites every row, so the store catches up after any outage or restart. Rows
 //!   depend only on the journal prefix, not on batching, so a replayed tail stages the same
 //!   rows again and Redis skips them (equal event times are not newer). A store outage keeps
 //!   the rows staged and retries with backoff; nothing is dropped.
 //! - **Freshness**: per view, the age of the newest materialized value, in `GET /status` and the
 //!   `feature_freshness_seconds` / `feature_view_stale` metrics.
+//!
+//! Known limit: a late event (older than the watermark) or one stamped with the watermark's own
+//! time changes rows without moving their event time. Redis keeps the row it already holds for
+//! that time (newest-wins skips equal times, as Feast does) until the entity changes again, or a full
+//! pass runs, at a later watermark; the embedded store serves the new values at once.
 
 mod http;
 mod materialize;
