@@ -353,13 +353,16 @@ pub async fn start(
         ptrc_probes,
     )
     .await?;
-    let features_addr = serve(
+    let feature_probe: Vec<Box<dyn runtime::Probe>> =
+        vec![Box::new(feature_svc.consumer().clone())];
+    let features_addr = serve_with(
         &cfg,
         &mut tasks,
         "feature_pipeline",
         feature_pipeline::router(feature_svc, keys.clone()),
         &metrics,
         &shutdown,
+        feature_probe,
     )
     .await?;
     let quality_addr = serve_with(
@@ -469,19 +472,8 @@ pub async fn start(
     })
 }
 
-/// Bind `service`'s configured port, add /health + /metrics, serve until shutdown.
-async fn serve(
-    cfg: &Config,
-    tasks: &mut Vec<(&'static str, JoinHandle<Result<(), PlatformError>>)>,
-    service: &'static str,
-    routes: axum::Router,
-    metrics: &Metrics,
-    shutdown: &CancellationToken,
-) -> Result<SocketAddr, PlatformError> {
-    serve_with(cfg, tasks, service, routes, metrics, shutdown, Vec::new()).await
-}
-
-/// [`serve`] with the consumers whose readiness `/health` reports (503 until caught up).
+/// Bind `service`'s configured port and serve `routes` with `/health` (reporting the readiness
+/// of `probes`: 503 until they caught up), `/metrics` and the JSON 404, until shutdown.
 async fn serve_with(
     cfg: &Config,
     tasks: &mut Vec<(&'static str, JoinHandle<Result<(), PlatformError>>)>,
