@@ -326,6 +326,13 @@ async fn sample_memory(
     loop {
         let stopping = *stop.borrow();
         let t_s = start.elapsed().as_secs_f64();
+        // The load stopped right on a grid sample: another one now would only repeat it.
+        let just_sampled = samples
+            .last()
+            .is_some_and(|s: &RssSample| t_s - s.t_s < every.as_secs_f64() / 10.0);
+        if stopping && just_sampled {
+            break;
+        }
         match client.bodiless(Method::GET, uri.clone(), timeout).await {
             Exchange::Answer { status, body } if status.is_success() => {
                 match std::str::from_utf8(&body).ok().and_then(rss_from_metrics) {

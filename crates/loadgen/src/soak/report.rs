@@ -584,7 +584,7 @@ fn pct_row(f: &mut fmt::Formatter<'_>, name: &str, counts: &KindReport) -> fmt::
     let p = &counts.latency_us;
     writeln!(
         f,
-        "  {name:<18}{:>9}{:>9}{:>7}{:>6}{:>6} {:>9.1}{:>9.1}{:>9.1}{:>9.1}{:>10.1}",
+        "  {name:<18}{:>9}{:>9}{:>7}{:>6}{:>7} {:>9.1}{:>9.1}{:>9.1}{:>9.1}{:>10.1}",
         counts.sent,
         counts.ok,
         counts.client_errors,
@@ -601,8 +601,8 @@ fn pct_row(f: &mut fmt::Formatter<'_>, name: &str, counts: &KindReport) -> fmt::
 fn header(f: &mut fmt::Formatter<'_>, title: &str, basis: &str) -> fmt::Result {
     writeln!(
         f,
-        "{title:<20}{:>9}{:>9}{:>7}{:>6}{:>6} {:>9}{:>9}{:>9}{:>9}{:>10}  (latency µs {basis})",
-        "sent", "2xx", "4xx", "5xx", "conn", "p50", "p90", "p99", "p99.9", "max"
+        "{title:<20}{:>9}{:>9}{:>7}{:>6}{:>7} {:>9}{:>9}{:>9}{:>9}{:>10}  (latency µs {basis})",
+        "sent", "2xx", "4xx", "5xx", "neterr", "p50", "p90", "p99", "p99.9", "max"
     )
 }
 
@@ -673,7 +673,7 @@ impl fmt::Display for SoakReport {
             let s = &self.service_us;
             writeln!(
                 f,
-                "  {:<18}{:>38} {:>9.1}{:>9.1}{:>9.1}{:>9.1}{:>10.1}",
+                "  {:<18}{:>39} {:>9.1}{:>9.1}{:>9.1}{:>9.1}{:>10.1}",
                 "all, service time", "", s.p50, s.p90, s.p99, s.p999, s.max
             )?;
         }
