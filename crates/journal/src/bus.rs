@@ -30,7 +30,9 @@ use crate::journal::{Journal, Record};
 use crate::subject::SubjectFilter;
 
 /// Where a new subscription starts. A start before the journal's first retained sequence
-/// (after `journal archive`) is refused with [`JournalError::Archived`].
+/// (after `journal archive`) is refused with [`JournalError::Archived`], except for a durable
+/// consumer whose own acked position covers every archived event: it starts at the first
+/// retained sequence (what it would miss, it already acknowledged).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartAt {
     /// From the first event in the stream (sequence 1).
@@ -238,7 +240,26 @@ impl Bus for InProcessBus {
     ) -> Result<InProcessSubscription, JournalError> {
         check_consumer_name(consumer)?;
         let filter = SubjectFilter::new(filter)?;
-        let from = self.start_seq(start, Some(consumer));
+        let mut from = self.start_seq(start, Some(consumer));
+        let first = self.journal.first_seq();
+        if from < first
+            && self
+                .journal
+                .consumer_position(consumer)
+                .is_some_and(|acked| acked.saturating_add(1) >= first)
+        {
+            // The archived events this consumer asks for again are ones it acknowledged as
+            // processed (it restarts from its own store, which may record less than it acked,
+            // e.g. not the events its filter skipped): redelivering acked events is the
+            // at-least-once repeat it must already tolerate, so skipping them changes nothing.
+            tracing::debug!(
+                consumer,
+                requested = from,
+                first_retained = first,
+                "durable consumer resumes at the journal's first retained sequence"
+            );
+            from = first;
+        }
         self.journal.check_retained(from)?;
         self.journal.claim_consumer(consumer)?;
         Ok(self.make_subscription(Some(consumer.to_owned()), filter, from))

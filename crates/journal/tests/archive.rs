@@ -118,7 +118,22 @@ fn archive_then_reopen_continues_the_sequence_and_serves_appends_and_subscriptio
         let mut risk = bus.subscribe("risk", ">", StartAt::Resume).await.unwrap();
         let d = risk.next().await.unwrap();
         assert_eq!((d.seq, &d.event), (61, &common::mixed(60)));
+        drop(risk);
+        // A consumer restarting from its own store may ask for events it already acked (its
+        // store records only the events its filter kept): those were archived because it
+        // acked them, so it resumes at the journal's first retained sequence.
+        let mut again = bus
+            .subscribe("risk", ">", StartAt::Sequence(41))
+            .await
+            .unwrap();
+        assert_eq!(again.next().await.unwrap().seq, 61);
     });
+    // Not so for a consumer whose acks do not cover the archived events.
+    ack(&journal, "late", 30);
+    assert!(matches!(
+        block_on(bus.subscribe("late", ">", StartAt::Resume)),
+        Err(JournalError::Archived { seq: 31, .. })
+    ));
     journal.shutdown().unwrap();
     drop((journal, bus));
 
@@ -167,6 +182,7 @@ fn archive_then_reopen_continues_the_sequence_and_serves_appends_and_subscriptio
     // A second run archives only what was acked since, into a new segment.
     ack(&journal, "oms", 105);
     ack(&journal, "risk", 90);
+    ack(&journal, "late", 100);
     let report = journal.archive(store.as_ref(), &options(25)).unwrap();
     assert_eq!((report.archived_before, report.archived_through), (60, 90));
     assert_eq!(report.segments[0].name, segment_name(61, 85));
