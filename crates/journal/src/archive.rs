@@ -522,6 +522,8 @@ impl Journal {
 
         if options.vacuum {
             self.vacuum()?;
+        } else if report.events_deleted > 0 {
+            self.checkpoint()?;
         }
         report.disk_after = self.disk_bytes()?;
         Ok(report)

@@ -312,6 +312,9 @@ enum Maintenance {
     Vacuum {
         reply: mpsc::SyncSender<Result<u64, JournalError>>,
     },
+    Checkpoint {
+        reply: mpsc::SyncSender<Result<u64, JournalError>>,
+    },
 }
 
 /// State shared between the handles and the writer thread.
@@ -941,6 +944,15 @@ impl Journal {
         rx.recv().map_err(|_| JournalError::Closed)?
     }
 
+    /// Folds the WAL into the database file and truncates it, through the writer. Deleting
+    /// archived events writes about as many WAL pages as they occupied; without this the WAL
+    /// would hold them until the checkpointers get to it. Returns the file size after.
+    pub(crate) fn checkpoint(&self) -> Result<u64, JournalError> {
+        let (reply, rx) = mpsc::sync_channel(1);
+        self.send_maintenance(Maintenance::Checkpoint { reply })?;
+        rx.recv().map_err(|_| JournalError::Closed)?
+    }
+
     fn send_maintenance(&self, m: Maintenance) -> Result<(), JournalError> {
         if self.is_closed() {
             return Err(JournalError::Closed);
@@ -1345,6 +1357,9 @@ impl WriterState {
                 Maintenance::Vacuum { reply } => {
                     let _ = reply.send(self.guarded(WriterState::vacuum));
                 }
+                Maintenance::Checkpoint { reply } => {
+                    let _ = reply.send(self.guarded(WriterState::checkpoint_truncate));
+                }
             }
         }
     }
@@ -1425,8 +1440,18 @@ impl WriterState {
     fn vacuum(&mut self) -> Result<u64, JournalError> {
         self.conn.execute_batch("VACUUM")?;
         // The rewritten pages went through the WAL: fold them in and shrink the WAL again.
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        self.checkpoint_truncate()
+    }
+
+    /// Copies the WAL into the database and truncates it (unless a reader still needs its
+    /// frames: then the checkpointers finish later); returns the database file's size.
+    fn checkpoint_truncate(&mut self) -> Result<u64, JournalError> {
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy != 0 {
+            tracing::debug!("journal checkpoint after maintenance deferred: readers are busy");
+        }
         let (pages, page_size): (i64, i64) = self.conn.query_row(
             "SELECT page_count, page_size FROM pragma_page_count, pragma_page_size",
             [],

@@ -553,6 +553,8 @@ fn freed_pages_are_reused_and_vacuum_returns_them_to_the_filesystem() {
         .unwrap();
     assert_eq!(report.archived_through, 4_500);
     assert!(report.disk_after.free_bytes > 0, "{report:?}");
+    // The deletion's WAL pages were folded into the file, not left in the WAL.
+    assert_eq!(report.disk_after.wal_bytes, 0, "{report:?}");
 
     // Appends fill the free pages before the file grows.
     let free = report.disk_after.free_bytes;

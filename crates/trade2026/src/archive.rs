@@ -163,9 +163,9 @@ pub fn run(args: ArchiveArgs) -> Result<()> {
             "; --vacuum returns them"
         }
     );
+    // Segments cover 1..=N without gaps, so N is also the event count.
     println!(
-        "archive holds      1..={} ({} events, {})",
-        report.archive_events,
+        "archive holds      1..={} ({})",
         report.archive_events,
         human(report.archive_bytes)
     );
