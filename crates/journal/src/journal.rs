@@ -973,13 +973,13 @@ impl Journal {
         self.inner.shared.durable.subscribe()
     }
 
-    /// True once `shutdown` was called (appends are refused).
     /// Tests only: make the writer slow or fail (see [`Fault`]).
     #[doc(hidden)]
     pub fn inject_fault(&self, fault: Fault) {
         *lock(&self.inner.shared.fault) = fault;
     }
 
+    /// True once `shutdown` was called (appends are refused).
     pub fn is_closed(&self) -> bool {
         self.inner.shared.closed.load(Ordering::Acquire)
     }
