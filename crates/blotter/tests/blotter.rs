@@ -278,3 +278,40 @@ proptest::proptest! {
         }
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// The positions view restarted from a snapshot anywhere equals one fold of the whole stream.
+    #[test]
+    fn the_positions_view_restarts_from_a_snapshot_like_an_uninterrupted_fold(
+        steps in proptest::collection::vec((0u8..3, proptest::bool::ANY, 1i64..50, -20i64..20), 1..80),
+        batch in 1usize..6,
+        cut in proptest::prelude::any::<proptest::sample::Index>(),
+    ) {
+        let mut feed = Feed { seq: 0, fill: 0 };
+        let mut events = Vec::new();
+        for (i, (acct, buy, qty, px)) in steps.iter().enumerate() {
+            let t = i as i64 + 1;
+            let price = Price::new(model::Decimal::new(10_000 + px * 10, 2)).unwrap();
+            if i % 3 == 0 {
+                events.push(Event::Quote(model::Quote {
+                    instrument: inst("BTCUSDT"),
+                    bid: price,
+                    bid_size: Quantity::parse("1").unwrap(),
+                    ask: Price::new(price.get() + model::Decimal::ONE).unwrap(),
+                    ask_size: Quantity::parse("1").unwrap(),
+                    ts: Timestamp::from_secs(t),
+                }));
+            }
+            let mut o = order(i as u64 + 1, &format!("a{acct}"), "BTCUSDT", "100", t);
+            o.side = if *buy { Side::Buy } else { Side::Sell };
+            let f = feed.fill(&o, &qty.to_string(), &price.to_string(), t);
+            events.push(f);
+        }
+        let deliveries = feed.batch(events);
+        let batches: Vec<Vec<Delivery>> = deliveries.chunks(batch).map(<[Delivery]>::to_vec).collect();
+        let cut = cut.index(batches.len());
+        let (a, b) = runtime::consumer::restart_equivalence(blotter::PositionsView::new, &batches, cut).unwrap();
+        proptest::prop_assert_eq!(a, b);
+    }
+}

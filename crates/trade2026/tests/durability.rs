@@ -1,6 +1,7 @@
 //! "What was acknowledged is durable": orders stream into a running platform, the process is
 //! SIGKILLed mid-stream, and after a restart every order that got a 2xx is there in the same
-//! state, no fill is duplicated, and positions equal the sum of fills.
+//! state, no fill is duplicated, and positions equal the sum of fills. Consumers snapshot every
+//! 50 events here, so the kill usually lands while snapshot files are being written.
 
 mod common;
 
@@ -30,7 +31,11 @@ fn mid(addr: std::net::SocketAddr) -> f64 {
 #[test]
 fn acknowledged_orders_fills_and_positions_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let p = Platform::start(dir.path(), &["--insecure-dev"]);
+    let env = [(
+        "TRADE2026_PLATFORM__SNAPSHOTS__EVERY_EVENTS",
+        "50".to_string(),
+    )];
+    let p = Platform::start_with_env(dir.path(), &["--insecure-dev"], &env);
     let addr = p.gateway;
     let m = mid(addr);
     // Resting limits 3% away from the mid (inside the 5% collar, far from filling during the
@@ -87,7 +92,7 @@ fn acknowledged_orders_fills_and_positions_survive_sigkill() {
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= 150);
 
-    let p = Platform::start(dir.path(), &["--insecure-dev"]);
+    let p = Platform::start_with_env(dir.path(), &["--insecure-dev"], &env);
     for (id, before) in &acked {
         let (status, body) = http_get(p.gateway, &format!("/orders/{id}"));
         assert_eq!(status, 200, "acknowledged order {id} lost after SIGKILL");
