@@ -110,7 +110,8 @@ pub async fn start(
     tasks.push(("sinks", runtime_task("sinks", sinks_task)));
 
     let market = gateway::MarketCache::default();
-    let recent = journal.last_seq().saturating_sub(50_000) + 1;
+    // The last 50 000 events, or what the journal still holds after an archive.
+    let recent = (journal.last_seq().saturating_sub(50_000) + 1).max(journal.first_seq());
     tasks.push((
         "gateway-market",
         tokio::spawn(feed_market_cache(
