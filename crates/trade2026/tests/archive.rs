@@ -26,7 +26,7 @@ fn the_platform_restarts_on_an_archived_journal_with_its_history_intact() {
         format!(
             r#"{{"account":"acct-{}","symbol":"BTCUSDT","side":"{}","type":"market","quantity":"0.001"}}"#,
             i % 3,
-            if i % 2 == 0 { "buy" } else { "sell" }
+            if i.is_multiple_of(2) { "buy" } else { "sell" }
         )
     };
     let mut placed = 0;
