@@ -274,9 +274,7 @@ impl Engine {
             }
         }
 
-        let market = forward_market_data(
-            bus.subscribe_ephemeral("md.>", StartAt::Sequence(journal.last_seq() + 1))?,
-        );
+        let market = bus.subscribe_ephemeral("md.>", StartAt::Sequence(journal.last_seq() + 1))?;
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (reports, _) = broadcast::channel(16_384);
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
@@ -342,7 +340,7 @@ impl Engine {
 async fn run(
     mut core: TradingCore,
     journal: Journal,
-    mut market: mpsc::Receiver<Result<(u64, Event), JournalError>>,
+    mut market: journal::InProcessSubscription,
     mut rx: mpsc::Receiver<Command>,
     ack: mpsc::UnboundedSender<(Durable, Vec<Event>, Reply)>,
     acker: JoinHandle<()>,
@@ -403,28 +401,26 @@ async fn run(
             }
             cmd = rx.recv(), if !exhausted => {
                 let Some(cmd) = cmd else { break Ok(()) };
+                // Market data already durable (a client may have seen it) is applied before the
+                // decision, so an order never meets a market older than what the gateway showed.
+                let pending = market.try_next_batch(usize::MAX);
+                if let Err(e) = on_market_data(&mut core, &journal, &ack, &pending, &mut md_applied) {
+                    break Err(e);
+                }
                 if let Err(e) = handle(&mut core, &journal, &ack, cmd, md_applied) {
                     break Err(e);
                 }
             }
-            event = market.recv(), if !exhausted => {
-                let event = match event {
-                    Some(Ok((seq, e))) => {
-                        md_applied = seq;
-                        e
-                    }
-                    None | Some(Err(JournalError::Closed)) => break Ok(()),
-                    Some(Err(e)) => break Err(e.into()),
+            batch = market.next_batch(512), if !exhausted => {
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(JournalError::Closed) => break Ok(()),
+                    Err(e) => break Err(e.into()),
                 };
-                match core.on_market_data(&event) {
-                    Ok(events) if events.is_empty() => {}
-                    Ok(events) => {
-                        if let Err(e) = journal_then(&journal, &ack, events, Reply::None) {
-                            break Err(e);
-                        }
-                    }
-                    Err(e) => break Err(e),
+                if let Err(e) = on_market_data(&mut core, &journal, &ack, &batch, &mut md_applied) {
+                    break Err(e);
                 }
+                md_applied = md_applied.max(market.scanned());
             }
             _ = sleep => {
                 match core.expire_day_orders(Timestamp::now()) {
@@ -470,22 +466,22 @@ fn out_of_ids(core: &TradingCore, usable: Reserved) -> bool {
     order > usable.orders_through || fill + FILLS_PER_DECISION > usable.fills_through
 }
 
-/// Market data reaches the engine through a channel fed by its own task, so that the engine's
-/// `select!` only ever waits on cancel-safe channel receives.
-fn forward_market_data(
-    mut sub: journal::InProcessSubscription,
-) -> mpsc::Receiver<Result<(u64, Event), JournalError>> {
-    let (tx, rx) = mpsc::channel(8_192);
-    tokio::spawn(async move {
-        loop {
-            let item = sub.next().await.map(|d| (d.seq, d.event));
-            let end = item.is_err();
-            if tx.send(item).await.is_err() || end {
-                return;
-            }
+/// Market data (durable, in journal order) into the core; the fills it makes are journaled.
+fn on_market_data(
+    core: &mut TradingCore,
+    journal: &Journal,
+    ack: &mpsc::UnboundedSender<(Durable, Vec<Event>, Reply)>,
+    batch: &[journal::Delivery],
+    md_applied: &mut u64,
+) -> Result<(), EngineError> {
+    for d in batch {
+        *md_applied = d.seq;
+        let events = core.on_market_data(&d.event)?;
+        if !events.is_empty() {
+            journal_then(journal, ack, events, Reply::None)?;
         }
-    });
-    rx
+    }
+    Ok(())
 }
 
 /// The most recent session end at or before now (`None` when DAY expiry is off).

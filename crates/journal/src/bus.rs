@@ -295,6 +295,26 @@ impl InProcessSubscription {
         &self.filter
     }
 
+    /// Everything matching that is durable and already in the journal's in-memory tail, up to
+    /// `max`, without waiting: lets a decider catch up with committed events right before it
+    /// decides (the engine applies the market data a client could already see). Empty when the
+    /// subscription is behind the tail (it then catches up through `next`).
+    pub fn try_next_batch(&mut self, max: usize) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            if let Some(record) = self.buffer.pop_front() {
+                self.delivered = record.seq;
+                out.push(deliver(record));
+                continue;
+            }
+            let durable = *self.durable.borrow();
+            if self.next_read > durable || !self.fill_from_tail() {
+                break;
+            }
+        }
+        out
+    }
+
     /// Takes the next batch from the journal's in-memory tail; false when `next_read` is not in
     /// it. Synchronous, so a cancelled `next()` cannot lose what it took.
     fn fill_from_tail(&mut self) -> bool {
@@ -646,6 +666,21 @@ mod tests {
         assert!(sub.sqlite_reads > 0, "the SQLite path was not exercised");
         // Nothing beyond the published records (no duplicates at the end either).
         assert!(matches!(sub.next().await, Err(JournalError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn try_next_batch_takes_what_is_durable_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = bus_with_tail(&dir, 64);
+        let mut md = bus.subscribe_ephemeral("md.>", StartAt::New).unwrap();
+        assert!(md.try_next_batch(10).is_empty(), "nothing published yet");
+        publish_range(&bus, 1..=9).await;
+        // Events 3, 6 and 9 are market data: all durable, all taken at once, in order.
+        assert_stream(&md.try_next_batch(usize::MAX), [3, 6, 9]);
+        assert!(md.try_next_batch(10).is_empty());
+        publish_range(&bus, 10..=12).await;
+        assert_stream(&md.try_next_batch(1), [12]);
+        assert_eq!(md.sqlite_reads, 0);
     }
 
     #[test]
