@@ -252,10 +252,16 @@ fn state_and_staged_rows_stay_bounded_over_days_of_events() {
             assert!(c.engine.open_orders <= 8, "{c:?}");
             assert!(c.engine.book_levels <= 4 * 8, "{c:?}");
             assert_eq!(c.engine.dirty, 0, "changed rows are drained every event");
-            // Windows: at most the events of the window, ~300 in 5 min (trades, counted in the
-            // 1- and 5-minute windows) and ~3,600 in 1 h (order events) at this rate.
-            assert!(c.engine.trade_items <= 2 * 300, "{c:?}");
-            assert!(c.engine.order_items <= 3_600, "{c:?}");
+            // Windows: panes of 1/600 of their length, each holding at least one event, so at
+            // most PANES + 1 per window whatever the rate (4 instruments x 2 trade windows,
+            // 3 accounts x 1 order window), and at this rate no more than the events of the
+            // window: ~300 in 5 min (trades, counted in the 1- and 5-minute windows).
+            let panes = features::PANES as usize + 1;
+            assert!(
+                c.engine.trade_panes <= (4 * 2 * panes).min(2 * 300),
+                "{c:?}"
+            );
+            assert!(c.engine.order_panes <= 3 * panes, "{c:?}");
             // One staged row per served entity and view: 3 + 3 + 3 + 12.
             assert!(outbox.len() <= 21, "{}", outbox.len());
             sizes.push(json(&s).len());

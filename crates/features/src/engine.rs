@@ -19,7 +19,7 @@ use crate::defs::{
     self, FeatureRow, FeatureValue, FeatureView, MARKET_FEATURES, ORDER_FEATURES,
     POSITION_FEATURES, POSITION_SYMBOL_FEATURES,
 };
-use crate::window::{Acc, Window};
+use crate::window::{Acc, Push, Window};
 
 const SEC: i64 = 1_000_000_000;
 /// The 1-minute window length in nanoseconds.
@@ -103,7 +103,7 @@ type FxSet<K> = HashSet<K, Fx>;
 
 // --- market state -------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy)]
 struct TradeItem {
     price: Decimal,
     qty: Decimal,
@@ -113,36 +113,70 @@ struct TradeItem {
     ret: Option<i64>,
 }
 
+/// The sums of a set of trades (a pane, or a window's running total). Serialized as a list
+/// `[qty, notional, count, n_ret, sum_ret, sum_ret2]`: a snapshot holds up to 1,202 of them
+/// per instrument, so field names would be most of its bytes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(from = "TradeAccForm", into = "TradeAccForm")]
 struct TradeAcc {
     qty: Decimal,
     notional: Decimal,
     count: i64,
     n_ret: i64,
-    #[serde(with = "i128_text")]
     sum_ret: i128,
-    #[serde(with = "i128_text")]
     sum_ret2: i128,
 }
 
-/// 128-bit sums as decimal strings: JSON numbers beyond 64 bits do not survive every JSON
-/// library (serde_json's `Value` refuses them).
-mod i128_text {
-    use serde::de::Error as _;
-    use serde::{Deserialize, Deserializer, Serializer};
+type TradeAccForm = (Decimal, Decimal, i64, i64, Big, Big);
 
-    pub(super) fn serialize<S: Serializer>(v: &i128, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(v)
+impl From<TradeAccForm> for TradeAcc {
+    fn from((qty, notional, count, n_ret, s1, s2): TradeAccForm) -> Self {
+        TradeAcc {
+            qty,
+            notional,
+            count,
+            n_ret,
+            sum_ret: s1.0,
+            sum_ret2: s2.0,
+        }
     }
+}
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i128, D::Error> {
+impl From<TradeAcc> for TradeAccForm {
+    fn from(a: TradeAcc) -> Self {
+        (
+            a.qty,
+            a.notional,
+            a.count,
+            a.n_ret,
+            Big(a.sum_ret),
+            Big(a.sum_ret2),
+        )
+    }
+}
+
+/// A 128-bit sum written as a decimal string: JSON numbers beyond 64 bits do not survive every
+/// JSON library (serde_json's `Value` refuses them).
+#[derive(Debug, Clone, Copy)]
+struct Big(i128);
+
+impl Serialize for Big {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Big {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        text.parse().map_err(D::Error::custom)
+        text.parse().map(Big).map_err(D::Error::custom)
     }
 }
 
 impl Acc for TradeAcc {
     type Item = TradeItem;
+    /// A pane remembers the price of its newest trade: the reference of the returns.
+    type Last = Decimal;
     fn try_add(&mut self, it: &TradeItem) -> bool {
         let (Some(qty), Some(notional)) = (
             self.qty.checked_add(it.qty),
@@ -158,29 +192,30 @@ impl Acc for TradeAcc {
                 (Some(a), Some(b)) => (s1, s2) = (a, b),
                 _ => return false,
             }
-            n += 1;
+            n = n.wrapping_add(1);
         }
         *self = TradeAcc {
             qty,
             notional,
-            count: self.count + 1,
+            count: self.count.wrapping_add(1),
             n_ret: n,
             sum_ret: s1,
             sum_ret2: s2,
         };
         true
     }
-    fn sub(&mut self, it: &TradeItem) {
-        // Removing an item that was added cannot overflow: the result is an earlier partial sum.
-        self.qty = self.qty.checked_sub(it.qty).unwrap_or_default();
-        self.notional = self.notional.checked_sub(it.notional).unwrap_or_default();
-        self.count -= 1;
-        if let Some(r) = it.ret {
-            let r = i128::from(r);
-            self.n_ret -= 1;
-            self.sum_ret -= r;
-            self.sum_ret2 -= r * r;
-        }
+    fn sub(&mut self, pane: &TradeAcc) {
+        // The pane's trades were all added to `self`: the result is an earlier partial sum, so
+        // nothing overflows (wrapping only keeps a foreign snapshot from panicking).
+        self.qty = self.qty.checked_sub(pane.qty).unwrap_or_default();
+        self.notional = self.notional.checked_sub(pane.notional).unwrap_or_default();
+        self.count = self.count.wrapping_sub(pane.count);
+        self.n_ret = self.n_ret.wrapping_sub(pane.n_ret);
+        self.sum_ret = self.sum_ret.wrapping_sub(pane.sum_ret);
+        self.sum_ret2 = self.sum_ret2.wrapping_sub(pane.sum_ret2);
+    }
+    fn last_of(it: &TradeItem) -> Option<Decimal> {
+        Some(it.price)
     }
 }
 
@@ -235,19 +270,36 @@ impl SymState {
     }
 }
 
-fn apply_levels(book: &mut BTreeMap<Decimal, Decimal>, levels: &[BookLevel]) {
-    for l in levels {
-        if l.quantity.is_zero() {
-            book.remove(&l.price.get());
-        } else {
-            book.insert(l.price.get(), l.quantity.get());
+/// Price levels kept per side of a book (or `EngineParams::book_levels`, if more). A venue that
+/// leaves truncating a depth-limited book to its clients (Kraken) never deletes the levels that
+/// fall out of its depth, so a book fed by deltas would otherwise keep every price it ever
+/// reported. Only the best `book_levels` feed a feature; the worst levels beyond this bound are
+/// dropped, which changes a feature only after that many of the best levels are deleted
+/// without new ones arriving.
+pub const MAX_BOOK_LEVELS: usize = 1_000;
+
+/// Apply levels (quantity 0 deletes) to both sides, then drop the worst levels beyond `keep`.
+fn apply_levels(st: &mut SymState, bids: &[BookLevel], asks: &[BookLevel], keep: usize) {
+    for (book, levels) in [(&mut st.bids, bids), (&mut st.asks, asks)] {
+        for l in levels {
+            if l.quantity.is_zero() {
+                book.remove(&l.price.get());
+            } else {
+                book.insert(l.price.get(), l.quantity.get());
+            }
         }
+    }
+    while st.bids.len() > keep {
+        st.bids.pop_first();
+    }
+    while st.asks.len() > keep {
+        st.asks.pop_last();
     }
 }
 
 // --- order state --------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OrdKind {
     Submitted,
     Canceled,
@@ -256,7 +308,7 @@ enum OrdKind {
     Fill,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 struct OrdItem {
     kind: OrdKind,
     /// This fill brought the order's filled quantity to its full quantity.
@@ -265,7 +317,11 @@ struct OrdItem {
     slip: Option<i64>,
 }
 
+/// The counts of a set of order events (a pane, or a window's running total). Serialized as a
+/// list `[submitted, canceled, rejected, expired, completed, n_slip, sum_slip]` (up to 601 per
+/// account in a snapshot).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(from = "OrdAccForm", into = "OrdAccForm")]
 struct OrdAcc {
     submitted: i64,
     canceled: i64,
@@ -273,38 +329,73 @@ struct OrdAcc {
     expired: i64,
     completed: i64,
     n_slip: i64,
-    #[serde(with = "i128_text")]
     sum_slip: i128,
 }
 
-impl OrdAcc {
-    fn apply(&mut self, it: &OrdItem, d: i64) {
-        match it.kind {
-            OrdKind::Submitted => self.submitted += d,
-            OrdKind::Canceled => self.canceled += d,
-            OrdKind::Rejected => self.rejected += d,
-            OrdKind::Expired => self.expired += d,
-            OrdKind::Fill => {}
+type OrdAccForm = (i64, i64, i64, i64, i64, i64, Big);
+
+impl From<OrdAccForm> for OrdAcc {
+    fn from((submitted, canceled, rejected, expired, completed, n_slip, s): OrdAccForm) -> Self {
+        OrdAcc {
+            submitted,
+            canceled,
+            rejected,
+            expired,
+            completed,
+            n_slip,
+            sum_slip: s.0,
         }
-        if it.completes {
-            self.completed += d;
-        }
-        if let Some(s) = it.slip {
-            self.n_slip += d;
-            self.sum_slip += i128::from(d) * i128::from(s);
-        }
+    }
+}
+
+impl From<OrdAcc> for OrdAccForm {
+    fn from(a: OrdAcc) -> Self {
+        (
+            a.submitted,
+            a.canceled,
+            a.rejected,
+            a.expired,
+            a.completed,
+            a.n_slip,
+            Big(a.sum_slip),
+        )
     }
 }
 
 impl Acc for OrdAcc {
     type Item = OrdItem;
+    /// Order features need nothing of the events before their window.
+    type Last = ();
     fn try_add(&mut self, it: &OrdItem) -> bool {
-        // Counts are bounded by the number of events and |slip| < 2^63: no overflow in practice.
-        self.apply(it, 1);
+        // Counts are bounded by the number of events and |slip| < 2^63: no overflow in practice
+        // (wrapping only keeps a foreign snapshot from panicking).
+        match it.kind {
+            OrdKind::Submitted => self.submitted = self.submitted.wrapping_add(1),
+            OrdKind::Canceled => self.canceled = self.canceled.wrapping_add(1),
+            OrdKind::Rejected => self.rejected = self.rejected.wrapping_add(1),
+            OrdKind::Expired => self.expired = self.expired.wrapping_add(1),
+            OrdKind::Fill => {}
+        }
+        if it.completes {
+            self.completed = self.completed.wrapping_add(1);
+        }
+        if let Some(s) = it.slip {
+            self.n_slip = self.n_slip.wrapping_add(1);
+            self.sum_slip = self.sum_slip.wrapping_add(i128::from(s));
+        }
         true
     }
-    fn sub(&mut self, it: &OrdItem) {
-        self.apply(it, -1);
+    fn sub(&mut self, pane: &OrdAcc) {
+        self.submitted = self.submitted.wrapping_sub(pane.submitted);
+        self.canceled = self.canceled.wrapping_sub(pane.canceled);
+        self.rejected = self.rejected.wrapping_sub(pane.rejected);
+        self.expired = self.expired.wrapping_sub(pane.expired);
+        self.completed = self.completed.wrapping_sub(pane.completed);
+        self.n_slip = self.n_slip.wrapping_sub(pane.n_slip);
+        self.sum_slip = self.sum_slip.wrapping_sub(pane.sum_slip);
+    }
+    fn last_of(_: &OrdItem) -> Option<()> {
+        None
     }
 }
 
@@ -362,10 +453,12 @@ pub struct StateStats {
     pub account_symbols: usize,
     /// Orders submitted and not yet finished.
     pub open_orders: usize,
-    /// Trades kept in the 1-minute and 5-minute windows, over every instrument.
-    pub trade_items: usize,
-    /// Order events kept in the 1-hour windows, over every account.
-    pub order_items: usize,
+    /// Panes kept by the 1-minute and 5-minute trade windows, over every instrument: at most
+    /// `2 × (PANES + 1)` per instrument, whatever the trade rate.
+    pub trade_panes: usize,
+    /// Panes kept by the 1-hour order-event windows, over every account: at most `PANES + 1`
+    /// per account, whatever the order rate.
+    pub order_panes: usize,
     /// Order-book price levels kept, over every instrument and side.
     pub book_levels: usize,
     /// Entities changed since the last `changed_rows`.
@@ -480,7 +573,9 @@ impl FeatureEngine {
     /// Version of the snapshot layout (the serde form of `FeatureEngine`). Bumped whenever the
     /// layout or the meaning of a field changes, so a runtime refuses a snapshot of another
     /// layout.
-    pub const SNAPSHOT_VERSION: u32 = 1;
+    ///
+    /// 2: windows of panes (running sums per pane of `len / PANES`) instead of items.
+    pub const SNAPSHOT_VERSION: u32 = 2;
 
     /// Rebuild an engine from its serialized form, checking that it is consistent (a snapshot
     /// not written by this crate must not make later calls panic).
@@ -489,6 +584,9 @@ impl FeatureEngine {
         for (i, st) in snap.syms.iter().enumerate() {
             if *st.key != *st.instrument.to_string() {
                 return Err(format!("instrument {} has key {}", st.instrument, st.key));
+            }
+            if (st.t1.len_ns(), st.t5.len_ns()) != (WINDOW_1M_NS, WINDOW_5M_NS) {
+                return Err(format!("instrument {} has other windows", st.instrument));
             }
             if st.holders.iter().any(|a| *a >= snap.accts.len()) {
                 return Err(format!(
@@ -502,6 +600,9 @@ impl FeatureEngine {
             e.sym_by_key.insert(st.key.clone(), i);
         }
         for (i, a) in snap.accts.iter().enumerate() {
+            if a.win.len_ns() != WINDOW_1H_NS {
+                return Err(format!("account {} has another window", a.key));
+            }
             let id = AccountId::new(&*a.key).map_err(|err| err.to_string())?;
             if e.acct_index.insert(id, i).is_some() {
                 return Err(format!("account {} appears twice", a.key));
@@ -541,12 +642,8 @@ impl FeatureEngine {
             accounts: self.accts.len(),
             account_symbols: self.pair_keys.len(),
             open_orders: self.orders.len(),
-            trade_items: self
-                .syms
-                .iter()
-                .map(|s| s.t1.len_items() + s.t5.len_items())
-                .sum(),
-            order_items: self.accts.iter().map(|a| a.win.len_items()).sum(),
+            trade_panes: self.syms.iter().map(|s| s.t1.panes() + s.t5.panes()).sum(),
+            order_panes: self.accts.iter().map(|a| a.win.panes()).sum(),
             book_levels: self.syms.iter().map(|s| s.bids.len() + s.asks.len()).sum(),
             dirty: self.dirty.len(),
             positions: self.positions.all().count(),
@@ -568,6 +665,11 @@ impl FeatureEngine {
             watermark: None,
             stats: EngineStats::default(),
         }
+    }
+
+    /// Levels kept per book side: [`MAX_BOOK_LEVELS`], or more when the features sum more.
+    fn max_book_levels(&self) -> usize {
+        MAX_BOOK_LEVELS.max(self.params.book_levels)
     }
 
     pub fn params(&self) -> EngineParams {
@@ -700,7 +802,7 @@ impl FeatureEngine {
     }
 
     fn push_order_item(&mut self, a: usize, ts: Timestamp, item: OrdItem) {
-        if !self.accts[a].win.push(ts.as_nanos(), item) {
+        if self.accts[a].win.push(ts.as_nanos(), item) != Push::Added {
             self.stats.outside_window += 1;
         }
     }
@@ -727,11 +829,11 @@ impl FeatureEngine {
             }
             Event::BookSnapshot(b) => {
                 let s = self.sym(&b.instrument);
+                let keep = self.max_book_levels();
                 let st = &mut self.syms[s];
                 st.bids.clear();
                 st.asks.clear();
-                apply_levels(&mut st.bids, &b.bids);
-                apply_levels(&mut st.asks, &b.asks);
+                apply_levels(st, &b.bids, &b.asks, keep);
                 st.has_book = true;
                 st.bbo_from_book(ts.as_nanos());
                 // The positions crate's snapshot mid: first listed bid and ask.
@@ -745,9 +847,9 @@ impl FeatureEngine {
             Event::BookDelta(b) => {
                 // A delta before any snapshot applies to an empty book.
                 let s = self.sym(&b.instrument);
+                let keep = self.max_book_levels();
                 let st = &mut self.syms[s];
-                apply_levels(&mut st.bids, &b.bids);
-                apply_levels(&mut st.asks, &b.asks);
+                apply_levels(st, &b.bids, &b.asks, keep);
                 st.has_book = true;
                 st.bbo_from_book(ts.as_nanos());
                 self.touch_market(&mut out, s);
@@ -803,8 +905,8 @@ impl FeatureEngine {
 
     fn on_trade(&mut self, s: usize, price: Decimal, qty: Decimal, ts: i64) {
         let st = &mut self.syms[s];
-        let ret = match st.t5.back() {
-            Some((pt, prev)) if ts >= *pt => log_ret(prev.price, price),
+        let ret = match st.t5.newest() {
+            Some((pt, prev)) if ts >= *pt => log_ret(*prev, price),
             _ => None,
         };
         let Some(notional) = price.checked_mul(qty) else {
@@ -817,11 +919,16 @@ impl FeatureEngine {
             notional,
             ret,
         };
-        if !st.t5.push(ts, item) {
-            self.stats.outside_window += 1;
-            return;
+        match st.t5.push(ts, item) {
+            Push::Added => {}
+            Push::Overflow => {
+                self.stats.outside_window += 1;
+                return;
+            }
+            // Not summed, but still the newest trade before the 1-minute window perhaps.
+            Push::Expired => self.stats.outside_window += 1,
         }
-        // Inside the 5-minute horizon but possibly outside the 1-minute one: that is expected.
+        // Inside the 5-minute window but possibly outside the 1-minute one: that is expected.
         st.t1.push(ts, item);
     }
 
@@ -984,9 +1091,10 @@ impl FeatureEngine {
         let st = &self.syms[s];
         let a1 = st.t1.acc_as_of(t);
         let a5 = st.t5.acc_as_of(t);
-        let last = st.t5.back().map(|(_, it)| it.price);
-        let ret = |w: i64| -> Option<Decimal> {
-            let p0 = st.t5.last_at_or_before(t.saturating_sub(w))?.1.price;
+        let last = st.t5.newest().map(|(_, price)| *price);
+        // The reference is the newest trade before the window's first pane (see the crate docs).
+        let ret = |w: &Window<TradeAcc>| -> Option<Decimal> {
+            let p0 = w.newest_before(t)?.1;
             last?.checked_sub(p0)?.checked_div(p0)
         };
         let vwap = |a: &TradeAcc| {
@@ -1029,8 +1137,8 @@ impl FeatureEngine {
             } else {
                 FeatureValue::Null
             },
-            fv(ret(WINDOW_1M_NS)),
-            fv(ret(WINDOW_5M_NS)),
+            fv(ret(&st.t1)),
+            fv(ret(&st.t5)),
             realized_vol(&a5),
             self.imbalance(st),
         ]

@@ -55,8 +55,9 @@ pub use defs::{
     POSITION_FEATURES, POSITION_SYMBOL_FEATURES, view, views,
 };
 pub use engine::{
-    EngineParams, EngineStats, EntityKeyRef, FeatureEngine, StateStats, WINDOW_1H_NS, WINDOW_1M_NS,
-    WINDOW_5M_NS,
+    EngineParams, EngineStats, EntityKeyRef, FeatureEngine, MAX_BOOK_LEVELS, StateStats,
+    WINDOW_1H_NS, WINDOW_1M_NS, WINDOW_5M_NS,
 };
 pub use error::FeaturesError;
 pub use history::{history, history_with};
+pub use window::{PANES, window_start};

@@ -1,6 +1,7 @@
 //! Point-in-time correctness of `history`: for random event streams and random request times,
 //! the answer equals a fresh engine fed only the events with ts <= request ts, events after the
-//! request time never change it, and the windowed sums agree with a brute-force recomputation.
+//! request time never change it, and the windowed sums and returns agree with a brute-force
+//! recomputation of the documented pane semantics.
 
 mod common;
 
@@ -198,6 +199,7 @@ proptest! {
             .into_iter()
             .filter(|r| r.0 == MARKET_FEATURES)
             .collect();
+        prop_assert_eq!(features::PANES, 600);
         let got = history(&events, &reqs).unwrap();
         for (row, (_, entity, at)) in got.iter().zip(&reqs) {
             let at = at.as_nanos();
@@ -215,8 +217,16 @@ proptest! {
                 prop_assert!(row.get("volume_5m").unwrap().is_null());
                 continue;
             }
-            for (w, vol, vwap) in [(60 * S, "volume_1m", "vwap_1m"), (300 * S, "volume_5m", "vwap_5m")] {
-                let inside: Vec<_> = trades.iter().filter(|(t, _, _)| *t >= at - w).collect();
+            let last = trades.iter().max_by_key(|x| x.0).map(|x| x.1).unwrap();
+            for (w, vol, vwap, ret) in [
+                (60 * S, "volume_1m", "vwap_1m", "return_1m"),
+                (300 * S, "volume_5m", "vwap_5m", "return_5m"),
+            ] {
+                // docs/FEATURES.md: a window of length w counts the trades from the start of the
+                // pane (width w / 600) holding at - w, up to at.
+                let pane = w / 600;
+                let start = (at - w).div_euclid(pane) * pane;
+                let inside: Vec<_> = trades.iter().filter(|(t, _, _)| *t >= start).collect();
                 let q: Decimal = inside.iter().map(|x| x.2).sum();
                 let pq: Decimal = inside.iter().map(|x| x.1 * x.2).sum();
                 let want_vol: f64 = q.to_string().parse().unwrap();
@@ -232,9 +242,25 @@ proptest! {
                 if w == 300 * S {
                     prop_assert_eq!(row.get("trade_count_5m").unwrap().as_i64(), Some(inside.len() as i64));
                 }
+                // The return's reference: the newest trade before the window's start (ties: the
+                // later in journal order).
+                let reference = trades
+                    .iter()
+                    .filter(|(t, _, _)| *t < start)
+                    .fold(None, |best: Option<&(i64, Decimal, Decimal)>, x| match best {
+                        Some(b) if b.0 > x.0 => Some(b),
+                        _ => Some(x),
+                    });
+                match reference {
+                    None => prop_assert!(row.get(ret).unwrap().is_null(), "{}", ret),
+                    Some((_, p0, _)) => {
+                        let want: f64 = ((last - p0) / p0).to_string().parse().unwrap();
+                        let got_r = row.get(ret).unwrap().as_f64().unwrap();
+                        prop_assert!((got_r - want).abs() <= 1e-12 * want.abs().max(1e-9), "{} {} {}", ret, got_r, want);
+                    }
+                }
             }
             // last_price: the last trade by time (ties: journal order).
-            let last = trades.iter().max_by_key(|x| x.0).map(|x| x.1).unwrap();
             let last_f: f64 = last.to_string().parse().unwrap();
             prop_assert_eq!(row.get("last_price").unwrap().as_f64(), Some(last_f));
         }

@@ -233,7 +233,7 @@ fn a_snapshot_refuses_inconsistent_content() {
     for ev in journal(5, 200, 1_000, 8) {
         e.on_event(&ev);
     }
-    assert_eq!(FeatureEngine::SNAPSHOT_VERSION, 1);
+    assert_eq!(FeatureEngine::SNAPSHOT_VERSION, 2);
     let good: serde_json::Value = serde_json::to_value(&e).unwrap();
     let restored: FeatureEngine = serde_json::from_value(good.clone()).unwrap();
     assert_eq!(snapshot_of(&restored), snapshot_of(&e));
@@ -247,6 +247,21 @@ fn a_snapshot_refuses_inconsistent_content() {
     bad["dirty"] = serde_json::json!([["no_such_view", "x"]]);
     let err = serde_json::from_value::<FeatureEngine>(bad).expect_err("refused");
     assert!(err.to_string().contains("unknown view"), "{err}");
+
+    let mut bad = good.clone();
+    // A consistent window of the wrong length: the 5-minute one in the 1-minute slot.
+    bad["syms"][0]["t1"] = bad["syms"][0]["t5"].clone();
+    let err = serde_json::from_value::<FeatureEngine>(bad).expect_err("refused");
+    assert!(err.to_string().contains("other windows"), "{err}");
+
+    let mut bad = good.clone();
+    bad["accts"][0]["win"]["panes"]
+        .as_array_mut()
+        .unwrap()
+        .reverse();
+    assert!(bad["accts"][0]["win"]["panes"].as_array().unwrap().len() > 1);
+    let err = serde_json::from_value::<FeatureEngine>(bad).expect_err("refused");
+    assert!(err.to_string().contains("out of order"), "{err}");
 
     let mut bad = good;
     let first = bad["accts"][0].clone();
@@ -275,8 +290,8 @@ fn state_stays_within_bounds_derived_from_the_windows_over_hours() {
     let span = events.iter().map(|e| e.ts()).max().unwrap().as_nanos() - T0;
     assert!(span > 5 * 3_600 * S, "hours of events: {span} ns");
 
-    // What a window keeps is bounded by the number of its events inside its length (late
-    // events are inserted in order, and refused when older than the window).
+    // What a window keeps is bounded by the number of its events inside its length (a pane
+    // holds at least one), and by PANES + 1 panes.
     let times = |f: &dyn Fn(&Event) -> bool| -> Vec<i64> {
         let mut t: Vec<i64> = events
             .iter()
@@ -286,10 +301,13 @@ fn state_stays_within_bounds_derived_from_the_windows_over_hours() {
         t.sort_unstable();
         t
     };
+    let panes = features::PANES as usize + 1;
     let mut trades_bound = 0;
     for sym in SYMS {
         let t = times(&|e| matches!(e, Event::Trade(x) if x.instrument.symbol.as_str() == sym));
-        trades_bound += max_in_window(&t, 60 * S) + max_in_window(&t, 300 * S);
+        // A window spans its length plus one pane.
+        trades_bound += max_in_window(&t, 60 * S + S / 10).min(panes)
+            + max_in_window(&t, 300 * S + S / 2).min(panes);
     }
     let mut order_bound = 0;
     let mut order_events = 0;
@@ -303,7 +321,7 @@ fn state_stays_within_bounds_derived_from_the_windows_over_hours() {
             _ => false,
         });
         order_events += t.len();
-        order_bound += max_in_window(&t, 3_600 * S);
+        order_bound += max_in_window(&t, 3_606 * S).min(panes);
     }
     let orders = events
         .iter()
@@ -321,8 +339,8 @@ fn state_stays_within_bounds_derived_from_the_windows_over_hours() {
         if i % 500 == 50 {
             let s = e.state_stats();
             peak.open_orders = peak.open_orders.max(s.open_orders);
-            peak.trade_items = peak.trade_items.max(s.trade_items);
-            peak.order_items = peak.order_items.max(s.order_items);
+            peak.trade_panes = peak.trade_panes.max(s.trade_panes);
+            peak.order_panes = peak.order_panes.max(s.order_panes);
             peak.book_levels = peak.book_levels.max(s.book_levels);
             peak.dirty = peak.dirty.max(s.dirty);
             peak.positions = peak.positions.max(s.positions);
@@ -337,8 +355,8 @@ fn state_stays_within_bounds_derived_from_the_windows_over_hours() {
     let levels_bound = n_sym * 2 * 10 * 4;
     for (name, peak, bound) in [
         ("open_orders", peak.open_orders, MAX_OPEN),
-        ("trade_items", peak.trade_items, trades_bound),
-        ("order_items", peak.order_items, order_bound),
+        ("trade_panes", peak.trade_panes, trades_bound),
+        ("order_panes", peak.order_panes, order_bound),
         ("book_levels", peak.book_levels, levels_bound),
         ("dirty", peak.dirty, entities),
         ("positions", peak.positions, n_acct * n_sym),

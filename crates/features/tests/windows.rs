@@ -1,5 +1,10 @@
 //! Hand-worked windows for every feature. The arithmetic is in the comments; times are relative
 //! to T0 (2023-11-14T22:13:20Z).
+//!
+//! Windows are panes of `len / 600` (1 min: 100 ms, 5 min: 500 ms, 1 h: 6 s): as of `t` a
+//! window counts the events from the start of the pane holding `t - len` up to `t`. T0 is a
+//! whole number of 100 ms and 500 ms, so the trade windows as of T0 are exact; it is 2 s past
+//! a multiple of 6 s, so the 1-hour window as of T0 starts at T0 - 3602 s.
 
 mod common;
 
@@ -31,7 +36,7 @@ fn tape() -> Vec<model::Event> {
 }
 
 #[test]
-fn trade_windows_are_closed_at_both_ends() {
+fn trade_windows_are_closed_at_both_ends_on_pane_boundaries() {
     let e = feed(&tape());
     let r = e.row(MARKET_FEATURES, "BTCUSDT.sim", ts(T0)).unwrap();
     assert_eq!(r.entity, "BTCUSDT.sim");
@@ -46,10 +51,13 @@ fn trade_windows_are_closed_at_both_ends() {
     assert_f(&r, "vwap_5m", 711.0 / 7.0);
     assert_f(&r, "volume_5m", 7.0);
     assert_i(&r, "trade_count_5m", 4);
-    // return_1m: reference = last trade at or before T0-60s = D (102): 104/102 - 1 = 0.0196078...
-    assert_f(&r, "return_1m", 104.0 / 102.0 - 1.0);
-    // return_5m: reference = last trade at or before T0-300s = B (100): 104/100 - 1 = 0.04
-    assert_f(&r, "return_5m", 0.04);
+    // The reference of a return is the newest trade *before* its window's start (the price the
+    // window's trades moved away from; with exact windows it was the last at or before
+    // T0 - w, which is itself in the window when stamped exactly T0 - w).
+    // return_1m: the 1-min window starts at T0-60s; newest before = C (101): 104/101 - 1.
+    assert_f(&r, "return_1m", 104.0 / 101.0 - 1.0);
+    // return_5m: the 5-min window starts at T0-300s; newest before = A (90): 104/90 - 1.
+    assert_f(&r, "return_5m", 104.0 / 90.0 - 1.0);
     // Log returns of trades in the 5-min window (each against the previous trade, A for B):
     // ln(100/90) = 0.1053605157, ln(101/100) = 0.0099503309, ln(102/101) = 0.0098522964,
     // ln(104/102) = 0.0194180859; mean 0.0361453072; sample stdev (n-1 = 3) = 0.0463610620.
@@ -70,20 +78,46 @@ fn trade_windows_are_closed_at_both_ends() {
     assert_null(&r, "spread_bps");
     assert_null(&r, "book_imbalance");
 
-    // One nanosecond later both boundary trades fall out.
+    // One nanosecond later the exact windows would lose both boundary trades; the panes holding
+    // T0-60s+1ns (100 ms from T0-60s) and T0-300s+1ns (500 ms from T0-300s) still count whole:
+    // nothing changes until the next pane boundary.
     let r = e.row(MARKET_FEATURES, "BTCUSDT.sim", ts(T0 + 1)).unwrap();
-    // 1 min = [T0-60s+1ns, T0+1ns]: only E. vwap 104, volume 1.
+    assert_f(&r, "vwap_1m", 102.5);
+    assert_f(&r, "volume_1m", 4.0);
+    assert_f(&r, "vwap_5m", 711.0 / 7.0);
+    assert_i(&r, "trade_count_5m", 4);
+    assert_f(&r, "return_1m", 104.0 / 101.0 - 1.0);
+    assert_f(&r, "return_5m", 104.0 / 90.0 - 1.0);
+    // The last nanosecond of those panes: still the same.
+    let r = e
+        .row(MARKET_FEATURES, "BTCUSDT.sim", ts(T0 + S / 10 - 1))
+        .unwrap();
+    assert_f(&r, "volume_1m", 4.0);
+    assert_i(&r, "trade_count_5m", 4);
+
+    // At T0+100ms the 1-min window starts at T0-59.9s: D (at T0-60s) falls out and becomes the
+    // newest trade before it. 1 min: only E. vwap 104, volume 1; return_1m 104/102 - 1.
+    let r = e
+        .row(MARKET_FEATURES, "BTCUSDT.sim", ts(T0 + S / 10))
+        .unwrap();
     assert_f(&r, "vwap_1m", 104.0);
     assert_f(&r, "volume_1m", 1.0);
-    // 5 min: C, D, E: (101 + 306 + 104) / 5 = 511 / 5 = 102.2
+    assert_f(&r, "return_1m", 104.0 / 102.0 - 1.0);
+    // The 5-min pane of T0-300s (500 ms) still counts: unchanged.
+    assert_i(&r, "trade_count_5m", 4);
+    assert_f(&r, "return_5m", 104.0 / 90.0 - 1.0);
+
+    // At T0+500ms the 5-min window starts at T0-299.5s: B falls out.
+    // 5 min: C, D, E: (101 + 306 + 104) / 5 = 511 / 5 = 102.2; reference B (100): 0.04.
+    let r = e
+        .row(MARKET_FEATURES, "BTCUSDT.sim", ts(T0 + S / 2))
+        .unwrap();
     assert_f(&r, "vwap_5m", 102.2);
     assert_i(&r, "trade_count_5m", 3);
-    // reference for return_5m = last trade at or before T0-300s+1ns = still B: 0.04
     assert_f(&r, "return_5m", 0.04);
-    // reference for return_1m = last at or before T0-60s+1ns = D: unchanged.
-    assert_f(&r, "return_1m", 104.0 / 102.0 - 1.0);
 
-    // Ten minutes later the windows are empty: volume 0, vwap null, returns 0 (no change).
+    // Ten minutes later the windows are empty: volume 0, vwap null, returns 0 (no change: the
+    // newest trade before both windows is E itself).
     let r = e
         .row(MARKET_FEATURES, "BTCUSDT.sim", ts(T0 + 600 * S))
         .unwrap();
@@ -214,12 +248,22 @@ fn order_flow() -> Vec<model::Event> {
 #[test]
 fn order_counts_ratios_and_arrival_slippage_over_one_hour() {
     let e = feed(&order_flow());
+    // As of T0+4s, T0+4s-3600s = T0-3596s is a multiple of 6 s: the window is exactly
+    // [T0-3596s, T0+4s], and both submissions at T0-3600s are out. Submissions 3, 4, 5 = 3.
+    let r = e.row(ORDER_FEATURES, "acc1", ts(T0 + 4 * S)).unwrap();
+    assert_i(&r, "orders_1h", 3);
+    // One nanosecond earlier the window starts at the 6-s pane boundary T0-3602s (2 s more than
+    // an hour): both submissions at T0-3600s and T0-3600s-1ns are in (exact windows counted
+    // 1 but not 2 as of T0; panes hold whole 6-s intervals).
+    let r = e.row(ORDER_FEATURES, "acc1", ts(T0 + 4 * S - 1)).unwrap();
+    assert_i(&r, "orders_1h", 5);
+
+    // As of T0: also [T0-3602s, T0]: submissions 1, 2, 3, 4, 5 = 5.
     let r = e.row(ORDER_FEATURES, "acc1", ts(T0)).unwrap();
-    // [T0-3600s, T0]: submissions 1 (boundary), 3, 4, 5 = 4; order 2 at T0-3600s-1ns is out.
-    assert_i(&r, "orders_1h", 4);
+    assert_i(&r, "orders_1h", 5);
     assert_i(&r, "cancels_1h", 1);
-    // 1 / 4
-    assert_f(&r, "cancel_ratio_1h", 0.25);
+    // 1 / 5
+    assert_f(&r, "cancel_ratio_1h", 0.2);
     assert_i(&r, "rejects_1h", 1);
     assert_i(&r, "expires_1h", 1);
     // Orders 1 and 3 completed by fills.
@@ -230,8 +274,9 @@ fn order_counts_ratios_and_arrival_slippage_over_one_hour() {
     // sell (100 - 99.80) / 100 * 1e4 = 20 bps. Mean = 35 / 3 = 11.6666667 bps.
     assert_f(&r, "avg_slippage_bps_1h", 35.0 / 3.0);
 
-    // 1000 s later: only events in [T0-2600s, T0+1000s] count: fill 2 (10 bps), cancel, order 3
-    // and its fill (20 bps), 4 (rejected), 5 (expired).
+    // 1000 s later: only events in [T0-2602s, T0+1000s] count (the pane of T0-2600s starts 2 s
+    // earlier; no event in those 2 s): fill 2 (10 bps), cancel, order 3 and its fill (20 bps),
+    // 4 (rejected), 5 (expired).
     let r = e.row(ORDER_FEATURES, "acc1", ts(T0 + 1000 * S)).unwrap();
     assert_i(&r, "orders_1h", 3);
     assert_f(&r, "cancel_ratio_1h", 1.0 / 3.0);
