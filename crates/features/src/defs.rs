@@ -89,35 +89,32 @@ const MARKET: &[FeatureDef] = &[
     ),
     f64f(
         "vwap_1m",
-        "sum(price x qty) / sum(qty) of trades with ts in [as_of - 60 s, as_of]; null without volume",
+        "sum(price x qty) / sum(qty) of trades in the 1-minute window, ts in [as_of - 60 s rounded down to a multiple of 100 ms, as_of]; null without volume",
     ),
     f64f(
         "vwap_5m",
-        "sum(price x qty) / sum(qty) of trades with ts in [as_of - 300 s, as_of]; null without volume",
+        "sum(price x qty) / sum(qty) of trades in the 5-minute window, ts in [as_of - 300 s rounded down to a multiple of 500 ms, as_of]; null without volume",
     ),
     f64f(
         "volume_1m",
-        "sum of trade quantities (base units) in [as_of - 60 s, as_of]",
+        "sum of trade quantities (base units) in the 1-minute window",
     ),
     f64f(
         "volume_5m",
-        "sum of trade quantities (base units) in [as_of - 300 s, as_of]",
+        "sum of trade quantities (base units) in the 5-minute window",
     ),
-    i64f(
-        "trade_count_5m",
-        "number of trades in [as_of - 300 s, as_of]",
-    ),
+    i64f("trade_count_5m", "number of trades in the 5-minute window"),
     f64f(
         "return_1m",
-        "last_price / p(as_of - 60 s) - 1, p(t) = price of the last trade at or before t; null if none",
+        "last_price / p0 - 1, p0 = price of the newest trade before the 1-minute window (ts < as_of - 60 s rounded down to a multiple of 100 ms); null if none",
     ),
     f64f(
         "return_5m",
-        "last_price / p(as_of - 300 s) - 1, p(t) = price of the last trade at or before t; null if none",
+        "last_price / p0 - 1, p0 = price of the newest trade before the 5-minute window (ts < as_of - 300 s rounded down to a multiple of 500 ms); null if none",
     ),
     f64f(
         "realized_vol_5m",
-        "sample stdev (n - 1) of ln(p_i / p_prev) over trades i in [as_of - 300 s, as_of]; per trade, not annualized; null if n < 2",
+        "sample stdev (n - 1) of ln(p_i / p_prev) over trades i in the 5-minute window; per trade, not annualized; null if n < 2",
     ),
     f64f(
         "book_imbalance",
@@ -128,12 +125,9 @@ const MARKET: &[FeatureDef] = &[
 const ORDERS: &[FeatureDef] = &[
     i64f(
         "orders_1h",
-        "orders submitted with created_at in [as_of - 3600 s, as_of]",
+        "orders submitted with created_at in the 1-hour window, [as_of - 3600 s rounded down to a multiple of 6 s, as_of]",
     ),
-    i64f(
-        "cancels_1h",
-        "order_canceled events in [as_of - 3600 s, as_of]",
-    ),
+    i64f("cancels_1h", "order_canceled events in the 1-hour window"),
     f64f(
         "cancel_ratio_1h",
         "cancels_1h / orders_1h; null when orders_1h = 0 (may exceed 1: cancels of older orders count)",
@@ -146,17 +140,11 @@ const ORDERS: &[FeatureDef] = &[
         "avg_slippage_bps_1h",
         "mean over fills in the window of side x (fill price - mid at the order's submission) / that mid x 10,000 (positive = cost); fills without a known arrival mid are left out; null if none",
     ),
-    i64f(
-        "rejects_1h",
-        "order_rejected events in [as_of - 3600 s, as_of]",
-    ),
-    i64f(
-        "expires_1h",
-        "order_expired events in [as_of - 3600 s, as_of]",
-    ),
+    i64f("rejects_1h", "order_rejected events in the 1-hour window"),
+    i64f("expires_1h", "order_expired events in the 1-hour window"),
     i64f(
         "filled_orders_1h",
-        "orders whose fills reached their full quantity, counted at the completing fill's ts, in [as_of - 3600 s, as_of]",
+        "orders whose fills reached their full quantity, counted at the completing fill's ts, in the 1-hour window",
     ),
 ];
 

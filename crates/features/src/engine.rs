@@ -58,8 +58,9 @@ pub struct EntityKeyRef {
 /// Counters of inputs the engine could not use; nothing is dropped silently.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineStats {
-    /// Trades or order events older than their window's horizon when they arrived (or whose
-    /// sums would overflow a decimal): not in any window.
+    /// Trades or order events whose pane had already left their window (the 5-minute one for
+    /// trades, the 1-hour one for order events) when they arrived, or whose sums would overflow
+    /// a decimal: not in any window's sums.
     pub outside_window: u64,
     /// Fills the positions crate refused (overflow of absurd magnitudes).
     pub position_errors: u64,
@@ -417,9 +418,9 @@ struct OpenOrder {
 // --- the engine ---------------------------------------------------------------------------
 
 /// Folds events into feature state. Deterministic: the same events in the same order give the
-/// same rows; no clock, no I/O. Memory is bounded by the number of entities and open orders
-/// plus the events inside the longest window (1 h of order events, 5 min of trades); see the
-/// crate docs, "Memory bounds", and [`FeatureEngine::state_stats`].
+/// same rows; no clock, no I/O. Memory is bounded by the number of entities and open orders:
+/// each window holds at most `PANES + 1` pane sums whatever the event rate; see the crate docs,
+/// "Windows" and "Memory bounds", and [`FeatureEngine::state_stats`].
 ///
 /// Serializable (serde) for snapshots: serializing, restoring and folding the following events
 /// gives exactly the rows (and the state) of folding them without interruption. The snapshot

@@ -248,7 +248,8 @@ impl<A: Acc> Window<A> {
         acc
     }
 
-    /// The newest item pushed and not expired (greatest time; ties: the later push).
+    /// The newest item pushed and not expired (greatest time; ties: the later push), for sums
+    /// whose items leave a value ([`Acc::last_of`]).
     pub(crate) fn newest(&self) -> Option<&(i64, A::Last)> {
         match self.panes.back() {
             Some(p) => p.newest.as_ref(),
@@ -363,8 +364,7 @@ mod tests {
             Sum(60, 4),
             "expired items are not summed"
         );
-        // A late item newer than the pane's newest does not change `newest` of the window
-        // unless it is in the last pane.
+        // The newest item is the one with the greatest time, not the last pushed.
         assert_eq!(w.push(10_011, 256), Push::Added);
         assert_eq!(w.newest(), Some(&(10_011, 256)));
         assert_eq!(w.push(10_012, 1), Push::Added);

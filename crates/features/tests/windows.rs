@@ -396,3 +396,55 @@ fn a_late_trade_inside_the_window_counts_but_does_not_move_last_price() {
     assert_f(&r, "vwap_1m", 104.0);
     assert_i(&r, "trade_count_5m", 5);
 }
+
+#[test]
+fn a_trade_before_a_window_is_its_return_reference_even_when_it_arrives_late() {
+    // A 90 @ T0-400s, then E 104 @ T0-10s; then, late, L1 95 @ T0-350s (older than the 5-min
+    // window: not summed, counted as outside) and L2 99 @ T0-100s (inside 5 min, before 1 min).
+    let e = feed(&[
+        trade("BTCUSDT", T0 - 400 * S, "90", "1"),
+        trade("BTCUSDT", T0 - 10 * S, "104", "1"),
+        trade("BTCUSDT", T0 - 350 * S, "95", "1"),
+        trade("BTCUSDT", T0 - 100 * S, "99", "1"),
+    ]);
+    assert_eq!(
+        e.stats().outside_window,
+        1,
+        "L1 is older than the 5-minute window"
+    );
+    let r = e.row(MARKET_FEATURES, "BTCUSDT.sim", ts(T0)).unwrap();
+    assert_f(&r, "last_price", 104.0);
+    // 5 min [T0-300s, T0]: L2 and E. 1 min: E.
+    assert_i(&r, "trade_count_5m", 2);
+    assert_f(&r, "volume_5m", 2.0);
+    assert_f(&r, "volume_1m", 1.0);
+    // The newest trade before T0-300s is L1 (T0-350s), not A: 104/95 - 1.
+    assert_f(&r, "return_5m", 104.0 / 95.0 - 1.0);
+    // The newest before T0-60s is L2: 104/99 - 1.
+    assert_f(&r, "return_1m", 104.0 / 99.0 - 1.0);
+}
+
+#[test]
+fn a_book_keeps_at_most_max_book_levels_per_side_and_its_best_levels() {
+    // 1,500 bid levels 1..=1500 and 1,200 ask levels 2000..=3199, by deltas (a venue that never
+    // deletes the levels that leave its depth).
+    let bids: Vec<(String, String)> = (1..=1_500).map(|p| (p.to_string(), "1".into())).collect();
+    let asks: Vec<(String, String)> = (2_000..3_200)
+        .map(|p| (p.to_string(), "2".into()))
+        .collect();
+    let b: Vec<(&str, &str)> = bids.iter().map(|(p, q)| (&**p, &**q)).collect();
+    let a: Vec<(&str, &str)> = asks.iter().map(|(p, q)| (&**p, &**q)).collect();
+    let e = feed(&[delta("BTCUSDT", T0, &b, &a)]);
+    assert_eq!(
+        e.state_stats().book_levels,
+        2 * features::MAX_BOOK_LEVELS,
+        "the worst levels of each side are dropped"
+    );
+    let r = e.row(MARKET_FEATURES, "BTCUSDT.sim", ts(T0)).unwrap();
+    // The best levels are kept: bid 1500, ask 2000; top 5: 5 x 1 vs 5 x 2 = (5 - 10) / 15.
+    assert_f(&r, "mid", 1_750.0);
+    assert_f(&r, "book_imbalance", -1.0 / 3.0);
+    // A snapshot replaces the book, within the same bound.
+    let e = feed(&[snapshot("BTCUSDT", T0, &b, &a[..10])]);
+    assert_eq!(e.state_stats().book_levels, features::MAX_BOOK_LEVELS + 10);
+}
