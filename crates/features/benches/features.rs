@@ -11,8 +11,9 @@ use features::FeatureEngine;
 const N: usize = 1_000_000;
 const SYMBOLS: usize = 10;
 
-/// Deterministic synthetic tape: 10 symbols, one trade per millisecond overall (so each 5-min
-/// window holds 300,000 trades), prices a random walk in cents, quantities with 4 decimals.
+/// Deterministic synthetic tape: 10 symbols, one trade per millisecond overall (so each
+/// symbol's 5-min window sums ~30,000 trades, in at most 601 panes), prices a random walk in
+/// cents, quantities with 4 decimals.
 fn tape() -> Vec<Event> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = move || {
