@@ -26,6 +26,7 @@
 
 mod engine;
 mod params;
+mod pending;
 mod render;
 mod report;
 mod rows;
@@ -39,6 +40,7 @@ pub use params::{
     CrossedQuote, DecisionPriceFallback, EsBenchmark, IsBpsDenominator, IsEndPrice, NotionalPrice,
     Params, QuoteTiming, RsBpsDenominator, RsEndOfData, SizeBucketBasis, TimeWindow,
 };
+pub use pending::{PendingHorizon, PendingSpreads, RowChange, RowUpdater, SpreadUpdate};
 pub use render::{report_to_csv, rule605_to_csv, rule605_to_html};
 pub use report::{
     Aggregates, LIQUIDITY, Marketability, NOTES, OrderClass, OrderQuality, OrderStatus, Report,
@@ -64,4 +66,7 @@ pub enum ExecqError {
     /// Eviction asked for under parameters that make an order's row depend on later data.
     #[error("eviction not possible: {0}")]
     EvictionUnsupported(String),
+    /// A [`SpreadUpdate`] applied to a row it does not belong to.
+    #[error("invalid row update: {0}")]
+    BadUpdate(String),
 }

@@ -177,14 +177,18 @@ pub struct Params {
     pub rule605_include_odd_lots: bool,
     /// Streaming with eviction ([`crate::ExecQuality::set_eviction`]): how long, in event time
     /// after an order ends (filled or cancelled), a late fill or cancel for it is still applied
-    /// before its row is final and leaves the engine. Default 60000 (a minute); at most a day.
-    /// An order also waits for its realized-spread horizons. Not written out when it is the
-    /// default, so reports computed without eviction look as before.
+    /// before its row goes out and its state is freed (realized-spread lookups still waiting
+    /// then resolve into a compact record and complete the row later). Default 5000 (5 s); at
+    /// most a day. The platform's paper venue never fills an order after its cancel or expiry
+    /// (both are decided in the same engine task), so the grace only covers fills racing a
+    /// cancel in external interchange data; each second of grace holds a second of finished
+    /// orders in full. Not written out when it is the default, so reports computed without
+    /// eviction look as before.
     #[serde(skip_serializing_if = "is_default_grace")]
     pub late_fill_grace_ms: u64,
 }
 
-const DEFAULT_LATE_FILL_GRACE_MS: u64 = 60_000;
+const DEFAULT_LATE_FILL_GRACE_MS: u64 = 5_000;
 
 fn is_default_grace(ms: &u64) -> bool {
     *ms == DEFAULT_LATE_FILL_GRACE_MS

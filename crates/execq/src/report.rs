@@ -6,6 +6,7 @@ use model::{Decimal, Side, Timestamp};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::params::Params;
+use crate::pending::PendingSpreads;
 use crate::stats::{Stats, Sums};
 
 /// Order class at receipt (A1): the legacy Rule 600(b) buckets, classified once against the
@@ -144,6 +145,11 @@ pub struct OrderQuality {
     /// report are built from them.
     #[serde(skip_serializing)]
     pub sums: Box<Sums>,
+    /// Realized-spread lookups still waiting when the row was emitted (stored form only):
+    /// `sums` and `stats` leave them out until a [`crate::SpreadUpdate`] completes the row
+    /// ([`crate::RowUpdater::apply`]). `None` in a final row.
+    #[serde(skip_serializing, default)]
+    pub pending_spreads: Option<Box<PendingSpreads>>,
 }
 
 /// Every size bucket name, in report order: the share buckets, the notional buckets, and
@@ -220,18 +226,22 @@ fn de_notes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<&'static str>, D::Err
 }
 
 impl OrderQuality {
-    /// The stored form: the served JSON plus the exact `sums`, so a row read back with
-    /// [`OrderQuality::from_stored_json`] is equal to this one and aggregates exactly.
+    /// The stored form: the served JSON plus the exact `sums` (and the waiting realized-spread
+    /// lookups, if any), so a row read back with [`OrderQuality::from_stored_json`] is equal to
+    /// this one and aggregates exactly.
     pub fn to_stored_json(&self) -> Result<String, crate::ExecqError> {
         #[derive(Serialize)]
         struct Stored<'a> {
             #[serde(flatten)]
             row: &'a OrderQuality,
             sums: &'a Sums,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pending_spreads: Option<&'a PendingSpreads>,
         }
         serde_json::to_string(&Stored {
             row: self,
             sums: &self.sums,
+            pending_spreads: self.pending_spreads.as_deref(),
         })
         .map_err(|e| crate::ExecqError::BadStoredRow(e.to_string()))
     }

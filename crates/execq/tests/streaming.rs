@@ -1,13 +1,14 @@
-//! Bounded streaming: eviction of final orders, running aggregates, aggregates / reports /
-//! Rule 605 from rows, and snapshots. Every property compares against the batch `compute`
-//! over the same records, which keeps every order.
+//! Bounded streaming: two-stage eviction of finished orders (rows out with realized-spread
+//! lookups waiting, then their updates), running aggregates, aggregates / reports / Rule 605
+//! from rows, snapshots, and bounded memory (in `bounded.rs`). Every property compares
+//! against the batch `compute` over the same records, which keeps every order.
 
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 
 use execq::{
     CrossedQuote, DecisionPriceFallback, EsBenchmark, ExecQuality, IsBpsDenominator, IsEndPrice,
-    OrderQuality, Params, ReportFilter, RsEndOfData, SizeBucketBasis, TimeWindow, aggregate_rows,
-    compute, report_from_rows, rule605, rule605_from_rows,
+    OrderQuality, Params, ReportFilter, RowChange, RowUpdater, RsEndOfData, SizeBucketBasis,
+    TimeWindow, aggregate_rows, compute, report_from_rows, rule605, rule605_from_rows,
 };
 use interchange::{Kind, Record};
 use model::{Decimal, Liquidity, Side, Timestamp};
@@ -184,16 +185,85 @@ fn params(v: u64) -> Params {
     p
 }
 
+/// A row store as the service keeps one: rows by order id, a row replacing the stored one,
+/// an update completing it.
+struct Store {
+    rows: BTreeMap<String, OrderQuality>,
+    updater: RowUpdater,
+}
+
+impl Store {
+    fn new(p: &Params) -> Store {
+        Store {
+            rows: BTreeMap::new(),
+            updater: RowUpdater::new(p).unwrap(),
+        }
+    }
+
+    fn apply(&mut self, changes: Vec<RowChange>) {
+        for c in changes {
+            match c {
+                RowChange::Row(r) => {
+                    self.rows.insert(r.order_id.clone(), *r);
+                }
+                RowChange::Update(u) => {
+                    assert!(u.is_final(), "{}: a drained update is final", u.order_id());
+                    let row = self
+                        .rows
+                        .get_mut(u.order_id())
+                        .expect("an update follows its row");
+                    assert!(
+                        self.updater.apply(row, &u).unwrap(),
+                        "the row waited for it"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The stored rows as stored (some waiting for realized-spread lookups).
+    fn stored(&self) -> Vec<OrderQuality> {
+        self.rows.values().cloned().collect()
+    }
+
+    /// Every order as of now: the stored rows, those still waiting brought up to now with the
+    /// engine's views, and the rows of the orders held in full. Each order exactly once.
+    fn now(&self, e: &ExecQuality) -> Vec<OrderQuality> {
+        let views = e.spread_views(&ReportFilter::default());
+        let mut out = Vec::new();
+        let mut used = 0;
+        for row in self.rows.values() {
+            let mut row = row.clone();
+            if row.pending_spreads.is_some() {
+                let v = views
+                    .iter()
+                    .find(|v| v.order_id() == row.order_id)
+                    .expect("the engine has a view of every row waiting for lookups");
+                assert!(self.updater.apply(&mut row, v).unwrap());
+                used += 1;
+            }
+            out.push(row);
+        }
+        assert_eq!(used, views.len(), "every view has its stored row");
+        assert_eq!(e.settling_orders(), views.len());
+        for row in e.held_rows(&ReportFilter::default()) {
+            assert!(
+                !self.rows.contains_key(&row.order_id),
+                "{} twice",
+                row.order_id
+            );
+            out.push(row);
+        }
+        out
+    }
+}
+
 /// Feed `recs` to a streaming engine, turning eviction on (when the parameters allow it)
-/// before record `evict_from`, draining finalized rows every few records. Returns the engine
-/// and the rows drained.
-fn stream_engine(
-    recs: &[Record],
-    p: &Params,
-    evict_from: usize,
-) -> (ExecQuality, Vec<OrderQuality>) {
+/// before record `evict_from`, applying the drained rows and updates to a store every few
+/// records. Returns the engine and the store.
+fn stream_engine(recs: &[Record], p: &Params, evict_from: usize) -> (ExecQuality, Store) {
     let mut e = ExecQuality::new(p.clone()).unwrap();
-    let mut rows = Vec::new();
+    let mut store = Store::new(p);
     for (i, r) in recs.iter().enumerate() {
         if i == evict_from.min(recs.len() - 1) {
             let evicting = e.set_eviction(true).is_ok();
@@ -201,11 +271,25 @@ fn stream_engine(
         }
         e.on_record(r);
         if i % 7 == 0 {
-            rows.extend(e.drain_finalized());
+            store.apply(e.drain_rows());
         }
     }
-    rows.extend(e.drain_finalized());
-    (e, rows)
+    store.apply(e.drain_rows());
+    (e, store)
+}
+
+/// A quote on a symbol no order trades, two days after `recs`: every realized-spread
+/// horizon and late-fill grace has passed by then, and nothing else changes.
+fn far_future(recs: &[Record]) -> Record {
+    let last = recs.last().map_or(T0_MS, |r| r.ts.as_millis());
+    let mut q = Record::new(
+        Timestamp::from_millis(last + 2 * 86_400_000),
+        Kind::Quote,
+        "ZZZ",
+    );
+    q.bid = Some(Decimal::ONE);
+    q.ask = Some(Decimal::TWO);
+    q
 }
 
 /// Where two long strings first differ, with context (for readable failures).
@@ -243,9 +327,11 @@ fn by_id(rows: impl IntoIterator<Item = OrderQuality>) -> BTreeMap<String, Order
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
-    /// (a) running aggregates and aggregates over finalized ++ held rows equal the batch
-    /// aggregates, at the end and at a cut; (b) every finalized or held row equals the batch
-    /// row; reports, filters and Rule 605 from rows agree with the batch forms.
+    /// (a) running aggregates and aggregates over stored ++ held rows (stored rows waiting for
+    /// realized-spread lookups brought up to now with the engine's views) equal the batch
+    /// aggregates, at the end and at a cut; (b) every such row equals the batch row; reports,
+    /// filters and Rule 605 from rows agree with the batch forms; (c) once every lookup has
+    /// resolved, the stored rows themselves are the batch rows.
     #[test]
     fn evicting_stream_equals_batch(seed in any::<u64>(), pv in any::<u64>(), n in 50usize..300, cut in 0usize..300) {
         let recs = stream(seed, n);
@@ -254,11 +340,12 @@ proptest! {
         // Eviction from the start, or turned on halfway (orders that ended before then leave
         // on their deadlines too).
         let evict_from = if pv % 3 == 0 { recs.len() / 2 } else { 0 };
-        let (e, finalized) = stream_engine(&recs, &p, evict_from);
+        let (e, store) = stream_engine(&recs, &p, evict_from);
         let held = e.held_rows(&ReportFilter::default());
         prop_assert_eq!(e.held_orders(), held.len());
         prop_assert_eq!(&e.aggregates(), &batch.aggregates);
-        let all = || finalized.iter().chain(held.iter());
+        let now = store.now(&e);
+        let all = || now.iter();
         prop_assert_eq!(&aggregate_rows(all(), &p, &ReportFilter::default()).unwrap(), &batch.aggregates);
 
         let rows = by_id(all().cloned());
@@ -266,18 +353,25 @@ proptest! {
         for (id, want) in &batch.orders {
             prop_assert_eq!(rows.get(id), Some(&**want), "order {}", id);
         }
-        // Stored rows read back equal, and aggregate the same.
-        let stored: Vec<OrderQuality> = finalized
+        // Stored rows (waiting ones included) read back equal.
+        let stored = store.stored();
+        let read_back: Vec<OrderQuality> = stored
             .iter()
             .map(|r| OrderQuality::from_stored_json(&r.to_stored_json().unwrap()).unwrap())
             .collect();
-        prop_assert_eq!(&stored, &finalized);
+        prop_assert_eq!(&read_back, &stored);
 
-        // The full report from rows, and from the engine with the drained rows.
+        // The full report from rows, and from the engine with the stored rows as stored.
         let rep = report_from_rows(all().cloned(), &p, &ReportFilter::default(), e.records(), e.data_issues()).unwrap();
         prop_assert_eq!(serde_json::to_string(&rep).unwrap(), serde_json::to_string(&batch).unwrap());
-        let rep = e.report_with(stored.iter().cloned(), &ReportFilter::default());
+        let rep = e.report_with(read_back.iter().cloned(), &ReportFilter::default());
         prop_assert_eq!(serde_json::to_string(&rep).unwrap(), serde_json::to_string(&batch).unwrap());
+        // Before every lookup resolved, the stored rows plus the held rows still count each
+        // order once, with only the waiting lookups left out.
+        let raw = aggregate_rows(stored.iter().chain(held.iter()), &p, &ReportFilter::default()).unwrap();
+        prop_assert_eq!(raw.overall.orders, batch.aggregates.overall.orders);
+        prop_assert_eq!(&raw.overall.shares_executed, &batch.aggregates.overall.shares_executed);
+        prop_assert_eq!(&raw.overall.avg_effective_spread, &batch.aggregates.overall.avg_effective_spread);
 
         // Filters: the same orders as the engine's own filtered report over every order.
         let mut keep_all = ExecQuality::new(p.clone()).unwrap();
@@ -292,11 +386,22 @@ proptest! {
         ];
         for f in &filters {
             let want = keep_all.report_filtered(f);
-            let held_f = e.held_rows(f);
-            prop_assert_eq!(&aggregate_rows(finalized.iter().chain(held_f.iter()), &p, f).unwrap(), &want.aggregates);
             prop_assert_eq!(&aggregate_rows(all(), &p, f).unwrap(), &want.aggregates);
-            let rep = e.report_with(finalized.iter().cloned(), f);
+            let rep = e.report_with(stored.iter().cloned(), f);
             prop_assert_eq!(serde_json::to_string(&rep).unwrap(), serde_json::to_string(&want).unwrap());
+            // The filtered views cover the filtered waiting rows.
+            let views = e.spread_views(f);
+            let waiting = stored
+                .iter()
+                .filter(|r| r.pending_spreads.is_some())
+                .filter(|r| f.account.as_deref().is_none_or(|a| r.account.as_deref() == Some(a)))
+                .filter(|r| f.symbol.as_deref().is_none_or(|s| r.symbol == s));
+            for r in waiting {
+                let in_time = f.from.is_none_or(|t| r.receipt_ts >= t) && f.to.is_none_or(|t| r.receipt_ts < t);
+                if in_time {
+                    prop_assert!(views.iter().any(|v| v.order_id() == r.order_id), "{}", r.order_id);
+                }
+            }
         }
         prop_assert_eq!(
             &rule605_from_rows(all(), &p, "2024-01").unwrap(),
@@ -307,6 +412,26 @@ proptest! {
         let cut = cut.min(recs.len() - 1);
         let (mid_engine, _) = stream_engine(&recs[..=cut], &p, 0);
         prop_assert_eq!(&mid_engine.aggregates(), &compute(&recs[..=cut], &p).unwrap().aggregates);
+
+        // Once every lookup has resolved, the stored rows are final and equal the batch rows
+        // without any view: the update of each waiting row completed it.
+        if p.is_end_price == IsEndPrice::OrderEndMid {
+            let mut longer = recs.clone();
+            longer.push(far_future(&recs));
+            let batch = compute(&longer, &p).unwrap();
+            let (e, store) = stream_engine(&longer, &p, evict_from);
+            prop_assert_eq!(e.settling_orders(), 0);
+            prop_assert_eq!(e.state_sizes().pending_lookups, 0);
+            let held = e.held_rows(&ReportFilter::default());
+            let rows = by_id(store.stored().into_iter().chain(held));
+            prop_assert_eq!(rows.len(), batch.orders.len());
+            for (id, want) in &batch.orders {
+                let got = rows.get(id);
+                prop_assert!(got.is_some_and(|r| r.pending_spreads.is_none()), "{}", id);
+                prop_assert_eq!(got, Some(&**want), "order {}", id);
+            }
+            prop_assert_eq!(&e.aggregates(), &batch.aggregates);
+        }
     }
 
     /// (c) snapshot at a random point, serde_json round trip, continue == uninterrupted: same
@@ -322,8 +447,8 @@ proptest! {
             e
         };
         let cut = cut.min(recs.len());
-        let drain = |e: &mut ExecQuality, rows: &mut Vec<OrderQuality>, obs: &mut Vec<execq::Observation>| {
-            rows.extend(e.drain_finalized());
+        let drain = |e: &mut ExecQuality, rows: &mut Vec<RowChange>, obs: &mut Vec<execq::Observation>| {
+            rows.extend(e.drain_rows());
             obs.extend(e.drain_observations());
         };
         let (mut a, mut a_rows, mut a_obs) = (start(), Vec::new(), Vec::new());
@@ -396,6 +521,17 @@ fn quote(ms: i64) -> Record {
     r
 }
 
+/// The rows of `changes`, which must all be final rows (no lookup left waiting).
+fn final_rows(changes: Vec<RowChange>) -> Vec<OrderQuality> {
+    changes
+        .into_iter()
+        .map(|c| match c {
+            RowChange::Row(r) if r.pending_spreads.is_none() => *r,
+            other => panic!("not a final row: {other:?}"),
+        })
+        .collect()
+}
+
 /// A fill within the grace after a cancel is applied (the cancel shrinks, as in the batch);
 /// one after the order left is a data issue, not a panic, and changes nothing.
 #[test]
@@ -427,7 +563,7 @@ fn late_fills_within_and_after_the_grace() {
     for r in &recs[..8] {
         e.on_record(r);
     }
-    rows.extend(e.drain_finalized());
+    rows.extend(final_rows(e.drain_rows()));
     assert_eq!(rows.len(), 1, "o1 is final");
     let o1 = &rows[0].clone();
     assert_eq!(o1.order_id, "o1");
@@ -438,7 +574,7 @@ fn late_fills_within_and_after_the_grace() {
     for r in &recs[8..] {
         e.on_record(r);
     }
-    rows.extend(e.drain_finalized());
+    rows.extend(final_rows(e.drain_rows()));
     assert_eq!(
         e.data_issues().get("fill_for_unknown_or_evicted_order"),
         Some(&1)
@@ -499,109 +635,4 @@ fn stored_rows_need_their_sums_and_snapshots_check_their_version() {
     v["version"] = execq::SNAPSHOT_VERSION.into();
     v["syms"] = serde_json::json!([]);
     assert!(serde_json::from_value::<ExecQuality>(v).is_err());
-}
-
-/// 200k orders over about five and a half simulated hours: the orders held never exceed the
-/// orders received within the longest order life plus `max(grace, longest horizon)` (plus
-/// one timestamp), whatever the history. A count, not a timing.
-#[test]
-fn memory_is_bounded_by_live_orders() {
-    const ORDERS: u64 = 200_000;
-    const SPACING_MS: i64 = 100; // one order every 100 ms
-    const MAX_LIFE_MS: i64 = 120_000; // the longest an order works
-    let p = Params {
-        late_fill_grace_ms: 60_000,
-        ..Params::default()
-    };
-    let max_horizon_ms = 300_000; // the default horizons' longest
-    let window_ms = MAX_LIFE_MS + max_horizon_ms.max(p.late_fill_grace_ms as i64) + SPACING_MS;
-    let bound = (window_ms / SPACING_MS) as usize + 1;
-    // Fills within the longest horizon, two per order at most, one lookup per horizon each.
-    let lookup_bound = ((max_horizon_ms + MAX_LIFE_MS) / SPACING_MS) as usize * 2 * 3;
-
-    let mut e = ExecQuality::new(p).unwrap();
-    e.set_eviction(true).unwrap();
-    let mut g = Gen(42);
-    // Scheduled records: (time, seq) ordered earliest first.
-    let mut due: BinaryHeap<std::cmp::Reverse<(i64, u64, u8, u64)>> = BinaryHeap::new();
-    let mut seq = 0u64;
-    let mut drained = 0usize;
-    let mut peak = 0usize;
-    let syms = ["S0", "S1", "S2", "S3", "S4"];
-    let record = |t: i64, kind: Kind, i: u64| {
-        let mut r = Record::new(
-            Timestamp::from_millis(T0_MS + t),
-            kind,
-            syms[(i % 5) as usize],
-        );
-        r.order_id = Some(format!("o{i}"));
-        r
-    };
-    for i in 0..ORDERS {
-        let t = i as i64 * SPACING_MS;
-        // Everything due before this order's receipt.
-        while let Some(std::cmp::Reverse((dt, _, what, oi))) = due.peek().copied() {
-            if dt > t {
-                break;
-            }
-            due.pop();
-            let r = match what {
-                0 | 1 => {
-                    let mut f = record(dt, Kind::Fill, oi);
-                    f.side = Some(Side::Buy);
-                    f.qty = Some(Decimal::from(100));
-                    f.price = Some(Decimal::new(10_001, 2));
-                    f
-                }
-                _ => record(dt, Kind::OrderCancel, oi),
-            };
-            e.on_record(&r);
-        }
-        let mut q = Record::new(
-            Timestamp::from_millis(T0_MS + t),
-            Kind::Quote,
-            syms[(i % 5) as usize],
-        );
-        q.bid = Some(Decimal::new(10_000, 2));
-        q.ask = Some(Decimal::new(10_002 + (i % 3) as i64, 2));
-        e.on_record(&q);
-        let mut o = record(t, Kind::OrderNew, i);
-        o.side = Some(Side::Buy);
-        o.qty = Some(Decimal::from(300));
-        o.order_type = Some("market".into());
-        o.account = Some(format!("a{}", i % 7));
-        e.on_record(&o);
-        // A fill soon, maybe a second, then a cancel of the rest within the order's life.
-        let f1 = t + 1 + g.below(10_000) as i64;
-        let end = t + 1 + g.below(MAX_LIFE_MS as u64) as i64;
-        due.push(std::cmp::Reverse((f1.min(end), seq, 0, i)));
-        seq += 1;
-        if g.below(2) == 0 {
-            due.push(std::cmp::Reverse((end, seq, 1, i)));
-            seq += 1;
-        }
-        due.push(std::cmp::Reverse((end, seq, 2, i)));
-        seq += 1;
-        if i % 1000 == 0 {
-            let s = e.state_sizes();
-            assert!(s.held_orders <= bound, "{s:?} > {bound}");
-            assert!(s.order_slots <= bound, "{s:?}");
-            assert!(s.pending_lookups <= lookup_bound, "{s:?}");
-            assert!(s.live_cells <= bound, "{s:?}");
-            peak = peak.max(s.held_orders);
-            drained += e.drain_finalized().len();
-        }
-    }
-    drained += e.drain_finalized().len();
-    let s = e.state_sizes();
-    assert!(s.held_orders <= bound, "{s:?}");
-    // The bound is met because orders do leave: all but the last window's are finalized.
-    assert!(drained >= ORDERS as usize - bound, "{drained}");
-    assert_eq!(drained + s.held_orders, ORDERS as usize);
-    assert!(
-        peak > bound / 4,
-        "the stream keeps a real live set ({peak})"
-    );
-    // The running aggregates still cover every order.
-    assert_eq!(e.aggregates().overall.orders, ORDERS);
 }

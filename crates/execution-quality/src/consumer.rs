@@ -1,22 +1,24 @@
 //! The journal consumer: journal events -> interchange records -> the execq engine, with
-//! finalized per-order rows moved to the row store.
+//! per-order rows (and the updates completing them) moved to the row store.
 //!
 //! Why one snapshotted consumer that writes rows inside `apply` (and not two consumers, or a
 //! stored position): the engine is a pure fold whose state (live orders, pending lookups,
-//! running aggregates) only a snapshot can restore, while finalized rows are history and must
-//! live on disk. The runtime snapshots the state only after `apply` returns, so writing a
-//! batch's finalized rows inside `apply` (one transaction, committed before `apply` returns)
-//! means a snapshot never excludes an order whose row is not durable yet. The other direction
-//! is harmless: after a crash the consumer restarts from an older snapshot that still holds
-//! orders whose rows were already written, and replaying the tail finalizes them again into
-//! the same rows (the engine is deterministic; the store upserts by order id). Readers merge
-//! stored and held rows by order id, so such an order counts once meanwhile.
+//! running aggregates) only a snapshot can restore, while rows are history and must live on
+//! disk. The runtime snapshots the state only after `apply` returns, so writing a batch's rows
+//! and updates inside `apply` (one transaction, committed before `apply` returns) means a
+//! snapshot never excludes an order whose row is not durable yet, nor drops a settling order's
+//! record before its completed row is. The other direction is harmless: after a crash the
+//! consumer restarts from an older snapshot that still holds orders whose rows (or updates)
+//! were already written, and replaying the tail hands them out again: the same rows (the
+//! engine is deterministic; the store upserts by order id) and the same updates (an update of
+//! a completed row changes nothing). Readers merge stored rows with what the engine holds by
+//! order id, so such an order counts once meanwhile.
 //! Two consumers would have to hand rows from one to the other through a durable channel the
 //! journal does not offer, and a stored position would need the whole engine state in SQLite.
 
 use std::path::{Path, PathBuf};
 
-use execq::{ExecQuality, Params};
+use execq::{ExecQuality, Params, RowUpdater};
 use interchange::{Exporter, Kind};
 use journal::Delivery;
 use model::{Event, Timestamp};
@@ -45,6 +47,9 @@ pub struct QualityConsumer {
     rows_db: PathBuf,
     #[serde(skip)]
     rows: Option<RowWriter>,
+    /// Completes stored rows with the engine's updates (built from the engine's parameters).
+    #[serde(skip)]
+    updater: Option<RowUpdater>,
     #[serde(skip)]
     metrics: Option<QualityMetrics>,
     /// An order or fill arrived since the gauges were last refreshed.
@@ -65,6 +70,7 @@ impl QualityConsumer {
             engine,
             rows_db: rows_db.to_owned(),
             rows: None,
+            updater: None,
             metrics: None,
             gauges_stale: false,
         })
@@ -117,10 +123,24 @@ impl Consumer for QualityConsumer {
                 m.observe(o);
             }
         }
-        let finalized = self.engine.drain_finalized();
-        if !finalized.is_empty() {
+        let changes = self.engine.drain_rows();
+        if !changes.is_empty() {
+            let updater = match self.updater.take() {
+                Some(u) => u,
+                None => RowUpdater::new(self.engine.params())?,
+            };
             // Durable before `apply` returns, hence before the snapshot that drops them.
-            self.writer()?.upsert(&finalized)?;
+            let written = self.writer()?.apply(&changes, &updater);
+            self.updater = Some(updater);
+            let missing = written?;
+            if missing > 0 {
+                tracing::warn!(
+                    missing,
+                    db = %self.rows_db.display(),
+                    "execution-quality updates for orders without a stored row (was the store \
+                     replaced under the snapshots?): they stay without one"
+                );
+            }
         }
         Ok(())
     }

@@ -1,11 +1,12 @@
 //! `GET /quality`, `GET /quality/orders/{id}`, `GET /reports/rule605?month=YYYY-MM&format=`.
 //!
-//! Every answer covers every order seen: the finalized rows in the store plus the rows of the
-//! orders the engine still holds, merged by order id. Held rows are taken first (under the
-//! consumer's lock, bounded by the held orders), then the store is read: an order finalized in
-//! between is already committed by then, so no order falls between the two reads. Store reads
-//! run on the blocking pool; `/quality` streams its body, so neither the rows nor the answer
-//! are ever all in memory.
+//! Every answer covers every order seen: the rows in the store plus what the engine still
+//! holds (the rows of the orders it holds in full, its views of stored rows whose
+//! realized-spread lookups still wait), merged by order id ([`MergeById`]). The engine's part
+//! is taken first (under the consumer's lock, bounded by the held and settling orders), then
+//! the store is read: a row handed out in between is already committed by then, so no order
+//! falls between the two reads. Store reads run on the blocking pool; `/quality` streams its
+//! body, so neither the rows nor the answer are ever all in memory.
 
 use std::io::Write;
 
@@ -101,9 +102,15 @@ async fn quality_report(
         from,
         to,
     };
-    let (mut held, records, data_issues) = h.quality.consumer.read(|c| {
+    let (mut held, views, records, data_issues) = h.quality.consumer.read(|c| {
         let e = c.engine();
-        (e.held_rows(&engine_filter), e.records(), e.data_issues())
+        (
+            e.held_rows(&engine_filter),
+            // Views of orders outside the scope meet no stored row and are dropped.
+            e.spread_views(&engine_filter),
+            e.records(),
+            e.data_issues(),
+        )
     });
     held.retain(|r| keeps(&scope, r.account.as_deref()));
     let query = RowQuery {
@@ -114,6 +121,7 @@ async fn quality_report(
         month: None,
     };
     let params = h.quality.params.clone();
+    let updater = h.quality.updater().clone();
     let mut head = serde_json::to_vec(&Head {
         params: &params,
         records,
@@ -129,7 +137,8 @@ async fn quality_report(
     tokio::task::spawn_blocking(move || {
         let mut out = out;
         let written = reader.with_rows(&query, |stored| {
-            write_report(&mut out, head, stored, held, &params)
+            let rows = MergeById::new(stored, held.into_iter(), views.into_iter(), updater);
+            write_report(&mut out, head, rows, &params)
         });
         match written {
             Ok(Ok(())) => out.finish(),
@@ -161,19 +170,18 @@ async fn quality_report(
     }
 }
 
-/// Writes the report: `head`, each row of stored + held (merged by id) while aggregating it,
+/// Writes the report: `head`, each row (stored and held, merged by id) while aggregating it,
 /// then the aggregates. The same bytes as serializing the `execq::Report` over those rows.
 fn write_report(
     out: &mut ChunkWriter,
     head: Vec<u8>,
-    stored: &mut dyn Iterator<Item = OrderQuality>,
-    held: Vec<OrderQuality>,
+    rows: impl Iterator<Item = OrderQuality>,
     params: &execq::Params,
 ) -> std::io::Result<()> {
     out.write_all(&head)?;
     let mut agg =
         RowAggregator::new(params, ReportFilter::default()).map_err(std::io::Error::other)?;
-    for (i, row) in MergeById::new(stored, held.into_iter()).enumerate() {
+    for (i, row) in rows.enumerate() {
         if i > 0 {
             out.write_all(b",")?;
         }
@@ -292,13 +300,23 @@ async fn order(
             format!("no order {id:?} seen by execution quality"),
         )
     };
-    // Held first: an order leaves the engine only once its row is committed, so it is in
-    // one of the two whenever it is looked up. The stored row is final, so it wins.
-    let held = h.quality.consumer.read(|c| c.engine().order(&id));
+    // The engine first: an order leaves its full state only once its row is committed, so it
+    // is in one of the two whenever it is looked up. Merged as `MergeById` does.
+    let (held, view) = h.quality.consumer.read(|c| {
+        let e = c.engine();
+        (e.order(&id), e.spread_view(&id))
+    });
     let reader = h.quality.rows.clone();
     let key = id.clone();
     let stored = blocking(move || reader.row(&key)).await?;
-    let row = stored.or(held).ok_or_else(not_found)?;
+    let merged = MergeById::new(
+        stored.into_iter(),
+        held.into_iter(),
+        view.into_iter(),
+        h.quality.updater().clone(),
+    )
+    .next();
+    let row = merged.ok_or_else(not_found)?;
     let visible = match &row.account {
         Some(a) => caller.sees(a),
         None => caller.principal().account_filter().is_none(),
@@ -336,16 +354,19 @@ async fn rule605(State(h): State<Http>, caller: Caller, p: Params) -> Result<Res
         .choice("format", &["json", "csv", "html"])?
         .unwrap_or("json");
     let params = h.quality.params.clone();
-    let held = match month_bounds(&month) {
+    let updater = h.quality.updater().clone();
+    let (held, views) = match month_bounds(&month) {
         Some((from, to)) => h.quality.consumer.read(|c| {
-            c.engine().held_rows(&ReportFilter {
+            let in_month = ReportFilter {
                 from: Some(from),
                 to: Some(to),
                 ..ReportFilter::default()
-            })
+            };
+            let e = c.engine();
+            (e.held_rows(&in_month), e.spread_views(&in_month))
         }),
         // Not a month: `rule605_from_rows` says so (422) without reading anything.
-        None => Vec::new(),
+        None => (Vec::new(), Vec::new()),
     };
     let reader = h.quality.rows.clone();
     let query = RowQuery {
@@ -354,7 +375,8 @@ async fn rule605(State(h): State<Http>, caller: Caller, p: Params) -> Result<Res
     };
     let report = blocking(move || {
         reader.with_rows(&query, |stored| {
-            execq::rule605_from_rows(MergeById::new(stored, held.into_iter()), &params, &month)
+            let rows = MergeById::new(stored, held.into_iter(), views.into_iter(), updater);
+            execq::rule605_from_rows(rows, &params, &month)
         })
     })
     .await?

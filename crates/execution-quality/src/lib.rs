@@ -5,18 +5,23 @@
 //!   md.trade.>`): journal events become interchange records ([`interchange::Exporter`]) and
 //!   feed an [`execq::ExecQuality`] with eviction on. A restart loads the newest snapshot and
 //!   replays only the journal tail after it.
-//! - An order whose row is final leaves the engine and is written to the row store,
-//!   `<data_dir>/execution_quality.db` ([`store`]), inside the same `apply` (see
-//!   [`consumer`] for why that order of events makes snapshots and rows agree).
+//! - An order whose row can change only by its realized-spread lookups (the late-fill grace,
+//!   `late_fill_grace_ms`, 5 s by default, has passed since it ended) leaves the engine's full
+//!   state and its row is written to the row store, `<data_dir>/execution_quality.db`
+//!   ([`store`]); when its last lookup resolves (up to the longest horizon, 5 minutes by
+//!   default, after its last fill) the engine's update completes that row. Both inside the same
+//!   `apply` (see [`consumer`] for why that order of events makes snapshots and rows agree).
 //! - Prometheus: histograms per fill / order completion (labelled by symbol and order class),
 //!   fill-rate gauges refreshed every [`GAUGE_REFRESH`] from the engine's running aggregates.
 //! - HTTP ([`router`]): `/quality`, `/quality/orders/{id}`, `/reports/rule605`, answered from
-//!   the stored rows plus the rows the engine still holds.
+//!   the stored rows plus what the engine still holds (rows of working and just-ended orders,
+//!   views of stored rows whose lookups still wait), equal to the batch report.
 //!
-//! Memory: the engine holds working orders and orders ended within the longest realized-spread
-//! horizon / the late-fill grace (event time), the exporter holds open orders, and the running
-//! aggregates hold one entry per account, symbol, order class, size bucket, liquidity flag and
-//! time window. Every per-order row of the past is in SQLite.
+//! Memory: the engine holds working orders and orders ended within the late-fill grace in full
+//! (a few KiB each), orders ended within the longest realized-spread horizon as a compact
+//! record (a few hundred bytes with their waiting fills), the exporter holds open orders, and
+//! the running aggregates hold one entry per account, symbol, order class, size bucket,
+//! liquidity flag and time window. Every per-order row of the past is in SQLite.
 
 pub mod consumer;
 mod http;
@@ -88,6 +93,7 @@ pub struct QualityHandle {
     consumer: ConsumerHandle<QualityConsumer>,
     rows: RowReader,
     params: Arc<execq::Params>,
+    updater: Arc<execq::RowUpdater>,
 }
 
 impl QualityHandle {
@@ -102,6 +108,11 @@ impl QualityHandle {
 
     pub fn params(&self) -> &execq::Params {
         &self.params
+    }
+
+    /// Brings stored rows up to date with the engine's views and updates.
+    pub fn updater(&self) -> &execq::RowUpdater {
+        &self.updater
     }
 }
 
@@ -140,6 +151,7 @@ pub async fn start<B: Bus>(
     let handle = QualityHandle {
         consumer,
         rows: RowReader::new(&db),
+        updater: Arc::new(execq::RowUpdater::new(&params)?),
         params: Arc::new(params),
     };
     Ok((handle, vec![(NAME, task)]))

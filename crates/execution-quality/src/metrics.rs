@@ -22,6 +22,7 @@ pub struct QualityMetrics {
     fill_rate_by_symbol: Family<Labels, Gauge<f64, AtomicU64>>,
     fill_rate_by_class: Family<Labels, Gauge<f64, AtomicU64>>,
     orders_held: Gauge,
+    orders_settling: Gauge,
 }
 
 fn bps_histogram() -> Histogram {
@@ -42,6 +43,7 @@ impl QualityMetrics {
             fill_rate_by_symbol: Family::default(),
             fill_rate_by_class: Family::default(),
             orders_held: Gauge::default(),
+            orders_settling: Gauge::default(),
         };
         metrics.register(
             "execq_arrival_slippage_bps",
@@ -70,8 +72,13 @@ impl QualityMetrics {
         );
         metrics.register(
             "execq_orders_held",
-            "Orders the execution-quality engine holds in memory (working, or ended but not yet final)",
+            "Orders the execution-quality engine holds in full (working, or ended within the late-fill grace)",
             m.orders_held.clone(),
+        );
+        metrics.register(
+            "execq_orders_settling",
+            "Ended orders whose row is stored while realized-spread lookups wait (a compact record each)",
+            m.orders_settling.clone(),
         );
         m
     }
@@ -118,5 +125,7 @@ impl QualityMetrics {
     pub fn set_held(&self, engine: &ExecQuality) {
         self.orders_held
             .set(i64::try_from(engine.held_orders()).unwrap_or(i64::MAX));
+        self.orders_settling
+            .set(i64::try_from(engine.settling_orders()).unwrap_or(i64::MAX));
     }
 }

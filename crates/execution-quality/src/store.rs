@@ -1,19 +1,25 @@
-//! The store of finalized per-order rows: `<data_dir>/execution_quality.db`.
+//! The store of per-order rows: `<data_dir>/execution_quality.db`.
 //!
-//! An order whose row can no longer change leaves the engine (`ExecQuality::drain_finalized`)
-//! and lands here; everything that reports over history (`/quality`, one order, Rule 605)
-//! streams these rows back and merges them with the rows of the orders the engine still holds.
+//! An order whose row can change only by realized-spread lookups still waiting leaves the
+//! engine's full state (`ExecQuality::drain_rows`) and its row lands here, with the waiting
+//! lookups described in the row (`OrderQuality::pending_spreads`); when they resolve (up to the
+//! longest horizon later) the engine hands out an update that completes the stored row
+//! ([`RowWriter::apply`]). Everything that reports over history (`/quality`, one order, Rule
+//! 605) streams these rows back and merges them with what the engine still holds: the rows of
+//! the orders it holds in full, and its views of the rows still waiting (see [`MergeById`]).
 //!
-//! Writes are upserts keyed by order id. The consumer's position is its snapshot, so after a
-//! crash it replays the journal tail after its newest snapshot and finalizes some orders a
-//! second time: the upsert rewrites the same row (the engine is deterministic), and an order
-//! that is both stored and held again during that replay is reported once (see [`MergeById`]).
+//! Writes are upserts keyed by order id, and updates of the stored row. The consumer's
+//! position is its snapshot, so after a crash it replays the journal tail after its newest
+//! snapshot and hands out some rows and updates a second time: the upsert rewrites the same
+//! row (the engine is deterministic; a completed row goes back to waiting until its update is
+//! replayed too), an update of a row already completed changes nothing, and an order that is
+//! both stored and held again during that replay is reported once.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use execq::OrderQuality;
+use execq::{OrderQuality, RowChange, RowUpdater, SpreadUpdate};
 use model::Timestamp;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
@@ -103,14 +109,40 @@ impl RowWriter {
         &self.path
     }
 
-    /// Upserts `rows` in one transaction: a row already stored (the same order finalized again
-    /// while a restart replays the journal tail) is replaced by the new one.
+    /// Upserts `rows` in one transaction: a row already stored (the same order handed out
+    /// again while a restart replays the journal tail) is replaced by the new one.
     pub fn upsert(&mut self, rows: &[OrderQuality]) -> Result<(), QualityError> {
-        if rows.is_empty() {
-            return Ok(());
+        let changes: Vec<RowChange> = rows
+            .iter()
+            .map(|r| RowChange::Row(Box::new(r.clone())))
+            .collect();
+        self.write(&changes, None).map(|_| ())
+    }
+
+    /// Applies the engine's `changes` in order, in one transaction: a row is upserted, an update
+    /// completes the stored row of its order (`updater` must have the engine's parameters).
+    /// Returns the number of updates whose row is not in the store (nothing to complete: the
+    /// store was replaced under the engine's snapshots); an update of a row already complete
+    /// (replayed after a restart) changes nothing.
+    pub fn apply(
+        &mut self,
+        changes: &[RowChange],
+        updater: &RowUpdater,
+    ) -> Result<u64, QualityError> {
+        self.write(changes, Some(updater))
+    }
+
+    fn write(
+        &mut self,
+        changes: &[RowChange],
+        updater: Option<&RowUpdater>,
+    ) -> Result<u64, QualityError> {
+        if changes.is_empty() {
+            return Ok(0);
         }
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(sqlite(&path))?;
+        let mut missing = 0;
         {
             let mut put = tx
                 .prepare_cached(
@@ -121,19 +153,48 @@ impl RowWriter {
                      month = excluded.month, row = excluded.row",
                 )
                 .map_err(sqlite(&path))?;
-            for row in rows {
-                put.execute(params![
-                    row.order_id,
-                    row.account,
-                    row.symbol,
-                    row.receipt_ts.as_nanos(),
-                    month_of(row.receipt_ts),
-                    row.to_stored_json()?,
-                ])
+            let mut get = tx
+                .prepare_cached("SELECT row FROM order_rows WHERE order_id = ?1")
                 .map_err(sqlite(&path))?;
+            let mut set = tx
+                .prepare_cached("UPDATE order_rows SET row = ?2 WHERE order_id = ?1")
+                .map_err(sqlite(&path))?;
+            for change in changes {
+                match change {
+                    RowChange::Row(row) => {
+                        put.execute(params![
+                            row.order_id,
+                            row.account,
+                            row.symbol,
+                            row.receipt_ts.as_nanos(),
+                            month_of(row.receipt_ts),
+                            row.to_stored_json()?,
+                        ])
+                        .map_err(sqlite(&path))?;
+                    }
+                    RowChange::Update(u) => {
+                        let text: Option<String> = get
+                            .query_row([u.order_id()], |r| r.get(0))
+                            .optional()
+                            .map_err(sqlite(&path))?;
+                        let Some(text) = text else {
+                            missing += 1;
+                            continue;
+                        };
+                        let mut row = OrderQuality::from_stored_json(&text)?;
+                        let updater = updater.ok_or_else(|| {
+                            execq::ExecqError::BadUpdate("no parameters to apply it with".into())
+                        })?;
+                        if updater.apply(&mut row, u)? {
+                            set.execute(params![u.order_id(), row.to_stored_json()?])
+                                .map_err(sqlite(&path))?;
+                        }
+                    }
+                }
             }
         }
-        tx.commit().map_err(sqlite(&path))
+        tx.commit().map_err(sqlite(&path))?;
+        Ok(missing)
     }
 }
 
@@ -283,46 +344,93 @@ impl RowReader {
     }
 }
 
-/// Stored rows merged with held rows, both in order-id order, each order once. On a tie the
-/// stored row wins: it is final, while a held row with the same id is the same order being
-/// replayed after a restart, before the engine finalizes it again into that very row.
-pub struct MergeById<S: Iterator<Item = OrderQuality>, H: Iterator<Item = OrderQuality>> {
-    stored: std::iter::Peekable<S>,
-    held: std::iter::Peekable<H>,
-}
-
-impl<S, H> MergeById<S, H>
+/// Stored rows merged with what the engine holds, all in order-id order, each order once:
+/// the rows of the orders it holds in full (`held`) and its views of stored rows still waiting
+/// for realized-spread lookups (`views`, `ExecQuality::spread_views`). The engine's part is
+/// taken first (under the consumer's lock), then the store is read, so:
+///
+/// - a stored row still waiting is shown through the engine's view of it;
+/// - a stored row complete wins over anything the engine had: its lookups resolved after the
+///   engine's part was taken, or the engine is replaying a tail after a restart and holds again
+///   an order it had handed out (it will hand out that very row again);
+/// - a held row wins over a stored row still waiting: the order left the engine's full state
+///   after its part was taken (or is replayed), and the held row has the waiting lookups;
+/// - a stored row waiting with neither (an order the engine had not seen when its part was
+///   taken) is shown as stored, its waiting lookups left out.
+pub struct MergeById<S, H, V>
 where
     S: Iterator<Item = OrderQuality>,
     H: Iterator<Item = OrderQuality>,
+    V: Iterator<Item = SpreadUpdate>,
 {
-    pub fn new(stored: S, held: H) -> Self {
+    stored: std::iter::Peekable<S>,
+    held: std::iter::Peekable<H>,
+    views: std::iter::Peekable<V>,
+    updater: RowUpdater,
+}
+
+impl<S, H, V> MergeById<S, H, V>
+where
+    S: Iterator<Item = OrderQuality>,
+    H: Iterator<Item = OrderQuality>,
+    V: Iterator<Item = SpreadUpdate>,
+{
+    /// `updater` must have the engine's parameters.
+    pub fn new(stored: S, held: H, views: V, updater: RowUpdater) -> Self {
         MergeById {
             stored: stored.peekable(),
             held: held.peekable(),
+            views: views.peekable(),
+            updater,
         }
+    }
+
+    /// The engine's view of the stored row `id`, if it has one.
+    fn view_of(&mut self, id: &str) -> Option<SpreadUpdate> {
+        while self.views.next_if(|v| v.order_id() < id).is_some() {}
+        self.views.next_if(|v| v.order_id() == id)
+    }
+
+    fn stored_now(&mut self, mut row: OrderQuality) -> OrderQuality {
+        if let Some(view) = self.view_of(&row.order_id)
+            && row.pending_spreads.is_some()
+        {
+            // Same order id, and the engine's own parameters: only a damaged row fails, and
+            // then it is shown as stored.
+            let _ = self.updater.apply(&mut row, &view);
+        }
+        row
     }
 }
 
-impl<S, H> Iterator for MergeById<S, H>
+impl<S, H, V> Iterator for MergeById<S, H, V>
 where
     S: Iterator<Item = OrderQuality>,
     H: Iterator<Item = OrderQuality>,
+    V: Iterator<Item = SpreadUpdate>,
 {
     type Item = OrderQuality;
 
     fn next(&mut self) -> Option<OrderQuality> {
-        match (self.stored.peek(), self.held.peek()) {
-            (Some(s), Some(h)) => match s.order_id.cmp(&h.order_id) {
-                std::cmp::Ordering::Less => self.stored.next(),
-                std::cmp::Ordering::Greater => self.held.next(),
-                std::cmp::Ordering::Equal => {
-                    self.held.next();
-                    self.stored.next()
+        let order = match (self.stored.peek(), self.held.peek()) {
+            (Some(s), Some(h)) => s.order_id.cmp(&h.order_id),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, _) => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                let row = self.stored.next()?;
+                Some(self.stored_now(row))
+            }
+            std::cmp::Ordering::Greater => self.held.next(),
+            std::cmp::Ordering::Equal => {
+                let (stored, held) = (self.stored.next()?, self.held.next()?);
+                if stored.pending_spreads.is_some() {
+                    Some(held)
+                } else {
+                    Some(stored)
                 }
-            },
-            (Some(_), None) => self.stored.next(),
-            (None, _) => self.held.next(),
+            }
         }
     }
 }
@@ -443,8 +551,14 @@ mod tests {
         held_o2.fill_count = 99; // a replayed, not yet final view of o2
         let stored = vec![all[1].clone(), all[3].clone()];
         let held = vec![all[0].clone(), held_o2, all[2].clone()];
-        let merged: Vec<OrderQuality> =
-            MergeById::new(stored.into_iter(), held.into_iter()).collect();
+        let updater = RowUpdater::new(&execq::Params::default()).unwrap();
+        let merged: Vec<OrderQuality> = MergeById::new(
+            stored.into_iter(),
+            held.into_iter(),
+            std::iter::empty(),
+            updater,
+        )
+        .collect();
         assert_eq!(merged, all);
     }
 

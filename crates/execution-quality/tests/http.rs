@@ -306,9 +306,10 @@ async fn routes_answer_as_before_and_survive_restarts_and_crashes() {
         .consumer()
         .read(|c| c.engine().held_rows(&ReportFilter::default()));
     let stored = svc.handle.rows().count().unwrap();
+    let settling = svc.handle.consumer().read(|c| c.engine().settling_orders());
     assert!(
-        stored > 100 && !held.is_empty(),
-        "the flow covers stored ({stored}) and held ({}) orders",
+        stored > 100 && !held.is_empty() && settling > 0,
+        "the flow covers stored ({stored}), held ({}) and settling ({settling}) orders",
         held.len()
     );
     quality_equals_keeping_everything(&svc.app, &k, &before).await;

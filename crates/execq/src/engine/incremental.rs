@@ -30,7 +30,8 @@ use std::collections::BTreeMap;
 use model::{Decimal, Side};
 use serde::{Deserialize, Serialize};
 
-use super::{OrderState, Pending, SymState, usable};
+use super::settle::PendingFill;
+use super::{OrderState, SymState, usable};
 use crate::params::{IsBpsDenominator, Params, Resolved, RsEndOfData};
 use crate::report::{Aggregates, OrderClass, SIZE_BUCKETS};
 use crate::stats::{HorizonSums, Stats, Sums};
@@ -73,14 +74,15 @@ fn signed(side: Side, x: Decimal) -> Decimal {
 }
 
 impl HorizonLin {
-    pub fn of(side: Side, p: &Pending) -> HorizonLin {
-        let two_q = Decimal::TWO * p.q;
+    pub fn of(side: Side, f: &PendingFill) -> HorizonLin {
+        let two_q = Decimal::TWO * f.q;
+        let (q_es, q_mid) = f.es_terms(side);
         HorizonLin {
-            q: p.q,
-            s2qp: signed(side, two_q * p.price),
+            q: f.q,
+            s2qp: signed(side, two_q * f.price),
             s2q: signed(side, two_q),
-            q_es: p.q_es,
-            q_mid: p.q_mid,
+            q_es,
+            q_mid,
         }
     }
 

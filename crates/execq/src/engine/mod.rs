@@ -3,21 +3,26 @@
 //! State per symbol: the prevailing quote (and the last quote at a strictly earlier timestamp,
 //! for `quote_at_receipt: strict`) and cumulative tape volume/notional (VWAP over an order's
 //! interval is a difference of two snapshots). State per order: the fill-level sums.
-//! Realized-spread lookups wait in one FIFO queue per horizon; `t_e + h` is non-decreasing in
-//! record order, so a lookup is resolved, and dropped, on the first record later than its
+//! Realized-spread lookups wait in one queue of fills (see `settle`); `t_e + h` is
+//! non-decreasing in record order, so a lookup is resolved on the first record later than its
 //! target: memory is bounded by the fills within the longest horizon. Order ends wait the same
 //! way so that tape prints stamped at the order's last timestamp still count.
 //!
 //! Bounded streaming (see `incremental`): the engine keeps running aggregates over every order
-//! it has seen, and with eviction on ([`ExecQuality::set_eviction`]) an order whose row can no
-//! longer change leaves the engine as a finalized row ([`ExecQuality::drain_finalized`]).
-//! Orders live in a slab (`orders`, reused slots), so memory follows the orders held, not
-//! the orders seen.
+//! it has seen, and with eviction on ([`ExecQuality::set_eviction`]) an order leaves in two
+//! stages: once only realized-spread lookups can still change its row, the row goes out
+//! ([`ExecQuality::drain_rows`]) and a compact record replaces the order's state; when its last
+//! lookup resolves, an update completing the row goes out and the record leaves too. Orders
+//! live in a slab (`orders`, reused slots), so memory follows the orders held, not the orders
+//! seen.
 
 mod incremental;
+mod index;
+mod settle;
 mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 use interchange::{Kind, Record};
 use model::{Decimal, Liquidity, Side, Timestamp};
@@ -30,6 +35,7 @@ use crate::params::{
     CrossedQuote, DecisionPriceFallback, EsBenchmark, IsBpsDenominator, IsEndPrice, NotionalPrice,
     Params, QuoteTiming, Resolved, RsEndOfData, SizeBucketBasis, TimeWindow,
 };
+use crate::pending::{PendingHorizon, PendingSpreads, RowChange, RowUpdater};
 use crate::report::{
     Aggregates, LIQUIDITY, Marketability, NOTES, OrderClass, OrderQuality, OrderStatus, Report,
     SIZE_BUCKETS,
@@ -40,6 +46,8 @@ use chrono::Datelike;
 use foldhash::fast::FixedState;
 
 use incremental::{CellKey, Contrib, Groups, HorizonLin, LinForm};
+use index::IdIndex;
+use settle::{Lookups, PendingFill, Settling, Slot, Undrained, add_horizon, static_part};
 pub use snapshot::SNAPSHOT_VERSION;
 
 const NS_PER_MS: i64 = 1_000_000;
@@ -97,7 +105,9 @@ const NO_ACCOUNT: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct OrderState {
-    id: String,
+    /// Shared with the id index (a finished order's record keeps it too).
+    #[serde(with = "arc_str")]
+    id: Arc<str>,
     /// Index into `ExecQuality::accounts`.
     account: Option<u32>,
     owner: Option<String>,
@@ -146,12 +156,7 @@ impl OrderState {
         self.qty - self.executed - self.cancelled - self.uncounted
     }
     fn signed(&self, x: Decimal) -> Decimal {
-        match self.side {
-            Side::Buy => x,
-            // Not `-x`: that makes a negative zero, which prints as "-0" and would make a
-            // snapshot differ from its restored copy (parsing drops the sign of zero).
-            Side::Sell => Decimal::ZERO - x,
-        }
+        signed(self.side, x)
     }
     fn cell(&self, liq: u8) -> CellKey {
         CellKey {
@@ -165,15 +170,28 @@ impl OrderState {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Pending {
-    target: i64,
-    order: u32,
-    price: Decimal,
-    q: Decimal,
-    /// `q * ES` and `q * M_benchmark` of the fill.
-    q_es: Decimal,
-    q_mid: Decimal,
+fn signed(side: Side, x: Decimal) -> Decimal {
+    match side {
+        Side::Buy => x,
+        // Not `-x`: that makes a negative zero, which prints as "-0" and would make a
+        // snapshot differ from its restored copy (parsing drops the sign of zero).
+        Side::Sell => Decimal::ZERO - x,
+    }
+}
+
+/// `Arc<str>` as a JSON string (serde's `rc` feature is not on).
+mod arc_str {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
+        String::deserialize(d).map(Arc::from)
+    }
 }
 
 /// What an observation measures (for histograms labelled by symbol and order class).
@@ -205,18 +223,25 @@ pub struct Observation {
 }
 
 /// Sizes of the engine's state, for gauges and for boundedness checks. Every one is bounded by
-/// what is live (orders working or finished within the grace and horizons, fills within the
-/// longest horizon), except `undrained_rows` (the caller drains them) and the aggregate keys
-/// (one per account, symbol, order class, size bucket, liquidity flag and time window).
+/// what is live (orders working or finished within the late-fill grace, finished orders and
+/// fills within the longest horizon), except `undrained_rows` (the caller drains them) and the
+/// aggregate keys (one per account, symbol, order class, size bucket, liquidity flag and time
+/// window).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct StateSizes {
-    /// Orders held (working, or finished but not yet final).
+    /// Orders held in full (working, or finished within the late-fill grace).
     pub held_orders: usize,
-    /// Slots of the order table (the peak of `held_orders`; freed slots are reused).
+    /// Finished orders whose row went out while realized-spread lookups wait: a compact record
+    /// each (id, aggregation cell, per-horizon mid sums).
+    pub settling_orders: usize,
+    /// Slots of the order table (the peak of `held_orders + settling_orders`; freed slots are
+    /// reused).
     pub order_slots: usize,
-    /// Realized-spread lookups waiting.
+    /// Fills with realized-spread lookups waiting (one record per fill for every horizon).
+    pub pending_fills: usize,
+    /// Realized-spread lookups waiting (fills times the horizons they still wait for).
     pub pending_lookups: usize,
-    /// Finalized rows not yet taken by [`ExecQuality::drain_finalized`].
+    /// Rows and row updates not yet taken by [`ExecQuality::drain_rows`].
     pub undrained_rows: usize,
     /// Aggregation cells with orders whose statistics follow the market (working orders,
     /// lookups waiting).
@@ -239,11 +264,13 @@ pub struct ExecQuality {
     /// Interned account names (few, and an index keeps aggregation keys `Copy`).
     accounts: Vec<String>,
     acct_ix: HashMap<String, u32, FixedState>,
-    /// Slab of held orders; `free` lists the empty slots, reused first.
-    orders: Vec<Option<OrderState>>,
+    /// Slab of held orders (in full or settling); `free` lists the empty slots, reused first.
+    orders: Vec<Option<Slot>>,
     free: Vec<u32>,
-    order_ix: HashMap<String, u32, FixedState>,
-    pending: Vec<VecDeque<Pending>>,
+    /// Settling orders in `orders`.
+    settling_n: usize,
+    order_ix: IdIndex,
+    lookups: Lookups,
     ends: VecDeque<(i64, u32, u32)>,
     /// `(deadline, serial, slot, end_gen)`: the order leaves on the first record after
     /// `deadline` if it is still that order (serial) and that end (generation). A sorted set,
@@ -257,8 +284,8 @@ pub struct ExecQuality {
     observe: bool,
     obs: Vec<Observation>,
     evict: bool,
-    /// Evicted orders whose rows the caller has not drained yet.
-    evicted: Vec<OrderState>,
+    /// Rows and row updates the caller has not drained yet.
+    undrained: Vec<Undrained>,
     /// Running aggregates maintained (off only for the batch [`compute`], which reports once).
     track: bool,
     /// Everything that does not move with the market: finalized rows, and the fill-level part
@@ -406,8 +433,9 @@ impl ExecQuality {
             acct_ix: HashMap::with_hasher(FixedState::default()),
             orders: Vec::new(),
             free: Vec::new(),
-            order_ix: HashMap::with_hasher(FixedState::default()),
-            pending: vec![VecDeque::new(); n],
+            settling_n: 0,
+            order_ix: IdIndex::default(),
+            lookups: Lookups::new(n),
             ends: VecDeque::new(),
             evictions: BTreeSet::new(),
             next_serial: 0,
@@ -417,7 +445,7 @@ impl ExecQuality {
             observe: false,
             obs: Vec::new(),
             evict: false,
-            evicted: Vec::new(),
+            undrained: Vec::new(),
             track,
             live: BTreeMap::new(),
             pass: BTreeSet::new(),
@@ -442,18 +470,29 @@ impl ExecQuality {
         std::mem::take(&mut self.obs)
     }
 
-    /// Evict orders whose row is final (off by default). An order is final on the first record
-    /// later than `max(end + late_fill_grace_ms, end + longest horizon)` in event time, where
-    /// `end` is its last fill or cancel closing it: by then its end snapshot is taken, every
-    /// realized-spread lookup is resolved, and a later record for it is too late. It then
-    /// leaves the engine and its row waits in [`ExecQuality::drain_finalized`]. The running
-    /// [`ExecQuality::aggregates`] still include it; [`ExecQuality::report`],
-    /// [`ExecQuality::report_filtered`] and [`ExecQuality::order`] then cover held orders only.
+    /// Evict finished orders (off by default), in two stages, so that a finished order costs a
+    /// few numbers while its realized-spread horizons run:
     ///
-    /// With eviction on, a fill or cancel naming an order the engine does not hold (unknown,
-    /// or evicted after its grace) is counted as `fill_for_unknown_or_evicted_order` /
-    /// `cancel_for_unknown_or_evicted_order` and ignored, and an `order_new` reusing an
-    /// evicted id starts a new order.
+    /// 1. On the first record later than `end + late_fill_grace_ms` in event time, where `end`
+    ///    is its last fill or cancel closing it, the order's row is final except for
+    ///    realized-spread lookups still waiting (its end snapshot is taken and a later record
+    ///    for it is too late). Its row goes out ([`ExecQuality::drain_rows`], a
+    ///    [`RowChange::Row`]) and its state is freed. If lookups wait, the row carries them in
+    ///    [`OrderQuality::pending_spreads`] and a compact record of the order stays (see
+    ///    [`crate::SpreadUpdate`]).
+    /// 2. When its last lookup resolves (the first record after its last fill's longest
+    ///    horizon), a [`RowChange::Update`] completing that row goes out and the record leaves.
+    ///
+    /// The running [`ExecQuality::aggregates`] still include every order. [`ExecQuality::report`],
+    /// [`ExecQuality::report_filtered`], [`ExecQuality::order`] and [`ExecQuality::held_rows`]
+    /// cover orders held in full only; [`ExecQuality::spread_views`] gives the settling ones as
+    /// updates of their rows, and [`ExecQuality::report_with`] combines stored rows with both.
+    ///
+    /// With eviction on, a fill or cancel naming an order the engine does not hold in full
+    /// (unknown, or finished more than the grace ago) is counted as
+    /// `fill_for_unknown_or_evicted_order` / `cancel_for_unknown_or_evicted_order` and ignored;
+    /// an `order_new` reusing the id of a settling order is a `duplicate_order_id`, one reusing
+    /// an id that left completely starts a new order.
     ///
     /// Refused with `is_end_price: end_of_data_mid`: there every order's shortfall is valued
     /// at the symbol's last mid in the data, so no row is ever final.
@@ -480,12 +519,9 @@ impl ExecQuality {
         }
         self.evict = true;
         // Orders that ended before eviction was turned on.
-        let due: Vec<Due> = self
-            .orders
-            .iter()
-            .enumerate()
-            .filter_map(|(ix, o)| {
-                let o = o.as_ref()?;
+        let due: Vec<Due> = (0..self.orders.len())
+            .filter_map(|ix| {
+                let o = self.ord(ix)?;
                 Some((self.deadline(o.end_ts?), o.serial, ix as u32, o.end_gen))
             })
             .collect();
@@ -497,15 +533,38 @@ impl ExecQuality {
         self.evict
     }
 
-    /// The rows of the orders evicted since the last drain, in eviction order. Each is final:
-    /// equal to the row the batch [`compute`] gives that order.
-    pub fn drain_finalized(&mut self) -> Vec<OrderQuality> {
-        let done = std::mem::take(&mut self.evicted);
+    /// The rows of the orders that left the engine since the last drain and the updates of rows
+    /// whose realized-spread lookups resolved, in the order they happened (a row before its
+    /// update). Apply them in order to a store keyed by order id: a row replaces the stored row
+    /// with its id, an update completes it ([`RowUpdater::apply`]). A row without
+    /// `pending_spreads`, and a row completed by its update, equals the row the batch
+    /// [`compute`] gives that order.
+    pub fn drain_rows(&mut self) -> Vec<RowChange> {
+        let done = std::mem::take(&mut self.undrained);
         let mut cache = None;
-        done.iter()
-            .map(|o| {
-                let (_, label) = self.window(o.t_r, &mut cache);
-                self.finalize(o, o.sums.clone(), 0, label)
+        done.into_iter()
+            .map(|u| match u {
+                Undrained::Row(o) => {
+                    let (_, label) = self.window(o.t_r, &mut cache);
+                    let mut row = self.finalize(&o, o.sums.clone(), 0, label);
+                    if o.pending_n > 0 {
+                        row.pending_spreads = Some(Box::new(PendingSpreads {
+                            lookups: o.pending_n,
+                            horizons: o
+                                .pend
+                                .iter()
+                                .map(|l| PendingHorizon {
+                                    shares: l.q,
+                                    signed_2qp: l.s2qp,
+                                    q_es: l.q_es,
+                                    q_mid: l.q_mid,
+                                })
+                                .collect(),
+                        }));
+                    }
+                    RowChange::Row(Box::new(row))
+                }
+                Undrained::Update(u) => RowChange::Update(u),
             })
             .collect()
     }
@@ -520,31 +579,33 @@ impl ExecQuality {
         self.issues.clone()
     }
 
-    /// Number of orders held (working, or finished but not yet final).
+    /// Number of orders held in full (working, or finished within the late-fill grace).
     pub fn held_orders(&self) -> usize {
-        self.order_ix.len()
+        self.order_ix.len() - self.settling_n
+    }
+
+    /// Number of finished orders whose row went out while realized-spread lookups wait.
+    pub fn settling_orders(&self) -> usize {
+        self.settling_n
     }
 
     pub fn state_sizes(&self) -> StateSizes {
         StateSizes {
-            held_orders: self.order_ix.len(),
+            held_orders: self.held_orders(),
+            settling_orders: self.settling_n,
             order_slots: self.orders.len(),
-            pending_lookups: self.pending.iter().map(VecDeque::len).sum(),
-            undrained_rows: self.evicted.len(),
+            pending_fills: self.lookups.fills.len(),
+            pending_lookups: self.lookups.waiting(),
+            undrained_rows: self.undrained.len(),
             live_cells: self.live.len(),
             aggregate_keys: self.groups.keys(),
         }
     }
 
-    /// Deadline of an order that ended at `end`: the grace for late records, and the last
-    /// realized-spread target of its fills (fills are at or before `end`, and targets do not
-    /// decrease with the fill time). Non-decreasing in `end`.
+    /// When an order that ended at `end` leaves the full table: after the grace for late
+    /// records (its realized-spread lookups may wait longer, in a compact record).
     fn deadline(&self, end: i64) -> i64 {
-        self.r
-            .horizons_ns
-            .iter()
-            .map(|&h| self.r.horizon_target(end, h))
-            .fold(end.saturating_add(self.r.grace_ns), i64::max)
+        end.saturating_add(self.r.grace_ns)
     }
 
     fn issue(&mut self, reason: &'static str) {
@@ -582,12 +643,19 @@ impl ExecQuality {
         i
     }
 
+    /// The order in slot `ix` if it is held in full.
     fn ord(&self, ix: usize) -> Option<&OrderState> {
-        self.orders.get(ix).and_then(Option::as_ref)
+        match self.orders.get(ix) {
+            Some(Some(Slot::Full(o))) => Some(o),
+            _ => None,
+        }
     }
 
     fn ord_mut(&mut self, ix: usize) -> Option<&mut OrderState> {
-        self.orders.get_mut(ix).and_then(Option::as_mut)
+        match self.orders.get_mut(ix) {
+            Some(Some(Slot::Full(o))) => Some(o),
+            _ => None,
+        }
     }
 
     fn account_name(&self, o: &OrderState) -> Option<String> {
@@ -620,13 +688,23 @@ impl ExecQuality {
     /// timestamps have been applied, so the prevailing quote and tape are final for them.
     /// Then evict the orders whose deadline has passed.
     fn advance(&mut self, ts: i64) {
-        for k in 0..self.pending.len() {
-            while self.pending[k].front().is_some_and(|p| p.target < ts) {
-                if let Some(p) = self.pending[k].pop_front() {
-                    self.resolve_pending(k, &p);
+        for k in 0..self.r.horizons_ns.len() {
+            let h = self.r.horizons_ns[k];
+            while let Some(f) = self
+                .lookups
+                .done
+                .get(k)
+                .and_then(|&done| self.lookups.fills.get(done))
+            {
+                if self.r.horizon_target(f.t_e, h) >= ts {
+                    break;
                 }
+                let f = f.clone();
+                self.lookups.done[k] += 1;
+                self.resolve_lookup(k, &f);
             }
         }
+        self.lookups.trim();
         while let Some(&(end, ix, gen_)) = self.ends.front() {
             if end >= ts {
                 break;
@@ -664,54 +742,92 @@ impl ExecQuality {
         }
     }
 
-    fn resolve_pending(&mut self, k: usize, p: &Pending) {
-        let ix = p.order as usize;
+    /// Horizon `k` of fill `f` reached its target: resolve it into the order, held in full or
+    /// settling, and into the running aggregates.
+    fn resolve_lookup(&mut self, k: usize, f: &PendingFill) {
+        let ix = f.slot as usize;
         let track = self.track;
         let crossed = self.r.p.crossed_quote;
-        let Some(o) = self.orders.get_mut(ix).and_then(Option::as_mut) else {
-            return;
+        let mid_of = |syms: &[SymState], sym: u32| {
+            syms.get(sym as usize)
+                .and_then(|s| usable(s.cur, crossed))
+                .map(|q| q.mid())
         };
-        o.pending_n = o.pending_n.saturating_sub(1);
-        let mid = self
-            .syms
-            .get(o.sym as usize)
-            .and_then(|s| usable(s.cur, crossed))
-            .map(|q| q.mid());
-        let resolved = mid.map(|m| {
-            let mut h = crate::stats::HorizonSums::default();
-            add_horizon(&mut h, o, p, m);
-            h
-        });
-        if let Some(h) = &resolved
-            && let Some(acc) = o.sums.horizons.get_mut(k)
-        {
-            acc.q += h.q;
-            acc.rs += h.rs;
-            acc.es += h.es;
-            acc.mid += h.mid;
-            acc.mid_h += h.mid_h;
-        }
-        if !track {
-            return;
-        }
-        let lin = HorizonLin::of(o.side, p);
-        if let Some(l) = o.pend.get_mut(k) {
-            l.sub(&lin);
-        }
-        let cell = o.cell(o.liq);
-        if let Some(h) = &resolved {
-            self.groups.add_horizon(&cell, k, h);
-        }
-        if let Some(form) = self.live.get_mut(&cell) {
-            if let Some(l) = form.pend.get_mut(k) {
-                l.sub(&lin);
+        let (cell, side, resolved, settled) = match self.orders.get_mut(ix) {
+            Some(Some(Slot::Full(o))) => {
+                o.pending_n = o.pending_n.saturating_sub(1);
+                let resolved = mid_of(&self.syms, o.sym).map(|m| {
+                    let mut h = crate::stats::HorizonSums::default();
+                    add_horizon(&mut h, o.side, f, m);
+                    h
+                });
+                if let Some(h) = &resolved
+                    && let Some(acc) = o.sums.horizons.get_mut(k)
+                {
+                    acc.q += h.q;
+                    acc.rs += h.rs;
+                    acc.es += h.es;
+                    acc.mid += h.mid;
+                    acc.mid_h += h.mid_h;
+                }
+                if !track {
+                    return;
+                }
+                if let Some(l) = o.pend.get_mut(k) {
+                    l.sub(&HorizonLin::of(o.side, f));
+                }
+                (o.cell(o.liq), o.side, resolved, false)
             }
-            if form.is_empty() {
-                self.live.remove(&cell);
+            Some(Some(Slot::Settling(s))) => {
+                s.left = s.left.saturating_sub(1);
+                let resolved = match mid_of(&self.syms, s.cell.sym) {
+                    Some(m) => {
+                        if let Some(x) = s.mid_q.get_mut(k) {
+                            *x += f.q * m;
+                        }
+                        let mut h = crate::stats::HorizonSums::default();
+                        add_horizon(&mut h, s.side, f, m);
+                        Some(h)
+                    }
+                    None => {
+                        s.miss(k, &static_part(s.side, f));
+                        None
+                    }
+                };
+                (s.cell, s.side, resolved, s.left == 0)
             }
+            _ => return,
+        };
+        if track {
+            if let Some(h) = &resolved {
+                self.groups.add_horizon(&cell, k, h);
+            }
+            if let Some(form) = self.live.get_mut(&cell) {
+                if let Some(l) = form.pend.get_mut(k) {
+                    l.sub(&HorizonLin::of(side, f));
+                }
+                if form.is_empty() {
+                    self.live.remove(&cell);
+                }
+            }
+        }
+        if settled {
+            self.settled(ix);
         }
     }
 
+    /// The settling order in slot `ix` has no lookup left: its update goes out and it leaves.
+    fn settled(&mut self, ix: usize) {
+        let Some(Slot::Settling(s)) = self.orders.get_mut(ix).and_then(Option::take) else {
+            return;
+        };
+        self.settling_n -= 1;
+        self.free.push(ix as u32);
+        self.order_ix.remove(&s.id, ix as u32);
+        self.undrained.push(Undrained::Update(s.update()));
+    }
+
+    /// First stage of eviction (see [`ExecQuality::set_eviction`]).
     fn evict_order(&mut self, due: Due, ts: i64) {
         let (_, serial, slot, gen_) = due;
         let ix = slot as usize;
@@ -719,20 +835,26 @@ impl ExecQuality {
         if o.serial != serial || o.end_gen != gen_ {
             return; // superseded by a later end (which has its own deadline)
         }
-        if o.end.is_none() || o.pending_n > 0 || self.pass.contains(&slot) {
-            // Only when a lookup target lies beyond the deadline (decreasing targets, see
-            // `evictions`): try again on the next later record.
+        if o.end.is_none() || self.pass.contains(&slot) {
+            // Not expected (the end snapshot is taken on the first record after the end, and
+            // an ended order is not measured to now): try again on the next later record.
             self.evictions.insert((ts, serial, slot, gen_));
             return;
         }
-        let Some(o) = self.orders.get_mut(ix).and_then(Option::take) else {
+        let n = self.r.horizons_ns.len();
+        let Some(Some(Slot::Full(o))) = self.orders.get_mut(ix).map(Option::take) else {
             return;
         };
-        self.free.push(ix as u32);
-        self.order_ix.remove(&o.id);
-        // Its contribution to `groups` is its final row's sums and stays there; it has no
-        // live part left (its end is taken and its lookups are resolved).
-        self.evicted.push(o);
+        if o.pending_n == 0 {
+            self.free.push(slot);
+            self.order_ix.remove(&o.id, slot);
+        } else {
+            // Its lookups keep resolving into this record; the order's contribution to
+            // `groups` is its row's sums, and `live` keeps its waiting lookups.
+            self.orders[ix] = Some(Slot::Settling(Settling::of(&o, n)));
+            self.settling_n += 1;
+        }
+        self.undrained.push(Undrained::Row(o));
     }
 
     fn on_quote(&mut self, rec: &Record, ts: i64) {
@@ -790,7 +912,7 @@ impl ExecQuality {
             self.issue("order_new_non_positive_qty");
             return;
         }
-        if self.order_ix.contains_key(id.as_str()) {
+        if self.order_ix.get(id, &self.orders).is_some() {
             self.issue("duplicate_order_id");
             return;
         }
@@ -832,6 +954,7 @@ impl ExecQuality {
             }
         };
         let start_tape = (s.tape_q, s.tape_n);
+        let id: Arc<str> = Arc::from(id.as_str());
         let order = OrderState {
             id: id.clone(),
             account,
@@ -867,18 +990,19 @@ impl ExecQuality {
             notes,
             completion_emitted: false,
         };
+        let order = Some(Slot::Full(Box::new(order)));
         let ix = match self.free.pop() {
             Some(ix) => {
-                self.orders[ix as usize] = Some(order);
+                self.orders[ix as usize] = order;
                 ix
             }
             None => {
-                self.orders.push(Some(order));
+                self.orders.push(order);
                 (self.orders.len() - 1) as u32
             }
         };
         self.next_serial += 1;
-        self.order_ix.insert(id.clone(), ix);
+        self.order_ix.insert(ix, &self.orders);
         if self.track
             && let Some(o) = self.ord(ix as usize)
         {
@@ -887,12 +1011,15 @@ impl ExecQuality {
         }
     }
 
+    /// The slot of the order a fill or cancel names, if it is held in full (a settling order's
+    /// grace for late records has passed).
     fn lookup(&mut self, rec: &Record, what: &'static str, evicted: &'static str) -> Option<usize> {
         let ix = rec
             .order_id
             .as_deref()
-            .and_then(|id| self.order_ix.get(id))
-            .map(|&i| i as usize);
+            .and_then(|id| self.order_ix.get(id, &self.orders))
+            .map(|i| i as usize)
+            .filter(|&i| self.ord(i).is_some());
         if ix.is_none() {
             self.issue(if self.evict { evicted } else { what });
         }
@@ -935,7 +1062,7 @@ impl ExecQuality {
         let bench_now = usable(self.syms[sym].cur, self.r.p.crossed_quote);
         let track = self.track;
         let r = &self.r;
-        let Some(o) = self.orders.get_mut(ix).and_then(Option::as_mut) else {
+        let Some(Some(Slot::Full(o))) = self.orders.get_mut(ix) else {
             return;
         };
         if rec.side.is_some_and(|s| s != o.side) {
@@ -990,24 +1117,26 @@ impl ExecQuality {
             o.sums.es += q_es;
             o.sums.es_mid += q_mid;
             o.sums.es_quoted += q * (b.ask - b.bid);
-            for (k, &h) in r.horizons_ns.iter().enumerate() {
-                let lookup = Pending {
-                    target: r.horizon_target(ts, h),
-                    order: ix as u32,
-                    price: p,
-                    q,
-                    q_es,
-                    q_mid,
-                };
-                o.pending_n += 1;
-                if track {
-                    if o.pend.len() < r.horizons_ns.len() {
-                        o.pend.resize(r.horizons_ns.len(), HorizonLin::default());
-                    }
-                    o.pend[k].add(&HorizonLin::of(o.side, &lookup));
+            // One lookup per horizon, all in one record: the targets follow from `ts`.
+            let n = r.horizons_ns.len();
+            let fill = PendingFill {
+                t_e: ts,
+                slot: ix as u32,
+                price: p,
+                q,
+                bench: m,
+            };
+            o.pending_n += n as u32;
+            if track {
+                if o.pend.len() < n {
+                    o.pend.resize(n, HorizonLin::default());
                 }
-                self.pending[k].push_back(lookup);
+                let lin = HorizonLin::of(o.side, &fill);
+                for l in &mut o.pend {
+                    l.add(&lin);
+                }
             }
+            self.lookups.fills.push_back(fill);
             es_obs = Some((es, m));
         } else if o.receipt.is_some() {
             o.notes |= N_NO_BENCH;
@@ -1050,7 +1179,7 @@ impl ExecQuality {
                 self.obs.push(Observation {
                     ts: t,
                     symbol: symbol.clone(),
-                    order_id: order_id.clone(),
+                    order_id: order_id.to_string(),
                     order_class: class,
                     metric,
                     value,
@@ -1135,7 +1264,7 @@ impl ExecQuality {
             self.obs.push(Observation {
                 ts: Timestamp::from_nanos(end),
                 symbol: symbol.clone(),
-                order_id: id.clone(),
+                order_id: id.to_string(),
                 order_class: class,
                 metric,
                 value,
@@ -1146,35 +1275,34 @@ impl ExecQuality {
         }
     }
 
-    /// One held order's record as of now (pending horizons and an unfinished end take the
-    /// end-of-data rule, as in [`ExecQuality::report`]). `None` for an unknown or evicted
-    /// order.
+    /// One order's record as of now, if it is held in full (pending horizons and an unfinished
+    /// end take the end-of-data rule, as in [`ExecQuality::report`]). `None` for an unknown
+    /// order or one whose row went out (a settling order: see [`ExecQuality::spread_view`]).
     pub fn order(&self, order_id: &str) -> Option<OrderQuality> {
-        let ix = *self.order_ix.get(order_id)? as usize;
+        let ix = self.order_ix.get(order_id, &self.orders)? as usize;
         let o = self.ord(ix)?;
         let mut sums = o.sums.clone();
         let mut notes = 0;
-        for (k, q) in self.pending.iter().enumerate() {
-            for p in q.iter().filter(|p| p.order as usize == ix) {
-                notes |= self.resolve_at_end(&mut sums, k, p);
+        for k in 0..self.lookups.done.len() {
+            for f in self.lookups.waiting_for(k) {
+                if f.slot as usize == ix {
+                    notes |= self.resolve_at_end(o, &mut sums, k, f);
+                }
             }
         }
         let (_, label) = self.window(o.t_r, &mut None);
         Some(self.finalize(o, sums, notes, label))
     }
 
-    /// Apply the end-of-data rule to a pending horizon; returns the notes it adds.
-    fn resolve_at_end(&self, sums: &mut Sums, k: usize, p: &Pending) -> u32 {
+    /// Apply the end-of-data rule to a waiting lookup of `o`; returns the notes it adds.
+    fn resolve_at_end(&self, o: &OrderState, sums: &mut Sums, k: usize, f: &PendingFill) -> u32 {
         if self.r.p.rs_end_of_data == RsEndOfData::Exclude {
             return N_RS_BEYOND;
         }
-        let Some(o) = self.ord(p.order as usize) else {
-            return 0;
-        };
         match usable(self.syms[o.sym as usize].cur, self.r.p.crossed_quote) {
             Some(q) => {
                 if let Some(h) = sums.horizons.get_mut(k) {
-                    add_horizon(h, o, p, q.mid());
+                    add_horizon(h, o.side, f, q.mid());
                 }
                 0
             }
@@ -1337,7 +1465,7 @@ impl ExecQuality {
         let liquidity = liquidity_of(o.liq);
         let t_r = Timestamp::from_nanos(o.t_r);
         OrderQuality {
-            order_id: o.id.clone(),
+            order_id: o.id.to_string(),
             account: self.account_name(o),
             owner: o.owner.clone(),
             symbol: sym.name.clone(),
@@ -1375,6 +1503,7 @@ impl ExecQuality {
                 .collect(),
             stats,
             sums,
+            pending_spreads: None,
         }
     }
 
@@ -1394,22 +1523,33 @@ impl ExecQuality {
         self.report_with(std::iter::empty(), filter)
     }
 
-    /// A report over `finalized` (rows taken from [`ExecQuality::drain_finalized`], e.g. read
-    /// back from storage) and the orders held now, both through `filter`: with every row
-    /// drained since the start, the report over every order seen, as the batch [`compute`]
-    /// would give it. Rows with the id of a held order are replaced by the held one.
+    /// A report over `stored` (the rows taken from [`ExecQuality::drain_rows`] with their
+    /// updates applied, e.g. read back from storage) and the orders held now, both through
+    /// `filter`: with every row drained since the start, the report over every order seen, as
+    /// the batch [`compute`] would give it. A stored row still waiting for realized-spread
+    /// lookups is brought up to now with the engine's view of it
+    /// ([`ExecQuality::spread_views`]); rows with the id of an order held in full are replaced
+    /// by the held one.
     pub fn report_with(
         &self,
-        finalized: impl IntoIterator<Item = OrderQuality>,
+        stored: impl IntoIterator<Item = OrderQuality>,
         filter: &ReportFilter,
     ) -> Report {
         let mut orders: BTreeMap<String, Box<OrderQuality>> = BTreeMap::new();
-        for row in finalized {
+        let updater = RowUpdater::from_resolved(self.r.clone());
+        let views = self.spread_views(filter);
+        for mut row in stored {
             if filter.keeps(
                 row.account.as_deref(),
                 &row.symbol,
                 row.receipt_ts.as_nanos(),
             ) {
+                if row.pending_spreads.is_some()
+                    && let Ok(i) = views.binary_search_by(|v| v.order_id().cmp(&row.order_id))
+                {
+                    // The view names this very order: it cannot fail to apply.
+                    let _ = updater.apply(&mut row, &views[i]);
+                }
                 orders.insert(row.order_id.clone(), Box::new(row));
             }
         }
@@ -1433,11 +1573,9 @@ impl ExecQuality {
     /// horizons and unfinished ends take the end-of-data rule, as in [`ExecQuality::report`]).
     /// Together with the rows drained so far they are every order seen.
     pub fn held_rows(&self, filter: &ReportFilter) -> Vec<OrderQuality> {
-        let mut sums: Vec<Option<Box<Sums>>> = self
-            .orders
-            .iter()
-            .map(|o| {
-                let o = o.as_ref()?;
+        let mut sums: Vec<Option<Box<Sums>>> = (0..self.orders.len())
+            .map(|ix| {
+                let o = self.ord(ix)?;
                 let name = self.account_name(o);
                 filter
                     .keeps(name.as_deref(), &self.syms[o.sym as usize].name, o.t_r)
@@ -1445,11 +1583,13 @@ impl ExecQuality {
             })
             .collect();
         let mut notes = vec![0u32; self.orders.len()];
-        for (k, q) in self.pending.iter().enumerate() {
-            for p in q {
-                let ix = p.order as usize;
-                if let Some(Some(s)) = sums.get_mut(ix) {
-                    notes[ix] |= self.resolve_at_end(s, k, p);
+        for k in 0..self.lookups.done.len() {
+            for f in self.lookups.waiting_for(k) {
+                let ix = f.slot as usize;
+                if let Some(Some(s)) = sums.get_mut(ix)
+                    && let Some(o) = self.ord(ix)
+                {
+                    notes[ix] |= self.resolve_at_end(o, s, k, f);
                 }
             }
         }
@@ -1457,7 +1597,7 @@ impl ExecQuality {
             .filter(|&ix| sums[ix].is_some())
             .collect();
         by_id.sort_unstable_by(|a, b| {
-            let id = |ix: &usize| self.ord(*ix).map(|o| o.id.as_str());
+            let id = |ix: &usize| self.ord(*ix).map(|o| &*o.id);
             id(a).cmp(&id(b))
         });
         let mut window_cache: Option<(i64, String)> = None;
@@ -1632,15 +1772,6 @@ fn liquidity_of(liq: u8) -> &'static str {
         .get(usize::from(liq))
         .copied()
         .unwrap_or(LIQUIDITY[0])
-}
-
-fn add_horizon(h: &mut crate::stats::HorizonSums, o: &OrderState, p: &Pending, mid_h: Decimal) {
-    let rs = o.signed(Decimal::TWO * (p.price - mid_h));
-    h.q += p.q;
-    h.rs += p.q * rs;
-    h.es += p.q_es;
-    h.mid += p.q_mid;
-    h.mid_h += p.q * mid_h;
 }
 
 /// Tape volume and notional over the order's interval, own prints included (`incl`) or not.

@@ -1,7 +1,10 @@
 //! Snapshot of the engine (serde). The parameters travel with the state and are resolved again
 //! on restore; the id indexes are rebuilt from the order table. A snapshot is checked on
-//! restore (version, parameters, every internal index in range), so a damaged one is an error,
-//! not a later panic.
+//! restore (version, parameters, every internal index in range, the waiting lookups matching
+//! their orders' counts), so a damaged one is an error, not a later panic.
+//!
+//! Settling orders and waiting fills, most of a busy engine's state, are written as arrays
+//! (see `settle`), about 130 bytes of JSON per finished order.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -9,12 +12,15 @@ use foldhash::fast::FixedState;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::incremental::{CellKey, Groups, LinForm, pairs};
-use super::{Due, ExecQuality, Observation, OrderState, Pending, SymState};
+use super::index::IdIndex;
+use super::settle::{Lookups, Slot, Undrained};
+use super::{Due, ExecQuality, NO_ACCOUNT, Observation, OrderState, SymState};
 use crate::params::Params;
 use crate::report::SIZE_BUCKETS;
 
 /// Version of the snapshot layout; a snapshot with another version is refused.
-pub const SNAPSHOT_VERSION: u32 = 1;
+/// 2: settling orders and one queue of waiting fills (two-stage eviction).
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 type Ends = VecDeque<(i64, u32, u32)>;
 
@@ -24,9 +30,9 @@ struct SnapshotRef<'a> {
     params: &'a Params,
     syms: &'a [SymState],
     accounts: &'a [String],
-    orders: &'a [Option<OrderState>],
+    orders: &'a [Option<Slot>],
     free: &'a [u32],
-    pending: &'a [VecDeque<Pending>],
+    lookups: &'a Lookups,
     ends: &'a Ends,
     evictions: &'a BTreeSet<Due>,
     next_serial: u64,
@@ -37,7 +43,7 @@ struct SnapshotRef<'a> {
     #[serde(serialize_with = "obs_ser")]
     obs: &'a [Observation],
     evict: bool,
-    evicted: &'a [OrderState],
+    undrained: &'a [Undrained],
     track: bool,
     groups: &'a Groups,
     #[serde(serialize_with = "live_pairs")]
@@ -94,9 +100,9 @@ struct Snapshot {
     params: Params,
     syms: Vec<SymState>,
     accounts: Vec<String>,
-    orders: Vec<Option<OrderState>>,
+    orders: Vec<Option<Slot>>,
     free: Vec<u32>,
-    pending: Vec<VecDeque<Pending>>,
+    lookups: Lookups,
     ends: Ends,
     evictions: BTreeSet<Due>,
     next_serial: u64,
@@ -107,7 +113,7 @@ struct Snapshot {
     #[serde(deserialize_with = "obs_de")]
     obs: Vec<Observation>,
     evict: bool,
-    evicted: Vec<OrderState>,
+    undrained: Vec<Undrained>,
     track: bool,
     groups: Groups,
     #[serde(with = "pairs")]
@@ -124,7 +130,7 @@ impl Serialize for ExecQuality {
             accounts: &self.accounts,
             orders: &self.orders,
             free: &self.free,
-            pending: &self.pending,
+            lookups: &self.lookups,
             ends: &self.ends,
             evictions: &self.evictions,
             next_serial: self.next_serial,
@@ -134,7 +140,7 @@ impl Serialize for ExecQuality {
             observe: self.observe,
             obs: &self.obs,
             evict: self.evict,
-            evicted: &self.evicted,
+            undrained: &self.undrained,
             track: self.track,
             groups: &self.groups,
             live: &self.live,
@@ -166,7 +172,11 @@ fn restore(s: Snapshot) -> Result<ExecQuality, String> {
     )?;
     let r = s.params.resolve().map_err(|e| e.to_string())?;
     let n = r.horizons_ns.len();
-    check(s.pending.len() == n, "one lookup queue per horizon")?;
+    check(s.lookups.done.len() == n, "one lookup cursor per horizon")?;
+    check(
+        s.lookups.done.iter().all(|&d| d <= s.lookups.fills.len()),
+        "lookup cursor beyond the waiting fills",
+    )?;
     let mut sym_ix = HashMap::with_hasher(FixedState::default());
     for (i, sym) in s.syms.iter().enumerate() {
         check(
@@ -188,17 +198,42 @@ fn restore(s: Snapshot) -> Result<ExecQuality, String> {
             && o.sums.horizons.len() == n
             && (o.pend.is_empty() || o.pend.len() == n)
     };
-    let mut order_ix = HashMap::with_hasher(FixedState::default());
-    for (ix, o) in s.orders.iter().enumerate() {
-        if let Some(o) = o {
-            check(order_ok(o), "order out of range")?;
-            check(
-                order_ix.insert(o.id.clone(), ix as u32).is_none(),
-                "duplicate order id",
-            )?;
+    let cell_ok = |c: &CellKey| {
+        (c.sym as usize) < s.syms.len()
+            && (c.account == NO_ACCOUNT || (c.account as usize) < s.accounts.len())
+            && usize::from(c.bucket) < SIZE_BUCKETS.len()
+    };
+    let mut order_ix = IdIndex::default();
+    let mut settling_n = 0;
+    // Lookups each held order waits for, to compare with the waiting fills.
+    let mut waits: Vec<u64> = vec![0; s.orders.len()];
+    for (ix, slot) in s.orders.iter().enumerate() {
+        match slot {
+            None => continue,
+            Some(Slot::Full(o)) => {
+                check(order_ok(o), "order out of range")?;
+                waits[ix] = u64::from(o.pending_n);
+            }
+            Some(Slot::Settling(st)) => {
+                check(
+                    cell_ok(&st.cell)
+                        && st.mid_q.len() == n
+                        && (st.missed.is_empty() || st.missed.len() == n),
+                    "settling order out of range",
+                )?;
+                settling_n += 1;
+                waits[ix] = u64::from(st.left);
+            }
         }
+        check(order_ix.insert(ix as u32, &s.orders), "duplicate order id")?;
     }
-    check(s.evicted.iter().all(order_ok), "evicted order out of range")?;
+    check(
+        s.undrained.iter().all(|u| match u {
+            Undrained::Row(o) => order_ok(o),
+            Undrained::Update(_) => true,
+        }),
+        "undrained order out of range",
+    )?;
     let mut free = HashSet::new();
     for &f in &s.free {
         check(
@@ -208,8 +243,19 @@ fn restore(s: Snapshot) -> Result<ExecQuality, String> {
     }
     let held = |ix: u32| s.orders.get(ix as usize).is_some_and(Option::is_some);
     check(
-        s.pending.iter().flatten().all(|p| held(p.order)),
+        s.lookups.fills.iter().all(|f| held(f.slot)),
         "lookup for an order not held",
+    )?;
+    for k in 0..n {
+        for f in s.lookups.waiting_for(k) {
+            if let Some(w) = waits.get_mut(f.slot as usize) {
+                *w = w.wrapping_sub(1);
+            }
+        }
+    }
+    check(
+        waits.iter().all(|&w| w == 0),
+        "waiting lookups differ from their orders' counts",
     )?;
     check(s.pass.iter().all(|&ix| held(ix)), "measured order not held")?;
     check(
@@ -224,8 +270,9 @@ fn restore(s: Snapshot) -> Result<ExecQuality, String> {
         acct_ix,
         orders: s.orders,
         free: s.free,
+        settling_n,
         order_ix,
-        pending: s.pending,
+        lookups: s.lookups,
         ends: s.ends,
         evictions: s.evictions,
         next_serial: s.next_serial,
@@ -235,7 +282,7 @@ fn restore(s: Snapshot) -> Result<ExecQuality, String> {
         observe: s.observe,
         obs: s.obs,
         evict: s.evict,
-        evicted: s.evicted,
+        undrained: s.undrained,
         track: s.track,
         groups: s.groups,
         live: s.live,
