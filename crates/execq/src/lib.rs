@@ -10,13 +10,17 @@
 //! * [`ExecQuality`] is the streaming engine (`on_record`, `order`, `report`,
 //!   `drain_observations`); [`compute`] is the same engine fed a slice.
 //! * Bounded streaming: [`ExecQuality::aggregates`] are running aggregates over every order
-//!   seen, maintained per record. With [`ExecQuality::set_eviction`] an order whose row is final
-//!   (ended, end snapshot taken, realized-spread lookups resolved, `late_fill_grace_ms` passed
-//!   in event time) leaves the engine and is handed out by [`ExecQuality::drain_finalized`], so
-//!   memory follows the live orders. Rows are stored with [`OrderQuality::to_stored_json`] and
-//!   read back with [`OrderQuality::from_stored_json`]; [`aggregate_rows`] /
-//!   [`RowAggregator`], [`report_from_rows`] and [`rule605_from_rows`] rebuild aggregates,
-//!   reports and the Rule 605 report from stored rows plus [`ExecQuality::held_rows`].
+//!   seen, maintained per record. With [`ExecQuality::set_eviction`] a finished order leaves
+//!   the engine in two stages: once `late_fill_grace_ms` has passed in event time after its
+//!   end, its row is handed out by [`ExecQuality::drain_rows`] (with the realized-spread
+//!   lookups still waiting described in [`OrderQuality::pending_spreads`]) and a compact record
+//!   replaces its state; when its last lookup resolves, a [`SpreadUpdate`] completing the row
+//!   follows ([`RowUpdater::apply`]). So memory follows the live orders, plus a few hundred
+//!   bytes per order ended within the longest horizon. Rows are stored with
+//!   [`OrderQuality::to_stored_json`] and read back with [`OrderQuality::from_stored_json`]; [`aggregate_rows`] / [`RowAggregator`],
+//!   [`report_from_rows`] and [`rule605_from_rows`] rebuild aggregates, reports and the Rule
+//!   605 report from stored rows (brought up to now with [`ExecQuality::spread_views`]) plus
+//!   [`ExecQuality::held_rows`]; [`ExecQuality::report_with`] does it for a slice of rows.
 //! * The engine is a serde snapshot ([`SNAPSHOT_VERSION`]): restore and continue equals
 //!   continuing.
 //! * [`rule605`] builds the monthly Rule 605-style report, [`rule605_to_csv`] /

@@ -71,6 +71,14 @@ pub struct PendingSpreads {
 
 /// Completes (or, as a view, brings up to now) a stored row whose realized-spread lookups were
 /// waiting ([`RowUpdater::apply`]).
+///
+/// The engine emits a row once only those lookups can change it (the late-fill grace has
+/// passed since the order ended) and keeps, per order, its id, aggregation cell, side, the
+/// number of lookups left and, per horizon, `sum q*M(t_e + h)` of those resolved since; the
+/// rest of what they add to the row is linear in the fills and travels in the row
+/// ([`PendingSpreads`]). The final update goes out with the order's last lookup
+/// ([`crate::ExecQuality::drain_rows`]); [`crate::ExecQuality::spread_views`] gives views of
+/// the orders still waiting, the way the batch report would show them now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpreadUpdate {
     pub(crate) order_id: Arc<str>,

@@ -1,7 +1,9 @@
-//! Aggregates, reports and the Rule 605 report built from per-order rows: the finalized rows a
-//! service stored (read back with [`OrderQuality::from_stored_json`]) plus the rows of the
-//! orders an engine still holds ([`crate::ExecQuality::held_rows`]). Same results as the batch
-//! report over the same orders: a group's sums are the plain sum of its orders' sums.
+//! Aggregates, reports and the Rule 605 report built from per-order rows: the rows a service
+//! stored (read back with [`OrderQuality::from_stored_json`], those still waiting for
+//! realized-spread lookups brought up to now with [`crate::ExecQuality::spread_views`]) plus
+//! the rows of the orders an engine still holds ([`crate::ExecQuality::held_rows`]). Same
+//! results as the batch report over the same orders: a group's sums are the plain sum of its
+//! orders' sums. A row still waiting, aggregated as stored, leaves its waiting lookups out.
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};

@@ -58,7 +58,7 @@ pub fn rule605(report: &Report, month: &str) -> Result<Rule605, ExecqError> {
     rule605_from_rows(report.orders.values().map(|b| &**b), &report.params, month)
 }
 
-/// [`rule605`] over per-order rows (finalized rows read back with
+/// [`rule605`] over per-order rows (stored rows read back with
 /// [`OrderQuality::from_stored_json`] plus the engine's held rows); rows received outside
 /// `month` are skipped, so a caller may pass a superset. `params` must be the engine's.
 pub fn rule605_from_rows<I>(rows: I, params: &Params, month: &str) -> Result<Rule605, ExecqError>

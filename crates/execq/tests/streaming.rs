@@ -636,3 +636,131 @@ fn stored_rows_need_their_sums_and_snapshots_check_their_version() {
     v["syms"] = serde_json::json!([]);
     assert!(serde_json::from_value::<ExecQuality>(v).is_err());
 }
+
+fn quote_at(ms: i64, bid_cents: i64, ask_cents: i64) -> Record {
+    let mut r = rec(ms, Kind::Quote, "");
+    r.bid = Some(Decimal::new(bid_cents, 2));
+    r.ask = Some(Decimal::new(ask_cents, 2));
+    r
+}
+
+/// The two stages pinned on one order: its row goes out after the grace with both lookups
+/// waiting (and the engine's view of it is the batch row at that point), the compact record
+/// resolves them at the mids prevailing at their targets, and the update completes the stored
+/// row into the batch row. Meanwhile a late fill is ignored, the id cannot be reused, and a
+/// snapshot whose waiting lookups do not match the record's count is refused.
+#[test]
+fn a_row_goes_out_after_the_grace_and_its_update_completes_it() {
+    let p = Params {
+        rs_horizons_ms: vec![1_000],
+        rs_primary_horizon_ms: 10_000,
+        late_fill_grace_ms: 500,
+        ..Params::default()
+    };
+    let mut recs = vec![
+        quote_at(0, 1_000, 1_002),
+        order_new(1, "o1", 100),
+        fill(2, "o1", 100),
+        // 600 ms: the grace (500 ms after the fill that ended it) has passed.
+        quote_at(600, 1_004, 1_006),
+    ];
+    let mut e = ExecQuality::new(p.clone()).unwrap();
+    e.set_eviction(true).unwrap();
+    let mut store = Store::new(&p);
+    for r in &recs {
+        e.on_record(r);
+    }
+    let changes = e.drain_rows();
+    assert_eq!(changes.len(), 1);
+    let RowChange::Row(row) = &changes[0] else {
+        panic!("a row first: {changes:?}");
+    };
+    let pending = row.pending_spreads.as_deref().expect("both lookups wait");
+    assert_eq!(pending.lookups, 2);
+    assert_eq!(pending.horizons.len(), 2);
+    assert_eq!(pending.horizons[0].shares, Decimal::from(100));
+    // Bought 100 at 10.02: s*2*q*P = 2004.
+    assert_eq!(pending.horizons[0].signed_2qp, Decimal::from(2004));
+    assert!(
+        row.stats
+            .realized_spreads
+            .iter()
+            .all(|h| h.shares.is_zero())
+    );
+    assert_eq!(e.held_orders(), 0);
+    assert_eq!(e.settling_orders(), 1);
+    assert_eq!(e.order("o1"), None);
+    store.apply(changes);
+    // The view of now: both lookups at the last mid (10.05), as the batch report gives it.
+    let batch = compute(&recs, &p).unwrap();
+    assert_eq!(store.now(&e), vec![(*batch.orders["o1"]).clone()]);
+    let view = e.spread_view("o1").unwrap();
+    assert!(!view.is_final());
+
+    // After the grace: a late fill is ignored, the id is not free.
+    let mut late = e_clone(&e);
+    late.on_record(&fill(700, "o1", 10));
+    late.on_record(&order_new(800, "o1", 100));
+    assert_eq!(
+        late.data_issues().get("fill_for_unknown_or_evicted_order"),
+        Some(&1)
+    );
+    assert_eq!(late.data_issues().get("duplicate_order_id"), Some(&1));
+    assert_eq!(late.settling_orders(), 1);
+
+    // A snapshot is checked: the record's count of waiting lookups must match the queue.
+    let mut v = serde_json::to_value(&e).unwrap();
+    let slot = v["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|o| o.get("s").is_some())
+        .unwrap();
+    assert_eq!(v["orders"][slot]["s"][8], 2, "{}", v["orders"][slot]);
+    v["orders"][slot]["s"][8] = 3.into();
+    assert!(serde_json::from_value::<ExecQuality>(v).is_err());
+
+    // 1.002 s: the 1 s horizon resolves at the mid then (10.05); 10.002 s: the 10 s horizon at
+    // 10.07. The record leaves with the last one, and its update completes the row.
+    recs.extend([
+        quote_at(1_500, 1_008, 1_010),
+        quote_at(9_000, 1_006, 1_008),
+        quote_at(10_003, 1_000, 1_002),
+    ]);
+    for r in &recs[4..] {
+        e.on_record(r);
+    }
+    let changes = e.drain_rows();
+    assert!(
+        matches!(&changes[..], [RowChange::Update(u)] if u.order_id() == "o1" && u.is_final()),
+        "{changes:?}"
+    );
+    assert_eq!(e.settling_orders(), 0);
+    assert_eq!(e.state_sizes().order_slots, 1);
+    store.apply(changes);
+    let row = &store.rows["o1"];
+    assert_eq!(row.pending_spreads, None);
+    let batch = compute(&recs, &p).unwrap();
+    assert_eq!(row, &*batch.orders["o1"]);
+    // 2*(10.02 - 10.05) per share at 1 s, 2*(10.02 - 10.07) at 10 s.
+    let rs: Vec<_> = row
+        .stats
+        .realized_spreads
+        .iter()
+        .map(|h| h.avg_realized_spread)
+        .collect();
+    assert_eq!(
+        rs,
+        vec![Some(Decimal::new(-6, 2)), Some(Decimal::new(-10, 2))]
+    );
+    // Applying the update again (a replay) changes nothing.
+    let again = RowUpdater::new(&p).unwrap();
+    let mut copy = row.clone();
+    assert!(!again.apply(&mut copy, &view).unwrap());
+    assert_eq!(&copy, row);
+}
+
+/// An independent copy of an engine (through its snapshot).
+fn e_clone(e: &ExecQuality) -> ExecQuality {
+    serde_json::from_str(&serde_json::to_string(e).unwrap()).unwrap()
+}

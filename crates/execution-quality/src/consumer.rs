@@ -36,7 +36,7 @@ pub const FILTER: &str = "orders.* fills.* md.quote.> md.trade.>";
 pub const NAME: &str = "execution-quality";
 
 /// The snapshotted state: the exporter (open orders), the engine with eviction on, and where
-/// finalized rows go. Serialize + Deserialize is the runtime's snapshot; the open store
+/// its rows and updates go. Serialize + Deserialize is the runtime's snapshot; the open store
 /// connection and the metrics are not state and are re-attached after a restore.
 #[derive(Serialize, Deserialize)]
 pub struct QualityConsumer {
@@ -58,7 +58,7 @@ pub struct QualityConsumer {
 }
 
 impl QualityConsumer {
-    /// A fresh consumer whose finalized rows go to the store at `rows_db`. Fails for
+    /// A fresh consumer whose rows go to the store at `rows_db`. Fails for
     /// parameters that cannot evict orders (`is_end_price: end_of_data_mid` makes no row ever
     /// final, so memory would grow with history).
     pub fn new(params: Params, rows_db: &Path) -> Result<QualityConsumer, QualityError> {

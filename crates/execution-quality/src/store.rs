@@ -61,7 +61,7 @@ fn month_of(ts: Timestamp) -> String {
     ts.to_datetime().format("%Y-%m").to_string()
 }
 
-/// The consumer's write side: one connection, one transaction per batch of finalized rows.
+/// The consumer's write side: one connection, one transaction per batch of rows and updates.
 pub struct RowWriter {
     path: PathBuf,
     conn: Connection,
@@ -438,6 +438,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use execq::{RowChange, SpreadUpdate};
     use interchange::{Kind, Record};
     use model::{Decimal, Side};
 
@@ -560,6 +561,139 @@ mod tests {
         )
         .collect();
         assert_eq!(merged, all);
+    }
+
+    /// One order, bought at 10.02; its row goes out after the 500 ms grace with its realized-
+    /// spread lookups (1 s and 10 s) waiting, and their update follows: `(records up to the
+    /// row, the row, all records, the update)`.
+    fn two_stages() -> (
+        Vec<Record>,
+        RowChange,
+        Vec<Record>,
+        RowChange,
+        execq::Params,
+    ) {
+        let p = execq::Params {
+            rs_horizons_ms: vec![1_000],
+            rs_primary_horizon_ms: 10_000,
+            late_fill_grace_ms: 500,
+            ..execq::Params::default()
+        };
+        let t = |ms: i64| Timestamp::from_millis(1_706_745_540_000 + ms);
+        let quote = |ms: i64, bid: i64| {
+            let mut q = Record::new(t(ms), Kind::Quote, "AAA");
+            q.bid = Some(Decimal::new(bid, 2));
+            q.ask = Some(Decimal::new(bid + 2, 2));
+            q
+        };
+        let mut o = Record::new(t(1), Kind::OrderNew, "AAA");
+        o.order_id = Some("o1".into());
+        o.account = Some("a".into());
+        o.side = Some(Side::Buy);
+        o.qty = Some(Decimal::from(100));
+        o.order_type = Some("market".into());
+        let mut f = Record::new(t(2), Kind::Fill, "AAA");
+        f.order_id = Some("o1".into());
+        f.side = Some(Side::Buy);
+        f.qty = Some(Decimal::from(100));
+        f.price = Some(Decimal::new(1002, 2));
+        let first = vec![quote(0, 1000), o, f, quote(600, 1004)];
+        let mut e = execq::ExecQuality::new(p.clone()).unwrap();
+        e.set_eviction(true).unwrap();
+        for r in &first {
+            e.on_record(r);
+        }
+        let mut rows = e.drain_rows();
+        assert_eq!(rows.len(), 1);
+        let row = rows.remove(0);
+        let mut all = first.clone();
+        all.extend([quote(1_500, 1008), quote(10_003, 1000)]);
+        for r in &all[first.len()..] {
+            e.on_record(r);
+        }
+        let mut updates = e.drain_rows();
+        assert_eq!(updates.len(), 1);
+        (first, row, all, updates.remove(0), p)
+    }
+
+    #[test]
+    fn an_update_completes_its_stored_row_once_and_replays_change_nothing() {
+        let (first, row, all, update, p) = two_stages();
+        let updater = RowUpdater::new(&p).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let mut w = RowWriter::open(&path).unwrap();
+        let r = RowReader::new(&path);
+        assert_eq!(w.apply(std::slice::from_ref(&row), &updater).unwrap(), 0);
+        let waiting = r.row("o1").unwrap().unwrap();
+        assert!(waiting.pending_spreads.is_some());
+        // Stored as handed out, the waiting lookups left out of its sums.
+        assert_eq!(
+            waiting.stats.realized_spreads[0].shares,
+            Decimal::ZERO,
+            "{waiting:?}"
+        );
+        assert_ne!(&waiting, &*execq::compute(&first, &p).unwrap().orders["o1"]);
+        w.apply(std::slice::from_ref(&update), &updater).unwrap();
+        let done = r.row("o1").unwrap().unwrap();
+        let batch = execq::compute(&all, &p).unwrap();
+        assert_eq!(&done, &*batch.orders["o1"]);
+        // A replayed tail: the row goes back to waiting, its update completes it again; an
+        // update of a complete row changes nothing.
+        w.apply(&[row.clone(), update.clone()], &updater).unwrap();
+        assert_eq!(r.row("o1").unwrap().as_ref(), Some(&done));
+        w.apply(std::slice::from_ref(&update), &updater).unwrap();
+        assert_eq!(r.row("o1").unwrap().as_ref(), Some(&done));
+        assert_eq!(r.count().unwrap(), 1);
+        // An update without its row is counted, not an error.
+        let dir2 = tempfile::tempdir().unwrap();
+        let mut empty = RowWriter::open(&dir2.path().join(DB_FILE)).unwrap();
+        assert_eq!(empty.apply(&[update], &updater).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_merge_shows_waiting_rows_through_the_engine_view_and_prefers_held_rows() {
+        let (first, row, all, update, p) = two_stages();
+        let RowChange::Row(waiting) = row else {
+            panic!("a row first")
+        };
+        let RowChange::Update(update) = update else {
+            panic!("then its update")
+        };
+        let updater = || RowUpdater::new(&p).unwrap();
+        let mut e = execq::ExecQuality::new(p.clone()).unwrap();
+        e.set_eviction(true).unwrap();
+        for r in &first {
+            e.on_record(r);
+        }
+        let view = e.spread_view("o1").unwrap();
+        let now = execq::compute(&first, &p).unwrap();
+        let merge = |stored: &OrderQuality, held: Option<OrderQuality>, v: Option<SpreadUpdate>| {
+            MergeById::new(
+                std::iter::once(stored.clone()),
+                held.into_iter(),
+                v.into_iter(),
+                updater(),
+            )
+            .collect::<Vec<_>>()
+        };
+        // Waiting and seen through the engine's view: the batch row as of now.
+        assert_eq!(
+            merge(&waiting, None, Some(view.clone())),
+            [(*now.orders["o1"]).clone()]
+        );
+        // Waiting with no view (an order the engine had not seen yet): as stored.
+        assert_eq!(merge(&waiting, None, None), [(*waiting).clone()]);
+        // A held row wins over a waiting stored row.
+        let mut held = (*now.orders["o1"]).clone();
+        held.fill_count = 9;
+        assert_eq!(merge(&waiting, Some(held.clone()), None), [held.clone()]);
+        // A complete stored row wins over a view or a held row taken before it completed.
+        let mut complete = (*waiting).clone();
+        updater().apply(&mut complete, &update).unwrap();
+        assert_eq!(&complete, &*execq::compute(&all, &p).unwrap().orders["o1"]);
+        assert_eq!(merge(&complete, None, Some(view)), [complete.clone()]);
+        assert_eq!(merge(&complete, Some(held), None), [complete.clone()]);
     }
 
     #[test]

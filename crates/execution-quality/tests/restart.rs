@@ -164,7 +164,7 @@ fn memory_stays_bounded_over_a_long_journal() {
         let s = c.engine().state_sizes();
         assert_eq!(
             s.undrained_rows, 0,
-            "every finalized row leaves with its batch"
+            "every row and update leaves with its batch"
         );
         peak_held = peak_held.max(s.held_orders);
         peak_pending = peak_pending.max(s.pending_lookups);

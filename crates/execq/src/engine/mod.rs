@@ -135,6 +135,8 @@ struct OrderState {
     complete: Option<i64>,
     liq: u8,
     /// Boxed: the order table grows by doubling, and moving 1 KiB per order is not free.
+    /// Sparse in snapshots: most of an order's sums are zero.
+    #[serde(with = "snapshot::sparse_sums")]
     sums: Box<Sums>,
     /// Realized-spread lookups of this order still waiting, per horizon, as sums linear in the
     /// mid they will resolve at (kept only when the engine tracks aggregates).
@@ -288,8 +290,8 @@ pub struct ExecQuality {
     undrained: Vec<Undrained>,
     /// Running aggregates maintained (off only for the batch [`compute`], which reports once).
     track: bool,
-    /// Everything that does not move with the market: finalized rows, and the fill-level part
-    /// of held orders.
+    /// Everything that does not move with the market: rows handed out (and their lookups
+    /// resolved since), and the fill-level part of held orders.
     groups: Groups,
     /// Per aggregation cell, the part of held orders that follows their symbol's current quote
     /// and tape, as linear forms evaluated when asked.

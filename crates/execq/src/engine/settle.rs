@@ -185,33 +185,47 @@ impl Settling {
     }
 }
 
-/// Snapshot form of [`Settling`]: an array (about 90 bytes of JSON per order).
+/// Snapshot form of [`Settling`]: an array, the order class and side as numbers (about 60
+/// bytes of JSON per order: a snapshot holds hundreds of thousands of them).
 type SettlingSnap = (
     String,
     u32,
     u32,
-    OrderClass,
+    u8,
     u8,
     u8,
     i64,
-    Side,
+    u8,
     u32,
     Vec<Decimal>,
     Vec<PendingHorizon>,
 );
 
+/// Order classes by their number in a snapshot.
+const CLASSES: [OrderClass; 8] = [
+    OrderClass::Market,
+    OrderClass::MarketableLimit,
+    OrderClass::InsideTheQuote,
+    OrderClass::AtTheQuote,
+    OrderClass::NearTheQuote,
+    OrderClass::AwayFromQuote,
+    OrderClass::Stop,
+    OrderClass::Unclassified,
+];
+
 impl Serialize for Settling {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let c = &self.cell;
+        let class = CLASSES.iter().position(|x| *x == c.class).unwrap_or(0) as u8;
         (
             &*self.id,
             c.account,
             c.sym,
-            c.class,
+            class,
             c.bucket,
             c.liq,
             c.window,
-            self.side,
+            u8::from(self.side == Side::Sell),
             self.left,
             &*self.mid_q,
             &*self.missed,
@@ -227,6 +241,14 @@ impl<'de> Deserialize<'de> for Settling {
         if left == 0 {
             return Err(D::Error::custom("a settling order with no lookup waiting"));
         }
+        let class = *CLASSES
+            .get(usize::from(class))
+            .ok_or_else(|| D::Error::custom("order class out of range"))?;
+        let side = match side {
+            0 => Side::Buy,
+            1 => Side::Sell,
+            _ => return Err(D::Error::custom("side out of range")),
+        };
         Ok(Settling {
             id: Arc::from(id),
             cell: CellKey {

@@ -289,3 +289,48 @@ fn restore(s: Snapshot) -> Result<ExecQuality, String> {
         pass: s.pass,
     })
 }
+
+/// An order's [`crate::Sums`] in a snapshot: only the fields that differ from the default (an
+/// order's fill-level sums leave most fields zero), each written exactly as the full form
+/// writes it, so a restored copy serializes to the same bytes.
+pub(super) mod sparse_sums {
+    use std::sync::LazyLock;
+
+    use serde::de::Error as _;
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::{Map, Value};
+
+    use crate::stats::Sums;
+
+    static DEFAULT: LazyLock<Map<String, Value>> =
+        LazyLock::new(|| match serde_json::to_value(Sums::default()) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        });
+
+    pub fn serialize<S: Serializer>(v: &Sums, s: S) -> Result<S::Ok, S::Error> {
+        let Value::Object(full) = serde_json::to_value(v).map_err(S::Error::custom)? else {
+            return Err(S::Error::custom("sums are not an object"));
+        };
+        let sparse: Map<String, Value> = full
+            .into_iter()
+            .filter(|(k, v)| DEFAULT.get(k) != Some(v))
+            .collect();
+        sparse.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Box<Sums>, D::Error> {
+        let sparse = Map::<String, Value>::deserialize(d)?;
+        let mut full = DEFAULT.clone();
+        for (k, v) in sparse {
+            if !full.contains_key(&k) {
+                return Err(D::Error::custom(format!("unknown sums field `{k}`")));
+            }
+            full.insert(k, v);
+        }
+        Sums::deserialize(Value::Object(full))
+            .map(Box::new)
+            .map_err(D::Error::custom)
+    }
+}
