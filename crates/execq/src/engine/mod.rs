@@ -105,7 +105,7 @@ const NO_ACCOUNT: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct OrderState {
-    /// Shared with the id index (a finished order's record keeps it too).
+    /// Shared with the order's settling record and its row update (cloned per order).
     #[serde(with = "arc_str")]
     id: Arc<str>,
     /// Index into `ExecQuality::accounts`.
@@ -1512,9 +1512,10 @@ impl ExecQuality {
     /// Everything held, as of now. Pending realized-spread horizons take `rs_end_of_data`;
     /// orders still working are measured to the end of the data. Does not change the engine.
     ///
-    /// With eviction on this covers only the orders still held; build reports over every order
-    /// with [`ExecQuality::report_with`] or [`crate::report_from_rows`] from the finalized
-    /// rows, and take running totals from [`ExecQuality::aggregates`].
+    /// With eviction on this covers only the orders held in full; build reports over every
+    /// order with [`ExecQuality::report_with`] from the stored rows (or with
+    /// [`crate::report_from_rows`] from rows brought up to now), and take running totals from
+    /// [`ExecQuality::aggregates`].
     pub fn report(&self) -> Report {
         self.report_filtered(&ReportFilter::default())
     }
@@ -1571,9 +1572,11 @@ impl ExecQuality {
         }
     }
 
-    /// The current rows of the held orders that `filter` keeps, in order-id order (pending
-    /// horizons and unfinished ends take the end-of-data rule, as in [`ExecQuality::report`]).
-    /// Together with the rows drained so far they are every order seen.
+    /// The current rows of the orders held in full that `filter` keeps, in order-id order
+    /// (pending horizons and unfinished ends take the end-of-data rule, as in
+    /// [`ExecQuality::report`]). Together with the rows drained so far (those still waiting for
+    /// realized-spread lookups brought up to now with [`ExecQuality::spread_views`]) they are
+    /// every order seen.
     pub fn held_rows(&self, filter: &ReportFilter) -> Vec<OrderQuality> {
         let mut sums: Vec<Option<Box<Sums>>> = (0..self.orders.len())
             .map(|ix| {
