@@ -41,13 +41,48 @@ CREATE TABLE IF NOT EXISTS order_rows (
     symbol     TEXT    NOT NULL,
     receipt_ts INTEGER NOT NULL,    -- ns since the Unix epoch
     month      TEXT    NOT NULL,    -- YYYY-MM (UTC) of receipt_ts: the Rule 605 month
-    row        TEXT    NOT NULL     -- execq::OrderQuality::to_stored_json
+    row        BLOB    NOT NULL     -- deflate(execq::OrderQuality::to_stored_json); TEXT in old rows
 );
 CREATE INDEX IF NOT EXISTS order_rows_by_account ON order_rows(account, order_id);
 CREATE INDEX IF NOT EXISTS order_rows_by_symbol  ON order_rows(symbol, order_id);
 CREATE INDEX IF NOT EXISTS order_rows_by_time    ON order_rows(receipt_ts);
 CREATE INDEX IF NOT EXISTS order_rows_by_month   ON order_rows(month, order_id);
 ";
+
+/// A row as stored: its JSON, deflated. The JSON repeats every field name and the exact sums of
+/// every statistic, so it compresses about tenfold; at 1000 orders/s that is the difference between
+/// ~0.4 GB and ~4 GB of disk an hour (each row is also rewritten once, by its spread update).
+fn encode_row(row: &OrderQuality) -> Result<Vec<u8>, QualityError> {
+    use std::io::Write;
+    let json = row.to_stored_json()?;
+    let mut z = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(json.len() / 4),
+        flate2::Compression::fast(),
+    );
+    z.write_all(json.as_bytes())
+        .and_then(|()| z.finish())
+        .map_err(|e| execq::ExecqError::BadStoredRow(format!("cannot compress a row: {e}")).into())
+}
+
+/// A stored row back: deflated JSON, or plain JSON text (rows written before compression).
+fn decode_row(v: rusqlite::types::ValueRef<'_>) -> Result<OrderQuality, QualityError> {
+    use std::io::Read;
+    match v {
+        rusqlite::types::ValueRef::Text(t) => {
+            let t = std::str::from_utf8(t)
+                .map_err(|e| execq::ExecqError::BadStoredRow(e.to_string()))?;
+            Ok(OrderQuality::from_stored_json(t)?)
+        }
+        rusqlite::types::ValueRef::Blob(b) => {
+            let mut json = String::with_capacity(b.len() * 8);
+            flate2::read::DeflateDecoder::new(b)
+                .read_to_string(&mut json)
+                .map_err(|e| execq::ExecqError::BadStoredRow(format!("damaged row: {e}")))?;
+            Ok(OrderQuality::from_stored_json(&json)?)
+        }
+        _ => Err(execq::ExecqError::BadStoredRow("a row is neither text nor blob".into()).into()),
+    }
+}
 
 fn sqlite(path: &Path) -> impl FnOnce(rusqlite::Error) -> QualityError + '_ {
     move |source| QualityError::Store {
@@ -168,25 +203,25 @@ impl RowWriter {
                             row.symbol,
                             row.receipt_ts.as_nanos(),
                             month_of(row.receipt_ts),
-                            row.to_stored_json()?,
+                            encode_row(row)?,
                         ])
                         .map_err(sqlite(&path))?;
                     }
                     RowChange::Update(u) => {
-                        let text: Option<String> = get
-                            .query_row([u.order_id()], |r| r.get(0))
+                        let stored: Option<Result<OrderQuality, QualityError>> = get
+                            .query_row([u.order_id()], |r| Ok(decode_row(r.get_ref(0)?)))
                             .optional()
                             .map_err(sqlite(&path))?;
-                        let Some(text) = text else {
+                        let Some(row) = stored else {
                             missing += 1;
                             continue;
                         };
-                        let mut row = OrderQuality::from_stored_json(&text)?;
+                        let mut row = row?;
                         let updater = updater.ok_or_else(|| {
                             execq::ExecqError::BadUpdate("no parameters to apply it with".into())
                         })?;
                         if updater.apply(&mut row, u)? {
-                            set.execute(params![u.order_id(), row.to_stored_json()?])
+                            set.execute(params![u.order_id(), encode_row(&row)?])
                                 .map_err(sqlite(&path))?;
                         }
                     }
@@ -258,17 +293,16 @@ impl RowReader {
     pub fn row(&self, order_id: &str) -> Result<Option<OrderQuality>, QualityError> {
         let conn = self.take()?;
         let path = self.path.as_path();
-        let text: Option<String> = conn
+        let row: Option<Result<OrderQuality, QualityError>> = conn
             .query_row(
                 "SELECT row FROM order_rows WHERE order_id = ?1",
                 [order_id],
-                |r| r.get(0),
+                |r| Ok(decode_row(r.get_ref(0)?)),
             )
             .optional()
             .map_err(sqlite(path))?;
         self.give_back(conn);
-        text.map(|t| OrderQuality::from_stored_json(&t).map_err(QualityError::from))
-            .transpose()
+        row.transpose()
     }
 
     /// Rows stored.
@@ -320,18 +354,13 @@ impl RowReader {
         let out = {
             let mut stmt = conn.prepare(&sql).map_err(sqlite(path))?;
             let rows = stmt
-                .query_map(params_from_iter(args), |r| r.get::<_, String>(0))
+                .query_map(params_from_iter(args), |r| Ok(decode_row(r.get_ref(0)?)))
                 .map_err(sqlite(path))?;
-            let mut it = rows.map_while(|r| {
-                match r
-                    .map_err(sqlite(path))
-                    .and_then(|t| OrderQuality::from_stored_json(&t).map_err(QualityError::from))
-                {
-                    Ok(row) => Some(row),
-                    Err(e) => {
-                        failed = Some(e);
-                        None
-                    }
+            let mut it = rows.map_while(|r| match r.map_err(sqlite(path)).and_then(|row| row) {
+                Ok(row) => Some(row),
+                Err(e) => {
+                    failed = Some(e);
+                    None
                 }
             });
             f(&mut it)

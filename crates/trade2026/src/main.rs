@@ -401,6 +401,7 @@ enum ConfigCommand {
 }
 
 fn main() {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => up(args),
@@ -973,6 +974,24 @@ fn surveil_cli(
     std::io::stdout().write_all(out.as_bytes())?;
     Ok(())
 }
+
+/// glibc gives threads their own malloc arenas (up to eight per core). The platform's runtime
+/// starts dozens of short-lived blocking threads (store reads, consumer batches), and memory freed
+/// on one arena is not reused by the others, so RSS creeps up for minutes: in the soak at 1000
+/// orders/s, 334 MB after 3 minutes with the default against 205 MB with two arenas. Two arenas
+/// keep the two worker threads from contending; `MALLOC_ARENA_MAX` in the environment wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only changes allocator settings; it is called before any thread starts.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
