@@ -57,8 +57,10 @@ impl Default for Retention {
         Retention {
             terminal_order_secs: 10,
             max_terminal_orders: 10_000,
-            client_order_id_secs: 600,
-            max_client_order_ids: 1_000_000,
+            // The blotter's durable index answers older repeats (24 h by default): memory only
+            // has to cover the moment until the blotter holds an order, which is milliseconds.
+            client_order_id_secs: 60,
+            max_client_order_ids: 200_000,
         }
     }
 }
@@ -88,6 +90,17 @@ enum Change<'e> {
         avg: Price,
         status: OrderStatus,
     },
+}
+
+/// Whether the order's client order id is one the OMS generated (`o-<order_id>`, or with a
+/// `-<n>` suffix): those are not idempotency keys (the client never sent them), so they are not
+/// remembered, which keeps memory to the ids clients actually chose.
+fn is_generated(order: &Order) -> bool {
+    let base = format!("o-{}", order.order_id);
+    let c = order.client_order_id.as_str();
+    c == base
+        || c.strip_prefix(&base)
+            .is_some_and(|rest| rest.starts_with('-'))
 }
 
 /// A 64-bit digest of (account, client order id): what idempotent order entry remembers, so a
@@ -148,14 +161,16 @@ pub struct Oms {
     last_fill_id: u64,
 }
 
-/// What a snapshot holds: the indexes are rebuilt from the orders on restore.
+/// What a snapshot holds: the indexes are rebuilt from the orders on restore. The remembered
+/// ids are plain number arrays (times in ns): hundreds of thousands of them are common, and a
+/// JSON object per entry would make the engine's snapshot several times larger and slower.
 #[derive(Serialize)]
 struct StateRef<'a> {
     retention: &'a Retention,
     orders: Vec<&'a Entry>,
-    ended: &'a VecDeque<(OrderId, Timestamp)>,
-    client_ids: &'a BTreeMap<u64, OrderId>,
-    client_ids_ended: &'a VecDeque<(u64, OrderId, Timestamp)>,
+    ended: Vec<(u64, i64)>,
+    client_ids: Vec<(u64, u64)>,
+    client_ids_ended: Vec<(u64, u64, i64)>,
     last_order_id: u64,
     last_fill_id: u64,
 }
@@ -165,9 +180,9 @@ struct StateRef<'a> {
 struct State {
     retention: Retention,
     orders: Vec<Entry>,
-    ended: VecDeque<(OrderId, Timestamp)>,
-    client_ids: BTreeMap<u64, OrderId>,
-    client_ids_ended: VecDeque<(u64, OrderId, Timestamp)>,
+    ended: Vec<(u64, i64)>,
+    client_ids: Vec<(u64, u64)>,
+    client_ids_ended: Vec<(u64, u64, i64)>,
     last_order_id: u64,
     last_fill_id: u64,
 }
@@ -177,9 +192,17 @@ impl Serialize for Oms {
         StateRef {
             retention: &self.retention,
             orders: self.orders.values().collect(),
-            ended: &self.ended,
-            client_ids: &self.client_ids,
-            client_ids_ended: &self.client_ids_ended,
+            ended: self
+                .ended
+                .iter()
+                .map(|(id, t)| (id.0, t.as_nanos()))
+                .collect(),
+            client_ids: self.client_ids.iter().map(|(k, id)| (*k, id.0)).collect(),
+            client_ids_ended: self
+                .client_ids_ended
+                .iter()
+                .map(|(k, id, t)| (*k, id.0, t.as_nanos()))
+                .collect(),
             last_order_id: self.last_order_id,
             last_fill_id: self.last_fill_id,
         }
@@ -195,9 +218,21 @@ impl<'de> Deserialize<'de> for Oms {
             orders: BTreeMap::new(),
             open: HashMap::new(),
             open_by_instrument: HashMap::new(),
-            ended: st.ended,
-            client_ids: st.client_ids,
-            client_ids_ended: st.client_ids_ended,
+            ended: st
+                .ended
+                .into_iter()
+                .map(|(id, t)| (OrderId(id), Timestamp::from_nanos(t)))
+                .collect(),
+            client_ids: st
+                .client_ids
+                .into_iter()
+                .map(|(k, id)| (k, OrderId(id)))
+                .collect(),
+            client_ids_ended: st
+                .client_ids_ended
+                .into_iter()
+                .map(|(k, id, t)| (k, OrderId(id), Timestamp::from_nanos(t)))
+                .collect(),
             last_order_id: st.last_order_id,
             last_fill_id: st.last_fill_id,
         };
@@ -213,7 +248,7 @@ impl<'de> Deserialize<'de> for Oms {
 
 impl Oms {
     /// The layout version of a serialized `Oms` (snapshots of another version are not loaded).
-    pub const SNAPSHOT_VERSION: u32 = 1;
+    pub const SNAPSHOT_VERSION: u32 = 2;
 
     pub fn new() -> Oms {
         Oms::default()
@@ -648,8 +683,10 @@ impl Oms {
             Change::Submit(order) => {
                 let id = order.order_id;
                 self.last_order_id = id.0;
-                self.client_ids
-                    .insert(client_key(&order.account, &order.client_order_id), id);
+                if !is_generated(order) {
+                    self.client_ids
+                        .insert(client_key(&order.account, &order.client_order_id), id);
+                }
                 self.index_open(order);
                 self.orders.insert(
                     id,
@@ -716,8 +753,13 @@ impl Oms {
         };
         let (account, instrument) = (&e.order.account, &e.order.instrument);
         self.ended.push_back((id, ended));
-        self.client_ids_ended
-            .push_back((client_key(account, &e.order.client_order_id), id, ended));
+        if !is_generated(&e.order) {
+            self.client_ids_ended.push_back((
+                client_key(account, &e.order.client_order_id),
+                id,
+                ended,
+            ));
+        }
         if let Some(set) = self.open.get_mut(account) {
             set.remove(&id);
             if set.is_empty() {

@@ -582,3 +582,27 @@ fn memory_stays_bounded_over_a_long_stream_of_orders() {
     }
     assert_eq!(rebuilt, h.oms);
 }
+
+#[test]
+fn generated_client_order_ids_are_not_remembered_for_idempotency() {
+    let mut h = Harness::default();
+    for t in 1..=5 {
+        h.submit(buy_limit("a", "1", "100"), t);
+    }
+    assert_eq!(
+        h.oms.client_ids_len(),
+        0,
+        "o-<id> ids were never sent by a client"
+    );
+    h.submit(
+        buy_limit("a", "1", "100").with_client_order_id(ClientOrderId::new("mine").unwrap()),
+        6,
+    );
+    assert_eq!(h.oms.client_ids_len(), 1);
+    // A client id that merely looks generated for another order is the client's own.
+    h.submit(
+        buy_limit("a", "1", "100").with_client_order_id(ClientOrderId::new("o-99").unwrap()),
+        7,
+    );
+    assert_eq!(h.oms.client_ids_len(), 2);
+}

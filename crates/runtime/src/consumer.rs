@@ -476,7 +476,11 @@ async fn run_loop<B: Bus, C: Consumer>(
     let name = spec.name;
     let labels = ConsumerMetrics::labels(name);
     let mut out: Vec<Event> = Vec::new();
-    let mut ticker = spec.tick.map(tokio::time::interval);
+    // The first tick one period from now, not at once: a start catches up first (a tick can be
+    // costly, and a consumer is not ready before it has caught up).
+    let mut ticker = spec
+        .tick
+        .map(|every| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
     let mut applied = *position.borrow();
     loop {
         let tick = async {
