@@ -274,7 +274,9 @@ impl Engine {
             }
         }
 
-        let market = bus.subscribe_ephemeral("md.>", StartAt::Sequence(journal.last_seq() + 1))?;
+        // Market data right after the replayed history: what the feeds journaled while this
+        // start ran is still to be acted on (only the engine's own events, applied above, follow).
+        let market = bus.subscribe_ephemeral("md.>", StartAt::Sequence(replay_to + 1))?;
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (reports, _) = broadcast::channel(16_384);
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
