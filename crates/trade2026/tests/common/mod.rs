@@ -145,6 +145,17 @@ impl Platform {
     }
 }
 
+/// A test that fails mid-way must not leave its platform running (it would outlive the test's
+/// temporary directory and fill the log with errors).
+impl Drop for Platform {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// A minimal HTTP/1.1 GET (the tests need no HTTP client library).
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     http(addr, "GET", path, None)
