@@ -225,6 +225,26 @@ impl Scope {
             Scope::Accounts(set) => Some(set.iter().map(ToString::to_string).collect()),
         }
     }
+
+    /// The one rule for a record that involves several accounts (an alert, a report): it is in
+    /// scope only if every account it involves is, so a key never sees another account's data
+    /// through a record it shares with one of its own. A record naming no account (an
+    /// owner-wide report) is only in the scope of every account.
+    pub fn covers_all<'a>(&self, accounts: impl IntoIterator<Item = &'a str>) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Accounts(_) => {
+                let mut named = false;
+                for account in accounts {
+                    if !self.contains(account) {
+                        return false;
+                    }
+                    named = true;
+                }
+                named
+            }
+        }
+    }
 }
 
 fn forbidden(message: impl Into<String>) -> ApiError {
@@ -257,6 +277,20 @@ impl Caller {
         }
     }
 
+    /// Whether the key covers a record involving `accounts`: [`Scope::covers_all`] over the
+    /// key's accounts (whatever account a request names).
+    pub fn sees_all<'a>(&self, accounts: impl IntoIterator<Item = &'a str>) -> bool {
+        self.scope().covers_all(accounts)
+    }
+
+    /// Every account the key covers.
+    pub fn scope(&self) -> Scope {
+        match self.0.account_filter() {
+            None => Scope::All,
+            Some(set) => Scope::Accounts(set.clone()),
+        }
+    }
+
     /// The scope of a read: the `named` account if the key covers it (404 otherwise), else
     /// every account of the key.
     pub fn read_scope(&self, named: Option<&str>) -> Result<Scope, ApiError> {
@@ -270,10 +304,7 @@ impl Caller {
                 }
                 Ok(Scope::Accounts([id].into()))
             }
-            None => Ok(match self.0.account_filter() {
-                None => Scope::All,
-                Some(set) => Scope::Accounts(set.clone()),
-            }),
+            None => Ok(self.scope()),
         }
     }
 
@@ -562,6 +593,22 @@ mod tests {
             caller(Role::Compliance, &[]).read_scope(None).unwrap(),
             Scope::All
         );
+    }
+
+    #[test]
+    fn a_record_of_several_accounts_is_seen_only_by_a_key_covering_each() {
+        let one = caller(Role::Compliance, &["a"]);
+        assert!(one.sees_all(["a"]));
+        assert!(!one.sees_all(["a", "b"]), "b's data rides along");
+        assert!(!one.sees_all(["b"]));
+        assert!(!one.sees_all([]), "owner-wide: only for keys over every account");
+        assert!(!one.sees_all(None::<&str>));
+        let two = caller(Role::Compliance, &["a", "b"]);
+        assert!(two.sees_all(["b", "a"]));
+        assert!(two.sees_all(Some("b")));
+        let all = caller(Role::Compliance, &[]);
+        assert!(all.sees_all(["a", "z"]) && all.sees_all([]));
+        assert_eq!(two.scope(), two.read_scope(None).unwrap());
     }
 
     #[test]
