@@ -193,6 +193,27 @@ pub fn to_yaml(config: &Config) -> Result<String, ConfigError> {
     serde_yaml_ng::to_string(config).map_err(|e| ConfigError::Serialize(e.to_string()))
 }
 
+/// [`to_yaml`] with `redact` applied to every string value (addresses that carry passwords or
+/// tokens), for showing a configuration to a person.
+pub fn to_yaml_redacted(
+    config: &Config,
+    redact: impl Fn(&str) -> String,
+) -> Result<String, ConfigError> {
+    fn walk(v: &mut Value, redact: &dyn Fn(&str) -> String) {
+        match v {
+            Value::String(s) => *s = redact(s),
+            Value::Sequence(items) => items.iter_mut().for_each(|i| walk(i, redact)),
+            Value::Mapping(map) => map.iter_mut().for_each(|(_, i)| walk(i, redact)),
+            Value::Tagged(t) => walk(&mut t.value, redact),
+            _ => {}
+        }
+    }
+    let mut tree =
+        serde_yaml_ng::to_value(config).map_err(|e| ConfigError::Serialize(e.to_string()))?;
+    walk(&mut tree, &redact);
+    serde_yaml_ng::to_string(&tree).map_err(|e| ConfigError::Serialize(e.to_string()))
+}
+
 /// Deserializes the merged tree, collecting unknown keys; on error returns (key path, message).
 fn deserialize(root: Value) -> Result<(Config, Vec<String>), (String, String)> {
     let mut unknown = Vec::new();

@@ -252,6 +252,69 @@ pub struct ServicesConfig {
     pub logger: u16,
     pub monitoring: u16,
     pub feature_pipeline: u16,
+    /// `services.http`: limits and browser rules of every listener.
+    pub http: HttpConfig,
+}
+
+/// `services.http`: what every HTTP listener enforces (docs/SECURITY.md explains each).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    /// Open connections per service; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// Requests in progress per service; one more is answered 503 `overloaded`.
+    pub max_in_flight: usize,
+    /// A request not answered within this is answered 503 `timeout`.
+    pub request_timeout_secs: u64,
+    /// A connection with no bytes either way for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// Largest request body (routes with smaller bodies, such as `POST /orders`, cap lower).
+    pub max_body_bytes: usize,
+    /// Requests per second per API key, by the key's role (0 = unlimited); burst = 2 x rate.
+    pub rate_per_key: RatePerKey,
+    /// Browser origins (`https://desk.example.com`) allowed to send writes.
+    pub allowed_origins: Vec<String>,
+    /// Host names accepted on a loopback listener besides localhost, 127.0.0.1 and [::1].
+    pub allowed_hosts: Vec<String>,
+    /// Open execution-report streams (`GET /stream`), in all and per key.
+    pub max_streams: usize,
+    pub max_streams_per_key: usize,
+}
+
+/// `services.http.rate_per_key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RatePerKey {
+    pub trader: u32,
+    pub compliance: u32,
+    pub admin: u32,
+}
+
+impl Default for RatePerKey {
+    fn default() -> Self {
+        RatePerKey {
+            trader: 2000,
+            compliance: 200,
+            admin: 0,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_connections: 1024,
+            max_in_flight: 4096,
+            request_timeout_secs: 30,
+            idle_timeout_secs: 120,
+            max_body_bytes: 2 * 1024 * 1024,
+            rate_per_key: RatePerKey::default(),
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            max_streams: 256,
+            max_streams_per_key: 16,
+        }
+    }
 }
 
 impl Default for ServicesConfig {
@@ -265,6 +328,7 @@ impl Default for ServicesConfig {
             logger: 8112,
             monitoring: 8113,
             feature_pipeline: 6566,
+            http: HttpConfig::default(),
         }
     }
 }

@@ -25,6 +25,20 @@ pub(crate) fn validate(c: &Config) -> Check {
             "expected a host name or IP address, got \"\"",
         )?;
     }
+    let h = &c.services.http;
+    for (key, value) in [
+        ("services.http.max_connections", h.max_connections),
+        ("services.http.max_in_flight", h.max_in_flight),
+        ("services.http.max_body_bytes", h.max_body_bytes),
+        ("services.http.max_streams", h.max_streams),
+        ("services.http.max_streams_per_key", h.max_streams_per_key),
+        ("services.http.request_timeout_secs", h.request_timeout_secs as usize),
+        ("services.http.idle_timeout_secs", h.idle_timeout_secs as usize),
+    ] {
+        if value == 0 {
+            fail(key, "expected a positive number, got 0")?;
+        }
+    }
     // Service ports may be 0: bind any free port (tests run several platforms side by side);
     // `trade2026 up` prints the port it got.
     port("feast.offline_store.port", c.feast.offline_store.port)?;

@@ -114,7 +114,7 @@ impl FeatureService {
             now,
         );
         let mut online_store = self.status.lock().store.clone();
-        online_store.configured = self.online_store.as_deref().map(redact_connection_string);
+        online_store.configured = self.online_store.as_deref().map(telemetry::redact::connection_string);
         online_store.pending_rows = self.outbox.len();
         PipelineStatus {
             stale_after_seconds: self.stale_after.as_secs(),
@@ -141,7 +141,7 @@ pub async fn start<B: Bus>(
         Some(url) => Some(
             OnlineStoreWriter::new(url, feast_store::WriterOptions::default()).map_err(|e| {
                 PipelineError::OnlineStoreAddress {
-                    store: redact_connection_string(url),
+                    store: telemetry::redact::connection_string(url),
                     reason: match e {
                         // Its message quotes the address, password included.
                         feast_store::FeastStoreError::InvalidConnection { reason, .. } => reason,
@@ -227,61 +227,6 @@ async fn supervise(
     }
 }
 
-/// An online-store address without its password (URL userinfo, `password=` options of Feast's
-/// form or of a query string), for status pages, banners and logs.
-pub fn redact_connection_string(address: &str) -> String {
-    const HIDDEN: &str = "***";
-    let mut out = String::with_capacity(address.len());
-    let rest = match address.split_once("://") {
-        Some((scheme, rest)) => {
-            out.push_str(scheme);
-            out.push_str("://");
-            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            let (authority, tail) = rest.split_at(end);
-            if let Some((userinfo, host)) = authority.rsplit_once('@') {
-                match userinfo.split_once(':') {
-                    Some((user, _)) => {
-                        out.push_str(user);
-                        out.push(':');
-                        out.push_str(HIDDEN);
-                    }
-                    None => out.push_str(userinfo),
-                }
-                out.push('@');
-                out.push_str(host);
-            } else {
-                out.push_str(authority);
-            }
-            tail
-        }
-        None => address,
-    };
-    // `password=…` up to the next separator, wherever it appears.
-    let mut i = 0;
-    let bytes = rest.as_bytes();
-    while i < rest.len() {
-        let at_option = i == 0 || matches!(bytes[i - 1], b',' | b'?' | b'&' | b';' | b' ');
-        let key = rest[i..]
-            .find('=')
-            .map(|eq| &rest[i..i + eq])
-            .filter(|k| k.trim().eq_ignore_ascii_case("password"));
-        if at_option && let Some(key) = key {
-            out.push_str(key);
-            out.push('=');
-            out.push_str(HIDDEN);
-            let value_start = i + key.len() + 1;
-            i = rest[value_start..]
-                .find([',', '&', ';', '#'])
-                .map_or(rest.len(), |n| value_start + n);
-            continue;
-        }
-        let ch = rest[i..].chars().next().unwrap_or(' ');
-        out.push(ch);
-        i += ch.len_utf8();
-    }
-    out
-}
-
 /// Entities as users name them: market features are keyed by the bare symbol (`BTCUSDT`, as in
 /// the plan's `feast:market_features:BTCUSDT`), not the engine's `SYMBOL.venue` (see
 /// [`public_symbol`]). For the CLI's batch materialization.
@@ -324,33 +269,6 @@ pub fn online_row(row: &FeatureRow) -> Option<OnlineRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_never_show_in_an_address() {
-        for (address, shown) in [
-            ("valkey:6379", "valkey:6379"),
-            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
-            ("redis://:s3cret@host:6379/2", "redis://:***@host:6379/2"),
-            (
-                "rediss://user:p%40ss:w@host:6380",
-                "rediss://user:***@host:6380",
-            ),
-            ("redis://user@host", "redis://user@host"),
-            (
-                "redis://host:1/0?password=x&db=1",
-                "redis://host:1/0?password=***&db=1",
-            ),
-            (
-                "valkey:6379,db=1,password=\"s3cret\",ssl=true",
-                "valkey:6379,db=1,password=***,ssl=true",
-            ),
-            ("host:1, Password = abc", "host:1, Password =***"),
-        ] {
-            let r = redact_connection_string(address);
-            assert_eq!(r, shown, "{address}");
-            assert!(!r.contains("s3cret") && !r.contains("p%40ss"), "{r}");
-        }
-    }
 
     #[test]
     fn public_rows_name_market_entities_by_bare_symbol_only() {

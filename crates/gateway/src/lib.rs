@@ -6,6 +6,9 @@
 
 mod market;
 pub mod orders;
+mod stream;
+
+pub use stream::StreamSlots;
 
 pub use auth::{Accounts, AllMarker, ApiKeys, Principal, Role};
 pub use market::{MarketCache, MarketSnapshot};
@@ -32,6 +35,8 @@ pub struct Gateway {
     /// Ends long-lived responses (the execution-report stream) at shutdown, so a connected
     /// client cannot keep the process from stopping.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Open execution-report streams, capped in all and per key.
+    pub streams: Arc<StreamSlots>,
 }
 
 /// Where reads come from: the blotter (orders, fills) and the positions view, both written
@@ -43,6 +48,8 @@ pub struct Reads {
     pub positions: runtime::ConsumerHandle<blotter::PositionsView>,
     /// The journal's last durable sequence.
     pub head: Arc<dyn Fn() -> u64 + Send + Sync>,
+    /// The journal itself, for resuming the execution-report stream (`Last-Event-ID`).
+    pub journal: journal::Journal,
 }
 
 impl FromRef<Gateway> for ApiKeys {
@@ -51,20 +58,29 @@ impl FromRef<Gateway> for ApiKeys {
     }
 }
 
+/// Largest `POST /orders` body (413 above it).
+pub const ORDER_BODY_LIMIT: usize = 16 * 1024;
+
 /// The gateway's own routes (merge with `telemetry::service_router` for /health and /metrics).
 pub fn router(gw: Gateway) -> Router {
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/marketdata", get(list_symbols))
         .route("/marketdata/{symbol}", get(market_data))
-        .route("/orders", post(orders::submit).get(orders::list_orders))
+        .route(
+            "/orders",
+            // An order is a few hundred bytes: a megabyte "order" is an attack, not a typo.
+            post(orders::submit)
+                .layer(axum::extract::DefaultBodyLimit::max(ORDER_BODY_LIMIT))
+                .get(orders::list_orders),
+        )
         .route(
             "/orders/{id}",
             get(orders::get_order).delete(orders::cancel_order),
         )
         .route("/fills", get(orders::list_fills))
         .route("/positions", get(orders::list_positions))
-        .route("/stream", get(orders::stream))
+        .route("/stream", get(stream::stream))
         .route(
             "/admin/risk",
             get(orders::risk_limits).post(orders::change_risk),
@@ -180,7 +196,11 @@ pub async fn start_core(
             blotter: blotter::Blotter::open(&blotter_path),
             blotter_writer,
             positions,
-            head: Arc::new(move || journal.last_seq()),
+            head: {
+                let journal = journal.clone();
+                Arc::new(move || journal.last_seq())
+            },
+            journal,
         },
         snapshotter: started.snapshotter,
         tasks: vec![

@@ -7,18 +7,15 @@
 //! until those views include everything durable when it arrived, so a client reads its own
 //! acknowledged orders.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use blotter::{FillQuery, OrderQuery, Page, StatusFilter};
 use engine::{EngineError, Outcome, QueryAnswer};
-use futures_util::{Stream, StreamExt};
 use model::{
     AccountId, ClientOrderId, InstrumentId, Order, OrderId, OrderStatus, OrderType, Price,
     Quantity, Side, Symbol, TimeInForce,
@@ -499,37 +496,6 @@ pub async fn list_positions(
     Ok(Json(
         gw.reads.positions.read(|v| v.list(accounts.as_deref())),
     ))
-}
-
-/// `GET /stream?account=`: durable execution reports as server-sent events.
-pub async fn stream(
-    State(gw): State<Gateway>,
-    caller: Caller,
-    p: Params,
-) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    p.allow(&["account"])?;
-    let scope = caller.read_scope(p.get("account"))?;
-    let reports =
-        tokio_stream::wrappers::BroadcastStream::new(gw.engine.reports()).filter_map(move |r| {
-            let keep = match &r {
-                Ok(report) => report.account().is_some_and(|a| scope.contains(a.as_str())),
-                // A slow client missed reports: tell it, so it can re-read state.
-                Err(_) => true,
-            };
-            let item = keep.then(|| {
-                Ok(match r {
-                    Ok(report) => SseEvent::default()
-                        .event(report.event.kind().as_str())
-                        .id(report.seq.to_string())
-                        .json_data(&report)
-                        .unwrap_or_else(|_| SseEvent::default().comment("unserializable report")),
-                    Err(e) => SseEvent::default().event("lagged").data(e.to_string()),
-                })
-            });
-            std::future::ready(item)
-        });
-    let stop = gw.shutdown.clone().cancelled_owned();
-    Ok(Sse::new(reports.take_until(stop)).keep_alive(KeepAlive::default()))
 }
 
 pub async fn risk_limits(

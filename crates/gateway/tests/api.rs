@@ -117,6 +117,7 @@ async fn harness() -> Harness {
         keys,
         reads: core.reads,
         shutdown: shutdown.clone(),
+        streams: gateway::StreamSlots::new(8, 2, telemetry::Metrics::new()),
     });
     Harness {
         app,
@@ -773,4 +774,130 @@ async fn a_failed_commit_is_a_503_and_leaves_no_trace() {
     )
     .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// Opens `/stream` with an optional `Last-Event-ID`; returns the status and the body's frames.
+async fn open_stream(
+    h: &Harness,
+    key: &str,
+    last_event_id: Option<&str>,
+) -> (StatusCode, futures_util::stream::BoxStream<'static, String>) {
+    use futures_util::StreamExt;
+    let mut req = Request::builder()
+        .method("GET")
+        .uri("/stream")
+        .header("authorization", format!("Bearer {key}"));
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    let res = h
+        .app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let frames = res
+        .into_body()
+        .into_data_stream()
+        .map(|chunk| String::from_utf8_lossy(&chunk.unwrap()).into_owned())
+        .boxed();
+    (status, frames)
+}
+
+/// The `(id, event)` of report frames until one with id `until` (or a 5 s wait) was seen.
+async fn reports_until(
+    frames: &mut futures_util::stream::BoxStream<'static, String>,
+    until: u64,
+) -> Vec<(u64, String)> {
+    use futures_util::StreamExt;
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while seen.last().is_none_or(|(id, _)| *id < until) {
+        let Ok(Some(text)) = tokio::time::timeout_at(deadline, frames.next()).await else {
+            break;
+        };
+        for frame in text.split("\n\n").filter(|f| f.contains("id:")) {
+            let field = |name: &str| {
+                frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+            };
+            let id = field("id:").unwrap().parse().unwrap();
+            seen.push((id, field("event:").unwrap_or_default()));
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn the_stream_resumes_after_last_event_id_without_gaps_or_repeats() {
+    let h = harness().await;
+    let order = |price: &str| {
+        format!(
+            r#"{{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"limit","quantity":"0.1","price":"{price}"}}"#
+        )
+    };
+    for price in ["44000", "44001"] {
+        let (s, v) = call(&h.app, "POST", "/orders", Some(&h.trader_key), Some(&order(price))).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    // Another account's order must never reach this key's stream.
+    let other = r#"{"account":"other_account","symbol":"BTCUSDT","side":"buy","type":"limit","quantity":"0.1","price":"44002"}"#;
+    let (s, _) = call(&h.app, "POST", "/orders", Some(&h.other_key), Some(other)).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let head = h.journal.last_seq();
+
+    // From the start: every report of test_account, in journal order.
+    let (status, mut frames) = open_stream(&h, &h.trader_key, Some("0")).await;
+    assert_eq!(status, StatusCode::OK);
+    let all = reports_until(&mut frames, head).await;
+    assert!(all.len() >= 4, "two orders, each submitted and accepted: {all:?}");
+    assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "in order: {all:?}");
+    let records = h.journal.read_from(1, 1000).unwrap();
+    let account_of = |seq: u64| {
+        let r = records.iter().find(|r| r.seq == seq).unwrap();
+        engine::ExecutionReport {
+            seq,
+            event: r.event.clone(),
+        }
+        .account()
+        .map(|a| a.to_string())
+    };
+    assert!(
+        all.iter()
+            .all(|(id, _)| account_of(*id).as_deref() == Some("test_account")),
+        "{all:?}"
+    );
+    drop(frames);
+
+    // Resume after the first report: the rest of the backlog, then live reports, once each.
+    let first = all[0].0;
+    let (_, mut frames) = open_stream(&h, &h.trader_key, Some(&first.to_string())).await;
+    let backlog = reports_until(&mut frames, all.last().unwrap().0).await;
+    assert_eq!(backlog, all[1..].to_vec(), "exactly the reports after {first}");
+    let (s, v) = call(&h.app, "POST", "/orders", Some(&h.trader_key), Some(&order("44003"))).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let live = reports_until(&mut frames, h.journal.last_seq()).await;
+    assert!(!live.is_empty(), "the new order's reports arrive live");
+    assert!(live.iter().all(|(id, _)| *id > head), "no repeats: {live:?}");
+    assert!(live.iter().any(|(_, kind)| kind == "order_accepted"), "{live:?}");
+}
+
+#[tokio::test]
+async fn streams_are_capped_per_key_and_a_bad_last_event_id_is_a_400() {
+    let h = harness().await;
+    let (status, _) = open_stream(&h, &h.trader_key, Some("seven")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // The harness allows 2 streams per key.
+    let (s1, keep1) = open_stream(&h, &h.trader_key, None).await;
+    let (s2, keep2) = open_stream(&h, &h.trader_key, None).await;
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
+    let (s3, _) = open_stream(&h, &h.trader_key, None).await;
+    assert_eq!(s3, StatusCode::TOO_MANY_REQUESTS);
+    let (other, _keep3) = open_stream(&h, &h.other_key, None).await;
+    assert_eq!(other, StatusCode::OK, "another key has its own allowance");
+    drop((keep1, keep2));
+    let (again, _) = open_stream(&h, &h.trader_key, None).await;
+    assert_eq!(again, StatusCode::OK, "a closed stream gives its place back");
 }

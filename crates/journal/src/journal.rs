@@ -687,7 +687,7 @@ impl Journal {
     /// Scans up to `limit` records from `from_seq` and returns those whose subject matches
     /// `filter` (all when `None`), plus the sequence to continue from. Records that do not
     /// match are skipped without being decoded.
-    pub(crate) fn read_matching(
+    pub fn read_matching(
         &self,
         from_seq: u64,
         limit: usize,

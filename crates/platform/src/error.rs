@@ -2,6 +2,10 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum PlatformError {
+    #[error(
+        "--insecure-dev makes every port keyless admin, so it runs only on loopback; services.host is {host:?} (use 127.0.0.1, or run with API keys)"
+    )]
+    InsecureDevNotLoopback { host: String },
     #[error("creating data directory {path}: {source}")]
     DataDir {
         path: String,

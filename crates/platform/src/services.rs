@@ -45,6 +45,7 @@ pub async fn start(
     opts: Options,
     shutdown: CancellationToken,
 ) -> Result<Running, PlatformError> {
+    check_insecure_dev(&cfg, opts.insecure_dev)?;
     let data_dir = cfg.platform.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|source| PlatformError::DataDir {
         path: data_dir.display().to_string(),
@@ -328,6 +329,11 @@ pub async fn start(
         keys: keys.clone(),
         reads: core_reads.clone(),
         shutdown: shutdown.clone(),
+        streams: gateway::StreamSlots::new(
+            cfg.services.http.max_streams,
+            cfg.services.http.max_streams_per_key,
+            metrics.clone(),
+        ),
     });
     let gateway_addr = serve_with(
         &cfg,
@@ -387,6 +393,12 @@ pub async fn start(
     )
     .await?;
 
+    // Under --insecure-dev every port says on its own line that it takes requests without a key.
+    let keyless = if opts.insecure_dev {
+        "   [KEYLESS: no API key needed, every request is admin]"
+    } else {
+        ""
+    };
     let mut banner = String::new();
     let _ = writeln!(banner, "trade2026 {} is up", env!("CARGO_PKG_VERSION"));
     let _ = writeln!(
@@ -401,7 +413,7 @@ pub async fn start(
     }
     let _ = writeln!(
         banner,
-        "  gateway      http://{gateway_addr}   POST /orders, GET /orders /fills /positions /marketdata/{{symbol}} /stream /openapi.json"
+        "  gateway      http://{gateway_addr}   POST /orders, GET /orders /fills /positions /marketdata/{{symbol}} /stream /openapi.json{keyless}"
     );
     let _ = writeln!(
         banner,
@@ -416,23 +428,23 @@ pub async fn start(
     }
     let _ = writeln!(
         banner,
-        "  ptrc         http://{ptrc_addr}   POST /pnl/compute /tax/1099b /risk/var /risk/stress /compliance/scan, GET /reports  (reports -> {report_target})"
+        "  ptrc         http://{ptrc_addr}   POST /pnl/compute /tax/1099b /risk/var /risk/stress /compliance/scan, GET /reports  (reports -> {report_target}){keyless}"
     );
     let _ = writeln!(
         banner,
-        "  features     http://{features_addr}   POST /get-online-features, GET /features/{{view}}/{{entity}} /status  (online store: {})",
+        "  features     http://{features_addr}   POST /get-online-features, GET /features/{{view}}/{{entity}} /status  (online store: {}){keyless}",
         online_store.as_deref().map_or_else(
             || "embedded".into(),
-            feature_pipeline::redact_connection_string
+            telemetry::redact::connection_string
         )
     );
     let _ = writeln!(
         banner,
-        "  exec quality http://{quality_addr}   GET /quality /quality/orders/{{id}} /reports/rule605?month=YYYY-MM /metrics"
+        "  exec quality http://{quality_addr}   GET /quality /quality/orders/{{id}} /reports/rule605?month=YYYY-MM /metrics{keyless}"
     );
     let _ = writeln!(
         banner,
-        "  compliance   http://{scanner_addr}   GET /alerts, POST /alerts/{{key}}/ack (compliance or admin key)"
+        "  compliance   http://{scanner_addr}   GET /alerts, POST /alerts/{{key}}/ack (compliance or admin key){keyless}"
     );
     let _ = writeln!(
         banner,
@@ -487,11 +499,48 @@ async fn serve_with(
     let port = cfg.service_port(service).unwrap_or(0);
     let host = runtime::http::Host::bind(service, &cfg.services.host, port)
         .await?
+        .limits(http_limits(&cfg.services.http))
         .probes(probes);
     let local = host.addr();
     let task = host.serve(routes, metrics.clone(), shutdown.clone());
     tasks.push((service, runtime_task(service, task)));
     Ok(local)
+}
+
+/// The listener limits of `services.http`.
+pub fn http_limits(h: &config::HttpConfig) -> runtime::http::HttpLimits {
+    runtime::http::HttpLimits {
+        max_connections: h.max_connections,
+        max_in_flight: h.max_in_flight,
+        request_timeout: Duration::from_secs(h.request_timeout_secs),
+        idle_timeout: Duration::from_secs(h.idle_timeout_secs),
+        max_body_bytes: h.max_body_bytes,
+        rate_per_key: runtime::http::RateLimits {
+            trader: h.rate_per_key.trader,
+            compliance: h.rate_per_key.compliance,
+            admin: h.rate_per_key.admin,
+        },
+        allowed_origins: h.allowed_origins.clone(),
+        allowed_hosts: h.allowed_hosts.clone(),
+    }
+}
+
+/// `--insecure-dev` makes every port keyless admin: only a listener that nothing but this
+/// machine can reach may run that way.
+pub fn check_insecure_dev(cfg: &Config, insecure_dev: bool) -> Result<(), PlatformError> {
+    let host = cfg.services.host.trim();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if insecure_dev && !loopback {
+        return Err(PlatformError::InsecureDevNotLoopback {
+            host: host.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 fn live_specs_from_config(cfg: &Config) -> Result<Vec<FeedSpec>, PlatformError> {

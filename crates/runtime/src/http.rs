@@ -25,6 +25,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::guard::{self, Guard, GuardedListener, KeyLimiter};
+pub use crate::guard::{HttpLimits, RateLimits, Refusal};
 use crate::{ConsumerHandle, RuntimeError};
 
 // --- the host ---------------------------------------------------------------------------------
@@ -112,6 +114,8 @@ pub struct Host {
     listener: TcpListener,
     addr: SocketAddr,
     probes: Vec<Box<dyn Probe>>,
+    limits: HttpLimits,
+    other_bodies: Vec<(&'static str, &'static str)>,
 }
 
 impl Host {
@@ -130,6 +134,8 @@ impl Host {
             listener,
             addr: local,
             probes: Vec::new(),
+            limits: HttpLimits::default(),
+            other_bodies: Vec::new(),
         })
     }
 
@@ -149,8 +155,22 @@ impl Host {
         self
     }
 
+    /// The listener's limits (connections, timeouts, body size, rate per key, origins).
+    pub fn limits(mut self, limits: HttpLimits) -> Host {
+        self.limits = limits;
+        self
+    }
+
+    /// Lets the route at `path` take bodies of `media` type besides JSON (e.g. NDJSON).
+    pub fn accept_body(mut self, path: &'static str, media: &'static str) -> Host {
+        self.other_bodies.push((path, media));
+        self
+    }
+
     /// Serves `routes` plus `/health` and `/metrics` until `shutdown`, then lets in-flight
-    /// requests finish. Unknown routes answer with the JSON 404.
+    /// requests finish. Unknown routes answer with the JSON 404. Every route runs behind the
+    /// [`guard`](crate::guard) (connection cap, idle timeout, origin and media-type checks,
+    /// in-flight cap, request timeout, rate per key, JSON errors).
     pub fn serve(
         self,
         routes: Router,
@@ -158,6 +178,20 @@ impl Host {
         shutdown: CancellationToken,
     ) -> JoinHandle<Result<(), RuntimeError>> {
         let service = self.service;
+        let guard = Guard::new(
+            service,
+            self.limits.clone(),
+            self.addr,
+            metrics.clone(),
+            self.other_bodies,
+        );
+        let listener = GuardedListener {
+            inner: self.listener,
+            permits: Arc::new(tokio::sync::Semaphore::new(self.limits.max_connections)),
+            idle: self.limits.idle_timeout,
+            service,
+            metrics: metrics.clone(),
+        };
         let app = Router::new()
             .route("/health", get(health))
             .route("/metrics", get(metrics_text))
@@ -168,8 +202,9 @@ impl Host {
                 probes: Arc::new(self.probes),
             })
             .merge(routes)
-            .fallback(telemetry::http::fallback);
-        let listener = self.listener;
+            .fallback(telemetry::http::fallback)
+            .layer(axum::extract::DefaultBodyLimit::max(self.limits.max_body_bytes))
+            .layer(axum::middleware::from_fn_with_state(guard, guard::guard));
         tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -195,9 +230,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        ApiKeys::from_ref(state)
-            .authenticate(&parts.headers)
-            .map(Caller)
+        let principal = ApiKeys::from_ref(state).authenticate(&parts.headers)?;
+        // The host's guard hands every request the service's per-key limiter.
+        if let Some(limiter) = parts.extensions.get::<Arc<KeyLimiter>>() {
+            limiter.admit(&principal.key_id, principal.role)?;
+        }
+        Ok(Caller(principal))
     }
 }
 

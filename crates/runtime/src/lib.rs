@@ -12,6 +12,7 @@
 //! whose handlers take a [`Caller`] and [`Params`].
 
 pub mod consumer;
+pub mod guard;
 pub mod http;
 pub mod snapshot;
 

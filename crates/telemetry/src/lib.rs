@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod http;
 pub mod process;
+pub mod redact;
 
 pub use prometheus_client;
 
@@ -63,6 +64,8 @@ pub struct Metrics {
     pub feed_connects: Family<Labels, Counter>,
     /// HTTP responses by service, route and status code.
     pub http_responses: Family<Labels, Counter>,
+    /// Requests and connections the HTTP host refused to protect the service, by reason.
+    pub http_refused: Family<Labels, Counter>,
     /// Resident set size, refreshed from `/proc/self/status` on every [`Metrics::render`].
     resident_memory_bytes: Gauge,
 }
@@ -82,6 +85,7 @@ impl Metrics {
         let feed_parse_errors = Family::<Labels, Counter>::default();
         let feed_connects = Family::<Labels, Counter>::default();
         let http_responses = Family::<Labels, Counter>::default();
+        let http_refused = Family::<Labels, Counter>::default();
         registry.register(
             "journal_events_appended",
             "Events appended to the journal, by kind",
@@ -112,6 +116,11 @@ impl Metrics {
             "HTTP responses, by service, route and status",
             http_responses.clone(),
         );
+        registry.register(
+            "http_refused",
+            "Requests and connections refused by the HTTP host (rate limits, caps, timeouts, origin and media-type checks), by service and reason",
+            http_refused.clone(),
+        );
         // Prometheus' conventional process metric name (node and client libraries use it), so
         // existing dashboards and the soak benchmark find it as trade2026_process_resident_memory_bytes.
         let resident_memory_bytes = Gauge::default();
@@ -128,6 +137,7 @@ impl Metrics {
             feed_parse_errors,
             feed_connects,
             http_responses,
+            http_refused,
             resident_memory_bytes,
         }
     }

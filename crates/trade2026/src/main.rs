@@ -472,7 +472,8 @@ fn config_check(args: CommonArgs) -> Result<()> {
     for w in &loaded.warnings {
         eprintln!("warning: {w}");
     }
-    let yaml = config::to_yaml(&loaded.config)?;
+    // Printed for a person (and pasted into tickets): never with a password or token in it.
+    let yaml = config::to_yaml_redacted(&loaded.config, telemetry::redact::connection_string)?;
     print!("{yaml}");
     Ok(())
 }
