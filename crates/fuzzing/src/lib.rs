@@ -55,7 +55,7 @@ pub fn run(name: &str, seeds: &[Vec<u8>], target: impl Fn(&[u8])) -> u64 {
     let seed = std::env::var("TRADE2026_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::rng().next_u64());
+        .unwrap_or_else(|| StdRng::from_os_rng().next_u64());
     eprintln!("fuzz {name}: seed {seed}, budget {budget:?}, {} seeds", seeds.len());
     let mut rng = StdRng::seed_from_u64(seed);
     let empty = vec![Vec::new()];

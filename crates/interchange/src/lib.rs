@@ -16,7 +16,7 @@
 //! the orders ever placed (see [`Exporter`] for the bound).
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use model::{Decimal, Event, Liquidity, Side, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -144,38 +144,110 @@ pub enum InterchangeError {
     },
 }
 
+/// The longest NDJSON line read (a record is a few hundred bytes; a longer line is not one).
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
 /// Read NDJSON records; a bad line is an error naming the source and line. Blank lines are
 /// skipped. Records must be in time order (the computations are streaming).
 pub fn read_ndjson(
     reader: impl BufRead,
     source_name: &str,
 ) -> Result<Vec<Record>, InterchangeError> {
-    let mut out: Vec<Record> = Vec::new();
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.map_err(|source| InterchangeError::Io {
+    NdjsonReader::new(reader, source_name).collect()
+}
+
+/// NDJSON records one at a time, for inputs of any length in bounded memory: a line longer
+/// than [`MAX_LINE_BYTES`], a line that is not a record, or a record earlier than the one
+/// before it is an error naming the source and line (and ends the iteration).
+pub struct NdjsonReader<R> {
+    reader: R,
+    source_name: String,
+    line: usize,
+    buf: Vec<u8>,
+    last_ts: Option<Timestamp>,
+    failed: bool,
+}
+
+impl<R: BufRead> NdjsonReader<R> {
+    pub fn new(reader: R, source_name: &str) -> Self {
+        NdjsonReader {
+            reader,
             source_name: source_name.to_string(),
-            source,
-        })?;
-        if line.trim().is_empty() {
-            continue;
+            line: 0,
+            buf: Vec::new(),
+            last_ts: None,
+            failed: false,
         }
-        let bad = |reason: String| InterchangeError::BadLine {
-            source_name: source_name.to_string(),
-            line: i + 1,
+    }
+
+    fn bad(&self, reason: String) -> InterchangeError {
+        InterchangeError::BadLine {
+            source_name: self.source_name.clone(),
+            line: self.line,
             reason,
-        };
-        let rec: Record = serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
-        if let Some(prev) = out.last()
-            && rec.ts < prev.ts
-        {
-            return Err(bad(format!(
-                "ts {} is earlier than the previous record's {}",
-                rec.ts, prev.ts
+        }
+    }
+
+    /// The next line into `buf` (without its newline); `false` at the end of the input.
+    fn next_line(&mut self) -> Result<bool, InterchangeError> {
+        self.buf.clear();
+        self.line += 1;
+        let limit = u64::try_from(MAX_LINE_BYTES).unwrap_or(u64::MAX) + 1;
+        let read = (&mut self.reader)
+            .take(limit)
+            .read_until(b'\n', &mut self.buf)
+            .map_err(|source| InterchangeError::Io {
+                source_name: self.source_name.clone(),
+                source,
+            })?;
+        if read == 0 {
+            return Ok(false);
+        }
+        if self.buf.last() == Some(&b'\n') {
+            self.buf.pop();
+        } else if self.buf.len() > MAX_LINE_BYTES {
+            return Err(self.bad(format!(
+                "line is longer than {MAX_LINE_BYTES} bytes (is this NDJSON?)"
             )));
         }
-        out.push(rec);
+        Ok(true)
     }
-    Ok(out)
+
+    fn next_record(&mut self) -> Result<Option<Record>, InterchangeError> {
+        loop {
+            if !self.next_line()? {
+                return Ok(None);
+            }
+            if self.buf.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let rec: Record =
+                serde_json::from_slice(&self.buf).map_err(|e| self.bad(e.to_string()))?;
+            if let Some(prev) = self.last_ts
+                && rec.ts < prev
+            {
+                return Err(self.bad(format!(
+                    "ts {} is earlier than the previous record's {prev}",
+                    rec.ts
+                )));
+            }
+            self.last_ts = Some(rec.ts);
+            return Ok(Some(rec));
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for NdjsonReader<R> {
+    type Item = Result<Record, InterchangeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let next = self.next_record().transpose();
+        self.failed = matches!(next, Some(Err(_)));
+        next
+    }
 }
 
 /// An accepted order's remaining quantity and what its `order_cancel` record needs.
@@ -381,5 +453,16 @@ mod tests {
         let backwards = "{\"ts\":\"2024-01-02T00:00:01Z\",\"kind\":\"trade\",\"symbol\":\"X\"}\n{\"ts\":\"2024-01-02T00:00:00Z\",\"kind\":\"trade\",\"symbol\":\"X\"}\n";
         let err = read_ndjson(backwards.as_bytes(), "e").unwrap_err();
         assert!(err.to_string().contains("e:2: ts"), "{err}");
+    }
+
+    #[test]
+    fn an_endless_line_is_refused_without_reading_it_whole() {
+        let mut text = "{\"ts\":\"2024-01-02T00:00:01Z\",\"kind\":\"trade\",\"symbol\":\"X\"}\n".to_string();
+        text.push_str(&"x".repeat(MAX_LINE_BYTES + 10));
+        let mut it = NdjsonReader::new(text.as_bytes(), "big");
+        assert!(it.next().unwrap().is_ok());
+        let err = it.next().unwrap().unwrap_err();
+        assert!(err.to_string().starts_with("big:2: line is longer"), "{err}");
+        assert!(it.next().is_none(), "an error ends the iteration");
     }
 }
