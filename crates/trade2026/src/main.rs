@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 mod archive;
+mod keys;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -57,6 +58,10 @@ enum Command {
     /// P&L, tax, VaR and stress reports on CSV files (the same code as the ptrc service).
     #[command(subcommand)]
     Ptrc(PtrcCommand),
+    /// API keys of a data dir: create (the key is printed once), list, revoke. Works while the
+    /// platform runs.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Trade surveillance over an event file: prints {"alerts":[...]} (or CSV). The same
     /// detectors as the compliance scanner service.
     Surveil {
@@ -433,6 +438,7 @@ fn main() {
         } => execq_cli(&events, params.as_deref(), &format, month.as_deref()),
         Command::Ptrc(cmd) => ptrc_cli(cmd),
         Command::Features(cmd) => features_cli(cmd),
+        Command::Keys(cmd) => keys::run(cmd),
         Command::Surveil {
             events,
             params,
