@@ -60,6 +60,17 @@ pub enum NormalizeError {
         reason: String,
         snippet: String,
     },
+    /// A zip entry unpacks to more than [`crate::input::ZipLimits`] allows (a zip bomb, or a
+    /// genuine archive larger than the limit).
+    #[error(
+        "zip entry {entry:?} unpacks to more than {limit} bytes, the {scope} limit on unpacked zip data"
+    )]
+    ZipLimit {
+        entry: String,
+        limit: u64,
+        /// `per-entry` or `total`.
+        scope: &'static str,
+    },
 }
 
 fn entry_prefix(entry: &Option<String>) -> String {

@@ -1,23 +1,45 @@
-//! Whole inputs: format detection, the cryptofeed recording reader, NDJSON, JSON documents,
+//! Whole inputs: format detection, the cryptofeed recording readers, NDJSON, JSON documents,
 //! Binance `T_DEPTH` CSV and zip archives, and [`normalize`], which writes one JSON event per
 //! line.
 //!
-//! Detection ([`detect_format`]) looks at the first bytes / first non-empty line only:
-//! * `PK\x03\x04`: a zip; every file inside is detected and read on its own.
+//! Detection ([`detect_format`]) looks at the first bytes and the first non-empty line; when
+//! that line is of no known kind (a stray banner, a truncated record), at the next ones too
+//! (up to [`DETECT_LINES`]):
+//! * `PK\x03\x04`: a zip; every file inside is detected and read on its own, its unpacked
+//!   size capped ([`ZipLimits`]).
 //! * `symbol,timestamp,first_update_id,...` header: Binance public-data `T_DEPTH` CSV.
-//! * `<url> <-> <ts>`, `<url> -> <ts>: ..`, `<url> <- <ts>: ..` or `<ts>: {..`: a cryptofeed
-//!   recording. Sent lines (`<-`) are skipped; REST lines (`->`) give the request URL, whose
-//!   `symbol=` / `instId=` / `pair=` / `product_id=` names the symbol of bodies that lack one;
-//!   the recording time is the receive time of every message.
+//! * `configuration: {..}`, `<url> <-> <ts>`, `<url> -> <ts>: ..`, `<url> <- <ts>: ..` or
+//!   `<ts>: {..`: a cryptofeed recording (its `AsyncFileCallback` text format). Sent lines
+//!   (`<-`) are skipped; REST lines (`->`, with the response headers cryptofeed may append as
+//!   ` header: {..}` removed) give the request URL, whose `symbol=` / `instId=` / `pair=` /
+//!   `product_id=` names the symbol of bodies that lack one; the recording time is the receive
+//!   time of every message.
+//! * `{"t":"header"|"connect"|"send"|"http"|"recv",..}`: a JSON-lines recording, one record a
+//!   line (see [`InputFormat::JsonLinesRecording`]).
 //! * a first line that is a complete JSON value: NDJSON, one message per line.
 //! * anything else: JSON document(s), e.g. a pretty-printed REST response.
+//!
+//! Lines no reader knows (in recordings, NDJSON and CSV) are skipped, counted and sampled in
+//! [`NormalizeStats`]; [`NormalizeOptions::strict`] stops at the first one instead. Messages
+//! that are recognized but do not parse are errors unless [`NormalizeOptions::lenient`].
+//! Kraken and OKX book checksums are verified on the way ([`crate::checksum`]) and counted.
 
+use std::borrow::Cow;
 use std::io::{self, BufWriter, Read, Write};
 
 use model::{BookLevel, BookSide, Event, InstrumentId, Price, Quantity, Symbol, Timestamp};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
 
+use crate::checksum::BookVerifier;
 use crate::error::{NormalizeError, snippet};
 use crate::{Exchange, MessageContext, MessageKind, parse_into};
+
+/// How many non-empty lines [`detect_format`] looks at when the first one is of no known kind.
+pub const DETECT_LINES: usize = 32;
+/// How many skipped unknown lines [`NormalizeStats::unknown_samples`] keeps.
+pub const UNKNOWN_SAMPLES: usize = 3;
 
 /// What [`detect_format`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,23 +50,67 @@ pub enum InputFormat {
     JsonDocument,
     /// A cryptofeed raw recording (`sample_data/*.ws.*`, `*.http.*`).
     CryptofeedRecording,
+    /// A recording in JSON lines: `{"t":"header",..}` then `connect`, `send`, `http` and `recv`
+    /// records. `recv` holds a received message in `data` (a JSON string with the raw text, or
+    /// the message itself as JSON), `http` a REST response body in `data` and its request URL
+    /// in `url` (or `endpoint`); `ts` is the receive time in seconds (a number or a string,
+    /// with a fraction), or an integer in milliseconds, microseconds or nanoseconds told apart
+    /// by magnitude. Other fields (`conn`, ...) are ignored. cryptofeed itself publishes only
+    /// the text format ([`InputFormat::CryptofeedRecording`]); this is the JSON shape of the
+    /// same records, as recorders wrapping cryptofeed write them.
+    JsonLinesRecording,
     /// Binance public-data order-book CSV (`T_DEPTH` layout).
     BinanceDepthCsv,
     /// A zip archive of any of the above.
     Zip,
 }
 
-/// Options of [`normalize_with`]. The default is strict: the first bad message stops the run.
+/// Options of [`normalize_with`]. By default the first bad message stops the run, and lines of
+/// no known kind are skipped (counted and sampled).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NormalizeOptions {
     /// Skip bad messages (counting them in [`NormalizeStats::errors`]) instead of stopping.
     pub lenient: bool,
+    /// Stop at the first line of no known kind (with its line number) instead of skipping it.
+    pub strict: bool,
+    /// Caps on the unpacked size of zip input.
+    pub zip: ZipLimits,
     /// Symbol for REST bodies that do not name one (see [`MessageContext::symbol`]).
     pub symbol: Option<String>,
     /// Bar interval for REST candle lists (see [`MessageContext::interval`]).
     pub interval: Option<String>,
     /// Receive time for inputs without one (all but cryptofeed recordings); default: now.
     pub recv_ts: Option<Timestamp>,
+}
+
+/// Caps on what a zip archive may unpack to, counted on the bytes actually inflated (the sizes
+/// an archive declares are not trusted): a small archive of a huge, highly compressible entry
+/// (a zip bomb) is refused instead of exhausting memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZipLimits {
+    /// Bytes one entry may unpack to.
+    pub per_entry: u64,
+    /// Bytes all entries together may unpack to.
+    pub total: u64,
+}
+
+impl ZipLimits {
+    /// 1 GiB: far above any recording the fixtures hold, far below a bomb's petabytes.
+    pub const DEFAULT_BYTES: u64 = 1 << 30;
+
+    /// The same cap for one entry and for all of them.
+    pub const fn total(bytes: u64) -> Self {
+        ZipLimits {
+            per_entry: bytes,
+            total: bytes,
+        }
+    }
+}
+
+impl Default for ZipLimits {
+    fn default() -> Self {
+        ZipLimits::total(ZipLimits::DEFAULT_BYTES)
+    }
 }
 
 /// What a run read and wrote.
@@ -63,6 +129,16 @@ pub struct NormalizeStats {
     pub errors: u64,
     /// The first of those, with its line number.
     pub first_error: Option<String>,
+    /// Lines of no known kind, skipped (without [`NormalizeOptions::strict`]).
+    pub unknown_lines: u64,
+    /// The first [`UNKNOWN_SAMPLES`] of those: line number, reason and the line's start.
+    pub unknown_samples: Vec<String>,
+    /// Kraken and OKX book checksums (and OKX sequence links) that matched.
+    pub checksums_verified: u64,
+    /// Those that did not; the book is dropped until its next snapshot.
+    pub checksum_mismatches: u64,
+    /// The first mismatch, with its line number.
+    pub first_checksum_mismatch: Option<String>,
 }
 
 impl NormalizeStats {
@@ -75,6 +151,11 @@ impl NormalizeStats {
             sent: 0,
             errors: 0,
             first_error: None,
+            unknown_lines: 0,
+            unknown_samples: Vec::new(),
+            checksums_verified: 0,
+            checksum_mismatches: 0,
+            first_checksum_mismatch: None,
         }
     }
     fn add(&mut self, other: NormalizeStats) {
@@ -86,39 +167,77 @@ impl NormalizeStats {
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
+        self.unknown_lines += other.unknown_lines;
+        let room = UNKNOWN_SAMPLES.saturating_sub(self.unknown_samples.len());
+        self.unknown_samples
+            .extend(other.unknown_samples.into_iter().take(room));
+        self.checksums_verified += other.checksums_verified;
+        self.checksum_mismatches += other.checksum_mismatches;
+        if self.first_checksum_mismatch.is_none() {
+            self.first_checksum_mismatch = other.first_checksum_mismatch;
+        }
     }
 }
 
-/// Guesses the input's format from its first bytes / first non-empty line.
+/// Guesses the input's format from its first bytes and its first non-empty line, or, when
+/// that line is of no known kind, from the next [`DETECT_LINES`] lines.
 pub fn detect_format(input: &[u8]) -> InputFormat {
     if input.starts_with(b"PK\x03\x04") {
         return InputFormat::Zip;
     }
-    let first = input
+    let mut lines = input
         .split(|b| *b == b'\n')
-        .map(|l| l.trim_ascii())
-        .find(|l| !l.is_empty())
-        .unwrap_or_default();
-    let first = String::from_utf8_lossy(first);
+        .map(|l| String::from_utf8_lossy(l.trim_ascii()))
+        .filter(|l| !l.is_empty())
+        .take(DETECT_LINES);
+    let Some(first) = lines.next() else {
+        return InputFormat::JsonDocument;
+    };
     if first.starts_with("symbol,timestamp,first_update_id") {
         return InputFormat::BinanceDepthCsv;
     }
-    if matches!(
-        recording_line(&first),
-        Ok(RecLine::Connect | RecLine::Sent | RecLine::Rest { .. } | RecLine::Received { .. })
-    ) {
-        return InputFormat::CryptofeedRecording;
+    if let Some(recording) = recording_kind(&first) {
+        return recording;
     }
-    if serde_json::from_str::<serde::de::IgnoredAny>(&first).is_ok() {
+    let is_json = |l: &str| serde_json::from_str::<IgnoredAny>(l).is_ok();
+    if is_json(&first) {
+        return InputFormat::Ndjson;
+    }
+    if first.starts_with(['{', '[']) {
+        return InputFormat::JsonDocument; // pretty-printed
+    }
+    // An unknown first line: the rest of the file decides (the line is skipped as unknown).
+    let mut json_lines = false;
+    for line in lines {
+        if let Some(recording) = recording_kind(&line) {
+            return recording;
+        }
+        json_lines = json_lines || is_json(&line);
+    }
+    if json_lines {
         InputFormat::Ndjson
     } else {
         InputFormat::JsonDocument
     }
 }
 
+/// The recording format a line belongs to, if it is a recording line.
+fn recording_kind(line: &str) -> Option<InputFormat> {
+    if line.starts_with('{') {
+        return jsonl_record(line)
+            .is_ok()
+            .then_some(InputFormat::JsonLinesRecording);
+    }
+    recording_line(line)
+        .is_ok()
+        .then_some(InputFormat::CryptofeedRecording)
+}
+
 /// One line of a cryptofeed recording.
 #[derive(Debug, PartialEq, Eq)]
 enum RecLine<'a> {
+    /// `configuration: {..}`, the subscription cryptofeed writes first.
+    Header,
     Connect,
     Sent,
     Rest {
@@ -143,6 +262,13 @@ fn recording_line(line: &str) -> Result<RecLine<'_>, &'static str> {
         let (ts, body) = ts_body(line)?;
         return Ok(RecLine::Received { ts, body });
     }
+    if let Some(config) = line.strip_prefix("configuration: ") {
+        return if config.trim_start().starts_with('{') {
+            Ok(RecLine::Header)
+        } else {
+            Err("not a recording line")
+        };
+    }
     let (url, rest) = line.split_once(' ').ok_or("not a recording line")?;
     if !url.contains("://") {
         return Err("not a recording line");
@@ -154,10 +280,108 @@ fn recording_line(line: &str) -> Result<RecLine<'_>, &'static str> {
         Ok(RecLine::Sent)
     } else if let Some(r) = rest.strip_prefix("-> ") {
         let (ts, body) = ts_body(r)?;
-        Ok(RecLine::Rest { url, ts, body })
+        Ok(RecLine::Rest {
+            url,
+            ts,
+            body: without_response_headers(body),
+        })
     } else {
         Err("not a recording line")
     }
+}
+
+/// A REST body without the ` header: {..}` (the response headers as JSON) that cryptofeed
+/// appends when it keeps them.
+fn without_response_headers(body: &str) -> &str {
+    match body.rsplit_once(" header: ") {
+        Some((b, headers)) if headers.trim().starts_with('{') && headers.trim().ends_with('}') => b,
+        _ => body,
+    }
+}
+
+/// One record of a JSON-lines recording.
+#[derive(Debug, PartialEq, Eq)]
+enum JsonlRecord<'a> {
+    /// `header`, `connect`: nothing to normalize.
+    Meta,
+    Sent,
+    Rest {
+        url: Option<Cow<'a, str>>,
+        ts: Option<Timestamp>,
+        body: Cow<'a, str>,
+    },
+    Received {
+        ts: Option<Timestamp>,
+        body: Cow<'a, str>,
+    },
+}
+
+fn jsonl_record(line: &str) -> Result<JsonlRecord<'_>, &'static str> {
+    #[derive(Deserialize)]
+    struct Raw<'a> {
+        #[serde(borrow)]
+        t: Option<&'a RawValue>,
+        #[serde(borrow)]
+        ts: Option<&'a RawValue>,
+        #[serde(borrow)]
+        data: Option<&'a RawValue>,
+        #[serde(borrow)]
+        url: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        endpoint: Option<Cow<'a, str>>,
+    }
+    // Exchange messages have "t" fields too (Binance trade ids); only these tags make a record.
+    let raw: Raw = serde_json::from_str(line).map_err(|_| "not a JSON record")?;
+    let tag = raw.t.map(RawValue::get).ok_or("no \"t\" tag")?;
+    let ts = || {
+        raw.ts
+            .map(|t| record_time(t.get()).ok_or("bad \"ts\""))
+            .transpose()
+    };
+    // `data` holds the raw message as a JSON string, or the message itself as JSON.
+    let body = || -> Result<Cow<'_, str>, &'static str> {
+        let data = raw.data.ok_or("record without \"data\"")?.get();
+        if data.starts_with('"') {
+            serde_json::from_str(data).map_err(|_| "bad \"data\" string")
+        } else {
+            Ok(Cow::Borrowed(data))
+        }
+    };
+    match tag {
+        r#""header""# | r#""connect""# => Ok(JsonlRecord::Meta),
+        r#""send""# => Ok(JsonlRecord::Sent),
+        r#""recv""# => Ok(JsonlRecord::Received {
+            ts: ts()?,
+            body: body()?,
+        }),
+        r#""http""# => Ok(JsonlRecord::Rest {
+            url: raw.url.clone().or_else(|| raw.endpoint.clone()),
+            ts: ts()?,
+            body: body()?,
+        }),
+        _ => Err("unknown record tag"),
+    }
+}
+
+/// A record time: decimal seconds (`1618678132.368463`, also as a string), or an integer in
+/// seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude.
+fn record_time(text: &str) -> Option<Timestamp> {
+    let t = text.trim_matches('"');
+    if t.contains(['.', 'e', 'E']) {
+        return crate::common::decimal_secs(t);
+    }
+    let n: i64 = t.parse().ok()?;
+    let magnitude = n.unsigned_abs();
+    let nanos_per_unit = if magnitude < 100_000_000_000 {
+        1_000_000_000
+    } else if magnitude < 100_000_000_000_000 {
+        1_000_000
+    } else if magnitude < 100_000_000_000_000_000 {
+        1_000
+    } else {
+        1
+    };
+    n.checked_mul(nanos_per_unit).map(Timestamp::from_nanos)
 }
 
 /// The symbol named in a REST request URL (`?symbol=XMRBTC`, `?instId=BTC-USDT`,
@@ -262,6 +486,7 @@ where
             snippet: String::new(),
         })?;
     let mut total = NormalizeStats::new(InputFormat::Zip);
+    let mut unpacked: u64 = 0;
     for i in 0..archive.len() {
         let mut file = archive.by_index(i).map_err(|e| NormalizeError::Input {
             line: 0,
@@ -273,14 +498,36 @@ where
             continue;
         }
         let name = file.name().to_owned();
+        let limits = opts.zip;
+        let left = limits.total.saturating_sub(unpacked);
+        let (cap, scope) = if limits.per_entry <= left {
+            (limits.per_entry, "per-entry")
+        } else {
+            (left, "total")
+        };
+        let too_large = || NormalizeError::ZipLimit {
+            entry: name.clone(),
+            limit: cap,
+            scope,
+        };
+        // The declared size only allows an early refusal; the cap holds on the bytes inflated.
+        if file.size() > cap {
+            return Err(too_large());
+        }
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
+        (&mut file)
+            .take(cap.saturating_add(1))
+            .read_to_end(&mut bytes)
             .map_err(|e| NormalizeError::Input {
                 line: 0,
                 entry: Some(name.clone()),
                 reason: format!("cannot unpack: {e}"),
                 snippet: String::new(),
             })?;
+        if bytes.len() as u64 > cap {
+            return Err(too_large());
+        }
+        unpacked += bytes.len() as u64;
         let inner = detect_format(&bytes);
         if inner == InputFormat::Zip {
             return Err(NormalizeError::Input {
@@ -310,6 +557,9 @@ struct Msg<'a> {
     text: &'a str,
     recv_ts: Timestamp,
     symbol: Option<&'a str>,
+    /// The message is a whole input line (NDJSON): if it is not JSON at all, the line is of
+    /// no known kind rather than a bad message.
+    whole_line: bool,
 }
 
 struct Runner<'o, 'f, F> {
@@ -318,6 +568,7 @@ struct Runner<'o, 'f, F> {
     opts: &'o NormalizeOptions,
     stats: NormalizeStats,
     buf: Vec<Event>,
+    verifier: Option<BookVerifier>,
     on_message: &'f mut F,
 }
 
@@ -341,8 +592,26 @@ where
         Ok(())
     }
 
+    /// Skips a line of no known kind (counted, the first few sampled), or stops on it when
+    /// strict.
+    fn unknown(&mut self, line: usize, text: &str, reason: String) -> Result<(), NormalizeError> {
+        let err = NormalizeError::Input {
+            line,
+            entry: self.entry(),
+            reason,
+            snippet: snippet(text),
+        };
+        if self.opts.strict {
+            return Err(err);
+        }
+        self.stats.unknown_lines += 1;
+        if self.stats.unknown_samples.len() < UNKNOWN_SAMPLES {
+            self.stats.unknown_samples.push(err.to_string());
+        }
+        Ok(())
+    }
+
     fn message(&mut self, m: Msg<'_>) -> Result<(), NormalizeError> {
-        self.stats.messages += 1;
         let ctx = MessageContext {
             recv_ts: m.recv_ts,
             symbol: self.opts.symbol.as_deref().or(m.symbol),
@@ -350,12 +619,39 @@ where
         };
         self.buf.clear();
         match parse_into(self.exchange, m.text, &ctx, &mut self.buf) {
-            Ok(kind) => self.deliver(m.line, kind),
-            Err(source) => self.bad(NormalizeError::Parse {
-                line: m.line,
-                entry: self.entry(),
-                source,
-            }),
+            Ok(kind) => {
+                self.stats.messages += 1;
+                self.verify(m.line, m.text);
+                self.deliver(m.line, kind)
+            }
+            Err(_) if m.whole_line && serde_json::from_str::<IgnoredAny>(m.text).is_err() => {
+                self.unknown(m.line, m.text, "not a JSON message".into())
+            }
+            Err(source) => {
+                self.stats.messages += 1;
+                self.bad(NormalizeError::Parse {
+                    line: m.line,
+                    entry: self.entry(),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Checks the book checksums a parsed message carries.
+    fn verify(&mut self, line: usize, text: &str) {
+        let Some(verifier) = self.verifier.as_mut() else {
+            return;
+        };
+        let verdict = verifier.check(text);
+        self.stats.checksums_verified += u64::from(verdict.verified);
+        self.stats.checksum_mismatches += verdict.mismatches.len() as u64;
+        if let (None, Some(m)) = (
+            &self.stats.first_checksum_mismatch,
+            verdict.mismatches.first(),
+        ) {
+            let entry = self.entry.map(|e| format!("{e}: ")).unwrap_or_default();
+            self.stats.first_checksum_mismatch = Some(format!("{entry}line {line}: {m}"));
         }
     }
 
@@ -402,6 +698,7 @@ where
         opts,
         stats: NormalizeStats::new(format),
         buf: Vec::new(),
+        verifier: BookVerifier::applies(exchange).then(|| BookVerifier::new(exchange)),
         on_message,
     };
     match format {
@@ -413,6 +710,7 @@ where
                         text: line,
                         recv_ts,
                         symbol: None,
+                        whole_line: true,
                     })?;
                 }
             }
@@ -431,6 +729,7 @@ where
                             text: raw.get(),
                             recv_ts,
                             symbol: None,
+                            whole_line: false,
                         })?;
                     }
                     Err(e) => {
@@ -454,28 +753,52 @@ where
                     continue;
                 }
                 match recording_line(line) {
-                    Ok(RecLine::Connect) => {}
+                    Ok(RecLine::Header | RecLine::Connect) => {}
                     Ok(RecLine::Sent) => r.stats.sent += 1,
                     Ok(RecLine::Received { ts, body }) => r.message(Msg {
                         line: i + 1,
                         text: body,
                         recv_ts: ts,
                         symbol: None,
+                        whole_line: false,
                     })?,
                     Ok(RecLine::Rest { url, ts, body }) => r.message(Msg {
                         line: i + 1,
                         text: body,
                         recv_ts: ts,
                         symbol: symbol_from_url(url),
+                        whole_line: false,
                     })?,
                     Err(reason) => {
-                        r.stats.messages += 1;
-                        r.bad(NormalizeError::Input {
-                            line: i + 1,
-                            entry: r.entry(),
-                            reason: format!("bad recording line: {reason}"),
-                            snippet: snippet(line),
-                        })?;
+                        r.unknown(i + 1, line, format!("bad recording line: {reason}"))?;
+                    }
+                }
+            }
+        }
+        InputFormat::JsonLinesRecording => {
+            for (i, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match jsonl_record(line.trim()) {
+                    Ok(JsonlRecord::Meta) => {}
+                    Ok(JsonlRecord::Sent) => r.stats.sent += 1,
+                    Ok(JsonlRecord::Received { ts, body }) => r.message(Msg {
+                        line: i + 1,
+                        text: &body,
+                        recv_ts: ts.unwrap_or(recv_ts),
+                        symbol: None,
+                        whole_line: false,
+                    })?,
+                    Ok(JsonlRecord::Rest { url, ts, body }) => r.message(Msg {
+                        line: i + 1,
+                        text: &body,
+                        recv_ts: ts.unwrap_or(recv_ts),
+                        symbol: url.as_deref().and_then(symbol_from_url),
+                        whole_line: false,
+                    })?,
+                    Err(reason) => {
+                        r.unknown(i + 1, line, format!("bad recording record: {reason}"))?;
                     }
                 }
             }
@@ -501,11 +824,27 @@ struct DepthRow<'a> {
     level: BookLevel,
 }
 
-fn depth_row(line: &str) -> Result<DepthRow<'_>, String> {
+/// Why a `T_DEPTH` line was not read: it is not a row at all, or a row with a bad value.
+enum RowError {
+    Unknown(String),
+    Bad(String),
+}
+
+fn depth_row(line: &str) -> Result<DepthRow<'_>, RowError> {
     let f: Vec<&str> = line.trim().split(',').collect();
     let [symbol, ts, first, last, side, kind, price, qty, _pu] = f.as_slice() else {
-        return Err(format!("expected 9 columns, got {}", f.len()));
+        return Err(RowError::Unknown(format!(
+            "expected 9 columns, got {}",
+            f.len()
+        )));
     };
+    depth_values(symbol, [*ts, *first, *last, *side, *kind, *price, *qty]).map_err(RowError::Bad)
+}
+
+fn depth_values<'a>(
+    symbol: &'a str,
+    [ts, first, last, side, kind, price, qty]: [&str; 7],
+) -> Result<DepthRow<'a>, String> {
     let int = |s: &str, what: &str| -> Result<i64, String> {
         s.parse().map_err(|_| format!("bad {what} {s:?}"))
     };
@@ -517,12 +856,12 @@ fn depth_row(line: &str) -> Result<DepthRow<'_>, String> {
         ts: int(ts, "timestamp")?,
         first: uint(first, "first_update_id")?,
         last: uint(last, "last_update_id")?,
-        side: match *side {
+        side: match side {
             "b" => BookSide::Bid,
             "a" => BookSide::Ask,
             other => return Err(format!("bad side {other:?}")),
         },
-        snapshot: match *kind {
+        snapshot: match kind {
             "snap" => true,
             "set" => false,
             other => return Err(format!("bad update_type {other:?}")),
@@ -583,7 +922,11 @@ where
         }
         let row = match depth_row(line) {
             Ok(row) => row,
-            Err(reason) => {
+            Err(RowError::Unknown(reason)) => {
+                r.unknown(i + 1, line, format!("bad T_DEPTH row: {reason}"))?;
+                continue;
+            }
+            Err(RowError::Bad(reason)) => {
                 r.bad(NormalizeError::Input {
                     line: i + 1,
                     entry: r.entry(),
@@ -666,6 +1009,172 @@ mod tests {
             InputFormat::BinanceDepthCsv
         );
         assert_eq!(detect_format(b""), InputFormat::JsonDocument);
+        // cryptofeed writes its subscription first.
+        assert_eq!(
+            detect_format(b"configuration: {\"l2_book\": [\"BTC-USD\"]}\n1.5: {}\n"),
+            InputFormat::CryptofeedRecording
+        );
+        assert_eq!(
+            detect_format(
+                b"{\"t\":\"header\",\"v\":1}\n{\"t\":\"recv\",\"ts\":1.5,\"data\":\"{}\"}\n"
+            ),
+            InputFormat::JsonLinesRecording
+        );
+        // A Binance trade has a "t" too, but not a record tag.
+        assert_eq!(
+            detect_format(b"{\"e\":\"trade\",\"t\":12345}\n"),
+            InputFormat::Ndjson
+        );
+        // A first line of no known kind no longer decides: the lines after it do.
+        assert_eq!(
+            detect_format(b"# captured by hand\n1618678132.9: {\"event\":\"heartbeat\"}\n"),
+            InputFormat::CryptofeedRecording
+        );
+        assert_eq!(detect_format(b"garbage\n{\"a\":1}\n"), InputFormat::Ndjson);
+        assert_eq!(
+            detect_format(b"garbage\n{\"t\":\"recv\",\"data\":{}}\n"),
+            InputFormat::JsonLinesRecording
+        );
+    }
+
+    #[test]
+    fn json_lines_records() {
+        assert_eq!(
+            jsonl_record(r#"{"t":"header","exchange":"KRAKEN"}"#),
+            Ok(JsonlRecord::Meta)
+        );
+        assert_eq!(
+            jsonl_record(r#"{"t":"connect","conn":1,"url":"wss://x"}"#),
+            Ok(JsonlRecord::Meta)
+        );
+        assert_eq!(
+            jsonl_record(r#"{"t":"send","conn":1,"data":"{}"}"#),
+            Ok(JsonlRecord::Sent)
+        );
+        // The raw message as a JSON string, unescaped ...
+        let r = jsonl_record(r#"{"t":"recv","conn":1,"ts":1618678132.5,"data":"{\"a\":[1]}"}"#);
+        assert_eq!(
+            r,
+            Ok(JsonlRecord::Received {
+                ts: Some(Timestamp::from_millis(1_618_678_132_500)),
+                body: Cow::Borrowed(r#"{"a":[1]}"#),
+            })
+        );
+        // ... or as JSON; the REST URL from "url" or "endpoint".
+        let r = jsonl_record(
+            r#"{"t":"http","ts":"1618678132","endpoint":"https://x?symbol=AB","data":[1,2]}"#,
+        );
+        assert_eq!(
+            r,
+            Ok(JsonlRecord::Rest {
+                url: Some(Cow::Borrowed("https://x?symbol=AB")),
+                ts: Some(Timestamp::from_secs(1_618_678_132)),
+                body: Cow::Borrowed("[1,2]"),
+            })
+        );
+        for (line, why) in [
+            (r#"{"t":"recv"}"#, "record without \"data\""),
+            (r#"{"t":"recv","ts":"soon","data":"x"}"#, "bad \"ts\""),
+            (r#"{"t":"close"}"#, "unknown record tag"),
+            (r#"{"t":7}"#, "unknown record tag"),
+            (r#"{"e":"trade"}"#, "no \"t\" tag"),
+            ("{nope", "not a JSON record"),
+        ] {
+            assert_eq!(jsonl_record(line), Err(why), "{line}");
+        }
+    }
+
+    #[test]
+    fn record_times_by_magnitude() {
+        let secs = Timestamp::from_secs(1_618_678_132);
+        for t in [
+            "1618678132",
+            "1618678132000",
+            "1618678132000000",
+            "1618678132000000000",
+            "\"1618678132.0\"",
+        ] {
+            assert_eq!(record_time(t), Some(secs), "{t}");
+        }
+        assert_eq!(record_time("1e400"), None);
+        assert_eq!(record_time("99999999999"), None); // seconds beyond the nanosecond range
+        assert_eq!(record_time("x"), None);
+    }
+
+    #[test]
+    fn cryptofeed_response_headers_are_not_part_of_the_body() {
+        let line = r#"https://api.binance.com/api/v3/depth?symbol=AB -> 1.5: {"lastUpdateId":1,"bids":[],"asks":[]} header: {"Content-Type": "application/json"}"#;
+        let Ok(RecLine::Rest { body, url, .. }) = recording_line(line) else {
+            panic!()
+        };
+        assert_eq!(body, r#"{"lastUpdateId":1,"bids":[],"asks":[]}"#);
+        assert_eq!(symbol_from_url(url), Some("AB"));
+        // " header: " inside a body that is not followed by a JSON object stays.
+        assert_eq!(without_response_headers("a header: b"), "a header: b");
+    }
+
+    /// A zip of one entry of `size` zero bytes (deflated to a few KiB).
+    fn zip_of_zeros(size: usize) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        w.start_file("bomb.jsonl", options).unwrap();
+        w.write_all(&vec![b' '; size]).unwrap();
+        w.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn zip_entries_beyond_the_cap_are_refused() {
+        let zip = zip_of_zeros(8 << 20);
+        assert!(zip.len() < 64 << 10, "{}", zip.len());
+        let capped = NormalizeOptions {
+            zip: ZipLimits::total(1 << 20),
+            ..opts()
+        };
+        let err = normalize_bytes(Exchange::Binance, &zip, &mut Vec::new(), &capped).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                NormalizeError::ZipLimit {
+                    limit: 1_048_576,
+                    scope: "per-entry",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("\"bomb.jsonl\" unpacks to more than 1048576 bytes"),
+            "{err}"
+        );
+        // Within the cap, the same archive reads (blank lines only: no events).
+        let stats = normalize_bytes(Exchange::Binance, &zip, &mut Vec::new(), &opts()).unwrap();
+        assert_eq!((stats.format, stats.events), (InputFormat::Zip, 0));
+    }
+
+    #[test]
+    fn zip_cap_holds_when_the_archive_understates_its_sizes() {
+        // The declared sizes are lowered to 100 bytes in the local and central headers; the
+        // cap must still hold on what is actually inflated.
+        let mut zip = zip_of_zeros(8 << 20);
+        let lie = 100u32.to_le_bytes();
+        for (magic, offset) in [(b"PK\x03\x04", 22), (b"PK\x01\x02", 24)] {
+            let at = zip.windows(4).position(|w| w == magic).unwrap();
+            zip[at + offset..at + offset + 4].copy_from_slice(&lie);
+        }
+        let capped = NormalizeOptions {
+            zip: ZipLimits {
+                per_entry: 1 << 30,
+                total: 1 << 20,
+            },
+            ..opts()
+        };
+        let err = normalize_bytes(Exchange::Binance, &zip, &mut Vec::new(), &capped).unwrap_err();
+        assert!(
+            matches!(err, NormalizeError::ZipLimit { scope: "total", .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -710,7 +1219,19 @@ mod tests {
                    1618678132.9: {\"event\":\"heartbeat\"}\n\
                    garbage\n";
         let mut out = Vec::new();
-        let err = normalize_bytes(Exchange::Kraken, rec.as_bytes(), &mut out, &opts()).unwrap_err();
+        // Skipped by default, with a count and a sample naming the line ...
+        let stats = normalize_bytes(Exchange::Kraken, rec.as_bytes(), &mut out, &opts()).unwrap();
+        assert_eq!((stats.unknown_lines, stats.sent, stats.control), (1, 1, 1));
+        assert_eq!(
+            stats.unknown_samples,
+            ["line 4: bad recording line: not a recording line (input: garbage)"]
+        );
+        // ... and the first unknown line stops a strict run.
+        let strict = NormalizeOptions {
+            strict: true,
+            ..opts()
+        };
+        let err = normalize_bytes(Exchange::Kraken, rec.as_bytes(), &mut out, &strict).unwrap_err();
         assert!(
             err.to_string().starts_with("line 4: bad recording line"),
             "{err}"

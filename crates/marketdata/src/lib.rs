@@ -9,7 +9,9 @@
 //!   [`input::detect_format`], written as one JSON event per line.
 //!
 //! Parsers are stateless: book messages become [`model::BookSnapshot`] or
-//! [`model::BookDelta`] as the venue sent them; nobody maintains a book here.
+//! [`model::BookDelta`] as the venue sent them. The one stateful piece is
+//! [`checksum::BookVerifier`], which keeps Kraken and OKX books as sent to check the venues'
+//! book checksums (used by `normalize` and by the live feeds).
 //!
 //! Layout follows barter-rs / nautilus: one folder per exchange (`binance/`, `coinbase/`,
 //! `kraken/`, `bybit/`, `okx/`), each with `mod.rs` (dispatch and conversion to events) and
@@ -17,6 +19,7 @@
 
 pub mod binance;
 pub mod bybit;
+pub mod checksum;
 pub mod coinbase;
 mod common;
 pub mod error;
@@ -29,10 +32,11 @@ use std::str::FromStr;
 
 use model::{Event, Timestamp, Venue};
 
+pub use checksum::{BookVerifier, Mismatch, MismatchKind, Verdict};
 pub use common::MessageKind;
 pub use error::{NormalizeError, ParseError, UnknownExchange};
 pub use input::{
-    InputFormat, NormalizeOptions, NormalizeStats, Position, detect_format, normalize,
+    InputFormat, NormalizeOptions, NormalizeStats, Position, ZipLimits, detect_format, normalize,
     normalize_bytes, normalize_with, scan,
 };
 

@@ -1023,6 +1023,14 @@ fn normalize_every_fixture_without_errors() {
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert!(stats.events > 0, "{}", path.display());
             assert_eq!(
+                (stats.unknown_lines, stats.checksum_mismatches),
+                (0, 0),
+                "{}: {:?} {:?}",
+                path.display(),
+                stats.unknown_samples,
+                stats.first_checksum_mismatch
+            );
+            assert_eq!(
                 out.iter().filter(|b| **b == b'\n').count() as u64,
                 stats.events
             );

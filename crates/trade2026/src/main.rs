@@ -257,7 +257,9 @@ struct UpArgs {
 enum MdCommand {
     /// Read raw exchange messages and write normalized events as NDJSON to stdout. The input
     /// format is detected: one JSON message per line, one JSON document (a REST response), a
-    /// cryptofeed recording, a Binance T_DEPTH CSV, or a zip of any of these.
+    /// cryptofeed recording (text, or JSON lines of `{"t":"recv",..}` records), a Binance
+    /// T_DEPTH CSV, or a zip of any of these. Lines of no known kind are skipped and reported
+    /// (count and first few); Kraken and OKX book checksums are verified and reported.
     Normalize {
         /// binance, binance-futures, coinbase, kraken, bybit or okx.
         #[arg(long)]
@@ -270,8 +272,14 @@ enum MdCommand {
         #[arg(long)]
         symbol: Option<String>,
         /// Skip messages that fail to parse (counted and reported) instead of stopping.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "strict")]
         lenient: bool,
+        /// Stop at the first line of no known kind (naming it) instead of skipping it.
+        #[arg(long)]
+        strict: bool,
+        /// Most bytes a zip input may unpack to, per entry and in all (a zip bomb stops here).
+        #[arg(long, value_name = "BYTES", default_value_t = marketdata::ZipLimits::DEFAULT_BYTES)]
+        unzip_limit: u64,
     },
     /// Write recorded events (NDJSON from `md normalize`, or a raw recording with --exchange)
     /// to stdout at recorded pace, scaled, or as fast as possible.
@@ -1201,6 +1209,8 @@ fn md(cmd: MdCommand) -> Result<()> {
             file,
             symbol,
             lenient,
+            strict,
+            unzip_limit,
         } => {
             let exchange: marketdata::Exchange = exchange.parse()?;
             let input = read_input(&file)?;
@@ -1208,21 +1218,27 @@ fn md(cmd: MdCommand) -> Result<()> {
             let mut out = std::io::BufWriter::new(stdout.lock());
             let opts = marketdata::NormalizeOptions {
                 lenient,
+                strict,
                 symbol,
+                zip: marketdata::ZipLimits::total(unzip_limit),
                 ..Default::default()
             };
-            let stats = marketdata::normalize_bytes(exchange, &input, &mut out, &opts)
-                .with_context(|| format!("normalizing {}", file.display()))?;
+            let stats = match marketdata::normalize_bytes(exchange, &input, &mut out, &opts) {
+                Ok(stats) => stats,
+                Err(e @ marketdata::NormalizeError::ZipLimit { .. }) => {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "normalizing {} (if the archive is genuine, raise --unzip-limit)",
+                        file.display()
+                    )));
+                }
+                Err(e) => {
+                    return Err(
+                        anyhow::Error::new(e).context(format!("normalizing {}", file.display()))
+                    );
+                }
+            };
             out.flush()?;
-            eprintln!(
-                "{}: {} messages ({} control, {} sent requests) -> {} events, {} skipped as errors",
-                file.display(),
-                stats.messages,
-                stats.control,
-                stats.sent,
-                stats.events,
-                stats.errors
-            );
+            eprintln!("{}", md_summary(&file, &stats));
             Ok(())
         }
         MdCommand::Replay {
@@ -1267,6 +1283,38 @@ fn md(cmd: MdCommand) -> Result<()> {
             })
         }
     }
+}
+
+/// The stderr summary of `md normalize`: counts, then what was skipped or failed verification.
+fn md_summary(file: &std::path::Path, stats: &marketdata::NormalizeStats) -> String {
+    let mut text = format!(
+        "{}: {} messages ({} control, {} sent requests) -> {} events, {} skipped as errors",
+        file.display(),
+        stats.messages,
+        stats.control,
+        stats.sent,
+        stats.events,
+        stats.errors
+    );
+    if stats.unknown_lines > 0 {
+        text += &format!(
+            ", {} unknown lines skipped (--strict stops at them), e.g.:",
+            stats.unknown_lines
+        );
+        for sample in &stats.unknown_samples {
+            text += &format!("\n  {sample}");
+        }
+    }
+    if stats.checksums_verified > 0 || stats.checksum_mismatches > 0 {
+        text += &format!(
+            "\nbook checksums: {} verified, {} mismatched",
+            stats.checksums_verified, stats.checksum_mismatches
+        );
+        if let Some(first) = &stats.first_checksum_mismatch {
+            text += &format!(" (first: {first})");
+        }
+    }
+    text
 }
 
 fn read_input(file: &PathBuf) -> Result<Vec<u8>> {

@@ -11,10 +11,10 @@
 //!
 //! Times: v1 trades and book levels carry decimal seconds (book events use the newest level
 //! time); v1 ticker has none (receive time). v1 trades have no id, so the trade time stands in
-//! (with `-<n>` for the n-th trade of a message after the first). The book checksum is not
-//! verified here: that needs the book, which is the consumer's.
+//! (with `-<n>` for the n-th trade of a message after the first). Book checksums need the book,
+//! so [`crate::checksum::BookVerifier`] checks them, not this stateless parser.
 
-mod messages;
+pub(crate) mod messages;
 
 use std::collections::HashMap;
 

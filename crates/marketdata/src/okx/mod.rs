@@ -11,7 +11,7 @@
 //! Candle volume is `vol`, in the instrument's own quantity unit (contracts for derivatives,
 //! base currency for spot), matching the trade sizes of the same instrument.
 
-mod messages;
+pub(crate) mod messages;
 
 use model::{Bar, Event, FundingRate, Quote, Side, Timestamp, TradeTick};
 use serde_json::value::RawValue;
