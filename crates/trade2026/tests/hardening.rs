@@ -15,9 +15,12 @@ fn raw(addr: SocketAddr, method: &str, path: &str, headers: &[&str], body: &str)
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
+    if !headers.iter().any(|h| h.starts_with("Host:")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
     for h in headers {
         req.push_str(h);
         req.push_str("\r\n");
@@ -90,7 +93,8 @@ fn a_web_page_cannot_trade_or_change_limits_through_a_keyless_dev_platform() {
     assert_eq!(orders.trim(), "[]", "no order was placed: {orders}");
 
     // The same request from curl (no Origin, JSON) works: the dev workflow is intact.
-    let (status, body) = raw(p.gateway, "POST", "/orders", &["Content-Type: application/json"], ORDER);
+    let market = r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"market","quantity":"0.01"}"#;
+    let (status, body) = raw(p.gateway, "POST", "/orders", &["Content-Type: application/json"], market);
     assert_eq!(status, 201, "{body}");
     p.stop();
 }
