@@ -9,6 +9,11 @@
 //! when it is itself sold, which is what makes chains come out right (rule 8) with no second
 //! pass. Earlier losses always have first claim: a purchase is offered to the queue (oldest sale
 //! first) before any later sale can see it (rule 7).
+//!
+//! Losses on covering shorts (§1091(e)) work the same way with the roles swapped: a cover first
+//! matches short sales still open that were entered into in the window before it, and what is
+//! left waits in a second queue for later sells, whose long shares sold and then the short they
+//! open absorb it.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -19,8 +24,8 @@ use rust_decimal::{Decimal, RoundingStrategy};
 
 use super::{
     DateAcquiredDisplay, Feb29Anniversary, FeePresentation, FifoOrder, OpenLot, OpenShort,
-    RowSplitting, SublotOrder, TackMethod, TaxFilter, TaxReport, TaxRow, TaxSettings, TaxTotals,
-    Term, TermTotals, WashMatch, WashSaleScope,
+    Replacement, RowSplitting, SublotOrder, TackMethod, TaxFilter, TaxReport, TaxRow, TaxSettings,
+    TaxTotals, Term, TermTotals, WashMatch, WashSaleScope,
 };
 use crate::PtrcError;
 use crate::input::Trade;
@@ -88,7 +93,7 @@ pub fn form_8949(
         Some(s) => s,
         None => eng.snapshot(filter),
     };
-    Ok(eng.report(year, filter, open_lots, open_shorts, last_day))
+    eng.report(year, filter, open_lots, open_shorts, last_day)
 }
 
 /// One tax lot, or one part of a purchase split by a wash (ambiguity 3).
@@ -111,12 +116,21 @@ struct Lot {
 
 #[derive(Debug, Clone)]
 struct ShortLot {
+    /// Index of the sell trade that opened it: the order in which short sales were entered
+    /// into, shared by the parts of one short sale.
+    seq: u32,
     opened: NaiveDate,
+    open_day: i32,
     qty: Decimal,
     /// Net proceeds still open.
     proceeds: Decimal,
     /// Selling commission inside the open proceeds (for the gross presentation).
     fee: Decimal,
+    /// Deferred loss of an earlier short covered at a loss (§1091(e)), added to the cost of
+    /// covering this one.
+    wash_adj: Decimal,
+    /// This short sale already absorbed a loss and cannot absorb another (rule 6 by analogy).
+    absorbed: bool,
 }
 
 #[derive(Debug)]
@@ -146,10 +160,12 @@ struct RawRow {
     short: bool,
 }
 
-/// The still-unmatched part of a losing lot.
+/// The still-unmatched part of a losing lot (or of a short covered at a loss).
 #[derive(Debug, Clone)]
 struct Loss {
     row: u32,
+    /// The purchase (or, for a short, the short sale) the loss was realized on: its unsold
+    /// rest is not a replacement by default (ambiguity 4).
     lot_seq: u32,
     sold: NaiveDate,
     sold_day: i32,
@@ -162,10 +178,21 @@ struct Loss {
 #[derive(Debug, Clone)]
 struct MatchRec {
     row: u32,
+    kind: Replacement,
     repl_book: u32,
     repl_date: NaiveDate,
     qty: Decimal,
     disallowed: Decimal,
+    hp_start: NaiveDate,
+}
+
+/// The replacement that absorbs (part of) a loss: its kind, book, date and the holding-period
+/// start it gets.
+#[derive(Debug, Clone, Copy)]
+struct Absorber {
+    kind: Replacement,
+    book: u32,
+    date: NaiveDate,
     hp_start: NaiveDate,
 }
 
@@ -190,6 +217,8 @@ struct Engine<'a> {
     /// (scope id, symbol) -> the books whose lots can replace (the owner's accounts).
     scope_books: FxMap<(usize, usize), Vec<u32>>,
     pending: FxMap<(usize, usize), VecDeque<Loss>>,
+    /// Losses on covering shorts still waiting for a sale or a short sale (§1091(e)).
+    pending_short: FxMap<(usize, usize), VecDeque<Loss>>,
     /// Reused buffer of replacement candidates (seq, book, position).
     cands: Vec<(u32, u32, usize)>,
     rows: Vec<RawRow>,
@@ -256,6 +285,7 @@ impl<'a> Engine<'a> {
             book_ix: FxMap::default(),
             scope_books: FxMap::default(),
             pending: FxMap::default(),
+            pending_short: FxMap::default(),
             cands: Vec::new(),
             rows: Vec::new(),
             matches: Vec::new(),
@@ -442,16 +472,25 @@ impl<'a> Engine<'a> {
             .and_then(|c| c.checked_add(t.fee))
             .ok_or_else(|| overflow(&self.describe(i)))?;
         let mut left = t.qty;
+        let short_wash = self.s.short_sale_wash_sales && self.covered[s as usize];
+        let mut short_losses: Vec<Loss> = Vec::new();
         // Cover open shorts first, oldest first.
         while left > Decimal::ZERO {
             let Some(front) = self.books[b as usize].shorts.front() else {
                 break;
             };
-            let (sq, sp, sf) = (front.qty, front.proceeds, front.fee);
+            let (sq, sp, sf, sadj, sseq) = (
+                front.qty,
+                front.proceeds,
+                front.fee,
+                front.wash_adj,
+                front.seq,
+            );
             let m = sq.min(left);
             let c = self.alloc(cost, m, left)?;
             let p = self.alloc(sp, m, sq)?;
             let f = self.alloc(sf, m, sq)?;
+            let adj = self.alloc(sadj, m, sq)?;
             let book = &mut self.books[b as usize];
             if m >= sq {
                 book.shorts.pop_front();
@@ -459,8 +498,13 @@ impl<'a> Engine<'a> {
                 sh.qty -= m;
                 sh.proceeds -= p;
                 sh.fee -= f;
+                sh.wash_adj -= adj;
             }
-            self.push_row(RawRow {
+            // A deferred §1091(e) loss carried by this short is part of the cost of covering it.
+            let basis = c
+                .checked_add(adj)
+                .ok_or_else(|| overflow(&self.describe(i)))?;
+            let row = self.push_row(RawRow {
                 book: b,
                 lot_seq: i,
                 qty: m,
@@ -468,14 +512,36 @@ impl<'a> Engine<'a> {
                 hp_start: date,
                 sold: date,
                 proceeds: p,
-                basis: c,
+                basis,
                 sell_fee: f,
                 adjustment: Decimal::ZERO,
                 washed_qty: Decimal::ZERO,
                 short: true,
             });
+            if short_wash && p < basis {
+                short_losses.push(Loss {
+                    row,
+                    lot_seq: sseq,
+                    sold: date,
+                    sold_day: date.num_days_from_ce(),
+                    hp_start: date,
+                    qty_rem: m,
+                    loss_rem: basis
+                        .checked_sub(p)
+                        .ok_or_else(|| overflow(&self.describe(i)))?,
+                });
+            }
             cost -= c;
             left -= m;
+        }
+        if !short_losses.is_empty() {
+            let key = (self.scope_of(self.ids[i as usize].0 as usize), s as usize);
+            for mut loss in short_losses {
+                self.match_held_shorts(&mut loss, key)?;
+                if loss.qty_rem > Decimal::ZERO {
+                    self.pending_short.entry(key).or_default().push_back(loss);
+                }
+            }
         }
         if left <= Decimal::ZERO {
             return Ok(());
@@ -522,16 +588,17 @@ impl<'a> Engine<'a> {
                 break;
             }
             let m = loss.qty_rem.min(avail);
-            let amount = self.take(loss, m)?;
             let hp = self.tack(loss.hp_start, loss.sold, date);
-            self.push_match(MatchRec {
-                row: loss.row,
-                repl_book: b,
-                repl_date: date,
-                qty: m,
-                disallowed: amount,
-                hp_start: hp,
-            });
+            let amount = self.take(
+                loss,
+                m,
+                Absorber {
+                    kind: Replacement::Purchase,
+                    book: b,
+                    date,
+                    hp_start: hp,
+                },
+            )?;
             parts.push((m, amount, hp));
             avail -= m;
         }
@@ -594,8 +661,9 @@ impl<'a> Engine<'a> {
         Ok(part)
     }
 
-    /// Disallow the loss of `m` of the loss's remaining shares; returns the amount.
-    fn take(&mut self, loss: &mut Loss, m: Decimal) -> Result<Decimal, PtrcError> {
+    /// Disallow the loss of `m` of the loss's remaining shares against replacement `by` and
+    /// record the match; returns the amount.
+    fn take(&mut self, loss: &mut Loss, m: Decimal, by: Absorber) -> Result<Decimal, PtrcError> {
         let amount = if m >= loss.qty_rem {
             loss.loss_rem
         } else {
@@ -608,6 +676,15 @@ impl<'a> Engine<'a> {
             row.adjustment += amount;
             row.washed_qty += m;
         }
+        self.push_match(MatchRec {
+            row: loss.row,
+            kind: by.kind,
+            repl_book: by.book,
+            repl_date: by.date,
+            qty: m,
+            disallowed: amount,
+            hp_start: by.hp_start,
+        });
         Ok(amount)
     }
 
@@ -625,6 +702,13 @@ impl<'a> Engine<'a> {
         let mut left = t.qty;
         let mut losses: Vec<Loss> = Vec::new();
         let covered = self.covered[s as usize];
+        let key = (self.scope_of(a as usize), s as usize);
+        // Losses on covering shorts that this sale can wash (§1091(e)(1) and (2)).
+        let mut short_losses = if self.s.short_sale_wash_sales && covered {
+            self.open_short_losses(key, date.num_days_from_ce())
+        } else {
+            VecDeque::new()
+        };
         let mut names = t.lot_ids.iter();
         let mut current: Option<&String> = names.next();
         let specific = current.is_some();
@@ -674,6 +758,16 @@ impl<'a> Engine<'a> {
             net -= proceeds;
             fee -= f;
             left -= m;
+            // Shares sold absorb a waiting short loss (§1091(e)(1)): it goes into the basis of
+            // these shares, so it is deferred to this sale and never lost.
+            let mut basis = basis;
+            for (_, amount) in
+                self.absorb_short_losses(&mut short_losses, m, b, date, Replacement::Sale)?
+            {
+                basis = basis
+                    .checked_add(amount)
+                    .ok_or_else(|| overflow(&self.describe(i)))?;
+            }
             let row = self.push_row(RawRow {
                 book: b,
                 lot_seq: seq,
@@ -697,7 +791,9 @@ impl<'a> Engine<'a> {
                     sold_day: date.num_days_from_ce(),
                     hp_start,
                     qty_rem: m,
-                    loss_rem: basis - proceeds,
+                    loss_rem: basis
+                        .checked_sub(proceeds)
+                        .ok_or_else(|| overflow(&self.describe(i)))?,
                 });
             }
         }
@@ -718,13 +814,31 @@ impl<'a> Engine<'a> {
                 )));
             }
             self.books[b as usize].shorts.push_back(ShortLot {
+                seq: i,
                 opened: date,
+                open_day: date.num_days_from_ce(),
                 qty: left,
                 proceeds: net,
                 fee,
+                wash_adj: Decimal::ZERO,
+                absorbed: false,
             });
+            // The short sale entered into absorbs a waiting short loss (§1091(e)(2)).
+            let parts =
+                self.absorb_short_losses(&mut short_losses, left, b, date, Replacement::ShortSale)?;
+            if !parts.is_empty() {
+                self.split_new_short(b, parts)?;
+            }
         }
-        let key = (self.scope_of(a as usize), s as usize);
+        while short_losses
+            .front()
+            .is_some_and(|l| l.qty_rem <= Decimal::ZERO)
+        {
+            short_losses.pop_front();
+        }
+        if !short_losses.is_empty() {
+            self.pending_short.insert(key, short_losses);
+        }
         for mut loss in losses {
             self.match_held(&mut loss, key)?;
             if loss.qty_rem > Decimal::ZERO {
@@ -770,16 +884,17 @@ impl<'a> Engine<'a> {
             let lot = &self.books[b as usize].lots[pos];
             let (lq, acquired) = (lot.qty, lot.acquired);
             let m = lq.min(loss.qty_rem);
-            let amount = self.take(loss, m)?;
             let hp = self.tack(loss.hp_start, loss.sold, acquired);
-            self.push_match(MatchRec {
-                row: loss.row,
-                repl_book: b,
-                repl_date: acquired,
-                qty: m,
-                disallowed: amount,
-                hp_start: hp,
-            });
+            let amount = self.take(
+                loss,
+                m,
+                Absorber {
+                    kind: Replacement::Purchase,
+                    book: b,
+                    date: acquired,
+                    hp_start: hp,
+                },
+            )?;
             plan.push((b, pos, m, amount, hp));
         }
         self.cands = cands;
@@ -789,7 +904,10 @@ impl<'a> Engine<'a> {
             let lq = self.books[b as usize].lots[pos].qty;
             if m >= lq {
                 let lot = &mut self.books[b as usize].lots[pos];
-                lot.basis += amount;
+                lot.basis = lot
+                    .basis
+                    .checked_add(amount)
+                    .ok_or_else(|| overflow("replacement basis"))?;
                 lot.wash_adj += amount;
                 lot.absorbed = true;
                 lot.hp_start = hp;
@@ -801,6 +919,181 @@ impl<'a> Engine<'a> {
                 SublotOrder::UnwashedFirst => pos + 1,
             };
             self.books[b as usize].lots.insert(at, part);
+        }
+        Ok(())
+    }
+
+    /// The losses on covering shorts in scope `key` that a trade on `day` can still wash,
+    /// oldest cover first; those whose window closed before `day` are dropped.
+    fn open_short_losses(&mut self, key: (usize, usize), day: i32) -> VecDeque<Loss> {
+        let window = i64::from(self.s.wash_sale_window_days);
+        let mut queue = self.pending_short.remove(&key).unwrap_or_default();
+        while queue
+            .front()
+            .is_some_and(|l| i64::from(l.sold_day) + window < i64::from(day))
+        {
+            queue.pop_front();
+        }
+        queue
+    }
+
+    /// Let `avail` shares sold, or sold short, on `date` in book `b` absorb the waiting short
+    /// losses, oldest cover first (rule 7 by analogy); returns (shares, disallowed) per loss
+    /// absorbed, in order. Each share absorbs one loss at most (rule 6 by analogy).
+    fn absorb_short_losses(
+        &mut self,
+        queue: &mut VecDeque<Loss>,
+        mut avail: Decimal,
+        b: u32,
+        date: NaiveDate,
+        kind: Replacement,
+    ) -> Result<Vec<(Decimal, Decimal)>, PtrcError> {
+        let mut parts = Vec::new();
+        for loss in queue.iter_mut() {
+            if avail <= Decimal::ZERO {
+                break;
+            }
+            if loss.qty_rem <= Decimal::ZERO {
+                continue;
+            }
+            let m = loss.qty_rem.min(avail);
+            let amount = self.take(
+                loss,
+                m,
+                Absorber {
+                    kind,
+                    book: b,
+                    date,
+                    hp_start: date,
+                },
+            )?;
+            parts.push((m, amount));
+            avail -= m;
+        }
+        Ok(parts)
+    }
+
+    /// Split the short sale just appended to book `b` into the parts that absorbed losses
+    /// (each carrying its loss) and the rest, ordered per `sublot_order`.
+    fn split_new_short(&mut self, b: u32, parts: Vec<(Decimal, Decimal)>) -> Result<(), PtrcError> {
+        let pos = self.books[b as usize].shorts.len() - 1;
+        let mut washed = Vec::with_capacity(parts.len());
+        for (m, amount) in parts {
+            washed.push(self.carve_short(b, pos, m, amount)?);
+        }
+        let book = &mut self.books[b as usize];
+        let rest = book.shorts.pop_back().filter(|r| r.qty > Decimal::ZERO);
+        match self.s.sublot_order {
+            SublotOrder::WashedFirst => {
+                book.shorts.extend(washed);
+                book.shorts.extend(rest);
+            }
+            SublotOrder::UnwashedFirst => {
+                book.shorts.extend(rest);
+                book.shorts.extend(washed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Take `m` shares of `shorts[pos]` out as a part carrying the deferred loss `amount`; the
+    /// short keeps the rest (possibly zero shares: the caller drops it).
+    fn carve_short(
+        &mut self,
+        b: u32,
+        pos: usize,
+        m: Decimal,
+        amount: Decimal,
+    ) -> Result<ShortLot, PtrcError> {
+        let sh = &self.books[b as usize].shorts[pos];
+        let (q, proceeds, fee, wadj) = (sh.qty, sh.proceeds, sh.fee, sh.wash_adj);
+        let part_proceeds = self.alloc(proceeds, m, q)?;
+        let part_fee = self.alloc(fee, m, q)?;
+        let part_wadj = self.alloc(wadj, m, q)?;
+        let sh = &mut self.books[b as usize].shorts[pos];
+        let mut part = sh.clone();
+        sh.qty -= m;
+        sh.proceeds -= part_proceeds;
+        sh.fee -= part_fee;
+        sh.wash_adj -= part_wadj;
+        part.qty = m;
+        part.proceeds = part_proceeds;
+        part.fee = part_fee;
+        part.wash_adj = part_wadj
+            .checked_add(amount)
+            .ok_or_else(|| overflow("replacement short sale"))?;
+        part.absorbed = true;
+        Ok(part)
+    }
+
+    /// Match a loss on covering a short against short sales still open that were entered into
+    /// in the window before the cover, earliest first (§1091(e)(2); rules 4-7 by analogy),
+    /// skipping short sales that already absorbed a loss and, by default, the rest of the
+    /// covered short sale itself (ambiguity 4 by analogy). Shares sold before the cover are not
+    /// replacements: that sale is complete, so there is nothing to carry the loss into (see
+    /// docs/TAX.md).
+    fn match_held_shorts(&mut self, loss: &mut Loss, key: (usize, usize)) -> Result<(), PtrcError> {
+        let from = i64::from(loss.sold_day) - i64::from(self.s.wash_sale_window_days);
+        let mut cands = std::mem::take(&mut self.cands);
+        cands.clear();
+        if let Some(books) = self.scope_books.get(&key) {
+            for &b in books {
+                let shorts = &self.books[b as usize].shorts;
+                // Short sales are in the order entered into: dates rise towards the back.
+                for pos in (0..shorts.len()).rev() {
+                    let sh = &shorts[pos];
+                    if i64::from(sh.open_day) < from {
+                        break;
+                    }
+                    if !sh.absorbed
+                        && (self.s.same_purchase_is_replacement || sh.seq != loss.lot_seq)
+                    {
+                        cands.push((sh.seq, b, pos));
+                    }
+                }
+            }
+        }
+        cands.sort_unstable();
+        let mut plan: Vec<(u32, usize, Decimal, Decimal)> = Vec::new();
+        for &(_, b, pos) in &cands {
+            if loss.qty_rem <= Decimal::ZERO {
+                break;
+            }
+            let sh = &self.books[b as usize].shorts[pos];
+            let (sq, opened) = (sh.qty, sh.opened);
+            let m = sq.min(loss.qty_rem);
+            let amount = self.take(
+                loss,
+                m,
+                Absorber {
+                    kind: Replacement::ShortSale,
+                    book: b,
+                    date: opened,
+                    hp_start: opened,
+                },
+            )?;
+            plan.push((b, pos, m, amount));
+        }
+        self.cands = cands;
+        // Apply from the back so earlier positions stay valid while parts are inserted.
+        plan.sort_unstable_by_key(|x| std::cmp::Reverse((x.0, x.1)));
+        for (b, pos, m, amount) in plan {
+            let sq = self.books[b as usize].shorts[pos].qty;
+            if m >= sq {
+                let sh = &mut self.books[b as usize].shorts[pos];
+                sh.wash_adj = sh
+                    .wash_adj
+                    .checked_add(amount)
+                    .ok_or_else(|| overflow("replacement short sale"))?;
+                sh.absorbed = true;
+                continue;
+            }
+            let part = self.carve_short(b, pos, m, amount)?;
+            let at = match self.s.sublot_order {
+                SublotOrder::WashedFirst => pos,
+                SublotOrder::UnwashedFirst => pos + 1,
+            };
+            self.books[b as usize].shorts.insert(at, part);
         }
         Ok(())
     }
@@ -848,6 +1141,7 @@ impl<'a> Engine<'a> {
                     symbol: symbol.to_string(),
                     qty: sh.qty.normalize(),
                     proceeds: money(sh.proceeds),
+                    wash_adjustment: money(sh.wash_adj),
                     date_opened: sh.opened,
                 });
             }
@@ -870,7 +1164,7 @@ impl<'a> Engine<'a> {
         open_lots: Vec<OpenLot>,
         open_shorts: Vec<OpenShort>,
         last_day: Option<i32>,
-    ) -> TaxReport {
+    ) -> Result<TaxReport, PtrcError> {
         let s = self.s;
         let window = i64::from(s.wash_sale_window_days);
         let in_year = |r: &RawRow| r.sold.year() == year && self.book_wanted(r.book, filter);
@@ -892,39 +1186,60 @@ impl<'a> Engine<'a> {
             };
             let (d, e) = match s.fee_presentation {
                 FeePresentation::NetProceeds => (r.proceeds, r.basis),
-                FeePresentation::GrossProceeds => (r.proceeds + r.sell_fee, r.basis + r.sell_fee),
+                FeePresentation::GrossProceeds => (
+                    r.proceeds
+                        .checked_add(r.sell_fee)
+                        .ok_or_else(|| overflow("gross proceeds"))?,
+                    r.basis
+                        .checked_add(r.sell_fee)
+                        .ok_or_else(|| overflow("gross proceeds"))?,
+                ),
             };
             let lot_id = self.trades[r.lot_seq as usize].lot_ids.first().cloned();
-            let mk = |qty: Decimal, d: Decimal, e: Decimal, g: Decimal| TaxRow {
-                account: account.to_string(),
-                owner: owner.to_string(),
-                symbol: symbol.to_string(),
-                description: format!("{} {}", qty.normalize(), symbol),
-                qty: qty.normalize(),
-                lot_id: lot_id.clone(),
-                date_acquired,
-                date_sold: r.sold,
-                proceeds: money(d),
-                cost_basis: money(e),
-                adjustment_code: if g > Decimal::ZERO { "W" } else { "" }.to_string(),
-                adjustment: money(g),
-                gain_loss: money(d - e + g),
-                term,
-                part: term.part().to_string(),
-                short_sale: r.short,
-            };
+            let mk =
+                |qty: Decimal, d: Decimal, e: Decimal, g: Decimal| -> Result<TaxRow, PtrcError> {
+                    let gain = d
+                        .checked_sub(e)
+                        .and_then(|x| x.checked_add(g))
+                        .ok_or_else(|| overflow("Form 8949 column (h)"))?;
+                    Ok(TaxRow {
+                        account: account.to_string(),
+                        owner: owner.to_string(),
+                        symbol: symbol.to_string(),
+                        description: format!("{} {}", qty.normalize(), symbol),
+                        qty: qty.normalize(),
+                        lot_id: lot_id.clone(),
+                        date_acquired,
+                        date_sold: r.sold,
+                        proceeds: money(d),
+                        cost_basis: money(e),
+                        adjustment_code: if g > Decimal::ZERO { "W" } else { "" }.to_string(),
+                        adjustment: money(g),
+                        gain_loss: money(gain),
+                        term,
+                        part: term.part().to_string(),
+                        short_sale: r.short,
+                    })
+                };
             let partial = r.adjustment > Decimal::ZERO && r.washed_qty < r.qty;
             if s.row_splitting == RowSplitting::Split && partial {
                 // The washed part nets to zero; the rest keeps the allowed loss.
                 let dw = self.alloc(d, r.washed_qty, r.qty).unwrap_or(d);
-                let ew = dw + r.adjustment;
-                rows.push(mk(r.washed_qty, dw, ew, r.adjustment));
-                rows.push(mk(r.qty - r.washed_qty, d - dw, e - ew, Decimal::ZERO));
+                let ew = dw
+                    .checked_add(r.adjustment)
+                    .ok_or_else(|| overflow("Form 8949 column (e)"))?;
+                rows.push(mk(r.washed_qty, dw, ew, r.adjustment)?);
+                let e_rest = e
+                    .checked_sub(ew)
+                    .ok_or_else(|| overflow("Form 8949 column (e)"))?;
+                rows.push(mk(r.qty - r.washed_qty, d - dw, e_rest, Decimal::ZERO)?);
             } else {
-                rows.push(mk(r.qty, d, e, r.adjustment));
+                rows.push(mk(r.qty, d, e, r.adjustment)?);
             }
-            let unwashed_loss =
-                !r.short && self.covered[bk.sym] && r.proceeds < r.basis && r.washed_qty < r.qty;
+            let unwashed_loss = (!r.short || s.short_sale_wash_sales)
+                && self.covered[bk.sym]
+                && r.proceeds < r.basis
+                && r.washed_qty < r.qty;
             if unwashed_loss
                 && let Some(last) = last_day
                 && i64::from(r.sold.num_days_from_ce()) + window > i64::from(last)
@@ -935,11 +1250,19 @@ impl<'a> Engine<'a> {
                         .sold
                         .checked_add_signed(TimeDelta::days(window))
                         .unwrap_or(r.sold);
-                    notes.push(format!(
-                        "the loss on {} {symbol} sold {} in account {account} could still be washed by a purchase through {until}, after the last trade in the input",
-                        r.qty.normalize(),
-                        r.sold
-                    ));
+                    notes.push(if r.short {
+                        format!(
+                            "the loss on covering {} {symbol} short on {} in account {account} could still be washed by a sale or short sale through {until}, after the last trade in the input",
+                            r.qty.normalize(),
+                            r.sold
+                        )
+                    } else {
+                        format!(
+                            "the loss on {} {symbol} sold {} in account {account} could still be washed by a purchase through {until}, after the last trade in the input",
+                            r.qty.normalize(),
+                            r.sold
+                        )
+                    });
                 }
             }
         }
@@ -961,10 +1284,14 @@ impl<'a> Engine<'a> {
             };
             for t in [t, &mut totals.total] {
                 t.rows += 1;
-                t.proceeds += r.proceeds;
-                t.cost_basis += r.cost_basis;
-                t.adjustment += r.adjustment;
-                t.gain_loss += r.gain_loss;
+                let sum = |a: Decimal, b: Decimal| {
+                    a.checked_add(b)
+                        .ok_or_else(|| overflow("Form 8949 column total"))
+                };
+                t.proceeds = sum(t.proceeds, r.proceeds)?;
+                t.cost_basis = sum(t.cost_basis, r.cost_basis)?;
+                t.adjustment = sum(t.adjustment, r.adjustment)?;
+                t.gain_loss = sum(t.gain_loss, r.gain_loss)?;
             }
         }
         for t in [&mut totals.short, &mut totals.long, &mut totals.total] {
@@ -988,6 +1315,8 @@ impl<'a> Engine<'a> {
                     symbol: self.names_sym[sb.sym].to_string(),
                     sale_account: self.names_acct[sb.acct].to_string(),
                     date_sold: r.sold,
+                    short_sale: r.short,
+                    replacement: m.kind,
                     replacement_account: self.names_acct[rb.acct].to_string(),
                     replacement_date: m.repl_date,
                     qty: m.qty.normalize(),
@@ -996,7 +1325,7 @@ impl<'a> Engine<'a> {
                 }
             })
             .collect();
-        TaxReport {
+        Ok(TaxReport {
             year,
             filter: filter.cloned(),
             rows,
@@ -1006,7 +1335,7 @@ impl<'a> Engine<'a> {
             open_shorts,
             notes,
             settings: s.clone(),
-        }
+        })
     }
 }
 

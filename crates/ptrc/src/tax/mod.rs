@@ -17,10 +17,15 @@
 //! - Long-term = held more than one year by calendar anniversary, counting from the day after
 //!   acquisition (rule 10).
 //!
-//! Known gaps (documented in docs/TAX.md): §1091(e) short-side wash sales (rule 13, ambiguity 13)
-//! are not applied; shares bought to cover a short are never replacements; options, IRAs and a
-//! spouse's accounts are outside the model (ambiguity 14); "substantially identical" means the
-//! same symbol.
+//! - A loss on covering a short (IRC §1091(e), rule 13) is washed by a short sale entered into
+//!   in the window (open at the cover or entered into after it) or by shares sold on or after
+//!   the cover within it; the loss goes into the cost of covering that short, or the basis of the
+//!   shares sold (§1091(d) by analogy). docs/TAX.md "Short sales and §1091(e)" gives the rule
+//!   and why, since no regulation example covers it.
+//!
+//! Known gaps (documented in docs/TAX.md): shares sold before a loss cover do not wash it;
+//! shares bought to cover a short are never replacements; options, IRAs and a spouse's accounts
+//! are outside the model (ambiguity 14); "substantially identical" means the same symbol.
 
 mod engine;
 mod render;
@@ -147,7 +152,22 @@ pub struct OpenShort {
     pub qty: Decimal,
     /// Net proceeds of the short sale still open.
     pub proceeds: Decimal,
+    /// Deferred loss of an earlier short covered at a loss that this short sale washed
+    /// (§1091(e)); it is added to the cost basis when this short is covered (0 if none).
+    pub wash_adjustment: Decimal,
     pub date_opened: NaiveDate,
+}
+
+/// What absorbed a disallowed loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Replacement {
+    /// Shares acquired (§1091(a)): the loss went into their basis.
+    Purchase,
+    /// A short sale entered into (§1091(e)(2)): the loss goes into the cost of covering it.
+    ShortSale,
+    /// Shares sold (§1091(e)(1)): the loss went into the basis of the shares sold.
+    Sale,
 }
 
 /// One replacement match: which purchase absorbed (part of) a loss sold in the tax year. A
@@ -157,13 +177,20 @@ pub struct OpenShort {
 pub struct WashMatch {
     pub symbol: String,
     pub sale_account: String,
+    /// The date of the loss: the sale, or the cover of a short sale.
     pub date_sold: NaiveDate,
+    /// The loss was realized on covering a short sale (IRC §1091(e)).
+    pub short_sale: bool,
+    pub replacement: Replacement,
     pub replacement_account: String,
+    /// The purchase, the short sale entered into, or the sale of shares that absorbed the loss.
     pub replacement_date: NaiveDate,
     pub qty: Decimal,
     /// Disallowed loss moved into the replacement's basis.
     pub disallowed: Decimal,
-    /// The replacement's tacked holding-period start.
+    /// The replacement's tacked holding-period start (for a short sale or a sale replacement:
+    /// its own date, since a short sale's holding period is that of the shares delivered to
+    /// close it, none here).
     pub holding_period_start: NaiveDate,
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use super::{TaxReport, TaxRow, Term, TermTotals};
+use super::{Replacement, TaxReport, TaxRow, Term, TermTotals};
 
 const CSV_HEADER: [&str; 9] = [
     "part",
@@ -153,7 +153,9 @@ fn part_table(out: &mut String, report: &TaxReport, term: Term, totals: &TermTot
 fn chart(out: &mut String, report: &TaxReport) {
     let mut by_symbol: BTreeMap<&str, Decimal> = BTreeMap::new();
     for r in &report.rows {
-        *by_symbol.entry(r.symbol.as_str()).or_default() += r.gain_loss;
+        // Only the bar lengths depend on it: saturating keeps absurd inputs drawable.
+        let sum = by_symbol.entry(r.symbol.as_str()).or_default();
+        *sum = sum.saturating_add(r.gain_loss);
     }
     if by_symbol.is_empty() {
         return;
@@ -232,14 +234,24 @@ pub fn tax_to_html(report: &TaxReport) -> String {
     );
     chart(&mut out, report);
     if !report.washes.is_empty() {
-        out.push_str("<h2>Wash sales</h2>\n<table>\n<thead><tr><th>Symbol</th><th>Sale account</th><th>Date sold</th><th>Replacement account</th><th>Replacement bought</th><th>Qty</th><th>Disallowed</th><th>Holding period from</th></tr></thead>\n<tbody>\n");
+        out.push_str("<h2>Wash sales</h2>\n<table>\n<thead><tr><th>Symbol</th><th>Loss on</th><th>Sale account</th><th>Date sold</th><th>Replacement</th><th>Replacement account</th><th>Replacement date</th><th>Qty</th><th>Disallowed</th><th>Holding period from</th></tr></thead>\n<tbody>\n");
         for w in &report.washes {
             let _ = writeln!(
                 out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
                 esc(&w.symbol),
+                if w.short_sale {
+                    "short cover (§1091(e))"
+                } else {
+                    "sale"
+                },
                 esc(&w.sale_account),
                 w.date_sold,
+                match w.replacement {
+                    Replacement::Purchase => "purchase",
+                    Replacement::ShortSale => "short sale",
+                    Replacement::Sale => "shares sold",
+                },
                 esc(&w.replacement_account),
                 w.replacement_date,
                 esc(&w.qty.to_string()),
@@ -263,6 +275,22 @@ pub fn tax_to_html(report: &TaxReport) -> String {
                 esc(&l.wash_adjustment.to_string()),
                 l.date_acquired,
                 l.holding_period_start,
+            );
+        }
+        out.push_str("</tbody>\n</table>\n");
+    }
+    if !report.open_shorts.is_empty() {
+        out.push_str("<h2>Open short sales carried into the next year</h2>\n<table>\n<thead><tr><th>Account</th><th>Symbol</th><th>Qty</th><th>Proceeds</th><th>Deferred loss added at cover</th><th>Opened</th></tr></thead>\n<tbody>\n");
+        for sh in &report.open_shorts {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                esc(&sh.account),
+                esc(&sh.symbol),
+                esc(&sh.qty.to_string()),
+                esc(&sh.proceeds.to_string()),
+                esc(&sh.wash_adjustment.to_string()),
+                sh.date_opened,
             );
         }
         out.push_str("</tbody>\n</table>\n");

@@ -158,6 +158,10 @@ pub struct TaxSettings {
     /// Whether a sell beyond the long position opens a short (true) or is an error naming the
     /// trade (false, the long-only setting).
     pub allow_short_sales: bool,
+    /// Whether the wash-sale rule also applies to a loss on covering a short sale (IRC §1091(e),
+    /// spec rule 13): washed by a short sale entered into, or shares sold, within the window.
+    /// True is the law; false reproduces reports that apply §1091 to long positions only.
+    pub short_sale_wash_sales: bool,
     /// Decimal places to which a pro-rata split of a lot's basis, a sale's proceeds or a
     /// disallowed loss is rounded (ambiguity 16: round per row, not per share). The last part
     /// takes the remainder, so totals stay exact.
@@ -179,6 +183,7 @@ impl Default for TaxSettings {
             fifo_order: FifoOrder::Purchase,
             same_purchase_is_replacement: false,
             allow_short_sales: true,
+            short_sale_wash_sales: true,
             rounding_dp: 2,
         }
     }
