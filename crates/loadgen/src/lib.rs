@@ -123,6 +123,9 @@ pub struct BenchOptions {
     /// Orders go round-robin to accounts `bench-0` .. `bench-<accounts-1>`: the gateway's
     /// per-account order-rate and open-order limits make one account a bottleneck.
     pub accounts: usize,
+    /// Appended to every account name (`bench-0<suffix>`): two runs side by side on accounts
+    /// of their own (the flood benchmark).
+    pub account_suffix: String,
     /// Sent as `Authorization: Bearer <key>` when set.
     pub api_key: Option<String>,
     pub symbol: String,
@@ -140,6 +143,7 @@ impl Default for BenchOptions {
             duration: Duration::from_secs(10),
             connections: 4,
             accounts: 64,
+            account_suffix: String::new(),
             api_key: None,
             symbol: "BTCUSDT".to_string(),
             order: OrderKind::IocLimit,
@@ -159,9 +163,20 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, LoadError> {
     let bodies = Arc::new(match opts.order {
         OrderKind::IocLimit => {
             let mid = client::fetch_mid(&target, &opts.symbol, opts.timeout).await?;
-            orders::ioc_limit_bodies(&opts.symbol, opts.accounts, opts.quantity, mid)?
+            orders::ioc_limit_bodies(
+                &opts.symbol,
+                opts.accounts,
+                &opts.account_suffix,
+                opts.quantity,
+                mid,
+            )?
         }
-        OrderKind::Market => orders::market_bodies(&opts.symbol, opts.accounts, opts.quantity),
+        OrderKind::Market => orders::market_bodies(
+            &opts.symbol,
+            opts.accounts,
+            &opts.account_suffix,
+            opts.quantity,
+        ),
     });
 
     // Connect everything before the clock starts: a target that is not there is an error, not

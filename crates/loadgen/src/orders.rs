@@ -31,13 +31,14 @@ pub(crate) fn body_for(bodies: &[Bytes], i: u64) -> Bytes {
 pub(crate) fn ioc_limit_bodies(
     symbol: &str,
     accounts: usize,
+    account_suffix: &str,
     quantity: Decimal,
     mid: Decimal,
 ) -> Result<Vec<Bytes>, LoadError> {
     limit_bodies(
         symbol,
         accounts,
-        "",
+        account_suffix,
         quantity,
         mid,
         Decimal::new(1, 2),
@@ -90,12 +91,17 @@ pub(crate) fn limit_bodies(
 }
 
 /// Small market orders; each account alternates buy and sell so its position stays near flat.
-pub(crate) fn market_bodies(symbol: &str, accounts: usize, quantity: Decimal) -> Vec<Bytes> {
+pub(crate) fn market_bodies(
+    symbol: &str,
+    accounts: usize,
+    account_suffix: &str,
+    quantity: Decimal,
+) -> Vec<Bytes> {
     let mut out = Vec::with_capacity(2 * accounts);
     for a in 0..accounts {
         for side in SIDES {
             let body = json!({
-                "account": account_name(a),
+                "account": format!("{}{account_suffix}", account_name(a)),
                 "symbol": symbol,
                 "side": side,
                 "type": "market",
@@ -118,7 +124,7 @@ mod tests {
     #[test]
     fn ioc_limits_are_one_percent_away_and_exact() {
         let bodies =
-            ioc_limit_bodies("BTCUSDT", 3, Decimal::new(1, 3), Decimal::new(4500012, 2)).unwrap();
+            ioc_limit_bodies("BTCUSDT", 3, "", Decimal::new(1, 3), Decimal::new(4500012, 2)).unwrap();
         assert_eq!(bodies.len(), 6);
         let buy = parse(&bodies[0]);
         assert_eq!(buy["account"], "bench-0");
@@ -135,7 +141,7 @@ mod tests {
 
     #[test]
     fn each_account_alternates_sides_even_with_an_even_account_count() {
-        let bodies = market_bodies("BTCUSDT", 2, Decimal::ONE);
+        let bodies = market_bodies("BTCUSDT", 2, "", Decimal::ONE);
         let seq: Vec<(String, String)> = (0..8)
             .map(|i| {
                 let v = parse(&body_for(&bodies, i));

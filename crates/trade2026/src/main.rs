@@ -382,6 +382,10 @@ struct BenchOrdersArgs {
     /// rate and open-order limits would otherwise cap the run.
     #[arg(long, default_value_t = 64)]
     accounts: usize,
+    /// Appended to every account name (`bench-0<suffix>`), so two runs side by side use
+    /// accounts of their own (e.g. a flood and the trader whose latency it must not hurt).
+    #[arg(long, default_value = "")]
+    account_suffix: String,
     /// API key (not needed against `up --insecure-dev`).
     #[arg(long, env = "TRADE2026_API_KEY", hide_env_values = true)]
     key: Option<String>,
@@ -1166,6 +1170,7 @@ fn bench_orders(args: BenchOrdersArgs) -> Result<()> {
         duration: seconds("duration", args.duration)?,
         connections: args.connections,
         accounts: args.accounts,
+        account_suffix: args.account_suffix,
         api_key: args.key,
         symbol: args.symbol,
         order: args.order.parse()?,

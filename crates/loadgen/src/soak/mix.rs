@@ -145,7 +145,7 @@ impl MixBodies {
         };
         Ok(MixBodies {
             mid,
-            market: orders::market_bodies(symbol, accounts, quantity),
+            market: orders::market_bodies(symbol, accounts, "", quantity),
             ioc: limit("", IOC_AWAY, "ioc")?,
             resting: limit(MAKER_SUFFIX, RESTING_AWAY, "gtc")?,
             // IOC, so that with the collar switched off these expire instead of piling up.
