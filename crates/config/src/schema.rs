@@ -32,6 +32,7 @@ pub struct Config {
     /// Surveillance parameters (the spec's names: `wash_window_ms`, `spoof_k_size`, ...).
     pub surveillance: surveillance::Params,
     pub compliance_scanner: ComplianceScannerSection,
+    pub logger: LoggerSection,
     // --- the plan's per-service file keys ---------------------------------------------------
     pub service: ServiceHeader,
     pub clickhouse: ClickHouseConfig,
@@ -558,6 +559,29 @@ pub type VenueSection = venue::VenueConfig;
 pub struct ComplianceScannerSection {
     /// Beneficial owner per account; an account not listed is its own owner.
     pub account_owners: BTreeMap<String, String>,
+}
+
+/// `logger`: the log store of the logger service (port `services.logger`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggerSection {
+    /// Lines (and order-timeline entries) older than this many days are deleted.
+    pub retention_days: u32,
+    /// Most bytes the store may use; beyond it the oldest lines are deleted first.
+    pub max_bytes: u64,
+    /// The least severe level of the platform's own `tracing` events the logger stores
+    /// (independent of what the terminal shows, `platform.log_level`).
+    pub level: LogLevel,
+}
+
+impl Default for LoggerSection {
+    fn default() -> Self {
+        LoggerSection {
+            retention_days: 7,
+            max_bytes: 1 << 30,
+            level: LogLevel::Info,
+        }
+    }
 }
 
 /// `engine`: the trading engine.

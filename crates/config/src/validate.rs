@@ -39,6 +39,15 @@ pub(crate) fn validate(c: &Config) -> Check {
             fail(key, "expected a positive number, got 0")?;
         }
     }
+    if c.logger.retention_days == 0 {
+        fail("logger.retention_days", "expected a positive number of days, got 0")?;
+    }
+    if c.logger.max_bytes < 1 << 20 {
+        fail(
+            "logger.max_bytes",
+            format!("expected at least 1048576 (1 MiB), got {}", c.logger.max_bytes),
+        )?;
+    }
     // Service ports may be 0: bind any free port (tests run several platforms side by side);
     // `trade2026 up` prints the port it got.
     port("feast.offline_store.port", c.feast.offline_store.port)?;

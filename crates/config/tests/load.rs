@@ -229,6 +229,14 @@ fn out_of_range_values_fail_after_parsing_with_the_same_shape() {
             "config.yaml: materialization.interval_minutes: expected a positive number of minutes, got 0",
         ),
         (
+            "logger:\n  retention_days: 0\n",
+            "config.yaml: logger.retention_days: expected a positive number of days, got 0",
+        ),
+        (
+            "logger:\n  max_bytes: 1000\n",
+            "config.yaml: logger.max_bytes: expected at least 1048576 (1 MiB), got 1000",
+        ),
+        (
             "feed:\n  mode: live\n",
             "config.yaml: feed.live.instruments: expected at least one exchange:SYMBOL spec when feed.mode is live, got none",
         ),
@@ -312,6 +320,27 @@ fn env_overrides_nest_parse_numbers_and_honour_aliases() {
     assert!(loaded.source.starts_with("ptrc.yaml + environment ("));
     assert!(loaded.source.contains("TRADE2026_GATEWAY__PORT"));
     assert!(!loaded.source.contains("TRADE2026_CONFIG"));
+}
+
+#[test]
+fn the_logger_section_has_documented_defaults_and_takes_overrides() {
+    let c = load_from_str("", "defaults", no_env()).unwrap().config;
+    assert_eq!(
+        (c.logger.retention_days, c.logger.max_bytes, c.logger.level),
+        (7, 1 << 30, LogLevel::Info)
+    );
+    let loaded = load_from_str(
+        "logger:\n  retention_days: 30\n  level: WARN\n",
+        "logger.yaml",
+        env(&[("TRADE2026_LOGGER__MAX_BYTES", "2097152")]),
+    )
+    .unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let l = loaded.config.logger;
+    assert_eq!(
+        (l.retention_days, l.max_bytes, l.level),
+        (30, 2_097_152, LogLevel::Warn)
+    );
 }
 
 #[test]
