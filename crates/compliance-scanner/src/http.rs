@@ -55,6 +55,7 @@ impl<B: Bus> FromRef<AlertsApi<B>> for ApiKeys {
 /// The routes; the host adds `/health`, `/metrics` and the JSON 404.
 pub fn routes<B: Bus>(api: AlertsApi<B>) -> Router {
     Router::new()
+        .route("/openapi.json", runtime::openapi::route(crate::OPENAPI))
         .route("/alerts", get(list_alerts::<B>))
         .route("/alerts/{key}/ack", post(ack_alert::<B>))
         .with_state(api)

@@ -48,6 +48,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use http::{AlertsApi, routes};
+
+/// The OpenAPI document of the routes, served at `/openapi.json` (see `runtime::openapi`).
+pub const OPENAPI: &str = include_str!("openapi.json");
 pub use state::{ScanState, ScanStats};
 
 /// The scanner's durable consumer name (and snapshot folder).

@@ -43,6 +43,7 @@ impl FromRef<Http> for ApiKeys {
 /// The routes of the service (the host adds `/health`, `/metrics` and the JSON 404).
 pub fn router(quality: QualityHandle, keys: ApiKeys) -> Router {
     Router::new()
+        .route("/openapi.json", runtime::openapi::route(crate::OPENAPI))
         .route("/quality", get(quality_report))
         .route("/quality/orders/{id}", get(order))
         .route("/reports/rule605", get(rule605))

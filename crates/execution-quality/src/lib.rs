@@ -39,6 +39,9 @@ use tokio::task::JoinHandle;
 
 pub use consumer::{FILTER, NAME, QualityConsumer};
 pub use http::router;
+
+/// The OpenAPI document of the routes, served at `/openapi.json` (see `runtime::openapi`).
+pub const OPENAPI: &str = include_str!("openapi.json");
 pub use metrics::QualityMetrics;
 pub use store::{DB_FILE, RowQuery, RowReader, RowWriter};
 

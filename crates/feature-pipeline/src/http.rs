@@ -35,6 +35,7 @@ impl FromRef<Http> for ApiKeys {
 /// `GET /status`.
 pub fn router(svc: FeatureService, keys: ApiKeys) -> Router {
     Router::new()
+        .route("/openapi.json", runtime::openapi::route(crate::OPENAPI))
         .route("/get-online-features", post(get_online_features))
         .route("/features/{view}/{entity}", get(one_row))
         .route("/status", get(status))
@@ -215,8 +216,17 @@ async fn one_row(
         ));
     };
     if !is_public(def) {
-        // The one scope rule: an account the key does not cover is not found.
-        caller?.read_scope(Some(account_of(&entity)))?;
+        // The one scope rule: an account the key does not cover is not found; neither is an
+        // entity that cannot name an account.
+        caller?
+            .read_scope(Some(account_of(&entity)))
+            .map_err(|e| match e.status.as_u16() {
+                422 => ApiError::not_found(
+                    "entity_not_found",
+                    format!("no {view} values for {entity:?}"),
+                ),
+                _ => e,
+            })?;
     }
     let row = h.svc.row(&view, &entity).ok_or_else(|| {
         ApiError::not_found(

@@ -43,6 +43,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use features::EngineParams;
 pub use http::{MAX_ENTITY_ROWS, router};
+
+/// The OpenAPI document of the routes, served at `/openapi.json` (see `runtime::openapi`).
+pub const OPENAPI: &str = include_str!("openapi.json");
 pub use materialize::{PipelineStatus, StoreStatus, ViewStatus};
 pub use outbox::Outbox;
 pub use state::{FeatureState, Recency, StateCounts, public_symbol};

@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{FromRef, Path, State};
-use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use telemetry::http::ApiError;
@@ -89,8 +88,27 @@ pub fn router(gw: Gateway) -> Router {
         .with_state(gw)
 }
 
-async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+/// `GET /openapi.json`: the document completed with the host's parts (`runtime::openapi`);
+/// asked with a key, tailored to it (its accounts), and listing the symbols traded now.
+async fn openapi(
+    State(gw): State<Gateway>,
+    caller: Result<runtime::Caller, ApiError>,
+) -> axum::response::Response {
+    static DOC: std::sync::LazyLock<Result<runtime::openapi::Document, String>> =
+        std::sync::LazyLock::new(|| runtime::openapi::Document::new(OPENAPI));
+    let doc = match &*DOC {
+        Ok(doc) => doc,
+        Err(e) => return ApiError::internal(e.clone()).into_response(),
+    };
+    let mut value = doc.for_caller(caller.ok().as_ref().map(runtime::Caller::principal));
+    let symbols = gw.market.symbols();
+    if let (false, Some(schema)) = (
+        symbols.is_empty(),
+        value.pointer_mut("/components/schemas/TradedSymbol"),
+    ) {
+        schema["enum"] = serde_json::json!(symbols);
+    }
+    runtime::openapi::response(&value)
 }
 
 async fn list_symbols(State(gw): State<Gateway>) -> axum::Json<serde_json::Value> {

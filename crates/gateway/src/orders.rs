@@ -380,6 +380,17 @@ fn encode(s: &str) -> String {
     out
 }
 
+/// `symbol=` of a listing, in any case: 422 unless it could name a symbol.
+fn symbol_filter(p: &Params) -> Result<Option<String>, ApiError> {
+    p.get("symbol")
+        .map(|s| {
+            Symbol::new(s.to_ascii_uppercase())
+                .map(|s| s.to_string())
+                .map_err(|e| ApiError::unprocessable("invalid_field", format!("symbol: {e}")))
+        })
+        .transpose()
+}
+
 /// `GET /orders?account=&status=&symbol=&from=&to=&limit=&cursor=&order=`
 pub async fn list_orders(
     State(gw): State<Gateway>,
@@ -403,14 +414,7 @@ pub async fn list_orders(
             })
         })
         .transpose()?;
-    let symbol = p
-        .get("symbol")
-        .map(|s| {
-            Symbol::new(s.to_ascii_uppercase())
-                .map(|s| s.to_string())
-                .map_err(|e| ApiError::unprocessable("invalid_field", format!("symbol: {e}")))
-        })
-        .transpose()?;
+    let symbol = symbol_filter(&p)?;
     let (newest_first, cursor) = direction_and_cursor(&p)?;
     let q = OrderQuery {
         accounts: scope_accounts(&scope),
@@ -461,7 +465,7 @@ pub async fn list_fills(
     };
     let q = FillQuery {
         accounts: scope_accounts(&scope),
-        symbol: p.get("symbol").map(str::to_ascii_uppercase),
+        symbol: symbol_filter(&p)?,
         order_id,
         from,
         to: p.time("to")?,
@@ -523,15 +527,61 @@ pub async fn change_risk(
 ) -> Result<Json<model::Event>, ApiError> {
     caller.require(&[Role::Admin], "this endpoint")?;
     let change: risk::LimitsChange = parse_json(&body)?;
+    limit_sets_are_objects(&body)?;
     let by = caller.principal().key_id.clone();
     let event = gw
         .engine
         .change_risk(change, by.clone())
         .await
         .map_err(|e| match e {
+            // Asking to lift a kill switch that is not engaged conflicts with the state.
+            EngineError::Risk(r @ risk::RiskError::KillSwitchNotEngaged(_)) => {
+                ApiError::new(StatusCode::CONFLICT, r.code(), r.to_string())
+            }
             EngineError::Risk(r) => ApiError::unprocessable("invalid_risk_limits", r.to_string()),
             other => engine_error(other),
         })?;
     tracing::warn!(by = %by, "risk limits changed");
     Ok(Json(event))
+}
+
+/// The scope and limit sets of a risk change are JSON objects. (`LimitsChange` is an internally
+/// tagged enum: serde reads the structs inside it through its own buffer, which would also take
+/// an array of their fields.)
+fn limit_sets_are_objects(body: &[u8]) -> Result<(), ApiError> {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("malformed_json", e.to_string()))?;
+    let mut sets: Vec<(String, &serde_json::Value)> = Vec::new();
+    for key in ["scope", "limits"] {
+        if let Some(x) = v.get(key) {
+            sets.push((key.to_owned(), x));
+        }
+    }
+    if v.get("op").and_then(|o| o.as_str()) == Some("replace_all") {
+        let limits = v.get("limits");
+        if let Some(d) = limits.and_then(|l| l.get("defaults")) {
+            sets.push(("limits.defaults".into(), d));
+        }
+        for (map, depth) in [("accounts", 1), ("symbols", 1), ("account_symbols", 2)] {
+            let Some(m) = limits.and_then(|l| l.get(map)) else {
+                continue;
+            };
+            sets.push((format!("limits.{map}"), m));
+            for (k, x) in m.as_object().into_iter().flatten() {
+                sets.push((format!("limits.{map}.{k}"), x));
+                if depth == 2 {
+                    for (k2, y) in x.as_object().into_iter().flatten() {
+                        sets.push((format!("limits.{map}.{k}.{k2}"), y));
+                    }
+                }
+            }
+        }
+    }
+    match sets.into_iter().find(|(_, x)| !x.is_object()) {
+        Some((path, _)) => Err(ApiError::unprocessable(
+            "invalid_field",
+            format!("{path}: must be a JSON object"),
+        )),
+        None => Ok(()),
+    }
 }

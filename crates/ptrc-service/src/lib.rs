@@ -229,9 +229,13 @@ pub async fn start<B: Bus>(
     })
 }
 
+/// The OpenAPI document of the routes, served at `/openapi.json` (see `runtime::openapi`).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
 /// The service's routes (the host adds `/health`, `/metrics` and the JSON 404).
 pub fn router(svc: Ptrc) -> Router {
     Router::new()
+        .route("/openapi.json", runtime::openapi::route(OPENAPI))
         .route("/pnl/compute", post(http::pnl))
         .route("/tax/1099b", post(http::tax))
         .route("/risk/var", post(http::var))

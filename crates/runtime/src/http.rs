@@ -503,12 +503,32 @@ pub fn parse_time(name: &str, value: &str) -> Result<Timestamp, ApiError> {
     if let Ok(d) = chrono_date(value) {
         return Ok(d);
     }
+    if let Some(t) = beyond_range(value) {
+        return Ok(t);
+    }
     Err(ApiError::unprocessable(
         "invalid_field",
         format!(
             "{name}: {value:?} is not a time; use RFC 3339 (2025-01-02T15:04:05Z) or a date (2025-01-02)"
         ),
     ))
+}
+
+/// A valid time (or date) outside what a `Timestamp` holds (1677-09-21 to 2262-04-11) is the
+/// earliest or latest instant: `from=0001-01-01` means from the beginning, and no stored
+/// event lies beyond either end.
+fn beyond_range(value: &str) -> Option<Timestamp> {
+    let text = if value.len() == 10 {
+        format!("{value}T00:00:00Z")
+    } else {
+        value.to_owned()
+    };
+    let t = chrono::DateTime::parse_from_rfc3339(&text).ok()?;
+    Some(Timestamp::from_nanos(if t.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    }))
 }
 
 fn chrono_date(value: &str) -> Result<Timestamp, ()> {
@@ -524,31 +544,38 @@ fn chrono_date(value: &str) -> Result<Timestamp, ()> {
 
 /// Parses a JSON body; the error names the offending field: 400 `malformed_json`,
 /// `unknown_field`, `missing_field`; 422 `invalid_field` for a value of the wrong type or range.
+///
+/// A struct is read from a JSON object only ([`crate::strict`]): serde would also take an array
+/// of its fields, which no documented body is.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let result: Result<T, _> = serde_path_to_error::deserialize(de);
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| json_error(String::new(), e))?;
+    let result: Result<T, _> = serde_path_to_error::deserialize(crate::strict::Strict(value));
     result.map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        let msg = inner.to_string();
-        match inner.classify() {
-            serde_json::error::Category::Syntax
-            | serde_json::error::Category::Eof
-            | serde_json::error::Category::Io => ApiError::bad_request(
-                "malformed_json",
-                format!("the body is not valid JSON: {msg}"),
-            ),
-            serde_json::error::Category::Data if msg.starts_with("unknown field") => {
-                ApiError::bad_request("unknown_field", msg)
-            }
-            serde_json::error::Category::Data if msg.starts_with("missing field") => {
-                ApiError::bad_request("missing_field", msg)
-            }
-            serde_json::error::Category::Data => {
-                ApiError::unprocessable("invalid_field", format!("{path}: {msg}"))
-            }
-        }
+        json_error(path, e.into_inner())
     })
+}
+
+fn json_error(path: String, inner: serde_json::Error) -> ApiError {
+    let msg = inner.to_string();
+    match inner.classify() {
+        serde_json::error::Category::Syntax
+        | serde_json::error::Category::Eof
+        | serde_json::error::Category::Io => ApiError::bad_request(
+            "malformed_json",
+            format!("the body is not valid JSON: {msg}"),
+        ),
+        serde_json::error::Category::Data if msg.starts_with("unknown field") => {
+            ApiError::bad_request("unknown_field", msg)
+        }
+        serde_json::error::Category::Data if msg.starts_with("missing field") => {
+            ApiError::bad_request("missing_field", msg)
+        }
+        serde_json::error::Category::Data => {
+            ApiError::unprocessable("invalid_field", format!("{path}: {msg}"))
+        }
+    }
 }
 
 /// A JSON body that may be empty (routes whose every field is optional): empty means `{}`.
@@ -561,11 +588,11 @@ pub fn parse_json_or_default<T: DeserializeOwned + Default>(bytes: &[u8]) -> Res
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use auth::{Accounts, AllMarker};
 
-    fn caller(role: Role, accounts: &[&str]) -> Caller {
+    pub(crate) fn caller(role: Role, accounts: &[&str]) -> Caller {
         Caller(Principal {
             key_id: "k".into(),
             role,
@@ -597,7 +624,23 @@ mod tests {
             parse_time("to", "2025-01-02T01:00:00+01:00").unwrap(),
             Timestamp::parse_rfc3339("2025-01-02T00:00:00Z").unwrap()
         );
-        for bad in ["yesterday", "2025-1-2", "1700000000", "2025-02-30", ""] {
+        assert_eq!(
+            parse_time("from", "0001-01-01").unwrap(),
+            Timestamp::from_nanos(i64::MIN)
+        );
+        assert_eq!(
+            parse_time("to", "9999-12-31T23:59:59Z").unwrap(),
+            Timestamp::from_nanos(i64::MAX)
+        );
+        let bad_times = [
+            "yesterday",
+            "2025-1-2",
+            "1700000000",
+            "2025-02-30",
+            "",
+            "9999-13",
+        ];
+        for bad in bad_times {
             let e = parse_time("to", bad).unwrap_err();
             assert_eq!(
                 (e.status.as_u16(), e.code.as_str()),

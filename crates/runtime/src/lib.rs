@@ -14,7 +14,9 @@
 pub mod consumer;
 pub mod guard;
 pub mod http;
+pub mod openapi;
 pub mod snapshot;
+pub mod strict;
 
 pub use consumer::{
     Consumer, ConsumerHandle, ConsumerMetrics, Lagging, ReplayError, Restored, Runner, Snapshot,
