@@ -49,6 +49,18 @@ impl Outcome {
     }
 }
 
+/// Told when a timed step of the core starts and stops (the core itself reads no clock).
+pub trait Stopwatch {
+    fn start(&mut self);
+    fn stop(&mut self);
+}
+
+/// Nothing timed.
+impl Stopwatch for () {
+    fn start(&mut self) {}
+    fn stop(&mut self) {}
+}
+
 /// OMS, risk, paper venue and positions, kept consistent by folding the same events.
 ///
 /// Two ways in: `replay` for journaled events (restores state, emits nothing) and the command
@@ -179,6 +191,17 @@ impl TradingCore {
         req: NewOrder,
         ts: Timestamp,
     ) -> Result<(Outcome, Vec<Event>), EngineError> {
+        self.submit_timed(req, ts, &mut ())
+    }
+
+    /// [`TradingCore::submit`], telling `risk` when the risk check starts and stops (the shell
+    /// times it; the core reads no clock).
+    pub fn submit_timed(
+        &mut self,
+        req: NewOrder,
+        ts: Timestamp,
+        risk: &mut impl Stopwatch,
+    ) -> Result<(Outcome, Vec<Event>), EngineError> {
         let submitted = match self.oms.submit(req, ts)? {
             Submit::Duplicate(order) => return Ok((Outcome::Duplicate(order), Vec::new())),
             Submit::DuplicateOf(id) => return Ok((Outcome::DuplicateOf(id), Vec::new())),
@@ -188,7 +211,9 @@ impl TradingCore {
             unreachable!("Oms::submit returns order_submitted for a new order");
         };
         let order = order.clone();
+        risk.start();
         let verdict = self.risk_check(&order, ts);
+        risk.stop();
         // From here on state changes: a failure can no longer be handed back to the caller as
         // "nothing happened", so it is fatal for the engine.
         let id = order.order_id;

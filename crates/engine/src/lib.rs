@@ -9,6 +9,6 @@ mod core;
 mod error;
 mod shell;
 
-pub use crate::core::{CoreConfig, Outcome, Reserved, TradingCore};
+pub use crate::core::{CoreConfig, Outcome, Reserved, Stopwatch, TradingCore};
 pub use error::EngineError;
 pub use shell::{Engine, EngineConfig, EngineGauges, ExecutionReport, Query, QueryAnswer, Started};

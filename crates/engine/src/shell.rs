@@ -6,7 +6,7 @@
 //! acknowledger task, which answers once the events are durable. So "2xx" always means "on disk".
 
 use std::ops::RangeInclusive;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{NaiveTime, Utc};
 use journal::{InProcessBus, Journal, JournalError, StartAt, Subscription};
@@ -17,6 +17,8 @@ use runtime::{
     ConsumerHandle, Restored, Runner, RuntimeError, SnapshotPolicy, SnapshotStore, Spec,
 };
 use serde::{Deserialize, Serialize};
+use telemetry::AtomicHistogram;
+use telemetry::histogram::LATENCY_BUCKETS;
 use telemetry::prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -91,6 +93,8 @@ enum Command {
     Submit {
         req: NewOrder,
         reply: oneshot::Sender<Result<Outcome, EngineError>>,
+        /// When the caller handed the order over (the OMS latency starts here).
+        at: Instant,
     },
     Cancel {
         account: AccountId,
@@ -130,22 +134,58 @@ type Durable =
 pub struct Engine {
     tx: mpsc::Sender<Command>,
     reports: broadcast::Sender<ExecutionReport>,
+    order_ack: AtomicHistogram,
 }
 
 const COMMAND_QUEUE: usize = 65_536;
 
 /// What the engine holds in memory, for `/metrics`: bounded by the retention, whatever the
-/// history (a soak watches these stay flat).
-#[derive(Clone, Default)]
+/// history (a soak watches these stay flat); and the order path's latencies, each recorded with
+/// a few atomic operations per order (no lock on the engine task).
+#[derive(Clone)]
 pub struct EngineGauges {
     orders_held: Gauge,
     open_orders: Gauge,
     client_ids: Gauge,
+    /// `Engine::submit` called -> answered after the order's events are durable.
+    order_ack: AtomicHistogram,
+    /// `Engine::submit` called -> the engine's decision (queue wait, OMS, risk, venue).
+    oms_decision: AtomicHistogram,
+    /// The pre-trade risk check of one order.
+    risk_check: AtomicHistogram,
+}
+
+impl Default for EngineGauges {
+    fn default() -> Self {
+        EngineGauges {
+            orders_held: Gauge::default(),
+            open_orders: Gauge::default(),
+            client_ids: Gauge::default(),
+            order_ack: AtomicHistogram::new(LATENCY_BUCKETS),
+            oms_decision: AtomicHistogram::new(LATENCY_BUCKETS),
+            risk_check: AtomicHistogram::new(LATENCY_BUCKETS),
+        }
+    }
 }
 
 impl EngineGauges {
     pub fn register(metrics: &telemetry::Metrics) -> EngineGauges {
         let g = EngineGauges::default();
+        metrics.register(
+            "order_ack_seconds",
+            "Time from an order reaching the engine to its answer once its events are durable (what POST /orders waits for), accepted or rejected",
+            g.order_ack.clone(),
+        );
+        metrics.register(
+            "oms_decision_seconds",
+            "Time from an order reaching the engine to its decision (queue wait, OMS, risk check, venue), before it is journaled",
+            g.oms_decision.clone(),
+        );
+        metrics.register(
+            "risk_check_seconds",
+            "Time the pre-trade risk check of one order takes",
+            g.risk_check.clone(),
+        );
         metrics.register(
             "engine_orders_held",
             "Orders in the engine's memory: open ones plus recently finished ones (retention)",
@@ -281,11 +321,16 @@ impl Engine {
         let (reports, _) = broadcast::channel(16_384);
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         let acker = tokio::spawn(acknowledge(ack_rx, reports.clone(), shutdown.clone()));
+        let order_ack = gauges.order_ack.clone();
         let task = tokio::spawn(run(
             core, journal, market, rx, ack_tx, acker, config, gauges, shutdown,
         ));
         Ok(Started {
-            engine: Engine { tx, reports },
+            engine: Engine {
+                tx,
+                reports,
+                order_ack,
+            },
             task,
             snapshotter,
             snapshotter_task,
@@ -308,7 +353,14 @@ impl Engine {
 
     /// Submit an order; answers once its events are durable.
     pub async fn submit(&self, req: NewOrder) -> Result<Outcome, EngineError> {
-        self.call(|reply| Command::Submit { req, reply }).await?
+        let at = Instant::now();
+        let answer = self
+            .call(|reply| Command::Submit { req, reply, at })
+            .await?;
+        if answer.is_ok() {
+            self.order_ack.observe(at.elapsed().as_secs_f64());
+        }
+        answer
     }
 
     /// Cancel an order of `account` (another account's order is `order_not_found`).
@@ -409,7 +461,7 @@ async fn run(
                 if let Err(e) = on_market_data(&mut core, &journal, &ack, &pending, &mut md_applied) {
                     break Err(e);
                 }
-                if let Err(e) = handle(&mut core, &journal, &ack, cmd, md_applied) {
+                if let Err(e) = handle(&mut core, &journal, &ack, cmd, md_applied, &gauges) {
                     break Err(e);
                 }
             }
@@ -519,10 +571,11 @@ fn handle(
     ack: &mpsc::UnboundedSender<(Durable, Vec<Event>, Reply)>,
     cmd: Command,
     md_applied: u64,
+    gauges: &EngineGauges,
 ) -> Result<(), EngineError> {
     let now = Timestamp::now();
     match cmd {
-        Command::Submit { req, reply } => match core.submit(req, now) {
+        Command::Submit { req, reply, at } => match decide(core, req, now, at, gauges) {
             // A repeat of an earlier order: answered after that order is durable.
             Ok((outcome, events)) if events.is_empty() => {
                 defer(ack, Reply::Submit(reply, outcome))?
@@ -573,6 +626,41 @@ fn answer(core: &TradingCore, query: Query, md_applied: u64) -> QueryAnswer {
     match query {
         Query::RiskLimits => QueryAnswer::RiskLimits(Box::new(core.risk().limits().clone())),
         Query::MarketDataApplied => QueryAnswer::MarketDataApplied(md_applied),
+    }
+}
+
+/// The core's decision on an order, with its OMS and risk-check latencies recorded.
+fn decide(
+    core: &mut TradingCore,
+    req: NewOrder,
+    now: Timestamp,
+    at: Instant,
+    gauges: &EngineGauges,
+) -> Result<(Outcome, Vec<Event>), EngineError> {
+    let mut risk = RiskTimer {
+        started: None,
+        histogram: &gauges.risk_check,
+    };
+    let decided = core.submit_timed(req, now, &mut risk);
+    gauges.oms_decision.observe(at.elapsed().as_secs_f64());
+    decided
+}
+
+/// Times the core's risk check with the wall clock the core itself does not read.
+struct RiskTimer<'a> {
+    started: Option<Instant>,
+    histogram: &'a AtomicHistogram,
+}
+
+impl crate::Stopwatch for RiskTimer<'_> {
+    fn start(&mut self) {
+        self.started = Some(Instant::now());
+    }
+
+    fn stop(&mut self) {
+        if let Some(t) = self.started.take() {
+            self.histogram.observe(t.elapsed().as_secs_f64());
+        }
     }
 }
 

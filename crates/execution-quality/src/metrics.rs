@@ -17,7 +17,7 @@ type Labels = Vec<(&'static str, String)>;
 #[derive(Clone)]
 pub struct QualityMetrics {
     slippage_bps: Family<Labels, Histogram, fn() -> Histogram>,
-    time_to_fill_ms: Family<Labels, Histogram, fn() -> Histogram>,
+    time_to_fill_seconds: Family<Labels, Histogram, fn() -> Histogram>,
     effective_spread_bps: Family<Labels, Histogram, fn() -> Histogram>,
     fill_rate_by_symbol: Family<Labels, Gauge<f64, AtomicU64>>,
     fill_rate_by_class: Family<Labels, Gauge<f64, AtomicU64>>,
@@ -30,15 +30,16 @@ fn bps_histogram() -> Histogram {
     Histogram::new((-10..=10).map(|i| f64::from(i) * 5.0))
 }
 
-fn ms_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(1.0, 2.0, 20))
+/// 1 ms .. about 9 minutes, doubling (the same bounds as when the series was in ms).
+fn seconds_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 20))
 }
 
 impl QualityMetrics {
     pub fn register(metrics: &Metrics) -> QualityMetrics {
         let m = QualityMetrics {
             slippage_bps: Family::new_with_constructor(bps_histogram),
-            time_to_fill_ms: Family::new_with_constructor(ms_histogram),
+            time_to_fill_seconds: Family::new_with_constructor(seconds_histogram),
             effective_spread_bps: Family::new_with_constructor(bps_histogram),
             fill_rate_by_symbol: Family::default(),
             fill_rate_by_class: Family::default(),
@@ -50,10 +51,11 @@ impl QualityMetrics {
             "Arrival-price slippage per completed order, bps (positive = cost), by symbol and order class",
             m.slippage_bps.clone(),
         );
+        // In seconds, Prometheus' base unit (promtool refuses `_ms`); execq itself counts ms.
         metrics.register(
-            "execq_time_to_first_fill_ms",
-            "Receipt to first fill per order, ms, by symbol and order class",
-            m.time_to_fill_ms.clone(),
+            "execq_time_to_first_fill_seconds",
+            "Receipt to first fill per order, seconds, by symbol and order class",
+            m.time_to_fill_seconds.clone(),
         );
         metrics.register(
             "execq_effective_spread_bps",
@@ -90,9 +92,10 @@ impl QualityMetrics {
         ];
         match o.metric {
             Metric::ArrivalCostBps => self.slippage_bps.get_or_create(&labels).observe(o.value),
-            Metric::TimeToFirstFillMs => {
-                self.time_to_fill_ms.get_or_create(&labels).observe(o.value)
-            }
+            Metric::TimeToFirstFillMs => self
+                .time_to_fill_seconds
+                .get_or_create(&labels)
+                .observe(o.value / 1000.0),
             Metric::EffectiveSpreadBps => self
                 .effective_spread_bps
                 .get_or_create(&labels)

@@ -6,6 +6,7 @@
 //! subscribers (each a durable consumer rebuilding its own state).
 
 mod error;
+mod feed_metrics;
 mod feeds_spec;
 mod services;
 

@@ -51,6 +51,8 @@ pub async fn start(
         path: data_dir.display().to_string(),
         source,
     })?;
+    // One metrics registry per service (each port's /metrics shows its own): this one is the
+    // gateway's, which in `up` also hosts the journal, the feeds and the engine.
     let metrics = Metrics::new();
 
     let journal_path = cfg.journal_path();
@@ -68,7 +70,13 @@ pub async fn start(
 
     // --- feeds -> publisher -> journal ------------------------------------------------------
     let (tx, rx) = mpsc::channel::<Event>(FEED_CHANNEL);
-    let publisher = tokio::spawn(publish(journal.clone(), rx, metrics.clone()));
+    let silence = crate::feed_metrics::FeedSilence::register(&metrics);
+    let publisher = tokio::spawn(publish(
+        journal.clone(),
+        rx,
+        metrics.clone(),
+        silence.clone(),
+    ));
     let feed_specs = if !opts.feeds.is_empty() {
         opts.feeds
     } else if cfg.feed.mode == config::FeedMode::Live {
@@ -78,6 +86,11 @@ pub async fn start(
     };
     let mut feed_lines = Vec::new();
     for spec in feed_specs {
+        match &spec {
+            FeedSpec::Synthetic => silence.expect(feeds::synthetic::SIM_VENUE),
+            FeedSpec::Live(live) => silence.expect(live.exchange.as_str()),
+            FeedSpec::Replay { .. } => {}
+        }
         feed_lines.push(match &spec {
             FeedSpec::Synthetic => format!(
                 "synthetic market, seed {} ({})",
@@ -191,11 +204,12 @@ pub async fn start(
     }
 
     // --- services on their own ports -------------------------------------------------------------
+    let (quality_metrics, quality_runner) = service_registry(&runner);
     let (quality, quality_tasks) = execution_quality::start(
-        &runner,
+        &quality_runner,
         &data_dir,
         cfg.execution_quality.clone(),
-        &metrics,
+        &quality_metrics,
         snapshot_policy,
     )
     .await?;
@@ -210,8 +224,9 @@ pub async fn start(
             }),
         ));
     }
+    let (scanner_metrics, scanner_runner) = service_registry(&runner);
     let scanner = compliance_scanner::start(
-        &runner,
+        &scanner_runner,
         &data_dir,
         compliance_scanner::ScannerConfig {
             params: cfg.surveillance.clone(),
@@ -223,7 +238,7 @@ pub async fn start(
                 .collect(),
         },
         snapshot_policy,
-        &metrics,
+        &scanner_metrics,
         shutdown.clone(),
     )
     .await?;
@@ -272,8 +287,9 @@ pub async fn start(
         limits: ptrc_service::Limits::default(),
     };
     // P&L books (snapshots + journal tail), its own alert store; history from the blotter.
+    let (ptrc_metrics, ptrc_runner) = service_registry(&runner);
     let ptrc = ptrc_service::start(
-        &runner,
+        &ptrc_runner,
         &data_dir,
         snapshot_policy,
         ptrc_service::Inputs {
@@ -293,8 +309,9 @@ pub async fn start(
     }
 
     let online_store = cfg.feast.online_store.connection_string.clone();
+    let (features_metrics, features_runner) = service_registry(&runner);
     let (feature_svc, feature_task) = feature_pipeline::start(
-        &runner,
+        &features_runner,
         &data_dir,
         snapshot_policy,
         feature_pipeline::PipelineConfig {
@@ -308,7 +325,7 @@ pub async fn start(
             ),
             engine: feature_pipeline::EngineParams::default(),
         },
-        &metrics,
+        &features_metrics,
         shutdown.clone(),
     )
     .await?;
@@ -355,7 +372,7 @@ pub async fn start(
         &mut tasks,
         "ptrc",
         ptrc_service::router(ptrc_svc),
-        &metrics,
+        &ptrc_metrics,
         &shutdown,
         ptrc_probes,
     )
@@ -367,7 +384,7 @@ pub async fn start(
         &mut tasks,
         "feature_pipeline",
         feature_pipeline::router(feature_svc, keys.clone()),
-        &metrics,
+        &features_metrics,
         &shutdown,
         feature_probe,
     )
@@ -377,7 +394,7 @@ pub async fn start(
         &mut tasks,
         "execution_quality",
         execution_quality::router(quality.clone(), keys.clone()),
-        &metrics,
+        &quality_metrics,
         &shutdown,
         vec![Box::new(quality.consumer().clone())],
     )
@@ -387,7 +404,7 @@ pub async fn start(
         &mut tasks,
         "compliance_scanner",
         scanner_routes,
-        &metrics,
+        &scanner_metrics,
         &shutdown,
         scanner_probes,
     )
@@ -507,6 +524,15 @@ async fn serve_with(
     Ok(local)
 }
 
+/// A service's own metrics registry, and the runner whose consumers report there.
+fn service_registry(
+    runner: &runtime::Runner<InProcessBus>,
+) -> (Metrics, runtime::Runner<InProcessBus>) {
+    let metrics = Metrics::service();
+    let runner = runner.with_metrics(runtime::ConsumerMetrics::register(&metrics));
+    (metrics, runner)
+}
+
 /// The listener limits of `services.http`.
 pub fn http_limits(h: &config::HttpConfig) -> runtime::http::HttpLimits {
     runtime::http::HttpLimits {
@@ -610,17 +636,13 @@ async fn publish(
     journal: Journal,
     mut rx: mpsc::Receiver<Event>,
     metrics: Metrics,
+    silence: crate::feed_metrics::FeedSilence,
 ) -> Result<u64, PlatformError> {
     let mut buf = Vec::with_capacity(PUBLISH_BATCH);
     let mut total = 0u64;
     while rx.recv_many(&mut buf, PUBLISH_BATCH).await > 0 {
         let batch = std::mem::take(&mut buf);
-        for e in &batch {
-            metrics
-                .events_appended
-                .get_or_create(&vec![("kind", e.kind().as_str().to_string())])
-                .inc();
-        }
+        silence.batch(&metrics, &batch);
         let n = batch.len() as u64;
         let t0 = Instant::now();
         journal.append_batch(batch).await?;

@@ -16,7 +16,8 @@
 //!   once durable (the journal may archive what every consumer has acked);
 //! - **read barrier**: [`ConsumerHandle::wait_for`] lets a reader wait until the state includes a
 //!   given sequence (read-your-writes after an acknowledged order);
-//! - **metrics**: position, lag and events since the last snapshot, per consumer.
+//! - **metrics**: position, lag, events since the last snapshot and its age, per consumer, read
+//!   when `/metrics` is rendered.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -113,22 +114,42 @@ impl Default for SnapshotPolicy {
     }
 }
 
-/// Per-consumer Prometheus series; register once per process.
+type Series = Family<Vec<(&'static str, String)>, Gauge>;
+
+/// Per-consumer Prometheus series in one service's registry. The values are read from the
+/// consumers when `/metrics` is rendered, so a stuck consumer's lag keeps growing on the page
+/// instead of showing what it was at its last batch.
 #[derive(Clone)]
 pub struct ConsumerMetrics {
-    position: Family<Vec<(&'static str, String)>, Gauge>,
-    lag: Family<Vec<(&'static str, String)>, Gauge>,
-    snapshot_seq: Family<Vec<(&'static str, String)>, Gauge>,
-    since_snapshot: Family<Vec<(&'static str, String)>, Gauge>,
+    position: Series,
+    lag: Series,
+    snapshot_seq: Series,
+    since_snapshot: Series,
+    snapshot_age: Series,
+    watched: Arc<Mutex<Vec<Watched>>>,
+}
+
+/// A consumer whose series this registry shows.
+struct Watched {
+    name: &'static str,
+    position: watch::Receiver<u64>,
+    progress: Arc<Progress>,
+    /// The bus head (what the consumer must reach).
+    head: Box<dyn Fn() -> u64 + Send + Sync>,
+    snapshotted: bool,
 }
 
 impl ConsumerMetrics {
+    /// Registers the consumer series in `metrics` (a service's registry); consumers started by
+    /// a runner with these metrics appear there.
     pub fn register(metrics: &Metrics) -> ConsumerMetrics {
         let m = ConsumerMetrics {
             position: Family::default(),
             lag: Family::default(),
             snapshot_seq: Family::default(),
             since_snapshot: Family::default(),
+            snapshot_age: Family::default(),
+            watched: Arc::default(),
         };
         metrics.register(
             "consumer_position",
@@ -150,11 +171,50 @@ impl ConsumerMetrics {
             "Events a consumer applied since its newest snapshot (what a crash would replay)",
             m.since_snapshot.clone(),
         );
+        metrics.register(
+            "consumer_snapshot_age_seconds",
+            "Seconds since a snapshotted consumer's newest durable snapshot (since its start when it has none yet)",
+            m.snapshot_age.clone(),
+        );
+        let refreshed = m.clone();
+        metrics.on_scrape(move || refreshed.refresh(Timestamp::now()));
         m
     }
 
     fn labels(name: &str) -> Vec<(&'static str, String)> {
         vec![("consumer", name.to_owned())]
+    }
+
+    fn watch(&self, consumer: Watched) {
+        let mut watched = lock(&self.watched);
+        // A consumer started again (a test restarting it in process) replaces its old entry.
+        watched.retain(|w| w.name != consumer.name);
+        watched.push(consumer);
+    }
+
+    fn refresh(&self, now: Timestamp) {
+        for w in lock(&self.watched).iter() {
+            let labels = Self::labels(w.name);
+            let position = *w.position.borrow();
+            let p = &w.progress;
+            self.position.get_or_create(&labels).set(to_i64(position));
+            self.lag
+                .get_or_create(&labels)
+                .set(to_i64((w.head)().saturating_sub(position)));
+            self.since_snapshot
+                .get_or_create(&labels)
+                .set(to_i64(p.since_snapshot.load(Ordering::Acquire)));
+            self.snapshot_seq
+                .get_or_create(&labels)
+                .set(to_i64(p.snapshot_seq.load(Ordering::Acquire)));
+            if w.snapshotted {
+                let at = p.snapshot_at_ns.load(Ordering::Acquire);
+                let age_ns = now.as_nanos().saturating_sub(at).max(0);
+                self.snapshot_age
+                    .get_or_create(&labels)
+                    .set(age_ns / 1_000_000_000);
+            }
+        }
     }
 }
 
@@ -186,6 +246,9 @@ struct Progress {
     snapshot_seq: AtomicU64,
     since_snapshot: AtomicU64,
     snapshots_written: AtomicU64,
+    /// When the newest durable snapshot was written (unix ns; the consumer's start before the
+    /// first).
+    snapshot_at_ns: std::sync::atomic::AtomicI64,
 }
 
 /// A reader waited longer than its deadline for a consumer to reach a sequence.
@@ -356,6 +419,16 @@ impl<B: Bus> Runner<B> {
         &self.bus
     }
 
+    /// The same runner reporting its consumers in another service's registry: each service's
+    /// `/metrics` shows the consumers it owns.
+    pub fn with_metrics(&self, metrics: ConsumerMetrics) -> Runner<B> {
+        Runner {
+            bus: self.bus.clone(),
+            shutdown: self.shutdown.clone(),
+            metrics,
+        }
+    }
+
     /// Starts a consumer whose store records its position.
     pub async fn start_stored<C: StoredPosition>(
         &self,
@@ -394,6 +467,7 @@ impl<B: Bus> Runner<B> {
         restored: Restored<C>,
     ) -> Result<(ConsumerHandle<C>, JoinHandle<Result<(), RuntimeError>>), RuntimeError> {
         let written_seq = restored.snapshot.as_ref().map_or(0, |m| m.seq);
+        let written_at = restored.snapshot.as_ref().map(|m| m.written_at);
         let checkpoint = Checkpoint::Snapshots {
             store,
             policy,
@@ -410,6 +484,12 @@ impl<B: Bus> Runner<B> {
             .progress
             .snapshot_seq
             .store(written_seq, Ordering::Release);
+        if let Some(at) = written_at {
+            handle
+                .progress
+                .snapshot_at_ns
+                .store(at.as_nanos(), Ordering::Release);
+        }
         Ok((handle, task))
     }
 
@@ -433,6 +513,17 @@ impl<B: Bus> Runner<B> {
         let head = self.bus.last_seq();
         progress.start_head.store(head, Ordering::Release);
         progress.ready.store(position >= head, Ordering::Release);
+        progress
+            .snapshot_at_ns
+            .store(Timestamp::now().as_nanos(), Ordering::Release);
+        let bus = self.bus.clone();
+        self.metrics.watch(Watched {
+            name: spec.name,
+            position: rx.clone(),
+            progress: Arc::clone(&progress),
+            head: Box::new(move || bus.last_seq()),
+            snapshotted: matches!(checkpoint, Checkpoint::Snapshots { .. }),
+        });
         let handle = ConsumerHandle {
             name: spec.name,
             state: Arc::new(Mutex::new(consumer)),
@@ -446,7 +537,6 @@ impl<B: Bus> Runner<B> {
             handle.clone(),
             tx,
             checkpoint,
-            self.metrics.clone(),
             self.shutdown.clone(),
         ));
         Ok((handle, task))
@@ -470,11 +560,9 @@ async fn run_loop<B: Bus, C: Consumer>(
     handle: ConsumerHandle<C>,
     position: watch::Sender<u64>,
     mut checkpoint: Checkpoint<C>,
-    metrics: ConsumerMetrics,
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
     let name = spec.name;
-    let labels = ConsumerMetrics::labels(name);
     let mut out: Vec<Event> = Vec::new();
     // The first tick one period from now, not at once: a start catches up first (a tick can be
     // costly, and a consumer is not ready before it has caught up).
@@ -524,10 +612,6 @@ async fn run_loop<B: Bus, C: Consumer>(
                 position.send_replace(last);
                 p.since_snapshot.fetch_add(newly, Ordering::AcqRel);
                 checkpoint_after_batch(&mut sub, &mut checkpoint, &handle, last, false).await?;
-                metrics.position.get_or_create(&labels).set(to_i64(last));
-                metrics.lag.get_or_create(&labels).set(to_i64(bus.last_seq().saturating_sub(last)));
-                metrics.since_snapshot.get_or_create(&labels).set(to_i64(p.since_snapshot.load(Ordering::Acquire)));
-                metrics.snapshot_seq.get_or_create(&labels).set(to_i64(p.snapshot_seq.load(Ordering::Acquire)));
             }
             _ = tick => {
                 blocking(|| lock(&handle.state).tick(Timestamp::now(), &mut out))
@@ -604,6 +688,8 @@ async fn checkpoint_after_batch<S: Subscription, C: Consumer>(
             *written_at = Instant::now();
             let p = &handle.progress;
             p.snapshot_seq.store(applied, Ordering::Release);
+            p.snapshot_at_ns
+                .store(Timestamp::now().as_nanos(), Ordering::Release);
             p.since_snapshot.store(0, Ordering::Release);
             p.snapshots_written.fetch_add(1, Ordering::AcqRel);
             // Acked only now: the journal may archive what every consumer has acked.

@@ -172,7 +172,8 @@ impl KeyLimiter {
             tokens: burst,
             at: now,
         });
-        bucket.tokens = (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate).min(burst);
+        bucket.tokens =
+            (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate).min(burst);
         bucket.at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
@@ -215,7 +216,11 @@ impl Guard {
     ) -> Guard {
         Guard {
             service,
-            limiter: Arc::new(KeyLimiter::new(limits.rate_per_key, service, metrics.clone())),
+            limiter: Arc::new(KeyLimiter::new(
+                limits.rate_per_key,
+                service,
+                metrics.clone(),
+            )),
             limits: Arc::new(limits),
             loopback: addr.ip().is_loopback(),
             in_flight: Arc::new(AtomicUsize::new(0)),
@@ -372,7 +377,53 @@ impl Drop for InFlight {
 }
 
 /// The middleware every service route runs through.
-pub(crate) async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = method_label(req.method());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
+    let response = guarded(&g, req, next).await;
+    let status = response.status().as_u16().to_string();
+    g.metrics
+        .http_request_seconds
+        .get_or_create(&vec![
+            ("service", g.service.to_owned()),
+            ("method", method.to_owned()),
+            ("route", route.clone()),
+            ("status", status.clone()),
+        ])
+        .observe(started.elapsed().as_secs_f64());
+    g.metrics
+        .http_responses
+        .get_or_create(&vec![
+            ("service", g.service.to_owned()),
+            ("route", route),
+            ("status", status),
+        ])
+        .inc();
+    response
+}
+
+/// The method as a label: any other token a client sends is `other`, so clients cannot grow the
+/// series without bound.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The checks, limits and error rewriting around the handler.
+async fn guarded(g: &Guard, mut req: Request, next: Next) -> Response {
     if let Some(refused) = g.check(&req) {
         return refused;
     }
@@ -388,11 +439,6 @@ pub(crate) async fn guard(State(g): State<Guard>, mut req: Request, next: Next) 
         );
     }
     req.extensions_mut().insert(g.limiter.clone());
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |m| m.as_str())
-        .to_owned();
     let response = match tokio::time::timeout(g.limits.request_timeout, next.run(req)).await {
         Ok(response) => response,
         Err(_) => g.refuse(
@@ -404,16 +450,7 @@ pub(crate) async fn guard(State(g): State<Guard>, mut req: Request, next: Next) 
             ),
         ),
     };
-    let response = json_errors(response).await;
-    g.metrics
-        .http_responses
-        .get_or_create(&vec![
-            ("service", g.service.to_owned()),
-            ("route", route),
-            ("status", response.status().as_u16().to_string()),
-        ])
-        .inc();
-    response
+    json_errors(response).await
 }
 
 /// An error answer that is not JSON (axum's own rejections: 405, 413, a bad path parameter)
@@ -549,7 +586,11 @@ impl GuardedIo {
     }
 
     /// `Pending` stays pending until the idle deadline, which turns it into an error.
-    fn idle_check<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    fn idle_check<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         match polled {
             Poll::Ready(result) => {
                 self.moved();
@@ -623,7 +664,14 @@ mod tests {
         ] {
             assert!(is_json(ok), "{ok}");
         }
-        for bad in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonp", "json", ""] {
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonp",
+            "json",
+            "",
+        ] {
             assert!(!is_json(bad), "{bad}");
         }
     }
@@ -646,7 +694,11 @@ mod tests {
             m
         };
         let host = "127.0.0.1:8099";
-        assert_eq!(cross_origin(&h(&[]), host, &[]), None, "curl sends no Origin");
+        assert_eq!(
+            cross_origin(&h(&[]), host, &[]),
+            None,
+            "curl sends no Origin"
+        );
         assert_eq!(
             cross_origin(&h(&[("origin", "http://127.0.0.1:8099")]), host, &[]),
             None,
@@ -664,7 +716,10 @@ mod tests {
             "an allowed origin"
         );
         assert!(cross_origin(&h(&[("sec-fetch-site", "cross-site")]), host, &[]).is_some());
-        assert_eq!(cross_origin(&h(&[("sec-fetch-site", "same-origin")]), host, &[]), None);
+        assert_eq!(
+            cross_origin(&h(&[("sec-fetch-site", "same-origin")]), host, &[]),
+            None
+        );
     }
 
     #[test]
@@ -679,14 +734,20 @@ mod tests {
             Metrics::new(),
         );
         for _ in 0..10 {
-            limiter.admit("flood", Role::Trader).expect("within the burst of 2 x 5");
+            limiter
+                .admit("flood", Role::Trader)
+                .expect("within the burst of 2 x 5");
         }
         let refused = limiter.admit("flood", Role::Trader).unwrap_err();
         assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(refused.code, "rate_limited");
-        limiter.admit("other", Role::Trader).expect("another key has its own bucket");
+        limiter
+            .admit("other", Role::Trader)
+            .expect("another key has its own bucket");
         for _ in 0..1000 {
-            limiter.admit("ops", Role::Admin).expect("admin keys are not limited by default");
+            limiter
+                .admit("ops", Role::Admin)
+                .expect("admin keys are not limited by default");
         }
     }
 }

@@ -99,10 +99,7 @@ async fn health(State(s): State<HealthState>) -> Response {
 async fn metrics_text(State(s): State<HealthState>) -> Response {
     (
         StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, telemetry::METRICS_CONTENT_TYPE)],
         s.metrics.render(),
     )
         .into_response()

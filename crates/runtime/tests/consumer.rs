@@ -358,7 +358,8 @@ async fn the_host_serves_health_with_readiness_metrics_and_json_404s() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
         )
         .await
         .unwrap();
@@ -373,7 +374,11 @@ async fn the_host_serves_health_with_readiness_metrics_and_json_404s() {
         let host = Host::bind("svc", "127.0.0.1", 0)
             .await
             .unwrap()
-            .probe(Fixed(ready));
+            .probe(Fixed(ready))
+            .health_section(
+                "feeds",
+                std::sync::Arc::new(|| serde_json::json!([{"stale": true}])),
+            );
         let addr = host.addr();
         let _task = host.serve(axum::Router::new(), metrics.clone(), shutdown.clone());
         let (status, body) = get(addr, "/health").await;
@@ -382,6 +387,8 @@ async fn the_host_serves_health_with_readiness_metrics_and_json_404s() {
         assert_eq!(v["status"], if ready { "ok" } else { "starting" });
         assert_eq!(v["service"], "svc");
         assert_eq!(v["consumers"][0]["position"], 7);
+        // A section informs; readiness stays the consumers'.
+        assert_eq!(v["feeds"][0]["stale"], true);
         let (status, text) = get(addr, "/metrics").await;
         assert_eq!(status, 200);
         assert!(
@@ -393,4 +400,137 @@ async fn the_host_serves_health_with_readiness_metrics_and_json_404s() {
         assert!(body.contains("\"not_found\""), "{body}");
     }
     shutdown.cancel();
+}
+
+/// Holds every batch until `open` is set: a consumer that is stuck.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Gate {
+    #[serde(skip)]
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    seen: u64,
+}
+
+impl Consumer for Gate {
+    type Error = Never;
+    fn apply(&mut self, batch: &[Delivery], _out: &mut Vec<Event>) -> Result<(), Never> {
+        while !self.open.load(std::sync::atomic::Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.seen += batch.len() as u64;
+        Ok(())
+    }
+}
+
+impl Snapshot for Gate {
+    const STATE_VERSION: u32 = 1;
+}
+
+fn sample(text: &str, name: &str, consumer: &str) -> Option<i64> {
+    let prefix = format!("{name}{{consumer=\"{consumer}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_registry_shows_its_own_consumers_with_the_lag_of_the_moment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
+    let bus = InProcessBus::new(journal.clone());
+    publish(&bus, 1..=10).await;
+    let shutdown = CancellationToken::new();
+    let (stuck_metrics, other_metrics) =
+        (telemetry::Metrics::service(), telemetry::Metrics::service());
+    let base = Runner::new(
+        bus.clone(),
+        ConsumerMetrics::register(&stuck_metrics),
+        shutdown.clone(),
+    );
+    let other = base.with_metrics(ConsumerMetrics::register(&other_metrics));
+
+    let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gate = Gate {
+        open: open.clone(),
+        seen: 0,
+    };
+    let mut spec = Spec::new("gate", "orders.*");
+    spec.batch = 1;
+    let (stuck, stuck_task) = base
+        .start_snapshotted(
+            spec,
+            SnapshotStore::open(&dir.path().join("snaps"), "gate", 3).unwrap(),
+            policy(1000),
+            "cfg".into(),
+            move || gate,
+        )
+        .await
+        .unwrap();
+    let (fine, fine_task) = other
+        .start_stored(
+            Spec::new("fine", "orders.*"),
+            Stored {
+                store: std::sync::Arc::default(),
+            },
+        )
+        .await
+        .unwrap();
+    publish(&bus, 11..=30).await;
+    fine.wait_for(30, Duration::from_secs(5)).await.unwrap();
+
+    // The stuck consumer never finished its first batch: its lag is the whole journal now,
+    // not what it was when it last moved.
+    let text = stuck_metrics.render();
+    assert_eq!(
+        sample(&text, "trade2026_consumer_position", "gate"),
+        Some(0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "trade2026_consumer_lag_events", "gate"),
+        Some(30),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "trade2026_consumer_snapshot_age_seconds", "gate").is_some_and(|a| a >= 0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "trade2026_consumer_lag_events", "fine"),
+        None,
+        "{text}"
+    );
+    let text = other_metrics.render();
+    assert_eq!(
+        sample(&text, "trade2026_consumer_lag_events", "fine"),
+        Some(0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "trade2026_consumer_lag_events", "gate"),
+        None,
+        "{text}"
+    );
+    // A stored-position consumer has no snapshots to age.
+    assert_eq!(
+        sample(&text, "trade2026_consumer_snapshot_age_seconds", "fine"),
+        None,
+        "{text}"
+    );
+
+    open.store(true, std::sync::atomic::Ordering::Release);
+    stuck.wait_for(30, Duration::from_secs(5)).await.unwrap();
+    let text = stuck_metrics.render();
+    assert_eq!(
+        sample(&text, "trade2026_consumer_lag_events", "gate"),
+        Some(0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "trade2026_consumer_position", "gate"),
+        Some(30),
+        "{text}"
+    );
+    shutdown.cancel();
+    stuck_task.await.unwrap().unwrap();
+    fine_task.await.unwrap().unwrap();
 }

@@ -1,10 +1,10 @@
-//! Observability shared by every trade2026 service: `tracing` set-up, one Prometheus registry for
-//! the process, and the HTTP error contract ([`http`]). The runtime's HTTP host serves the
-//! registry at `/metrics` on every port.
+//! Observability shared by every trade2026 service: `tracing` set-up, one Prometheus registry per
+//! service ([`Metrics`]), and the HTTP error contract ([`http`]). The runtime's HTTP host serves
+//! a service's registry at `/metrics` on its port.
 
 use std::sync::{Arc, RwLock};
 
-use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::prometheus_text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -12,10 +12,13 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Metric, Registry};
 use serde::{Deserialize, Serialize};
 
+pub mod freshness;
+pub mod histogram;
 pub mod http;
 pub mod process;
 pub mod redact;
 
+pub use histogram::{AtomicHistogram, SampledCounter};
 pub use prometheus_client;
 
 /// Log output: readable text for a terminal or one JSON object per line for collectors.
@@ -30,28 +33,57 @@ pub enum LogFormat {
 /// Install the global `tracing` subscriber. `filter` uses `RUST_LOG` syntax (`info`,
 /// `gateway=debug`); `RUST_LOG` in the environment wins. Safe to call twice (the second is a no-op).
 pub fn init_tracing(format: LogFormat, filter: &str) {
-    use tracing_subscriber::EnvFilter;
+    init_tracing_with(format, filter, Vec::new());
+}
+
+/// A layer installed next to the terminal's (the logger's capture layer). It carries its own
+/// filter: the terminal's `filter` does not limit what it sees.
+pub type ExtraLayer =
+    Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+/// [`init_tracing`] plus `extra` layers, each with its own filter.
+pub fn init_tracing_with(format: LogFormat, filter: &str, extra: Vec<ExtraLayer>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder
+    let terminal = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let terminal: ExtraLayer = match format {
+        LogFormat::Json => terminal
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .try_init(),
-        LogFormat::Text => builder.try_init(),
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Text => terminal.with_filter(filter).boxed(),
     };
+    let mut layers = vec![terminal];
+    layers.extend(extra);
+    let _ = tracing_subscriber::registry().with(layers).try_init();
 }
 
 /// Label set used by metric families: a list of `(name, value)` pairs.
 pub type Labels = Vec<(&'static str, String)>;
 
-/// The process-wide metrics. Cheap to clone; every clone shares the same counters.
+/// A family of [`AtomicHistogram`]s, one per label set.
+pub type HistogramFamily = Family<Labels, AtomicHistogram, fn() -> AtomicHistogram>;
+
+type ScrapeHook = Box<dyn Fn() + Send + Sync>;
+
+/// One service's metrics registry: what its port's `/metrics` shows. Every registry has the
+/// HTTP host's series (responses, refusals, request durations) and the process's (RSS, CPU,
+/// threads, descriptors, start time); a service registers its own series on top
+/// ([`Metrics::register`]). Cheap to clone; every clone shares the same registry.
+///
+/// The journal and feed series are registered only by [`Metrics::new`] (the registry of the
+/// service that hosts the journal and the feeds: the gateway in `up`); a [`Metrics::service`]
+/// registry has the fields too, but what is recorded there is never shown.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<RwLock<Registry>>,
+    /// Run before each render, to read values that are sampled rather than counted (consumer
+    /// lag, snapshot age, feed silence).
+    hooks: Arc<RwLock<Vec<ScrapeHook>>>,
     /// Events appended to the journal, by kind.
     pub events_appended: Family<Labels, Counter>,
     /// Time from `append` call to durable acknowledgement.
@@ -62,12 +94,79 @@ pub struct Metrics {
     pub feed_parse_errors: Family<Labels, Counter>,
     /// Feed (re)connections, by exchange and outcome.
     pub feed_connects: Family<Labels, Counter>,
+    /// Order books whose venue checksum (or sequence) did not match, by exchange.
+    pub feed_checksum_mismatches: Family<Labels, Counter>,
     /// HTTP responses by service, route and status code.
     pub http_responses: Family<Labels, Counter>,
     /// Requests and connections the HTTP host refused to protect the service, by reason.
     pub http_refused: Family<Labels, Counter>,
-    /// Resident set size, refreshed from `/proc/self/status` on every [`Metrics::render`].
+    /// Time from the request reaching the host to its response, by service, method, route and
+    /// status.
+    pub http_request_seconds: HistogramFamily,
+    process: ProcessGauges,
+}
+
+/// The process series, refreshed from `/proc` on every render.
+#[derive(Clone, Default)]
+struct ProcessGauges {
     resident_memory_bytes: Gauge,
+    cpu_seconds: SampledCounter,
+    start_time_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    open_fds: Gauge,
+    threads: Gauge,
+}
+
+impl ProcessGauges {
+    fn register(&self, registry: &mut Registry) {
+        // Prometheus' conventional process metric names (client libraries use them), so
+        // dashboards and the soak benchmark find trade2026_process_resident_memory_bytes.
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes (VmRSS), read when /metrics is rendered",
+            self.resident_memory_bytes.clone(),
+        );
+        registry.register(
+            "process_cpu_seconds",
+            "User and system CPU time spent by the process, in seconds",
+            self.cpu_seconds.clone(),
+        );
+        registry.register(
+            "process_start_time_seconds",
+            "Start time of the process since the unix epoch, in seconds",
+            self.start_time_seconds.clone(),
+        );
+        registry.register(
+            "process_open_fds",
+            "File descriptors the process has open",
+            self.open_fds.clone(),
+        );
+        registry.register(
+            "process_threads",
+            "OS threads of the process",
+            self.threads.clone(),
+        );
+    }
+
+    /// Where a figure cannot be read (not Linux) its series keeps its last value (0).
+    fn refresh(&self) {
+        let f = process::figures();
+        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        if let Some(v) = f.resident_memory_bytes {
+            self.resident_memory_bytes.set(int(v));
+        }
+        if let Some(v) = f.cpu_seconds {
+            self.cpu_seconds.set(v);
+        }
+        if let Some(v) = f.start_time_seconds {
+            self.start_time_seconds.set(v);
+        }
+        if let Some(v) = f.open_fds {
+            self.open_fds.set(int(v));
+        }
+        if let Some(v) = f.threads {
+            self.threads.set(int(v));
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -77,40 +176,50 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// A registry with the HTTP, process, journal and feed series: for the service that hosts
+    /// the journal and the feeds (the gateway in `up`), and for tests.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("trade2026");
-        let events_appended = Family::<Labels, Counter>::default();
-        let journal_append_seconds = Histogram::new(exponential_buckets(10e-6, 2.0, 16));
-        let feed_messages = Family::<Labels, Counter>::default();
-        let feed_parse_errors = Family::<Labels, Counter>::default();
-        let feed_connects = Family::<Labels, Counter>::default();
-        let http_responses = Family::<Labels, Counter>::default();
-        let http_refused = Family::<Labels, Counter>::default();
-        registry.register(
+        let m = Self::service();
+        m.register(
             "journal_events_appended",
             "Events appended to the journal, by kind",
-            events_appended.clone(),
+            m.events_appended.clone(),
         );
-        registry.register(
+        m.register(
             "journal_append_latency_seconds",
-            "Time from append to durable acknowledgement",
-            journal_append_seconds.clone(),
+            "Time from append to durable acknowledgement of a batch of feed events",
+            m.journal_append_seconds.clone(),
         );
-        registry.register(
+        m.register(
             "feed_messages",
             "Market-data feed messages received, by exchange and kind",
-            feed_messages.clone(),
+            m.feed_messages.clone(),
         );
-        registry.register(
+        m.register(
             "feed_parse_errors",
             "Market-data messages that failed to parse, by exchange",
-            feed_parse_errors.clone(),
+            m.feed_parse_errors.clone(),
         );
-        registry.register(
+        m.register(
             "feed_connects",
             "Market-data feed connection attempts, by exchange and outcome",
-            feed_connects.clone(),
+            m.feed_connects.clone(),
         );
+        m.register(
+            "feed_checksum_mismatches",
+            "Order books that failed the venue's checksum or sequence check (the feed resubscribes), by exchange",
+            m.feed_checksum_mismatches.clone(),
+        );
+        m
+    }
+
+    /// A service's registry: the HTTP host's and the process's series only.
+    pub fn service() -> Self {
+        let mut registry = Registry::with_prefix("trade2026");
+        let http_responses = Family::<Labels, Counter>::default();
+        let http_refused = Family::<Labels, Counter>::default();
+        let http_request_seconds: HistogramFamily =
+            Family::new_with_constructor(AtomicHistogram::http);
         registry.register(
             "http_responses",
             "HTTP responses, by service, route and status",
@@ -121,28 +230,40 @@ impl Metrics {
             "Requests and connections refused by the HTTP host (rate limits, caps, timeouts, origin and media-type checks), by service and reason",
             http_refused.clone(),
         );
-        // Prometheus' conventional process metric name (node and client libraries use it), so
-        // existing dashboards and the soak benchmark find it as trade2026_process_resident_memory_bytes.
-        let resident_memory_bytes = Gauge::default();
         registry.register(
-            "process_resident_memory_bytes",
-            "Resident memory size in bytes (VmRSS), read when /metrics is rendered",
-            resident_memory_bytes.clone(),
+            "http_request_duration_seconds",
+            "Time from a request reaching the HTTP host to its response head, by service, method, route and status",
+            http_request_seconds.clone(),
         );
+        let build_info = Family::<Labels, Gauge>::default();
+        build_info
+            .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_owned())])
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1; the version of trade2026 in its label",
+            build_info,
+        );
+        let process = ProcessGauges::default();
+        process.register(&mut registry);
         Metrics {
             registry: Arc::new(RwLock::new(registry)),
-            events_appended,
-            journal_append_seconds,
-            feed_messages,
-            feed_parse_errors,
-            feed_connects,
+            hooks: Arc::new(RwLock::new(Vec::new())),
+            events_appended: Family::default(),
+            journal_append_seconds: Histogram::new(exponential_buckets(10e-6, 2.0, 16)),
+            feed_messages: Family::default(),
+            feed_parse_errors: Family::default(),
+            feed_connects: Family::default(),
+            feed_checksum_mismatches: Family::default(),
             http_responses,
             http_refused,
-            resident_memory_bytes,
+            http_request_seconds,
+            process,
         }
     }
 
-    /// Register a service's own metric in the shared registry.
+    /// Register a service's own metric in this registry. `name` gets the `trade2026_` prefix
+    /// (and `_total` for a counter); `help` is what `# HELP` says.
     pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
         self.registry
             .write()
@@ -157,12 +278,28 @@ impl Metrics {
         g
     }
 
-    /// The registry in Prometheus text exposition format. Process figures are read here, at
-    /// scrape time; where they cannot be read (not Linux) the gauge keeps its last value (0).
+    /// An [`AtomicHistogram`] over `bounds` registered under `name`.
+    pub fn histogram(&self, name: &str, help: &str, bounds: &'static [f64]) -> AtomicHistogram {
+        let h = AtomicHistogram::new(bounds);
+        self.register(name, help, h.clone());
+        h
+    }
+
+    /// Runs `hook` before every render: for series sampled at scrape time (a lag, an age).
+    pub fn on_scrape(&self, hook: impl Fn() + Send + Sync + 'static) {
+        self.hooks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(hook));
+    }
+
+    /// The registry in the Prometheus text exposition format (version 0.0.4, what
+    /// `promtool check metrics` and every Prometheus server read). Sampled figures (process,
+    /// hooks) are read first.
     pub fn render(&self) -> String {
-        if let Some(bytes) = process::resident_memory_bytes() {
-            self.resident_memory_bytes
-                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.process.refresh();
+        for hook in self.hooks.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            hook();
         }
         let mut out = String::new();
         let registry = self.registry.read().unwrap_or_else(|e| e.into_inner());
@@ -171,6 +308,9 @@ impl Metrics {
         out
     }
 }
+
+/// The `Content-Type` of [`Metrics::render`]'s text.
+pub const METRICS_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 #[cfg(test)]
 mod tests {
@@ -183,8 +323,13 @@ mod tests {
             .get_or_create(&vec![("kind", "quote".to_string())])
             .inc_by(3);
         let text = m.render();
+        // Prometheus text 0.0.4: HELP and TYPE name the counter's sample, `_total` included.
         assert!(
-            text.contains("trade2026_journal_events_appended_total{kind=\"quote\"} 3"),
+            text.contains(
+                "# HELP trade2026_journal_events_appended_total Events appended to the journal, by kind.\n\
+                 # TYPE trade2026_journal_events_appended_total counter\n\
+                 trade2026_journal_events_appended_total{kind=\"quote\"} 3\n"
+            ),
             "{text}"
         );
         assert!(
@@ -195,15 +340,75 @@ mod tests {
             text.contains("# TYPE trade2026_process_resident_memory_bytes gauge"),
             "{text}"
         );
+        assert!(!text.contains("# EOF"), "not OpenMetrics: {text}");
         #[cfg(target_os = "linux")]
         {
-            let rss: i64 = text
-                .lines()
-                .find_map(|l| l.strip_prefix("trade2026_process_resident_memory_bytes "))
-                .expect("the RSS sample line")
-                .parse()
-                .unwrap();
-            assert!(rss > 1 << 20, "{text}");
+            let value = |name: &str| -> f64 {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                    .unwrap_or_else(|| panic!("{name} in {text}"))
+                    .parse()
+                    .unwrap()
+            };
+            assert!(value("trade2026_process_resident_memory_bytes") > f64::from(1 << 20));
+            assert!(value("trade2026_process_threads") >= 1.0);
+            assert!(value("trade2026_process_start_time_seconds") > 1.577e9);
+            assert!(value("trade2026_process_cpu_seconds_total") >= 0.0);
         }
+    }
+
+    #[test]
+    fn a_service_registry_shows_its_own_series_and_not_the_pipelines() {
+        let m = Metrics::service();
+        m.events_appended
+            .get_or_create(&vec![("kind", "quote".to_string())])
+            .inc();
+        let lag = m.gauge("widget_lag_events", "Widgets behind");
+        lag.set(7);
+        let h = m.histogram("widget_seconds", "Widget time", histogram::LATENCY_BUCKETS);
+        h.observe(0.0015);
+        let text = m.render();
+        assert!(!text.contains("journal_events_appended"), "{text}");
+        assert!(text.contains("trade2026_widget_lag_events 7\n"), "{text}");
+        assert!(
+            text.contains("trade2026_widget_seconds_bucket{le=\"0.001\"} 0\n")
+                && text.contains("trade2026_widget_seconds_bucket{le=\"0.0015\"} 1\n")
+                && text.contains("trade2026_widget_seconds_bucket{le=\"+Inf\"} 1\n")
+                && text.contains("trade2026_widget_seconds_count 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("trade2026_build_info{version=\""), "{text}");
+    }
+
+    #[test]
+    fn scrape_hooks_run_before_each_render() {
+        let m = Metrics::service();
+        let g = m.gauge("renders", "Renders so far");
+        let counted = g.clone();
+        m.on_scrape(move || {
+            counted.inc();
+        });
+        m.render();
+        assert!(m.render().contains("trade2026_renders 2\n"));
+    }
+
+    #[test]
+    fn http_durations_are_histograms_by_label() {
+        let m = Metrics::service();
+        m.http_request_seconds
+            .get_or_create(&vec![
+                ("service", "gateway".to_owned()),
+                ("method", "POST".to_owned()),
+                ("route", "/orders".to_owned()),
+                ("status", "201".to_owned()),
+            ])
+            .observe(0.002);
+        let text = m.render();
+        assert!(
+            text.contains(
+                "trade2026_http_request_duration_seconds_bucket{service=\"gateway\",method=\"POST\",route=\"/orders\",status=\"201\",le=\"0.0025\"} 1\n"
+            ),
+            "{text}"
+        );
     }
 }

@@ -77,7 +77,6 @@ pub fn connection_string(address: &str) -> String {
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
