@@ -273,6 +273,9 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Requests per second per API key, by the key's role (0 = unlimited); burst = 2 x rate.
     pub rate_per_key: RatePerKey,
+    /// A 429 for a key over its rate is answered after this wait (its Retry-After), so a
+    /// client that ignores it slows itself down.
+    pub rate_limit_penalty_ms: u64,
     /// Browser origins (`https://desk.example.com`) allowed to send writes.
     pub allowed_origins: Vec<String>,
     /// Host names accepted on a loopback listener besides localhost, 127.0.0.1 and [::1].
@@ -310,6 +313,7 @@ impl Default for HttpConfig {
             idle_timeout_secs: 120,
             max_body_bytes: 2 * 1024 * 1024,
             rate_per_key: RatePerKey::default(),
+            rate_limit_penalty_ms: 1000,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             max_streams: 256,

@@ -546,6 +546,7 @@ pub fn http_limits(h: &config::HttpConfig) -> runtime::http::HttpLimits {
             compliance: h.rate_per_key.compliance,
             admin: h.rate_per_key.admin,
         },
+        rate_limit_penalty: Duration::from_millis(h.rate_limit_penalty_ms),
         allowed_origins: h.allowed_origins.clone(),
         allowed_hosts: h.allowed_hosts.clone(),
     }

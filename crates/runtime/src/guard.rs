@@ -11,7 +11,7 @@
 //! - **Load**: at most [`HttpLimits::max_in_flight`] requests in the service at once (`503
 //!   overloaded`), each answered within [`HttpLimits::request_timeout`] (`503 timeout`), and a
 //!   token bucket per API key by role ([`RateLimits`], checked by the `Caller` extractor: `429
-//!   rate_limited`). Refusals carry `Retry-After` and are counted in
+//!   rate_limited`, answered after its `Retry-After` so a flood slows itself down). Refusals carry `Retry-After` and are counted in
 //!   `trade2026_http_refused_total{service,reason}`.
 //! - **One error shape**: an error answer that is not JSON (axum's own 405, 413, a rejected
 //!   path parameter) is rewritten to `{"error":{"code","message"}}`.
@@ -66,6 +66,8 @@ pub struct HttpLimits {
     /// Largest request body a route accepts unless the route says otherwise.
     pub max_body_bytes: usize,
     pub rate_per_key: RateLimits,
+    /// How long a 429 for a key over its rate is held before it is sent (its Retry-After).
+    pub rate_limit_penalty: Duration,
     /// Origins (`https://desk.example.com`) whose browser pages may send writes.
     pub allowed_origins: Vec<String>,
     /// Host names accepted on a loopback listener besides `localhost`, `127.0.0.1`, `[::1]`.
@@ -88,6 +90,7 @@ impl Default for HttpLimits {
                 compliance: 200,
                 admin: 0,
             },
+            rate_limit_penalty: Duration::from_secs(1),
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
         }
@@ -138,6 +141,7 @@ fn count(metrics: &Metrics, service: &'static str, refusal: Refusal) {
 /// the number of keys, not by what clients send.
 pub struct KeyLimiter {
     rates: RateLimits,
+    penalty: Duration,
     buckets: Mutex<HashMap<String, Bucket>>,
     service: &'static str,
     metrics: Metrics,
@@ -149,13 +153,24 @@ struct Bucket {
 }
 
 impl KeyLimiter {
-    pub fn new(rates: RateLimits, service: &'static str, metrics: Metrics) -> KeyLimiter {
+    pub fn new(
+        rates: RateLimits,
+        penalty: Duration,
+        service: &'static str,
+        metrics: Metrics,
+    ) -> KeyLimiter {
         KeyLimiter {
             rates,
+            penalty,
             buckets: Mutex::new(HashMap::new()),
             service,
             metrics,
         }
+    }
+
+    /// How long a refusal is held before it is answered.
+    pub fn penalty(&self) -> Duration {
+        self.penalty
     }
 
     /// Takes one request from `key`'s bucket; `Err` (429 with the wait) when it is empty.
@@ -185,7 +200,7 @@ impl KeyLimiter {
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             format!(
-                "this key may send {rate} requests per second (burst {burst}); retry after the Retry-After seconds"
+                "this key may send {rate} requests per second (burst {burst}); retry after the Retry-After seconds (refusals are answered after that wait)"
             ),
         ))
     }
@@ -218,6 +233,7 @@ impl Guard {
             service,
             limiter: Arc::new(KeyLimiter::new(
                 limits.rate_per_key,
+                limits.rate_limit_penalty,
                 service,
                 metrics.clone(),
             )),
@@ -730,6 +746,7 @@ mod tests {
                 compliance: 0,
                 admin: 0,
             },
+            Duration::ZERO,
             "test",
             Metrics::new(),
         );

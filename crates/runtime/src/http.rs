@@ -229,8 +229,13 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let principal = ApiKeys::from_ref(state).authenticate(&parts.headers)?;
         // The host's guard hands every request the service's per-key limiter.
-        if let Some(limiter) = parts.extensions.get::<Arc<KeyLimiter>>() {
-            limiter.admit(&principal.key_id, principal.role)?;
+        if let Some(limiter) = parts.extensions.get::<Arc<KeyLimiter>>()
+            && let Err(refused) = limiter.admit(&principal.key_id, principal.role)
+        {
+            // The 429 waits out its Retry-After: a client that ignores it (a flood on many
+            // connections) slows itself down instead of costing the others a core.
+            tokio::time::sleep(limiter.penalty()).await;
+            return Err(refused);
         }
         Ok(Caller(principal))
     }

@@ -194,19 +194,26 @@ async fn a_flooding_key_gets_429_with_retry_after_and_other_keys_do_not() {
             compliance: 5,
             admin: 0,
         },
+        rate_limit_penalty: Duration::from_millis(100),
         ..HttpLimits::default()
     })
     .await;
     let flood = bearer(&s.trader);
     let mut statuses = Vec::new();
-    for _ in 0..30 {
+    for _ in 0..10 {
+        statuses.push(send(s.addr, "GET", "/whoami", &[&flood], "").await);
+    }
+    assert!(statuses.iter().all(|a| a.status == 200), "the burst of 2 x 5 passes");
+    let started = std::time::Instant::now();
+    statuses.clear();
+    for _ in 0..3 {
         statuses.push(send(s.addr, "GET", "/whoami", &[&flood], "").await);
     }
     let refused: Vec<&Answer> = statuses.iter().filter(|a| a.status == 429).collect();
+    assert!(!refused.is_empty(), "past the burst a request is refused");
     assert!(
-        refused.len() >= 15,
-        "a burst of 10 then 5/s: most of 30 quick requests are refused, got {}",
-        refused.len()
+        started.elapsed() >= Duration::from_millis(100) * refused.len() as u32,
+        "each refusal is held for the penalty"
     );
     assert_eq!(refused[0].code(), "rate_limited");
     assert_eq!(refused[0].header("retry-after").as_deref(), Some("1"));
