@@ -59,12 +59,17 @@ impl<C: Send + 'static> Probe for ConsumerHandle<C> {
     }
 }
 
+/// A part of `/health` besides the consumers, under its own key (the gateway's market-data feed
+/// freshness). It informs; readiness stays the consumers'.
+pub type HealthSection = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
 #[derive(Clone)]
 struct HealthState {
     service: &'static str,
     started: Instant,
     metrics: Metrics,
     probes: Arc<Vec<Box<dyn Probe>>>,
+    sections: Arc<Vec<(&'static str, HealthSection)>>,
 }
 
 #[derive(Serialize)]
@@ -74,6 +79,8 @@ struct Health {
     uptime_seconds: u64,
     version: &'static str,
     consumers: Vec<ConsumerStatus>,
+    #[serde(flatten)]
+    sections: serde_json::Map<String, serde_json::Value>,
 }
 
 /// `/health`: 200 `ok` once every consumer of the service has caught up with the journal, 503
@@ -87,6 +94,11 @@ async fn health(State(s): State<HealthState>) -> Response {
         uptime_seconds: s.started.elapsed().as_secs(),
         version: env!("CARGO_PKG_VERSION"),
         consumers,
+        sections: s
+            .sections
+            .iter()
+            .map(|(k, f)| (k.to_string(), f()))
+            .collect(),
     };
     let status = if ready {
         StatusCode::OK
@@ -111,6 +123,7 @@ pub struct Host {
     listener: TcpListener,
     addr: SocketAddr,
     probes: Vec<Box<dyn Probe>>,
+    sections: Vec<(&'static str, HealthSection)>,
     limits: HttpLimits,
     other_bodies: Vec<(&'static str, &'static str)>,
 }
@@ -131,6 +144,7 @@ impl Host {
             listener,
             addr: local,
             probes: Vec::new(),
+            sections: Vec::new(),
             limits: HttpLimits::default(),
             other_bodies: Vec::new(),
         })
@@ -149,6 +163,12 @@ impl Host {
     /// Reports these consumers' readiness in `/health`.
     pub fn probes(mut self, probes: Vec<Box<dyn Probe>>) -> Host {
         self.probes.extend(probes);
+        self
+    }
+
+    /// Adds `key: report()` to every `/health` answer.
+    pub fn health_section(mut self, key: &'static str, report: HealthSection) -> Host {
+        self.sections.push((key, report));
         self
     }
 
@@ -197,6 +217,7 @@ impl Host {
                 started: Instant::now(),
                 metrics,
                 probes: Arc::new(self.probes),
+                sections: Arc::new(self.sections),
             })
             .merge(routes)
             .fallback(telemetry::http::fallback)
