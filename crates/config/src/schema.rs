@@ -427,7 +427,7 @@ fn builtin<T, E: fmt::Display>(r: Result<T, E>) -> T {
 }
 
 /// `feed.live`: public exchange websocket feeds.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LiveFeedConfig {
     /// `exchange:SYMBOL,SYMBOL` specs, e.g. `binance:BTCUSDT,ETHUSDT`.
@@ -435,6 +435,19 @@ pub struct LiveFeedConfig {
     /// Websocket URL per exchange, replacing the built-in endpoint (tests point this at a
     /// local server).
     pub ws_urls: BTreeMap<Venue, String>,
+    /// Seconds a connection may stay silent (not even a heartbeat or pong) before it is
+    /// replaced; a symbol without data for this long is reported stale.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for LiveFeedConfig {
+    fn default() -> Self {
+        LiveFeedConfig {
+            instruments: Vec::new(),
+            ws_urls: BTreeMap::new(),
+            idle_timeout_secs: 30,
+        }
+    }
 }
 
 /// One `exchange:SYMBOL,SYMBOL,...` spec.

@@ -16,6 +16,8 @@ pub enum FeedError {
         line: usize,
         reason: String,
     },
+    #[error("TLS set-up: {0}")]
+    Tls(String),
     #[error("the event receiver was dropped")]
     ReceiverGone,
 }

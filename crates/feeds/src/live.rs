@@ -1,17 +1,28 @@
 //! Live market data from the exchanges' public WebSocket streams.
 //!
-//! One task per `exchange:SYMBOL,SYMBOL` spec: connect, subscribe, parse every message with the
-//! `marketdata` parsers, forward the events. When the connection drops or fails it reconnects
-//! with exponential backoff (0.5 s doubling to 30 s; reset once a connection delivered data).
+//! One task per `exchange:SYMBOL,SYMBOL` spec: connect (TLS through rustls, trusting the
+//! webpki roots plus any given ones), subscribe, parse every message with the `marketdata`
+//! parsers, forward the events. It reconnects with exponential backoff (0.5 s doubling to 30 s;
+//! reset once a connection delivered data) when the connection drops or fails, when nothing at
+//! all arrived for the idle timeout (a half-open connection: the feed pings every third of it,
+//! so a live connection always answers), and when a Kraken or OKX book fails its checksum (the
+//! new subscription starts with fresh snapshots). Each feed records its freshness (connected,
+//! last message, last data per symbol) for `/marketdata` and `/health`.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use marketdata::Exchange;
+use marketdata::{BookVerifier, Exchange};
 use model::{Event, Timestamp};
+use rustls::ClientConfig;
+use rustls::pki_types::CertificateDer;
 use telemetry::Metrics;
+use telemetry::freshness::{Freshness, SourceHandle};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -126,6 +137,11 @@ impl LiveSpec {
         }
     }
 
+    /// The feed's name in `/marketdata` and `/health`: the spec without its URL override.
+    pub fn name(&self) -> String {
+        format!("{}:{}", self.exchange, self.symbols.join(","))
+    }
+
     /// Application-level keep-alive some exchanges require (they drop silent clients).
     fn keepalive(&self) -> Option<(Duration, &'static str)> {
         match self.exchange {
@@ -152,45 +168,112 @@ impl Default for Backoff {
     }
 }
 
+/// How long a connection may stay silent (not even a heartbeat or pong) before it is dropped
+/// and the feed's data counts as stale.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a live feed connects, and what it reports.
+#[derive(Clone)]
+pub struct LiveOptions {
+    pub backoff: Backoff,
+    /// Silence after which the connection is replaced (see [`DEFAULT_IDLE_TIMEOUT`]).
+    pub idle_timeout: Duration,
+    /// Certificates trusted as roots besides the webpki (Mozilla) set: a private CA of a proxy,
+    /// or a test server's.
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    /// Where the feed records its freshness, under [`LiveSpec::name`].
+    pub freshness: Freshness,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            backoff: Backoff::default(),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            extra_roots: Vec::new(),
+            freshness: Freshness::new(),
+        }
+    }
+}
+
+/// The TLS client configuration of every feed connection: TLS 1.2 and 1.3 with the aws-lc-rs
+/// provider (named here, so another crate enabling a second provider cannot make the choice
+/// ambiguous), trusting the webpki roots and `extra_roots`.
+pub fn tls_config(extra_roots: &[CertificateDer<'static>]) -> Result<Arc<ClientConfig>, FeedError> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for cert in extra_roots {
+        roots
+            .add(cert.clone())
+            .map_err(|e| FeedError::Tls(format!("extra root certificate: {e}")))?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| FeedError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// Run one live feed until `shutdown` is cancelled or the receiver goes away.
 pub async fn run(
     spec: LiveSpec,
-    backoff: Backoff,
+    options: LiveOptions,
     tx: mpsc::Sender<Event>,
     metrics: Metrics,
     shutdown: CancellationToken,
 ) -> Result<(), FeedError> {
-    let exchange_label = spec.exchange.to_string();
+    let tls = tls_config(&options.extra_roots)?;
+    let symbols = spec.symbols.iter().map(|s| s.to_ascii_uppercase());
+    let source = options
+        .freshness
+        .register(&spec.name(), options.idle_timeout, symbols);
+    let mut conn = Connection {
+        spec: &spec,
+        tls,
+        idle: options.idle_timeout,
+        verifier: BookVerifier::new(spec.exchange),
+        source,
+        tx: &tx,
+        metrics: &metrics,
+        label: spec.exchange.to_string(),
+    };
+    let backoff = options.backoff;
     let mut delay = backoff.initial;
     loop {
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            r = connect_once(&spec, &tx, &metrics, &exchange_label) => r,
+            r = conn.run_once() => r,
+        };
+        conn.source.connected(false);
+        let counted = |outcome: &str| {
+            metrics
+                .feed_connects
+                .get_or_create(&vec![
+                    ("exchange", conn.label.clone()),
+                    ("outcome", outcome.to_string()),
+                ])
+                .inc();
         };
         match outcome {
-            Ok(delivered) => {
-                metrics
-                    .feed_connects
-                    .get_or_create(&vec![
-                        ("exchange", exchange_label.clone()),
-                        ("outcome", "closed".into()),
-                    ])
-                    .inc();
-                tracing::warn!(exchange = %exchange_label, delivered, "feed connection closed; reconnecting");
+            Ok(end) => {
+                let (outcome, delivered) = match end {
+                    End::Closed { delivered } => ("closed", delivered),
+                    End::Idle { delivered } => ("idle_timeout", delivered),
+                    End::Resync { delivered } => ("resync", delivered),
+                };
+                counted(outcome);
+                tracing::warn!(exchange = %conn.label, outcome, delivered, "feed connection ended; reconnecting");
                 if delivered > 0 {
                     delay = backoff.initial;
                 }
             }
             Err(ConnectError::ReceiverGone) => return Err(FeedError::ReceiverGone),
             Err(ConnectError::Ws(e)) => {
-                metrics
-                    .feed_connects
-                    .get_or_create(&vec![
-                        ("exchange", exchange_label.clone()),
-                        ("outcome", "error".into()),
-                    ])
-                    .inc();
-                tracing::warn!(exchange = %exchange_label, error = %e, retry_in_ms = delay.as_millis() as u64, "feed connection failed");
+                counted("error");
+                tracing::warn!(exchange = %conn.label, error = %e, retry_in_ms = delay.as_millis() as u64, "feed connection failed");
             }
         }
         tokio::select! {
@@ -201,78 +284,145 @@ pub async fn run(
     }
 }
 
+/// How a connection that was up ended.
+enum End {
+    /// The server closed it.
+    Closed { delivered: u64 },
+    /// Nothing arrived for the idle timeout.
+    Idle { delivered: u64 },
+    /// A book failed its checksum: a new subscription brings fresh snapshots.
+    Resync { delivered: u64 },
+}
+
 enum ConnectError {
     Ws(tokio_tungstenite::tungstenite::Error),
     ReceiverGone,
 }
 
-/// One connection's life: returns the number of events delivered when the server closes it.
-async fn connect_once(
-    spec: &LiveSpec,
-    tx: &mpsc::Sender<Event>,
-    metrics: &Metrics,
-    exchange_label: &str,
-) -> Result<u64, ConnectError> {
-    let (ws, _) = tokio_tungstenite::connect_async(spec.url())
+/// What every connection of one feed shares.
+struct Connection<'a> {
+    spec: &'a LiveSpec,
+    tls: Arc<ClientConfig>,
+    idle: Duration,
+    verifier: BookVerifier,
+    source: SourceHandle,
+    tx: &'a mpsc::Sender<Event>,
+    metrics: &'a Metrics,
+    label: String,
+}
+
+impl Connection<'_> {
+    /// One connection's life.
+    async fn run_once(&mut self) -> Result<End, ConnectError> {
+        let connector = Connector::Rustls(self.tls.clone());
+        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+            self.spec.url(),
+            None,
+            false,
+            Some(connector),
+        )
         .await
         .map_err(ConnectError::Ws)?;
-    let (mut write, mut read) = ws.split();
-    for msg in spec.subscribe_messages() {
-        write
-            .send(Message::text(msg))
-            .await
-            .map_err(ConnectError::Ws)?;
-    }
-    tracing::info!(exchange = exchange_label, symbols = ?spec.symbols, "feed connected");
-    let keepalive = spec.keepalive();
-    let mut ping =
-        tokio::time::interval(keepalive.map(|k| k.0).unwrap_or(Duration::from_secs(3600)));
-    ping.tick().await;
-    let mut delivered = 0u64;
-    loop {
-        let msg = tokio::select! {
-            m = read.next() => m,
-            _ = ping.tick() => {
-                if let Some((_, text)) = keepalive {
-                    write.send(Message::text(text)).await.map_err(ConnectError::Ws)?;
+        let (mut write, mut read) = ws.split();
+        for msg in self.spec.subscribe_messages() {
+            write
+                .send(Message::text(msg))
+                .await
+                .map_err(ConnectError::Ws)?;
+        }
+        tracing::info!(exchange = %self.label, symbols = ?self.spec.symbols, "feed connected");
+        self.source.connected(true);
+        self.verifier.reset();
+        // Something must arrive within the idle timeout: ping often enough that a live server
+        // always answers in time (with the exchange's own ping where it wants one).
+        let keepalive = self.spec.keepalive();
+        let period = keepalive
+            .map_or(self.idle / 3, |(every, _)| every.min(self.idle / 3))
+            .max(Duration::from_millis(10));
+        let mut ping = tokio::time::interval_at(Instant::now() + period, period);
+        let idle = tokio::time::sleep(self.idle);
+        tokio::pin!(idle);
+        let mut delivered = 0u64;
+        loop {
+            let msg = tokio::select! {
+                m = read.next() => m,
+                _ = ping.tick() => {
+                    let ping = match keepalive {
+                        Some((_, text)) => Message::text(text),
+                        None => Message::Ping(Default::default()),
+                    };
+                    write.send(ping).await.map_err(ConnectError::Ws)?;
+                    continue;
                 }
-                continue;
-            }
-        };
-        let Some(msg) = msg else { return Ok(delivered) };
-        let text = match msg.map_err(ConnectError::Ws)? {
-            Message::Text(t) => t,
-            Message::Binary(b) => match String::from_utf8(b.to_vec()) {
-                Ok(s) => s.into(),
-                Err(_) => continue,
-            },
-            Message::Close(_) => return Ok(delivered),
-            _ => continue,
-        };
-        match marketdata::parse(spec.exchange, text.as_str(), Timestamp::now()) {
-            Ok(events) => {
-                for event in events {
-                    metrics
-                        .feed_messages
-                        .get_or_create(&vec![
-                            ("exchange", exchange_label.to_string()),
-                            ("kind", event.kind().as_str().to_string()),
-                        ])
-                        .inc();
-                    tx.send(event)
-                        .await
-                        .map_err(|_| ConnectError::ReceiverGone)?;
-                    delivered += 1;
-                }
-            }
-            Err(e) => {
-                metrics
-                    .feed_parse_errors
-                    .get_or_create(&vec![("exchange", exchange_label.to_string())])
-                    .inc();
-                tracing::warn!(exchange = exchange_label, error = %e, "unparseable feed message");
+                _ = &mut idle => return Ok(End::Idle { delivered }),
+            };
+            let Some(msg) = msg else {
+                return Ok(End::Closed { delivered });
+            };
+            let now = Instant::now();
+            idle.as_mut().reset(now + self.idle);
+            self.source.message(now.into_std());
+            let text = match msg.map_err(ConnectError::Ws)? {
+                Message::Text(t) => t,
+                Message::Binary(b) => match String::from_utf8(b.to_vec()) {
+                    Ok(s) => s.into(),
+                    Err(_) => continue,
+                },
+                Message::Close(_) => return Ok(End::Closed { delivered }),
+                _ => continue,
+            };
+            delivered += self.deliver(text.as_str(), now).await?;
+            if !self.books_verified(text.as_str()) {
+                return Ok(End::Resync { delivered });
             }
         }
+    }
+
+    /// Parses one message and sends its events on; returns how many.
+    async fn deliver(&self, text: &str, now: Instant) -> Result<u64, ConnectError> {
+        let events = match marketdata::parse(self.spec.exchange, text, Timestamp::now()) {
+            Ok(events) => events,
+            Err(e) => {
+                self.metrics
+                    .feed_parse_errors
+                    .get_or_create(&vec![("exchange", self.label.clone())])
+                    .inc();
+                tracing::warn!(exchange = %self.label, error = %e, "unparseable feed message");
+                return Ok(0);
+            }
+        };
+        let symbols = events
+            .iter()
+            .filter_map(|e| e.instrument().map(|i| i.symbol.as_str()));
+        self.source.data(symbols, now.into_std());
+        let n = events.len() as u64;
+        for event in events {
+            self.metrics
+                .feed_messages
+                .get_or_create(&vec![
+                    ("exchange", self.label.clone()),
+                    ("kind", event.kind().as_str().to_string()),
+                ])
+                .inc();
+            self.tx
+                .send(event)
+                .await
+                .map_err(|_| ConnectError::ReceiverGone)?;
+        }
+        Ok(n)
+    }
+
+    /// Checks the book checksums a message carries; false after a mismatch (counted).
+    fn books_verified(&mut self, text: &str) -> bool {
+        let verdict = self.verifier.check(text);
+        for m in &verdict.mismatches {
+            self.metrics
+                .feed_checksum_mismatches
+                .get_or_create(&vec![("exchange", self.label.clone())])
+                .inc();
+            tracing::warn!(exchange = %self.label, mismatch = %m, "order book out of sync; resubscribing");
+        }
+        verdict.mismatches.is_empty()
     }
 }
 

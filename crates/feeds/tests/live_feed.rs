@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use feeds::live::{Backoff, LiveSpec};
+use feeds::live::{Backoff, LiveOptions, LiveSpec};
 use futures_util::SinkExt;
 use model::{Event, Timestamp};
 use tokio::net::TcpListener;
@@ -78,14 +78,17 @@ async fn live_feed_parses_a_recorded_stream_and_reconnects_after_a_drop() {
         .unwrap();
     let (tx, mut rx) = mpsc::channel::<Event>(10_000);
     let shutdown = CancellationToken::new();
-    let backoff = Backoff {
-        initial: Duration::from_millis(20),
-        max: Duration::from_millis(200),
+    let options = LiveOptions {
+        backoff: Backoff {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(200),
+        },
+        ..LiveOptions::default()
     };
     let metrics = telemetry::Metrics::new();
     let feed = tokio::spawn(feeds::live::run(
         spec,
-        backoff,
+        options,
         tx,
         metrics.clone(),
         shutdown.clone(),

@@ -11,7 +11,7 @@ mod stream;
 pub use stream::StreamSlots;
 
 pub use auth::{Accounts, AllMarker, ApiKeys, Principal, Role};
-pub use market::{MarketCache, MarketSnapshot};
+pub use market::{MarketCache, MarketListing, MarketSnapshot};
 
 use std::sync::Arc;
 
@@ -111,8 +111,8 @@ async fn openapi(
     runtime::openapi::response(&value)
 }
 
-async fn list_symbols(State(gw): State<Gateway>) -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "symbols": gw.market.symbols() }))
+async fn list_symbols(State(gw): State<Gateway>) -> axum::Json<MarketListing> {
+    axum::Json(gw.market.listing())
 }
 
 async fn market_data(

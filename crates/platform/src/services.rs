@@ -84,6 +84,8 @@ pub async fn start(
     } else {
         vec![FeedSpec::Synthetic]
     };
+    // Live feeds record when they last delivered; /marketdata and the gateway's /health show it.
+    let freshness = telemetry::freshness::Freshness::new();
     let mut feed_lines = Vec::new();
     for spec in feed_specs {
         match &spec {
@@ -107,7 +109,14 @@ pub async fn start(
         });
         tasks.push((
             "feed",
-            spawn_feed(spec, &cfg, tx.clone(), metrics.clone(), shutdown.clone())?,
+            spawn_feed(
+                spec,
+                &cfg,
+                &freshness,
+                tx.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            )?,
         ));
     }
     // The publisher ends when every feed has dropped its sender.
@@ -123,7 +132,7 @@ pub async fn start(
         .await?;
     tasks.push(("sinks", runtime_task("sinks", sinks_task)));
 
-    let market = gateway::MarketCache::default();
+    let market = gateway::MarketCache::with_freshness(freshness);
     // The last 50 000 events, or what the journal still holds after an archive.
     let recent = (journal.last_seq().saturating_sub(50_000) + 1).max(journal.first_seq());
     tasks.push((
@@ -340,6 +349,7 @@ pub async fn start(
     ));
 
     // --- HTTP ports ------------------------------------------------------------------------
+    let feeds_health = market.clone();
     let gateway_app = gateway::router(gateway::Gateway {
         market,
         engine: core.engine,
@@ -352,7 +362,7 @@ pub async fn start(
             metrics.clone(),
         ),
     });
-    let gateway_addr = serve_with(
+    let gateway_addr = serve_host(
         &cfg,
         &mut tasks,
         "gateway",
@@ -365,6 +375,10 @@ pub async fn start(
             Box::new(core_reads.positions.clone()),
             Box::new(sinks_handle),
         ],
+        vec![(
+            "feeds",
+            std::sync::Arc::new(move || feeds_health.feeds_health()),
+        )],
     )
     .await?;
     let ptrc_addr = serve_with(
@@ -513,11 +527,29 @@ async fn serve_with(
     shutdown: &CancellationToken,
     probes: Vec<Box<dyn runtime::Probe>>,
 ) -> Result<SocketAddr, PlatformError> {
+    serve_host(cfg, tasks, service, routes, metrics, shutdown, probes, vec![]).await
+}
+
+/// [`serve_with`], with `sections` added to `/health` (the gateway's feed freshness).
+#[allow(clippy::too_many_arguments)]
+async fn serve_host(
+    cfg: &Config,
+    tasks: &mut Vec<(&'static str, JoinHandle<Result<(), PlatformError>>)>,
+    service: &'static str,
+    routes: axum::Router,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+    probes: Vec<Box<dyn runtime::Probe>>,
+    sections: Vec<(&'static str, runtime::http::HealthSection)>,
+) -> Result<SocketAddr, PlatformError> {
     let port = cfg.service_port(service).unwrap_or(0);
-    let host = runtime::http::Host::bind(service, &cfg.services.host, port)
+    let mut host = runtime::http::Host::bind(service, &cfg.services.host, port)
         .await?
         .limits(http_limits(&cfg.services.http))
         .probes(probes);
+    for (key, section) in sections {
+        host = host.health_section(key, section);
+    }
     let local = host.addr();
     let task = host.serve(routes, metrics.clone(), shutdown.clone());
     tasks.push((service, runtime_task(service, task)));
@@ -658,6 +690,7 @@ async fn publish(
 fn spawn_feed(
     spec: FeedSpec,
     cfg: &Config,
+    freshness: &telemetry::freshness::Freshness,
     tx: mpsc::Sender<Event>,
     metrics: Metrics,
     shutdown: CancellationToken,
@@ -707,11 +740,18 @@ fn spawn_feed(
                 }
             })
         }
-        FeedSpec::Live(spec) => tokio::spawn(async move {
-            feeds::live::run(spec, feeds::live::Backoff::default(), tx, metrics, shutdown)
-                .await
-                .map_err(PlatformError::from)
-        }),
+        FeedSpec::Live(spec) => {
+            let options = feeds::live::LiveOptions {
+                idle_timeout: Duration::from_secs(cfg.feed.live.idle_timeout_secs.max(1)),
+                freshness: freshness.clone(),
+                ..feeds::live::LiveOptions::default()
+            };
+            tokio::spawn(async move {
+                feeds::live::run(spec, options, tx, metrics, shutdown)
+                    .await
+                    .map_err(PlatformError::from)
+            })
+        }
         FeedSpec::Replay { path, speed } => {
             let events = feeds::replay::read_events(&path)?;
             tokio::spawn(async move {
