@@ -10,6 +10,14 @@ pub enum PtrcError {
         column: String,
         reason: String,
     },
+    /// A line that is not a CSV record at all (too long, unbalanced quotes, wrong number of
+    /// fields, not UTF-8).
+    #[error("{source_name}:{line}: {reason}")]
+    BadLine {
+        source_name: String,
+        line: u64,
+        reason: String,
+    },
     #[error("{source_name}: {reason}")]
     BadInput { source_name: String, reason: String },
     /// The computation cannot proceed on valid-looking input (e.g. a sell with no position

@@ -8,8 +8,14 @@
 //! - Marks: `symbol,price`. Positions: `symbol,qty` (signed). Prices: `date,symbol,close`.
 //!
 //! Errors name the source, the 1-based line (the header is line 1) and the column.
+//!
+//! Each reader has a streaming form (`read_trades_from` and so on) over any `Read` (a file, a
+//! pipe): the CSV is parsed record by record, never held whole, and a line longer than
+//! [`MAX_LINE_BYTES`] (a record, when quotes span lines) is refused with an error naming it, so one endless line cannot take the
+//! memory. The `&str` forms are the same readers over text already in memory.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 
 use chrono::NaiveDate;
 use model::{Decimal, Side, Timestamp};
@@ -41,6 +47,140 @@ impl Trade {
     /// The UTC trade date (tax uses trade dates, not settlement dates).
     pub fn date(&self) -> NaiveDate {
         self.ts.to_datetime().date_naive()
+    }
+}
+
+/// The longest record (line, or lines when a quoted field spans several) a CSV input may have,
+/// in bytes, line ends excluded. A trades line is about a hundred bytes; the limit leaves room
+/// for a sale naming thousands of lots.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// The error a [`RecordCap`] reader fails with, carried inside the `io::Error` the CSV reader
+/// reports.
+#[derive(Debug)]
+struct LineTooLong {
+    /// The line the record starts on.
+    line: u64,
+    cap: usize,
+}
+
+impl std::fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the record on this line is longer than {} bytes, the limit of a CSV line",
+            self.cap
+        )
+    }
+}
+
+impl std::error::Error for LineTooLong {}
+
+/// Where the reader is in the CSV grammar, as far as record ends go (the csv crate's default
+/// dialect: `"` quotes a field only at its start, `""` inside quotes is a quote, CR, LF and
+/// CRLF end a record outside quotes).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lexeme {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    QuoteInQuoted,
+}
+
+/// A reader that fails once a record grows past `cap` bytes: the CSV reader keeps a whole
+/// record in memory, so this bounds what one record can take, however its quotes are placed.
+struct RecordCap<R> {
+    inner: R,
+    /// 1-based number of the line being read, and of the line the current record started on.
+    line: u64,
+    record_line: u64,
+    len: usize,
+    cap: usize,
+    state: Lexeme,
+}
+
+impl<R> RecordCap<R> {
+    fn new(inner: R, cap: usize) -> Self {
+        RecordCap {
+            inner,
+            line: 1,
+            record_line: 1,
+            len: 0,
+            cap,
+            state: Lexeme::FieldStart,
+        }
+    }
+
+    /// Advance over one byte; false once the record is too long.
+    fn step(&mut self, b: u8) -> bool {
+        if b == b'\n' {
+            self.line += 1;
+        }
+        let next = match (self.state, b) {
+            (Lexeme::Quoted, b'"') => Some(Lexeme::QuoteInQuoted),
+            (Lexeme::Quoted, _) => Some(Lexeme::Quoted),
+            (Lexeme::QuoteInQuoted, b'"') => Some(Lexeme::Quoted),
+            (Lexeme::FieldStart, b'"') => Some(Lexeme::Quoted),
+            (_, b',') => Some(Lexeme::FieldStart),
+            // The end of a record (a line end outside quotes).
+            (_, b'\n' | b'\r') => None,
+            _ => Some(Lexeme::Unquoted),
+        };
+        match next {
+            Some(state) => {
+                self.state = state;
+                self.len += 1;
+                self.len <= self.cap
+            }
+            None => {
+                self.state = Lexeme::FieldStart;
+                self.len = 0;
+                self.record_line = self.line;
+                true
+            }
+        }
+    }
+}
+
+impl<R: Read> Read for RecordCap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            if !self.step(b) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    LineTooLong {
+                        line: self.record_line,
+                        cap: self.cap,
+                    },
+                ));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The error of a CSV read failure: the line it happened on, and what happened.
+fn csv_error(source: &str, e: &csv::Error) -> PtrcError {
+    if let csv::ErrorKind::Io(io) = e.kind()
+        && let Some(long) = io.get_ref().and_then(|x| x.downcast_ref::<LineTooLong>())
+    {
+        return PtrcError::BadLine {
+            source_name: source.to_string(),
+            line: long.line,
+            reason: long.to_string(),
+        };
+    }
+    match e.position() {
+        Some(p) => PtrcError::BadLine {
+            source_name: source.to_string(),
+            line: p.line(),
+            reason: e.to_string(),
+        },
+        None => PtrcError::BadInput {
+            source_name: source.to_string(),
+            reason: e.to_string(),
+        },
     }
 }
 
@@ -91,18 +231,23 @@ impl Table<'_> {
     }
 }
 
-fn reader<'a>(
-    text: &'a str,
+type CsvReader<R> = csv::Reader<RecordCap<R>>;
+
+fn reader<'a, R: Read>(
+    input: R,
     source: &'a str,
     required: &[&str],
-) -> Result<(csv::Reader<&'a [u8]>, Table<'a>), PtrcError> {
+) -> Result<(CsvReader<R>, Table<'a>), PtrcError> {
     let mut rdr = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(false)
-        .from_reader(text.as_bytes());
-    let headers = rdr.headers().map_err(|e| PtrcError::BadInput {
-        source_name: source.to_string(),
-        reason: format!("cannot read the header line: {e}"),
+        .from_reader(RecordCap::new(input, MAX_LINE_BYTES));
+    let headers = rdr.headers().map_err(|e| match csv_error(source, &e) {
+        PtrcError::BadInput { .. } => PtrcError::BadInput {
+            source_name: source.to_string(),
+            reason: format!("cannot read the header line: {e}"),
+        },
+        located => located,
     })?;
     let columns: BTreeMap<String, usize> = headers
         .iter()
@@ -120,15 +265,12 @@ fn reader<'a>(
     Ok((rdr, Table { source, columns }))
 }
 
-fn records<'a>(
-    rdr: &'a mut csv::Reader<&[u8]>,
+fn records<'a, R: Read>(
+    rdr: &'a mut CsvReader<R>,
     t: &'a Table<'_>,
 ) -> impl Iterator<Item = Result<(u64, csv::StringRecord), PtrcError>> + 'a {
     rdr.records().map(move |r| {
-        let rec = r.map_err(|e| {
-            let line = e.position().map(|p| p.line()).unwrap_or(0);
-            t.err(line, "", e.to_string())
-        })?;
+        let rec = r.map_err(|e| csv_error(t.source, &e))?;
         let line = rec.position().map(|p| p.line()).unwrap_or(0);
         Ok((line, rec))
     })
@@ -159,8 +301,13 @@ pub fn parse_ts(text: &str) -> Option<Timestamp> {
 
 /// Read a trades CSV. Trades must be in time order (an error names the first one that is not).
 pub fn read_trades(text: &str, source: &str) -> Result<Vec<Trade>, PtrcError> {
+    read_trades_from(text.as_bytes(), source)
+}
+
+/// [`read_trades`] streaming from a reader.
+pub fn read_trades_from(input: impl Read, source: &str) -> Result<Vec<Trade>, PtrcError> {
     let required = ["ts", "account", "symbol", "side", "qty", "price", "fee"];
-    let (mut rdr, t) = reader(text, source, &required)?;
+    let (mut rdr, t) = reader(input, source, &required)?;
     let mut out: Vec<Trade> = Vec::new();
     for item in records(&mut rdr, &t) {
         let (line, rec) = item?;
@@ -237,7 +384,15 @@ pub fn read_trades(text: &str, source: &str) -> Result<Vec<Trade>, PtrcError> {
 
 /// `symbol,price`: the mark per symbol.
 pub fn read_marks(text: &str, source: &str) -> Result<BTreeMap<String, Decimal>, PtrcError> {
-    let (mut rdr, t) = reader(text, source, &["symbol", "price"])?;
+    read_marks_from(text.as_bytes(), source)
+}
+
+/// [`read_marks`] streaming from a reader.
+pub fn read_marks_from(
+    input: impl Read,
+    source: &str,
+) -> Result<BTreeMap<String, Decimal>, PtrcError> {
+    let (mut rdr, t) = reader(input, source, &["symbol", "price"])?;
     let mut out = BTreeMap::new();
     for item in records(&mut rdr, &t) {
         let (line, rec) = item?;
@@ -250,15 +405,31 @@ pub fn read_marks(text: &str, source: &str) -> Result<BTreeMap<String, Decimal>,
     Ok(out)
 }
 
-/// `symbol,qty`: signed position per symbol.
+/// `symbol,qty`: signed position per symbol; rows of the same symbol add up (an error names the
+/// row whose sum leaves the exact decimal range).
 pub fn read_positions(text: &str, source: &str) -> Result<BTreeMap<String, Decimal>, PtrcError> {
-    let (mut rdr, t) = reader(text, source, &["symbol", "qty"])?;
-    let mut out = BTreeMap::new();
+    read_positions_from(text.as_bytes(), source)
+}
+
+/// [`read_positions`] streaming from a reader.
+pub fn read_positions_from(
+    input: impl Read,
+    source: &str,
+) -> Result<BTreeMap<String, Decimal>, PtrcError> {
+    let (mut rdr, t) = reader(input, source, &["symbol", "qty"])?;
+    let mut out: BTreeMap<String, Decimal> = BTreeMap::new();
     for item in records(&mut rdr, &t) {
         let (line, rec) = item?;
         let qty = t.decimal(&rec, line, "qty")?;
-        *out.entry(t.required(&rec, line, "symbol")?.to_string())
-            .or_default() += qty;
+        let symbol = t.required(&rec, line, "symbol")?;
+        let sum = out.entry(symbol.to_string()).or_default();
+        *sum = sum.checked_add(qty).ok_or_else(|| {
+            t.err(
+                line,
+                "qty",
+                format!("the position in {symbol} adds up past the exact decimal range"),
+            )
+        })?;
     }
     Ok(out)
 }
@@ -268,7 +439,12 @@ pub type PriceHistory = BTreeMap<String, Vec<(NaiveDate, Decimal)>>;
 
 /// `date,symbol,close`, any row order; a repeated (date, symbol) is an error.
 pub fn read_prices(text: &str, source: &str) -> Result<PriceHistory, PtrcError> {
-    let (mut rdr, t) = reader(text, source, &["date", "symbol", "close"])?;
+    read_prices_from(text.as_bytes(), source)
+}
+
+/// [`read_prices`] streaming from a reader.
+pub fn read_prices_from(input: impl Read, source: &str) -> Result<PriceHistory, PtrcError> {
+    let (mut rdr, t) = reader(input, source, &["date", "symbol", "close"])?;
     let mut out: BTreeMap<String, BTreeMap<NaiveDate, Decimal>> = BTreeMap::new();
     for item in records(&mut rdr, &t) {
         let (line, rec) = item?;
@@ -353,5 +529,103 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("p.csv:3"), "{err}");
+    }
+
+    // Issue 10 item 7: position rows of one symbol add up with checked arithmetic; a sum past
+    // the decimal range is an error naming the row, where `+=` used to panic.
+    #[test]
+    fn positions_that_overflow_decimal_are_an_error_not_a_panic() {
+        let max = Decimal::MAX.to_string();
+        let text = format!("symbol,qty\nX,{max}\nY,1\nX,1\n");
+        let err = read_positions(&text, "p.csv").unwrap_err().to_string();
+        assert!(
+            err.contains("p.csv:4: column \"qty\"") && err.contains("exact decimal range"),
+            "{err}"
+        );
+        let text = format!("symbol,qty\nX,-{max}\nX,{max}\nX,-1\n");
+        let pos = read_positions(&text, "p.csv").expect("sums inside the range");
+        assert_eq!(pos["X"], Decimal::NEGATIVE_ONE);
+        // A quantity past the range is not a decimal at all.
+        let err = read_trades(
+            "ts,account,symbol,side,qty,price,fee\n2024-01-02,A,X,buy,79228162514264337593543950336,1,0\n",
+            "t.csv",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("t.csv:2: column \"qty\""), "{err}");
+    }
+
+    const HEADER: &str = "ts,account,symbol,side,qty,price,fee,lot_id\n";
+
+    // Issue 10 item 7: one endless line is refused, naming it, before it is held in memory;
+    // a quoted field cannot dodge the limit by spanning lines. Lines under it parse.
+    #[test]
+    fn a_huge_line_is_refused_with_its_line_number() {
+        let ok = "2024-01-02,A,X,buy,1,1,0,L1\n";
+        let long = format!("2024-01-03,A,X,buy,1,1,0,{}\n", "L".repeat(MAX_LINE_BYTES));
+        let text = format!("{HEADER}{ok}{ok}{long}{ok}");
+        let err = read_trades(&text, "t.csv").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.csv:4: the record on this line is longer than 65536 bytes, the limit of a CSV line"
+        );
+        let quoted = format!(
+            "2024-01-03,A,X,buy,1,1,0,\"{}\"\n",
+            "L\n".repeat(MAX_LINE_BYTES)
+        );
+        let err = read_trades(&format!("{HEADER}{ok}{quoted}"), "t.csv").unwrap_err();
+        assert!(err.to_string().starts_with("t.csv:3: the record"), "{err}");
+        let header = format!("{}\n", "x".repeat(MAX_LINE_BYTES + 1));
+        let err = read_prices(&header, "p.csv").unwrap_err();
+        assert!(err.to_string().starts_with("p.csv:1: the record"), "{err}");
+
+        // Just under the limit, and a quoted field over two lines (CRLF ends), parse.
+        let ids = "L;".repeat((MAX_LINE_BYTES - 40) / 2);
+        let near = format!("2024-01-03,A,X,sell,1,1,0,\"{ids}\"\r\n");
+        let spans = "2024-01-04,\"A\r\nB\",X,buy,1,1,0,\"say \"\"hi\"\"\"\r\n";
+        let t = read_trades(&format!("{HEADER}{ok}{near}{spans}"), "t.csv").expect("parses");
+        assert_eq!(t[1].lot_ids.len(), (MAX_LINE_BYTES - 40) / 2);
+        assert_eq!(t[2].account, "A\r\nB");
+    }
+
+    /// A reader that hands out one byte per call, as a slow pipe might.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let Some((&b, rest)) = self.0.split_first() else {
+                return Ok(0);
+            };
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            buf[0] = b;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    // The streaming readers give what the text readers give, and their errors name the line
+    // (here a bad byte sequence on line 3).
+    #[test]
+    fn streaming_readers_match_text_readers_and_name_lines() {
+        let text = format!(
+            "{HEADER}2024-01-02,A,X,buy,100,10.01,1.5,L1\n2024-01-03T15:00:00Z,A,X,sell,40,12,0,L1\n"
+        );
+        let streamed = read_trades_from(Trickle(text.as_bytes()), "t.csv").unwrap();
+        assert_eq!(streamed, read_trades(&text, "t.csv").unwrap());
+        let prices = "date,symbol,close\n2024-01-02,X,1\n2024-01-03,X,2\n";
+        assert_eq!(
+            read_prices_from(Trickle(prices.as_bytes()), "p.csv").unwrap(),
+            read_prices(prices, "p.csv").unwrap()
+        );
+        let mut bad = b"symbol,price\nX,1\nY,".to_vec();
+        bad.extend_from_slice(&[0xff, 0xfe, b'\n']);
+        let err = read_marks_from(&bad[..], "m.csv").unwrap_err().to_string();
+        assert!(err.starts_with("m.csv:3: "), "{err}");
+        let err = read_positions_from(&b"symbol,qty\nX,1,2\n"[..], "q.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("q.csv:2: "), "{err}");
     }
 }

@@ -271,7 +271,7 @@ pub struct StressReport {
     pub notes: Vec<String>,
 }
 
-use crate::risk::round_cents as cents;
+use crate::risk::{beyond_range, round_cents as cents};
 
 /// Last close on or before `d`.
 fn close_on_or_before(s: &[(NaiveDate, Decimal)], d: NaiveDate) -> Option<Decimal> {
@@ -404,26 +404,51 @@ pub fn stress(
                 )
             }
         };
+    // Positions and closes come from outside: every product and sum is checked, and one beyond
+    // the exact decimal range is an error naming the symbol, never a panic.
     let mut rows = Vec::with_capacity(held.len());
+    let (mut total_value, mut total_pnl) = (Decimal::ZERO, Decimal::ZERO);
     for ((sym, qty, s), (ret, source)) in held.iter().zip(moves) {
         let (price_date, price) = s[s.len() - 1];
-        let value = qty * price;
-        let pnl = cents(value * ret);
+        let value = qty
+            .checked_mul(price)
+            .ok_or_else(|| beyond_range(&format!("the value of the {sym} position")))?;
+        let pnl = cents(
+            value
+                .checked_mul(ret)
+                .ok_or_else(|| beyond_range(&format!("the P&L of the {sym} position")))?,
+        );
+        let shock_pct = ret
+            .checked_mul(Decimal::ONE_HUNDRED)
+            .ok_or_else(|| beyond_range(&format!("the move of {sym}")))?;
+        let value = cents(value);
+        total_value = total_value
+            .checked_add(value)
+            .ok_or_else(|| beyond_range("the total value"))?;
+        total_pnl = total_pnl
+            .checked_add(pnl)
+            .ok_or_else(|| beyond_range("the total P&L"))?;
         rows.push(StressPosition {
             symbol: (*sym).clone(),
             qty: *qty,
             price,
             price_date,
-            value: cents(value),
-            shock_pct: (ret * Decimal::ONE_HUNDRED).round_dp(4).normalize(),
+            value,
+            shock_pct: shock_pct.round_dp(4).normalize(),
             pnl,
             source,
         });
     }
-    let total_value: Decimal = rows.iter().map(|r| r.value).sum();
-    let total_pnl: Decimal = rows.iter().map(|r| r.pnl).sum();
-    let total_pnl_pct = (!total_value.is_zero())
-        .then(|| (total_pnl / total_value.abs() * Decimal::ONE_HUNDRED).round_dp(4));
+    let total_pnl_pct = match total_value.is_zero() {
+        true => None,
+        false => Some(
+            total_pnl
+                .checked_div(total_value.abs())
+                .and_then(|r| r.checked_mul(Decimal::ONE_HUNDRED))
+                .ok_or_else(|| beyond_range("the total P&L in percent"))?
+                .round_dp(4),
+        ),
+    };
     Ok(StressReport {
         scenario: name,
         description,

@@ -659,6 +659,13 @@ fn progress(message: &str) -> indicatif::ProgressBar {
     bar
 }
 
+/// A CSV input of `trade2026 ptrc`, read as a stream: ptrc parses it record by record and
+/// refuses an over-long line, so a file is never held whole.
+fn open_csv(path: &std::path::Path) -> Result<std::io::BufReader<std::fs::File>> {
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(std::io::BufReader::new(file))
+}
+
 fn ptrc_cli(cmd: PtrcCommand) -> Result<()> {
     let name = |p: &std::path::Path| p.display().to_string();
     let bar = progress("ptrc: reading inputs and computing");
@@ -679,9 +686,9 @@ fn ptrc_compute(cmd: PtrcCommand, name: &dyn Fn(&std::path::Path) -> String) -> 
             let method: ptrc::pnl::Method = method.parse().map_err(|_| {
                 anyhow::anyhow!("--method {method:?}: expected FIFO, LIFO, AVG, HIFO or SPECIFIC")
             })?;
-            let trades_v = ptrc::input::read_trades(&read_text(&trades)?, &name(&trades))?;
+            let trades_v = ptrc::input::read_trades_from(open_csv(&trades)?, &name(&trades))?;
             let marks_v = match &marks {
-                Some(m) => ptrc::input::read_marks(&read_text(m)?, &name(m))?,
+                Some(m) => ptrc::input::read_marks_from(open_csv(m)?, &name(m))?,
                 None => Default::default(),
             };
             let opts = ptrc::pnl::PnlOptions {
@@ -716,7 +723,7 @@ fn ptrc_compute(cmd: PtrcCommand, name: &dyn Fn(&std::path::Path) -> String) -> 
             wash_sale_window_days,
             format,
         } => {
-            let trades_v = ptrc::input::read_trades(&read_text(&trades)?, &name(&trades))?;
+            let trades_v = ptrc::input::read_trades_from(open_csv(&trades)?, &name(&trades))?;
             let settings = ptrc::tax::TaxSettings {
                 wash_sale_window_days,
                 ..Default::default()
@@ -744,8 +751,8 @@ fn ptrc_compute(cmd: PtrcCommand, name: &dyn Fn(&std::path::Path) -> String) -> 
                 method: method.parse()?,
                 ..Default::default()
             };
-            let pos = ptrc::input::read_positions(&read_text(&positions)?, &name(&positions))?;
-            let hist = ptrc::input::read_prices(&read_text(&prices)?, &name(&prices))?;
+            let pos = ptrc::input::read_positions_from(open_csv(&positions)?, &name(&positions))?;
+            let hist = ptrc::input::read_prices_from(open_csv(&prices)?, &name(&prices))?;
             let report = ptrc::risk::value_at_risk(&pos, &hist, &req)?;
             if let Some(window) = backtest {
                 let bt = ptrc::risk::backtest(&pos, &hist, &req, window)?;
@@ -773,8 +780,8 @@ fn ptrc_compute(cmd: PtrcCommand, name: &dyn Fn(&std::path::Path) -> String) -> 
                 (None, false) => ptrc::stress::Scenario::from_shocks(&shocks, Default::default())?,
                 _ => bail!("give either --scenario NAME or one or more --shock SYMBOL=-20%"),
             };
-            let pos = ptrc::input::read_positions(&read_text(&positions)?, &name(&positions))?;
-            let hist = ptrc::input::read_prices(&read_text(&prices)?, &name(&prices))?;
+            let pos = ptrc::input::read_positions_from(open_csv(&positions)?, &name(&positions))?;
+            let hist = ptrc::input::read_prices_from(open_csv(&prices)?, &name(&prices))?;
             let report = ptrc::stress::stress(&pos, &hist, &scenario)?;
             render(
                 &report,

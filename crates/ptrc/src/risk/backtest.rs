@@ -133,9 +133,12 @@ pub fn backtest(
             }
             VarMethod::MonteCarlo => monte_carlo_core(&values, &kind[win], &req)?,
         };
-        let pnl: Decimal = (0..n)
-            .map(|i| a.qty[i] * (a.exact[(k + 1) * n + i] - a.exact[k * n + i]))
-            .sum();
+        let pnl = (0..n)
+            .try_fold(Decimal::ZERO, |acc, i| {
+                let moved = a.exact[(k + 1) * n + i].checked_sub(a.exact[k * n + i])?;
+                acc.checked_add(a.qty[i].checked_mul(moved)?)
+            })
+            .ok_or_else(|| super::beyond_range(&format!("the P&L of {}", a.dates[k + 1])))?;
         let pnl_f = super::to_f64(pnl);
         let exception = -pnl_f > core.var;
         exceptions += usize::from(exception);

@@ -685,6 +685,12 @@ pub(crate) fn monte_carlo_core(
 }
 
 /// Round to cents, half away from zero, always with two decimal places (`1250.00`).
+/// The error for an exact amount computed from outside input (positions, closes) that leaves
+/// the decimal range.
+pub(crate) fn beyond_range(what: &str) -> PtrcError {
+    PtrcError::Invalid(format!("{what} is beyond the exact decimal range"))
+}
+
 pub(crate) fn round_cents(d: Decimal) -> Decimal {
     let mut r = d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
     r.rescale(2);
@@ -799,9 +805,22 @@ pub fn value_at_risk(
     req: &VarRequest,
 ) -> Result<VarReport, PtrcError> {
     req.validate()?;
-    let keep = req.lookback_days.map(|k| k + 1);
+    let keep = req.lookback_days.map(|k| k.saturating_add(1));
     let a = align(positions, prices, keep, min_closes(req))?;
-    let values_dec: Vec<Decimal> = a.qty.iter().zip(&a.last).map(|(q, p)| q * p).collect();
+    let values_dec: Vec<Decimal> = a
+        .qty
+        .iter()
+        .zip(&a.last)
+        .zip(&a.symbols)
+        .map(|((q, p), sym)| {
+            q.checked_mul(*p)
+                .ok_or_else(|| beyond_range(&format!("the value of the {sym} position")))
+        })
+        .collect::<Result<_, _>>()?;
+    let portfolio_value = values_dec
+        .iter()
+        .try_fold(Decimal::ZERO, |acc, v| acc.checked_add(*v))
+        .ok_or_else(|| beyond_range("the portfolio value"))?;
     let values: Vec<f64> = values_dec.iter().map(|v| to_f64(*v)).collect();
     let core = estimate(&a, &values, req)?;
     let var = cents(core.var, "VaR")?;
@@ -838,7 +857,7 @@ pub fn value_at_risk(
         horizon_days: req.horizon_days,
         returns: req.returns,
         components,
-        portfolio_value: round_cents(values_dec.iter().copied().sum::<Decimal>()),
+        portfolio_value: round_cents(portfolio_value),
         observations,
         window_start: a.dates[0],
         as_of: a.dates[a.dates.len() - 1],

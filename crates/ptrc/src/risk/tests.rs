@@ -546,3 +546,27 @@ fn backtest_flags_a_bad_model_red() {
     assert_eq!(bt.traffic_light, TrafficLight::Red);
     assert!(bt.kupiec_p_value < 1e-3);
 }
+
+// Positions and closes come from outside: a position value or a backtest P&L beyond the exact
+// decimal range is an error, never a panic (found by tests/fuzz.rs).
+#[test]
+fn amounts_beyond_the_decimal_range_are_errors() {
+    let day = |k: u32| NaiveDate::from_ymd_opt(2024, 1, 1 + k).unwrap();
+    let closes: Vec<(NaiveDate, Decimal)> = (0..20u32)
+        .map(|k| (day(k), if k % 2 == 0 { dec!(100) } else { dec!(1000000) }))
+        .collect();
+    let prices: PriceHistory = BTreeMap::from([("XYZ".to_string(), closes)]);
+    let huge = BTreeMap::from([("XYZ".to_string(), -(Decimal::MAX / dec!(10)))]);
+    let e = value_at_risk(&huge, &prices, &VarRequest::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("the value of the XYZ position is beyond the exact decimal range"),
+        "{e}"
+    );
+    let large = BTreeMap::from([("XYZ".to_string(), Decimal::MAX / dec!(100000))]);
+    let e = backtest(&large, &prices, &VarRequest::default(), 5)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("beyond the exact decimal range"), "{e}");
+}

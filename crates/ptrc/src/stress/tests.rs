@@ -243,3 +243,21 @@ fn unknown_scenario_and_missing_prices() {
         && s.start == d("2020-02-19")
         && s.end == d("2020-03-23")));
 }
+
+// Positions and closes come from outside: a value or P&L beyond the exact decimal range is an
+// error naming the position, never a panic (found by tests/fuzz.rs).
+#[test]
+fn amounts_beyond_the_decimal_range_are_errors() {
+    let pos = BTreeMap::from([("AAA".to_string(), Decimal::MAX)]);
+    let sc = Scenario::from_shocks(&["AAA=-20%"], BTreeMap::new()).unwrap();
+    let e = stress(&pos, &small_prices(), &sc).unwrap_err().to_string();
+    assert!(
+        e.contains("the value of the AAA position is beyond the exact decimal range"),
+        "{e}"
+    );
+    // Both fit, the shocked P&L does not: a +900,000% shock on a huge position.
+    let pos = BTreeMap::from([("AAA".to_string(), Decimal::MAX / dec!(1000))]);
+    let sc = Scenario::from_shocks(&["AAA=+900000%"], BTreeMap::new()).unwrap();
+    let e = stress(&pos, &small_prices(), &sc).unwrap_err().to_string();
+    assert!(e.contains("beyond the exact decimal range"), "{e}");
+}

@@ -178,7 +178,9 @@ fn chart(out: &mut String, report: &TaxReport) {
         let len = if max.is_zero() {
             Decimal::ZERO
         } else {
-            (v.abs() * half / max).round_dp_with_strategy(1, RoundingStrategy::MidpointAwayFromZero)
+            // The ratio first: it is at most 1, so no product can leave the decimal range.
+            (v.abs().checked_div(max).unwrap_or(Decimal::ONE) * half)
+                .round_dp_with_strategy(1, RoundingStrategy::MidpointAwayFromZero)
         };
         let x = if *v < Decimal::ZERO { axis - len } else { axis };
         let color = if *v < Decimal::ZERO {
