@@ -211,6 +211,39 @@ impl AlertStore {
         })
     }
 
+    /// A page of the alerts `q` selects that `keep` accepts (a rule the columns cannot
+    /// express, such as a key's account scope): `q.limit` of them at most, reading the store
+    /// page by page until the page is full, and the next page starting after its last alert.
+    pub fn page_filtered(
+        &self,
+        q: &AlertQuery,
+        keep: impl Fn(&StoredAlert) -> bool,
+    ) -> Result<Page<StoredAlert>, AlertsError> {
+        let limit = q.limit.max(1);
+        let mut q = q.clone();
+        let mut items: Vec<StoredAlert> = Vec::new();
+        loop {
+            let page = self.page(&q)?;
+            for a in page.items.into_iter().filter(|a| keep(a)) {
+                if items.len() == limit {
+                    // One more exists: the page is full and has a next one.
+                    let next_cursor = items.last().map(|a| a.journal_seq);
+                    return Ok(Page { items, next_cursor });
+                }
+                items.push(a);
+            }
+            match page.next_cursor {
+                Some(c) => q.cursor = Some(c),
+                None => {
+                    return Ok(Page {
+                        items,
+                        next_cursor: None,
+                    });
+                }
+            }
+        }
+    }
+
     /// The alert with this key (any account: the caller checks who may see it).
     pub fn get(&self, key: &str) -> Result<Option<StoredAlert>, AlertsError> {
         let sql = format!("SELECT {COLUMNS} FROM alerts WHERE key = ?1");

@@ -338,3 +338,56 @@ proptest! {
         prop_assert_eq!(distinct.len(), listed.len(), "no alert listed twice");
     }
 }
+
+#[test]
+fn a_filtered_page_is_full_and_continues_after_its_last_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.db");
+    let mut w = AlertWriter::open(&path).unwrap();
+    // Alerts 1..=20; those involving b2 are kept out by the filter.
+    let batch: Vec<Delivery> = (1..=20)
+        .map(|i| {
+            let accounts: &[&str] = if i % 3 == 0 { &["a1", "b2"] } else { &["a1"] };
+            delivery(
+                i,
+                alert(&format!("K-{i}"), "WASH_TRADE", "o", accounts, i as i64),
+            )
+        })
+        .collect();
+    w.write(&batch).unwrap();
+    let store = AlertStore::open(&path).unwrap();
+    let keep = |a: &StoredAlert| !a.accounts.iter().any(|x| x == "b2");
+    let expected: Vec<String> = (1..=20)
+        .filter(|i| i % 3 != 0)
+        .map(|i| format!("K-{i}"))
+        .collect();
+    for newest_first in [false, true] {
+        for limit in [1, 2, 4, 13, 14, 100] {
+            let mut q = AlertQuery {
+                accounts: Some(vec!["a1".into()]),
+                limit,
+                newest_first,
+                ..Default::default()
+            };
+            let mut seen = Vec::new();
+            loop {
+                let page = store.page_filtered(&q, keep).unwrap();
+                assert!(page.items.len() <= limit);
+                assert!(
+                    page.next_cursor.is_none() || page.items.len() == limit,
+                    "a page with a next one is full"
+                );
+                seen.extend(page.items.iter().map(|a| a.key.clone()));
+                match page.next_cursor {
+                    Some(c) => q.cursor = Some(c),
+                    None => break,
+                }
+            }
+            let mut want = expected.clone();
+            if newest_first {
+                want.reverse();
+            }
+            assert_eq!(seen, want, "limit {limit}, newest first {newest_first}");
+        }
+    }
+}

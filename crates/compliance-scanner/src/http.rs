@@ -1,6 +1,7 @@
 //! `GET /alerts` (paged) and `POST /alerts/{key}/ack`, for compliance and admin keys. A key
-//! limited to some accounts sees, and may acknowledge, only the alerts that involve one of them;
-//! any other alert is answered exactly like a missing one.
+//! limited to some accounts sees, and may acknowledge, only the alerts all of whose accounts it
+//! covers (`runtime::Scope::covers_all`: an alert across two accounts shows both accounts'
+//! orders); any other alert is answered exactly like a missing one.
 
 use std::time::Duration;
 
@@ -104,12 +105,10 @@ fn listed(a: StoredAlert) -> serde_json::Value {
     serde_json::Value::Object(map)
 }
 
-/// Whether the caller's scope covers an alert: one of its accounts is the caller's.
+/// Whether the key's scope covers an alert (the one scope rule for records of several
+/// accounts).
 fn visible(scope: &Scope, alert: &StoredAlert) -> bool {
-    match scope {
-        Scope::All => true,
-        Scope::Accounts(_) => alert.accounts.iter().any(|a| scope.contains(a)),
-    }
+    scope.covers_all(alert.accounts.iter().map(String::as_str))
 }
 
 /// `GET /alerts?owner=&type=&account=&from=&to=&limit=&cursor=&order=asc|desc` (oldest first
@@ -123,7 +122,10 @@ async fn list_alerts<B: Bus>(
     p.allow(&[
         "owner", "type", "account", "from", "to", "limit", "cursor", "order",
     ])?;
-    let scope = caller.read_scope(p.get("account"))?;
+    // `account=` narrows the listing to the alerts involving it; what the key may see is
+    // decided on each alert against everything the key covers.
+    let named = caller.read_scope(p.get("account"))?;
+    let scope = caller.scope();
     let cursor = p
         .get("cursor")
         .map(|c| {
@@ -138,7 +140,7 @@ async fn list_alerts<B: Bus>(
     let query = AlertQuery {
         owner: p.get("owner").map(str::to_owned),
         rule: p.get("type").map(str::to_owned),
-        accounts: scope.accounts(),
+        accounts: named.accounts(),
         from: p.time("from")?,
         to: p.time("to")?,
         cursor,
@@ -146,7 +148,11 @@ async fn list_alerts<B: Bus>(
         newest_first: p.choice("order", &["asc", "desc"])?.unwrap_or("asc") == "desc",
     };
     let store = api.alerts.clone();
-    let page = blocking(move || store.page(&query)).await?;
+    let page = blocking(move || match scope {
+        Scope::All => store.page(&query),
+        scope => store.page_filtered(&query, |a| visible(&scope, a)),
+    })
+    .await?;
     Ok(paged("/alerts", &p, page))
 }
 
@@ -205,7 +211,7 @@ async fn ack_alert<B: Bus>(
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     caller.require(REVIEWERS, "acknowledging an alert")?;
     let AckBody {} = parse_json_or_default(&body)?;
-    let scope = caller.read_scope(None)?;
+    let scope = caller.scope();
     let store = api.alerts.clone();
     let lookup = key.clone();
     let alert = blocking(move || store.get(&lookup)).await?;

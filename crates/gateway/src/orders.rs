@@ -507,6 +507,7 @@ pub async fn risk_limits(
     caller: Caller,
 ) -> Result<Json<risk::RiskLimits>, ApiError> {
     caller.require(&[Role::Admin], "this endpoint")?;
+    caller.require_all_accounts("risk administration")?;
     match gw
         .engine
         .query(engine::Query::RiskLimits)
@@ -526,6 +527,8 @@ pub async fn change_risk(
     body: Bytes,
 ) -> Result<Json<model::Event>, ApiError> {
     caller.require(&[Role::Admin], "this endpoint")?;
+    // Limits and kill switches name any account (and the defaults cover them all).
+    caller.require_all_accounts("risk administration")?;
     let change: risk::LimitsChange = parse_json(&body)?;
     limit_sets_are_objects(&body)?;
     let by = caller.principal().key_id.clone();

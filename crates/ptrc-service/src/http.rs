@@ -341,10 +341,11 @@ pub(crate) struct ScanRequest {
     save: bool,
 }
 
-/// Alerts from ptrc's alert store: those of `scope` in `[from, to)`, oldest first, at most
-/// `max` (`None` when there are more).
+/// Alerts from ptrc's alert store: those involving `named` in `[from, to)` that `scope` covers,
+/// oldest first, at most `max` (`None` when there are more).
 fn stored_alerts(
     store: &alerts::AlertStore,
+    named: &Scope,
     scope: &Scope,
     from: Option<Timestamp>,
     to: Option<Timestamp>,
@@ -353,14 +354,17 @@ fn stored_alerts(
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
-        let page = store.page(&alerts::AlertQuery {
-            accounts: scope.accounts(),
-            from,
-            to,
-            cursor,
-            limit: 1_000,
-            ..Default::default()
-        })?;
+        let page = store.page_filtered(
+            &alerts::AlertQuery {
+                accounts: named.accounts(),
+                from,
+                to,
+                cursor,
+                limit: 1_000,
+                ..Default::default()
+            },
+            |a| scope.covers_all(a.accounts.iter().map(String::as_str)),
+        )?;
         for a in page.items {
             if out.len() == max {
                 return Ok(None);
@@ -383,8 +387,10 @@ pub(crate) async fn compliance_scan(
     params.allow(&[])?;
     let req: ScanRequest = parse_json_or_default(&body)?;
     caller.require(&[Role::Compliance, Role::Admin], "a compliance scan")?;
-    // A compliance key limited to some accounts sees the alerts involving them only.
-    let scope = caller.read_scope(req.account.as_deref())?;
+    // `account` narrows the scan to the alerts involving it; a key limited to some accounts
+    // sees only the alerts all of whose accounts it covers (the one scope rule).
+    let named = caller.read_scope(req.account.as_deref())?;
+    let scope = caller.scope();
     let (from, to) = (instant("from", &req.from)?, instant("to", &req.to)?);
     // Read barrier: every alert journaled before this request is in the store.
     let head = (svc.head)();
@@ -401,19 +407,20 @@ pub(crate) async fn compliance_scan(
         })?;
     let store = svc.alerts.clone();
     let max = svc.settings.limits.scan_max_alerts;
-    let raw = tokio::task::spawn_blocking(move || stored_alerts(&store, &scope, from, to, max))
-        .await
-        .map_err(task_failed)?
-        .map_err(|e| unavailable("alerts_unavailable", e.to_string()))?
-        .ok_or_else(|| {
-            ApiError::unprocessable(
-                "too_many_alerts",
-                format!(
-                    "more than {max} alerts match; narrow `from`/`to` or page through the \
+    let raw =
+        tokio::task::spawn_blocking(move || stored_alerts(&store, &named, &scope, from, to, max))
+            .await
+            .map_err(task_failed)?
+            .map_err(|e| unavailable("alerts_unavailable", e.to_string()))?
+            .ok_or_else(|| {
+                ApiError::unprocessable(
+                    "too_many_alerts",
+                    format!(
+                        "more than {max} alerts match; narrow `from`/`to` or page through the \
                      compliance scanner's GET /alerts"
-                ),
-            )
-        })?;
+                    ),
+                )
+            })?;
     // The alerts as the scanner raised them (`surveillance::Alert` as JSON); one that does not
     // read as such (another producer's) is left out of every rendering alike.
     let mut values = Vec::with_capacity(raw.len());
@@ -453,13 +460,9 @@ pub(crate) async fn compliance_scan(
 }
 
 /// Whether a key may read a report: its own account's reports; reports over several accounts
-/// need a key that covers every account (compliance, admin).
+/// (no account named) need a key that covers every account (the one scope rule).
 fn may_read(caller: &Caller, meta: &ReportMeta) -> bool {
-    match (&meta.account, caller.principal().account_filter()) {
-        (_, None) => true,
-        (Some(a), Some(_)) => caller.sees(a),
-        (None, Some(_)) => false,
-    }
+    caller.sees_all(meta.account.as_deref())
 }
 
 fn store_error(e: reports::ReportError) -> ApiError {
@@ -491,6 +494,15 @@ pub(crate) async fn list_reports(
     Ok(axum::Json(serde_json::json!({ "reports": list })).into_response())
 }
 
+/// Report ids are `kind-YYYYMMDDTHHMMSS.ffffffZ-n` (`reports::new_id`).
+fn could_be_report_id(id: &str) -> bool {
+    (1..=200).contains(&id.len())
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 pub(crate) async fn get_report(
     State(svc): State<Ptrc>,
     caller: Caller,
@@ -502,6 +514,13 @@ pub(crate) async fn get_report(
         .choice("format", &["json", "csv", "html"])?
         .unwrap_or("json");
     let format = Format::parse(fmt).unwrap_or(Format::Json);
+    if !could_be_report_id(&id) {
+        // Never handed to the store as a file name: no report has such an id.
+        return Err(ApiError::not_found(
+            "report_not_found",
+            format!("no report {id:?}"),
+        ));
+    }
     let meta = svc.reports.meta(&id).await.map_err(store_error)?;
     if !may_read(&caller, &meta) {
         // As for orders: another account's report does not exist for this key.

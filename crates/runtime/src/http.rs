@@ -416,13 +416,14 @@ impl Caller {
         }
     }
 
-    /// 403 unless the key covers every account (admin or compliance over `*`).
+    /// 403 unless the key covers every account (`*`): reports over every account, risk
+    /// limits (they name any account).
     pub fn require_all_accounts(&self, what: &str) -> Result<(), ApiError> {
         if self.0.account_filter().is_none() {
             Ok(())
         } else {
             Err(forbidden(format!(
-                "{what} covers every account: it needs a compliance or admin key for all accounts"
+                "{what} covers every account: it needs a key for all accounts"
             )))
         }
     }

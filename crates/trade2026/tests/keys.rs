@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Platform, bin, http_as};
+use common::{Platform, bin, create_key, http_as};
 
 /// Runs `trade2026 keys <args> --data-dir <dir>`: (exit code, stdout, stderr).
 fn keys(dir: &Path, args: &[&str]) -> (i32, String, String) {
@@ -33,23 +33,13 @@ fn field<'a>(stdout: &'a str, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name:?} line in {stdout:?}"))
 }
 
-/// Creates a key: (id, key).
-fn create(dir: &Path, args: &[&str]) -> (String, String) {
-    let (code, out, err) = keys(dir, &[&["create"], args].concat());
-    assert_eq!(code, 0, "{err}");
-    (
-        field(&out, "id ").to_owned(),
-        field(&out, "key ").to_owned(),
-    )
-}
-
 #[test]
 fn create_list_revoke_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (trader_id, trader_key) = create(&data, &["--role", "trader", "--accounts", "a1,b2"]);
+    let (trader_id, trader_key) = create_key(&data, &["--role", "trader", "--accounts", "a1,b2"]);
     assert!(trader_key.starts_with("t26_"), "{trader_key}");
-    let (admin_id, admin_key) = create(&data, &["--role", "admin"]);
+    let (admin_id, admin_key) = create_key(&data, &["--role", "admin"]);
     let (code, out, _) = keys(
         &data,
         &["create", "--role", "compliance", "--accounts", "*"],
@@ -152,7 +142,7 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 #[test]
 fn a_running_platform_follows_created_and_revoked_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let (early_id, early) = create(dir.path(), &["--role", "compliance", "--accounts", "*"]);
+    let (early_id, early) = create_key(dir.path(), &["--role", "compliance", "--accounts", "*"]);
     let p = Platform::start(dir.path(), &[]);
     // Every port takes the key from the file.
     let reads = [
@@ -171,7 +161,7 @@ fn a_running_platform_follows_created_and_revoked_keys() {
         });
     }
     // A key created while the platform runs works within about a second.
-    let (late_id, late) = create(dir.path(), &["--role", "trader", "--accounts", "late"]);
+    let (late_id, late) = create_key(dir.path(), &["--role", "trader", "--accounts", "late"]);
     eventually("the new key is accepted", || {
         status(&late, (p.gateway, "/orders")) == 200
     });

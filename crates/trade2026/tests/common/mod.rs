@@ -28,6 +28,30 @@ pub fn fixture(rel: &str) -> Option<PathBuf> {
     None
 }
 
+/// `trade2026 keys create <args> --data-dir <dir>`: the key's id and the key (printed once).
+pub fn create_key(dir: &Path, args: &[&str]) -> (String, String) {
+    let out = bin()
+        .args(["keys", "create"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .expect("run trade2026 keys create");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "keys create {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+            .unwrap_or_else(|| panic!("no {name:?} line in {stdout:?}"))
+    };
+    (field("id "), field("key "))
+}
+
 /// A running `trade2026 up` on ephemeral ports with its data under `dir`.
 pub struct Platform {
     pub child: Child,
