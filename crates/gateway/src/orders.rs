@@ -548,12 +548,19 @@ pub async fn change_risk(
     Ok(Json(event))
 }
 
-/// The scope and limit sets of a risk change are JSON objects. (`LimitsChange` is an internally
-/// tagged enum: serde reads the structs inside it through its own buffer, which would also take
-/// an array of their fields.)
+/// A risk change's `op` is a string and its scope and limit sets are JSON objects.
+/// (`LimitsChange` is an internally tagged enum: serde would also take a variant's index as
+/// the tag, and reads the structs inside through its own buffer, which takes an array of their
+/// fields too.)
 fn limit_sets_are_objects(body: &[u8]) -> Result<(), ApiError> {
     let v: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request("malformed_json", e.to_string()))?;
+    if !v.get("op").is_some_and(serde_json::Value::is_string) {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "op: must be one of set_limits, replace_limits, replace_all, engage_kill_switch, reset_kill_switch",
+        ));
+    }
     let mut sets: Vec<(String, &serde_json::Value)> = Vec::new();
     for key in ["scope", "limits"] {
         if let Some(x) = v.get(key) {

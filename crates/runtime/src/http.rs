@@ -574,7 +574,7 @@ fn chrono_date(value: &str) -> Result<Timestamp, ()> {
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| json_error(String::new(), e))?;
-    let result: Result<T, _> = serde_path_to_error::deserialize(crate::strict::Strict(value));
+    let result: Result<T, _> = serde_path_to_error::deserialize(crate::strict::Strict::new(value));
     result.map_err(|e| {
         let path = e.path().to_string();
         json_error(path, e.into_inner())

@@ -6,8 +6,8 @@
 //! `/openapi.json`) and its answers. [`Document::new`] adds those answers to every operation
 //! that lacks them, because the host can give them on any route: `403` (origin and `Host`
 //! checks), `503` with `Retry-After` (overload, timeout); on keyed routes `401` and `429` with
-//! `Retry-After` (rate per key); on routes with a body `413` and `415`. A service's file thus
-//! states only what its handlers decide.
+//! `Retry-After` (rate per key); on routes with a body `413` and `415`, and `400` and `422` from
+//! the one JSON parser. A service's file thus states only what its handlers decide.
 //!
 //! [`Document::for_caller`] describes what one key may send: a key limited to some accounts gets
 //! them as the `AccountId` enum, and a body schema marked `"x-account"` gets `account` in its
@@ -155,6 +155,9 @@ fn add_host_responses(op: &mut Value) {
         add("429", "TooManyRequests");
     }
     if has_body {
+        // The one JSON parser (`parse_json`) answers these whatever the route.
+        add("400", "BadRequest");
+        add("422", "Unprocessable");
         add("413", "PayloadTooLarge");
         add("415", "UnsupportedMediaType");
     }
@@ -182,7 +185,15 @@ fn tailor(doc: &mut Value, p: &Principal) {
             Some("one") => named > 1,
             _ => continue,
         };
-        let list = object(schema)
+        let schema = object(schema);
+        if required {
+            // Required means present and not null (`null` is the same as leaving it out).
+            object(schema.entry("properties").or_insert(Value::Null)).insert(
+                "account".into(),
+                serde_json::json!({ "$ref": "#/components/schemas/AccountId" }),
+            );
+        }
+        let list = schema
             .entry("required")
             .or_insert_with(|| Value::Array(Vec::new()));
         if let Value::Array(list) = list {
@@ -225,7 +236,7 @@ mod tests {
         let doc = Document::new(OWN).unwrap();
         let v = doc.value();
         let post = &v["paths"]["/orders"]["post"]["responses"];
-        for s in ["401", "403", "413", "415", "429"] {
+        for s in ["400", "401", "403", "413", "415", "422", "429"] {
             assert!(post[s]["$ref"].is_string(), "{s}: {post}");
         }
         assert_eq!(post["503"]["description"], "mine");
@@ -278,6 +289,11 @@ mod tests {
 
         let two = doc.for_caller(Some(&key(Role::Trader, &["a", "b"])));
         assert!(required(&two, "Order") && required(&two, "Pnl"));
+        assert_eq!(
+            two["components"]["schemas"]["Order"]["properties"]["account"]["$ref"],
+            "#/components/schemas/AccountId",
+            "a required account may not be null"
+        );
 
         let admin = doc.for_caller(Some(&key(Role::Admin, &[])));
         assert!(required(&admin, "Order") && !required(&admin, "Pnl"));

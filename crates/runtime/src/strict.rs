@@ -4,7 +4,9 @@
 //! `[null, null]` would pass for a request whose every field is optional, and an array would
 //! pass where the documented body (and the OpenAPI document) says object. [`Strict`] reads a
 //! parsed [`Value`] like `serde_json` does, except that a struct meets only objects, at every
-//! depth.
+//! depth, and that an integer may be written with a zero fraction (`5.0`), which JSON Schema
+//! (and so the OpenAPI documents) counts as an integer, at every depth too (inside internally
+//! tagged enums, whose contents serde buffers, as well).
 
 use serde::de::{
     self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor,
@@ -13,7 +15,34 @@ use serde::forward_to_deserialize_any;
 use serde_json::{Error, Value};
 
 /// A parsed JSON value as a strict deserializer.
-pub struct Strict(pub Value);
+pub struct Strict(Value);
+
+impl Strict {
+    pub fn new(mut value: Value) -> Strict {
+        integral(&mut value);
+        Strict(value)
+    }
+}
+
+/// Numbers with no fractional part become integers (`5.0` reads as `5`), as JSON Schema's
+/// `integer` counts them, so an integer field takes them however they are written. Decimal and
+/// float fields read the same value either way.
+fn integral(v: &mut Value) {
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            // Below 2^63 (2^64) in magnitude an f64 with no fraction is an exact i64 (u64).
+            if f.fract() == 0.0 && f.abs() < 9.223_372_036_854_776e18 {
+                *v = Value::from(f as i64);
+            } else if f.fract() == 0.0 && (0.0..1.844_674_407_370_955_2e19).contains(&f) {
+                *v = Value::from(f as u64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral),
+        Value::Object(map) => map.values_mut().for_each(integral),
+        _ => {}
+    }
+}
 
 impl<'de> Deserializer<'de> for Strict {
     type Error = Error;
@@ -163,7 +192,7 @@ mod tests {
     }
 
     fn strict<T: for<'de> Deserialize<'de>>(json: &str) -> Result<T, Error> {
-        T::deserialize(Strict(serde_json::from_str(json).unwrap()))
+        T::deserialize(Strict::new(serde_json::from_str(json).unwrap()))
     }
 
     #[test]
@@ -183,6 +212,33 @@ mod tests {
             assert!(strict::<Outer>(json).is_err(), "{json}");
         }
         assert!(strict::<Inner>("[]").is_err());
+        // Integers however written; fractions and out-of-range values are refused.
+        assert_eq!(strict::<Inner>(r#"{"a":5.0}"#).unwrap().a, Some(5));
+        assert_eq!(
+            strict::<Inner>(r#"{"a":4294967295.0}"#).unwrap().a,
+            Some(u32::MAX)
+        );
+        for bad in [
+            r#"{"a":5.5}"#,
+            r#"{"a":-1.0}"#,
+            r#"{"a":4294967296.0}"#,
+            r#"{"a":1e300}"#,
+        ] {
+            assert!(strict::<Inner>(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            strict::<u64>("18446744073709549568.0").unwrap(),
+            18446744073709549568
+        );
+        #[derive(Debug, Deserialize, PartialEq)]
+        #[serde(tag = "op", rename_all = "snake_case")]
+        enum Tagged {
+            Set { n: u32 },
+        }
+        assert_eq!(
+            strict::<Tagged>(r#"{"op":"set","n":7.0}"#).unwrap(),
+            Tagged::Set { n: 7 }
+        );
         assert!(strict::<Inner>("null").is_err());
         let e = strict::<Outer>(r#"{"inner":{},"x":1}"#).unwrap_err();
         assert!(e.to_string().starts_with("unknown field `x`"), "{e}");
