@@ -704,11 +704,13 @@ impl<'a> Engine<'a> {
         let covered = self.covered[s as usize];
         let key = (self.scope_of(a as usize), s as usize);
         // Losses on covering shorts that this sale can wash (§1091(e)(1) and (2)).
-        let mut short_losses = if self.s.short_sale_wash_sales && covered {
-            self.open_short_losses(key, date.num_days_from_ce())
-        } else {
-            VecDeque::new()
-        };
+        // (Long-only input never fills the queue: no map lookup on its sells.)
+        let mut short_losses =
+            if self.s.short_sale_wash_sales && covered && !self.pending_short.is_empty() {
+                self.open_short_losses(key, date.num_days_from_ce())
+            } else {
+                VecDeque::new()
+            };
         let mut names = t.lot_ids.iter();
         let mut current: Option<&String> = names.next();
         let specific = current.is_some();
