@@ -7,7 +7,7 @@
 //! total is the sum of its rows.
 //!
 //! Seeds: hand-written files in each format and files built from the price fixtures in
-//! `shared/fixtures/prices` (CoinDataDownload BTC-USD as given, the PyPortfolioOpt and
+//! `shared/fixtures/prices` (CryptoDataDownload BTC-USD as given, the PyPortfolioOpt and
 //! pandas-ta closes turned into trades and `date,symbol,close` rows).
 
 use std::collections::BTreeMap;
