@@ -33,6 +33,7 @@ pub struct Config {
     pub surveillance: surveillance::Params,
     pub compliance_scanner: ComplianceScannerSection,
     pub logger: LoggerSection,
+    pub monitoring: MonitoringSection,
     // --- the plan's per-service file keys ---------------------------------------------------
     pub service: ServiceHeader,
     pub clickhouse: ClickHouseConfig,
@@ -597,6 +598,56 @@ impl Default for LoggerSection {
             retention_days: 7,
             max_bytes: 1 << 30,
             level: LogLevel::Info,
+        }
+    }
+}
+
+/// `monitoring`: the monitoring service (port `services.monitoring`): what it scrapes, how much
+/// history it keeps, its rules and where alerts go (docs/MONITORING.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MonitoringSection {
+    /// Seconds between scrapes of every target; the rules are evaluated after each round.
+    pub scrape_interval_secs: u64,
+    /// A target that has not answered its scrape within this many seconds is down.
+    pub scrape_timeout_secs: u64,
+    /// Minutes of history kept per series in memory (charts and rule windows).
+    pub history_minutes: u64,
+    /// A YAML file of alert rules used instead of the built-in ones.
+    pub rules_file: Option<PathBuf>,
+    /// Where alerts are POSTed, in Alertmanager's webhook format (version 4); none: alerts are
+    /// only shown (`GET /api/v1/alerts`, the status page).
+    pub webhook_url: Option<String>,
+    /// Minutes after which an alert still firing is sent to the webhook again.
+    pub repeat_interval_minutes: u64,
+    /// The address people open the status page at, for links in alerts (`generatorURL`,
+    /// `externalURL`); default: the address the service bound.
+    pub external_url: Option<String>,
+    /// Targets scraped besides the platform's own services (under `up`); on their own (a
+    /// monitoring process run apart) these are all it watches.
+    pub targets: Vec<MonitoringTarget>,
+}
+
+/// One scrape target: the service name alerts and the status page show, and its metrics URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringTarget {
+    pub service: String,
+    /// `http://host:port/metrics`.
+    pub url: String,
+}
+
+impl Default for MonitoringSection {
+    fn default() -> Self {
+        MonitoringSection {
+            scrape_interval_secs: 5,
+            scrape_timeout_secs: 2,
+            history_minutes: 60,
+            rules_file: None,
+            webhook_url: None,
+            repeat_interval_minutes: 60,
+            external_url: None,
+            targets: Vec::new(),
         }
     }
 }

@@ -32,21 +32,73 @@ pub(crate) fn validate(c: &Config) -> Check {
         ("services.http.max_body_bytes", h.max_body_bytes),
         ("services.http.max_streams", h.max_streams),
         ("services.http.max_streams_per_key", h.max_streams_per_key),
-        ("services.http.request_timeout_secs", h.request_timeout_secs as usize),
-        ("services.http.idle_timeout_secs", h.idle_timeout_secs as usize),
+        (
+            "services.http.request_timeout_secs",
+            h.request_timeout_secs as usize,
+        ),
+        (
+            "services.http.idle_timeout_secs",
+            h.idle_timeout_secs as usize,
+        ),
     ] {
         if value == 0 {
             fail(key, "expected a positive number, got 0")?;
         }
     }
     if c.logger.retention_days == 0 {
-        fail("logger.retention_days", "expected a positive number of days, got 0")?;
+        fail(
+            "logger.retention_days",
+            "expected a positive number of days, got 0",
+        )?;
     }
     if c.logger.max_bytes < 1 << 20 {
         fail(
             "logger.max_bytes",
-            format!("expected at least 1048576 (1 MiB), got {}", c.logger.max_bytes),
+            format!(
+                "expected at least 1048576 (1 MiB), got {}",
+                c.logger.max_bytes
+            ),
         )?;
+    }
+    let m = &c.monitoring;
+    for (key, value) in [
+        ("monitoring.scrape_interval_secs", m.scrape_interval_secs),
+        ("monitoring.scrape_timeout_secs", m.scrape_timeout_secs),
+        (
+            "monitoring.repeat_interval_minutes",
+            m.repeat_interval_minutes,
+        ),
+    ] {
+        if value == 0 {
+            fail(key, "expected a positive number, got 0")?;
+        }
+    }
+    if !(1..=1440).contains(&m.history_minutes) {
+        fail(
+            "monitoring.history_minutes",
+            format!("expected 1 to 1440 minutes, got {}", m.history_minutes),
+        )?;
+    }
+    let http_url = |u: &str| u.starts_with("http://") || u.starts_with("https://");
+    if let Some(url) = m.webhook_url.as_deref().filter(|u| !http_url(u)) {
+        fail(
+            "monitoring.webhook_url",
+            format!("expected an http:// or https:// URL, got {url:?}"),
+        )?;
+    }
+    for (i, t) in m.targets.iter().enumerate() {
+        if t.service.trim().is_empty() {
+            fail(
+                format!("monitoring.targets[{i}].service"),
+                "expected a service name, got \"\"",
+            )?;
+        }
+        if !http_url(&t.url) {
+            fail(
+                format!("monitoring.targets[{i}].url"),
+                format!("expected an http:// or https:// URL, got {:?}", t.url),
+            )?;
+        }
     }
     // Service ports may be 0: bind any free port (tests run several platforms side by side);
     // `trade2026 up` prints the port it got.

@@ -458,3 +458,54 @@ fn risk_venue_and_engine_sections_load_and_are_validated() {
         );
     }
 }
+
+#[test]
+fn the_monitoring_section_has_documented_defaults_takes_overrides_and_checks_ranges() {
+    let c = load_from_str("", "defaults", no_env()).unwrap().config;
+    let m = &c.monitoring;
+    assert_eq!(
+        (
+            m.scrape_interval_secs,
+            m.scrape_timeout_secs,
+            m.history_minutes
+        ),
+        (5, 2, 60)
+    );
+    assert!(m.rules_file.is_none() && m.webhook_url.is_none() && m.targets.is_empty());
+    let loaded = load_from_str(
+        "monitoring:\n  rules_file: rules.yml\n  webhook_url: http://127.0.0.1:9093/hook\n  \
+         targets:\n    - {service: gateway, url: 'http://10.0.0.5:8099/metrics'}\n",
+        "monitoring.yaml",
+        env(&[("TRADE2026_MONITORING__SCRAPE_INTERVAL_SECS", "15")]),
+    )
+    .unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let m = loaded.config.monitoring;
+    assert_eq!(m.scrape_interval_secs, 15);
+    assert_eq!(
+        m.rules_file.as_deref(),
+        Some(std::path::Path::new("rules.yml"))
+    );
+    assert_eq!(m.targets[0].service, "gateway");
+    for (yaml, want) in [
+        (
+            "monitoring:\n  scrape_interval_secs: 0\n",
+            "config.yaml: monitoring.scrape_interval_secs: expected a positive number, got 0",
+        ),
+        (
+            "monitoring:\n  history_minutes: 5000\n",
+            "config.yaml: monitoring.history_minutes: expected 1 to 1440 minutes, got 5000",
+        ),
+        (
+            "monitoring:\n  webhook_url: hooks.example\n",
+            "config.yaml: monitoring.webhook_url: expected an http:// or https:// URL, got \"hooks.example\"",
+        ),
+        (
+            "monitoring:\n  targets:\n    - {service: x, url: 'x:1'}\n",
+            "config.yaml: monitoring.targets[0].url: expected an http:// or https:// URL, got \"x:1\"",
+        ),
+    ] {
+        let err = load_from_str(yaml, "config.yaml", no_env()).unwrap_err();
+        assert_eq!(err.to_string(), want);
+    }
+}

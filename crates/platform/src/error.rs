@@ -47,6 +47,8 @@ pub enum PlatformError {
     Reports(#[from] reports::ReportError),
     #[error(transparent)]
     Features(#[from] feature_pipeline::PipelineError),
+    #[error(transparent)]
+    Monitoring(#[from] monitoring::MonitorError),
     #[error("a background task failed: {0}")]
     Task(String),
 }

@@ -424,6 +424,17 @@ pub async fn start(
     )
     .await?;
 
+    // --- monitoring: scrapes every port above, itself and `monitoring.targets` ----------------
+    let scraped = [
+        ("gateway", gateway_addr),
+        ("ptrc", ptrc_addr),
+        ("feature_pipeline", features_addr),
+        ("execution_quality", quality_addr),
+        ("compliance_scanner", scanner_addr),
+    ];
+    let (monitoring_addr, watched) =
+        start_monitoring(&cfg, &mut tasks, &scraped, &shutdown).await?;
+
     // Under --insecure-dev every port says on its own line that it takes requests without a key.
     let keyless = if opts.insecure_dev {
         "   [KEYLESS: no API key needed, every request is admin]"
@@ -476,6 +487,14 @@ pub async fn start(
     let _ = writeln!(
         banner,
         "  compliance   http://{scanner_addr}   GET /alerts, POST /alerts/{{key}}/ack (compliance or admin key){keyless}"
+    );
+    let _ = writeln!(
+        banner,
+        "  monitoring   http://{monitoring_addr}   GET / (status page) /api/v1/alerts  ({watched} targets, alerts -> {}){keyless}",
+        cfg.monitoring
+            .webhook_url
+            .as_deref()
+            .map_or_else(|| "/api/v1/alerts only".into(), telemetry::redact::connection_string)
     );
     let _ = writeln!(
         banner,
@@ -554,6 +573,56 @@ async fn serve_host(
     let task = host.serve(routes, metrics.clone(), shutdown.clone());
     tasks.push((service, runtime_task(service, task)));
     Ok(local)
+}
+
+/// Binds the monitoring port and starts the monitor over `services` (name, address), itself
+/// and the configured targets. Returns its address and how many targets it watches.
+async fn start_monitoring(
+    cfg: &Config,
+    tasks: &mut Vec<(&'static str, JoinHandle<Result<(), PlatformError>>)>,
+    services: &[(&str, SocketAddr)],
+    shutdown: &CancellationToken,
+) -> Result<(SocketAddr, usize), PlatformError> {
+    let host = runtime::http::Host::bind(
+        "monitoring",
+        &cfg.services.host,
+        cfg.service_port("monitoring").unwrap_or(0),
+    )
+    .await?
+    .limits(http_limits(&cfg.services.http));
+    let addr = host.addr();
+    let mut targets: Vec<monitoring::Target> = services
+        .iter()
+        .chain([("monitoring", addr)].iter())
+        .map(|(service, a)| monitoring::Target {
+            service: (*service).to_owned(),
+            url: format!("http://{a}/metrics"),
+        })
+        .collect();
+    targets.extend(cfg.monitoring.targets.iter().map(|t| monitoring::Target {
+        service: t.service.clone(),
+        url: t.url.clone(),
+    }));
+    let watched = targets.len();
+    let settings = monitoring::Settings::from_config(&cfg.monitoring, format!("http://{addr}"))?;
+    let metrics = Metrics::service();
+    let (monitor, scraper) = monitoring::start(settings, targets, &metrics, shutdown.clone())?;
+    tasks.push((
+        "monitoring",
+        runtime_task(
+            "monitoring",
+            host.serve(monitoring::router(monitor), metrics, shutdown.clone()),
+        ),
+    ));
+    tasks.push((
+        "monitoring-scraper",
+        tokio::spawn(async move {
+            scraper
+                .await
+                .map_err(|e| PlatformError::Task(format!("monitoring scraper: {e}")))
+        }),
+    ));
+    Ok((addr, watched))
 }
 
 /// A service's own metrics registry, and the runner whose consumers report there.

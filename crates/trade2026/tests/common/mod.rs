@@ -63,6 +63,7 @@ pub struct Platform {
     pub trader_key: String,
     pub admin_key: String,
     pub scanner: SocketAddr,
+    pub monitoring: SocketAddr,
     pub banner: Vec<String>,
     stdout: BufReader<ChildStdout>,
 }
@@ -84,6 +85,7 @@ impl Platform {
             .env("TRADE2026_SERVICES__PTRC", "0")
             .env("TRADE2026_SERVICES__FEATURE_PIPELINE", "0")
             .env("TRADE2026_SERVICES__COMPLIANCE_SCANNER", "0")
+            .env("TRADE2026_SERVICES__MONITORING", "0")
             .env("TRADE2026_FEED__SYNTHETIC__TICK_INTERVAL_MS", "50")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -98,6 +100,7 @@ impl Platform {
         let mut features = None;
         let (mut trader_key, mut admin_key) = (String::new(), String::new());
         let mut scanner = None;
+        let mut monitoring = None;
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             let mut line = String::new();
@@ -124,6 +127,8 @@ impl Platform {
                 quality = Some(addr(rest));
             } else if let Some(rest) = trimmed.strip_prefix("compliance") {
                 scanner = Some(addr(rest));
+            } else if let Some(rest) = trimmed.strip_prefix("monitoring") {
+                monitoring = Some(addr(rest));
             }
             let done = line.starts_with("Press Ctrl-C");
             banner.push(line);
@@ -140,6 +145,7 @@ impl Platform {
             trader_key,
             admin_key,
             scanner: scanner.expect("banner names the compliance-scanner address"),
+            monitoring: monitoring.expect("banner names the monitoring address"),
             banner,
             stdout,
         }
