@@ -56,9 +56,12 @@ pub fn run(name: &str, seeds: &[Vec<u8>], target: impl Fn(&[u8])) -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| StdRng::from_os_rng().next_u64());
-    eprintln!("fuzz {name}: seed {seed}, budget {budget:?}, {} seeds", seeds.len());
+    eprintln!(
+        "fuzz {name}: seed {seed}, budget {budget:?}, {} seeds",
+        seeds.len()
+    );
     let mut rng = StdRng::seed_from_u64(seed);
-    let empty = vec![Vec::new()];
+    let empty = [Vec::new()];
     let corpus = if seeds.is_empty() { &empty[..] } else { seeds };
 
     let started = Instant::now();
@@ -110,7 +113,13 @@ fn env_f64(name: &str) -> Option<f64> {
 /// One structural or byte-level change.
 fn mutate(rng: &mut StdRng, input: &mut Vec<u8>, corpus: &[Vec<u8>]) {
     let len = input.len();
-    let at = |rng: &mut StdRng| if len == 0 { 0 } else { rng.random_range(0..len) };
+    let at = |rng: &mut StdRng| {
+        if len == 0 {
+            0
+        } else {
+            rng.random_range(0..len)
+        }
+    };
     match rng.random_range(0..9) {
         // flip a bit
         0 if len > 0 => {
@@ -139,7 +148,11 @@ fn mutate(rng: &mut StdRng, input: &mut Vec<u8>, corpus: &[Vec<u8>]) {
         // insert an interesting token
         4 => {
             let token = INTERESTING[rng.random_range(0..INTERESTING.len())];
-            let j = if len == 0 { 0 } else { rng.random_range(0..=len) };
+            let j = if len == 0 {
+                0
+            } else {
+                rng.random_range(0..=len)
+            };
             input.splice(j..j, token.iter().copied());
         }
         // replace a run of digits with an interesting token (numbers are where parsers overflow)
@@ -157,7 +170,11 @@ fn mutate(rng: &mut StdRng, input: &mut Vec<u8>, corpus: &[Vec<u8>]) {
         6 => {
             let other = &corpus[rng.random_range(0..corpus.len())];
             if !other.is_empty() {
-                let i = if len == 0 { 0 } else { rng.random_range(0..=len) };
+                let i = if len == 0 {
+                    0
+                } else {
+                    rng.random_range(0..=len)
+                };
                 let j = rng.random_range(0..other.len());
                 input.truncate(i);
                 input.extend_from_slice(&other[j..]);
@@ -197,7 +214,10 @@ mod tests {
                 assert!(!input.contains(&b'='), "found it");
             })
         });
-        assert!(result.is_err(), "the seed itself panics, so the run must fail");
+        assert!(
+            result.is_err(),
+            "the seed itself panics, so the run must fail"
+        );
     }
 
     #[test]
@@ -211,6 +231,9 @@ mod tests {
                 m != corpus[0]
             })
             .count();
-        assert!(changed > 150, "only {changed} of 200 mutations changed the input");
+        assert!(
+            changed > 150,
+            "only {changed} of 200 mutations changed the input"
+        );
     }
 }

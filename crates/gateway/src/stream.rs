@@ -55,9 +55,7 @@ impl StreamSlots {
             Some(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_streams",
-                format!(
-                    "this key has {mine} open streams, the most it may hold; close one first"
-                ),
+                format!("this key has {mine} open streams, the most it may hold; close one first"),
             ))
         } else if total >= self.max {
             Some(ApiError::new(
@@ -206,7 +204,9 @@ fn backlog(
             if from > head {
                 return None;
             }
-            let limit = usize::try_from(head - from + 1).unwrap_or(usize::MAX).min(BACKLOG_PAGE);
+            let limit = usize::try_from(head - from + 1)
+                .unwrap_or(usize::MAX)
+                .min(BACKLOG_PAGE);
             let read = tokio::task::spawn_blocking(move || {
                 journal.read_matching(from, limit, Some(&filter))
             })
@@ -236,8 +236,11 @@ fn backlog(
 }
 
 fn error_event(message: &str) -> SseEvent {
-    tracing::warn!(error = message, "execution-report stream: reading the journal failed");
-    SseEvent::default()
-        .event("reset")
-        .data(format!("the backlog could not be read ({message}); re-read GET /orders and /fills"))
+    tracing::warn!(
+        error = message,
+        "execution-report stream: reading the journal failed"
+    );
+    SseEvent::default().event("reset").data(format!(
+        "the backlog could not be read ({message}); re-read GET /orders and /fills"
+    ))
 }

@@ -871,7 +871,14 @@ async fn the_stream_resumes_after_last_event_id_without_gaps_or_repeats() {
         )
     };
     for price in ["44000", "44001"] {
-        let (s, v) = call(&h.app, "POST", "/orders", Some(&h.trader_key), Some(&order(price))).await;
+        let (s, v) = call(
+            &h.app,
+            "POST",
+            "/orders",
+            Some(&h.trader_key),
+            Some(&order(price)),
+        )
+        .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
     }
     // Another account's order must never reach this key's stream.
@@ -884,7 +891,10 @@ async fn the_stream_resumes_after_last_event_id_without_gaps_or_repeats() {
     let (status, mut frames) = open_stream(&h, &h.trader_key, Some("0")).await;
     assert_eq!(status, StatusCode::OK);
     let all = reports_until(&mut frames, head).await;
-    assert!(all.len() >= 4, "two orders, each submitted and accepted: {all:?}");
+    assert!(
+        all.len() >= 4,
+        "two orders, each submitted and accepted: {all:?}"
+    );
     assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "in order: {all:?}");
     let records = h.journal.read_from(1, 1000).unwrap();
     let account_of = |seq: u64| {
@@ -907,13 +917,30 @@ async fn the_stream_resumes_after_last_event_id_without_gaps_or_repeats() {
     let first = all[0].0;
     let (_, mut frames) = open_stream(&h, &h.trader_key, Some(&first.to_string())).await;
     let backlog = reports_until(&mut frames, all.last().unwrap().0).await;
-    assert_eq!(backlog, all[1..].to_vec(), "exactly the reports after {first}");
-    let (s, v) = call(&h.app, "POST", "/orders", Some(&h.trader_key), Some(&order("44003"))).await;
+    assert_eq!(
+        backlog,
+        all[1..].to_vec(),
+        "exactly the reports after {first}"
+    );
+    let (s, v) = call(
+        &h.app,
+        "POST",
+        "/orders",
+        Some(&h.trader_key),
+        Some(&order("44003")),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let live = reports_until(&mut frames, h.journal.last_seq()).await;
     assert!(!live.is_empty(), "the new order's reports arrive live");
-    assert!(live.iter().all(|(id, _)| *id > head), "no repeats: {live:?}");
-    assert!(live.iter().any(|(_, kind)| kind == "order_accepted"), "{live:?}");
+    assert!(
+        live.iter().all(|(id, _)| *id > head),
+        "no repeats: {live:?}"
+    );
+    assert!(
+        live.iter().any(|(_, kind)| kind == "order_accepted"),
+        "{live:?}"
+    );
 }
 
 #[tokio::test]
@@ -931,5 +958,9 @@ async fn streams_are_capped_per_key_and_a_bad_last_event_id_is_a_400() {
     assert_eq!(other, StatusCode::OK, "another key has its own allowance");
     drop((keep1, keep2));
     let (again, _) = open_stream(&h, &h.trader_key, None).await;
-    assert_eq!(again, StatusCode::OK, "a closed stream gives its place back");
+    assert_eq!(
+        again,
+        StatusCode::OK,
+        "a closed stream gives its place back"
+    );
 }

@@ -457,12 +457,16 @@ mod tests {
 
     #[test]
     fn an_endless_line_is_refused_without_reading_it_whole() {
-        let mut text = "{\"ts\":\"2024-01-02T00:00:01Z\",\"kind\":\"trade\",\"symbol\":\"X\"}\n".to_string();
+        let mut text =
+            "{\"ts\":\"2024-01-02T00:00:01Z\",\"kind\":\"trade\",\"symbol\":\"X\"}\n".to_string();
         text.push_str(&"x".repeat(MAX_LINE_BYTES + 10));
         let mut it = NdjsonReader::new(text.as_bytes(), "big");
         assert!(it.next().unwrap().is_ok());
         let err = it.next().unwrap().unwrap_err();
-        assert!(err.to_string().starts_with("big:2: line is longer"), "{err}");
+        assert!(
+            err.to_string().starts_with("big:2: line is longer"),
+            "{err}"
+        );
         assert!(it.next().is_none(), "an error ends the iteration");
     }
 }

@@ -28,7 +28,8 @@ fn fuzz_ndjson_interchange() {
             .iter()
             .map(|r| serde_json::to_string(r).expect("a record serializes") + "\n")
             .collect();
-        let again: Vec<Record> = read_ndjson(text.as_bytes(), "again").expect("written records read back");
+        let again: Vec<Record> =
+            read_ndjson(text.as_bytes(), "again").expect("written records read back");
         assert_eq!(again.len(), records.len());
         for (a, b) in again.iter().zip(&records) {
             assert_eq!(

@@ -221,7 +221,9 @@ impl Host {
             })
             .merge(routes)
             .fallback(telemetry::http::fallback)
-            .layer(axum::extract::DefaultBodyLimit::max(self.limits.max_body_bytes))
+            .layer(axum::extract::DefaultBodyLimit::max(
+                self.limits.max_body_bytes,
+            ))
             .layer(axum::middleware::from_fn_with_state(guard, guard::guard));
         tokio::spawn(async move {
             axum::serve(listener, app)
@@ -706,7 +708,10 @@ pub(crate) mod tests {
         assert!(one.sees_all(["a"]));
         assert!(!one.sees_all(["a", "b"]), "b's data rides along");
         assert!(!one.sees_all(["b"]));
-        assert!(!one.sees_all([]), "owner-wide: only for keys over every account");
+        assert!(
+            !one.sees_all([]),
+            "owner-wide: only for keys over every account"
+        );
         assert!(!one.sees_all(None::<&str>));
         let two = caller(Role::Compliance, &["a", "b"]);
         assert!(two.sees_all(["b", "a"]));

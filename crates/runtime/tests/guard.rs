@@ -39,7 +39,10 @@ impl Answer {
 async fn send(addr: SocketAddr, method: &str, path: &str, extra: &[&str], body: &str) -> Answer {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
-    if !extra.iter().any(|h| h.to_ascii_lowercase().starts_with("host:")) {
+    if !extra
+        .iter()
+        .any(|h| h.to_ascii_lowercase().starts_with("host:"))
+    {
         req.push_str("Host: 127.0.0.1\r\n");
     }
     for h in extra {
@@ -100,13 +103,18 @@ async fn start(limits: HttpLimits) -> Started {
     let acct = Accounts::Some([AccountId::new("a1").unwrap()].into());
     let trader = keys.create(Role::Trader, acct.clone()).unwrap();
     let other = keys.create(Role::Trader, acct).unwrap();
-    let admin = keys.create(Role::Admin, Accounts::All(AllMarker::All)).unwrap();
+    let admin = keys
+        .create(Role::Admin, Accounts::All(AllMarker::All))
+        .unwrap();
     let routes = Router::new()
         .route("/echo", post(echo))
         .route("/whoami", get(whoami))
         .route("/slow", get(slow))
         .with_state(App { keys });
-    let host = Host::bind("svc", "127.0.0.1", 0).await.unwrap().limits(limits);
+    let host = Host::bind("svc", "127.0.0.1", 0)
+        .await
+        .unwrap()
+        .limits(limits);
     let addr = host.addr();
     let shutdown = CancellationToken::new();
     let _task = host.serve(routes, telemetry::Metrics::new(), shutdown.clone());
@@ -131,7 +139,14 @@ async fn bodies_must_be_json_and_errors_are_always_json() {
     })
     .await;
     let auth = bearer(&s.admin);
-    let json = send(s.addr, "POST", "/echo", &[&auth, "Content-Type: application/json"], "{}").await;
+    let json = send(
+        s.addr,
+        "POST",
+        "/echo",
+        &[&auth, "Content-Type: application/json"],
+        "{}",
+    )
+    .await;
     assert_eq!(json.status, 200, "{}", json.body);
 
     // What a web page can send without a CORS preflight: text/plain, a form, nothing.
@@ -150,13 +165,24 @@ async fn bodies_must_be_json_and_errors_are_always_json() {
 
     // axum's own rejections come back in the JSON error shape.
     let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(200));
-    let a = send(s.addr, "POST", "/echo", &[&auth, "Content-Type: application/json"], &big).await;
+    let a = send(
+        s.addr,
+        "POST",
+        "/echo",
+        &[&auth, "Content-Type: application/json"],
+        &big,
+    )
+    .await;
     assert_eq!(a.status, 413, "{}", a.body);
     assert_eq!(a.code(), "payload_too_large");
     let a = send(s.addr, "DELETE", "/echo", &[&auth], "").await;
     assert_eq!(a.status, 405);
     assert_eq!(a.code(), "method_not_allowed");
-    assert!(a.header("allow").is_some(), "405 keeps its Allow header: {}", a.head);
+    assert!(
+        a.header("allow").is_some(),
+        "405 keeps its Allow header: {}",
+        a.head
+    );
 }
 
 #[tokio::test]
@@ -168,21 +194,63 @@ async fn browser_writes_from_other_sites_and_rebound_hosts_are_refused() {
     .await;
     let auth = bearer(&s.admin);
     let ct = "Content-Type: application/json";
-    let a = send(s.addr, "POST", "/echo", &[&auth, ct, "Origin: https://evil.example"], "{}").await;
+    let a = send(
+        s.addr,
+        "POST",
+        "/echo",
+        &[&auth, ct, "Origin: https://evil.example"],
+        "{}",
+    )
+    .await;
     assert_eq!(a.status, 403, "{}", a.body);
     assert_eq!(a.code(), "cross_origin");
-    let a = send(s.addr, "POST", "/echo", &[&auth, ct, "Sec-Fetch-Site: cross-site"], "{}").await;
+    let a = send(
+        s.addr,
+        "POST",
+        "/echo",
+        &[&auth, ct, "Sec-Fetch-Site: cross-site"],
+        "{}",
+    )
+    .await;
     assert_eq!(a.status, 403);
-    let (same, host) = (format!("Origin: http://{}", s.addr), format!("Host: {}", s.addr));
+    let (same, host) = (
+        format!("Origin: http://{}", s.addr),
+        format!("Host: {}", s.addr),
+    );
     let a = send(s.addr, "POST", "/echo", &[&auth, ct, &same, &host], "{}").await;
-    assert_eq!(a.status, 200, "a page served by the service itself: {}", a.body);
-    let a = send(s.addr, "POST", "/echo", &[&auth, ct, "Origin: https://desk.example"], "{}").await;
+    assert_eq!(
+        a.status, 200,
+        "a page served by the service itself: {}",
+        a.body
+    );
+    let a = send(
+        s.addr,
+        "POST",
+        "/echo",
+        &[&auth, ct, "Origin: https://desk.example"],
+        "{}",
+    )
+    .await;
     assert_eq!(a.status, 200, "an allowed origin: {}", a.body);
     // DNS rebinding: a page of evil.example whose name now points at 127.0.0.1.
-    let a = send(s.addr, "GET", "/whoami", &[&auth, "Host: evil.example:8099"], "").await;
+    let a = send(
+        s.addr,
+        "GET",
+        "/whoami",
+        &[&auth, "Host: evil.example:8099"],
+        "",
+    )
+    .await;
     assert_eq!(a.status, 403);
     assert_eq!(a.code(), "host_not_allowed");
-    let a = send(s.addr, "GET", "/whoami", &[&auth, "Host: localhost:8099"], "").await;
+    let a = send(
+        s.addr,
+        "GET",
+        "/whoami",
+        &[&auth, "Host: localhost:8099"],
+        "",
+    )
+    .await;
     assert_eq!(a.status, 200, "{}", a.body);
 }
 
@@ -203,7 +271,10 @@ async fn a_flooding_key_gets_429_with_retry_after_and_other_keys_do_not() {
     for _ in 0..10 {
         statuses.push(send(s.addr, "GET", "/whoami", &[&flood], "").await);
     }
-    assert!(statuses.iter().all(|a| a.status == 200), "the burst of 2 x 5 passes");
+    assert!(
+        statuses.iter().all(|a| a.status == 200),
+        "the burst of 2 x 5 passes"
+    );
     let started = std::time::Instant::now();
     statuses.clear();
     for _ in 0..3 {
@@ -218,7 +289,10 @@ async fn a_flooding_key_gets_429_with_retry_after_and_other_keys_do_not() {
     assert_eq!(refused[0].code(), "rate_limited");
     assert_eq!(refused[0].header("retry-after").as_deref(), Some("1"));
     let a = send(s.addr, "GET", "/whoami", &[&bearer(&s.other)], "").await;
-    assert_eq!(a.status, 200, "another key of the same account is not limited by the flood");
+    assert_eq!(
+        a.status, 200,
+        "another key of the same account is not limited by the flood"
+    );
     let a = send(s.addr, "GET", "/whoami", &[&bearer(&s.admin)], "").await;
     assert_eq!(a.status, 200);
     let metrics = send(s.addr, "GET", "/metrics", &[], "").await;
