@@ -120,6 +120,15 @@ fn every_service_serves_the_contract_it_enforces() {
             .unwrap()
             .contains(&"account".into())
     );
+    // The symbols listed are those with market data: wait for the synthetic market's first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while http_get(p.gateway, "/marketdata")
+        .1
+        .contains("\"symbols\":[]")
+    {
+        assert!(std::time::Instant::now() < deadline, "no market data");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let admin = document(p.gateway, Some(&p.admin_key));
     assert!(admin["components"]["schemas"]["AccountId"]["enum"].is_null());
     assert!(
