@@ -605,8 +605,9 @@ fn json_error(path: String, inner: serde_json::Error) -> ApiError {
 }
 
 /// A JSON body that may be empty (routes whose every field is optional): empty means `{}`.
+/// Anything else must be JSON (a body of blanks is not), as the OpenAPI documents say.
 pub fn parse_json_or_default<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    if bytes.is_empty() {
         Ok(T::default())
     } else {
         parse_json(bytes)
@@ -780,6 +781,13 @@ pub(crate) mod tests {
             "unknown_field"
         );
         let e = parse_json::<B>(br#"{"n":-1}"#).unwrap_err();
+        assert_eq!(parse_json_or_default::<Option<u32>>(b"").unwrap(), None);
+        assert_eq!(
+            parse_json_or_default::<Option<u32>>(b"\r\n")
+                .unwrap_err()
+                .code,
+            "malformed_json"
+        );
         assert_eq!((e.status.as_u16(), e.code.as_str()), (422, "invalid_field"));
         assert!(e.message.starts_with("n: "), "{}", e.message);
     }
