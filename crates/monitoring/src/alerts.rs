@@ -382,14 +382,8 @@ impl AlertsResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exposition::test_support::labels;
     use crate::rules::RuleFile;
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     #[test]
     fn fingerprints_are_prometheus_ones() {

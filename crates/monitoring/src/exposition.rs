@@ -212,16 +212,32 @@ pub fn go_float(s: &str) -> Option<f64> {
     }
 }
 
+/// Builders the crate's tests share.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_support {
+    use super::{Labels, Sample};
 
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pub(crate) fn labels(pairs: &[(&str, &str)]) -> Labels {
         pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
     }
+
+    pub(crate) fn sample(name: &str, pairs: &[(&str, &str)], value: f64) -> Sample {
+        Sample {
+            name: name.into(),
+            labels: labels(pairs),
+            value,
+            timestamp_ms: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::labels;
+    use super::*;
 
     /// The example of prometheus.io/docs/instrumenting/exposition_formats ("Text format
     /// example"), as published.

@@ -167,12 +167,7 @@ mod tests {
     }
 
     fn sample(name: &str, route: &str, value: f64) -> Sample {
-        Sample {
-            name: name.into(),
-            labels: [("route".to_owned(), route.to_owned())].into(),
-            value,
-            timestamp_ms: None,
-        }
+        crate::exposition::test_support::sample(name, &[("route", route)], value)
     }
 
     #[test]

@@ -442,20 +442,8 @@ pub(crate) fn render(state: &crate::State, now: Millis) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::Sample;
+    use crate::exposition::test_support::sample;
     use crate::history::Limits;
-
-    fn sample(name: &str, labels: &[(&str, &str)], value: f64) -> Sample {
-        Sample {
-            name: name.into(),
-            labels: labels
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            value,
-            timestamp_ms: None,
-        }
-    }
 
     fn history() -> History {
         History::new(

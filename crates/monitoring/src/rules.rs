@@ -545,7 +545,7 @@ pub fn eval(e: &Expr, h: &History, now: Millis, stale_ms: Millis) -> Vector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::Sample;
+    use crate::exposition::test_support::sample as s;
     use crate::history::Limits;
 
     fn history() -> History {
@@ -557,18 +557,6 @@ mod tests {
             },
             None,
         )
-    }
-
-    fn s(name: &str, labels: &[(&str, &str)], value: f64) -> Sample {
-        Sample {
-            name: name.into(),
-            labels: labels
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            value,
-            timestamp_ms: None,
-        }
     }
 
     fn expr(yaml: &str) -> Expr {
@@ -601,6 +589,43 @@ mod tests {
         );
         assert!(read.contains(&"up".to_owned()), "{read:?}");
         assert_eq!(rules.rules().filter(|r| r.sla.is_some()).count(), 4);
+    }
+
+    /// deploy/prometheus/rules.yml states the same alerts in PromQL: same names, same `for`, and
+    /// each expression compares with the same threshold.
+    #[test]
+    fn the_built_in_rules_match_the_promql_ones_in_deploy() {
+        let text = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/prometheus/rules.yml"
+        ));
+        let promql: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).unwrap();
+        let promql: Vec<&serde_yaml_ng::Value> = promql["groups"][0]["rules"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .collect();
+        let ours = RuleFile::defaults();
+        assert_eq!(promql.len(), ours.rules().count());
+        for rule in ours.rules() {
+            let theirs = promql
+                .iter()
+                .find(|r| r["alert"].as_str() == Some(rule.alert.as_str()))
+                .unwrap_or_else(|| panic!("{} is not in deploy/prometheus/rules.yml", rule.alert));
+            let for_ = parse_duration(theirs["for"].as_str().unwrap()).unwrap();
+            assert_eq!(for_, rule.for_, "{}", rule.alert);
+            let expr = theirs["expr"].as_str().unwrap().trim();
+            let threshold = format!("{} {}", rule.op.as_str(), rule.threshold);
+            assert!(
+                expr.ends_with(&threshold),
+                "{}: {expr} vs {threshold}",
+                rule.alert
+            );
+            assert_eq!(
+                theirs["labels"]["severity"].as_str(),
+                rule.labels.get("severity").map(String::as_str)
+            );
+        }
     }
 
     #[test]
