@@ -192,11 +192,6 @@ impl Alerts {
         }
     }
 
-    /// Forgets the alerts of rules that no longer exist (a rules file replaced at start).
-    pub fn retain_rules(&mut self, names: &[&str]) {
-        self.active.retain(|_, a| names.contains(&a.alertname()));
-    }
-
     /// Pending and firing alerts.
     pub fn active(&self) -> impl Iterator<Item = &Alert> {
         self.active.values()

@@ -96,12 +96,10 @@ pub fn quantile_lines(h: &History, name: &str, qs: &[f64], from: Millis) -> Vec<
         let mut counts: Vec<(f64, f64)> = buckets
             .iter()
             .filter_map(|(bound, points)| {
-                let window: Vec<_> = points
-                    .iter()
-                    .copied()
-                    .filter(|(pt, _)| *pt >= t - POINT_WINDOW_MS && *pt <= t)
-                    .collect();
-                increase(&window).map(|inc| (*bound, inc))
+                // Points are in time order: the window is a slice found by two binary searches.
+                let start = points.partition_point(|(pt, _)| *pt < t - POINT_WINDOW_MS);
+                let end = points.partition_point(|(pt, _)| *pt <= t);
+                increase(&points[start..end.max(start)]).map(|inc| (*bound, inc))
             })
             .collect();
         for (line, q) in lines.iter_mut().zip(qs) {
