@@ -179,12 +179,16 @@ fn tailor(doc: &mut Value, p: &Principal) {
         );
     }
     let named = p.account_filter().map_or(0, |set| set.len());
-    for schema in schemas.values_mut() {
+    let mut must_name = Vec::new();
+    for (name, schema) in schemas.iter_mut() {
         let required = match schema.get("x-account").and_then(Value::as_str) {
             Some("write") => p.default_account().is_none(),
             Some("one") => named > 1,
             _ => continue,
         };
+        if required {
+            must_name.push(format!("#/components/schemas/{name}"));
+        }
         let schema = object(schema);
         if required {
             // Required means present and not null (`null` is the same as leaving it out).
@@ -201,6 +205,25 @@ fn tailor(doc: &mut Value, p: &Principal) {
             if required {
                 list.push("account".into());
             }
+        }
+    }
+    // A body that must name the account cannot be left out either.
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+    {
+        let Some(body) = op.get_mut("requestBody") else {
+            continue;
+        };
+        let schema = body
+            .pointer("/content/application~1json/schema/$ref")
+            .and_then(Value::as_str);
+        if schema.is_some_and(|r| must_name.iter().any(|m| m == r)) {
+            body["required"] = Value::Bool(true);
         }
     }
 }
@@ -223,6 +246,9 @@ mod tests {
             "/orders": {"post": {"security": [{"bearer": []}], "requestBody": {"content": {}},
                                  "responses": {"201": {"description": "ok"},
                                                "503": {"description": "mine"}}}},
+            "/pnl": {"post": {"security": [{"bearer": []}], "requestBody": {"required": false,
+                              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pnl"}}}},
+                              "responses": {"200": {"description": "ok"}}}},
             "/public": {"get": {"responses": {"200": {"description": "ok"}}}}
         }
     }"##;
@@ -289,6 +315,14 @@ mod tests {
 
         let two = doc.for_caller(Some(&key(Role::Trader, &["a", "b"])));
         assert!(required(&two, "Order") && required(&two, "Pnl"));
+        assert_eq!(
+            two["paths"]["/pnl"]["post"]["requestBody"]["required"],
+            true
+        );
+        assert_eq!(
+            one["paths"]["/pnl"]["post"]["requestBody"]["required"],
+            false
+        );
         assert_eq!(
             two["components"]["schemas"]["Order"]["properties"]["account"]["$ref"],
             "#/components/schemas/AccountId",

@@ -144,11 +144,57 @@ fn every_service_serves_the_contract_it_enforces() {
         "the gateway's document lists the symbols it trades"
     );
 
+    // A trader key of two accounts (made while the platform runs): its orders and P&L
+    // requests must name the account, and its document says so.
+    let made = common::bin()
+        .args(["keys", "create", "--role", "trader"])
+        .args(["--accounts", "test_account,desk_b", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let two_key = String::from_utf8_lossy(&made.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("key "))
+        .map(|k| k.trim().to_owned())
+        .expect("keys create prints the key");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let two = loop {
+        let doc = document(p.gateway, Some(&two_key));
+        if doc["components"]["schemas"]["AccountId"]["enum"]
+            == serde_json::json!(["desk_b", "test_account"])
+        {
+            break doc;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new key is not taken: {doc}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        required(&two)
+            .as_array()
+            .unwrap()
+            .contains(&"account".into())
+    );
+    let pnl = document(p.ptrc, Some(&two_key));
+    assert_eq!(
+        pnl["paths"]["/pnl/compute"]["post"]["requestBody"]["required"],
+        true
+    );
+    assert!(
+        pnl["components"]["schemas"]["PnlRequest"]["required"]
+            .as_array()
+            .unwrap()
+            .contains(&"account".into())
+    );
+
     let Some(st) = schemathesis() else { return };
     let workdir = tempfile::tempdir().unwrap();
     // The trader key first (its account rules were where the contract drifted), before the
     // admin run changes risk limits at random.
-    let runs: [(&str, SocketAddr, &str, &[&str]); 6] = [
+    let runs: Vec<(&str, SocketAddr, &str, &[&str])> = vec![
         // /stream never ends: its contract is tested by the gateway's own tests.
         (
             "gateway (trader key)",
@@ -156,6 +202,13 @@ fn every_service_serves_the_contract_it_enforces() {
             &p.trader_key,
             &["--exclude-path", "/stream"],
         ),
+        (
+            "gateway (trader key of two accounts)",
+            p.gateway,
+            &two_key,
+            &["--exclude-path", "/stream"],
+        ),
+        ("ptrc (trader key of two accounts)", p.ptrc, &two_key, &[]),
         (
             "gateway (admin key)",
             p.gateway,
