@@ -28,6 +28,22 @@ pub fn fixture(rel: &str) -> Option<PathBuf> {
     None
 }
 
+/// An external program a test needs, from the environment variable `var` (set by `.ci/run`):
+/// `None` (the test skips, saying so) when unset, except under CI=true where it fails.
+pub fn tool(var: &str, what: &str) -> Option<PathBuf> {
+    match std::env::var_os(var) {
+        Some(p) => Some(PathBuf::from(p)),
+        None => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{var} is not set under CI (.ci/run installs {what})"
+            );
+            eprintln!("skipping: set {var} to {what}'s path");
+            None
+        }
+    }
+}
+
 /// `trade2026 keys create <args> --data-dir <dir>`: the key's id and the key (printed once).
 pub fn create_key(dir: &Path, args: &[&str]) -> (String, String) {
     let out = bin()
@@ -75,7 +91,6 @@ impl Platform {
 
     pub fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, String)]) -> Platform {
         let mut child = bin()
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .arg("up")
             .arg("--data-dir")
             .arg(dir)
@@ -88,6 +103,8 @@ impl Platform {
             .env("TRADE2026_SERVICES__MONITORING", "0")
             .env("TRADE2026_FEED__SYNTHETIC__TICK_INTERVAL_MS", "50")
             .env("RUST_LOG", "warn")
+            // The caller's variables win (a test may fix a port).
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
