@@ -298,7 +298,7 @@ pub struct RatePerKey {
 impl Default for RatePerKey {
     fn default() -> Self {
         RatePerKey {
-            trader: 2000,
+            trader: 500,
             compliance: 200,
             admin: 0,
         }

@@ -82,11 +82,12 @@ impl Default for HttpLimits {
             request_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
             max_body_bytes: 2 * 1024 * 1024,
-            // A trading desk's key: 2,000 requests/s is ten times the plan's peak per desk and
-            // keeps one key from taking the machine. Admin keys (operators, `trade2026 bench`)
-            // are not limited.
+            // A trading desk's key: 500 requests/s (burst 1,000) is far above what a desk sends
+            // and keeps one key's flood from doubling another key's latency on a 2-core
+            // machine (docs/BENCHMARKS.md, "A flood from one key"). Admin keys (operators,
+            // `trade2026 bench`) are not limited.
             rate_per_key: RateLimits {
-                trader: 2000,
+                trader: 500,
                 compliance: 200,
                 admin: 0,
             },
