@@ -7,6 +7,7 @@
 
 mod core;
 mod error;
+mod lifecycle;
 mod shell;
 
 pub use crate::core::{CoreConfig, Outcome, Reserved, Stopwatch, TradingCore};

@@ -321,6 +321,7 @@ impl Engine {
         let (reports, _) = broadcast::channel(16_384);
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         let acker = tokio::spawn(acknowledge(ack_rx, reports.clone(), shutdown.clone()));
+        crate::lifecycle::spawn(reports.subscribe(), shutdown.clone());
         let order_ack = gauges.order_ack.clone();
         let task = tokio::spawn(run(
             core, journal, market, rx, ack_tx, acker, config, gauges, shutdown,

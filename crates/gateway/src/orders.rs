@@ -198,7 +198,7 @@ pub async fn submit(
     }
     Ok(match outcome {
         Outcome::Accepted(order) => {
-            tracing::info!(order_id = %order.order_id, account = %order.account, status = ?order.status, "order accepted");
+            tracing::info!(order_id = order.order_id.0, account = %order.account, symbol = %order.instrument.symbol, status = ?order.status, "order accepted");
             (StatusCode::CREATED, Json(OrderView::from(order))).into_response()
         }
         Outcome::Duplicate(order) => replay_response(order),
@@ -214,7 +214,7 @@ pub async fn submit(
             code,
             message,
         } => {
-            tracing::info!(order_id = %order.order_id, account = %order.account, code = %code, "order rejected");
+            tracing::info!(order_id = order.order_id.0, account = %order.account, symbol = %order.instrument.symbol, code = %code, "order rejected");
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Json(RejectBody {

@@ -48,6 +48,8 @@ pub enum PlatformError {
     #[error(transparent)]
     Features(#[from] feature_pipeline::PipelineError),
     #[error(transparent)]
+    Logger(#[from] logger::LoggerError),
+    #[error(transparent)]
     Monitoring(#[from] monitoring::MonitorError),
     #[error("a background task failed: {0}")]
     Task(String),

@@ -20,6 +20,9 @@ pub struct Options {
     pub feeds: Vec<FeedSpec>,
     /// Accept gateway requests without an API key, as admin (never on a shared machine).
     pub insecure_dev: bool,
+    /// The queue the process's `tracing` capture layer feeds (installed before the platform
+    /// starts); the logger service writes what it holds. `None`: the logger takes only pushes.
+    pub log_intake: Option<logger::Intake>,
 }
 
 /// A started platform. Cancel the shutdown token, then await [`Running::stopped`].
@@ -424,6 +427,51 @@ pub async fn start(
     )
     .await?;
 
+    // --- logger: every service's lines, pushed lines, order timelines --------------------------
+    let (logger_metrics, logger_runner) = service_registry(&runner);
+    let logs = logger::start(
+        &logger_runner,
+        &data_dir,
+        opts.log_intake
+            .clone()
+            .unwrap_or_else(|| logger::Intake::new(logger::capture::DEFAULT_QUEUE)),
+        logger::LoggerConfig {
+            retention: logger::Retention {
+                max_age_ms: i64::from(cfg.logger.retention_days) * 86_400_000,
+                max_bytes: cfg.logger.max_bytes,
+            },
+        },
+        &logger_metrics,
+        shutdown.clone(),
+    )
+    .await?;
+    let logger_routes = logs.router(
+        keys.clone(),
+        cfg.services.http.max_streams,
+        shutdown.clone(),
+    );
+    let logger_host = runtime::http::Host::bind(
+        "logger",
+        &cfg.services.host,
+        cfg.service_port("logger").unwrap_or(0),
+    )
+    .await?
+    .limits(http_limits(&cfg.services.http))
+    .probe(logs.index.clone())
+    .accept_body("/loki/api/v1/push", "application/x-protobuf")
+    .accept_body("/logs", "application/x-ndjson");
+    let logger_addr = logger_host.addr();
+    tasks.push((
+        "logger",
+        runtime_task(
+            "logger",
+            logger_host.serve(logger_routes, logger_metrics, shutdown.clone()),
+        ),
+    ));
+    for (name, task) in logs.tasks {
+        tasks.push((name, runtime_task(name, task)));
+    }
+
     // --- monitoring: scrapes every port above, itself and `monitoring.targets` ----------------
     let scraped = [
         ("gateway", gateway_addr),
@@ -431,6 +479,7 @@ pub async fn start(
         ("feature_pipeline", features_addr),
         ("execution_quality", quality_addr),
         ("compliance_scanner", scanner_addr),
+        ("logger", logger_addr),
     ];
     let (monitoring_addr, watched) =
         start_monitoring(&cfg, &mut tasks, &scraped, &shutdown).await?;
@@ -487,6 +536,11 @@ pub async fn start(
     let _ = writeln!(
         banner,
         "  compliance   http://{scanner_addr}   GET /alerts, POST /alerts/{{key}}/ack (compliance or admin key){keyless}"
+    );
+    let _ = writeln!(
+        banner,
+        "  logger       http://{logger_addr}   GET /logs /logs/tail /orders/{{id}}/timeline, POST /loki/api/v1/push /logs  (lines -> {}){keyless}",
+        data_dir.join(logger::FILE_NAME).display()
     );
     let _ = writeln!(
         banner,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 mod archive;
 mod keys;
+mod logs;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -62,6 +63,10 @@ enum Command {
     /// platform runs.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Search the logger (port 8112): the newest matching lines, oldest of them first;
+    /// `--follow` keeps printing new ones; `--order N` prints an order's timeline (its journal
+    /// events and every log line carrying its id, in time order).
+    Logs(logs::LogsArgs),
     /// Trade surveillance over an event file: prints {"alerts":[...]} (or CSV). The same
     /// detectors as the compliance scanner service.
     Surveil {
@@ -308,6 +313,10 @@ enum BenchCommand {
     /// `/metrics` with its peak and its slope after warm-up. Prints a table; `--json FILE`
     /// writes the full report. Exits nonzero on any transport error or 5xx answer.
     Soak(BenchSoakArgs),
+    /// Fill a log store (`DIR/logs.db`) with realistic order-lifecycle lines through the
+    /// logger's writer, report lines/s, then time searches over what it holds. Runs add to the
+    /// store, so a large one can be built in steps.
+    Logs(logs::BenchLogsArgs),
 }
 
 #[derive(Args)]
@@ -426,6 +435,8 @@ fn main() {
         Command::Config(ConfigCommand::Check(args)) => config_check(args),
         Command::Bench(BenchCommand::Orders(args)) => bench_orders(args),
         Command::Bench(BenchCommand::Soak(args)) => bench_soak(args),
+        Command::Bench(BenchCommand::Logs(args)) => logs::bench(args),
+        Command::Logs(args) => logs::run(args),
         Command::Journal(JournalCommand::Export {
             data_dir,
             common,
@@ -1041,7 +1052,20 @@ fn up(args: UpArgs) -> Result<()> {
     } else {
         telemetry::LogFormat::Text
     };
-    telemetry::init_tracing(log_format, cfg.platform.log_level.as_filter());
+    // Every event at logger.level or above also goes to the logger service, whatever the
+    // terminal shows.
+    let log_intake = logger::Intake::new(logger::capture::DEFAULT_QUEUE);
+    let capture_level = cfg
+        .logger
+        .level
+        .as_filter()
+        .parse::<tracing::Level>()
+        .unwrap_or(tracing::Level::INFO);
+    telemetry::init_tracing_with(
+        log_format,
+        cfg.platform.log_level.as_filter(),
+        vec![Box::new(log_intake.layer(capture_level))],
+    );
     for w in &loaded.warnings {
         tracing::warn!("config: {w}");
     }
@@ -1060,6 +1084,7 @@ fn up(args: UpArgs) -> Result<()> {
             platform::Options {
                 feeds,
                 insecure_dev: args.insecure_dev,
+                log_intake: Some(log_intake),
             },
             shutdown.clone(),
         )

@@ -91,6 +91,7 @@ fn every_service_serves_the_contract_it_enforces() {
         ("execution quality", p.quality, "/quality"),
         ("compliance scanner", p.scanner, "/alerts"),
         ("feature pipeline", p.features, "/get-online-features"),
+        ("logger", p.logger, "/logs"),
     ];
     for (name, addr, route) in services {
         let doc = document(addr, None);
@@ -219,6 +220,13 @@ fn every_service_serves_the_contract_it_enforces() {
         ("execution quality", p.quality, &p.admin_key, &[]),
         ("compliance scanner", p.scanner, &p.admin_key, &[]),
         ("feature pipeline", p.features, &p.admin_key, &[]),
+        // The tail never ends: the logger's own tests read it.
+        (
+            "logger",
+            p.logger,
+            &p.admin_key,
+            &["--exclude-path", "/logs/tail"],
+        ),
     ];
     let failures: Vec<String> = runs
         .iter()

@@ -79,6 +79,7 @@ pub struct Platform {
     pub trader_key: String,
     pub admin_key: String,
     pub scanner: SocketAddr,
+    pub logger: SocketAddr,
     pub monitoring: SocketAddr,
     pub banner: Vec<String>,
     stdout: BufReader<ChildStdout>,
@@ -100,6 +101,7 @@ impl Platform {
             .env("TRADE2026_SERVICES__PTRC", "0")
             .env("TRADE2026_SERVICES__FEATURE_PIPELINE", "0")
             .env("TRADE2026_SERVICES__COMPLIANCE_SCANNER", "0")
+            .env("TRADE2026_SERVICES__LOGGER", "0")
             .env("TRADE2026_SERVICES__MONITORING", "0")
             .env("TRADE2026_FEED__SYNTHETIC__TICK_INTERVAL_MS", "50")
             .env("RUST_LOG", "warn")
@@ -117,6 +119,7 @@ impl Platform {
         let mut features = None;
         let (mut trader_key, mut admin_key) = (String::new(), String::new());
         let mut scanner = None;
+        let mut logger = None;
         let mut monitoring = None;
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
@@ -144,6 +147,8 @@ impl Platform {
                 quality = Some(addr(rest));
             } else if let Some(rest) = trimmed.strip_prefix("compliance") {
                 scanner = Some(addr(rest));
+            } else if let Some(rest) = trimmed.strip_prefix("logger") {
+                logger = Some(addr(rest));
             } else if let Some(rest) = trimmed.strip_prefix("monitoring") {
                 monitoring = Some(addr(rest));
             }
@@ -162,6 +167,7 @@ impl Platform {
             trader_key,
             admin_key,
             scanner: scanner.expect("banner names the compliance-scanner address"),
+            logger: logger.expect("banner names the logger address"),
             monitoring: monitoring.expect("banner names the monitoring address"),
             banner,
             stdout,
