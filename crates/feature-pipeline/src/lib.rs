@@ -117,7 +117,10 @@ impl FeatureService {
             now,
         );
         let mut online_store = self.status.lock().store.clone();
-        online_store.configured = self.online_store.as_deref().map(telemetry::redact::connection_string);
+        online_store.configured = self
+            .online_store
+            .as_deref()
+            .map(telemetry::redact::connection_string);
         online_store.pending_rows = self.outbox.len();
         PipelineStatus {
             stale_after_seconds: self.stale_after.as_secs(),

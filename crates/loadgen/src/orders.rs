@@ -123,8 +123,14 @@ mod tests {
 
     #[test]
     fn ioc_limits_are_one_percent_away_and_exact() {
-        let bodies =
-            ioc_limit_bodies("BTCUSDT", 3, "", Decimal::new(1, 3), Decimal::new(4500012, 2)).unwrap();
+        let bodies = ioc_limit_bodies(
+            "BTCUSDT",
+            3,
+            "",
+            Decimal::new(1, 3),
+            Decimal::new(4500012, 2),
+        )
+        .unwrap();
         assert_eq!(bodies.len(), 6);
         let buy = parse(&bodies[0]);
         assert_eq!(buy["account"], "bench-0");
