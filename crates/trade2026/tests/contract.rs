@@ -92,6 +92,7 @@ fn every_service_serves_the_contract_it_enforces() {
         ("compliance scanner", p.scanner, "/alerts"),
         ("feature pipeline", p.features, "/get-online-features"),
         ("logger", p.logger, "/logs"),
+        ("monitoring", p.monitoring, "/api/v1/alerts"),
     ];
     for (name, addr, route) in services {
         let doc = document(addr, None);
@@ -227,6 +228,7 @@ fn every_service_serves_the_contract_it_enforces() {
             &p.admin_key,
             &["--exclude-path", "/logs/tail"],
         ),
+        ("monitoring", p.monitoring, &p.admin_key, &[]),
     ];
     let failures: Vec<String> = runs
         .iter()

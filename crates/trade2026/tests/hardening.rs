@@ -49,7 +49,7 @@ fn a_web_page_cannot_trade_or_change_limits_through_a_keyless_dev_platform() {
         .iter()
         .filter(|l| l.contains("http://"))
         .collect();
-    assert_eq!(service_lines.len(), 6, "{:#?}", p.banner);
+    assert_eq!(service_lines.len(), 7, "{:#?}", p.banner);
     for line in service_lines {
         assert!(line.contains("KEYLESS"), "{line}");
     }

@@ -68,6 +68,7 @@ fn every_port_serves_its_own_metrics_and_promtool_finds_nothing_to_fix() {
         ("feature_pipeline", p.features),
         ("execution_quality", p.quality),
         ("compliance_scanner", p.scanner),
+        ("logger", p.logger),
         ("monitoring", p.monitoring),
     ];
     let mut pages = Vec::new();

@@ -104,6 +104,7 @@ fn health_answers_and_the_status_page_renders_with_its_charts() {
         "feature_pipeline",
         "execution_quality",
         "compliance_scanner",
+        "logger",
         "monitoring",
     ] {
         let row = page
