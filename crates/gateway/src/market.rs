@@ -197,6 +197,6 @@ mod tests {
         assert_eq!(listing["feeds"][0]["stale"], false);
         assert_eq!(listing["feeds"][0]["symbols"][0]["symbol"], "BTCUSDT");
         feed.connected(false);
-        assert_eq!(cache.listing().feeds[0].stale, true);
+        assert!(cache.listing().feeds[0].stale);
     }
 }
