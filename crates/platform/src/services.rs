@@ -524,10 +524,9 @@ pub async fn start(
     let _ = writeln!(
         banner,
         "  features     http://{features_addr}   POST /get-online-features, GET /features/{{view}}/{{entity}} /status  (online store: {}){keyless}",
-        online_store.as_deref().map_or_else(
-            || "embedded".into(),
-            telemetry::redact::connection_string
-        )
+        online_store
+            .as_deref()
+            .map_or_else(|| "embedded".into(), telemetry::redact::connection_string)
     );
     let _ = writeln!(
         banner,
@@ -545,10 +544,10 @@ pub async fn start(
     let _ = writeln!(
         banner,
         "  monitoring   http://{monitoring_addr}   GET / (status page) /api/v1/alerts  ({watched} targets, alerts -> {}){keyless}",
-        cfg.monitoring
-            .webhook_url
-            .as_deref()
-            .map_or_else(|| "/api/v1/alerts only".into(), telemetry::redact::connection_string)
+        cfg.monitoring.webhook_url.as_deref().map_or_else(
+            || "/api/v1/alerts only".into(),
+            telemetry::redact::connection_string
+        )
     );
     let _ = writeln!(
         banner,
@@ -600,7 +599,17 @@ async fn serve_with(
     shutdown: &CancellationToken,
     probes: Vec<Box<dyn runtime::Probe>>,
 ) -> Result<SocketAddr, PlatformError> {
-    serve_host(cfg, tasks, service, routes, metrics, shutdown, probes, vec![]).await
+    serve_host(
+        cfg,
+        tasks,
+        service,
+        routes,
+        metrics,
+        shutdown,
+        probes,
+        vec![],
+    )
+    .await
 }
 
 /// [`serve_with`], with `sections` added to `/health` (the gateway's feed freshness).

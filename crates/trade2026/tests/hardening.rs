@@ -44,18 +44,20 @@ fn a_web_page_cannot_trade_or_change_limits_through_a_keyless_dev_platform() {
     let p = Platform::start(dir.path(), &["--insecure-dev"]);
 
     // Every port says on its own banner line that it takes requests without a key.
-    let service_lines: Vec<&String> = p
-        .banner
-        .iter()
-        .filter(|l| l.contains("http://"))
-        .collect();
+    let service_lines: Vec<&String> = p.banner.iter().filter(|l| l.contains("http://")).collect();
     assert_eq!(service_lines.len(), 7, "{:#?}", p.banner);
     for line in service_lines {
         assert!(line.contains("KEYLESS"), "{line}");
     }
 
     // A page's form or fetch without preflight: text/plain (or a form) body.
-    let (status, body) = raw(p.gateway, "POST", "/orders", &["Content-Type: text/plain"], ORDER);
+    let (status, body) = raw(
+        p.gateway,
+        "POST",
+        "/orders",
+        &["Content-Type: text/plain"],
+        ORDER,
+    );
     assert_eq!(status, 415, "{body}");
     assert!(body.contains("\"unsupported_media_type\""), "{body}");
     let (status, _) = raw(
@@ -67,12 +69,18 @@ fn a_web_page_cannot_trade_or_change_limits_through_a_keyless_dev_platform() {
     );
     assert_eq!(status, 415);
     // A page of another origin that gets a JSON request through (or an old browser).
-    for target in [(p.gateway, "/orders", ORDER), (p.gateway, "/admin/risk", LIMITS)] {
+    for target in [
+        (p.gateway, "/orders", ORDER),
+        (p.gateway, "/admin/risk", LIMITS),
+    ] {
         let (status, body) = raw(
             target.0,
             "POST",
             target.1,
-            &["Content-Type: application/json", "Origin: https://evil.example"],
+            &[
+                "Content-Type: application/json",
+                "Origin: https://evil.example",
+            ],
             target.2,
         );
         assert_eq!(status, 403, "{}: {body}", target.1);
@@ -94,7 +102,13 @@ fn a_web_page_cannot_trade_or_change_limits_through_a_keyless_dev_platform() {
 
     // The same request from curl (no Origin, JSON) works: the dev workflow is intact.
     let market = r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"market","quantity":"0.01"}"#;
-    let (status, body) = raw(p.gateway, "POST", "/orders", &["Content-Type: application/json"], market);
+    let (status, body) = raw(
+        p.gateway,
+        "POST",
+        "/orders",
+        &["Content-Type: application/json"],
+        market,
+    );
     assert_eq!(status, 201, "{body}");
     p.stop();
 }
@@ -111,7 +125,10 @@ fn insecure_dev_refuses_to_listen_beyond_loopback() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("insecure-dev") && stderr.contains("loopback"), "{stderr}");
+    assert!(
+        stderr.contains("insecure-dev") && stderr.contains("loopback"),
+        "{stderr}"
+    );
     assert!(
         !dir.path().join("journal.db").exists(),
         "refused before anything was opened"
@@ -128,7 +145,11 @@ fn the_online_store_password_is_never_printed_or_served() {
         .env("TRADE2026_FEAST__ONLINE_STORE__CONNECTION_STRING", &url)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(shown.contains("redis://:***@127.0.0.1:1/0"), "{shown}");
     assert!(!shown.contains(secret), "{shown}");
@@ -136,7 +157,10 @@ fn the_online_store_password_is_never_printed_or_served() {
     let p = Platform::start_with_env(
         dir.path(),
         &[],
-        &[("TRADE2026_FEAST__ONLINE_STORE__CONNECTION_STRING", url.clone())],
+        &[(
+            "TRADE2026_FEAST__ONLINE_STORE__CONNECTION_STRING",
+            url.clone(),
+        )],
     );
     let banner = p.banner.join("\n");
     assert!(banner.contains("redis://:***@"), "{banner}");
