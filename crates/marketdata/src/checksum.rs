@@ -473,10 +473,20 @@ fn kraken_crc(book: &Book, precision: Option<(u32, u32)>, text: &mut String) -> 
 
 /// Appends `value` without its `.` and without leading zeros (`0.00100000` -> `100000`).
 fn kraken_digits(text: &mut String, value: &str, decimals: Option<u32>) {
-    let formatted;
-    let value = match decimals.and_then(|d| decimal(value).map(|v| (v, d as usize))) {
+    let mut formatted;
+    let value = match decimals.and_then(|d| decimal(value).map(|v| (v, d))) {
         Some((v, d)) => {
-            formatted = format!("{v:.d$}");
+            // Padded by hand: rust_decimal's `{:.N}` panics when the digits and the padding
+            // pass its 32-character buffer (a 21-digit quantity at 8 decimals; found by fuzzing).
+            let v = if v.scale() > d { v.round_dp(d) } else { v };
+            formatted = v.to_string();
+            let missing = (d - v.scale()) as usize;
+            if missing > 0 {
+                if v.scale() == 0 {
+                    formatted.push('.');
+                }
+                formatted.extend(std::iter::repeat_n('0', missing));
+            }
             formatted.as_str()
         }
         None => value,
@@ -510,6 +520,23 @@ fn okx_crc(book: &Book, text: &mut String) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kraken_digits_pad_to_the_pair_precision_whatever_the_size() {
+        let mut t = String::new();
+        kraken_digits(&mut t, "0.566", Some(4));
+        assert_eq!(t, "5660");
+        t.clear();
+        kraken_digits(&mut t, "45283", Some(1));
+        assert_eq!(t, "452830");
+        t.clear();
+        // Found by fuzzing: `{:.8}` of a 21-digit decimal panicked inside rust_decimal.
+        kraken_digits(&mut t, "418446744073709551616.797", Some(8));
+        assert_eq!(t, "41844674407370955161679700000");
+        t.clear();
+        kraken_digits(&mut t, "1.23456", Some(2));
+        assert_eq!(t, "123", "more decimals than the pair's are rounded");
+    }
 
     /// Kraken's documentation examples (docs.kraken.com, WebSocket v2 `book`): the BTC/USD
     /// snapshot, whose numbers keep their trailing zeros, and the MATIC/USD snapshot and
