@@ -149,9 +149,13 @@ impl Intake {
         true
     }
 
-    /// Queues `records` as one push and waits until they are stored (all or none): the count,
-    /// or why not. For tools and tests off the async runtime; HTTP pushes queue the same job.
-    pub fn store_blocking(&self, records: Vec<Record>) -> Result<usize, String> {
+    /// Queues `records` as one push (waiting for room in the queue); the answer comes once
+    /// they are stored (all or none). For tools and tests; HTTP pushes queue the same job
+    /// without waiting for room.
+    pub fn push_nowait(
+        &self,
+        records: Vec<Record>,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<usize, String>>, String> {
         let n = records.len();
         let (done, stored) = tokio::sync::oneshot::channel();
         self.shared.pushed_waiting.fetch_add(n, Ordering::AcqRel);
@@ -159,7 +163,12 @@ impl Intake {
             .tx
             .send(Job::Push { records, done })
             .map_err(|_| "the log writer has stopped".to_owned())?;
-        stored
+        Ok(stored)
+    }
+
+    /// [`Intake::push_nowait`] and wait until stored: the count, or why not.
+    pub fn store_blocking(&self, records: Vec<Record>) -> Result<usize, String> {
+        self.push_nowait(records)?
             .blocking_recv()
             .map_err(|_| "the log store could not write these lines".to_owned())?
     }
