@@ -964,3 +964,23 @@ async fn streams_are_capped_per_key_and_a_bad_last_event_id_is_a_400() {
         "a closed stream gives its place back"
     );
 }
+
+/// Found by the body fuzz target: a stop price near zero made the collar's percentage overflow
+/// and stopped the engine.
+#[tokio::test]
+async fn a_stop_price_near_zero_is_a_collar_reject_not_a_stopped_engine() {
+    let h = harness().await;
+    let body = r#"{"account":"test_account","symbol":"BTCUSDT","side":"sell","type":"stop_limit","quantity":"0.5","price":"44000","stop_price":"0.0000000000000000000000000001"}"#;
+    let (status, v) = call(&h.app, "POST", "/orders", Some(&h.trader_key), Some(body)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["code"], "price_collar", "{v}");
+    let (status, v) = call(
+        &h.app,
+        "POST",
+        "/orders",
+        Some(&h.trader_key),
+        Some(PLAN_ORDER),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "the engine still runs: {v}");
+}

@@ -436,11 +436,12 @@ impl RiskEngine {
                 _ => true,
             };
             if outside {
-                let dev_pct = if anchor.is_zero() {
-                    Decimal::ZERO
-                } else {
-                    (dev * Decimal::ONE_HUNDRED / anchor).round_dp(4)
-                };
+                // Checked: a stop price near zero makes the percentage too large for a Decimal
+                // (found by fuzzing the gateway's bodies; it stopped the engine).
+                let dev_pct = dev
+                    .checked_mul(Decimal::ONE_HUNDRED)
+                    .and_then(|d| d.checked_div(anchor))
+                    .map_or_else(|| "beyond any".to_owned(), |d| format!("{}", d.round_dp(4)));
                 let what = if order.order_type == OrderType::StopLimit {
                     "stop price"
                 } else {
