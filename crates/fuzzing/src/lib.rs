@@ -7,8 +7,8 @@
 //! value re-serializes, a sum is conserved). Mutations that keep most of an input's structure
 //! reach far deeper into a parser than random bytes do.
 //!
-//! * `TRADE2026_FUZZ_SECONDS` — budget per target (default 1; CI sets more).
-//! * `TRADE2026_FUZZ_SEED` — the run's random seed (default: fresh, printed), to repeat a run.
+//! * `FUZZ_SECONDS` (not `TRADE2026_`-prefixed: that prefix is the config's) — budget per target (default 1; CI sets more).
+//! * `FUZZ_SEED` — the run's random seed (default: fresh, printed), to repeat a run.
 //!
 //! A panicking input is printed (escaped), written to `<target dir>/fuzz-failures/<name>-<n>`
 //! and the panic propagates, so the test fails with the input at hand.
@@ -51,8 +51,8 @@ const INTERESTING: &[&[u8]] = &[
 
 /// Runs `target` over mutants of `seeds` for the time budget; returns the number of inputs tried.
 pub fn run(name: &str, seeds: &[Vec<u8>], target: impl Fn(&[u8])) -> u64 {
-    let budget = Duration::from_secs_f64(env_f64("TRADE2026_FUZZ_SECONDS").unwrap_or(1.0));
-    let seed = std::env::var("TRADE2026_FUZZ_SEED")
+    let budget = Duration::from_secs_f64(env_f64("FUZZ_SECONDS").unwrap_or(1.0));
+    let seed = std::env::var("FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| StdRng::from_os_rng().next_u64());
