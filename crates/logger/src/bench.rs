@@ -130,9 +130,15 @@ pub fn run(path: &Path, lines: u64, seed: u64) -> Result<BenchReport, LoggerErro
     let before = writer.store.count()?;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut next = move || rng.random::<u64>();
-    // 10 lines per millisecond, ending now: the store's time order is the generation order.
+    // 10 lines per millisecond, ending now, or after the newest line already stored: each run
+    // adds newer lines, as a running platform does.
     let now = Timestamp::now().as_nanos();
-    let start = now - (lines as i64) * 100_000;
+    let after_stored = writer
+        .store
+        .usage()?
+        .newest_id
+        .map_or(0, |id| ((id >> 20) + 1) * 1_000_000);
+    let start = (now - (lines as i64) * 100_000).max(after_stored);
     // The lines are made ahead (not timed), then queued chunk after chunk without waiting, as
     // a busy platform or a shipper would: the time is the writer's, from the first push to
     // the last commit.
@@ -226,6 +232,21 @@ fn searches(store: &Store, total: u64) -> Result<Vec<SearchTiming>, LoggerError>
             Filter {
                 terms: q("filled"),
                 accounts: Some(vec!["bench-7".into()]),
+                ..Filter::default()
+            },
+        ),
+        (
+            "q=filled&service=gateway (no line has both)".into(),
+            Filter {
+                terms: q("filled"),
+                service: Some("gateway".into()),
+                ..Filter::default()
+            },
+        ),
+        (
+            "service=platform (1% of lines)".into(),
+            Filter {
+                service: Some("platform".into()),
                 ..Filter::default()
             },
         ),

@@ -65,6 +65,55 @@ pub fn fts_expression(terms: &[Term]) -> String {
         .join(" AND ")
 }
 
+/// A column value as a phrase of the index (its tokens in order), or `None` when it has no
+/// letters or digits. Every line's search text holds its order id, account and symbol, so an
+/// exact filter on them can first ask the index for lines containing the phrase.
+pub fn value_phrase(value: &str) -> Option<Term> {
+    let tokens: Vec<String> = tokens(value).collect();
+    (!tokens.is_empty()).then_some(Term {
+        tokens,
+        prefix: false,
+    })
+}
+
+impl Filter {
+    /// The full-text expression of a search: the words of `q`, the phrases of the service and
+    /// the order id, the level names at or above the level (any one), and the phrases of the
+    /// accounts in scope (any one). `None`: nothing the index can narrow.
+    /// Lines it returns are still checked against the exact columns.
+    pub fn index_expression(&self) -> Option<String> {
+        let mut parts: Vec<String> = Vec::new();
+        if !self.terms.is_empty() {
+            parts.push(fts_expression(&self.terms));
+        }
+        if let Some(phrase) = self.service.as_deref().and_then(value_phrase) {
+            parts.push(fts_expression(&[phrase]));
+        }
+        if let Some(min) = self.min_level {
+            let names: Vec<String> = Level::NAMES
+                .iter()
+                .filter(|n| Level::parse_name(n).is_some_and(|l| l >= min))
+                .map(|n| format!("\"{n}\""))
+                .collect();
+            parts.push(format!("({})", names.join(" OR ")));
+        }
+        if let Some(phrase) = self.order_id.as_deref().and_then(value_phrase) {
+            parts.push(fts_expression(&[phrase]));
+        }
+        if let Some(accounts) = &self.accounts {
+            let phrases: Option<Vec<String>> = accounts
+                .iter()
+                .map(|a| value_phrase(a).map(|p| fts_expression(&[p])))
+                .collect();
+            // An account without letters or digits cannot be looked up: no narrowing then.
+            if let Some(phrases) = phrases.filter(|p| !p.is_empty()) {
+                parts.push(format!("({})", phrases.join(" OR ")));
+            }
+        }
+        (!parts.is_empty()).then(|| parts.join(" AND "))
+    }
+}
+
 /// Whether `text` matches every term the way the index would.
 pub fn text_matches(terms: &[Term], text: &str) -> bool {
     if terms.is_empty() {
@@ -191,6 +240,39 @@ mod tests {
         assert_eq!(parse_terms(&"x ".repeat(40)).unwrap().len(), 40);
         assert_eq!(parse_terms(&"é".repeat(1024)).unwrap().len(), 1);
         assert_eq!(parse_terms(&"x".repeat(1025)), Err(QueryError::TooLong));
+    }
+
+    #[test]
+    fn exact_filters_are_narrowed_by_the_index_first() {
+        let f = Filter {
+            terms: parse_terms("filled").unwrap(),
+            order_id: Some("ord-17".into()),
+            accounts: Some(vec!["test_account".into(), "b".into()]),
+            ..Filter::default()
+        };
+        assert_eq!(
+            f.index_expression().unwrap(),
+            r#""filled" AND "ord 17" AND ("test account" OR "b")"#
+        );
+        let by_level = Filter {
+            service: Some("compliance_scanner".into()),
+            min_level: Some(Level::Warn),
+            ..Filter::default()
+        };
+        assert_eq!(
+            by_level.index_expression().unwrap(),
+            r#""compliance scanner" AND ("warn" OR "error")"#
+        );
+        let only_scope = Filter {
+            accounts: Some(vec!["a".into(), "--".into()]),
+            ..Filter::default()
+        };
+        assert_eq!(
+            only_scope.index_expression(),
+            None,
+            "`--` has no words: scan instead"
+        );
+        assert_eq!(Filter::default().index_expression(), None);
     }
 
     #[test]

@@ -202,16 +202,19 @@ impl Record {
         self
     }
 
-    /// The text the full-text index holds for this line: the message, then the promoted
-    /// columns and every field value (so `q=` finds a line by its order id or account too).
-    /// The tail filter matches against the same text.
+    /// The text the full-text index holds for this line: the message, then the service, the
+    /// level, the promoted columns and every field value (so `q=` finds a line by its order id
+    /// or account too, and every exact filter can be narrowed by the index first). The tail
+    /// filter matches against the same text.
     pub fn search_text(&self) -> String {
-        let mut text = String::with_capacity(self.message.len() + 64);
+        let mut text = String::with_capacity(self.message.len() + 80);
         text.push_str(&self.message);
-        for v in [&self.order_id, &self.account, &self.symbol]
-            .into_iter()
-            .flatten()
-        {
+        for v in [&self.service, self.level.as_str()].into_iter().chain(
+            [&self.order_id, &self.account, &self.symbol]
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
+        ) {
             text.push(' ');
             text.push_str(v);
         }
@@ -331,7 +334,7 @@ mod tests {
         assert_eq!(r.symbol, None);
         assert_eq!(r.fields.get("symbol"), Some(&Value::Null));
         assert_eq!(r.fields.get("qty"), Some(&Value::from("0.5")));
-        assert_eq!(r.search_text(), "m 42 acc-1 0.5");
+        assert_eq!(r.search_text(), "m s info 42 acc-1 0.5");
     }
 
     #[test]

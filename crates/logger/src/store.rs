@@ -8,6 +8,14 @@
 //! do with `ORDER BY rowid DESC` and stop after a page), a time range is an id range, and the
 //! cursor of the next page is the last id of this one. Times must lie in 1970..2248.
 //!
+//! **One index.** Besides the primary key there is only the full-text index: every line's
+//! search text holds its order id, account and symbol, so `order_id=`, a key's accounts and
+//! `q=` are all answered by walking the full-text index newest first and checking each hit's
+//! columns exactly. Secondary B-tree indexes would cost a third of the ingest rate; a filter
+//! the full-text index cannot narrow (a service or level alone) walks the lines newest first,
+//! which is quick for common values and slow for rare ones over a long history (narrow it with
+//! `from`/`to` or words).
+//!
 //! One [`Writer`] (one thread) writes; readers ([`Store`]) use a small pool of read-only
 //! connections (WAL mode: reads never wait for the writer).
 
@@ -20,7 +28,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params, pa
 use serde_json::{Map, Value};
 
 use crate::LoggerError;
-use crate::query::{Filter, fts_expression};
+use crate::query::Filter;
 use crate::record::{Level, Record};
 use crate::timeline::OrderEvent;
 
@@ -52,8 +60,6 @@ CREATE TABLE IF NOT EXISTS lines (
     symbol TEXT,
     fields TEXT
 );
-CREATE INDEX IF NOT EXISTS lines_order_id ON lines(order_id) WHERE order_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS lines_account ON lines(account, id) WHERE account IS NOT NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS lines_fts USING fts5(
     body, content='', contentless_delete=1,
     tokenize='unicode61 remove_diacritics 0'
@@ -151,13 +157,16 @@ fn open_write(path: &Path) -> Result<Connection, LoggerError> {
     Ok(conn)
 }
 
-/// The writer's connection: a larger page cache (the indexes' hot pages stay in memory
-/// between batches) and a larger full-text buffer (fewer, larger index segments per batch,
-/// so less merging).
+/// The writer's connection: a larger page cache (the hot pages stay in memory between
+/// batches), a larger full-text buffer (fewer, larger index segments per batch, so less
+/// merging) and checkpoints every 64 MB of log instead of 4 MB.
 fn open_writer(path: &Path) -> Result<Connection, LoggerError> {
     let conn = open_write(path)?;
     let e = sqlite(path);
     conn.pragma_update(None, "cache_size", -65_536)
+        .map_err(&e)?;
+    // Fewer, larger checkpoints: a page written by many batches is copied into the file once.
+    conn.pragma_update(None, "wal_autocheckpoint", 16_384)
         .map_err(&e)?;
     conn.execute(
         "INSERT INTO lines_fts(lines_fts, rank) VALUES('hashsize', ?1)",
@@ -276,11 +285,16 @@ impl Store {
         order_id: &str,
         limit: usize,
     ) -> Result<Vec<StoredLine>, LoggerError> {
+        let filter = Filter {
+            order_id: Some(order_id.to_owned()),
+            ..Filter::default()
+        };
+        let (sql, args) = page_sql(&filter, None, limit);
+        // The same search, oldest first.
+        let sql = sql.replace(" DESC LIMIT ", " ASC LIMIT ");
         self.with_reader(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {LINE_COLUMNS} FROM lines l WHERE l.order_id = ?1 ORDER BY l.id LIMIT ?2"
-            ))?;
-            let rows = stmt.query_map(params![order_id, limit as i64], line_from_row)?;
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params_from_iter(args.iter()), line_from_row)?;
             rows.collect()
         })
     }
@@ -363,11 +377,12 @@ fn page_sql(
     use rusqlite::types::Value as Sql;
     let mut conds: Vec<String> = Vec::new();
     let mut args: Vec<Sql> = Vec::new();
-    let fts = !filter.terms.is_empty();
+    let expression = filter.index_expression();
+    let fts = expression.is_some();
     let id = if fts { "f.rowid" } else { "l.id" };
-    if fts {
+    if let Some(expr) = expression {
         conds.push("lines_fts MATCH ?".into());
-        args.push(Sql::Text(fts_expression(&filter.terms)));
+        args.push(Sql::Text(expr));
     }
     if let Some(c) = cursor {
         conds.push(format!("{id} < ?"));

@@ -372,3 +372,59 @@ fn the_order_index_keeps_events_per_order_and_its_position() {
     assert_eq!(store.order_events(7).unwrap().len(), 3);
     assert_eq!(store.order_events(7).unwrap()[2].summary, json!({"seq": 6}));
 }
+
+#[test]
+fn the_index_narrows_exact_filters_and_the_columns_decide() {
+    let (_d, mut w, store) = open();
+    insert(
+        &mut w,
+        &[
+            with(
+                line(T0, "gateway", Level::Info, "order accepted"),
+                "41",
+                "acc-a",
+            ),
+            // Mentions order 41 and acc-a in its text, but is order 43 of acc-b.
+            with(
+                line(
+                    T0 + MS,
+                    "gateway",
+                    Level::Info,
+                    "order 41 of acc-a looked up",
+                ),
+                "43",
+                "acc-b",
+            ),
+            // An order id and account that share words with the ones asked for.
+            with(
+                line(T0 + 2 * MS, "engine", Level::Info, "order filled"),
+                "41-2",
+                "acc-a-2",
+            ),
+        ],
+    );
+    let by_order = Filter {
+        order_id: Some("41".into()),
+        ..Filter::default()
+    };
+    assert_eq!(messages(&store, &by_order), ["order accepted"]);
+    assert_eq!(
+        store
+            .order_lines("41", 10)
+            .unwrap()
+            .iter()
+            .map(|l| l.record.order_id.clone().unwrap())
+            .collect::<Vec<_>>(),
+        ["41"]
+    );
+    let scoped = Filter {
+        accounts: Some(vec!["acc-a".into()]),
+        ..Filter::default()
+    };
+    assert_eq!(messages(&store, &scoped), ["order accepted"]);
+    let dashed = Filter {
+        order_id: Some("41-2".into()),
+        ..Filter::default()
+    };
+    assert_eq!(messages(&store, &dashed), ["order filled"]);
+}
