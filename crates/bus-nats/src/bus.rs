@@ -16,7 +16,7 @@ use model::{Event, Timestamp};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::{BusError, RECORDED_AT_HEADER, SEQ_HEADER, StreamSpec};
+use crate::{BusError, IngestPublisher, RECORDED_AT_HEADER, SEQ_HEADER, StreamSpec};
 
 /// Messages asked for per pull request.
 const FETCH: usize = 512;
@@ -32,6 +32,8 @@ const RETRY: Duration = Duration::from_millis(250);
 #[derive(Clone)]
 pub struct NatsBus {
     inner: Arc<Inner>,
+    /// Where `publish` sends events for the core to journal (none: `publish` is refused).
+    ingest: Option<Arc<IngestPublisher>>,
 }
 
 struct Inner {
@@ -78,7 +80,17 @@ impl NatsBus {
                 let _ = inner.refresh().await;
             }
         });
-        Ok(NatsBus { inner })
+        Ok(NatsBus {
+            inner,
+            ingest: None,
+        })
+    }
+
+    /// Lets `publish` send events to the core through the ingest stream (see
+    /// [`IngestPublisher`]), as a consumer service that answers with events needs.
+    pub fn with_ingest(mut self, ingest: IngestPublisher) -> NatsBus {
+        self.ingest = Some(Arc::new(ingest));
+        self
     }
 
     pub fn spec(&self) -> &StreamSpec {
@@ -120,22 +132,47 @@ fn check_consumer_name(name: &str) -> Result<(), JournalError> {
     })
 }
 
+/// How long `publish` waits for the core to say it journaled the event.
+const JOURNALED_WAIT: Duration = Duration::from_secs(5);
+
+impl NatsBus {
+    fn ingest(&self, event: &Event) -> Result<&IngestPublisher, JournalError> {
+        self.ingest.as_deref().ok_or_else(|| {
+            JournalError::Io(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                format!(
+                    "cannot publish {} over NATS: events are journaled by the core, and this bus \
+                     has no ingest stream to send them there",
+                    event.subject()
+                ),
+            ))
+        })
+    }
+}
+
 impl Bus for NatsBus {
     type Subscription = NatsSubscription;
 
-    /// Refused: events enter the stream only through the core's journal (the core is the one
-    /// sequencer), and the core's ingest subject is not built yet.
+    /// Events enter the stream only through the core's journal (the one sequencer): with an
+    /// ingest publisher this stores the event in the ingest stream and waits (up to 5 s) for
+    /// the core to journal it, returning its journal sequence; 0 when the core has not
+    /// confirmed yet (the event is durable in the ingest stream and journaled when the core
+    /// takes it). Without one it is refused.
     async fn publish(&self, event: Event) -> Result<u64, JournalError> {
-        Err(JournalError::Io(std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            format!(
-                "cannot publish {} over NATS: events are journaled by the core, which publishes \
-                 them to stream {}; publishing from another machine (the core's ingest subject) \
-                 is not built yet",
-                event.subject(),
-                self.inner.spec.stream
-            ),
-        )))
+        let ingest = self.ingest(&event)?;
+        Ok(ingest
+            .publish_journaled(&event, JOURNALED_WAIT)
+            .await?
+            .unwrap_or(0))
+    }
+
+    /// Durable in the ingest stream when this returns; the core journals them in order.
+    async fn publish_all(&self, events: Vec<Event>) -> Result<(), JournalError> {
+        let Some(first) = events.first() else {
+            return Ok(());
+        };
+        let ingest = self.ingest(first)?;
+        Ok(ingest.publish(&events).await?)
     }
 
     fn last_seq(&self) -> u64 {

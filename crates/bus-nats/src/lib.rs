@@ -16,14 +16,17 @@
 //!   subscription is a durable pull consumer (explicit `AckAll` acks) that delivers the journal
 //!   sequence, so a consumer's checkpoint is the last journal sequence it applied.
 //!
-//! Publishing from a consumer machine goes through the core (which journals, then the outbox
-//! publishes): [`NatsBus`]'s `publish` refuses with an error saying so, because the core's ingest
-//! side is not built yet.
+//! Publishing from another machine goes through the core, which journals, then the outbox
+//! publishes: market data travels over a separate ingest stream ([`IngestPublisher`] in the
+//! `marketdata` service, [`Ingest`] in the core, exactly once into the journal), and
+//! [`NatsBus`]'s `publish` refuses with an error saying so.
 
 mod bus;
+mod ingest;
 mod outbox;
 
 pub use bus::{NatsBus, NatsSubscription};
+pub use ingest::{INGEST_CONSUMER, Ingest, IngestPublisher, IngestSpec};
 pub use outbox::Outbox;
 
 use std::time::Duration;

@@ -34,6 +34,8 @@ pub struct Config {
     pub compliance_scanner: ComplianceScannerSection,
     pub logger: LoggerSection,
     pub monitoring: MonitoringSection,
+    /// The NATS JetStream bus of `trade2026 run <service>` (unused by `up`).
+    pub nats: NatsConfig,
     // --- the plan's per-service file keys ---------------------------------------------------
     pub service: ServiceHeader,
     pub clickhouse: ClickHouseConfig,
@@ -48,6 +50,15 @@ impl Config {
     /// Where the journal lives: `journal.path`, relative to `platform.data_dir` unless absolute.
     pub fn journal_path(&self) -> PathBuf {
         self.platform.data_dir.join(&self.journal.path)
+    }
+
+    /// The API-key file every HTTP service checks: `platform.keys_file`, or
+    /// `<data_dir>/api_keys.json`. Services of one cluster point at the same file.
+    pub fn keys_path(&self) -> PathBuf {
+        self.platform
+            .keys_file
+            .clone()
+            .unwrap_or_else(|| self.platform.data_dir.join("api_keys.json"))
     }
 
     /// Where the market-data sinks store ticks and alt data (SQLite file).
@@ -208,6 +219,9 @@ pub struct PlatformConfig {
     pub log_level: LogLevel,
     /// When every consumer snapshots its state (a restart replays only what came after).
     pub snapshots: SnapshotsConfig,
+    /// The API-key file (`trade2026 keys` writes it). Unset: `<data_dir>/api_keys.json`.
+    /// Services of one cluster, each with its own data dir, share one file through this key.
+    pub keys_file: Option<PathBuf>,
 }
 
 impl Default for PlatformConfig {
@@ -217,6 +231,7 @@ impl Default for PlatformConfig {
             log_format: LogFormat::Text,
             log_level: LogLevel::Info,
             snapshots: SnapshotsConfig::default(),
+            keys_file: None,
         }
     }
 }
@@ -681,10 +696,44 @@ pub struct ServiceHeader {
     pub log_level: Option<LogLevel>,
 }
 
+/// `nats`: the JetStream bus between the services of `trade2026 run <service>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Server URL (`nats://host:4222`; several comma-separated). In the plan's containers
+    /// `nats://nats:4222`.
+    pub url: String,
+    /// The stream holding every committed journal event (stream sequence = journal sequence).
+    pub stream: String,
+    /// Subject namespace: events go out on `<prefix>.<subject>` (`trade2026.orders.acct1`).
+    pub prefix: String,
+    /// The stream `marketdata` publishes normalized market data to, for the core to journal.
+    pub ingest_stream: String,
+    /// Its subject namespace (outside `prefix`, so the event stream never captures it).
+    pub ingest_prefix: String,
+    /// How long a service waits for NATS at start before it exits with an error.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            stream: "TRADE2026".to_owned(),
+            prefix: "trade2026".to_owned(),
+            ingest_stream: "TRADE2026_INGEST".to_owned(),
+            ingest_prefix: "trade2026-ingest".to_owned(),
+            connect_timeout_secs: 10,
+        }
+    }
+}
+
 /// `clickhouse`: external ClickHouse (the plan's analytical store).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ClickHouseConfig {
+    /// HTTP endpoint; credentials go in the URL (`http://user:password@clickhouse:8123`) so
+    /// that `config check` and banners redact them like every connection string.
     pub http_url: String,
     pub database: String,
 }

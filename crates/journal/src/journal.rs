@@ -282,12 +282,18 @@ impl Tail {
     }
 }
 
+/// Names under which [`Journal::append_from_source`] keeps source positions in the consumer
+/// table (a consumer name never starts with it).
+const SOURCE_PREFIX: &str = "source:";
+
 type AppendReply = oneshot::Sender<Result<RangeInclusive<u64>, JournalError>>;
 
 enum Command {
     Append {
         events: Vec<Prepared>,
         reply: AppendReply,
+        /// A source position committed in the same transaction as the events.
+        source: Option<(String, u64)>,
     },
     /// Fire-and-forget: persisted with the next commit.
     Ack {
@@ -642,9 +648,57 @@ impl Journal {
         let (reply, rx) = oneshot::channel();
         self.inner
             .tx
-            .send(Command::Append { events, reply })
+            .send(Command::Append {
+                events,
+                reply,
+                source: None,
+            })
             .map_err(|_| JournalError::Closed)?;
         Ok(rx)
+    }
+
+    /// Appends events taken from an outside stream together with how far into that stream they
+    /// reach, in one transaction: after a crash either both are on disk or neither, so a
+    /// re-delivery from the stream is recognised (its position is at or below
+    /// [`Journal::source_position`]) and journaled exactly once. An empty batch still records
+    /// the position (the source's messages were all skipped).
+    pub async fn append_from_source(
+        &self,
+        events: Vec<Event>,
+        source: &str,
+        position: u64,
+    ) -> Result<RangeInclusive<u64>, JournalError> {
+        let prepared = events
+            .into_iter()
+            .map(Prepared::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.inner.shared.closed.load(Ordering::Acquire) {
+            return Err(JournalError::Closed);
+        }
+        let name = format!("{SOURCE_PREFIX}{source}");
+        {
+            let mut acked = lock(&self.inner.acked);
+            let current = acked.entry(name.clone()).or_insert(0);
+            *current = (*current).max(position);
+        }
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Command::Append {
+                events: prepared,
+                reply,
+                source: Some((name, position)),
+            })
+            .map_err(|_| JournalError::Closed)?;
+        rx.await.map_err(|_| JournalError::Closed)?
+    }
+
+    /// The last position of `source` recorded by [`Journal::append_from_source`] (0: none).
+    pub fn source_position(&self, source: &str) -> u64 {
+        lock(&self.inner.acked)
+            .get(&format!("{SOURCE_PREFIX}{source}"))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Waits until everything queued before this call (appends and consumer acks) is durable.
@@ -910,7 +964,9 @@ impl Journal {
         let positions = {
             let mut stmt = conn.prepare("SELECT name, acked_seq FROM consumers")?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-            rows.map(|r| r.map(|(n, s)| (n, to_u64(s))))
+            // Source positions count another stream's messages, not journal sequences.
+            rows.filter(|r| !matches!(r, Ok((n, _)) if n.starts_with(SOURCE_PREFIX)))
+                .map(|r| r.map(|(n, s)| (n, to_u64(s))))
                 .collect::<Result<BTreeMap<_, _>, _>>()?
         };
         self.release(conn);
@@ -1244,9 +1300,17 @@ struct Batch {
 impl Batch {
     fn add(&mut self, cmd: Command) {
         match cmd {
-            Command::Append { events, reply } => {
+            Command::Append {
+                events,
+                reply,
+                source,
+            } => {
                 self.events += events.len();
                 self.appends.push((events, reply));
+                if let Some((name, seq)) = source {
+                    let e = self.acks.entry(name).or_insert(seq);
+                    *e = (*e).max(seq);
+                }
             }
             Command::Ack { consumer, seq } => {
                 let e = self.acks.entry(consumer).or_insert(seq);

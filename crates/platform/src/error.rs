@@ -16,6 +16,8 @@ pub enum PlatformError {
     Journal(#[from] journal::JournalError),
     #[error(transparent)]
     Sinks(#[from] sinks::SinkError),
+    #[error(transparent)]
+    Blotter(#[from] blotter::BlotterError),
     #[error(
         "binding {service} on {addr}: {source} (is another trade2026 or program using the port?)"
     )]
@@ -51,6 +53,13 @@ pub enum PlatformError {
     Logger(#[from] logger::LoggerError),
     #[error(transparent)]
     Monitoring(#[from] monitoring::MonitorError),
+    /// A setting that cannot work (a server that does not answer, a stream that is missing);
+    /// the message names the setting.
+    #[error("{setting}: {reason}")]
+    Setting {
+        setting: &'static str,
+        reason: String,
+    },
     #[error("a background task failed: {0}")]
     Task(String),
 }

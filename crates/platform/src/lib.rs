@@ -8,8 +8,12 @@
 mod error;
 mod feed_metrics;
 mod feeds_spec;
+mod parts;
+pub mod run;
 mod services;
 
 pub use error::PlatformError;
 pub use feeds_spec::FeedSpec;
-pub use services::{Options, Running, start};
+pub use parts::Running;
+pub use run::{Service, run};
+pub use services::{Options, start};

@@ -59,23 +59,37 @@ pub struct KeyFileArgs {
     /// platform.data_dir from --config).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// The key file itself (default: platform.keys_file, else <data dir>/api_keys.json); the
+    /// services of a cluster share one.
+    #[arg(long)]
+    keys_file: Option<PathBuf>,
     #[command(flatten)]
     common: crate::CommonArgs,
 }
 
 impl KeyFileArgs {
     fn open(&self, create_dir: bool) -> Result<ApiKeys> {
-        let mut dir = crate::load_config(&self.common)?.config.platform.data_dir;
+        let mut cfg = crate::load_config(&self.common)?.config;
         if let Some(d) = &self.data_dir {
-            dir.clone_from(d);
+            cfg.platform.data_dir.clone_from(d);
         }
+        if let Some(f) = &self.keys_file {
+            cfg.platform.keys_file = Some(f.clone());
+        }
+        let path = cfg.keys_path();
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf);
         if create_dir {
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("creating the data dir {}", dir.display()))?;
         } else if !dir.is_dir() {
-            bail!("no data dir {} (is --data-dir right?)", dir.display());
+            bail!(
+                "no directory {} for the key file (is --data-dir / --keys-file right?)",
+                dir.display()
+            );
         }
-        let path = auth::key_file(&dir);
         if let Some(warning) = auth::permissions_warning(&path) {
             eprintln!("warning: {warning}");
         }

@@ -25,6 +25,11 @@ enum Command {
     /// store under --data-dir, a synthetic market unless --feed says otherwise, and every service
     /// on its port. Stops cleanly on Ctrl-C / SIGTERM with everything acknowledged on disk.
     Up(UpArgs),
+    /// Run one service on its own over NATS JetStream (nats.url), as one process of a cluster:
+    /// core (gateway + engine + journal), marketdata, sinks, ptrc, execution-quality,
+    /// compliance-scanner, feature-pipeline, logger or monitoring. Same ports and APIs as `up`;
+    /// `scripts/cluster start` runs them all on one machine.
+    Run(RunArgs),
     /// Market-data tools: normalize raw exchange messages, replay recordings.
     #[command(subcommand)]
     Md(MdCommand),
@@ -258,6 +263,15 @@ struct UpArgs {
     log_format: Option<String>,
 }
 
+#[derive(Args)]
+struct RunArgs {
+    /// The service to run.
+    #[arg(value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<platform::Service>()))]
+    service: platform::Service,
+    #[command(flatten)]
+    up: UpArgs,
+}
+
 #[derive(Subcommand)]
 enum MdCommand {
     /// Read raw exchange messages and write normalized events as NDJSON to stdout. The input
@@ -430,7 +444,8 @@ fn main() {
     limit_malloc_arenas();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Up(args) => up(args),
+        Command::Up(args) => up(args, None),
+        Command::Run(args) => up(args.up, Some(args.service)),
         Command::Md(cmd) => md(cmd),
         Command::Config(ConfigCommand::Check(args)) => config_check(args),
         Command::Bench(BenchCommand::Orders(args)) => bench_orders(args),
@@ -1037,7 +1052,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn up(args: UpArgs) -> Result<()> {
+/// `up` (every service, `service` None) or `run <service>`.
+fn up(args: UpArgs, service: Option<platform::Service>) -> Result<()> {
     let loaded = load_config(&args.common)?;
     let mut cfg = loaded.config;
     if let Some(dir) = args.data_dir {
@@ -1076,19 +1092,21 @@ fn up(args: UpArgs) -> Result<()> {
         .map(|s| platform::FeedSpec::parse(s, speed))
         .collect::<Result<Vec<_>, _>>()?;
 
+    let opts = platform::Options {
+        feeds,
+        insecure_dev: args.insecure_dev,
+        log_intake: Some(log_intake),
+    };
+    if let Some(service) = service {
+        platform::run::feeds_allowed(service, &opts.feeds)?;
+    }
     let rt = runtime()?;
     rt.block_on(async move {
         let shutdown = CancellationToken::new();
-        let running = platform::start(
-            cfg,
-            platform::Options {
-                feeds,
-                insecure_dev: args.insecure_dev,
-                log_intake: Some(log_intake),
-            },
-            shutdown.clone(),
-        )
-        .await?;
+        let running = match service {
+            None => platform::start(cfg, opts, shutdown.clone()).await?,
+            Some(service) => platform::run(cfg, service, opts, shutdown.clone()).await?,
+        };
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", running.banner())?;
         out.flush()?;
