@@ -1,0 +1,562 @@
+//! The platform as a cluster: every service its own `trade2026 run <service>` process over a
+//! real NATS JetStream server (and Redis for the online store), checked with the plan's
+//! validation gate, against `up` running the same scripted flow, and under faults.
+//!
+//! Needs `TEST_NATS_URL` (and `TEST_REDIS_URL`); without them the tests skip, except under
+//! `CI=true` where they fail. The NATS fault test starts a NATS server of its own
+//! (`TEST_NATS_SERVER`, the `nats-server` binary), so stopping it disturbs no other test.
+//! Each test uses streams of its own and ephemeral ports.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{bin, http, http_get};
+use serde_json::{Value, json};
+
+/// A server a test needs, from `var`: unreachable means skip, or fail under CI.
+fn server(var: &str, default: &str) -> Option<String> {
+    let url = std::env::var(var).unwrap_or_else(|_| default.to_owned());
+    let hostport = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(&url)
+        .trim_end_matches('/')
+        .to_owned();
+    let reachable = hostport
+        .parse::<SocketAddr>()
+        .ok()
+        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
+    if reachable {
+        return Some(url);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{var} ({url}) is required under CI"
+    );
+    eprintln!("skipped: nothing answers at {url}; set {var}");
+    None
+}
+
+fn poll<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One `trade2026 run <service>` (or `up`) process and the addresses its banner printed.
+struct Proc {
+    name: String,
+    child: Child,
+    addrs: BTreeMap<String, SocketAddr>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Proc {
+    fn start(args: &[&str], env: &[(String, String)]) -> Proc {
+        let name = args.join(" ");
+        let mut child = bin()
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn trade2026 {name}: {e}"));
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut addrs = BTreeMap::new();
+        let mut banner = Vec::new();
+        loop {
+            let mut line = String::new();
+            if stdout.read_line(&mut line).unwrap() == 0 {
+                let status = child.wait().unwrap();
+                panic!(
+                    "trade2026 {name} exited ({status}) before it was ready; printed {banner:?}"
+                );
+            }
+            let line = line.trim_end().to_owned();
+            // "  ptrc         http://127.0.0.1:port ..." -> ("ptrc", addr)
+            if let Some(i) = line.find("http://") {
+                let key = line[..i].trim().to_owned();
+                let addr = line[i + 7..].split_whitespace().next().unwrap();
+                if let Ok(a) = addr.parse() {
+                    addrs.insert(key, a);
+                }
+            }
+            let done = line.starts_with("Press Ctrl-C");
+            banner.push(line);
+            if done {
+                break;
+            }
+        }
+        Proc {
+            name,
+            child,
+            addrs,
+            stdout,
+        }
+    }
+
+    fn addr(&self, key: &str) -> SocketAddr {
+        *self
+            .addrs
+            .get(key)
+            .unwrap_or_else(|| panic!("{} printed no {key:?} address: {:?}", self.name, self.addrs))
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and a clean exit.
+    fn stop(mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let mut rest = String::new();
+        let _ = self.stdout.read_to_string(&mut rest);
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "{} exited with {status}: {rest}",
+            self.name
+        );
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The environment every process of one test shares: its own streams, ephemeral ports,
+/// one key file, the test's config (the wash-trade owner map).
+fn base_env(root: &Path, test: &str, nats: &str, redis: Option<&str>) -> Vec<(String, String)> {
+    let id = format!("{}{}", std::process::id(), test);
+    let config = root.join("cluster.yaml");
+    std::fs::write(
+        &config,
+        "compliance_scanner:\n  account_owners:\n    wash-a: alice\n    wash-b: alice\n",
+    )
+    .unwrap();
+    let mut env: Vec<(String, String)> = [
+        ("TRADE2026_CONFIG", config.display().to_string()),
+        ("TRADE2026_NATS__URL", nats.to_owned()),
+        ("TRADE2026_NATS__STREAM", format!("T26C{id}")),
+        ("TRADE2026_NATS__PREFIX", format!("t26c{id}")),
+        ("TRADE2026_NATS__INGEST_STREAM", format!("T26CIN{id}")),
+        ("TRADE2026_NATS__INGEST_PREFIX", format!("t26cin{id}")),
+        (
+            "TRADE2026_PLATFORM__KEYS_FILE",
+            root.join("api_keys.json").display().to_string(),
+        ),
+        ("TRADE2026_SERVICES__GATEWAY", "0".into()),
+        ("TRADE2026_SERVICES__PTRC", "0".into()),
+        ("TRADE2026_SERVICES__EXECUTION_QUALITY", "0".into()),
+        ("TRADE2026_SERVICES__COMPLIANCE_SCANNER", "0".into()),
+        ("TRADE2026_SERVICES__FEATURE_PIPELINE", "0".into()),
+        ("TRADE2026_SERVICES__LOGGER", "0".into()),
+        ("TRADE2026_SERVICES__MONITORING", "0".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    if let Some(r) = redis {
+        env.push(("TRADE2026_ONLINE_STORE".into(), r.to_owned()));
+    }
+    env
+}
+
+/// A replay file of BTCUSDT quotes and trades on the `sim` venue: the same market for `up`
+/// and the cluster, whatever the wall clock does. Times end a few seconds before now.
+fn market_file(root: &Path) -> PathBuf {
+    let path = root.join("market.ndjson");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let start = now_ms / 1000 * 1000 - 120_000;
+    let mut out = String::new();
+    for i in 0..400i64 {
+        let ts = chrono::DateTime::from_timestamp_millis(start + i * 250)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        // A deterministic walk around 45,000.
+        let mid_cents = 4_500_000 + ((i * 37) % 101 - 50) * 7 + i * 3;
+        let (bid, ask) = (mid_cents - 5, mid_cents + 5);
+        let quote = json!({
+            "type": "quote",
+            "instrument": {"venue": "sim", "symbol": "BTCUSDT"},
+            "bid": cents(bid), "bid_size": "2.5",
+            "ask": cents(ask), "ask_size": "3.1",
+            "ts": ts,
+        });
+        out.push_str(&quote.to_string());
+        out.push('\n');
+        if i % 4 == 0 {
+            let trade = json!({
+                "type": "trade",
+                "instrument": {"venue": "sim", "symbol": "BTCUSDT"},
+                "price": cents(if i % 8 == 0 { ask } else { bid }),
+                "quantity": format!("0.{:03}", 10 + i % 50),
+                "aggressor": if i % 8 == 0 { "buy" } else { "sell" },
+                "trade_id": format!("t{i}"),
+                "ts": ts,
+            });
+            out.push_str(&trade.to_string());
+            out.push('\n');
+        }
+    }
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+fn cents(c: i64) -> String {
+    format!("{}.{:02}", c / 100, c % 100)
+}
+
+/// The last replayed quote: its bid (as the gateway must show it once the replay is
+/// journaled) and its time (the market features' event time once they took it all).
+fn last_quote(market: &Path) -> (String, chrono::DateTime<chrono::Utc>) {
+    let text = std::fs::read_to_string(market).unwrap();
+    let last = text
+        .lines()
+        .rev()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["type"] == "quote")
+        .unwrap();
+    (
+        last["bid"].as_str().unwrap().to_owned(),
+        last["ts"].as_str().unwrap().parse().unwrap(),
+    )
+}
+
+/// Every service of the cluster, started in order: core, marketdata (replaying `market`),
+/// the consumers, monitoring (watching the others).
+struct Cluster {
+    procs: BTreeMap<&'static str, Proc>,
+    env: Vec<(String, String)>,
+    root: PathBuf,
+}
+
+const CONSUMERS: [&str; 6] = [
+    "sinks",
+    "ptrc",
+    "execution-quality",
+    "compliance-scanner",
+    "feature-pipeline",
+    "logger",
+];
+
+impl Cluster {
+    fn start(root: &Path, env: Vec<(String, String)>, market: &Path) -> Cluster {
+        let mut c = Cluster {
+            procs: BTreeMap::new(),
+            env,
+            root: root.to_owned(),
+        };
+        c.start_service("core");
+        let feed = format!("replay:{}", market.display());
+        c.start_with("marketdata", &["--feed", &feed, "--replay-speed", "max"]);
+        for s in CONSUMERS {
+            c.start_service(s);
+        }
+        // Monitoring watches every port the others printed.
+        let targets: Vec<Value> = c
+            .procs
+            .values()
+            .flat_map(|p| p.addrs.iter())
+            .map(|(name, a)| json!({"service": name.replace(' ', "_"), "url": format!("http://{a}/metrics")}))
+            .collect();
+        c.env.push((
+            "TRADE2026_MONITORING__TARGETS".into(),
+            Value::Array(targets).to_string(),
+        ));
+        c.start_service("monitoring");
+        c
+    }
+
+    fn start_service(&mut self, service: &'static str) {
+        self.start_with(service, &[]);
+    }
+
+    fn start_with(&mut self, service: &'static str, extra: &[&str]) {
+        let dir = self.root.join(service);
+        let dir = dir.display().to_string();
+        let mut args = vec!["run", service, "--data-dir", dir.as_str(), "--insecure-dev"];
+        args.extend_from_slice(extra);
+        let p = Proc::start(&args, &self.env);
+        self.procs.insert(service, p);
+    }
+
+    fn addr(&self, service: &str, key: &str) -> SocketAddr {
+        self.procs[service].addr(key)
+    }
+
+    fn take(&mut self, service: &str) -> Proc {
+        self.procs.remove(service).unwrap()
+    }
+}
+
+/// The port of each HTTP service, in `up` (one process) or the cluster (one each).
+#[derive(Clone, Copy)]
+struct Ports {
+    gateway: SocketAddr,
+    ptrc: SocketAddr,
+    quality: SocketAddr,
+    scanner: SocketAddr,
+    features: SocketAddr,
+}
+
+impl Ports {
+    fn of_up(p: &Proc) -> Ports {
+        Ports {
+            gateway: p.addr("gateway"),
+            ptrc: p.addr("ptrc"),
+            quality: p.addr("exec quality"),
+            scanner: p.addr("compliance"),
+            features: p.addr("features"),
+        }
+    }
+
+    fn of_cluster(c: &Cluster) -> Ports {
+        Ports {
+            gateway: c.addr("core", "gateway"),
+            ptrc: c.addr("ptrc", "ptrc"),
+            quality: c.addr("execution-quality", "exec quality"),
+            scanner: c.addr("compliance-scanner", "compliance"),
+            features: c.addr("feature-pipeline", "features"),
+        }
+    }
+}
+
+fn post_order(gateway: SocketAddr, body: &str) -> Value {
+    let (status, text) = http(gateway, "POST", "/orders", Some(body));
+    assert_eq!(status, 201, "POST /orders {body}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn order(account: &str, side: &str, qty: &str) -> String {
+    json!({"account": account, "symbol": "BTCUSDT", "side": side, "type": "market", "quantity": qty})
+        .to_string()
+}
+
+/// The scripted flow: waits until the replay is journaled and in the market features (whose
+/// windows end at the newest event, so they are read before orders add wall-clock events),
+/// then trades (a wash pair of one owner, a round trip, a partial close). Returns the order
+/// count and the market features of the replay.
+fn scripted_flow(ports: Ports, market: &Path, mid_flow: impl FnOnce()) -> (usize, Value) {
+    let (bid, ts) = last_quote(market);
+    poll("the whole replay in the gateway", 60, || {
+        let (status, body) = http_get(ports.gateway, "/marketdata/BTCUSDT");
+        (status == 200 && serde_json::from_str::<Value>(&body).unwrap()["quote"]["bid"] == bid)
+            .then_some(())
+    });
+    let features = poll("the whole replay in the market features", 60, || {
+        let (status, body) = http_get(ports.features, "/features/market_features/BTCUSDT");
+        let v: Value = serde_json::from_str(&body).ok()?;
+        let at: chrono::DateTime<chrono::Utc> = v["event_ts"].as_str()?.parse().ok()?;
+        (status == 200 && at == ts)
+            .then(|| json!({"event_ts": v["event_ts"], "values": v["values"]}))
+    });
+    let orders = [
+        order("wash-a", "buy", "0.5"),
+        order("wash-b", "sell", "0.5"),
+        order("trader-1", "buy", "0.3"),
+        order("trader-1", "buy", "0.2"),
+        order("trader-1", "sell", "0.4"),
+        order("trader-2", "sell", "0.25"),
+    ];
+    let half = orders.len() / 2;
+    for o in &orders[..half] {
+        post_order(ports.gateway, o);
+    }
+    mid_flow();
+    for o in &orders[half..] {
+        post_order(ports.gateway, o);
+    }
+    (orders.len(), features)
+}
+
+/// What the flow produced, in the fields that do not depend on the wall clock.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    pnl: Vec<Value>,
+    quality: Value,
+    alerts: Vec<Value>,
+    features: Value,
+}
+
+fn outcome(ports: Ports, orders: usize, features: Value) -> Outcome {
+    let quality = poll("every order in execution quality", 60, || {
+        let (status, body) = http_get(ports.quality, "/quality");
+        let v: Value = serde_json::from_str(&body).ok()?;
+        (status == 200 && v["aggregates"]["overall"]["orders"] == orders).then_some(v)
+    });
+    let overall = &quality["aggregates"]["overall"];
+    let quality = json!({
+        "orders": overall["orders"],
+        "fill_rate": overall["fill_rate"],
+        "shares": overall.get("shares").cloned().unwrap_or(Value::Null),
+        "avg_effective_spread_bps": overall.get("avg_effective_spread_bps").cloned().unwrap_or(Value::Null),
+        "avg_price_improvement_bps": overall.get("avg_price_improvement_bps").cloned().unwrap_or(Value::Null),
+    });
+    let pnl = ["wash-a", "wash-b", "trader-1", "trader-2"]
+        .iter()
+        .map(|account| {
+            let body = json!({"account": account, "method": "FIFO"}).to_string();
+            let report: Value = poll(&format!("{account}'s fills in ptrc"), 60, || {
+                let (status, text) = http(ports.ptrc, "POST", "/pnl/compute", Some(&body));
+                let v: Value = serde_json::from_str(&text).ok()?;
+                (status == 200 && v["accounts"][0]["symbols"][0]["trades"].as_u64() > Some(0))
+                    .then_some(v)
+            });
+            let sym = &report["accounts"][0]["symbols"][0];
+            json!({
+                "account": account,
+                "trades": sym["trades"],
+                "position_qty": sym["position_qty"],
+                "realized_pnl": sym["realized_pnl"],
+                "unrealized_pnl": sym["unrealized_pnl"],
+                "mark": sym["mark"],
+                "totals": report["accounts"][0]["totals"],
+            })
+        })
+        .collect();
+    let alerts = poll("the wash-trade alert", 60, || {
+        let (status, body) = http_get(ports.scanner, "/alerts");
+        let v: Value = serde_json::from_str(&body).ok()?;
+        let list = v["alerts"].as_array()?.clone();
+        (status == 200 && list.iter().any(|a| a["owner"] == "alice")).then_some(list)
+    });
+    let alerts = alerts
+        .iter()
+        .map(|a| json!({"type": a["type"], "subtype": a["subtype"], "owner": a["owner"], "symbol": a["symbol"]}))
+        .collect();
+    Outcome {
+        pnl,
+        quality,
+        alerts,
+        features,
+    }
+}
+
+#[test]
+fn the_cluster_passes_the_plans_gate_and_agrees_with_up_after_a_consumer_is_killed() {
+    let Some(nats) = server("TEST_NATS_URL", "nats://127.0.0.1:4222") else {
+        return;
+    };
+    let Some(redis) = server("TEST_REDIS_URL", "redis://127.0.0.1:6379") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let market = market_file(root.path());
+
+    // --- the flow through `up` -------------------------------------------------------------
+    let up_dir = root.path().join("up");
+    std::fs::create_dir_all(&up_dir).unwrap();
+    let mut up_env = base_env(&up_dir, "up", &nats, None);
+    up_env.retain(|(k, _)| !k.starts_with("TRADE2026_NATS"));
+    let feed = format!("replay:{}", market.display());
+    let up_data = up_dir.join("data").display().to_string();
+    let up = Proc::start(
+        &[
+            "up",
+            "--data-dir",
+            &up_data,
+            "--insecure-dev",
+            "--feed",
+            &feed,
+            "--replay-speed",
+            "max",
+        ],
+        &up_env,
+    );
+    let up_ports = Ports::of_up(&up);
+    let (orders, features) = scripted_flow(up_ports, &market, || {});
+    let expected = outcome(up_ports, orders, features);
+    up.stop();
+
+    // --- the same flow through the cluster, killing a consumer half-way ----------------------
+    let cluster_dir = root.path().join("cluster");
+    std::fs::create_dir_all(&cluster_dir).unwrap();
+    let env = base_env(&cluster_dir, "gate", &nats, Some(&redis));
+    let mut cluster = Cluster::start(&cluster_dir, env, &market);
+    let ports = Ports::of_cluster(&cluster);
+
+    // Test 1 of the gate: every service healthy.
+    for (service, p) in &cluster.procs {
+        for (key, addr) in &p.addrs {
+            poll(&format!("{service} ({key}) healthy"), 60, || {
+                (http_get(*addr, "/health").0 == 200).then_some(())
+            });
+        }
+    }
+    let (orders, features) = scripted_flow(ports, &market, || {
+        // SIGKILL execution quality and the scanner mid-flow; restart them on their data.
+        cluster.take("execution-quality").kill();
+        cluster.take("compliance-scanner").kill();
+    });
+    cluster.start_service("execution-quality");
+    cluster.start_service("compliance-scanner");
+    let ports = Ports::of_cluster(&cluster);
+    let got = outcome(ports, orders, features);
+    assert_eq!(got, expected, "the cluster's figures are `up`'s");
+
+    // Test 2 of the gate: the plan's calls, as written.
+    let (status, body) = http(
+        ports.ptrc,
+        "POST",
+        "/pnl/compute",
+        Some(r#"{"account": "test_account", "method": "FIFO"}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http_get(ports.quality, "/metrics");
+    assert_eq!(status, 200);
+    assert!(body.contains("trade2026_execq_"), "{body}");
+    // Test 3: core trading still works: the seed order.
+    let seed = r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"market","quantity":"0.01"}"#;
+    post_order(ports.gateway, seed);
+    // The plan's Valkey check: the online store holds BTCUSDT's market features.
+    let key = "feast:market_features:BTCUSDT";
+    let stored = poll("feast:market_features:BTCUSDT in Redis", 60, || {
+        let out = Command::new("redis-cli")
+            .args(["-u", &redis, "GET", key])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        serde_json::from_str::<Value>(&text).ok()
+    });
+    assert_eq!(stored["entity"], "BTCUSDT", "{stored}");
+    assert!(stored["values"]["mid"].is_number(), "{stored}");
+
+    // Monitoring sees every target up.
+    let monitoring = cluster.addr("monitoring", "monitoring");
+    poll("monitoring sees every target", 60, || {
+        let (status, body) = http_get(monitoring, "/api/v1/alerts");
+        let v: Value = serde_json::from_str(&body).ok()?;
+        let down = v["data"]["alerts"]
+            .as_array()?
+            .iter()
+            .any(|a| a["labels"]["alertname"] == "ServiceDown" && a["state"] == "firing");
+        (status == 200 && !down).then_some(())
+    });
+
+    for (_, p) in std::mem::take(&mut cluster.procs).into_iter().rev() {
+        p.stop();
+    }
+}
