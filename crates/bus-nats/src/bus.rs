@@ -105,6 +105,26 @@ impl Inner {
         Ok((first, last))
     }
 
+    /// Creates the durable consumer of `config` afresh, delivering from stream sequence
+    /// `from` on (a JetStream consumer's start cannot be changed).
+    async fn create(&self, config: &pull::Config, from: u64) -> Result<PullConsumer, BusError> {
+        let name = config.durable_name.clone().unwrap_or_default();
+        match self.stream.delete_consumer(&name).await {
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ConsumerErrorKind::JetStream(ref j) if j.error_code() == ErrorCode::CONSUMER_NOT_FOUND) =>
+                {}
+            Err(e) => return Err(BusError::nats(format!("deleting consumer {name}"), e)),
+        }
+        let mut config = config.clone();
+        config.deliver_policy = DeliverPolicy::ByStartSequence {
+            start_sequence: from.max(1),
+        };
+        self.stream
+            .create_consumer(config)
+            .await
+            .map_err(|e| BusError::nats(format!("creating consumer {name}"), e))
+    }
+
     /// The consumer's acked position, if it exists.
     async fn acked(&self, consumer: &str) -> Result<Option<u64>, BusError> {
         match self.stream.consumer_info(consumer).await {
@@ -206,18 +226,9 @@ impl Bus for NatsBus {
                 location: format!("NATS stream {}", inner.spec.stream),
             });
         }
-        match inner.stream.delete_consumer(consumer).await {
-            Ok(_) => {}
-            Err(e) if matches!(e.kind(), ConsumerErrorKind::JetStream(ref j) if j.error_code() == ErrorCode::CONSUMER_NOT_FOUND) =>
-                {}
-            Err(e) => return Err(BusError::nats(format!("deleting consumer {consumer}"), e).into()),
-        }
         let subjects: Vec<String> = filter.parts().map(|p| inner.spec.subject(p)).collect();
         let mut config = pull::Config {
             durable_name: Some(consumer.to_owned()),
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: from,
-            },
             ack_policy: AckPolicy::All,
             ack_wait: ACK_WAIT,
             max_ack_pending: -1,
@@ -228,13 +239,9 @@ impl Bus for NatsBus {
             _ if inner.multi_filter => config.filter_subjects = subjects,
             _ => {}
         }
-        let pull: PullConsumer = inner
-            .stream
-            .create_consumer(config)
-            .await
-            .map_err(|e| BusError::nats(format!("creating consumer {consumer}"), e))?;
+        let pull = inner.create(&config, from).await?;
         let (tx, rx) = mpsc::channel(4);
-        let pump = tokio::spawn(pump(pull, Arc::clone(inner), tx));
+        let pump = tokio::spawn(pump(pull, config, from - 1, Arc::clone(inner), tx));
         Ok(NatsSubscription {
             name: consumer.to_owned(),
             inner: Arc::clone(inner),
@@ -259,37 +266,96 @@ enum Pulled {
 
 /// Pulls from the consumer into the subscription's channel. A task of its own, so a dropped
 /// `next_batch` future (the runtime's `select!`) never drops messages the server already
-/// handed out. NATS errors are retried: a consumer waits through an outage.
-async fn pump(pull: PullConsumer, inner: Arc<Inner>, tx: mpsc::Sender<Pulled>) {
+/// handed out. NATS errors are retried: a consumer waits through an outage. After an error the
+/// consumer is created afresh right after the last message handed over: a message the server
+/// delivered into a broken connection (or to a pull given up on) would otherwise come back only
+/// after the ack wait, behind everything after it.
+async fn pump(
+    mut pull: PullConsumer,
+    config: pull::Config,
+    mut forwarded: u64,
+    inner: Arc<Inner>,
+    tx: mpsc::Sender<Pulled>,
+) {
+    let mut broken = false;
     loop {
+        if broken {
+            match inner.create(&config, forwarded + 1).await {
+                Ok(fresh) => {
+                    pull = fresh;
+                    broken = false;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "NATS consumer cannot be recreated; retrying");
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+            }
+        }
         let head = match inner.refresh().await {
             Ok((_, last)) => last,
             Err(e) => {
                 tracing::warn!(error = %e, "NATS consumer cannot reach the stream; retrying");
+                broken = true;
                 tokio::time::sleep(RETRY).await;
                 continue;
             }
         };
-        let mut got = collect(pull.fetch().max_messages(FETCH).messages().await).await;
+        let mut got = bounded(collect(pull.fetch().max_messages(FETCH).messages().await)).await;
         if got.as_ref().is_ok_and(Vec::is_empty) {
-            if tx.send(Pulled::Scanned(head)).await.is_err() {
-                return;
+            // An empty fetch alone does not prove that nothing up to `head` is left (a
+            // consumer just created after a server restart answers "no messages" before it
+            // caught up with its stream): the server must also say that nothing is pending.
+            // What it delivered earlier arrived (an error would have marked the consumer
+            // broken), so everything matching up to `head` was handed over.
+            let pending = tokio::time::timeout(PULL_DEADLINE, pull.get_info())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .map(|info| info.num_pending);
+            if pending == Some(0) {
+                if tx.send(Pulled::Scanned(head)).await.is_err() {
+                    return;
+                }
+                forwarded = forwarded.max(head);
             }
-            got = collect(pull.batch().max_messages(1).expires(WAIT).messages().await).await;
+            got = bounded(collect(
+                pull.batch().max_messages(1).expires(WAIT).messages().await,
+            ))
+            .await;
         }
         match got {
             Ok(messages) if messages.is_empty() => {}
             Ok(messages) => {
+                let last = messages
+                    .iter()
+                    .filter_map(|m| m.info().ok().map(|i| i.stream_sequence))
+                    .max()
+                    .unwrap_or(forwarded);
                 if tx.send(Pulled::Messages(messages)).await.is_err() {
                     return;
                 }
+                forwarded = forwarded.max(last);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "NATS pull failed; retrying");
+                tracing::warn!(error = %e, "NATS pull failed; recreating the consumer");
+                broken = true;
                 tokio::time::sleep(RETRY).await;
             }
         }
     }
+}
+
+/// A pull request lost in a disconnect (the server restarted) is never answered, and its
+/// message stream would wait for ever: every pull gets a deadline, after which it is retried.
+pub(crate) const PULL_DEADLINE: Duration = Duration::from_secs(5);
+
+async fn bounded(
+    pull: impl std::future::Future<Output = Result<Vec<jetstream::Message>, String>>,
+) -> Result<Vec<jetstream::Message>, String> {
+    tokio::time::timeout(PULL_DEADLINE, pull)
+        .await
+        .unwrap_or_else(|_| Err("pull request unanswered (NATS restarted?)".to_owned()))
 }
 
 async fn collect<E: std::fmt::Display>(

@@ -322,12 +322,12 @@ impl Ingest {
         loop {
             let mut messages = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                m = async { collect(pull.fetch().max_messages(BATCH).messages().await).await } => m?,
+                m = deadline(async { collect(pull.fetch().max_messages(BATCH).messages().await).await }) => m?,
             };
             if messages.is_empty() {
                 messages = tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
-                    m = async { collect(pull.batch().max_messages(1).expires(WAIT).messages().await).await } => m?,
+                    m = deadline(async { collect(pull.batch().max_messages(1).expires(WAIT).messages().await).await }) => m?,
                 };
             }
             let Some(last) = messages.last() else {
@@ -382,6 +382,21 @@ fn stream_seq(m: &jetstream::Message, spec: &IngestSpec) -> Result<u64, BusError
             stream: spec.stream.clone(),
             stream_seq: 0,
             reason: format!("no JetStream metadata: {e}"),
+        })
+}
+
+/// A pull lost in a disconnect is never answered: give up on it after a deadline (the caller
+/// recreates the consumer after the journaled position).
+async fn deadline(
+    pull: impl std::future::Future<Output = Result<Vec<jetstream::Message>, BusError>>,
+) -> Result<Vec<jetstream::Message>, BusError> {
+    tokio::time::timeout(crate::bus::PULL_DEADLINE, pull)
+        .await
+        .unwrap_or_else(|_| {
+            Err(BusError::nats(
+                "pulling market data",
+                "pull request unanswered (NATS restarted?)",
+            ))
         })
 }
 

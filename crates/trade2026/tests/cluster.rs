@@ -67,7 +67,11 @@ impl Proc {
         let name = args.join(" ");
         let mut child = bin()
             .args(args)
-            .env("RUST_LOG", "warn")
+            // TEST_CLUSTER_LOG=debug,... shows more of the processes when a test fails.
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_CLUSTER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -264,6 +268,7 @@ const CONSUMERS: [&str; 6] = [
 
 impl Cluster {
     fn start(root: &Path, env: Vec<(String, String)>, market: &Path) -> Cluster {
+        // (A cluster of some services only is built with `start_service` directly.)
         let mut c = Cluster {
             procs: BTreeMap::new(),
             env,
@@ -556,6 +561,180 @@ fn the_cluster_passes_the_plans_gate_and_agrees_with_up_after_a_consumer_is_kill
         (status == 200 && !down).then_some(())
     });
 
+    for (_, p) in std::mem::take(&mut cluster.procs).into_iter().rev() {
+        p.stop();
+    }
+}
+
+/// A NATS server of this test's own (so stopping it disturbs no other test), on a free port,
+/// storing JetStream under `dir` so a restart keeps the streams.
+struct OwnNats {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnNats {
+    fn start(bin: PathBuf, dir: &Path) -> OwnNats {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut n = OwnNats {
+            bin,
+            dir: dir.to_owned(),
+            port,
+            child: None,
+        };
+        n.resume();
+        n
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn resume(&mut self) {
+        let child = Command::new(&self.bin)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&self.dir)
+            .args(["-m", &(self.port + 1).to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        self.child = Some(child);
+        let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
+        poll("our NATS server", 20, || TcpStream::connect(addr).ok());
+    }
+
+    /// SIGTERM and wait: the server is gone, its stored streams stay on disk.
+    fn halt(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status()
+                .unwrap();
+            c.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn a_ten_second_nats_outage_under_load_loses_nothing_and_the_core_keeps_acknowledging() {
+    let Some(bin) = common::tool("TEST_NATS_SERVER", "nats-server") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let mut nats = OwnNats::start(bin, &root.path().join("nats"));
+    eprintln!("our NATS: {} (monitoring on the next port)", nats.url());
+    let market = market_file(root.path());
+    let env = base_env(root.path(), "outage", &nats.url(), None);
+    let mut cluster = Cluster {
+        procs: BTreeMap::new(),
+        env,
+        root: root.path().to_owned(),
+    };
+    cluster.start_service("core");
+    let feed = format!("replay:{}", market.display());
+    cluster.start_with("marketdata", &["--feed", &feed, "--replay-speed", "max"]);
+    cluster.start_service("execution-quality");
+    cluster.start_service("ptrc");
+    let gateway = cluster.addr("core", "gateway");
+    let quality = cluster.addr("execution-quality", "exec quality");
+    let (bid, _) = last_quote(&market);
+    poll("the replay in the gateway", 60, || {
+        let (status, body) = http_get(gateway, "/marketdata/BTCUSDT");
+        (status == 200 && serde_json::from_str::<Value>(&body).unwrap()["quote"]["bid"] == bid)
+            .then_some(())
+    });
+
+    // Orders at a steady pace before, during and after a 10 s outage of NATS; each answer is
+    // checked (the core never stops acknowledging: its journal does not wait for NATS).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut sent = 0usize;
+            let mut slowest = Duration::ZERO;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let side = if sent.is_multiple_of(2) { "buy" } else { "sell" };
+                let t0 = Instant::now();
+                post_order(gateway, &order("steady", side, "0.01"));
+                slowest = slowest.max(t0.elapsed());
+                sent += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (sent, slowest)
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    nats.halt();
+    let outage = Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    nats.resume();
+    let restarted = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, slowest) = loader.join().unwrap();
+    assert!(
+        sent > 100,
+        "the core acknowledged only {sent} orders in 14 s"
+    );
+    eprintln!(
+        "outage {:?}: {sent} orders acknowledged, slowest acknowledgement {slowest:?}",
+        restarted - outage
+    );
+
+    // Afterwards every order is in execution quality exactly once, and ptrc has every fill.
+    let mut seen = Value::Null;
+    let caught_up = poll("execution quality caught up after the outage", 60, || {
+        let (status, body) = http_get(quality, "/quality?account=steady");
+        let v: Value = serde_json::from_str(&body).ok()?;
+        seen = v["aggregates"]["overall"]["orders"].clone();
+        if seen != sent {
+            eprintln!("execution quality has {seen} of {sent} orders");
+        }
+        (status == 200 && seen == sent).then(Instant::now)
+    });
+    let _ = &seen;
+    eprintln!(
+        "execution quality caught up {:?} after NATS came back",
+        caught_up - restarted
+    );
+    let (_, fills) = http_get(gateway, "/fills?account=steady&limit=1000");
+    let fills: Vec<Value> = serde_json::from_str(&fills).unwrap();
+    let ptrc = cluster.addr("ptrc", "ptrc");
+    let body = json!({"account": "steady", "method": "FIFO"}).to_string();
+    poll("ptrc has every fill once", 60, || {
+        let (status, text) = http(ptrc, "POST", "/pnl/compute", Some(&body));
+        let v: Value = serde_json::from_str(&text).ok()?;
+        (status == 200 && v["accounts"][0]["symbols"][0]["trades"] == fills.len()).then_some(())
+    });
+    // The outbox published the whole journal again.
+    poll("the outbox caught up", 30, || {
+        let (_, body) = http_get(gateway, "/health");
+        let v: Value = serde_json::from_str(&body).ok()?;
+        (v["nats"]["behind"] == 0 && v["nats"]["connected"] == true).then_some(())
+    });
     for (_, p) in std::mem::take(&mut cluster.procs).into_iter().rev() {
         p.stop();
     }
