@@ -34,6 +34,9 @@ pub struct NatsBus {
     inner: Arc<Inner>,
     /// Where `publish` sends events for the core to journal (none: `publish` is refused).
     ingest: Option<Arc<IngestPublisher>>,
+    /// Put before every durable consumer name: two services that run a consumer of the same
+    /// name (ptrc's and the sinks' `sink-ticks`) must not share, and so steal, one consumer.
+    namespace: String,
 }
 
 struct Inner {
@@ -83,7 +86,14 @@ impl NatsBus {
         Ok(NatsBus {
             inner,
             ingest: None,
+            namespace: String::new(),
         })
+    }
+
+    /// Durable consumers of this bus are named `<namespace>-<consumer>` on the server.
+    pub fn with_namespace(mut self, namespace: &str) -> NatsBus {
+        self.namespace = format!("{namespace}-");
+        self
     }
 
     /// Lets `publish` send events to the core through the ingest stream (see
@@ -209,6 +219,7 @@ impl Bus for NatsBus {
         filter: &str,
         start: StartAt,
     ) -> Result<NatsSubscription, JournalError> {
+        let consumer = &format!("{}{consumer}", self.namespace);
         check_consumer_name(consumer)?;
         let filter = SubjectFilter::new(filter)?;
         let inner = &self.inner;

@@ -18,6 +18,8 @@ pub enum PlatformError {
     Sinks(#[from] sinks::SinkError),
     #[error(transparent)]
     Blotter(#[from] blotter::BlotterError),
+    #[error(transparent)]
+    ClickHouse(#[from] clickhouse_sink::ClickHouseError),
     #[error(
         "binding {service} on {addr}: {source} (is another trade2026 or program using the port?)"
     )]

@@ -217,7 +217,9 @@ pub async fn run(
             ));
         }
         consumer => {
-            let bus = consumer_bus(&ctx.cfg, &client, &streams).await?;
+            let bus = consumer_bus(&ctx.cfg, &client, &streams)
+                .await?
+                .with_namespace(consumer.as_str());
             let metrics = Metrics::service();
             let runner = runtime::Runner::new(
                 bus.clone(),
@@ -254,6 +256,21 @@ async fn start_consumer(
             ctx.line(format!(
                 "  sinks        ticks + alt series -> {}",
                 store_path.display()
+            ));
+            // The analytics store: quotes, trades, orders and fills in ClickHouse, exactly
+            // once. Unreachable or refusing at start: the error names clickhouse.http_url.
+            let wait = Duration::from_secs(ctx.cfg.nats.connect_timeout_secs.max(1));
+            let sink = clickhouse_sink::ClickHouseSink::connect(&ctx.cfg.clickhouse, wait)
+                .await?
+                .with_shutdown(ctx.shutdown.clone());
+            let (_, task) = runner
+                .start_stored(clickhouse_sink::ClickHouseSink::spec(), sink)
+                .await?;
+            ctx.runtime_task("clickhouse-sink", task);
+            ctx.line(format!(
+                "  clickhouse   quotes, trades, orders, fills -> {} database {}",
+                telemetry::redact::connection_string(&ctx.cfg.clickhouse.http_url),
+                ctx.cfg.clickhouse.database
             ));
         }
         Service::Ptrc => {

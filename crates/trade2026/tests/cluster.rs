@@ -90,7 +90,8 @@ impl Proc {
             }
             let line = line.trim_end().to_owned();
             // "  ptrc         http://127.0.0.1:port ..." -> ("ptrc", addr)
-            if let Some(i) = line.find("http://") {
+            // (Not "-> http://..." lines: those name a store, not a port of this process.)
+            if let Some(i) = line.find("http://").filter(|&i| !line[..i].contains("->")) {
                 let key = line[..i].trim().to_owned();
                 let addr = line[i + 7..].split_whitespace().next().unwrap();
                 if let Ok(a) = addr.parse() {
@@ -499,7 +500,13 @@ fn the_cluster_passes_the_plans_gate_and_agrees_with_up_after_a_consumer_is_kill
     // --- the same flow through the cluster, killing a consumer half-way ----------------------
     let cluster_dir = root.path().join("cluster");
     std::fs::create_dir_all(&cluster_dir).unwrap();
-    let env = base_env(&cluster_dir, "gate", &nats, Some(&redis));
+    let Some(clickhouse) = server("TEST_CLICKHOUSE_URL", "http://127.0.0.1:8123") else {
+        return;
+    };
+    let database = format!("t26_gate_{}", std::process::id());
+    let mut env = base_env(&cluster_dir, "gate", &nats, Some(&redis));
+    env.push(("TRADE2026_CLICKHOUSE__HTTP_URL".into(), clickhouse.clone()));
+    env.push(("TRADE2026_CLICKHOUSE__DATABASE".into(), database.clone()));
     let mut cluster = Cluster::start(&cluster_dir, env, &market);
     let ports = Ports::of_cluster(&cluster);
 
@@ -549,6 +556,16 @@ fn the_cluster_passes_the_plans_gate_and_agrees_with_up_after_a_consumer_is_kill
     assert_eq!(stored["entity"], "BTCUSDT", "{stored}");
     assert!(stored["values"]["mid"].is_number(), "{stored}");
 
+    // The analytics store: every fill of the cluster as a row of trade2026's `fills` table.
+    let fills = common::get_all(ports.gateway, "/fills", "fill_id").len();
+    poll("every fill in ClickHouse", 60, || {
+        let row = clickhouse_row(
+            &clickhouse,
+            &format!("SELECT count(), uniqExact(fill_id) FROM {database}.fills"),
+        );
+        (row == [fills.to_string(), fills.to_string()]).then_some(())
+    });
+
     // Monitoring sees every target up.
     let monitoring = cluster.addr("monitoring", "monitoring");
     poll("monitoring sees every target", 60, || {
@@ -564,6 +581,7 @@ fn the_cluster_passes_the_plans_gate_and_agrees_with_up_after_a_consumer_is_kill
     for (_, p) in std::mem::take(&mut cluster.procs).into_iter().rev() {
         p.stop();
     }
+    clickhouse_row(&clickhouse, &format!("DROP DATABASE IF EXISTS {database}"));
 }
 
 /// A NATS server of this test's own (so stopping it disturbs no other test), on a free port,
@@ -676,7 +694,11 @@ fn a_ten_second_nats_outage_under_load_loses_nothing_and_the_core_keeps_acknowle
             let mut sent = 0usize;
             let mut slowest = Duration::ZERO;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let side = if sent.is_multiple_of(2) { "buy" } else { "sell" };
+                let side = if sent.is_multiple_of(2) {
+                    "buy"
+                } else {
+                    "sell"
+                };
                 let t0 = Instant::now();
                 post_order(gateway, &order("steady", side, "0.01"));
                 slowest = slowest.max(t0.elapsed());
@@ -738,4 +760,241 @@ fn a_ten_second_nats_outage_under_load_loses_nothing_and_the_core_keeps_acknowle
     for (_, p) in std::mem::take(&mut cluster.procs).into_iter().rev() {
         p.stop();
     }
+}
+
+/// `trade2026 run <args>` that must fail at start: its exit status and what it printed.
+fn run_fails(args: &[&str], env: &[(String, String)]) -> String {
+    let out = bin()
+        .args(args)
+        .env("RUST_LOG", "error")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("run trade2026");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{args:?} should fail: {text}");
+    text
+}
+
+#[test]
+fn bad_settings_stop_a_service_with_a_message_naming_the_setting() {
+    let root = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut env = base_env(
+        root.path(),
+        "badcfg",
+        &format!("nats://127.0.0.1:{closed_port}"),
+        None,
+    );
+    env.push(("TRADE2026_NATS__CONNECT_TIMEOUT_SECS".into(), "1".into()));
+    let dir = root.path().join("svc").display().to_string();
+
+    // NATS unreachable.
+    let text = run_fails(&["run", "ptrc", "--data-dir", &dir], &env);
+    assert!(text.contains("nats.url"), "{text}");
+
+    let Some(nats) = server("TEST_NATS_URL", "nats://127.0.0.1:4222") else {
+        return;
+    };
+    for (k, v) in env.iter_mut() {
+        if k == "TRADE2026_NATS__URL" {
+            v.clone_from(&nats);
+        }
+    }
+    // A stream no core writes: the consumer waits its timeout, then names the setting.
+    let text = run_fails(&["run", "execution-quality", "--data-dir", &dir], &env);
+    assert!(
+        text.contains("nats.stream") && text.contains("core"),
+        "{text}"
+    );
+
+    // ClickHouse refusing the credentials.
+    let Some(clickhouse) = server("TEST_CLICKHOUSE_URL", "http://127.0.0.1:8123") else {
+        return;
+    };
+    let with_password = clickhouse.replacen("http://", "http://default:wrong-password@", 1);
+    let mut ch_env = env.clone();
+    ch_env.push(("TRADE2026_CLICKHOUSE__HTTP_URL".into(), with_password));
+    // The core creates the stream the sinks read.
+    let core_dir = root.path().join("core").display().to_string();
+    let mut core_args = vec!["run", "core", "--data-dir", core_dir.as_str()];
+    core_args.push("--insecure-dev");
+    let core = Proc::start(&core_args, &env);
+    let text = run_fails(&["run", "sinks", "--data-dir", &dir], &ch_env);
+    assert!(text.contains("clickhouse.http_url"), "{text}");
+    assert!(
+        !text.contains("wrong-password"),
+        "the password is never printed: {text}"
+    );
+    core.stop();
+}
+
+/// A TCP forwarder in front of a server, which a test can take away (every connection cut,
+/// nothing accepted) and bring back on the same port: an outage of that server for its
+/// clients, while the shared server itself keeps running for other tests.
+struct Outage {
+    port: u16,
+    target: SocketAddr,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+impl Outage {
+    fn new(target: SocketAddr) -> Outage {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let o = Outage {
+            port,
+            target,
+            down: Default::default(),
+            conns: Default::default(),
+        };
+        let (down, conns) = (o.down.clone(), o.conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if down.load(std::sync::atomic::Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                {
+                    let mut c = conns.lock().unwrap();
+                    c.push(client.try_clone().unwrap());
+                    c.push(server.try_clone().unwrap());
+                }
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        o
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn cut(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        let _ = self.target;
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// `SELECT ...` on ClickHouse over HTTP: the first row's tab-separated values.
+fn clickhouse_row(url: &str, sql: &str) -> Vec<String> {
+    let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let encoded: String = sql
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    // POST: ClickHouse runs only reading queries for a GET.
+    let (status, body) = http(addr, "POST", &format!("/?query={encoded}"), None);
+    assert_eq!(status, 200, "{sql}: {body}");
+    body.lines()
+        .next()
+        .unwrap_or("")
+        .split('\t')
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_clickhouse_outage_under_load_loses_and_doubles_no_row() {
+    let Some(nats) = server("TEST_NATS_URL", "nats://127.0.0.1:4222") else {
+        return;
+    };
+    let Some(clickhouse) = server("TEST_CLICKHOUSE_URL", "http://127.0.0.1:8123") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let market = market_file(root.path());
+    let proxy = Outage::new(clickhouse.trim_start_matches("http://").parse().unwrap());
+    let database = format!("t26_outage_{}", std::process::id());
+    let mut env = base_env(root.path(), "chout", &nats, None);
+    env.push(("TRADE2026_CLICKHOUSE__HTTP_URL".into(), proxy.url()));
+    env.push(("TRADE2026_CLICKHOUSE__DATABASE".into(), database.clone()));
+    let mut cluster = Cluster {
+        procs: BTreeMap::new(),
+        env,
+        root: root.path().to_owned(),
+    };
+    cluster.start_service("core");
+    let feed = format!("replay:{}", market.display());
+    cluster.start_with("marketdata", &["--feed", &feed, "--replay-speed", "max"]);
+    cluster.start_service("sinks");
+    let gateway = cluster.addr("core", "gateway");
+    let (bid, _) = last_quote(&market);
+    poll("the replay in the gateway", 60, || {
+        let (status, body) = http_get(gateway, "/marketdata/BTCUSDT");
+        (status == 200 && serde_json::from_str::<Value>(&body).unwrap()["quote"]["bid"] == bid)
+            .then_some(())
+    });
+    let mut sent = 0usize;
+    let post_for = |secs: u64, sent: &mut usize| {
+        let until = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < until {
+            let side = if sent.is_multiple_of(2) {
+                "buy"
+            } else {
+                "sell"
+            };
+            post_order(gateway, &order("ch-load", side, "0.01"));
+            *sent += 1;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    post_for(2, &mut sent);
+    proxy.cut();
+    post_for(10, &mut sent);
+    proxy.restore();
+    post_for(2, &mut sent);
+
+    let fills = common::get_all(gateway, "/fills?account=ch-load", "fill_id").len();
+    assert!(fills >= sent, "{fills} fills for {sent} market orders");
+    let table = format!("{database}.fills");
+    poll("every fill in ClickHouse once", 60, || {
+        let row = clickhouse_row(
+            &clickhouse,
+            &format!("SELECT count(), uniqExact(seq) FROM {table} WHERE account = 'ch-load'"),
+        );
+        (row == [fills.to_string(), fills.to_string()]).then_some(())
+    });
+    let orders = clickhouse_row(
+        &clickhouse,
+        &format!("SELECT uniqExact(order_id) FROM {database}.orders WHERE account = 'ch-load'"),
+    );
+    assert_eq!(orders, [sent.to_string()]);
+    let quotes = clickhouse_row(
+        &clickhouse,
+        &format!("SELECT count() FROM {database}.quotes"),
+    );
+    assert_eq!(quotes, ["400"], "every replayed quote once");
+    for (_, p) in std::mem::take(&mut cluster.procs).into_iter().rev() {
+        p.stop();
+    }
+    clickhouse_row(&clickhouse, &format!("DROP DATABASE IF EXISTS {database}"));
 }
