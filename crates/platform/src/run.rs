@@ -23,6 +23,8 @@ use crate::parts::{self, Ctx, Running};
 use crate::services::{FEED_CHANNEL, start_feeds};
 use crate::{FeedSpec, Options, PlatformError};
 
+pub use runtime::Partition;
+
 /// The services `run` starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -88,18 +90,32 @@ impl std::fmt::Display for Service {
     }
 }
 
-/// Starts `service` alone, over the NATS server of `nats.url`.
+/// Starts `service` alone, over the NATS server of `nats.url`; with `partition` (`i/N`, only
+/// for [`partition_allowed`] services) as replica `i` of `N`.
 pub async fn run(
-    cfg: Config,
+    mut cfg: Config,
     service: Service,
+    partition: Option<Partition>,
     opts: Options,
     shutdown: CancellationToken,
 ) -> Result<Running, PlatformError> {
+    partition_allowed(service, partition)?;
+    if let Some(p) = partition {
+        // Each replica keeps its stores and snapshots apart, even when replicas are given the
+        // same --data-dir, and a replica of another N (another share) starts afresh; the key
+        // file stays the cluster's.
+        cfg.platform.keys_file = Some(cfg.keys_path());
+        cfg.platform.data_dir = cfg
+            .platform
+            .data_dir
+            .join(format!("partition-{}", p.label()));
+    }
     let mut ctx = Ctx::new(cfg, opts.insecure_dev, shutdown.clone())?;
     let client = connect(&ctx.cfg).await?;
     let streams = stream_specs(&ctx.cfg);
+    let replica = partition.map_or_else(String::new, |p| format!(" (replica {p})"));
     let mut header = vec![format!(
-        "trade2026 {} {service} is up  (NATS {}, stream {})",
+        "trade2026 {} {service}{replica} is up  (NATS {}, stream {})",
         env!("CARGO_PKG_VERSION"),
         telemetry::redact::connection_string(&ctx.cfg.nats.url),
         ctx.cfg.nats.stream
@@ -217,15 +233,35 @@ pub async fn run(
             ));
         }
         consumer => {
+            // A replica's durable consumers are its own: two replicas sharing one would each
+            // get part of the stream, not their share of the keys.
+            let namespace = match partition {
+                Some(p) => format!("{consumer}-{}", p.label()),
+                None => consumer.as_str().to_owned(),
+            };
             let bus = consumer_bus(&ctx.cfg, &client, &streams)
                 .await?
-                .with_namespace(consumer.as_str());
+                .with_namespace(&namespace);
             let metrics = Metrics::service();
-            let runner = runtime::Runner::new(
+            let mut runner = runtime::Runner::new(
                 bus.clone(),
                 runtime::ConsumerMetrics::register(&metrics),
                 shutdown.clone(),
             );
+            if let Some(p) = partition {
+                runner = runner.partitioned(runtime::Partitioning::new(
+                    p,
+                    runtime::partition::owner_key(
+                        ctx.cfg.compliance_scanner.account_owners.clone(),
+                        &ctx.cfg.surveillance.related_owner_groups,
+                    ),
+                ));
+                ctx.line(format!(
+                    "  partition    replica {p}: orders, fills and alerts of the owner groups hashing to {} of {} (market data: all)",
+                    p.index(),
+                    p.count()
+                ));
+            }
             start_consumer(&mut ctx, consumer, &bus, &runner, opts.log_intake).await?;
         }
     }
@@ -447,6 +483,31 @@ fn api_key_hint(ctx: &Ctx) -> String {
     }
 }
 
+/// The services that run as partitioned replicas: their state is grouped by owner (the
+/// compliance scanner's detectors, ptrc's books, blotter, per-owner tax lots and alerts).
+/// The feature pipeline is not one of them: its rows are computed as of one event-time
+/// watermark over every event, and position features take marks of every symbol, so a replica
+/// holding some symbols or accounts would serve other values than one pipeline.
+pub fn partition_allowed(
+    service: Service,
+    partition: Option<Partition>,
+) -> Result<(), PlatformError> {
+    match (service, partition) {
+        (_, None) | (Service::ComplianceScanner | Service::Ptrc, Some(_)) => Ok(()),
+        (other, Some(p)) => Err(PlatformError::Setting {
+            setting: "--partition",
+            reason: format!(
+                "{p}: only compliance-scanner and ptrc run as partitioned replicas, not {other}{}",
+                if other == Service::FeaturePipeline {
+                    " (its rows are computed as of one event-time watermark over every symbol and account)"
+                } else {
+                    ""
+                }
+            ),
+        }),
+    }
+}
+
 /// Feeds given on the command line only make sense for `marketdata` (and `up`).
 pub fn feeds_allowed(service: Service, feeds: &[FeedSpec]) -> Result<(), PlatformError> {
     if !feeds.is_empty() && service != Service::Marketdata {
@@ -471,6 +532,19 @@ mod tests {
         }
         assert_eq!("execution_quality".parse(), Ok(Service::ExecutionQuality));
         let err = "gatway".parse::<Service>().unwrap_err();
+        let half = Some(Partition::new(0, 2).unwrap());
+        assert!(partition_allowed(Service::ComplianceScanner, half).is_ok());
+        assert!(partition_allowed(Service::Ptrc, half).is_ok());
+        for s in Service::ALL {
+            assert!(partition_allowed(s, None).is_ok());
+        }
+        let refused = partition_allowed(Service::FeaturePipeline, half)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("--partition") && refused.contains("feature-pipeline"),
+            "{refused}"
+        );
         assert!(
             err.contains("gatway") && err.contains("compliance-scanner"),
             "{err}"

@@ -35,6 +35,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::RuntimeError;
+use crate::partition::Partitioning;
 use crate::snapshot::{Expect, Rejected, SnapshotMeta, SnapshotStore};
 
 /// A journal consumer: a fold of events into state, plus the events it publishes in answer.
@@ -382,6 +383,8 @@ pub struct Runner<B: Bus> {
     bus: B,
     shutdown: CancellationToken,
     metrics: ConsumerMetrics,
+    /// Set for a partitioned replica: every consumer it starts applies only its share.
+    partitioning: Option<Partitioning>,
 }
 
 /// Serializes a snapshot consumer's state.
@@ -412,7 +415,20 @@ impl<B: Bus> Runner<B> {
             bus,
             shutdown,
             metrics,
+            partitioning: None,
         }
+    }
+
+    /// The same runner for a partitioned replica: each consumer it starts drops the events
+    /// whose key belongs to another replica before `apply` (events without a key reach every
+    /// replica) and moves its position past them (see [`crate::partition`]).
+    pub fn partitioned(mut self, partitioning: Partitioning) -> Runner<B> {
+        self.partitioning = Some(partitioning);
+        self
+    }
+
+    pub fn partitioning(&self) -> Option<&Partitioning> {
+        self.partitioning.as_ref()
     }
 
     pub fn bus(&self) -> &B {
@@ -426,6 +442,7 @@ impl<B: Bus> Runner<B> {
             bus: self.bus.clone(),
             shutdown: self.shutdown.clone(),
             metrics,
+            partitioning: self.partitioning.clone(),
         }
     }
 
@@ -537,6 +554,7 @@ impl<B: Bus> Runner<B> {
             handle.clone(),
             tx,
             checkpoint,
+            self.partitioning.clone(),
             self.shutdown.clone(),
         ));
         Ok((handle, task))
@@ -560,6 +578,7 @@ async fn run_loop<B: Bus, C: Consumer>(
     handle: ConsumerHandle<C>,
     position: watch::Sender<u64>,
     mut checkpoint: Checkpoint<C>,
+    partitioning: Option<Partitioning>,
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
     let name = spec.name;
@@ -583,7 +602,7 @@ async fn run_loop<B: Bus, C: Consumer>(
             biased;
             _ = shutdown.cancelled() => break,
             batch = sub.next_batch(spec.batch) => {
-                let batch = match batch {
+                let mut batch = match batch {
                     Ok(b) => b,
                     Err(JournalError::Closed) => break,
                     Err(e) => return Err(RuntimeError::Bus { consumer: name, source: e }),
@@ -592,6 +611,10 @@ async fn run_loop<B: Bus, C: Consumer>(
                 let last = sub.scanned().max(batch.last().map_or(0, |d| d.seq));
                 if last <= applied {
                     continue;
+                }
+                // Another replica's events: dropped here, passed over like filtered subjects.
+                if let Some(p) = &partitioning {
+                    batch.retain(|d| p.keeps(&d.event));
                 }
                 if let Some(first) = batch.first().map(|d| d.seq) {
                     blocking(|| lock(&handle.state).apply(&batch, &mut out))

@@ -3,6 +3,7 @@
 //! - [`consumer`]: the consumer loop over the [`journal::Bus`], with restart from the newest
 //!   snapshot (or the consumer's own stored position) plus the journal tail, checkpoints, a read
 //!   barrier and per-consumer metrics;
+//! - [`partition`]: partitioned replicas (replica `i` of `N` folds the events of its keys);
 //! - [`snapshot`]: versioned, checksummed, atomically written snapshot files;
 //! - [`http`]: the HTTP host (bind, `/health` with consumer readiness, `/metrics`, the JSON
 //!   error fallback, graceful shutdown), the [`Caller`] extractor with its account scope, the one
@@ -15,6 +16,7 @@ pub mod consumer;
 pub mod guard;
 pub mod http;
 pub mod openapi;
+pub mod partition;
 pub mod snapshot;
 pub mod strict;
 
@@ -23,6 +25,7 @@ pub use consumer::{
     SnapshotPolicy, Spec, StoredPosition, replay, restore,
 };
 pub use http::{Caller, ConsumerStatus, Params, Probe, Scope, parse_json, parse_time};
+pub use partition::{Partition, PartitionKey, Partitioning};
 pub use snapshot::{SnapshotStore, fingerprint};
 
 /// Errors of the runtime (a consumer's own error is carried inside [`RuntimeError::Consumer`]).
@@ -34,6 +37,8 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("partition {spec:?}: {reason}")]
+    Partition { spec: String, reason: String },
     #[error("snapshot of {consumer}: {reason}")]
     Snapshot { consumer: String, reason: String },
     #[error("consumer {consumer}: {source}")]

@@ -268,6 +268,10 @@ struct RunArgs {
     /// The service to run.
     #[arg(value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<platform::Service>()))]
     service: platform::Service,
+    /// Run as replica I of N (0 <= I < N; compliance-scanner and ptrc only): this replica
+    /// folds the orders, fills and alerts of the owners hashing to I, and all market data.
+    #[arg(long, value_name = "I/N")]
+    partition: Option<platform::run::Partition>,
     #[command(flatten)]
     up: UpArgs,
 }
@@ -444,8 +448,8 @@ fn main() {
     limit_malloc_arenas();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Up(args) => up(args, None),
-        Command::Run(args) => up(args.up, Some(args.service)),
+        Command::Up(args) => up(args, None, None),
+        Command::Run(args) => up(args.up, Some(args.service), args.partition),
         Command::Md(cmd) => md(cmd),
         Command::Config(ConfigCommand::Check(args)) => config_check(args),
         Command::Bench(BenchCommand::Orders(args)) => bench_orders(args),
@@ -1053,7 +1057,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// `up` (every service, `service` None) or `run <service>`.
-fn up(args: UpArgs, service: Option<platform::Service>) -> Result<()> {
+fn up(
+    args: UpArgs,
+    service: Option<platform::Service>,
+    partition: Option<platform::run::Partition>,
+) -> Result<()> {
     let loaded = load_config(&args.common)?;
     let mut cfg = loaded.config;
     if let Some(dir) = args.data_dir {
@@ -1099,13 +1107,14 @@ fn up(args: UpArgs, service: Option<platform::Service>) -> Result<()> {
     };
     if let Some(service) = service {
         platform::run::feeds_allowed(service, &opts.feeds)?;
+        platform::run::partition_allowed(service, partition)?;
     }
     let rt = runtime()?;
     rt.block_on(async move {
         let shutdown = CancellationToken::new();
         let running = match service {
             None => platform::start(cfg, opts, shutdown.clone()).await?,
-            Some(service) => platform::run(cfg, service, opts, shutdown.clone()).await?,
+            Some(service) => platform::run(cfg, service, partition, opts, shutdown.clone()).await?,
         };
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", running.banner())?;

@@ -1,6 +1,8 @@
 //! Helpers for tests that run the real `trade2026` binary.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
