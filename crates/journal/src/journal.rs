@@ -1531,9 +1531,19 @@ impl WriterState {
     /// Copies the WAL into the database and truncates it (unless a reader still needs its
     /// frames: then the checkpointers finish later); returns the database file's size.
     fn checkpoint_truncate(&mut self) -> Result<u64, JournalError> {
-        let busy: i64 = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        // The background checkpointer's PASSIVE round may hold the checkpoint lock for a
+        // moment (busy): maintenance is rare, so it waits a little for it rather than leave
+        // the WAL at its largest.
+        let mut busy: i64 = 1;
+        for attempt in 0..20 {
+            busy = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            if busy == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5 * (attempt + 1)));
+        }
         if busy != 0 {
             tracing::debug!("journal checkpoint after maintenance deferred: readers are busy");
         }
