@@ -474,7 +474,7 @@ fn nats_error(cfg: &Config, setting: &'static str, e: impl std::fmt::Display) ->
 fn api_key_hint(ctx: &Ctx) -> String {
     if ctx.keyless.is_empty() {
         format!(
-            "  api keys     {} (every service of the cluster reads it; create one with `trade2026 keys create --keys-file {}`)",
+            "  api keys     {} (every service of the cluster reads it; create one with `trade2026 keys create --keys-file {} --role trader --accounts ACCOUNT`)",
             ctx.cfg.keys_path().display(),
             ctx.cfg.keys_path().display()
         )
