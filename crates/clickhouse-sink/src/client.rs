@@ -414,7 +414,7 @@ impl ClickHouseClient {
             .ok_or_else(|| self.bad_answer(sql, format!("expected a number, got {v:?}")))
     }
 
-    fn bad_answer(&self, what: &str, reason: String) -> ClickHouseError {
+    pub(crate) fn bad_answer(&self, what: &str, reason: String) -> ClickHouseError {
         ClickHouseError::BadAnswer {
             url: self.shown.clone(),
             what: short(what),

@@ -18,12 +18,17 @@
 //! naming the setting. A shutdown while retrying stops with [`ClickHouseError::Stopped`] (the
 //! batch is written at the next start).
 //!
+//! **Reading back.** [`EventReader`] (`ClickHouseClient::events`) rebuilds the stored events
+//! from the exact columns, equal to what the sink was given, merged into journal sequence
+//! order and paged by keyset on `seq`, optionally within a sequence or time range.
+//!
 //! `Consumer::apply` is synchronous; the sink does its HTTP on a one-thread tokio runtime of its
 //! own, so it works the same under any caller (multi-threaded runtime, current-thread runtime,
 //! no runtime).
 
 mod client;
 mod error;
+mod read;
 mod rows;
 mod schema;
 
@@ -41,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use client::{ClickHouseClient, StoredFill};
 pub use error::ClickHouseError;
+pub use read::{DEFAULT_PAGE, EventRange, EventReader, StoredEvent};
 pub use schema::{DECIMAL, PROGRESS_TABLE, Table};
 
 /// Backoff between attempts while ClickHouse fails: 100 ms doubling to this.

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 mod archive;
 mod keys;
 mod logs;
+mod offline;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -42,12 +43,16 @@ enum Command {
     /// Event-journal tools.
     #[command(subcommand)]
     Journal(JournalCommand),
-    /// Execution quality over an event file (interchange NDJSON, e.g. from `journal export`):
-    /// per-order records under `orders` keyed by order id, and the aggregates. `--format html`
-    /// renders the Rule 605-style monthly report.
+    /// Execution quality over an event file (interchange NDJSON, e.g. from `journal export`)
+    /// or, with `--source clickhouse`, over the events the ClickHouse sink stored
+    /// (clickhouse.http_url, clickhouse.database): per-order records under `orders` keyed by
+    /// order id, and the aggregates. `--format html` renders the Rule 605-style monthly report.
     Execq {
         #[arg(long)]
-        events: PathBuf,
+        events: Option<PathBuf>,
+        /// `file` (--events) or `clickhouse` (the same records `journal export` makes).
+        #[arg(long, default_value = "file", value_parser = offline::EXECQ_SOURCES)]
+        source: String,
         /// Parameters (YAML or JSON) with the spec's names: rs_horizons_ms, session_close, ...
         #[arg(long)]
         params: Option<PathBuf>,
@@ -57,6 +62,8 @@ enum Command {
         /// order's month.
         #[arg(long)]
         month: Option<String>,
+        #[command(flatten)]
+        common: CommonArgs,
     },
     /// Feature pipeline tools: point-in-time history, materialization, Feast repo.
     #[command(subcommand)]
@@ -89,8 +96,14 @@ enum Command {
 enum FeaturesCommand {
     /// Point-in-time feature values for training: for each `entity,ts` row of the CSV, the
     /// view's values as of that time, never from the future. Reads the journal of --data-dir
-    /// (the platform must not be running on it).
+    /// (the platform must not be running on it), or with `--source clickhouse` the events the
+    /// ClickHouse sink stored (clickhouse.http_url, clickhouse.database): the same rows for the
+    /// same events. ClickHouse holds no book snapshots or deltas: where the journal has them,
+    /// the book-derived values differ.
     History {
+        /// `journal` or `clickhouse`.
+        #[arg(long, default_value = "journal", value_parser = offline::HISTORY_SOURCES)]
+        source: String,
         #[arg(long)]
         entities: PathBuf,
         /// market_features, order_features, position_features or position_symbol_features.
@@ -474,10 +487,13 @@ fn main() {
         Command::Journal(JournalCommand::Archive(args)) => archive::run(args),
         Command::Execq {
             events,
+            source,
             params,
             format,
             month,
-        } => execq_cli(&events, params.as_deref(), &format, month.as_deref()),
+            common,
+        } => offline::execq_records(&source, events.as_deref(), &common)
+            .and_then(|r| execq_cli(r, params.as_deref(), &format, month.as_deref())),
         Command::Ptrc(cmd) => ptrc_cli(cmd),
         Command::Features(cmd) => features_cli(cmd),
         Command::Keys(cmd) => keys::run(cmd),
@@ -627,7 +643,7 @@ fn read_text(path: &std::path::Path) -> Result<String> {
 }
 
 fn execq_cli(
-    events: &std::path::Path,
+    records: Vec<interchange::Record>,
     params: Option<&std::path::Path>,
     format: &str,
     month: Option<&str>,
@@ -639,7 +655,6 @@ fn execq_cli(
         }
         None => execq::Params::default(),
     };
-    let records = read_events(events)?;
     let report = execq::compute(&records, &params)?;
     let out = match format {
         "csv" => execq::report_to_csv(&report),
@@ -858,6 +873,7 @@ fn online_store_of(cfg: &config::Config) -> Result<String> {
 fn features_cli(cmd: FeaturesCommand) -> Result<()> {
     match cmd {
         FeaturesCommand::History {
+            source,
             entities,
             view,
             out,
@@ -880,7 +896,10 @@ fn features_cli(cmd: FeaturesCommand) -> Result<()> {
                     .into_iter()
                     .map(|(e, ts)| (view.clone(), e, ts))
                     .collect();
-            let (_, events) = journal_events(data_dir, &common)?;
+            let events = match source.as_str() {
+                "clickhouse" => offline::clickhouse_events(&common)?,
+                _ => journal_events(data_dir, &common)?.1,
+            };
             let rows = features::history(events.iter().map(|(_, e)| e), &requests)?;
             let csv = features::rows_to_csv(v, &rows);
             match out {
