@@ -86,7 +86,7 @@ impl KeyFileArgs {
                 .with_context(|| format!("creating the data dir {}", dir.display()))?;
         } else if !dir.is_dir() {
             bail!(
-                "no directory {} for the key file (is --data-dir / --keys-file right?)",
+                "no data dir {} for the key file (is --data-dir / --keys-file right?)",
                 dir.display()
             );
         }
