@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use async_nats::HeaderName;
 use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::message::Acker;
@@ -16,7 +17,10 @@ use model::{Event, Timestamp};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::{BusError, IngestPublisher, RECORDED_AT_HEADER, SEQ_HEADER, StreamSpec};
+use crate::{
+    BusError, IngestPublisher, RECORDED_AT_HEADER, RECORDED_AT_NAME, SEQ_HEADER, SEQ_NAME,
+    StreamSpec,
+};
 
 /// Messages asked for per pull request.
 const FETCH: usize = 512;
@@ -303,22 +307,25 @@ async fn pump(
                 }
             }
         }
-        let head = match inner.refresh().await {
-            Ok((_, last)) => last,
-            Err(e) => {
-                tracing::warn!(error = %e, "NATS consumer cannot reach the stream; retrying");
-                broken = true;
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
-        };
         let mut got = bounded(collect(pull.fetch().max_messages(FETCH).messages().await)).await;
         if got.as_ref().is_ok_and(Vec::is_empty) {
+            // The stream's head is asked for only now, when a pull came back empty (not before
+            // every pull: a round trip per batch while messages flow).
+            let head = match inner.refresh().await {
+                Ok((_, last)) => last,
+                Err(e) => {
+                    tracing::warn!(error = %e, "NATS consumer cannot reach the stream; retrying");
+                    broken = true;
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+            };
             // An empty fetch alone does not prove that nothing up to `head` is left (a
             // consumer just created after a server restart answers "no messages" before it
-            // caught up with its stream): the server must also say that nothing is pending.
-            // What it delivered earlier arrived (an error would have marked the consumer
-            // broken), so everything matching up to `head` was handed over.
+            // caught up with its stream): the server must also say that nothing is pending,
+            // asked after `head` was read, so whatever matching reached the stream by then is
+            // counted. What it delivered earlier arrived (an error would have marked the
+            // consumer broken), so everything matching up to `head` was handed over.
             let pending = tokio::time::timeout(PULL_DEADLINE, pull.get_info())
                 .await
                 .ok()
@@ -446,14 +453,14 @@ impl NatsSubscription {
             .map_err(|e| bad(0, format!("no JetStream metadata: {e}")))?
             .stream_sequence;
         let (message, acker) = message.split();
-        let header = |name: &str| {
+        let header = |name: &HeaderName| {
             message
                 .headers
                 .as_ref()
-                .and_then(|h| h.get(name))
+                .and_then(|h| h.get(name.clone()))
                 .and_then(|v| v.as_str().parse::<i64>().ok())
         };
-        let seq = header(SEQ_HEADER)
+        let seq = header(&SEQ_NAME)
             .and_then(|s| u64::try_from(s).ok())
             .ok_or_else(|| bad(stream_seq, format!("no {SEQ_HEADER} header")))?;
         if seq != stream_seq {
@@ -481,7 +488,7 @@ impl NatsSubscription {
         }
         let event: Event = serde_json::from_slice(&message.payload)
             .map_err(|e| bad(stream_seq, format!("not an event: {e}")))?;
-        let recorded_at = header(RECORDED_AT_HEADER)
+        let recorded_at = header(&RECORDED_AT_NAME)
             .ok_or_else(|| bad(stream_seq, format!("no {RECORDED_AT_HEADER} header")))?;
         self.buffer.push_back(Delivery {
             seq,

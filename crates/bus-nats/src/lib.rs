@@ -31,6 +31,7 @@ pub use outbox::Outbox;
 
 use std::time::Duration;
 
+use async_nats::HeaderName;
 use async_nats::jetstream;
 use journal::JournalError;
 
@@ -38,6 +39,11 @@ use journal::JournalError;
 pub const SEQ_HEADER: &str = "Trade2026-Seq";
 /// Header holding when the journal committed the event (unix nanoseconds).
 pub const RECORDED_AT_HEADER: &str = "Trade2026-Recorded-At";
+
+/// The two names as built header names: a `&str` name is validated and copied into a fresh
+/// allocation at every insert and lookup, twice per message on each side.
+pub(crate) static SEQ_NAME: HeaderName = HeaderName::from_static(SEQ_HEADER);
+pub(crate) static RECORDED_AT_NAME: HeaderName = HeaderName::from_static(RECORDED_AT_HEADER);
 
 /// Everything that can go wrong on the NATS side.
 #[derive(Debug, thiserror::Error)]

@@ -246,6 +246,51 @@ async fn a_republish_after_an_outbox_crash_stores_nothing_twice() {
 }
 
 #[tokio::test]
+async fn a_record_missing_from_a_round_fails_the_round_and_the_next_sync_fills_it_in() {
+    // Only a round's last record is acked: a record lost in the middle (here: never sent)
+    // must make the round fail, naming the first record the stream lacks, and store nothing
+    // after the gap; the next sync publishes from the stream's end.
+    let Some(w) = world("gap", 0).await else {
+        return;
+    };
+    w.journal
+        .append_batch((1..=20).map(event).collect())
+        .await
+        .unwrap();
+    let records = w.journal.read_from(1, 100).unwrap();
+    w.outbox.publish_records(&records[..5]).await.unwrap();
+    let err = w.outbox.publish_records(&records[6..]).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("publishing journal seq 6 (the stream ends at 5)"),
+        "{err}"
+    );
+    let stream = || async {
+        jetstream::new(w.client.clone())
+            .get_stream(&w.spec.stream)
+            .await
+            .unwrap()
+            .get_info()
+            .await
+            .unwrap()
+            .state
+    };
+    let state = stream().await;
+    assert_eq!((state.messages, state.last_sequence), (5, 5));
+
+    assert_eq!(w.outbox.sync().await.unwrap(), 20);
+    let state = stream().await;
+    assert_eq!((state.messages, state.last_sequence), (20, 20));
+    let mut all = w
+        .bus
+        .subscribe("all", ">", StartAt::Beginning)
+        .await
+        .unwrap();
+    assert_stream(&w.journal, &take(&mut all, 20).await, 1..=20);
+    w.delete().await;
+}
+
+#[tokio::test]
 async fn a_filtered_consumer_moves_past_events_it_does_not_read() {
     // 33 is a trade, the last event: the position must move past it without a delivery.
     let Some(w) = world("scanned", 33).await else {

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 mod archive;
+mod fanout;
 mod keys;
 mod logs;
 mod offline;
@@ -348,6 +349,11 @@ enum BenchCommand {
     /// logger's writer, report lines/s, then time searches over what it holds. Runs add to the
     /// store, so a large one can be built in steps.
     Logs(logs::BenchLogsArgs),
+    /// Committed journal events through the core's outbox, NATS JetStream and a runtime
+    /// consumer over NatsBus, beside bare async-nats publish/consume of the same messages in the
+    /// same run: events/s and commit-to-consumer latency (p50..max). Streams of its own, deleted
+    /// at the end.
+    Fanout(fanout::BenchFanoutArgs),
 }
 
 #[derive(Args)]
@@ -468,6 +474,7 @@ fn main() {
         Command::Bench(BenchCommand::Orders(args)) => bench_orders(args),
         Command::Bench(BenchCommand::Soak(args)) => bench_soak(args),
         Command::Bench(BenchCommand::Logs(args)) => logs::bench(args),
+        Command::Bench(BenchCommand::Fanout(args)) => fanout::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Journal(JournalCommand::Export {
             data_dir,
