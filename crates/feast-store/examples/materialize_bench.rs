@@ -3,7 +3,9 @@
 //! `TEST_REDIS_URL=redis://127.0.0.1:6379 cargo run --release -p feast-store --example
 //! materialize_bench [-- <entities> <iterations> <script|read>]`
 //!
-//! `script` (default): `Freshness::AtomicScript`; `read`: `Freshness::ReadThenWrite`; append
+//! `script` (default): `Freshness::AtomicScript`; `read`: `Freshness::ReadThenWrite`; `sole`:
+//! `Freshness::SoleWriter` (the writer's default: after the warm-up every slot is remembered, so
+//! this is its steady state); append
 //! `nodoc` (`read-nodoc`, `script-nodoc`) to leave out the JSON documents.
 //!
 //! Every iteration carries newer event times than the last, so every row is really written (an
@@ -71,7 +73,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let freshness = match mode.as_str() {
         "script" => Freshness::AtomicScript,
         "read" => Freshness::ReadThenWrite,
-        other => return Err(format!("unknown mode {other:?}: script | read").into()),
+        "sole" => Freshness::SoleWriter,
+        other => return Err(format!("unknown mode {other:?}: script | read | sole").into()),
     };
     let project = format!("t26bench_{}", std::process::id());
 

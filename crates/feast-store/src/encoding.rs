@@ -82,7 +82,16 @@ pub fn redis_key_multi(project: &str, keys: &[(&str, EntityValue<'_>)]) -> Vec<u
 
 /// The hash field of one feature: `u32le(murmur3_x86_32("<view>:<feature>", seed 0))`.
 pub fn field_name(view: &str, feature: &str) -> [u8; 4] {
-    let mut s = Vec::with_capacity(view.len() + 1 + feature.len());
+    // Runs once per feature value on the write path: hash from the stack when the name fits.
+    let len = view.len() + 1 + feature.len();
+    if len <= 128 {
+        let mut buf = [0u8; 128];
+        buf[..view.len()].copy_from_slice(view.as_bytes());
+        buf[view.len()] = b':';
+        buf[view.len() + 1..len].copy_from_slice(feature.as_bytes());
+        return murmur3_32(&buf[..len], 0).to_le_bytes();
+    }
+    let mut s = Vec::with_capacity(len);
     s.extend_from_slice(view.as_bytes());
     s.push(b':');
     s.extend_from_slice(feature.as_bytes());

@@ -97,6 +97,87 @@ async fn newer_timestamp_is_never_overwritten_read_then_write() {
     newest_wins(Freshness::ReadThenWrite).await;
 }
 
+#[tokio::test]
+async fn newer_timestamp_is_never_overwritten_sole_writer() {
+    newest_wins(Freshness::SoleWriter).await;
+}
+
+/// The sole writer after a restart: a new writer (empty memory) reads what the previous run
+/// stored before deciding, so an older row never replaces it, while a remembered slot costs no
+/// read round trip.
+#[tokio::test]
+async fn sole_writer_reads_what_an_earlier_run_stored() {
+    let Some(url) = redis_url().await else { return };
+    let project = unique_project("sole_restart");
+    let opts = || WriterOptions {
+        freshness: Freshness::SoleWriter,
+        ..WriterOptions::default()
+    };
+    let mk = |view: &str, ts: i64, v: f64| {
+        row(
+            view,
+            "symbol",
+            "ADAUSDT",
+            Timestamp::from_nanos(ts),
+            vec![("last_price", OnlineValue::F64(v))],
+        )
+    };
+    let last_price = |url: String, project: String| async move {
+        let mut c = raw_conn(&url).await;
+        let v: Vec<u8> = redis::cmd("HGET")
+            .arg(redis_key(&project, "symbol", "ADAUSDT"))
+            .arg(&feast_store::field_name("market_features", "last_price")[..])
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        hex(&v)
+    };
+    let t = 1_767_323_045_000_000_000i64;
+    let first = OnlineStoreWriter::new(&url, opts()).unwrap();
+    let s = first
+        .write(&project, &[mk("market_features", t, 2.0)])
+        .await
+        .unwrap();
+    assert_eq!(s.written, 1);
+    // Remembered: the next write has no read round trip (one pipeline: the HSET and MSET).
+    let s = first
+        .write(&project, &[mk("market_features", t + 1, 3.0)])
+        .await
+        .unwrap();
+    assert_eq!((s.written, s.pipelines), (1, 1));
+    drop(first);
+
+    // "Restart": a new writer must not overwrite the stored t+1 with t.
+    let second = OnlineStoreWriter::new(&url, opts()).unwrap();
+    let s = second
+        .write(
+            &project,
+            &[mk("market_features", t, 9.0), mk("order_features", t, 1.0)],
+        )
+        .await
+        .unwrap();
+    assert_eq!((s.written, s.skipped_stale), (1, 1), "{s:?}");
+    assert_eq!(
+        last_price(url.clone(), project.clone()).await,
+        "290000000000000840"
+    );
+    let s = second
+        .write(&project, &[mk("market_features", t + 2, 4.0)])
+        .await
+        .unwrap();
+    assert_eq!(s.written, 1);
+    assert_eq!(
+        last_price(url.clone(), project.clone()).await,
+        "290000000000001040"
+    );
+    cleanup(
+        &url,
+        &project,
+        &[mk("market_features", 0, 0.0), mk("order_features", 0, 0.0)],
+    )
+    .await;
+}
+
 async fn newest_wins(freshness: Freshness) {
     let Some(url) = redis_url().await else { return };
     let project = unique_project(&format!("newest_{freshness:?}"));
@@ -104,7 +185,7 @@ async fn newest_wins(freshness: Freshness) {
         freshness,
         ..WriterOptions::default()
     };
-    let w = OnlineStoreWriter::new(&url, opts).unwrap();
+    let w = OnlineStoreWriter::new(&url, opts.clone()).unwrap();
     let mk = |ts: i64, v: f64| {
         row(
             "market_features",
@@ -157,6 +238,9 @@ async fn newest_wins(freshness: Freshness) {
     assert_eq!(s.written, 1);
     assert_eq!(read(url.clone(), project.clone()).await.1, 6.0);
     cleanup(&url, &project, &[mk(0, 0.0)]).await;
+    // The cleanup deleted keys behind the writer's back: a `SoleWriter` would (rightly, as the
+    // only writer) still compare against what it wrote, so start a new writer.
+    let w = OnlineStoreWriter::new(&url, opts).unwrap();
 
     // Pre-epoch: -1.5 s is older than -0.5 s, which is older than the epoch.
     let s = w.write(&project, &[mk(-1_500_000_000, 1.0)]).await.unwrap();
@@ -184,6 +268,11 @@ async fn views_share_the_entity_hash_atomic_script() {
 #[tokio::test]
 async fn views_share_the_entity_hash_read_then_write() {
     views_share(Freshness::ReadThenWrite).await;
+}
+
+#[tokio::test]
+async fn views_share_the_entity_hash_sole_writer() {
+    views_share(Freshness::SoleWriter).await;
 }
 
 async fn views_share(freshness: Freshness) {
