@@ -184,6 +184,13 @@ fn csv_error(source: &str, e: &csv::Error) -> PtrcError {
     }
 }
 
+/// A column of a [`Table`], resolved to its index once.
+#[derive(Clone, Copy)]
+struct Col {
+    name: &'static str,
+    at: Option<usize>,
+}
+
 struct Table<'a> {
     source: &'a str,
     columns: BTreeMap<String, usize>,
@@ -204,6 +211,38 @@ impl Table<'_> {
             .get(column)
             .and_then(|&i| rec.get(i))
             .map(str::trim)
+    }
+
+    /// The index of `column`, looked up once per file rather than once per record (the lookup by
+    /// name showed in the profile of a 1M-trade file).
+    fn index(&self, column: &'static str) -> Col {
+        Col {
+            name: column,
+            at: self.columns.get(column).copied(),
+        }
+    }
+
+    fn get_at<'r>(&self, rec: &'r csv::StringRecord, c: Col) -> Option<&'r str> {
+        c.at.and_then(|i| rec.get(i)).map(str::trim)
+    }
+
+    fn required_at<'r>(
+        &self,
+        rec: &'r csv::StringRecord,
+        line: u64,
+        c: Col,
+    ) -> Result<&'r str, PtrcError> {
+        match self.get_at(rec, c) {
+            Some(v) if !v.is_empty() => Ok(v),
+            _ => Err(self.err(line, c.name, "missing value")),
+        }
+    }
+
+    fn decimal_at(&self, rec: &csv::StringRecord, line: u64, c: Col) -> Result<Decimal, PtrcError> {
+        let text = self.required_at(rec, line, c)?;
+        text.parse::<Decimal>()
+            .or_else(|_| Decimal::from_scientific(text))
+            .map_err(|_| self.err(line, c.name, format!("{text:?} is not a decimal number")))
     }
 
     fn required<'r>(
@@ -278,15 +317,18 @@ fn records<'a, R: Read>(
 
 /// Parse `2024-03-01` (00:00 UTC) or an RFC 3339 datetime (offset optional, UTC if absent).
 pub fn parse_ts(text: &str) -> Option<Timestamp> {
+    // RFC 3339 first: it is the common form of a trades file, a bare date never parses as one
+    // (so the order does not change any result), and a failed strftime-style date parse per
+    // record showed in the 1M-trade profile.
+    if let Ok(t) = Timestamp::parse_rfc3339(text) {
+        return Some(t);
+    }
     if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return d
             .and_hms_opt(0, 0, 0)?
             .and_utc()
             .timestamp_nanos_opt()
             .map(Timestamp::from_nanos);
-    }
-    if let Ok(t) = Timestamp::parse_rfc3339(text) {
-        return Some(t);
     }
     for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
         if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(text, fmt) {
@@ -308,10 +350,17 @@ pub fn read_trades(text: &str, source: &str) -> Result<Vec<Trade>, PtrcError> {
 pub fn read_trades_from(input: impl Read, source: &str) -> Result<Vec<Trade>, PtrcError> {
     let required = ["ts", "account", "symbol", "side", "qty", "price", "fee"];
     let (mut rdr, t) = reader(input, source, &required)?;
+    let [c_ts, c_account, c_symbol, c_side, c_qty, c_price, c_fee] = required.map(|c| t.index(c));
+    let (c_owner, c_lot) = (t.index("owner"), t.index("lot_id"));
     let mut out: Vec<Trade> = Vec::new();
-    for item in records(&mut rdr, &t) {
-        let (line, rec) = item?;
-        let ts_text = t.required(&rec, line, "ts")?;
+    // One record buffer for the whole file: a fresh record per line was an allocation per trade.
+    let mut rec = csv::StringRecord::new();
+    while rdr
+        .read_record(&mut rec)
+        .map_err(|e| csv_error(t.source, &e))?
+    {
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        let ts_text = t.required_at(&rec, line, c_ts)?;
         let ts = parse_ts(ts_text).ok_or_else(|| {
             t.err(
                 line,
@@ -319,34 +368,35 @@ pub fn read_trades_from(input: impl Read, source: &str) -> Result<Vec<Trade>, Pt
                 format!("{ts_text:?} is not an ISO-8601 date or datetime"),
             )
         })?;
-        let side = match t
-            .required(&rec, line, "side")?
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "buy" => Side::Buy,
-            "sell" => Side::Sell,
-            other => return Err(t.err(line, "side", format!("{other:?} is not buy or sell"))),
+        let side_text = t.required_at(&rec, line, c_side)?;
+        let side = if side_text.eq_ignore_ascii_case("buy") {
+            Side::Buy
+        } else if side_text.eq_ignore_ascii_case("sell") {
+            Side::Sell
+        } else {
+            let other = side_text.to_ascii_lowercase();
+            return Err(t.err(line, "side", format!("{other:?} is not buy or sell")));
         };
-        let qty = t.decimal(&rec, line, "qty")?;
-        if qty <= Decimal::ZERO {
+        // Sign tests instead of comparisons with zero: same answers, no rescaling.
+        let qty = t.decimal_at(&rec, line, c_qty)?;
+        if qty.is_sign_negative() || qty.is_zero() {
             return Err(t.err(line, "qty", format!("{qty} must be greater than zero")));
         }
-        let price = t.decimal(&rec, line, "price")?;
-        if price <= Decimal::ZERO {
+        let price = t.decimal_at(&rec, line, c_price)?;
+        if price.is_sign_negative() || price.is_zero() {
             return Err(t.err(line, "price", format!("{price} must be greater than zero")));
         }
-        let fee = t.decimal(&rec, line, "fee")?;
-        if fee < Decimal::ZERO {
+        let fee = t.decimal_at(&rec, line, c_fee)?;
+        if fee.is_sign_negative() && !fee.is_zero() {
             return Err(t.err(line, "fee", format!("{fee} must not be negative")));
         }
-        let account = t.required(&rec, line, "account")?.to_string();
+        let account = t.required_at(&rec, line, c_account)?.to_string();
         let owner = t
-            .get(&rec, "owner")
+            .get_at(&rec, c_owner)
             .filter(|o| !o.is_empty())
             .map_or_else(|| account.clone(), str::to_string);
         let lot_ids = t
-            .get(&rec, "lot_id")
+            .get_at(&rec, c_lot)
             .map(|l| {
                 l.split(';')
                     .map(str::trim)
@@ -371,7 +421,7 @@ pub fn read_trades_from(input: impl Read, source: &str) -> Result<Vec<Trade>, Pt
             ts,
             account,
             owner,
-            symbol: t.required(&rec, line, "symbol")?.to_string(),
+            symbol: t.required_at(&rec, line, c_symbol)?.to_string(),
             side,
             qty,
             price,
@@ -489,6 +539,58 @@ mod tests {
         assert_eq!(t[1].owner, "A", "owner defaults to the account");
         assert_eq!(t[1].lot_ids, vec!["L1"]);
         assert_eq!(t[0].date().to_string(), "2024-01-02");
+    }
+
+    // The trades reader resolves columns once and reuses one record buffer (issue 13): columns
+    // in any order, case-insensitive sides, every timestamp form, and the zero/negative checks
+    // must read as before.
+    #[test]
+    fn trades_read_with_columns_in_any_order_and_every_ts_form() {
+        let text = "fee,lot_id,price,qty,side,symbol,account,ts\n\
+            0,,10,1,BUY,X,A,2024-01-02\n\
+            0.5,L9,10.5,2,Sell,X,A,2024-01-02T10:00:00+01:00\n\
+            0.000,,9.99,3,buy,Y,B,2024-01-02T10:00:00.5\n\
+            0,,9,4, sell ,Y,B,2024-01-02 11:00:00\n";
+        let t = read_trades(text, "t.csv").unwrap();
+        let got: Vec<String> = t
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {} {} {:?} {} {} {} {:?} {}",
+                    t.ts, t.account, t.symbol, t.side, t.qty, t.price, t.fee, t.lot_ids, t.owner
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "2024-01-02T00:00:00.000000000Z A X Buy 1 10 0 [] A",
+                "2024-01-02T09:00:00.000000000Z A X Sell 2 10.5 0.5 [\"L9\"] A",
+                "2024-01-02T10:00:00.500000000Z B Y Buy 3 9.99 0.000 [] B",
+                "2024-01-02T11:00:00.000000000Z B Y Sell 4 9 0 [] B",
+            ]
+        );
+        for (row, want) in [
+            ("2024-01-02,A,X,buy,0,1,0", "column \"qty\""),
+            ("2024-01-02,A,X,buy,-0,1,0", "column \"qty\""),
+            ("2024-01-02,A,X,buy,1,0.00,0", "column \"price\""),
+            ("2024-01-02,A,X,buy,1,-1,0", "column \"price\""),
+            ("2024-01-02,A,X,buy,1,1,-0.01", "column \"fee\""),
+            ("2024-01-02,A,X,,1,1,0", "column \"side\": missing value"),
+            (
+                "2024-01-02,,X,buy,1,1,0",
+                "column \"account\": missing value",
+            ),
+        ] {
+            let text = format!("ts,account,symbol,side,qty,price,fee\n{row}\n");
+            let err = read_trades(&text, "t.csv").unwrap_err().to_string();
+            assert!(err.contains(&format!("t.csv:2: {want}")), "{row}: {err}");
+        }
+        let ok = read_trades(
+            "ts,account,symbol,side,qty,price,fee\n2024-01-02,A,X,buy,1,1,-0\n",
+            "t.csv",
+        );
+        assert!(ok.is_ok(), "a fee of -0 is zero, not negative: {ok:?}");
     }
 
     #[test]
