@@ -6,7 +6,8 @@
 //!
 //! - [`encoding`]: the byte layout, pure (entity key v3, murmur3 field names, protobuf values).
 //! - [`OnlineRow`]: one view's values for one entity, and its hash fields / JSON document.
-//! - [`OnlineStoreWriter`]: pipelined, newest-wins (atomic Lua check), with retry and metrics.
+//! - [`OnlineStoreWriter`]: pipelined, newest-wins (by default as the sole writer of its slots;
+//!   an atomic Lua check where other writers share them), with retry and metrics.
 //! - [`feast_repo_files`]: a feature repo matching what we write, for `feast apply`.
 
 mod conn;
