@@ -166,7 +166,8 @@ impl Outbox {
     /// it belongs (or found already there) means every record before it is in the stream too;
     /// one that was lost or refused makes every later one fail the expected-sequence check,
     /// the last included. An ack per record costs the server a reply and this side a pending
-    /// request each: publishing took about 1.5x as long with them (docs/BENCHMARKS.md).
+    /// request each: bare JetStream moved 1.4-1.6x fewer events/s with them (docs/BENCHMARKS.md,
+    /// "Cluster (NATS JetStream)").
     async fn send<T: Publishable + Sync>(
         &self,
         records: &[T],
