@@ -745,6 +745,29 @@ pub(crate) async fn gateway(
     Ok((addr, reads))
 }
 
+/// Keeps `market` (the gateway's last quotes and trades) current from the journal, starting
+/// with its recent market data.
+pub(crate) fn journal_market_cache(
+    ctx: &mut Ctx,
+    j: &Journaled,
+    market: &gateway::MarketCache,
+) -> Result<(), PlatformError> {
+    let recent = recent_start(j.journal.last_seq(), j.journal.first_seq());
+    let sub = j
+        .bus
+        .subscribe_ephemeral("md.>", journal::StartAt::Sequence(recent))?;
+    ctx.tasks.push((
+        "gateway-market",
+        tokio::spawn(feed_market_cache(
+            sub,
+            market.clone(),
+            false,
+            ctx.shutdown.clone(),
+        )),
+    ));
+    Ok(())
+}
+
 /// The last 50 000 events of the journal, or what it still holds after an archive: where a
 /// market cache starts reading.
 pub(crate) fn recent_start(last: u64, first: u64) -> u64 {

@@ -163,17 +163,7 @@ pub async fn run(
                 }),
             ));
             let market = gateway::MarketCache::default();
-            let recent = parts::recent_start(j.journal.last_seq(), j.journal.first_seq());
-            ctx.tasks.push((
-                "gateway-market",
-                tokio::spawn(parts::feed_market_cache(
-                    j.bus
-                        .subscribe_ephemeral("md.>", StartAt::Sequence(recent))?,
-                    market.clone(),
-                    false,
-                    shutdown.clone(),
-                )),
-            ));
+            parts::journal_market_cache(&mut ctx, &j, &market)?;
             // /health says how far NATS is behind the journal (orders are acknowledged
             // whatever NATS does; consumers elsewhere see them once the outbox caught up).
             let journal = j.journal.clone();

@@ -2,7 +2,7 @@ use std::time::{Duration, Instant};
 
 use config::Config;
 use feeds::synthetic::{SyntheticMarket, SyntheticSpec};
-use journal::{Journal, StartAt};
+use journal::Journal;
 use model::{Event, Timestamp};
 use telemetry::Metrics;
 use tokio::sync::mpsc;
@@ -63,17 +63,7 @@ pub async fn start(
     ctx.runtime_task("sinks", sinks_task);
 
     let market = gateway::MarketCache::with_freshness(freshness);
-    let recent = parts::recent_start(j.journal.last_seq(), j.journal.first_seq());
-    ctx.tasks.push((
-        "gateway-market",
-        tokio::spawn(parts::feed_market_cache(
-            j.bus
-                .subscribe_ephemeral("md.>", StartAt::Sequence(recent))?,
-            market.clone(),
-            false,
-            shutdown.clone(),
-        )),
-    ));
+    parts::journal_market_cache(&mut ctx, &j, &market)?;
 
     // --- trading engine + gateway + API keys ----------------------------------------------------
     let (gateway_addr, reads) = parts::gateway(

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cluster::{Proc, base_env, last_quote, market_file, order, poll, post_order, server};
+use common::cluster::{
+    Proc, base_env, last_quote, market_file, order, poll, post_order, server, wait_for_replay,
+};
 use common::{bin, http, http_get};
 use serde_json::{Value, json};
 
@@ -124,12 +126,8 @@ impl Ports {
 /// then trades (a wash pair of one owner, a round trip, a partial close). Returns the order
 /// count and the market features of the replay.
 fn scripted_flow(ports: Ports, market: &Path, mid_flow: impl FnOnce()) -> (usize, Value) {
-    let (bid, ts) = last_quote(market);
-    poll("the whole replay in the gateway", 60, || {
-        let (status, body) = http_get(ports.gateway, "/marketdata/BTCUSDT");
-        (status == 200 && serde_json::from_str::<Value>(&body).unwrap()["quote"]["bid"] == bid)
-            .then_some(())
-    });
+    let (_, ts) = last_quote(market);
+    wait_for_replay(ports.gateway, market);
     let features = poll("the whole replay in the market features", 60, || {
         let (status, body) = http_get(ports.features, "/features/market_features/BTCUSDT");
         let v: Value = serde_json::from_str(&body).ok()?;
@@ -436,12 +434,7 @@ fn a_ten_second_nats_outage_under_load_loses_nothing_and_the_core_keeps_acknowle
     cluster.start_service("ptrc");
     let gateway = cluster.addr("core", "gateway");
     let quality = cluster.addr("execution-quality", "exec quality");
-    let (bid, _) = last_quote(&market);
-    poll("the replay in the gateway", 60, || {
-        let (status, body) = http_get(gateway, "/marketdata/BTCUSDT");
-        (status == 200 && serde_json::from_str::<Value>(&body).unwrap()["quote"]["bid"] == bid)
-            .then_some(())
-    });
+    wait_for_replay(gateway, &market);
 
     // Orders at a steady pace before, during and after a 10 s outage of NATS; each answer is
     // checked (the core never stops acknowledging: its journal does not wait for NATS).
@@ -705,12 +698,7 @@ fn a_clickhouse_outage_under_load_loses_and_doubles_no_row() {
     cluster.start_with("marketdata", &["--feed", &feed, "--replay-speed", "max"]);
     cluster.start_service("sinks");
     let gateway = cluster.addr("core", "gateway");
-    let (bid, _) = last_quote(&market);
-    poll("the replay in the gateway", 60, || {
-        let (status, body) = http_get(gateway, "/marketdata/BTCUSDT");
-        (status == 200 && serde_json::from_str::<Value>(&body).unwrap()["quote"]["bid"] == bid)
-            .then_some(())
-    });
+    wait_for_replay(gateway, &market);
     let mut sent = 0usize;
     let post_for = |secs: u64, sent: &mut usize| {
         let until = Instant::now() + Duration::from_secs(secs);

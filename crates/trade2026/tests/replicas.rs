@@ -15,7 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 
-use common::cluster::{Proc, base_env, last_quote, market_file, order, poll, post_order, server};
+use common::cluster::{
+    Proc, base_env, market_file, order, poll, post_order, server, wait_for_replay,
+};
 use common::{http, http_get};
 use serde_json::{Value, json};
 
@@ -98,12 +100,7 @@ impl Cluster {
 /// The same flow into each cluster: the whole replay journaled, then a wash pair per owner
 /// and two buys per trader.
 fn flow(gateway: SocketAddr, market: &Path) {
-    let (bid, _) = last_quote(market);
-    poll("the whole replay in the gateway", 60, || {
-        let (status, body) = http_get(gateway, "/marketdata/BTCUSDT");
-        (status == 200 && serde_json::from_str::<Value>(&body).unwrap()["quote"]["bid"] == bid)
-            .then_some(())
-    });
+    wait_for_replay(gateway, market);
     for owner in OWNERS {
         let [a, b] = accounts_of(owner);
         post_order(gateway, &order(&a, "buy", "0.5"));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{bin, http};
+use super::{bin, http, http_get};
 
 /// A server a test needs, from `var`: unreachable means skip, or fail under CI.
 pub fn server(var: &str, default: &str) -> Option<String> {
@@ -253,4 +253,15 @@ pub fn post_order(gateway: SocketAddr, body: &str) -> Value {
 pub fn order(account: &str, side: &str, qty: &str) -> String {
     json!({"account": account, "symbol": "BTCUSDT", "side": side, "type": "market", "quantity": qty})
         .to_string()
+}
+
+/// Waits until the gateway at `gateway` shows the replay's last quote: the whole replay is
+/// journaled.
+pub fn wait_for_replay(gateway: SocketAddr, market: &Path) {
+    let (bid, _) = last_quote(market);
+    poll("the whole replay in the gateway", 60, || {
+        let (status, body) = http_get(gateway, "/marketdata/BTCUSDT");
+        (status == 200 && serde_json::from_str::<Value>(&body).unwrap()["quote"]["bid"] == bid)
+            .then_some(())
+    });
 }
