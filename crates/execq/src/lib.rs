@@ -45,12 +45,14 @@ pub use params::{
     Params, QuoteTiming, RsBpsDenominator, RsEndOfData, SizeBucketBasis, TimeWindow,
 };
 pub use pending::{PendingHorizon, PendingSpreads, RowChange, RowUpdater, SpreadUpdate};
-pub use render::{report_to_csv, rule605_to_csv, rule605_to_html};
+pub use render::{
+    report_csv_header, report_csv_line, report_to_csv, rule605_to_csv, rule605_to_html,
+};
 pub use report::{
     Aggregates, LIQUIDITY, Marketability, NOTES, OrderClass, OrderQuality, OrderStatus, Report,
     SIZE_BUCKETS,
 };
-pub use rows::{RowAggregator, aggregate_rows, report_from_rows};
+pub use rows::{RowAggregator, StreamedReport, aggregate_rows, report_from_rows};
 pub use rule605::{Rule605, Rule605Row, rule605, rule605_from_rows};
 pub use stats::{EXEC_TIME_BUCKETS, HorizonStats, HorizonSums, Stats, Sums};
 

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use model::{Decimal, Side};
 use rust_decimal::prelude::ToPrimitive;
 
+use crate::params::Params;
 use crate::report::{OrderQuality, Report};
 use crate::rule605::{Rule605, Rule605Row};
 use crate::stats::Stats;
@@ -162,12 +163,19 @@ fn horizons_of(report_horizons: &[u64], primary: u64) -> Vec<u64> {
 }
 
 /// The per-order CSV (one line per order, sorted by order id), with one realized-spread column
-/// pair per horizon.
+/// pair per horizon: [`report_csv_header`] and a [`report_csv_line`] per order.
 pub fn report_to_csv(report: &Report) -> String {
-    let horizons = horizons_of(
-        &report.params.rs_horizons_ms,
-        report.params.rs_primary_horizon_ms,
-    );
+    let mut out = report_csv_header(&report.params);
+    for o in report.orders.values() {
+        out.push_str(&report_csv_line(o));
+    }
+    out
+}
+
+/// The header line of the per-order CSV under `params` (newline included), for writing the
+/// CSV row by row (e.g. from [`crate::ExecQuality::held_rows_iter`]).
+pub fn report_csv_header(params: &Params) -> String {
+    let horizons = horizons_of(&params.rs_horizons_ms, params.rs_primary_horizon_ms);
     let mut out = String::new();
     let mut header: Vec<String> = [
         "order_id",
@@ -203,9 +211,13 @@ pub fn report_to_csv(report: &Report) -> String {
     header.extend(stats_header(&horizons));
     header.push("notes".into());
     write_row(&mut out, header);
-    for o in report.orders.values() {
-        write_row(&mut out, order_cells(o));
-    }
+    out
+}
+
+/// One order's line of the per-order CSV (newline included).
+pub fn report_csv_line(o: &OrderQuality) -> String {
+    let mut out = String::new();
+    write_row(&mut out, order_cells(o));
     out
 }
 

@@ -28,12 +28,17 @@ struct RowCell {
 }
 
 /// Folds rows into [`Aggregates`] one at a time (for rows streamed from storage). Rows the
-/// filter drops are ignored; memory is one [`Sums`] per distinct cell (account, symbol, class,
-/// size bucket, liquidity, time window), not per row.
+/// filter drops are ignored. A row is added to its finest cell (account, symbol, class, size
+/// bucket, liquidity, time window: one addition instead of seven); the cells are rolled up into
+/// the groupings whenever there are [`RowAggregator::MAX_CELLS`] of them, so memory is bounded
+/// by that and by the keys of the groupings, not by the rows (with many accounts and symbols
+/// nearly every order has a cell of its own).
 pub struct RowAggregator {
     r: Resolved,
     filter: ReportFilter,
     cells: HashMap<RowCell, Sums, FixedState>,
+    overall: Sums,
+    groups: [BTreeMap<String, Sums>; 6],
 }
 
 impl RowAggregator {
@@ -43,11 +48,16 @@ impl RowAggregator {
 
     pub(crate) fn from_resolved(r: Resolved, filter: ReportFilter) -> RowAggregator {
         RowAggregator {
+            overall: Sums::with_horizons(r.horizons_ns.len()),
             r,
             filter,
             cells: HashMap::with_hasher(FixedState::default()),
+            groups: Default::default(),
         }
     }
+
+    /// Cells held before they are rolled up into the groupings.
+    pub const MAX_CELLS: usize = 4096;
 
     pub fn add(&mut self, row: &OrderQuality) {
         if !self.filter.keeps(
@@ -68,17 +78,19 @@ impl RowAggregator {
         match self.cells.get_mut(&cell) {
             Some(acc) => acc.add(&row.sums),
             None => {
+                if self.cells.len() >= Self::MAX_CELLS {
+                    self.roll_up();
+                }
                 self.cells.insert(cell, (*row.sums).clone());
             }
         }
     }
 
-    /// The aggregates over the rows added: the finest cells rolled up into each grouping.
-    pub fn finish(self) -> Aggregates {
-        let mut overall = Sums::with_horizons(self.r.horizons_ns.len());
-        let mut groups: [BTreeMap<String, Sums>; 6] = Default::default();
-        for (cell, s) in &self.cells {
-            overall.add(s);
+    /// Add the cells into the groupings and forget them (sums are exact, so rolling up early
+    /// changes nothing).
+    fn roll_up(&mut self) {
+        for (cell, s) in self.cells.drain() {
+            self.overall.add(&s);
             let keys: [&str; 6] = [
                 &cell.account,
                 &cell.symbol,
@@ -87,15 +99,22 @@ impl RowAggregator {
                 cell.liquidity,
                 &cell.window,
             ];
-            for (g, key) in groups.iter_mut().zip(keys) {
+            for (g, key) in self.groups.iter_mut().zip(keys) {
                 match g.get_mut(key) {
-                    Some(acc) => acc.add(s),
+                    Some(acc) => acc.add(&s),
                     None => {
                         g.insert(key.to_string(), s.clone());
                     }
                 }
             }
         }
+    }
+
+    /// The aggregates over the rows added: the finest cells rolled up into each grouping.
+    pub fn finish(mut self) -> Aggregates {
+        self.roll_up();
+        let overall = self.overall;
+        let groups = self.groups;
         let r = &self.r;
         let st = |m: BTreeMap<String, Sums>| -> BTreeMap<String, Stats> {
             m.into_iter()
@@ -168,4 +187,55 @@ where
         orders,
         aggregates,
     })
+}
+
+/// [`crate::ExecQuality::report`] built while it is serialized
+/// ([`crate::ExecQuality::report_streamed`]): the same serde output (so the same JSON, byte for
+/// byte), with one per-order row in memory at a time instead of the map of every row. The
+/// aggregates, which follow the rows, are folded from the rows as they go out.
+pub struct StreamedReport<'a> {
+    pub(crate) engine: &'a crate::ExecQuality,
+}
+
+/// The `orders` map of a [`StreamedReport`], feeding `agg` as it goes.
+struct StreamedOrders<'a> {
+    engine: &'a crate::ExecQuality,
+    agg: &'a std::cell::RefCell<RowAggregator>,
+}
+
+impl serde::Serialize for StreamedOrders<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let rows = self.engine.held_rows_iter(&ReportFilter::default());
+        let mut map = s.serialize_map(None)?;
+        for row in rows {
+            self.agg.borrow_mut().add(&row);
+            map.serialize_entry(&row.order_id, &row)?;
+        }
+        map.end()
+    }
+}
+
+impl serde::Serialize for StreamedReport<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let e = self.engine;
+        let agg = RowAggregator::new(e.params(), ReportFilter::default())
+            .map_err(serde::ser::Error::custom)?;
+        let agg = std::cell::RefCell::new(agg);
+        // The fields of `Report`, in its order.
+        let mut st = s.serialize_struct("Report", 5)?;
+        st.serialize_field("params", e.params())?;
+        st.serialize_field("records", &e.records())?;
+        st.serialize_field("data_issues", &e.data_issues())?;
+        st.serialize_field(
+            "orders",
+            &StreamedOrders {
+                engine: e,
+                agg: &agg,
+            },
+        )?;
+        st.serialize_field("aggregates", &agg.into_inner().finish())?;
+        st.end()
+    }
 }

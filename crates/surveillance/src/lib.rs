@@ -89,25 +89,80 @@ pub enum SurveillanceError {
 /// Batch scan: exactly the streaming scanner fed `records` in order, then finished. Alerts come
 /// in emission order, deduplicated by key.
 pub fn scan(records: &[Record], params: &Params) -> Result<Vec<Alert>, SurveillanceError> {
-    let mut s = Scanner::new(params.clone())?;
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
+    let mut b = BatchScan::new(params)?;
     for r in records {
-        out.extend(
-            s.on_record(r)
-                .into_iter()
-                .filter(|a| seen.insert(a.key.clone())),
-        );
+        b.push(r);
     }
-    out.extend(
-        s.finish()
-            .into_iter()
-            .filter(|a| seen.insert(a.key.clone())),
-    );
-    Ok(out)
+    Ok(b.finish())
+}
+
+/// [`scan`] fed one record at a time (records read as a stream need not be held): push every
+/// record in time order, then [`BatchScan::finish`].
+pub struct BatchScan {
+    scanner: Scanner,
+    seen: HashSet<String>,
+    alerts: Vec<Alert>,
+}
+
+impl BatchScan {
+    pub fn new(params: &Params) -> Result<BatchScan, SurveillanceError> {
+        Ok(BatchScan {
+            scanner: Scanner::new(params.clone())?,
+            seen: HashSet::new(),
+            alerts: Vec::new(),
+        })
+    }
+
+    pub fn push(&mut self, record: &Record) {
+        let new = self.scanner.on_record(record);
+        self.keep(new);
+    }
+
+    fn keep(&mut self, new: Vec<Alert>) {
+        let seen = &mut self.seen;
+        self.alerts
+            .extend(new.into_iter().filter(|a| seen.insert(a.key.clone())));
+    }
+
+    /// The alerts of [`scan`] over the records pushed.
+    pub fn finish(mut self) -> Vec<Alert> {
+        let rest = self.scanner.finish();
+        self.keep(rest);
+        self.alerts
+    }
 }
 
 /// The CLI / HTTP body: `{"alerts":[...]}`.
 pub fn alerts_to_json(alerts: &[Alert]) -> serde_json::Value {
     serde_json::json!({ "alerts": alerts })
+}
+
+/// [`alerts_to_json`] as a value serialized one alert at a time: the same output (each alert
+/// goes through `serde_json::Value`, so its keys come in the same order), without a `Value`
+/// of every alert at once.
+pub fn alerts_json(alerts: &[Alert]) -> impl serde::Serialize + '_ {
+    AlertsBody(alerts)
+}
+
+struct AlertsBody<'a>(&'a [Alert]);
+struct AlertList<'a>(&'a [Alert]);
+
+impl serde::Serialize for AlertsBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("alerts", &AlertList(self.0))?;
+        m.end()
+    }
+}
+
+impl serde::Serialize for AlertList<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for a in self.0 {
+            seq.serialize_element(&serde_json::to_value(a).map_err(serde::ser::Error::custom)?)?;
+        }
+        seq.end()
+    }
 }

@@ -637,12 +637,15 @@ fn write_export(
     Ok(written)
 }
 
-fn read_events(path: &std::path::Path) -> Result<Vec<interchange::Record>> {
+/// The records of an interchange NDJSON file, read one at a time as the iterator advances (the
+/// first bad line ends it with an error naming the file and line).
+fn read_events(path: &std::path::Path) -> Result<offline::Records> {
     let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(interchange::read_ndjson(
-        std::io::BufReader::new(file),
+    let reader = interchange::NdjsonReader::new(
+        std::io::BufReader::with_capacity(1 << 16, file),
         &path.display().to_string(),
-    )?)
+    );
+    Ok(Box::new(reader.map(|r| r.map_err(anyhow::Error::from))))
 }
 
 fn read_text(path: &std::path::Path) -> Result<String> {
@@ -650,7 +653,7 @@ fn read_text(path: &std::path::Path) -> Result<String> {
 }
 
 fn execq_cli(
-    records: Vec<interchange::Record>,
+    records: offline::Records,
     params: Option<&std::path::Path>,
     format: &str,
     month: Option<&str>,
@@ -662,23 +665,40 @@ fn execq_cli(
         }
         None => execq::Params::default(),
     };
-    let report = execq::compute(&records, &params)?;
-    let out = match format {
-        "csv" => execq::report_to_csv(&report),
+    // The batch engine fed as the file is read; the report is written row by row after the
+    // last record (nothing is written when a line is bad).
+    let mut engine = execq::ExecQuality::batch(params)?;
+    let mut first_order_month: Option<String> = None;
+    for r in records {
+        let r = r?;
+        if first_order_month.is_none() && r.kind == interchange::Kind::OrderNew {
+            first_order_month = Some(r.ts.to_string()[..7].to_string());
+        }
+        engine.on_record(&r);
+    }
+    let rows = || engine.held_rows_iter(&execq::ReportFilter::default());
+    let mut out = offline::stdout_writer();
+    match format {
+        "csv" => {
+            out.write_all(execq::report_csv_header(engine.params()).as_bytes())?;
+            for row in rows() {
+                out.write_all(execq::report_csv_line(&row).as_bytes())?;
+            }
+        }
         "html" => {
             let month = match month {
                 Some(m) => m.to_string(),
-                None => records
-                    .iter()
-                    .find(|r| r.kind == interchange::Kind::OrderNew)
-                    .map(|r| r.ts.to_string()[..7].to_string())
-                    .context("no order_new record: nothing to report")?,
+                None => first_order_month.context("no order_new record: nothing to report")?,
             };
-            execq::rule605_to_html(&execq::rule605(&report, &month)?)
+            let report = execq::rule605_from_rows(rows(), engine.params(), &month)?;
+            out.write_all(execq::rule605_to_html(&report).as_bytes())?;
         }
-        _ => serde_json::to_string_pretty(&report)? + "\n",
-    };
-    std::io::stdout().write_all(out.as_bytes())?;
+        _ => {
+            serde_json::to_writer_pretty(&mut out, &engine.report_streamed())?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
     Ok(())
 }
 
@@ -1047,13 +1067,22 @@ fn surveil_cli(
             .with_context(|| format!("{}", p.display()))?,
         None => surveillance::Params::default(),
     };
-    let records = read_events(events)?;
-    let alerts = surveillance::scan(&records, &params)?;
-    let out = match format {
-        "csv" => surveillance::alerts_to_csv(&alerts),
-        _ => serde_json::to_string_pretty(&surveillance::alerts_to_json(&alerts))? + "\n",
-    };
-    std::io::stdout().write_all(out.as_bytes())?;
+    // Records are scanned as the file is read; the alerts are written after the last one
+    // (nothing is written when a line is bad).
+    let mut scan = surveillance::BatchScan::new(&params)?;
+    for r in read_events(events)? {
+        scan.push(&r?);
+    }
+    let alerts = scan.finish();
+    let mut out = offline::stdout_writer();
+    match format {
+        "csv" => out.write_all(surveillance::alerts_to_csv(&alerts).as_bytes())?,
+        _ => {
+            serde_json::to_writer_pretty(&mut out, &surveillance::alerts_json(&alerts))?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
     Ok(())
 }
 

@@ -38,13 +38,22 @@ pub fn clickhouse_events(common: &CommonArgs) -> Result<Vec<(u64, model::Event)>
     Ok(events.into_iter().map(|e| (e.seq, e.event)).collect())
 }
 
-/// The interchange records of `execq`: from the NDJSON file, or (`--source clickhouse`) from
-/// the stored events exactly as `journal export --format ndjson` makes them from the journal.
+/// Interchange records read one at a time (from an NDJSON file or ClickHouse).
+pub type Records = Box<dyn Iterator<Item = Result<interchange::Record>>>;
+
+/// Standard output through one large buffer: the batch tools write their reports row by row.
+pub fn stdout_writer() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
+    std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock())
+}
+
+/// The interchange records of `execq`: from the NDJSON file (read as the iterator advances),
+/// or (`--source clickhouse`) from the stored events exactly as `journal export --format
+/// ndjson` makes them from the journal.
 pub fn execq_records(
     source: &str,
     events: Option<&std::path::Path>,
     common: &CommonArgs,
-) -> Result<Vec<interchange::Record>> {
+) -> Result<Records> {
     match (source, events) {
         ("clickhouse", None) => {
             let mut exporter = interchange::Exporter::new();
@@ -54,7 +63,7 @@ pub fn execq_records(
                 .collect();
             // As `journal export`: journal order in, event-time order out (a stable sort).
             records.sort_by_key(|r| r.ts);
-            Ok(records)
+            Ok(Box::new(records.into_iter().map(Ok)))
         }
         ("clickhouse", Some(_)) => {
             anyhow::bail!("--events and --source clickhouse exclude each other")

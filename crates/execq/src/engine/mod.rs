@@ -323,7 +323,7 @@ impl ReportFilter {
 /// The batch form: exactly the streaming engine fed `records` in order (every order kept, no
 /// running aggregates: the report is built once at the end).
 pub fn compute(records: &[Record], params: &Params) -> Result<Report, ExecqError> {
-    let mut e = ExecQuality::with_tracking(params.clone(), false)?;
+    let mut e = ExecQuality::batch(params.clone())?;
     for r in records {
         e.on_record(r);
     }
@@ -421,6 +421,14 @@ impl ExecQuality {
     /// [`ExecQuality::set_eviction`]) and the running aggregates are maintained.
     pub fn new(params: Params) -> Result<ExecQuality, ExecqError> {
         Self::with_tracking(params, true)
+    }
+
+    /// The engine of the batch [`compute`]: every order kept and no running aggregates (the
+    /// report is built once, at the end). Feed it with [`ExecQuality::on_record`], then take
+    /// [`ExecQuality::report`] or, in bounded memory, [`ExecQuality::report_streamed`] /
+    /// [`ExecQuality::held_rows_iter`]. Eviction is refused.
+    pub fn batch(params: Params) -> Result<ExecQuality, ExecqError> {
+        Self::with_tracking(params, false)
     }
 
     fn with_tracking(params: Params, track: bool) -> Result<ExecQuality, ExecqError> {
@@ -1520,6 +1528,12 @@ impl ExecQuality {
         self.report_filtered(&ReportFilter::default())
     }
 
+    /// [`ExecQuality::report`] as a value that builds its rows while it is serialized: the
+    /// same serde output (the same JSON, byte for byte) with one row in memory at a time.
+    pub fn report_streamed(&self) -> crate::rows::StreamedReport<'_> {
+        crate::rows::StreamedReport { engine: self }
+    }
+
     /// [`ExecQuality::report`] over the held orders that `filter` keeps (per-order records and
     /// every aggregate are computed from those orders only).
     pub fn report_filtered(&self, filter: &ReportFilter) -> Report {
@@ -1578,43 +1592,50 @@ impl ExecQuality {
     /// realized-spread lookups brought up to now with [`ExecQuality::spread_views`]) they are
     /// every order seen.
     pub fn held_rows(&self, filter: &ReportFilter) -> Vec<OrderQuality> {
-        let mut sums: Vec<Option<Box<Sums>>> = (0..self.orders.len())
-            .map(|ix| {
-                let o = self.ord(ix)?;
-                let name = self.account_name(o);
-                filter
-                    .keeps(name.as_deref(), &self.syms[o.sym as usize].name, o.t_r)
-                    .then(|| o.sums.clone())
-            })
+        self.held_rows_iter(filter).collect()
+    }
+
+    /// [`ExecQuality::held_rows`] one row at a time, built as the iterator is advanced: memory
+    /// for one row (plus an index of the held orders), however many orders are held.
+    pub fn held_rows_iter<'a>(
+        &'a self,
+        filter: &ReportFilter,
+    ) -> impl Iterator<Item = OrderQuality> + use<'a> {
+        let keeps = |o: &OrderState| {
+            let name = o.account.and_then(|a| self.accounts.get(a as usize));
+            filter.keeps(
+                name.map(String::as_str),
+                &self.syms[o.sym as usize].name,
+                o.t_r,
+            )
+        };
+        let mut by_id: Vec<u32> = (0..self.orders.len())
+            .filter(|&ix| self.ord(ix).is_some_and(keeps))
+            .map(|ix| ix as u32)
             .collect();
-        let mut notes = vec![0u32; self.orders.len()];
+        // The orders with realized-spread lookups still waiting (the fills within the longest
+        // horizon): their sums and notes take the end-of-data rule.
+        let mut at_end: HashMap<u32, (Box<Sums>, u32), FixedState> =
+            HashMap::with_hasher(FixedState::default());
         for k in 0..self.lookups.done.len() {
             for f in self.lookups.waiting_for(k) {
-                let ix = f.slot as usize;
-                if let Some(Some(s)) = sums.get_mut(ix)
-                    && let Some(o) = self.ord(ix)
-                {
-                    notes[ix] |= self.resolve_at_end(o, s, k, f);
+                if let Some(o) = self.ord(f.slot as usize).filter(|o| keeps(o)) {
+                    let (s, notes) = at_end.entry(f.slot).or_insert_with(|| (o.sums.clone(), 0));
+                    *notes |= self.resolve_at_end(o, s, k, f);
                 }
             }
         }
-        let mut by_id: Vec<usize> = (0..self.orders.len())
-            .filter(|&ix| sums[ix].is_some())
-            .collect();
         by_id.sort_unstable_by(|a, b| {
-            let id = |ix: &usize| self.ord(*ix).map(|o| &*o.id);
+            let id = |ix: &u32| self.ord(*ix as usize).map(|o| &*o.id);
             id(a).cmp(&id(b))
         });
         let mut window_cache: Option<(i64, String)> = None;
-        by_id
-            .into_iter()
-            .filter_map(|ix| {
-                let s = sums[ix].take()?;
-                let o = self.ord(ix)?;
-                let (_, label) = self.window(o.t_r, &mut window_cache);
-                Some(self.finalize(o, s, notes[ix], label))
-            })
-            .collect()
+        by_id.into_iter().filter_map(move |ix| {
+            let o = self.ord(ix as usize)?;
+            let (s, notes) = at_end.remove(&ix).unwrap_or_else(|| (o.sums.clone(), 0));
+            let (_, label) = self.window(o.t_r, &mut window_cache);
+            Some(self.finalize(o, s, notes, label))
+        })
     }
 
     /// The time-window code of a receipt time and its label, cached for runs of orders in one
