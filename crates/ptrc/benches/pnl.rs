@@ -12,6 +12,8 @@
 //! 20 minutes apart, so lots open and close all day long (partial closes, flips, long lot
 //! queues never build up).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 
@@ -29,13 +31,7 @@ fn fills() -> (Vec<Trade>, BTreeMap<String, Decimal>) {
     let accounts: Vec<String> = (0..ACCOUNTS).map(|i| format!("acct{i:03}")).collect();
     let symbols: Vec<String> = (0..SYMBOLS).map(|i| format!("SYM{i:03}")).collect();
     let mut cents: Vec<i64> = (0..SYMBOLS as i64).map(|i| 2_000 + 150 * i).collect();
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut rnd = move |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n
-    };
+    let mut rnd = common::xorshift(0x9E37_79B9_7F4A_7C15);
     let start = 1_704_153_600_000_000_000_i64; // 2024-01-02T00:00:00Z
     let per_day = FILLS / DAYS;
     let step = 23_400_000_000_000_i64 / per_day as i64; // spread over a 6.5 h session
@@ -68,51 +64,13 @@ fn fills() -> (Vec<Trade>, BTreeMap<String, Decimal>) {
     (out, marks)
 }
 
-/// The active-trader input: 20 accounts x 10 symbols, each position alternating buy and sell.
+/// The active-trader input (`common::active_trades`, 2024) and its marks: each symbol's last
+/// price + 0.03.
 fn active_fills() -> (Vec<Trade>, BTreeMap<String, Decimal>) {
-    const ACCTS: usize = 20;
-    const SYMS: usize = 10;
-    let accounts: Vec<String> = (0..ACCTS).map(|i| format!("trader{i:02}")).collect();
-    let symbols: Vec<String> = (0..SYMS).map(|i| format!("ACT{i}")).collect();
-    let mut cents: Vec<i64> = (0..SYMS as i64).map(|i| 5_000 + 1_000 * i).collect();
-    let mut next_buy = [[true; SYMS]; ACCTS];
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut rnd = move |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n
-    };
-    let start = 1_704_153_600_000_000_000_i64; // 2024-01-02T00:00:00Z
-    let per_day = FILLS / DAYS;
-    let step = 23_400_000_000_000_i64 / per_day as i64;
-    let mut out = Vec::with_capacity(FILLS);
-    for i in 0..FILLS {
-        let day = (i / per_day) as i64;
-        let ts =
-            start + day * 86_400_000_000_000 + 34_200_000_000_000 + (i % per_day) as i64 * step;
-        let a = rnd(ACCTS as u64) as usize;
-        let s = rnd(SYMS as u64) as usize;
-        cents[s] = (cents[s] + rnd(11) as i64 - 5).max(100);
-        let qty = rnd(100) as i64 + 1;
-        let buy = next_buy[a][s];
-        next_buy[a][s] = !buy;
-        out.push(Trade {
-            ts: Timestamp::from_nanos(ts),
-            account: accounts[a].clone(),
-            owner: String::new(),
-            symbol: symbols[s].clone(),
-            side: if buy { Side::Buy } else { Side::Sell },
-            qty: Decimal::from(qty),
-            price: Decimal::new(cents[s], 2),
-            fee: Decimal::new(qty * 5, 3),
-            lot_ids: Vec::new(),
-        });
-    }
-    let marks = symbols
+    let out = common::active_trades(1_704_153_600_000_000_000, false, false);
+    let marks = out
         .iter()
-        .zip(&cents)
-        .map(|(s, c)| (s.clone(), Decimal::new(c + 3, 2)))
+        .map(|t| (t.symbol.clone(), t.price + Decimal::new(3, 2)))
         .collect();
     (out, marks)
 }

@@ -8,6 +8,14 @@
 //! owner's two accounts produce many wash sales (the count is printed), including chains and
 //! partial replacements. The report is for 2024, so every trade is processed (2023 builds the
 //! lots whose adjustments carry into 2024).
+//!
+//! `active_*` (issue 13): the active-trader input of `scripts/ptrc-active-trades.py` in shape:
+//! 1,000,000 trades of 2025, 20 accounts x 10 symbols, each (account, symbol) alternating buy and
+//! sell some 20 minutes apart, 1-100 shares at a per-symbol random walk in cents, fee 0.005 per
+//! share. Nearly every sale is a loss washed within minutes, so lots fragment at every wash sale
+//! (the row count before combining is printed beside the Form 8949 rows).
+
+mod common;
 
 use std::hint::black_box;
 
@@ -28,13 +36,7 @@ fn trades() -> Vec<Trade> {
     let symbols: Vec<String> = (0..SYMBOLS).map(|i| format!("SYM{i:03}")).collect();
     let mut cents: Vec<i64> = (0..SYMBOLS as i64).map(|i| 5_000 + 50 * i).collect();
     let mut held = vec![0i64; OWNERS * 2 * SYMBOLS];
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut rnd = move |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n
-    };
+    let mut rnd = common::xorshift(0x2545_F491_4F6C_DD1D);
     let start = 1_672_617_600_000_000_000_i64; // 2023-01-02T00:00:00Z
     let per_day = TRADES / DAYS;
     let step = 23_400_000_000_000_i64 / per_day as i64;
@@ -85,38 +87,47 @@ fn thread_cpu_ns() -> Option<u64> {
 }
 
 fn bench(c: &mut Criterion) {
-    let t = trades();
     let settings = TaxSettings::default();
-    let mut cpu = Vec::new();
-    let mut rep = None;
-    for _ in 0..5 {
-        let before = thread_cpu_ns();
-        let wall = std::time::Instant::now();
-        rep = Some(form_8949(&t, 2024, &settings, None).expect("report"));
-        let w = wall.elapsed().as_secs_f64();
-        if let (Some(a), Some(b)) = (before, thread_cpu_ns()) {
-            cpu.push(((b - a) as f64 / 1e9, w));
-        }
-    }
-    cpu.sort_by(|x, y| x.0.total_cmp(&y.0));
-    if let Some((c, w)) = cpu.get(cpu.len() / 2) {
-        eprintln!("tax bench: median of 5 runs: {c:.3} s CPU time ({w:.3} s wall) per form_8949");
-    }
-    let Some(rep) = rep else { return };
-    eprintln!(
-        "tax bench input: {} trades; 2024 report: {} rows, {} wash matches, {} W rows, adjustments {}, open lots {}",
-        t.len(),
-        rep.rows.len(),
-        rep.washes.len(),
-        rep.rows.iter().filter(|r| r.adjustment_code == "W").count(),
-        rep.totals.total.adjustment,
-        rep.open_lots.len()
-    );
     let mut g = c.benchmark_group("tax");
     g.sample_size(10);
-    g.bench_function("form_8949_1M_trades_wash_sales", |b| {
-        b.iter(|| form_8949(black_box(&t), 2024, &settings, None).expect("report"))
-    });
+    for (name, t, year) in [
+        ("form_8949_1M_trades_wash_sales", trades(), 2024),
+        (
+            "active_form_8949_1M_trades",
+            // 2025-01-02, trading days spread over the year, each account its own owner.
+            common::active_trades(1_735_776_000_000_000_000, true, true),
+            2025,
+        ),
+    ] {
+        let mut cpu = Vec::new();
+        let mut rep = None;
+        for _ in 0..5 {
+            let before = thread_cpu_ns();
+            let wall = std::time::Instant::now();
+            rep = Some(form_8949(&t, year, &settings, None).expect("report"));
+            let w = wall.elapsed().as_secs_f64();
+            if let (Some(a), Some(b)) = (before, thread_cpu_ns()) {
+                cpu.push(((b - a) as f64 / 1e9, w));
+            }
+        }
+        cpu.sort_by(|x, y| x.0.total_cmp(&y.0));
+        if let Some((c, w)) = cpu.get(cpu.len() / 2) {
+            eprintln!("{name}: median of 5 runs: {c:.3} s CPU time ({w:.3} s wall) per form_8949");
+        }
+        let Some(rep) = rep else { return };
+        eprintln!(
+            "{name} input: {} trades; {year} report: {} rows, {} wash matches, {} W rows, adjustments {}, open lots {}",
+            t.len(),
+            rep.rows.len(),
+            rep.washes.len(),
+            rep.rows.iter().filter(|r| r.adjustment_code == "W").count(),
+            rep.totals.total.adjustment,
+            rep.open_lots.len()
+        );
+        g.bench_function(name, |b| {
+            b.iter(|| form_8949(black_box(&t), year, &settings, None).expect("report"))
+        });
+    }
     g.finish();
 }
 

@@ -29,6 +29,9 @@ pub enum PtrcError {
     /// `pnl::compute_iter` over a replay of the trades.
     #[error("{0}")]
     NeedsReplay(String),
+    /// Writing a streamed report failed (e.g. the output pipe closed): the I/O error's text.
+    #[error("writing the report: {0}")]
+    Write(String),
     /// A trade the computation cannot accept (e.g. a sell without a position under long-only).
     /// `number` is the trade's 1-based position in the slice given; for trades read by
     /// `input::read_trades` from a file without blank lines its CSV line is `number + 1`.

@@ -14,6 +14,11 @@
 //! matches short sales still open that were entered into in the window before it, and what is
 //! left waits in a second queue for later sells, whose long shares sold and then the short they
 //! open absorb it.
+//!
+//! A raw row is final once nothing can wash it any more (its loss fully matched, or its window
+//! closed); the engine then combines the final rows of each sale into Form 8949 rows (per
+//! `RowCombining`) and hands them to the sink in order of sale, so it holds only the rows of
+//! the last window, never the year's.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -24,8 +29,8 @@ use rust_decimal::{Decimal, RoundingStrategy};
 
 use super::{
     DateAcquiredDisplay, Feb29Anniversary, FeePresentation, FifoOrder, OpenLot, OpenShort,
-    Replacement, RowSplitting, SublotOrder, TackMethod, TaxFilter, TaxReport, TaxRow, TaxSettings,
-    TaxTotals, Term, TermTotals, WashMatch, WashSaleScope,
+    Replacement, RowCombining, RowSplitting, SublotOrder, TackMethod, TaxFilter, TaxReport, TaxRow,
+    TaxSettings, TaxSink, TaxSummary, TaxTotals, Term, TermTotals, WashMatch, WashSaleScope,
 };
 use crate::PtrcError;
 use crate::input::Trade;
@@ -48,6 +53,54 @@ pub fn form_8949(
     settings: &TaxSettings,
     filter: Option<&TaxFilter>,
 ) -> Result<TaxReport, PtrcError> {
+    #[derive(Default)]
+    struct Collect {
+        short: Vec<TaxRow>,
+        long: Vec<TaxRow>,
+        washes: Vec<WashMatch>,
+    }
+    impl TaxSink for Collect {
+        type Error = PtrcError;
+        fn row(&mut self, row: TaxRow) -> Result<(), PtrcError> {
+            match row.term {
+                Term::Short => self.short.push(row),
+                Term::Long => self.long.push(row),
+            }
+            Ok(())
+        }
+        fn wash(&mut self, wash: WashMatch) -> Result<(), PtrcError> {
+            self.washes.push(wash);
+            Ok(())
+        }
+    }
+    let mut c = Collect::default();
+    let sum = form_8949_to(trades, year, settings, filter, &mut c)?;
+    // Part I then Part II, each in order of sale.
+    let mut rows = c.short;
+    rows.append(&mut c.long);
+    Ok(TaxReport {
+        year: sum.year,
+        filter: sum.filter,
+        rows,
+        totals: sum.totals,
+        washes: c.washes,
+        open_lots: sum.open_lots,
+        open_shorts: sum.open_shorts,
+        notes: sum.notes,
+        settings: sum.settings,
+    })
+}
+
+/// [`form_8949`] with the rows and wash matches sent to `sink` as they become final (in order of
+/// sale, both parts interleaved) instead of collected: memory then holds the open lots and the
+/// rows of the last wash-sale window, not the year's rows. Returns the rest of the report.
+pub fn form_8949_to<S: TaxSink>(
+    trades: &[Trade],
+    year: i32,
+    settings: &TaxSettings,
+    filter: Option<&TaxFilter>,
+    sink: &mut S,
+) -> Result<TaxSummary, S::Error> {
     let year_end = NaiveDate::from_ymd_opt(year, 12, 31).ok_or_else(|| PtrcError::BadInput {
         source_name: "tax".into(),
         reason: format!("{year} is not a supported year"),
@@ -57,11 +110,11 @@ pub fn form_8949(
         order.sort_by_key(|&i| trades[i as usize].ts);
     }
     let mut eng = Engine::new(trades, settings, year);
+    let window = i64::from(settings.wash_sale_window_days);
     eng.intern_and_check(&order)?;
     let wanted = eng.relevant_owners(filter);
 
     let year_end_day = year_end.num_days_from_ce();
-    let window = i64::from(settings.wash_sale_window_days);
     let mut snapshot: Option<(Vec<OpenLot>, Vec<OpenShort>)> = None;
     let mut last_day: Option<i32> = None;
     for &i in &order {
@@ -74,6 +127,7 @@ pub fn form_8949(
         }
         let date = trade_date(t);
         let day = date.num_days_from_ce();
+        eng.flush(Some(day), filter, None, sink)?;
         if day > year_end_day {
             if snapshot.is_none() {
                 snapshot = Some(eng.snapshot(filter));
@@ -93,7 +147,8 @@ pub fn form_8949(
         Some(s) => s,
         None => eng.snapshot(filter),
     };
-    eng.report(year, filter, open_lots, open_shorts, last_day)
+    eng.flush(None, filter, last_day, sink)?;
+    Ok(eng.summary(year, filter, open_lots, open_shorts)?)
 }
 
 /// One tax lot, or one part of a purchase split by a wash (ambiguity 3).
@@ -139,12 +194,17 @@ struct Book {
     sym: usize,
     /// In purchase order (ambiguity 7); a split keeps its parts adjacent.
     lots: VecDeque<Lot>,
+    /// How many of `lots` have not absorbed a loss: a replacement search stops once it has
+    /// seen them all (lots fragmented by wash sales are mostly absorbed ones).
+    unabsorbed: usize,
     shorts: VecDeque<ShortLot>,
 }
 
 /// A closing of one lot (before display choices).
 #[derive(Debug, Clone)]
 struct RawRow {
+    /// Index of the sell (or the covering buy): the rows of one sale are adjacent.
+    sale: u32,
     book: u32,
     lot_seq: u32,
     qty: Decimal,
@@ -158,6 +218,12 @@ struct RawRow {
     adjustment: Decimal,
     washed_qty: Decimal,
     short: bool,
+    /// Its loss may still be washed by a later trade (shares left, window open).
+    pending: bool,
+    /// The replacements that absorbed its loss, in order: the first inline (most losses have
+    /// one), the others in `more_matches`.
+    first_match: Option<MatchRec>,
+    more_matches: Vec<MatchRec>,
 }
 
 /// The still-unmatched part of a losing lot (or of a short covered at a loss).
@@ -177,7 +243,6 @@ struct Loss {
 
 #[derive(Debug, Clone)]
 struct MatchRec {
-    row: u32,
     kind: Replacement,
     repl_book: u32,
     repl_date: NaiveDate,
@@ -196,8 +261,19 @@ struct Absorber {
     hp_start: NaiveDate,
 }
 
-/// `RawRow` index of a closing outside the tax year: not stored (only its losses matter).
+/// `RawRow` id of a closing outside the tax year: not stored (only its losses matter).
 const NO_ROW: u32 = u32::MAX;
+
+/// What has been reported so far: the rows of the sale being gathered, the running totals
+/// and the notes.
+#[derive(Default)]
+struct Emitted {
+    group: Vec<RawRow>,
+    totals: TaxTotals,
+    notes: Vec<String>,
+    open_windows: usize,
+    lots_closed: usize,
+}
 
 struct Engine<'a> {
     trades: &'a [Trade],
@@ -221,8 +297,10 @@ struct Engine<'a> {
     pending_short: FxMap<(usize, usize), VecDeque<Loss>>,
     /// Reused buffer of replacement candidates (seq, book, position).
     cands: Vec<(u32, u32, usize)>,
-    rows: Vec<RawRow>,
-    matches: Vec<MatchRec>,
+    /// Rows not yet final, in order of sale; `rows[0]` has id `row_base`.
+    rows: VecDeque<RawRow>,
+    row_base: u32,
+    emitted: Emitted,
 }
 
 /// A multiply-rotate hasher (the rustc "Fx" scheme) for the engine's internal maps, whose keys
@@ -287,8 +365,9 @@ impl<'a> Engine<'a> {
             pending: FxMap::default(),
             pending_short: FxMap::default(),
             cands: Vec::new(),
-            rows: Vec::new(),
-            matches: Vec::new(),
+            rows: VecDeque::new(),
+            row_base: 0,
+            emitted: Emitted::default(),
         }
     }
 
@@ -404,6 +483,7 @@ impl<'a> Engine<'a> {
             acct,
             sym,
             lots: VecDeque::new(),
+            unabsorbed: 0,
             shorts: VecDeque::new(),
         });
         self.book_ix.insert((acct, sym), b);
@@ -420,6 +500,9 @@ impl<'a> Engine<'a> {
         }
         if total.is_zero() {
             return Ok(Decimal::ZERO);
+        }
+        if let Some(v) = alloc_exact(total, part, whole, self.s.rounding_dp) {
+            return Ok(v);
         }
         let raw = match total.checked_mul(part) {
             Some(p) => p.checked_div(whole),
@@ -438,14 +521,13 @@ impl<'a> Engine<'a> {
         if r.sold.year() != self.year {
             return NO_ROW;
         }
-        self.rows.push(r);
-        (self.rows.len() - 1) as u32
+        self.rows.push_back(r);
+        self.row_base + (self.rows.len() - 1) as u32
     }
 
-    fn push_match(&mut self, m: MatchRec) {
-        if m.row != NO_ROW {
-            self.matches.push(m);
-        }
+    fn row_mut(&mut self, id: u32) -> Option<&mut RawRow> {
+        let k = id.checked_sub(self.row_base)?;
+        self.rows.get_mut(k as usize)
     }
 
     fn tack(&self, sold_hp_start: NaiveDate, sold: NaiveDate, repl: NaiveDate) -> NaiveDate {
@@ -505,6 +587,7 @@ impl<'a> Engine<'a> {
                 .checked_add(adj)
                 .ok_or_else(|| overflow(&self.describe(i)))?;
             let row = self.push_row(RawRow {
+                sale: i,
                 book: b,
                 lot_seq: i,
                 qty: m,
@@ -517,8 +600,14 @@ impl<'a> Engine<'a> {
                 adjustment: Decimal::ZERO,
                 washed_qty: Decimal::ZERO,
                 short: true,
+                pending: false,
+                first_match: None,
+                more_matches: Vec::new(),
             });
             if short_wash && p < basis {
+                if let Some(r) = self.row_mut(row) {
+                    r.pending = true;
+                }
                 short_losses.push(Loss {
                     row,
                     lot_seq: sseq,
@@ -546,6 +635,7 @@ impl<'a> Engine<'a> {
         if left <= Decimal::ZERO {
             return Ok(());
         }
+        self.books[b as usize].unabsorbed += 1;
         self.books[b as usize].lots.push_back(Lot {
             seq: i,
             acquired: date,
@@ -619,6 +709,9 @@ impl<'a> Engine<'a> {
         }
         let book = &mut self.books[b as usize];
         let rest = book.lots.pop_back();
+        if rest.as_ref().is_some_and(|r| r.qty <= Decimal::ZERO) {
+            book.unabsorbed -= 1;
+        }
         match self.s.sublot_order {
             SublotOrder::WashedFirst => {
                 book.lots.extend(washed);
@@ -672,19 +765,26 @@ impl<'a> Engine<'a> {
         };
         loss.qty_rem -= m;
         loss.loss_rem -= amount;
-        if let Some(row) = self.rows.get_mut(loss.row as usize) {
+        let done = loss.qty_rem <= Decimal::ZERO;
+        // A row outside the tax year is not stored: only its loss travels.
+        if let Some(row) = self.row_mut(loss.row) {
             row.adjustment += amount;
             row.washed_qty += m;
+            row.pending = !done;
+            let rec = MatchRec {
+                kind: by.kind,
+                repl_book: by.book,
+                repl_date: by.date,
+                qty: m,
+                disallowed: amount,
+                hp_start: by.hp_start,
+            };
+            if row.first_match.is_none() {
+                row.first_match = Some(rec);
+            } else {
+                row.more_matches.push(rec);
+            }
         }
-        self.push_match(MatchRec {
-            row: loss.row,
-            kind: by.kind,
-            repl_book: by.book,
-            repl_date: by.date,
-            qty: m,
-            disallowed: amount,
-            hp_start: by.hp_start,
-        });
         Ok(amount)
     }
 
@@ -750,7 +850,9 @@ impl<'a> Engine<'a> {
             let f = self.alloc(fee, m, left)?;
             let book = &mut self.books[b as usize];
             if m >= lq {
-                book.lots.remove(pos);
+                if book.lots.remove(pos).is_some_and(|l| !l.absorbed) {
+                    book.unabsorbed -= 1;
+                }
             } else {
                 let lot = &mut book.lots[pos];
                 lot.qty -= m;
@@ -771,6 +873,7 @@ impl<'a> Engine<'a> {
                     .ok_or_else(|| overflow(&self.describe(i)))?;
             }
             let row = self.push_row(RawRow {
+                sale: i,
                 book: b,
                 lot_seq: seq,
                 qty: m,
@@ -783,9 +886,15 @@ impl<'a> Engine<'a> {
                 adjustment: Decimal::ZERO,
                 washed_qty: Decimal::ZERO,
                 short: false,
+                pending: false,
+                first_match: None,
+                more_matches: Vec::new(),
             });
             // Per lot, never on the order's net result (ambiguity 9); gains are never washed.
             if covered && proceeds < basis {
+                if let Some(r) = self.row_mut(row) {
+                    r.pending = true;
+                }
                 losses.push(Loss {
                     row,
                     lot_seq: seq,
@@ -861,15 +970,27 @@ impl<'a> Engine<'a> {
             return Ok(());
         };
         for &b in books {
-            let lots = &self.books[b as usize].lots;
+            let book = &self.books[b as usize];
+            debug_assert_eq!(
+                book.unabsorbed,
+                book.lots.iter().filter(|l| !l.absorbed).count()
+            );
+            let lots = &book.lots;
+            let mut unseen = book.unabsorbed;
             // Lots are in purchase order, so acquisition dates rise towards the back.
             for pos in (0..lots.len()).rev() {
+                if unseen == 0 {
+                    break;
+                }
                 let l = &lots[pos];
                 if i64::from(l.acq_day) < from {
                     break;
                 }
-                if !l.absorbed && (self.s.same_purchase_is_replacement || l.seq != loss.lot_seq) {
-                    cands.push((l.seq, b, pos));
+                if !l.absorbed {
+                    unseen -= 1;
+                    if self.s.same_purchase_is_replacement || l.seq != loss.lot_seq {
+                        cands.push((l.seq, b, pos));
+                    }
                 }
             }
         }
@@ -913,6 +1034,7 @@ impl<'a> Engine<'a> {
                 lot.wash_adj += amount;
                 lot.absorbed = true;
                 lot.hp_start = hp;
+                self.books[b as usize].unabsorbed -= 1;
                 continue;
             }
             let part = self.carve(b, pos, m, amount, hp)?;
@@ -1159,24 +1281,88 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn report(
-        &self,
-        year: i32,
+    /// Report the rows that no trade on `day` or later can change (all of them when `day` is
+    /// None), combining the rows of each sale per [`RowCombining`].
+    fn flush<S: TaxSink>(
+        &mut self,
+        day: Option<i32>,
         filter: Option<&TaxFilter>,
-        open_lots: Vec<OpenLot>,
-        open_shorts: Vec<OpenShort>,
         last_day: Option<i32>,
-    ) -> Result<TaxReport, PtrcError> {
+        sink: &mut S,
+    ) -> Result<(), S::Error> {
+        let window = i64::from(self.s.wash_sale_window_days);
+        while let Some(front) = self.rows.front() {
+            let closed = match day {
+                None => true,
+                Some(d) => {
+                    !front.pending
+                        || i64::from(front.sold.num_days_from_ce()) + window < i64::from(d)
+                }
+            };
+            if !closed {
+                break;
+            }
+            let Some(r) = self.rows.pop_front() else {
+                break;
+            };
+            self.row_base += 1;
+            if self.emitted.group.first().is_some_and(|g| g.sale != r.sale) {
+                self.emit_group(filter, last_day, sink)?;
+            }
+            self.emitted.group.push(r);
+        }
+        if day.is_none() {
+            self.emit_group(filter, last_day, sink)?;
+        }
+        Ok(())
+    }
+
+    /// The Form 8949 rows and wash matches of the gathered sale.
+    fn emit_group<S: TaxSink>(
+        &mut self,
+        filter: Option<&TaxFilter>,
+        last_day: Option<i32>,
+        sink: &mut S,
+    ) -> Result<(), S::Error> {
+        let group = std::mem::take(&mut self.emitted.group);
+        let Some(first) = group.first() else {
+            return Ok(());
+        };
+        // One sale: one book, one date.
+        if !self.book_wanted(first.book, filter) {
+            self.emitted.group = reuse(group);
+            return Ok(());
+        }
         let s = self.s;
         let window = i64::from(s.wash_sale_window_days);
-        let in_year = |r: &RawRow| r.sold.year() == year && self.book_wanted(r.book, filter);
-        let mut rows: Vec<TaxRow> = Vec::new();
-        let mut notes: Vec<String> = Vec::new();
-        let mut open_windows = 0usize;
-        for r in self.rows.iter().filter(|r| in_year(r)) {
-            let bk = &self.books[r.book as usize];
-            let (account, symbol) = (self.names_acct[bk.acct], self.names_sym[bk.sym]);
-            let owner = self.names_owner[self.owner_of[bk.acct]];
+        let bk = &self.books[first.book as usize];
+        let (account, symbol) = (self.names_acct[bk.acct], self.names_sym[bk.sym]);
+        let owner = self.names_owner[self.owner_of[bk.acct]];
+        let covered = self.covered[bk.sym];
+        let combine = s.row_combining == RowCombining::PerSale;
+        // (date acquired, term, washed, lot id, short) -> (qty, d, e, g), in order of first
+        // appearance.
+        type Key<'k> = (NaiveDate, Term, bool, Option<&'k String>, bool);
+        let mut parts: Vec<(Key, [Decimal; 4])> = Vec::new();
+        let mut add = |key: Key<'a>, v: [Decimal; 4]| -> Result<(), PtrcError> {
+            let at = if combine {
+                parts.iter().position(|(k, _)| *k == key)
+            } else {
+                None
+            };
+            match at {
+                Some(k) => {
+                    let acc = &mut parts[k].1;
+                    for (a, x) in acc.iter_mut().zip(v) {
+                        *a = a.checked_add(x).ok_or_else(|| overflow("Form 8949 row"))?;
+                    }
+                }
+                None => parts.push((key, v)),
+            }
+            Ok(())
+        };
+        for r in &group {
+            self.emitted.lots_closed += 1;
             let term = if r.short {
                 Term::Short
             } else {
@@ -1197,32 +1383,8 @@ impl<'a> Engine<'a> {
                         .ok_or_else(|| overflow("gross proceeds"))?,
                 ),
             };
-            let lot_id = self.trades[r.lot_seq as usize].lot_ids.first().cloned();
-            let mk =
-                |qty: Decimal, d: Decimal, e: Decimal, g: Decimal| -> Result<TaxRow, PtrcError> {
-                    let gain = d
-                        .checked_sub(e)
-                        .and_then(|x| x.checked_add(g))
-                        .ok_or_else(|| overflow("Form 8949 column (h)"))?;
-                    Ok(TaxRow {
-                        account: account.to_string(),
-                        owner: owner.to_string(),
-                        symbol: symbol.to_string(),
-                        description: format!("{} {}", qty.normalize(), symbol),
-                        qty: qty.normalize(),
-                        lot_id: lot_id.clone(),
-                        date_acquired,
-                        date_sold: r.sold,
-                        proceeds: money(d),
-                        cost_basis: money(e),
-                        adjustment_code: if g > Decimal::ZERO { "W" } else { "" }.to_string(),
-                        adjustment: money(g),
-                        gain_loss: money(gain),
-                        term,
-                        part: term.part().to_string(),
-                        short_sale: r.short,
-                    })
-                };
+            let lot_id = self.trades[r.lot_seq as usize].lot_ids.first();
+            let key = |g: Decimal| (date_acquired, term, g > Decimal::ZERO, lot_id, r.short);
             let partial = r.adjustment > Decimal::ZERO && r.washed_qty < r.qty;
             if s.row_splitting == RowSplitting::Split && partial {
                 // The washed part nets to zero; the rest keeps the allowed loss.
@@ -1230,29 +1392,32 @@ impl<'a> Engine<'a> {
                 let ew = dw
                     .checked_add(r.adjustment)
                     .ok_or_else(|| overflow("Form 8949 column (e)"))?;
-                rows.push(mk(r.washed_qty, dw, ew, r.adjustment)?);
+                add(key(r.adjustment), [r.washed_qty, dw, ew, r.adjustment])?;
                 let e_rest = e
                     .checked_sub(ew)
                     .ok_or_else(|| overflow("Form 8949 column (e)"))?;
-                rows.push(mk(r.qty - r.washed_qty, d - dw, e_rest, Decimal::ZERO)?);
+                add(
+                    key(Decimal::ZERO),
+                    [r.qty - r.washed_qty, d - dw, e_rest, Decimal::ZERO],
+                )?;
             } else {
-                rows.push(mk(r.qty, d, e, r.adjustment)?);
+                add(key(r.adjustment), [r.qty, d, e, r.adjustment])?;
             }
             let unwashed_loss = (!r.short || s.short_sale_wash_sales)
-                && self.covered[bk.sym]
+                && covered
                 && r.proceeds < r.basis
                 && r.washed_qty < r.qty;
             if unwashed_loss
                 && let Some(last) = last_day
                 && i64::from(r.sold.num_days_from_ce()) + window > i64::from(last)
             {
-                open_windows += 1;
-                if open_windows <= 20 {
+                self.emitted.open_windows += 1;
+                if self.emitted.open_windows <= 20 {
                     let until = r
                         .sold
                         .checked_add_signed(TimeDelta::days(window))
                         .unwrap_or(r.sold);
-                    notes.push(if r.short {
+                    self.emitted.notes.push(if r.short {
                         format!(
                             "the loss on covering {} {symbol} short on {} in account {account} could still be washed by a sale or short sale through {until}, after the last trade in the input",
                             r.qty.normalize(),
@@ -1268,34 +1433,104 @@ impl<'a> Engine<'a> {
                 }
             }
         }
-        if open_windows > 20 {
-            notes.push(format!(
-                "... {} more losses whose wash-sale window reaches past the last trade",
-                open_windows - 20
-            ));
-        }
-        // Part I then Part II, each in order of sale (a stable partition).
-        let (mut rows, long): (Vec<TaxRow>, Vec<TaxRow>) =
-            rows.into_iter().partition(|r| r.term == Term::Short);
-        rows.extend(long);
-        let mut totals = TaxTotals::default();
-        for r in &rows {
-            let t = match r.term {
+        let sold = first.sold;
+        for ((date_acquired, term, _, lot_id, short), [qty, d, e, g]) in parts {
+            let gain = d
+                .checked_sub(e)
+                .and_then(|x| x.checked_add(g))
+                .ok_or_else(|| overflow("Form 8949 column (h)"))?;
+            let sum = |a: Decimal, b: Decimal| {
+                a.checked_add(b)
+                    .ok_or_else(|| overflow("Form 8949 column total"))
+            };
+            let totals = &mut self.emitted.totals;
+            let t = match term {
                 Term::Short => &mut totals.short,
                 Term::Long => &mut totals.long,
             };
             for t in [t, &mut totals.total] {
                 t.rows += 1;
-                let sum = |a: Decimal, b: Decimal| {
-                    a.checked_add(b)
-                        .ok_or_else(|| overflow("Form 8949 column total"))
+                t.proceeds = sum(t.proceeds, d)?;
+                t.cost_basis = sum(t.cost_basis, e)?;
+                t.adjustment = sum(t.adjustment, g)?;
+                t.gain_loss = sum(t.gain_loss, gain)?;
+            }
+            sink.row(TaxRow {
+                account: account.to_string(),
+                owner: owner.to_string(),
+                symbol: symbol.to_string(),
+                description: format!("{} {}", qty.normalize(), symbol),
+                qty: qty.normalize(),
+                lot_id: lot_id.cloned(),
+                date_acquired,
+                date_sold: sold,
+                proceeds: money(d),
+                cost_basis: money(e),
+                adjustment_code: if g > Decimal::ZERO { "W" } else { "" }.to_string(),
+                adjustment: money(g),
+                gain_loss: money(gain),
+                term,
+                part: term.part().to_string(),
+                short_sale: short,
+            })?;
+        }
+        // The wash matches of the sale, those with one replacement (kind, account, date and
+        // holding-period start) combined under `PerSale`.
+        let mut washes: Vec<MatchRec> = Vec::new();
+        for r in &group {
+            for m in r.first_match.iter().chain(&r.more_matches) {
+                let same = |w: &&mut MatchRec| {
+                    (w.kind, w.repl_book, w.repl_date, w.hp_start)
+                        == (m.kind, m.repl_book, m.repl_date, m.hp_start)
                 };
-                t.proceeds = sum(t.proceeds, r.proceeds)?;
-                t.cost_basis = sum(t.cost_basis, r.cost_basis)?;
-                t.adjustment = sum(t.adjustment, r.adjustment)?;
-                t.gain_loss = sum(t.gain_loss, r.gain_loss)?;
+                match washes.iter_mut().find(|w| combine && same(w)) {
+                    Some(w) => {
+                        w.qty += m.qty;
+                        w.disallowed = w
+                            .disallowed
+                            .checked_add(m.disallowed)
+                            .ok_or_else(|| overflow("wash sale"))?;
+                    }
+                    None => washes.push(m.clone()),
+                }
             }
         }
+        for m in washes {
+            let rb = &self.books[m.repl_book as usize];
+            sink.wash(WashMatch {
+                symbol: symbol.to_string(),
+                sale_account: account.to_string(),
+                date_sold: sold,
+                short_sale: first.short,
+                replacement: m.kind,
+                replacement_account: self.names_acct[rb.acct].to_string(),
+                replacement_date: m.repl_date,
+                qty: m.qty.normalize(),
+                disallowed: money(m.disallowed),
+                holding_period_start: m.hp_start,
+            })?;
+        }
+        self.emitted.group = reuse(group);
+        Ok(())
+    }
+
+    /// The report but its rows and washes, once every row has been flushed.
+    fn summary(
+        &mut self,
+        year: i32,
+        filter: Option<&TaxFilter>,
+        open_lots: Vec<OpenLot>,
+        open_shorts: Vec<OpenShort>,
+    ) -> Result<TaxSummary, PtrcError> {
+        let e = std::mem::take(&mut self.emitted);
+        let mut notes = e.notes;
+        if e.open_windows > 20 {
+            notes.push(format!(
+                "... {} more losses whose wash-sale window reaches past the last trade",
+                e.open_windows - 20
+            ));
+        }
+        let mut totals = e.totals;
         for t in [&mut totals.short, &mut totals.long, &mut totals.total] {
             *t = TermTotals {
                 rows: t.rows,
@@ -1305,40 +1540,23 @@ impl<'a> Engine<'a> {
                 gain_loss: money(t.gain_loss),
             };
         }
-        let washes = self
-            .matches
-            .iter()
-            .filter(|m| in_year(&self.rows[m.row as usize]))
-            .map(|m| {
-                let r = &self.rows[m.row as usize];
-                let sb = &self.books[r.book as usize];
-                let rb = &self.books[m.repl_book as usize];
-                WashMatch {
-                    symbol: self.names_sym[sb.sym].to_string(),
-                    sale_account: self.names_acct[sb.acct].to_string(),
-                    date_sold: r.sold,
-                    short_sale: r.short,
-                    replacement: m.kind,
-                    replacement_account: self.names_acct[rb.acct].to_string(),
-                    replacement_date: m.repl_date,
-                    qty: m.qty.normalize(),
-                    disallowed: money(m.disallowed),
-                    holding_period_start: m.hp_start,
-                }
-            })
-            .collect();
-        Ok(TaxReport {
+        Ok(TaxSummary {
             year,
             filter: filter.cloned(),
-            rows,
             totals,
-            washes,
             open_lots,
             open_shorts,
             notes,
-            settings: s.clone(),
+            settings: self.s.clone(),
+            lots_closed: e.lots_closed,
         })
     }
+}
+
+/// An emptied buffer, kept for its capacity.
+fn reuse(mut v: Vec<RawRow>) -> Vec<RawRow> {
+    v.clear();
+    v
 }
 
 /// The UTC trade date, as [`Trade::date`] but by integer division (the chrono round trip costs
@@ -1349,6 +1567,37 @@ fn trade_date(t: &Trade) -> NaiveDate {
         .ok()
         .and_then(NaiveDate::from_num_days_from_ce_opt)
         .unwrap_or_else(|| t.date())
+}
+
+/// `total * part / whole` rounded half away from zero to `dp` places, in exact 128-bit integer
+/// arithmetic on the mantissas (the decimal division and rounding it replaces were a fifth of
+/// the active-trader run); None when an intermediate does not fit, and the caller takes the
+/// decimal path. The value is the one that path gives: the exact quotient rounded once.
+pub(crate) fn alloc_exact(
+    total: Decimal,
+    part: Decimal,
+    whole: Decimal,
+    dp: u32,
+) -> Option<Decimal> {
+    let pow = |e: u32| 10i128.checked_pow(e);
+    // total * part / whole * 10^dp = t * p * 10^(sw + dp) / (w * 10^(st + sp))
+    let num = total
+        .mantissa()
+        .checked_mul(part.mantissa())?
+        .checked_mul(pow(whole.scale().checked_add(dp)?)?)?;
+    let den = whole
+        .mantissa()
+        .checked_mul(pow(total.scale().checked_add(part.scale())?)?)?;
+    if den == 0 {
+        return None;
+    }
+    let (q, r) = (num / den, num % den);
+    let q = if r.unsigned_abs().checked_mul(2)? >= den.unsigned_abs() {
+        q + num.signum() * den.signum()
+    } else {
+        q
+    };
+    Decimal::try_from_i128_with_scale(q, dp).ok()
 }
 
 /// The first anniversary of `d`: sold on it = short-term, sold after it = long-term (rule 10).

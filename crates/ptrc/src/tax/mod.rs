@@ -37,11 +37,11 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-pub use engine::form_8949;
-pub use render::{tax_to_csv, tax_to_html};
+pub use engine::{form_8949, form_8949_to};
+pub use render::{TaxFormat, TaxStream, tax_to_csv, tax_to_html};
 pub use settings::{
-    DateAcquiredDisplay, Feb29Anniversary, FeePresentation, FifoOrder, RowSplitting, SublotOrder,
-    TackMethod, TaxSettings, WashSaleCoverage, WashSaleScope,
+    DateAcquiredDisplay, Feb29Anniversary, FeePresentation, FifoOrder, RowCombining, RowSplitting,
+    SublotOrder, TackMethod, TaxSettings, WashSaleCoverage, WashSaleScope,
 };
 
 /// Whose rows a report shows. Wash sales are still found across all of the owner's accounts
@@ -71,8 +71,10 @@ impl Term {
     }
 }
 
-/// One Form 8949 row (one closing lot, or its washed / unwashed part under
-/// [`RowSplitting::Split`]). Amounts are exact decimals, serialized as strings.
+/// One Form 8949 row: the lots one sale closed that share date acquired, term, code and lot id
+/// ([`RowCombining::PerSale`]), or one closed lot ([`RowCombining::PerLot`]); a partly washed
+/// lot gives a washed and an unwashed part under [`RowSplitting::Split`]. Amounts are exact
+/// decimals, serialized as strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaxRow {
     pub account: String,
@@ -192,6 +194,30 @@ pub struct WashMatch {
     /// its own date, since a short sale's holding period is that of the shares delivered to
     /// close it, none here).
     pub holding_period_start: NaiveDate,
+}
+
+/// Where [`form_8949_to`] sends rows and wash matches as they become final, in order of sale
+/// (Part I and Part II rows interleaved: a writer keeps Part II aside, see [`TaxStream`]). A
+/// row is final once no later trade can change it: its loss is fully washed or its window has
+/// closed, so the engine holds only the rows of the last window, never the year's.
+pub trait TaxSink {
+    type Error: From<crate::PtrcError>;
+    fn row(&mut self, row: TaxRow) -> Result<(), Self::Error>;
+    fn wash(&mut self, wash: WashMatch) -> Result<(), Self::Error>;
+}
+
+/// Everything of a [`TaxReport`] but its rows and washes (which went to a [`TaxSink`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaxSummary {
+    pub year: i32,
+    pub filter: Option<TaxFilter>,
+    pub totals: TaxTotals,
+    pub open_lots: Vec<OpenLot>,
+    pub open_shorts: Vec<OpenShort>,
+    pub notes: Vec<String>,
+    pub settings: TaxSettings,
+    /// Lots (or parts of lots) closed in the year and reported, before rows were combined.
+    pub lots_closed: usize,
 }
 
 /// The Form 8949 data of one tax year.

@@ -2,10 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::{Read, Seek, SeekFrom, Write};
 
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use super::{Replacement, TaxReport, TaxRow, Term, TermTotals};
+use super::{
+    Replacement, TaxFilter, TaxReport, TaxRow, TaxSink, TaxSummary, Term, TermTotals, WashMatch,
+};
+use crate::PtrcError;
 
 const CSV_HEADER: [&str; 9] = [
     "part",
@@ -53,6 +57,23 @@ fn row_fields(r: &TaxRow) -> [String; 9] {
     ]
 }
 
+fn csv_row(out: &mut String, r: &TaxRow) {
+    let f = row_fields(r);
+    let refs: [&str; 9] = std::array::from_fn(|k| f[k].as_str());
+    csv_line(out, &refs);
+}
+
+fn csv_total(out: &mut String, term: Term, totals: &TermTotals) {
+    let label = format!("Total Part {}", term.part());
+    let (d, e, g, h) = (
+        totals.proceeds.to_string(),
+        totals.cost_basis.to_string(),
+        totals.adjustment.to_string(),
+        totals.gain_loss.to_string(),
+    );
+    csv_line(out, &[term.part(), &label, "", "", &d, &e, "", &g, &h]);
+}
+
 /// Form 8949 columns (a)-(h), one line per row, Part I rows then a `Total Part I` line, then
 /// Part II likewise (a part with no rows is left out). Column (g) is empty when there is no
 /// adjustment, as on the form.
@@ -66,22 +87,209 @@ pub fn tax_to_csv(report: &TaxReport) -> String {
         let mut any = false;
         for r in report.rows.iter().filter(|r| r.term == term) {
             any = true;
-            let f = row_fields(r);
-            let refs: Vec<&str> = f.iter().map(String::as_str).collect();
-            csv_line(&mut out, &refs);
+            csv_row(&mut out, r);
         }
         if any {
-            let label = format!("Total Part {}", term.part());
-            let (d, e, g, h) = (
-                totals.proceeds.to_string(),
-                totals.cost_basis.to_string(),
-                totals.adjustment.to_string(),
-                totals.gain_loss.to_string(),
-            );
-            csv_line(&mut out, &[term.part(), &label, "", "", &d, &e, "", &g, &h]);
+            csv_total(&mut out, term, totals);
         }
     }
     out
+}
+
+/// The output format of a [`TaxStream`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaxFormat {
+    /// [`tax_to_csv`]'s lines.
+    Csv,
+    /// The [`TaxReport`] as JSON (same fields and order), one row, wash or lot per line.
+    Json,
+}
+
+fn write_err(e: std::io::Error) -> PtrcError {
+    PtrcError::Write(e.to_string())
+}
+
+/// A [`TaxSink`] that writes the report as rows arrive (the `ptrc tax` CLI): Part I rows go
+/// straight to `out`; Part II rows, and the wash matches (JSON), which come after them in the
+/// report, wait in the two spill files given (temporary files; any `Read + Write + Seek`), and
+/// [`TaxStream::finish`] appends them with the totals. Memory does not grow with the row count.
+pub struct TaxStream<W: Write, T: Read + Write + Seek> {
+    format: TaxFormat,
+    out: W,
+    part2: Spill<T>,
+    washes: Spill<T>,
+    short_rows: usize,
+    long_rows: usize,
+    line: String,
+}
+
+impl<W: Write, T: Read + Write + Seek> TaxStream<W, T> {
+    /// Starts the output: the CSV header, or the JSON object up to its `rows` array.
+    pub fn new(
+        format: TaxFormat,
+        year: i32,
+        filter: Option<&TaxFilter>,
+        mut out: W,
+        part2: T,
+        washes: T,
+    ) -> Result<Self, PtrcError> {
+        let mut line = String::new();
+        match format {
+            TaxFormat::Csv => csv_line(&mut line, &CSV_HEADER),
+            TaxFormat::Json => {
+                let filter = to_json(&filter)?;
+                let _ = write!(line, "{{\"year\":{year},\"filter\":{filter},\"rows\":[");
+            }
+        }
+        out.write_all(line.as_bytes()).map_err(write_err)?;
+        line.clear();
+        Ok(TaxStream {
+            format,
+            out,
+            part2: Spill::new(part2),
+            washes: Spill::new(washes),
+            short_rows: 0,
+            long_rows: 0,
+            line,
+        })
+    }
+
+    /// Writes the totals, the Part II rows, the washes and the rest of the report; returns the
+    /// output writer (flushed).
+    pub fn finish(mut self, summary: &TaxSummary) -> Result<W, PtrcError> {
+        match self.format {
+            TaxFormat::Csv => {
+                if self.short_rows > 0 {
+                    csv_total(&mut self.line, Term::Short, &summary.totals.short);
+                }
+                self.flush_line()?;
+                self.part2.copy_to(0, &mut self.out)?;
+                if self.long_rows > 0 {
+                    csv_total(&mut self.line, Term::Long, &summary.totals.long);
+                }
+                self.flush_line()?;
+            }
+            TaxFormat::Json => {
+                // Part II elements were written with a leading comma each.
+                let skip = u64::from(self.short_rows == 0);
+                self.part2.copy_to(skip, &mut self.out)?;
+                let _ = write!(
+                    self.line,
+                    "\n],\"totals\":{},\"washes\":[",
+                    to_json(&summary.totals)?
+                );
+                self.flush_line()?;
+                self.washes.copy_to(1, &mut self.out)?;
+                self.line.push_str("\n],\"open_lots\":[");
+                for (k, l) in summary.open_lots.iter().enumerate() {
+                    let sep = if k == 0 { "\n" } else { ",\n" };
+                    let _ = write!(self.line, "{sep}{}", to_json(l)?);
+                    if self.line.len() > 1 << 16 {
+                        self.flush_line()?;
+                    }
+                }
+                let _ = write!(
+                    self.line,
+                    "\n],\"open_shorts\":{},\"notes\":{},\"settings\":{}}}\n",
+                    to_json(&summary.open_shorts)?,
+                    to_json(&summary.notes)?,
+                    to_json(&summary.settings)?
+                );
+                self.flush_line()?;
+            }
+        }
+        self.out.flush().map_err(write_err)?;
+        Ok(self.out)
+    }
+
+    fn flush_line(&mut self) -> Result<(), PtrcError> {
+        self.out
+            .write_all(self.line.as_bytes())
+            .map_err(write_err)?;
+        self.line.clear();
+        Ok(())
+    }
+}
+
+fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String, PtrcError> {
+    serde_json::to_string(v).map_err(|e| PtrcError::Write(e.to_string()))
+}
+
+/// A spill file with a write buffer (the file itself may be unbuffered).
+struct Spill<T> {
+    file: T,
+    buf: Vec<u8>,
+}
+
+impl<T: Read + Write + Seek> Spill<T> {
+    fn new(file: T) -> Self {
+        Spill {
+            file,
+            buf: Vec::with_capacity(1 << 16),
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), PtrcError> {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= 1 << 16 {
+            self.file.write_all(&self.buf).map_err(write_err)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Appends what was written, from byte `from` on, to `out`.
+    fn copy_to(&mut self, from: u64, out: &mut impl Write) -> Result<(), PtrcError> {
+        self.file.write_all(&self.buf).map_err(write_err)?;
+        self.buf.clear();
+        let end = self.file.seek(SeekFrom::End(0)).map_err(write_err)?;
+        if end <= from {
+            return Ok(());
+        }
+        self.file.seek(SeekFrom::Start(from)).map_err(write_err)?;
+        std::io::copy(&mut self.file, out).map_err(write_err)?;
+        Ok(())
+    }
+}
+
+impl<W: Write, T: Read + Write + Seek> TaxSink for TaxStream<W, T> {
+    type Error = PtrcError;
+
+    fn row(&mut self, row: TaxRow) -> Result<(), PtrcError> {
+        let long = row.term == Term::Long;
+        match self.format {
+            TaxFormat::Csv => csv_row(&mut self.line, &row),
+            TaxFormat::Json => {
+                let sep = if long || self.short_rows > 0 {
+                    ",\n"
+                } else {
+                    "\n"
+                };
+                self.line.push_str(sep);
+                self.line.push_str(&to_json(&row)?);
+            }
+        }
+        if long {
+            self.long_rows += 1;
+            self.part2.write(self.line.as_bytes())?;
+        } else {
+            self.short_rows += 1;
+            self.out
+                .write_all(self.line.as_bytes())
+                .map_err(write_err)?;
+        }
+        self.line.clear();
+        Ok(())
+    }
+
+    fn wash(&mut self, wash: WashMatch) -> Result<(), PtrcError> {
+        if self.format == TaxFormat::Json {
+            let text = to_json(&wash)?;
+            self.washes.write(b",\n")?;
+            self.washes.write(text.as_bytes())?;
+        }
+        Ok(())
+    }
 }
 
 /// Escape text for HTML element content and attribute values.

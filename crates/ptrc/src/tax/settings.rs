@@ -72,6 +72,19 @@ pub enum RowSplitting {
     Split,
 }
 
+/// Whether the lots closed by one sale share Form 8949 rows (issue 13; docs/TAX.md "Rows: one
+/// per sale and acquisition date"). Totals are the same either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowCombining {
+    /// The lots closed by one sale (or one cover) that show the same date acquired, term,
+    /// adjustment code and lot id are one row: their quantities, proceeds, basis and
+    /// adjustments summed. Lots with another date acquired or another code keep their own row.
+    PerSale,
+    /// One row per closed lot (or per part of one, when wash sales split a purchase).
+    PerLot,
+}
+
 /// Which part of a partly washed purchase a later FIFO sale takes first (ambiguity 3: "Nothing
 /// official says which sub-lot a later FIFO sale takes first").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +163,7 @@ pub struct TaxSettings {
     pub feb29_anniversary: Feb29Anniversary,
     pub fee_presentation: FeePresentation,
     pub row_splitting: RowSplitting,
+    pub row_combining: RowCombining,
     pub sublot_order: SublotOrder,
     pub fifo_order: FifoOrder,
     /// Whether the unsold remainder of the same purchase can be the replacement for the sold
@@ -179,6 +193,7 @@ impl Default for TaxSettings {
             feb29_anniversary: Feb29Anniversary::Feb28,
             fee_presentation: FeePresentation::NetProceeds,
             row_splitting: RowSplitting::OneRow,
+            row_combining: RowCombining::PerSale,
             sublot_order: SublotOrder::WashedFirst,
             fifo_order: FifoOrder::Purchase,
             same_purchase_is_replacement: false,

@@ -1085,6 +1085,7 @@ fn irc_1091_e_sale_before_the_closing_and_the_short_itself_do_not_wash() {
     assert_eq!(run(&t, 2023).rows[0].adjustment, dec!(0.00));
     let same = TaxSettings {
         same_purchase_is_replacement: true,
+        row_combining: RowCombining::PerLot,
         ..TaxSettings::default()
     };
     let rep = run_with(&t, 2023, &same);
@@ -1094,6 +1095,22 @@ fn irc_1091_e_sale_before_the_closing_and_the_short_itself_do_not_wash() {
     let gains: Vec<Decimal> = rep.rows[1..].iter().map(|r| r.gain_loss).collect();
     assert_eq!(gains, vec![dec!(200.00), dec!(200.00)]);
     assert_eq!(rep.rows[1].cost_basis, dec!(1800.00));
+    // Per sale (the default), the two parts share date, term and code: one row, same totals.
+    let combined = run_with(
+        &t,
+        2023,
+        &TaxSettings {
+            row_combining: RowCombining::PerSale,
+            ..same
+        },
+    );
+    assert_eq!(combined.rows.len(), 2);
+    assert_eq!(
+        cols(&combined.rows[1]),
+        (dec!(3000.00), dec!(2600.00), "", dec!(0.00), dec!(400.00))
+    );
+    assert_eq!(combined.rows[1].description, "60 X");
+    assert_eq!(combined.totals.total.gain_loss, rep.totals.total.gain_loss);
 }
 
 // Rules 1-2 by analogy: 30 days after the closing is inside, 31 is outside; the window setting
@@ -1572,5 +1589,177 @@ mod props {
         }
         assert!(adj > Decimal::ZERO, "no wash sales generated");
         assert_eq!(reported, economic(&t));
+    }
+}
+
+// Issue 13, docs/TAX.md "Rows: one per sale and acquisition date": the Form 8949 instructions
+// let the lots one sale closes share a row; ptrc combines those with the same date acquired,
+// term, code and lot id, and keeps the others apart. Totals do not change.
+#[test]
+fn rows_of_one_sale_combine_per_date_and_code() {
+    let per_lot = TaxSettings {
+        row_combining: RowCombining::PerLot,
+        ..TaxSettings::default()
+    };
+    // Two lots bought the same day, sold together at a gain on one and a loss on the other,
+    // no replacement: same date, no code, one row (proceeds 2,200, basis 1,000 + 1,200).
+    let same = trades(&[
+        "2023-01-03,A,O,X,buy,100,10,0,",
+        "2023-01-03,A,O,X,buy,100,12,0,",
+        "2023-06-01,A,O,X,sell,200,11,0,",
+    ]);
+    let rep = run(&same, 2023);
+    assert_eq!(rep.rows.len(), 1);
+    assert_eq!(
+        cols(&rep.rows[0]),
+        (dec!(2200.00), dec!(2200.00), "", dec!(0.00), dec!(0.00))
+    );
+    assert_eq!(rep.rows[0].description, "200 X");
+    assert_eq!(rep.rows[0].date_acquired, d("2023-01-03"));
+    assert_eq!(rep.totals.total.rows, 1);
+    let lots = run_with(&same, 2023, &per_lot);
+    assert_eq!(lots.rows.len(), 2);
+    assert_eq!(lots.totals.total.gain_loss, rep.totals.total.gain_loss);
+    assert_eq!(lots.totals.total.proceeds, rep.totals.total.proceeds);
+
+    // The same sale with a buy 9 days later: the losing lot's $100 is washed (code W), the
+    // gaining lot is not: two codes, two rows (Pub 550 per-lot netting, ambiguity 9).
+    let mut washed = same.clone();
+    washed.extend(trades(&["2023-06-10,A,O,X,buy,100,11,0,"]));
+    let rep = run(&washed, 2023);
+    assert_eq!(rep.rows.len(), 2);
+    assert_eq!(
+        cols(&rep.rows[0]),
+        (dec!(1100.00), dec!(1000.00), "", dec!(0.00), dec!(100.00))
+    );
+    assert_eq!(
+        cols(&rep.rows[1]),
+        (dec!(1100.00), dec!(1200.00), "W", dec!(100.00), dec!(0.00))
+    );
+    assert_eq!(rep.totals.total.gain_loss, dec!(100.00));
+    assert_eq!(rep.washes.len(), 1);
+    assert_eq!(run_with(&washed, 2023, &per_lot).totals, rep.totals);
+
+    // Lots bought on different days keep their own rows, codes or not.
+    let days = trades(&[
+        "2023-01-03,A,O,X,buy,100,10,0,",
+        "2023-01-04,A,O,X,buy,100,12,0,",
+        "2023-06-01,A,O,X,sell,200,11,0,",
+    ]);
+    let rep = run(&days, 2023);
+    assert_eq!(rep.rows.len(), 2);
+    assert_eq!(rep.rows[1].date_acquired, d("2023-01-04"));
+}
+
+// A lot fragmented by wash sales (one purchase absorbing several losses) is sold in one sale:
+// its parts with the same tacked date and code are one row, and the washes of one sale with one
+// replacement are one match; totals are those of one row per part.
+#[test]
+fn fragments_of_one_purchase_combine_and_totals_hold() {
+    let t = trades(&[
+        "2023-01-03,A,O,X,buy,30,10,0,",
+        "2023-02-01,A,O,X,sell,10,9,0,",
+        "2023-02-01,A,O,X,sell,10,9,0,",
+        "2023-02-01,A,O,X,sell,10,9,0,",
+        "2023-02-02,A,O,X,buy,30,9,0,",
+        "2023-03-01,A,O,X,sell,30,8,0,",
+    ]);
+    let per_lot = TaxSettings {
+        row_combining: RowCombining::PerLot,
+        ..TaxSettings::default()
+    };
+    let lots = run_with(&t, 2023, &per_lot);
+    let rep = run(&t, 2023);
+    // The Feb 2 purchase absorbed three losses of $10: three parts, one tacked date.
+    assert_eq!(lots.rows.len(), 6);
+    assert_eq!(rep.rows.len(), 4);
+    let last = &rep.rows[3];
+    assert_eq!(last.description, "30 X");
+    // Tacked: Feb 2 less the 29 days the sold shares were held.
+    assert_eq!(last.date_acquired, d("2023-01-04"));
+    assert_eq!(
+        cols(last),
+        (dec!(240.00), dec!(300.00), "", dec!(0.00), dec!(-60.00))
+    );
+    assert_eq!(lots.totals.total.proceeds, rep.totals.total.proceeds);
+    assert_eq!(lots.totals.total.gain_loss, rep.totals.total.gain_loss);
+    assert_eq!(lots.totals.total.adjustment, rep.totals.total.adjustment);
+    assert_eq!(rep.totals.total.rows, 4);
+}
+
+// The streamed writer gives what the collected report renders: the same CSV text, and JSON that
+// reads back as the same `TaxReport` (Part II rows and washes held aside until the end).
+#[test]
+fn streamed_output_matches_the_report() {
+    use std::io::Cursor;
+    let t = trades(&[
+        "2021-01-04,A,O,X,buy,100,10,0,",
+        "2022-06-01,A,O,X,buy,100,12,0,",
+        "2022-06-01,B,O,Y,buy,10,50,0,",
+        "2022-06-02,B,O,Y,sell,10,40,0,",
+        "2022-06-10,B,O,Y,buy,10,45,0,",
+        "2022-07-01,A,O,X,sell,150,11,0,",
+        "2022-07-15,A,O,X,buy,20,11,0,",
+        "2022-12-20,B,O,Y,sell,10,30,0,",
+    ]);
+    for settings in [
+        TaxSettings::default(),
+        TaxSettings {
+            row_splitting: RowSplitting::Split,
+            row_combining: RowCombining::PerLot,
+            ..TaxSettings::default()
+        },
+    ] {
+        let rep = run_with(&t, 2022, &settings);
+        assert!(rep.totals.long.rows > 0 && rep.totals.short.rows > 0);
+        assert!(!rep.washes.is_empty());
+        for format in [TaxFormat::Csv, TaxFormat::Json] {
+            let mut stream = TaxStream::new(
+                format,
+                2022,
+                None,
+                Vec::new(),
+                Cursor::new(Vec::new()),
+                Cursor::new(Vec::new()),
+            )
+            .unwrap();
+            let sum = form_8949_to(&t, 2022, &settings, None, &mut stream).unwrap();
+            assert_eq!(sum.totals, rep.totals);
+            let out = String::from_utf8(stream.finish(&sum).unwrap()).unwrap();
+            match format {
+                TaxFormat::Csv => assert_eq!(out, tax_to_csv(&rep)),
+                TaxFormat::Json => {
+                    let back: TaxReport = serde_json::from_str(&out).unwrap();
+                    assert_eq!(back, rep);
+                }
+            }
+        }
+    }
+}
+
+// The integer fast path of the pro-rata split gives the decimal path's values (exact quotient
+// rounded half away from zero), including negative totals and exact midpoints.
+#[test]
+fn pro_rata_integer_path_matches_decimal_rounding() {
+    use rust_decimal::RoundingStrategy;
+    let cases = [
+        (dec!(100.00), dec!(1), dec!(3)),
+        (dec!(-100.00), dec!(2), dec!(3)),
+        (dec!(0.05), dec!(1), dec!(2)),
+        (dec!(-0.05), dec!(1), dec!(2)),
+        (dec!(8295.525), dec!(17), dec!(69)),
+        (dec!(1222594036.245), dec!(0.5), dec!(7.25)),
+        (dec!(3.333), dec!(1), dec!(10)),
+    ];
+    for (total, part, whole) in cases {
+        for dp in [0, 2, 4] {
+            let want = (total * part / whole)
+                .round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero);
+            assert_eq!(
+                super::engine::alloc_exact(total, part, whole, dp),
+                Some(want),
+                "{total} * {part} / {whole} at {dp} places"
+            );
+        }
     }
 }
