@@ -800,13 +800,24 @@ fn ptrc_compute(cmd: PtrcCommand, name: &dyn Fn(&std::path::Path) -> String) -> 
                 wash_sale_window_days,
                 ..Default::default()
             };
-            let report = ptrc::tax::form_8949(&trades_v, year, &settings, None)?;
-            render(
-                &report,
-                &format,
-                ptrc::tax::tax_to_csv,
-                ptrc::tax::tax_to_html,
-            )
+            if format == "html" {
+                let report = ptrc::tax::form_8949(&trades_v, year, &settings, None)?;
+                std::io::stdout().write_all(ptrc::tax::tax_to_html(&report).as_bytes())?;
+                return Ok(());
+            }
+            // Rows are written as they become final; Part II rows and the washes wait in
+            // temporary files until Part I is out, so memory does not grow with the rows.
+            let format = if format == "csv" {
+                ptrc::tax::TaxFormat::Csv
+            } else {
+                ptrc::tax::TaxFormat::Json
+            };
+            let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            let (part2, washes) = (tempfile::tempfile()?, tempfile::tempfile()?);
+            let mut stream = ptrc::tax::TaxStream::new(format, year, None, out, part2, washes)?;
+            let summary = ptrc::tax::form_8949_to(&trades_v, year, &settings, None, &mut stream)?;
+            stream.finish(&summary)?;
+            Ok(())
         }
         PtrcCommand::Var {
             positions,

@@ -198,6 +198,8 @@ struct Book {
     /// seen them all (lots fragmented by wash sales are mostly absorbed ones).
     unabsorbed: usize,
     shorts: VecDeque<ShortLot>,
+    /// How many of `shorts` have not absorbed a loss (as `unabsorbed`).
+    unabsorbed_shorts: usize,
 }
 
 /// A closing of one lot (before display choices).
@@ -485,6 +487,7 @@ impl<'a> Engine<'a> {
             lots: VecDeque::new(),
             unabsorbed: 0,
             shorts: VecDeque::new(),
+            unabsorbed_shorts: 0,
         });
         self.book_ix.insert((acct, sym), b);
         let scope = self.scope_of(acct);
@@ -575,7 +578,9 @@ impl<'a> Engine<'a> {
             let adj = self.alloc(sadj, m, sq)?;
             let book = &mut self.books[b as usize];
             if m >= sq {
-                book.shorts.pop_front();
+                if book.shorts.pop_front().is_some_and(|sh| !sh.absorbed) {
+                    book.unabsorbed_shorts -= 1;
+                }
             } else if let Some(sh) = book.shorts.front_mut() {
                 sh.qty -= m;
                 sh.proceeds -= p;
@@ -924,6 +929,7 @@ impl<'a> Engine<'a> {
                     left
                 )));
             }
+            self.books[b as usize].unabsorbed_shorts += 1;
             self.books[b as usize].shorts.push_back(ShortLot {
                 seq: i,
                 opened: date,
@@ -1107,6 +1113,9 @@ impl<'a> Engine<'a> {
         }
         let book = &mut self.books[b as usize];
         let rest = book.shorts.pop_back().filter(|r| r.qty > Decimal::ZERO);
+        if rest.is_none() {
+            book.unabsorbed_shorts -= 1;
+        }
         match self.s.sublot_order {
             SublotOrder::WashedFirst => {
                 book.shorts.extend(washed);
@@ -1162,16 +1171,27 @@ impl<'a> Engine<'a> {
         cands.clear();
         if let Some(books) = self.scope_books.get(&key) {
             for &b in books {
-                let shorts = &self.books[b as usize].shorts;
+                let book = &self.books[b as usize];
+                debug_assert_eq!(
+                    book.unabsorbed_shorts,
+                    book.shorts.iter().filter(|s| !s.absorbed).count()
+                );
+                let shorts = &book.shorts;
+                let mut unseen = book.unabsorbed_shorts;
                 // Short sales are in the order entered into: dates rise towards the back.
                 for pos in (0..shorts.len()).rev() {
+                    if unseen == 0 {
+                        break;
+                    }
                     let sh = &shorts[pos];
                     if i64::from(sh.open_day) < from {
                         break;
                     }
-                    if !sh.absorbed
-                        && (self.s.same_purchase_is_replacement || sh.seq != loss.lot_seq)
-                    {
+                    if sh.absorbed {
+                        continue;
+                    }
+                    unseen -= 1;
+                    if self.s.same_purchase_is_replacement || sh.seq != loss.lot_seq {
                         cands.push((sh.seq, b, pos));
                     }
                 }
@@ -1210,6 +1230,7 @@ impl<'a> Engine<'a> {
                     .checked_add(amount)
                     .ok_or_else(|| overflow("replacement short sale"))?;
                 sh.absorbed = true;
+                self.books[b as usize].unabsorbed_shorts -= 1;
                 continue;
             }
             let part = self.carve_short(b, pos, m, amount)?;
