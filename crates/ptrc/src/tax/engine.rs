@@ -127,7 +127,6 @@ pub fn form_8949_to<S: TaxSink>(
         }
         let date = trade_date(t);
         let day = date.num_days_from_ce();
-        eng.flush(Some(day), filter, None, sink)?;
         if day > year_end_day {
             if snapshot.is_none() {
                 snapshot = Some(eng.snapshot(filter));
@@ -138,6 +137,9 @@ pub fn form_8949_to<S: TaxSink>(
             }
         }
         last_day = Some(day);
+        // Rows no trade from today on can change; a trade past the window's end is not
+        // processed, so it finalizes nothing (the last rows then get their open-window notes).
+        eng.flush(Some(day), filter, None, sink)?;
         match t.side {
             Side::Buy => eng.buy(i, date)?,
             Side::Sell => eng.sell(i, date)?,

@@ -1763,3 +1763,18 @@ fn pro_rata_integer_path_matches_decimal_rounding() {
         }
     }
 }
+
+// Trades long after the year's last wash-sale window change nothing, not even the notes about
+// losses whose window reaches past the last trade processed.
+#[test]
+fn trades_after_the_window_change_nothing() {
+    let t = trades(&[
+        "2023-12-01,A,O,X,buy,100,10,0,",
+        "2023-12-20,A,O,X,sell,50,8,0,",
+    ]);
+    let rep = run(&t, 2023);
+    assert_eq!(rep.notes.len(), 1, "{:?}", rep.notes);
+    let mut later = t.clone();
+    later.extend(trades(&["2025-06-01,A,O,Y,buy,1,1,0,"]));
+    assert_eq!(run(&later, 2023), rep);
+}
