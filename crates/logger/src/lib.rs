@@ -218,7 +218,11 @@ pub fn spawn_writer(
     let writer_tail = tail.clone();
     let thread = std::thread::Builder::new()
         .name("log-writer".into())
-        .spawn(move || writer::run(db, rx, writer_intake, writer_tail, retention, wm))
+        .spawn(move || {
+            // Storing log lines is background work: below the order path that emits them.
+            runtime::background::lower_this_thread();
+            writer::run(db, rx, writer_intake, writer_tail, retention, wm)
+        })
         .map_err(|source| LoggerError::Io {
             path: "log-writer thread".into(),
             source,

@@ -44,10 +44,12 @@ pub enum Job {
 /// Lines written per transaction at most (more wait for the next one).
 const BATCH_LINES: usize = 50_000;
 /// How often the writer looks at the queue while lines are coming (a line waits at most this
-/// long before its batch starts).
-const POLL: Duration = Duration::from_millis(2);
+/// long before its batch starts). Every look that finds lines is a transaction: at 1000
+/// orders/s (two lines each) a 2 ms poll stored ~4 lines per transaction for ~0.18 ms of CPU
+/// per order; 10 ms gathers five times as many per transaction.
+const POLL: Duration = Duration::from_millis(10);
 /// Empty looks before the writer sleeps until the next line (0.1 s without any).
-const IDLE_POLLS: u32 = 50;
+const IDLE_POLLS: u32 = 10;
 /// How often retention runs.
 pub const RETENTION_EVERY: Duration = Duration::from_secs(10);
 /// Delete transactions per retention pass.

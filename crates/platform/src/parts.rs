@@ -646,12 +646,14 @@ pub(crate) fn open_journal(ctx: &Ctx) -> Result<Journaled, PlatformError> {
     let (journal, recovery) = Journal::open(&path)?;
     tracing::info!(path = %path.display(), ?recovery, "journal open");
     let bus = journal::InProcessBus::new(journal.clone());
-    // Every journal consumer runs through this one runner (restart, checkpoints, metrics).
+    // Every journal consumer runs through this one runner (restart, checkpoints, metrics), on
+    // the background runtime: below the order path this process also runs.
     let runner = runtime::Runner::new(
         bus.clone(),
         runtime::ConsumerMetrics::register(&metrics),
         ctx.shutdown.clone(),
-    );
+    )
+    .in_background();
     Ok(Journaled {
         journal,
         recovery,

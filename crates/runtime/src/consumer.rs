@@ -250,6 +250,9 @@ struct Progress {
     /// When the newest durable snapshot was written (unix ns; the consumer's start before the
     /// first).
     snapshot_at_ns: std::sync::atomic::AtomicI64,
+    /// A reader waits for a sequence the consumer has not applied: a lingering batch is folded
+    /// at once instead of at the end of its linger.
+    hurry: tokio::sync::Notify,
 }
 
 /// A reader waited longer than its deadline for a consumer to reach a sequence.
@@ -305,6 +308,9 @@ impl<C> ConsumerHandle<C> {
     pub async fn wait_for(&self, seq: u64, timeout: Duration) -> Result<(), Lagging> {
         let started = Instant::now();
         let mut rx = self.position.clone();
+        if *rx.borrow() < seq {
+            self.progress.hurry.notify_one();
+        }
         let reached = tokio::time::timeout(timeout, rx.wait_for(|p| *p >= seq)).await;
         match reached {
             Ok(Ok(_)) => Ok(()),
@@ -385,7 +391,19 @@ pub struct Runner<B: Bus> {
     metrics: ConsumerMetrics,
     /// Set for a partitioned replica: every consumer it starts applies only its share.
     partitioning: Option<Partitioning>,
+    /// Where the consumers run: the background runtime, or (`None`) the caller's.
+    lane: Option<tokio::runtime::Handle>,
+    /// How long a consumer lets a small batch grow before folding it (see [`LINGER`]).
+    linger: Option<Duration>,
 }
+
+/// How long a background consumer lets a batch smaller than [`Spec::batch`] grow before folding
+/// it. A store-backed consumer pays a transaction (and a WAL write, for some an fsync) per
+/// batch: at 1000 orders/s, folding every commit on its own cost ~0.65 ms of CPU per order over
+/// the consumers; gathering 20 ms of events makes that one transaction per 20 ms. A consumer
+/// that is behind gets full batches and never lingers; a reader waiting for a sequence
+/// ([`ConsumerHandle::wait_for`]) ends the linger at once, so reads stay as fresh as before.
+pub const LINGER: Duration = Duration::from_millis(20);
 
 /// Serializes a snapshot consumer's state.
 type SaveFn<C> = fn(&C) -> Result<Vec<u8>, String>;
@@ -416,7 +434,17 @@ impl<B: Bus> Runner<B> {
             shutdown,
             metrics,
             partitioning: None,
+            lane: None,
+            linger: None,
         }
+    }
+
+    /// The same runner starting its consumers on the [`crate::background`] runtime, below the
+    /// order path's priority, folding batches of up to [`LINGER`] (`up` and the core's process).
+    pub fn in_background(mut self) -> Runner<B> {
+        self.lane = crate::background::background();
+        self.linger = Some(LINGER);
+        self
     }
 
     /// The same runner for a partitioned replica: each consumer it starts drops the events
@@ -443,6 +471,8 @@ impl<B: Bus> Runner<B> {
             shutdown: self.shutdown.clone(),
             metrics,
             partitioning: self.partitioning.clone(),
+            lane: self.lane.clone(),
+            linger: self.linger,
         }
     }
 
@@ -547,7 +577,7 @@ impl<B: Bus> Runner<B> {
             position: rx,
             progress,
         };
-        let task = tokio::spawn(run_loop(
+        let run = run_loop(
             self.bus.clone(),
             sub,
             spec,
@@ -555,8 +585,13 @@ impl<B: Bus> Runner<B> {
             tx,
             checkpoint,
             self.partitioning.clone(),
+            self.linger,
             self.shutdown.clone(),
-        ));
+        );
+        let task = match &self.lane {
+            Some(lane) => lane.spawn(run),
+            None => tokio::spawn(run),
+        };
         Ok((handle, task))
     }
 }
@@ -579,6 +614,7 @@ async fn run_loop<B: Bus, C: Consumer>(
     position: watch::Sender<u64>,
     mut checkpoint: Checkpoint<C>,
     partitioning: Option<Partitioning>,
+    linger: Option<Duration>,
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
     let name = spec.name;
@@ -607,6 +643,16 @@ async fn run_loop<B: Bus, C: Consumer>(
                     Err(JournalError::Closed) => break,
                     Err(e) => return Err(RuntimeError::Bus { consumer: name, source: e }),
                 };
+                if let Some(linger) = linger
+                    && batch.len() < spec.batch
+                    && handle.is_ready()
+                {
+                    match grow(&mut sub, &mut batch, spec.batch, linger, &handle.progress, &shutdown).await {
+                        Ok(()) => {}
+                        Err(JournalError::Closed) => break,
+                        Err(e) => return Err(RuntimeError::Bus { consumer: name, source: e }),
+                    }
+                }
                 // Past the batch, and past whatever the filter skipped.
                 let last = sub.scanned().max(batch.last().map_or(0, |d| d.seq));
                 if last <= applied {
@@ -651,6 +697,32 @@ async fn run_loop<B: Bus, C: Consumer>(
     }
     // A clean stop leaves a snapshot of everything applied, so the next start replays nothing.
     checkpoint_after_batch(&mut sub, &mut checkpoint, &handle, applied, true).await
+}
+
+/// Lets `batch` grow for `linger` (or until a reader hurries the consumer, or shutdown), then
+/// takes what arrived meanwhile, up to `max`, without waiting for more.
+async fn grow<S: Subscription>(
+    sub: &mut S,
+    batch: &mut Vec<Delivery>,
+    max: usize,
+    linger: Duration,
+    progress: &Progress,
+    shutdown: &CancellationToken,
+) -> Result<(), JournalError> {
+    tokio::select! {
+        _ = tokio::time::sleep(linger) => {}
+        _ = progress.hurry.notified() => {}
+        _ = shutdown.cancelled() => {}
+    }
+    while batch.len() < max {
+        // Polled once: what is already there, never a wait.
+        match tokio::time::timeout(Duration::ZERO, sub.next_batch(max - batch.len())).await {
+            Ok(Ok(more)) if !more.is_empty() => batch.extend(more),
+            Ok(Err(e)) => return Err(e),
+            _ => break,
+        }
+    }
+    Ok(())
 }
 
 fn to_i64(v: u64) -> i64 {

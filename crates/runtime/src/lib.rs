@@ -1,5 +1,6 @@
 //! The service runtime: what every trade2026 service shares instead of copying.
 //!
+//! - [`background`]: the lower-priority runtime the consumers run on, off the order path;
 //! - [`consumer`]: the consumer loop over the [`journal::Bus`], with restart from the newest
 //!   snapshot (or the consumer's own stored position) plus the journal tail, checkpoints, a read
 //!   barrier and per-consumer metrics;
@@ -12,6 +13,7 @@
 //! A new service is a small crate: a pure core, a [`Consumer`] that feeds it, and an axum router
 //! whose handlers take a [`Caller`] and [`Params`].
 
+pub mod background;
 pub mod consumer;
 pub mod guard;
 pub mod http;

@@ -534,3 +534,56 @@ async fn each_registry_shows_its_own_consumers_with_the_lag_of_the_moment() {
     stuck_task.await.unwrap().unwrap();
     fine_task.await.unwrap().unwrap();
 }
+
+/// Records the size of every batch it folds and the nice value of the thread it ran on.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+struct Batches {
+    sizes: Vec<usize>,
+    nice: Vec<i32>,
+}
+
+impl Consumer for Batches {
+    type Error = Never;
+    fn apply(&mut self, batch: &[Delivery], _out: &mut Vec<Event>) -> Result<(), Never> {
+        self.sizes.push(batch.len());
+        self.nice.push(runtime::background::this_thread_nice());
+        Ok(())
+    }
+}
+
+impl Snapshot for Batches {
+    const STATE_VERSION: u32 = 1;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_consumer_folds_below_the_callers_priority_and_a_reader_still_gets_every_event()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
+    let bus = InProcessBus::new(journal.clone());
+    let shutdown = CancellationToken::new();
+    let (h, task) = runner(&bus, &shutdown)
+        .in_background()
+        .start_snapshotted(
+            Spec::new("batches", ">"),
+            SnapshotStore::open(&dir.path().join("snapshots"), "batches", 3).unwrap(),
+            policy(1_000_000),
+            "v1".into(),
+            Batches::default,
+        )
+        .await
+        .unwrap();
+    publish(&bus, 1..=10).await;
+    // The barrier a read uses: answered with all ten applied (a lingering batch is hurried).
+    h.wait_for(10, Duration::from_secs(10)).await.unwrap();
+    let (sizes, nice) = h.read(|b| (b.sizes.clone(), b.nice.clone()));
+    assert_eq!(sizes.iter().sum::<usize>(), 10, "{sizes:?}");
+    let caller = runtime::background::this_thread_nice();
+    assert!(
+        nice.iter()
+            .all(|n| *n == runtime::background::BACKGROUND_NICE.max(caller)),
+        "folded at nice {nice:?}, caller at {caller}"
+    );
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}

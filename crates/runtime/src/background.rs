@@ -1,0 +1,94 @@
+//! The background lane: a second tokio runtime, at a lower OS priority, for the work that
+//! follows the journal (consumers folding events into their stores, snapshots, the log store).
+//!
+//! Why: the order path (HTTP, engine, group commit, acknowledger) and the consumers share the
+//! machine's cores. On the same runtime, an order's task can wait in a worker's queue behind a
+//! consumer's batch, and under a burst the consumers take half the CPU while the orders wait.
+//! With the consumers on threads of their own at `nice` +10, the kernel runs the order path
+//! first whenever both are runnable; the consumers use what is left and catch up in batches
+//! (a consumer that falls behind takes bigger batches, which costs less per event). Their lag
+//! is visible as always (`/health`, `consumer_lag_events`), and every read that must include an
+//! order waits for its consumer as before ([`crate::ConsumerHandle::wait_for`]).
+
+use std::sync::OnceLock;
+
+use tokio::runtime::{Builder, Handle, Runtime};
+
+/// `nice` of the background threads: the scheduler gives a runnable nice-0 thread about ten
+/// times the CPU share of a nice-10 one, so the lane never starves but always yields.
+pub const BACKGROUND_NICE: i32 = 10;
+
+/// The process's background runtime (started on first use, one per process, never stopped:
+/// its tasks end with their services' shutdown tokens). `None` when the runtime could not be
+/// built (no threads left); callers then run the work on their own runtime.
+pub fn background() -> Option<Handle> {
+    static LANE: OnceLock<Option<Runtime>> = OnceLock::new();
+    LANE.get_or_init(|| {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        match Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("background")
+            .on_thread_start(lower_this_thread)
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => Some(rt),
+            Err(e) => {
+                tracing::warn!(error = %e, "background runtime not started; consumers share the main runtime");
+                None
+            }
+        }
+    })
+    .as_ref()
+    .map(|rt| rt.handle().clone())
+}
+
+/// Lowers the calling thread to [`BACKGROUND_NICE`] (Linux: per thread). Raising one's own
+/// nice value needs no privilege; a failure leaves the thread as it was, which is only slower.
+pub fn lower_this_thread() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority reads no memory of ours; on Linux `PRIO_PROCESS` with who = 0 is the
+    // calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE);
+    }
+}
+
+/// The nice value of the calling thread (tests and diagnostics).
+pub fn this_thread_nice() -> i32 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: as above; getpriority may return -1 legitimately, errno is not needed here.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+    }
+    #[cfg(not(target_os = "linux"))]
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn background_tasks_run_on_lowered_threads_and_the_caller_keeps_its_priority() {
+        let before = this_thread_nice();
+        let lane = background().expect("background runtime");
+        let (nice, name) = lane.block_on(async {
+            tokio::spawn(async {
+                (
+                    this_thread_nice(),
+                    std::thread::current().name().map(str::to_owned),
+                )
+            })
+            .await
+            .expect("task")
+        });
+        assert_eq!(nice, BACKGROUND_NICE.max(before));
+        assert_eq!(name.as_deref(), Some("background"));
+        assert_eq!(
+            this_thread_nice(),
+            before,
+            "the caller's thread is not lowered"
+        );
+    }
+}
