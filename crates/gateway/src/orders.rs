@@ -26,7 +26,7 @@ use runtime::{Caller, Params, Scope, parse_json};
 use serde::{Deserialize, Serialize};
 use telemetry::http::ErrorDetail;
 
-use crate::Gateway;
+use crate::{Gateway, Shared};
 use auth::Role;
 
 /// How long a read waits for the read store to include what was durable when it arrived.
@@ -135,7 +135,7 @@ fn order_not_found(id: &str) -> ApiError {
 }
 
 pub async fn submit(
-    State(gw): State<Gateway>,
+    State(gw): State<Shared>,
     caller: Caller,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -267,7 +267,7 @@ async fn visible_order(gw: &Gateway, caller: &Caller, id: &str) -> Result<Order,
 }
 
 pub async fn get_order(
-    State(gw): State<Gateway>,
+    State(gw): State<Shared>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<OrderView>, ApiError> {
@@ -277,7 +277,7 @@ pub async fn get_order(
 }
 
 pub async fn cancel_order(
-    State(gw): State<Gateway>,
+    State(gw): State<Shared>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<OrderView>, ApiError> {
@@ -393,7 +393,7 @@ fn symbol_filter(p: &Params) -> Result<Option<String>, ApiError> {
 
 /// `GET /orders?account=&status=&symbol=&from=&to=&limit=&cursor=&order=`
 pub async fn list_orders(
-    State(gw): State<Gateway>,
+    State(gw): State<Shared>,
     caller: Caller,
     p: Params,
 ) -> Result<Response, ApiError> {
@@ -439,7 +439,7 @@ pub async fn list_orders(
 /// `GET /fills?account=&symbol=&order_id=&from=&to=&limit=&cursor=&order=` (`since` is the
 /// older name of `from`).
 pub async fn list_fills(
-    State(gw): State<Gateway>,
+    State(gw): State<Shared>,
     caller: Caller,
     p: Params,
 ) -> Result<Response, ApiError> {
@@ -481,7 +481,7 @@ pub async fn list_fills(
 
 /// `GET /positions?account=`: net quantity, average price and P&L marked to the latest mid.
 pub async fn list_positions(
-    State(gw): State<Gateway>,
+    State(gw): State<Shared>,
     caller: Caller,
     p: Params,
 ) -> Result<Json<Vec<positions::Position>>, ApiError> {
@@ -503,7 +503,7 @@ pub async fn list_positions(
 }
 
 pub async fn risk_limits(
-    State(gw): State<Gateway>,
+    State(gw): State<Shared>,
     caller: Caller,
 ) -> Result<Json<risk::RiskLimits>, ApiError> {
     caller.require(&[Role::Admin], "this endpoint")?;
@@ -521,7 +521,7 @@ pub async fn risk_limits(
 
 /// `POST /admin/risk`: a `LimitsChange` (`{"op":"set_limits",...}`, `{"op":"reset_kill_switch",...}`).
 pub async fn change_risk(
-    State(gw): State<Gateway>,
+    State(gw): State<Shared>,
     caller: Caller,
     _headers: HeaderMap,
     body: Bytes,

@@ -22,7 +22,7 @@ use journal::{Journal, SubjectFilter};
 use runtime::http::{ApiError, Refusal};
 use runtime::{Caller, Params, Scope};
 
-use crate::Gateway;
+use crate::Shared;
 
 /// Journal records read per page while catching a resumed stream up.
 const BACKLOG_PAGE: usize = 1_000;
@@ -105,7 +105,7 @@ impl Drop for Slot {
 
 /// `GET /stream?account=` (+ `Last-Event-ID`).
 pub async fn stream(
-    State(gw): State<Gateway>,
+    State(gw): State<Shared>,
     caller: Caller,
     p: Params,
     headers: HeaderMap,

@@ -652,6 +652,12 @@ async fn run_loop<B: Bus, C: Consumer>(
                         Err(JournalError::Closed) => break,
                         Err(e) => return Err(RuntimeError::Bus { consumer: name, source: e }),
                     }
+                    // Shutdown came during the linger: the batch is left for the next start
+                    // (nothing of it is applied or acknowledged), as for a batch that arrives
+                    // after shutdown; what the consumer writes to may be stopping already.
+                    if shutdown.is_cancelled() {
+                        break;
+                    }
                 }
                 // Past the batch, and past whatever the filter skipped.
                 let last = sub.scanned().max(batch.last().map_or(0, |d| d.seq));
