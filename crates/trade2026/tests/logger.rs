@@ -86,16 +86,33 @@ fn an_orders_lines_are_found_and_its_timeline_lists_its_events_in_order() {
             m.iter().any(|l| l == "order accepted") && m.iter().any(|l| l == "order filled")
         },
     );
-    // Newest first: the engine's fills (one per book level the order took) after the gateway's
-    // acceptance.
+    // The gateway's acceptance and the engine's fills (one per book level the order took). They
+    // come from two tasks woken by the same durable commit (the acknowledger answers the gateway
+    // and streams the fills to the lifecycle log), so which line is captured first is a race of
+    // microseconds: the order of the order's facts is the journal's, checked in the timeline.
     let said = messages(&by_id);
-    let (accepted, fills) = said.split_last().unwrap();
-    assert_eq!(accepted, "order accepted", "{said:?}");
-    assert!(
-        !fills.is_empty() && fills.iter().all(|m| m == "order filled"),
+    assert_eq!(
+        said.iter().filter(|m| *m == "order accepted").count(),
+        1,
         "{said:?}"
     );
-    assert_eq!(by_id["lines"][0]["service"], "engine");
+    assert!(
+        said.len() > 1
+            && said
+                .iter()
+                .all(|m| m == "order accepted" || m == "order filled"),
+        "{said:?}"
+    );
+    let services: Vec<&str> = by_id["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["service"].as_str().unwrap())
+        .collect();
+    assert!(
+        services.contains(&"engine") && services.contains(&"gateway"),
+        "{services:?}"
+    );
 
     let (status, body) = http_as(
         p.logger,
@@ -128,9 +145,18 @@ fn an_orders_lines_are_found_and_its_timeline_lists_its_events_in_order() {
         .filter(|e| e["source"] == "log")
         .map(|e| e["message"].as_str().unwrap())
         .collect();
-    assert_eq!(logs.first(), Some(&"order accepted"), "{logs:?}");
+    // A line per fill plus the acceptance (in capture order, see above).
     assert_eq!(logs.len(), journal.len() - 1, "a line per fill: {logs:?}");
-    assert!(logs[1..].iter().all(|m| *m == "order filled"), "{logs:?}");
+    assert_eq!(
+        logs.iter().filter(|m| **m == "order accepted").count(),
+        1,
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter()
+            .all(|m| *m == "order accepted" || *m == "order filled"),
+        "{logs:?}"
+    );
     let times: Vec<&str> = entries.iter().map(|e| e["ts"].as_str().unwrap()).collect();
     assert!(
         times.windows(2).all(|w| w[0] <= w[1]),
