@@ -207,9 +207,6 @@ struct Book {
 /// A closing of one lot (before display choices).
 #[derive(Debug, Clone)]
 struct RawRow {
-    /// Index of the sell (or the covering buy): the rows of one sale are adjacent.
-    sale: u32,
-    book: u32,
     lot_seq: u32,
     qty: Decimal,
     acquired: NaiveDate,
@@ -233,7 +230,7 @@ struct RawRow {
 /// The still-unmatched part of a losing lot (or of a short covered at a loss).
 #[derive(Debug, Clone)]
 struct Loss {
-    row: u32,
+    row: RowId,
     /// The purchase (or, for a short, the short sale) the loss was realized on: its unsold
     /// rest is not a replacement by default (ambiguity 4).
     lot_seq: u32,
@@ -265,14 +262,47 @@ struct Absorber {
     hp_start: NaiveDate,
 }
 
-/// `RawRow` id of a closing outside the tax year: not stored (only its losses matter).
-const NO_ROW: u32 = u32::MAX;
+/// Where a closing's `RawRow` is: the id of its sale's [`SaleRows`] and its index there.
+#[derive(Debug, Clone, Copy)]
+struct RowId {
+    slot: u32,
+    k: u32,
+}
 
-/// What has been reported so far: the rows of the sale being gathered, the running totals
-/// and the notes.
+/// `RawRow` id of a closing outside the tax year: not stored (only its losses matter).
+const NO_ROW: RowId = RowId {
+    slot: u32::MAX,
+    k: 0,
+};
+
+/// The closings of one sale (one sell, or one buy covering shorts) not yet reported.
+struct SaleRows<'a> {
+    /// Index of the sell (or the covering buy).
+    sale: u32,
+    book: u32,
+    sold: NaiveDate,
+    /// The closing of short sales (a covering buy).
+    short: bool,
+    rows: Vec<RawRow>,
+    /// How many of `rows` are pending: while any is, the sale's rows may still change.
+    pending: u32,
+    /// The sale's Form 8949 rows and washes, once combined (its rows are then dropped).
+    combined: Option<Combined<'a>>,
+}
+
+/// (date acquired, term, washed, lot id, short) of a Form 8949 row.
+type RowKey<'k> = (NaiveDate, Term, bool, Option<&'k String>, bool);
+
+/// One sale's rows combined per [`RowCombining`]: (key, [qty, d, e, g]) in order of first
+/// appearance, and its wash matches.
+struct Combined<'a> {
+    parts: Vec<(RowKey<'a>, [Decimal; 4])>,
+    washes: Vec<MatchRec>,
+}
+
+/// What has been reported so far: the running totals and the notes.
 #[derive(Default)]
 struct Emitted {
-    group: Vec<RawRow>,
     totals: TaxTotals,
     notes: Vec<String>,
     open_windows: usize,
@@ -301,9 +331,17 @@ struct Engine<'a> {
     pending_short: FxMap<(usize, usize), VecDeque<Loss>>,
     /// Reused buffer of replacement candidates (seq, book, position).
     cands: Vec<(u32, u32, usize)>,
-    /// Rows not yet final, in order of sale; `rows[0]` has id `row_base`.
-    rows: VecDeque<RawRow>,
-    row_base: u32,
+    /// Sales not yet reported, in order of sale; `sales[0]` has id `sale_base`. A sale behind
+    /// a pending one is combined as soon as its own rows are final, so the window holds one
+    /// compact record per sale, not its lots' parts.
+    sales: VecDeque<SaleRows<'a>>,
+    sale_base: u32,
+    /// Id of the first sale not yet looked at for combining.
+    unscanned: u32,
+    /// Sales whose last pending row became final since the last flush.
+    ready: Vec<u32>,
+    /// Emptied row buffers, kept for their capacity.
+    free_rows: Vec<Vec<RawRow>>,
     emitted: Emitted,
 }
 
@@ -369,8 +407,11 @@ impl<'a> Engine<'a> {
             pending: FxMap::default(),
             pending_short: FxMap::default(),
             cands: Vec::new(),
-            rows: VecDeque::new(),
-            row_base: 0,
+            sales: VecDeque::new(),
+            sale_base: 0,
+            unscanned: 0,
+            ready: Vec::new(),
+            free_rows: Vec::new(),
             emitted: Emitted::default(),
         }
     }
@@ -522,17 +563,30 @@ impl<'a> Engine<'a> {
 
     /// Store a closing of the tax year; others are not reported and are dropped (their losses
     /// still travel in their `Loss`).
-    fn push_row(&mut self, r: RawRow) -> u32 {
+    fn push_row(&mut self, sale: u32, book: u32, r: RawRow) -> RowId {
         if r.sold.year() != self.year {
             return NO_ROW;
         }
-        self.rows.push_back(r);
-        self.row_base + (self.rows.len() - 1) as u32
-    }
-
-    fn row_mut(&mut self, id: u32) -> Option<&mut RawRow> {
-        let k = id.checked_sub(self.row_base)?;
-        self.rows.get_mut(k as usize)
+        if self.sales.back().is_none_or(|s| s.sale != sale) {
+            let rows = self.free_rows.pop().unwrap_or_default();
+            self.sales.push_back(SaleRows {
+                sale,
+                book,
+                sold: r.sold,
+                short: r.short,
+                rows,
+                pending: 0,
+                combined: None,
+            });
+        }
+        let ix = self.sales.len() - 1;
+        let slot = &mut self.sales[ix];
+        slot.pending += u32::from(r.pending);
+        slot.rows.push(r);
+        RowId {
+            slot: self.sale_base + ix as u32,
+            k: (slot.rows.len() - 1) as u32,
+        }
     }
 
     fn tack(&self, sold_hp_start: NaiveDate, sold: NaiveDate, repl: NaiveDate) -> NaiveDate {
@@ -593,28 +647,28 @@ impl<'a> Engine<'a> {
             let basis = c
                 .checked_add(adj)
                 .ok_or_else(|| overflow(&self.describe(i)))?;
-            let row = self.push_row(RawRow {
-                sale: i,
-                book: b,
-                lot_seq: i,
-                qty: m,
-                acquired: date,
-                hp_start: date,
-                sold: date,
-                proceeds: p,
-                basis,
-                sell_fee: f,
-                adjustment: Decimal::ZERO,
-                washed_qty: Decimal::ZERO,
-                short: true,
-                pending: false,
-                first_match: None,
-                more_matches: Vec::new(),
-            });
-            if short_wash && p < basis {
-                if let Some(r) = self.row_mut(row) {
-                    r.pending = true;
-                }
+            let loss = short_wash && p < basis;
+            let row = self.push_row(
+                i,
+                b,
+                RawRow {
+                    lot_seq: i,
+                    qty: m,
+                    acquired: date,
+                    hp_start: date,
+                    sold: date,
+                    proceeds: p,
+                    basis,
+                    sell_fee: f,
+                    adjustment: Decimal::ZERO,
+                    washed_qty: Decimal::ZERO,
+                    short: true,
+                    pending: loss,
+                    first_match: None,
+                    more_matches: Vec::new(),
+                },
+            );
+            if loss {
                 short_losses.push(Loss {
                     row,
                     lot_seq: sseq,
@@ -774,9 +828,26 @@ impl<'a> Engine<'a> {
         loss.loss_rem -= amount;
         let done = loss.qty_rem <= Decimal::ZERO;
         // A row outside the tax year is not stored: only its loss travels.
-        if let Some(row) = self.row_mut(loss.row) {
+        let id = loss.row;
+        let slot = id
+            .slot
+            .checked_sub(self.sale_base)
+            .and_then(|ix| self.sales.get_mut(ix as usize));
+        if let Some(slot) = slot
+            && let Some(row) = slot.rows.get_mut(id.k as usize)
+        {
             row.adjustment += amount;
             row.washed_qty += m;
+            if row.pending == done {
+                if done {
+                    slot.pending -= 1;
+                    if slot.pending == 0 {
+                        self.ready.push(id.slot);
+                    }
+                } else {
+                    slot.pending += 1;
+                }
+            }
             row.pending = !done;
             let rec = MatchRec {
                 kind: by.kind,
@@ -879,29 +950,29 @@ impl<'a> Engine<'a> {
                     .checked_add(amount)
                     .ok_or_else(|| overflow(&self.describe(i)))?;
             }
-            let row = self.push_row(RawRow {
-                sale: i,
-                book: b,
-                lot_seq: seq,
-                qty: m,
-                acquired,
-                hp_start,
-                sold: date,
-                proceeds,
-                basis,
-                sell_fee: f,
-                adjustment: Decimal::ZERO,
-                washed_qty: Decimal::ZERO,
-                short: false,
-                pending: false,
-                first_match: None,
-                more_matches: Vec::new(),
-            });
             // Per lot, never on the order's net result (ambiguity 9); gains are never washed.
-            if covered && proceeds < basis {
-                if let Some(r) = self.row_mut(row) {
-                    r.pending = true;
-                }
+            let loss = covered && proceeds < basis;
+            let row = self.push_row(
+                i,
+                b,
+                RawRow {
+                    lot_seq: seq,
+                    qty: m,
+                    acquired,
+                    hp_start,
+                    sold: date,
+                    proceeds,
+                    basis,
+                    sell_fee: f,
+                    adjustment: Decimal::ZERO,
+                    washed_qty: Decimal::ZERO,
+                    short: false,
+                    pending: loss,
+                    first_match: None,
+                    more_matches: Vec::new(),
+                },
+            );
+            if loss {
                 losses.push(Loss {
                     row,
                     lot_seq: seq,
@@ -1305,7 +1376,9 @@ impl<'a> Engine<'a> {
     }
 
     /// Report the rows that no trade on `day` or later can change (all of them when `day` is
-    /// None), combining the rows of each sale per [`RowCombining`].
+    /// None), combining the rows of each sale per [`RowCombining`]. A sale waiting behind an
+    /// earlier one whose loss may still be washed is combined as soon as its own rows are
+    /// final, and reported when its turn comes.
     fn flush<S: TaxSink>(
         &mut self,
         day: Option<i32>,
@@ -1314,60 +1387,96 @@ impl<'a> Engine<'a> {
         sink: &mut S,
     ) -> Result<(), S::Error> {
         let window = i64::from(self.s.wash_sale_window_days);
-        while let Some(front) = self.rows.front() {
+        let end = self.sale_base + self.sales.len() as u32;
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.extend(self.unscanned.max(self.sale_base)..end);
+        self.unscanned = end;
+        for &id in &ready {
+            let Some(ix) = id.checked_sub(self.sale_base).map(|ix| ix as usize) else {
+                continue;
+            };
+            // The front is reported below; a sale still pending waits for its rows.
+            if ix == 0
+                || self
+                    .sales
+                    .get(ix)
+                    .is_none_or(|s| s.pending > 0 || s.combined.is_some())
+            {
+                continue;
+            }
+            // No pending row: no note can concern it, whatever `last_day`.
+            self.combine_slot(ix, filter, None)?;
+        }
+        ready.clear();
+        self.ready = ready;
+        while let Some(front) = self.sales.front() {
             let closed = match day {
                 None => true,
                 Some(d) => {
-                    !front.pending
+                    front.pending == 0
                         || i64::from(front.sold.num_days_from_ce()) + window < i64::from(d)
                 }
             };
             if !closed {
                 break;
             }
-            let Some(r) = self.rows.pop_front() else {
+            if front.combined.is_none() {
+                self.combine_slot(0, filter, last_day)?;
+            }
+            let Some(slot) = self.sales.pop_front() else {
                 break;
             };
-            self.row_base += 1;
-            if self.emitted.group.first().is_some_and(|g| g.sale != r.sale) {
-                self.emit_group(filter, last_day, sink)?;
+            self.sale_base += 1;
+            if let Some(c) = slot.combined {
+                self.emit((slot.book, slot.sold, slot.short), c, sink)?;
             }
-            self.emitted.group.push(r);
-        }
-        if day.is_none() {
-            self.emit_group(filter, last_day, sink)?;
         }
         Ok(())
     }
 
-    /// The Form 8949 rows and wash matches of the gathered sale.
-    fn emit_group<S: TaxSink>(
+    /// Combine the rows of `sales[ix]` into its Form 8949 rows and wash matches (an empty
+    /// record when the filter leaves its book out); its row buffer goes back to the free list.
+    fn combine_slot(
         &mut self,
+        ix: usize,
         filter: Option<&TaxFilter>,
         last_day: Option<i32>,
-        sink: &mut S,
-    ) -> Result<(), S::Error> {
-        let group = std::mem::take(&mut self.emitted.group);
-        let Some(first) = group.first() else {
-            return Ok(());
+    ) -> Result<(), PtrcError> {
+        let (book, sold, mut rows) = {
+            let slot = &mut self.sales[ix];
+            (slot.book, slot.sold, std::mem::take(&mut slot.rows))
         };
-        // One sale: one book, one date.
-        if !self.book_wanted(first.book, filter) {
-            self.emitted.group = reuse(group);
-            return Ok(());
-        }
+        let c = if self.book_wanted(book, filter) {
+            self.combine(book, sold, &rows, last_day)?
+        } else {
+            Combined {
+                parts: Vec::new(),
+                washes: Vec::new(),
+            }
+        };
+        self.sales[ix].combined = Some(c);
+        rows.clear();
+        self.free_rows.push(rows);
+        Ok(())
+    }
+
+    /// The Form 8949 rows and wash matches of one sale's closings.
+    fn combine(
+        &mut self,
+        book: u32,
+        sold: NaiveDate,
+        group: &[RawRow],
+        last_day: Option<i32>,
+    ) -> Result<Combined<'a>, PtrcError> {
         let s = self.s;
+        let trades: &'a [Trade] = self.trades;
         let window = i64::from(s.wash_sale_window_days);
-        let bk = &self.books[first.book as usize];
+        let bk = &self.books[book as usize];
         let (account, symbol) = (self.names_acct[bk.acct], self.names_sym[bk.sym]);
-        let owner = self.names_owner[self.owner_of[bk.acct]];
         let covered = self.covered[bk.sym];
         let combine = s.row_combining == RowCombining::PerSale;
-        // (date acquired, term, washed, lot id, short) -> (qty, d, e, g), in order of first
-        // appearance.
-        type Key<'k> = (NaiveDate, Term, bool, Option<&'k String>, bool);
-        let mut parts: Vec<(Key, [Decimal; 4])> = Vec::new();
-        let mut add = |key: Key<'a>, v: [Decimal; 4]| -> Result<(), PtrcError> {
+        let mut parts: Vec<(RowKey<'a>, [Decimal; 4])> = Vec::new();
+        let mut add = |key: RowKey<'a>, v: [Decimal; 4]| -> Result<(), PtrcError> {
             let at = if combine {
                 parts.iter().position(|(k, _)| *k == key)
             } else {
@@ -1384,7 +1493,7 @@ impl<'a> Engine<'a> {
             }
             Ok(())
         };
-        for r in &group {
+        for r in group {
             self.emitted.lots_closed += 1;
             let term = if r.short {
                 Term::Short
@@ -1406,7 +1515,7 @@ impl<'a> Engine<'a> {
                         .ok_or_else(|| overflow("gross proceeds"))?,
                 ),
             };
-            let lot_id = self.trades[r.lot_seq as usize].lot_ids.first();
+            let lot_id = trades[r.lot_seq as usize].lot_ids.first();
             let key = |g: Decimal| (date_acquired, term, g > Decimal::ZERO, lot_id, r.short);
             let partial = r.adjustment > Decimal::ZERO && r.washed_qty < r.qty;
             if s.row_splitting == RowSplitting::Split && partial {
@@ -1456,8 +1565,42 @@ impl<'a> Engine<'a> {
                 }
             }
         }
-        let sold = first.sold;
-        for ((date_acquired, term, _, lot_id, short), [qty, d, e, g]) in parts {
+        debug_assert!(group.iter().all(|r| r.sold == sold));
+        // The wash matches of the sale, those with one replacement (kind, account, date and
+        // holding-period start) combined under `PerSale`.
+        let mut washes: Vec<MatchRec> = Vec::new();
+        for r in group {
+            for m in r.first_match.iter().chain(&r.more_matches) {
+                let same = |w: &&mut MatchRec| {
+                    (w.kind, w.repl_book, w.repl_date, w.hp_start)
+                        == (m.kind, m.repl_book, m.repl_date, m.hp_start)
+                };
+                match washes.iter_mut().find(|w| combine && same(w)) {
+                    Some(w) => {
+                        w.qty += m.qty;
+                        w.disallowed = w
+                            .disallowed
+                            .checked_add(m.disallowed)
+                            .ok_or_else(|| overflow("wash sale"))?;
+                    }
+                    None => washes.push(m.clone()),
+                }
+            }
+        }
+        Ok(Combined { parts, washes })
+    }
+
+    /// Add a combined sale to the totals and send its rows and wash matches to the sink.
+    fn emit<S: TaxSink>(
+        &mut self,
+        (book, sold, short_sale): (u32, NaiveDate, bool),
+        c: Combined<'a>,
+        sink: &mut S,
+    ) -> Result<(), S::Error> {
+        let bk = &self.books[book as usize];
+        let (account, symbol) = (self.names_acct[bk.acct], self.names_sym[bk.sym]);
+        let owner = self.names_owner[self.owner_of[bk.acct]];
+        for ((date_acquired, term, _, lot_id, short), [qty, d, e, g]) in c.parts {
             let gain = d
                 .checked_sub(e)
                 .and_then(|x| x.checked_add(g))
@@ -1497,34 +1640,13 @@ impl<'a> Engine<'a> {
                 short_sale: short,
             })?;
         }
-        // The wash matches of the sale, those with one replacement (kind, account, date and
-        // holding-period start) combined under `PerSale`.
-        let mut washes: Vec<MatchRec> = Vec::new();
-        for r in &group {
-            for m in r.first_match.iter().chain(&r.more_matches) {
-                let same = |w: &&mut MatchRec| {
-                    (w.kind, w.repl_book, w.repl_date, w.hp_start)
-                        == (m.kind, m.repl_book, m.repl_date, m.hp_start)
-                };
-                match washes.iter_mut().find(|w| combine && same(w)) {
-                    Some(w) => {
-                        w.qty += m.qty;
-                        w.disallowed = w
-                            .disallowed
-                            .checked_add(m.disallowed)
-                            .ok_or_else(|| overflow("wash sale"))?;
-                    }
-                    None => washes.push(m.clone()),
-                }
-            }
-        }
-        for m in washes {
+        for m in c.washes {
             let rb = &self.books[m.repl_book as usize];
             sink.wash(WashMatch {
                 symbol: symbol.to_string(),
                 sale_account: account.to_string(),
                 date_sold: sold,
-                short_sale: first.short,
+                short_sale,
                 replacement: m.kind,
                 replacement_account: self.names_acct[rb.acct].to_string(),
                 replacement_date: m.repl_date,
@@ -1533,7 +1655,6 @@ impl<'a> Engine<'a> {
                 holding_period_start: m.hp_start,
             })?;
         }
-        self.emitted.group = reuse(group);
         Ok(())
     }
 
@@ -1574,12 +1695,6 @@ impl<'a> Engine<'a> {
             lots_closed: e.lots_closed,
         })
     }
-}
-
-/// An emptied buffer, kept for its capacity.
-fn reuse(mut v: Vec<RawRow>) -> Vec<RawRow> {
-    v.clear();
-    v
 }
 
 /// The UTC trade date, as [`Trade::date`] but by integer division (the chrono round trip costs
