@@ -21,7 +21,7 @@ mod index;
 mod settle;
 mod snapshot;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use interchange::{Kind, Record};
@@ -110,11 +110,16 @@ struct OrderState {
     id: Arc<str>,
     /// Index into `ExecQuality::accounts`.
     account: Option<u32>,
-    owner: Option<String>,
+    /// Owner, order type and time in force: shared with every order naming the same one
+    /// (`ExecQuality::names`).
+    #[serde(with = "opt_arc_str")]
+    owner: Option<Arc<str>>,
     sym: u32,
     side: Side,
-    order_type: Option<String>,
-    tif: Option<String>,
+    #[serde(with = "opt_arc_str")]
+    order_type: Option<Arc<str>>,
+    #[serde(with = "opt_arc_str")]
+    tif: Option<Arc<str>>,
     limit: Option<Decimal>,
     decision: Option<Decimal>,
     t_r: i64,
@@ -134,10 +139,9 @@ struct OrderState {
     first_fill: Option<i64>,
     complete: Option<i64>,
     liq: u8,
-    /// Boxed: the order table grows by doubling, and moving 1 KiB per order is not free.
-    /// Sparse in snapshots: most of an order's sums are zero.
-    #[serde(with = "snapshot::sparse_sums")]
-    sums: Box<Sums>,
+    /// Fill-level sums, allocated at the first fill (most orders never fill: a lazily boxed
+    /// 1.3 KiB per order). Sparse in snapshots: most of an order's sums are zero.
+    sums: OrderSums,
     /// Realized-spread lookups of this order still waiting, per horizon, as sums linear in the
     /// mid they will resolve at (kept only when the engine tracks aggregates).
     pend: Vec<HorizonLin>,
@@ -172,6 +176,60 @@ impl OrderState {
     }
 }
 
+/// An order's fill-level [`Sums`]: `None` until its first fill, then boxed (the order table
+/// grows by doubling, and moving 1 KiB per order is not free). Reads of an unfilled order see
+/// zeros (without horizon entries: take [`OrderSums::to_box`] for a full copy).
+#[derive(Debug, Clone, Default)]
+struct OrderSums(Option<Box<Sums>>);
+
+static ZERO_SUMS: std::sync::LazyLock<Sums> = std::sync::LazyLock::new(Sums::default);
+
+impl std::ops::Deref for OrderSums {
+    type Target = Sums;
+    fn deref(&self) -> &Sums {
+        self.0.as_deref().unwrap_or(&ZERO_SUMS)
+    }
+}
+
+impl OrderSums {
+    /// The sums to add to, allocated (with `n` horizons) on first use.
+    fn get_mut(&mut self, n: usize) -> &mut Sums {
+        self.0
+            .get_or_insert_with(|| Box::new(Sums::with_horizons(n)))
+    }
+
+    /// A copy with `n` horizon entries.
+    fn to_box(&self, n: usize) -> Box<Sums> {
+        match &self.0 {
+            Some(s) => s.clone(),
+            None => Box::new(Sums::with_horizons(n)),
+        }
+    }
+
+    /// Whether the horizon entries, if any, are `n`.
+    fn horizons_ok(&self, n: usize) -> bool {
+        self.0.as_ref().is_none_or(|s| s.horizons.len() == n)
+    }
+}
+
+/// Snapshot form: the sparse sums (see `snapshot::sparse_sums`); an order without fills writes
+/// `{}` and reads back unallocated (with at least one horizon, allocated sums are never `{}`).
+impl Serialize for OrderSums {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Some(sums) => snapshot::sparse_sums::serialize(sums, s),
+            None => s.collect_map(std::iter::empty::<((), ())>()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OrderSums {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let sums = snapshot::sparse_sums::deserialize(d)?;
+        Ok(OrderSums((*sums != Sums::default()).then_some(sums)))
+    }
+}
+
 fn signed(side: Side, x: Decimal) -> Decimal {
     match side {
         Side::Buy => x,
@@ -193,6 +251,24 @@ mod arc_str {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
         String::deserialize(d).map(Arc::from)
+    }
+}
+
+/// `Option<Arc<str>>` as an optional JSON string.
+mod opt_arc_str {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_some(&**v),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<str>>, D::Error> {
+        Option::<String>::deserialize(d).map(|v| v.map(Arc::from))
     }
 }
 
@@ -266,6 +342,9 @@ pub struct ExecQuality {
     /// Interned account names (few, and an index keeps aggregation keys `Copy`).
     accounts: Vec<String>,
     acct_ix: HashMap<String, u32, FixedState>,
+    /// Owners, order types and times in force, held once (not in snapshots: a restored engine
+    /// starts a new set).
+    names: HashSet<Arc<str>, FixedState>,
     /// Slab of held orders (in full or settling); `free` lists the empty slots, reused first.
     orders: Vec<Option<Slot>>,
     free: Vec<u32>,
@@ -441,6 +520,7 @@ impl ExecQuality {
             sym_ix: HashMap::with_hasher(FixedState::default()),
             accounts: Vec::new(),
             acct_ix: HashMap::with_hasher(FixedState::default()),
+            names: HashSet::with_hasher(FixedState::default()),
             orders: Vec::new(),
             free: Vec::new(),
             settling_n: 0,
@@ -552,11 +632,12 @@ impl ExecQuality {
     pub fn drain_rows(&mut self) -> Vec<RowChange> {
         let done = std::mem::take(&mut self.undrained);
         let mut cache = None;
+        let n = self.r.horizons_ns.len();
         done.into_iter()
             .map(|u| match u {
                 Undrained::Row(o) => {
                     let (_, label) = self.window(o.t_r, &mut cache);
-                    let mut row = self.finalize(&o, o.sums.clone(), 0, label);
+                    let mut row = self.finalize(&o, o.sums.to_box(n), 0, label);
                     if o.pending_n > 0 {
                         row.pending_spreads = Some(Box::new(PendingSpreads {
                             lookups: o.pending_n,
@@ -651,6 +732,17 @@ impl ExecQuality {
         self.accounts.push(name.to_string());
         self.acct_ix.insert(name.to_string(), i);
         i
+    }
+
+    /// `name` held once (see `names`).
+    fn name(&mut self, name: Option<&String>) -> Option<Arc<str>> {
+        let name = name?.as_str();
+        if let Some(n) = self.names.get(name) {
+            return Some(n.clone());
+        }
+        let n: Arc<str> = Arc::from(name);
+        self.names.insert(n.clone());
+        Some(n)
     }
 
     /// The order in slot `ix` if it is held in full.
@@ -757,6 +849,7 @@ impl ExecQuality {
     fn resolve_lookup(&mut self, k: usize, f: &PendingFill) {
         let ix = f.slot as usize;
         let track = self.track;
+        let n = self.r.horizons_ns.len();
         let crossed = self.r.p.crossed_quote;
         let mid_of = |syms: &[SymState], sym: u32| {
             syms.get(sym as usize)
@@ -772,7 +865,7 @@ impl ExecQuality {
                     h
                 });
                 if let Some(h) = &resolved
-                    && let Some(acc) = o.sums.horizons.get_mut(k)
+                    && let Some(acc) = o.sums.get_mut(n).horizons.get_mut(k)
                 {
                     acc.q += h.q;
                     acc.rs += h.rs;
@@ -965,14 +1058,17 @@ impl ExecQuality {
         };
         let start_tape = (s.tape_q, s.tape_n);
         let id: Arc<str> = Arc::from(id.as_str());
+        let owner = self.name(rec.owner.as_ref());
+        let order_type = self.name(rec.order_type.as_ref());
+        let tif = self.name(rec.tif.as_ref());
         let order = OrderState {
             id: id.clone(),
             account,
-            owner: rec.owner.clone(),
+            owner,
             sym: si,
             side,
-            order_type: rec.order_type.clone(),
-            tif: rec.tif.clone(),
+            order_type,
+            tif,
             limit: rec.price,
             decision: rec.decision_price,
             t_r: ts,
@@ -989,7 +1085,7 @@ impl ExecQuality {
             first_fill: None,
             complete: None,
             liq: 0,
-            sums: Box::new(Sums::with_horizons(self.r.horizons_ns.len())),
+            sums: OrderSums::default(),
             pend: Vec::new(),
             pending_n: 0,
             serial: self.next_serial,
@@ -1098,15 +1194,16 @@ impl ExecQuality {
         o.executed += q;
         o.fill_count += 1;
         let qp = q * p;
-        o.sums.exec_notional += qp;
-        o.sums.fees += rec.fee.unwrap_or(Decimal::ZERO);
+        let sums = o.sums.get_mut(r.horizons_ns.len());
+        sums.exec_notional += qp;
+        sums.fees += rec.fee.unwrap_or(Decimal::ZERO);
         if ts < o.t_r {
             o.notes |= N_FILL_BEFORE_RECEIPT;
         }
         let t_ms = ms_between(ts, o.t_r);
         let q_t = q * Decimal::from(t_ms);
-        o.sums.exec_time += q_t;
-        o.sums.time_buckets[exec_bucket(t_ms)] += q;
+        sums.exec_time += q_t;
+        sums.time_buckets[exec_bucket(t_ms)] += q;
         o.first_fill.get_or_insert(ts);
         o.liq |= match rec.liquidity {
             Some(Liquidity::Maker) => 1,
@@ -1120,13 +1217,13 @@ impl ExecQuality {
         let mut es_obs = None;
         if let Some(b) = bench {
             let m = b.mid();
-            let es = o.signed(Decimal::TWO * (p - m));
+            let es = signed(o.side, Decimal::TWO * (p - m));
             let q_es = q * es;
             let q_mid = q * m;
-            o.sums.es_q += q;
-            o.sums.es += q_es;
-            o.sums.es_mid += q_mid;
-            o.sums.es_quoted += q * (b.ask - b.bid);
+            sums.es_q += q;
+            sums.es += q_es;
+            sums.es_mid += q_mid;
+            sums.es_quoted += q * (b.ask - b.bid);
             // One lookup per horizon, all in one record: the targets follow from `ts`.
             let n = r.horizons_ns.len();
             let fill = PendingFill {
@@ -1153,25 +1250,25 @@ impl ExecQuality {
         }
         if let Some(rq) = o.receipt {
             let m = rq.mid();
-            o.sums.rq_q += q;
-            o.sums.rq_mid += q * m;
-            o.sums.arrival += o.signed(qp - q * m);
+            sums.rq_q += q;
+            sums.rq_mid += q * m;
+            sums.arrival += signed(o.side, qp - q * m);
             // Improvement amount per share, positive when better than the far touch.
             let better = match o.side {
                 Side::Buy => rq.ask - p,
                 Side::Sell => p - rq.bid,
             };
             if better > Decimal::ZERO {
-                o.sums.pi_q += q;
-                o.sums.pi_amount += q * better;
-                o.sums.pi_time += q_t;
+                sums.pi_q += q;
+                sums.pi_amount += q * better;
+                sums.pi_time += q_t;
             } else if better.is_zero() {
-                o.sums.at_q += q;
-                o.sums.at_time += q_t;
+                sums.at_q += q;
+                sums.at_time += q_t;
             } else {
-                o.sums.out_q += q;
-                o.sums.out_amount -= q * better;
-                o.sums.out_time += q_t;
+                sums.out_q += q;
+                sums.out_amount -= q * better;
+                sums.out_time += q_t;
             }
         }
         if o.complete.is_none() && o.executed >= o.qty {
@@ -1291,7 +1388,7 @@ impl ExecQuality {
     pub fn order(&self, order_id: &str) -> Option<OrderQuality> {
         let ix = self.order_ix.get(order_id, &self.orders)? as usize;
         let o = self.ord(ix)?;
-        let mut sums = o.sums.clone();
+        let mut sums = o.sums.to_box(self.r.horizons_ns.len());
         let mut notes = 0;
         for k in 0..self.lookups.done.len() {
             for f in self.lookups.waiting_for(k) {
@@ -1477,11 +1574,11 @@ impl ExecQuality {
         OrderQuality {
             order_id: o.id.to_string(),
             account: self.account_name(o),
-            owner: o.owner.clone(),
+            owner: o.owner.as_deref().map(str::to_string),
             symbol: sym.name.clone(),
             side: o.side,
-            order_type: o.order_type.clone(),
-            tif: o.tif.clone(),
+            order_type: o.order_type.as_deref().map(str::to_string),
+            tif: o.tif.as_deref().map(str::to_string),
             limit_price: o.limit.map(|d| d.normalize()),
             decision_price: o.decision.map(|d| d.normalize()),
             receipt_ts: t_r,
@@ -1601,6 +1698,7 @@ impl ExecQuality {
         &'a self,
         filter: &ReportFilter,
     ) -> impl Iterator<Item = OrderQuality> + use<'a> {
+        let n = self.r.horizons_ns.len();
         let keeps = |o: &OrderState| {
             let name = o.account.and_then(|a| self.accounts.get(a as usize));
             filter.keeps(
@@ -1620,7 +1718,9 @@ impl ExecQuality {
         for k in 0..self.lookups.done.len() {
             for f in self.lookups.waiting_for(k) {
                 if let Some(o) = self.ord(f.slot as usize).filter(|o| keeps(o)) {
-                    let (s, notes) = at_end.entry(f.slot).or_insert_with(|| (o.sums.clone(), 0));
+                    let (s, notes) = at_end
+                        .entry(f.slot)
+                        .or_insert_with(|| (o.sums.to_box(n), 0));
                     *notes |= self.resolve_at_end(o, s, k, f);
                 }
             }
@@ -1632,7 +1732,7 @@ impl ExecQuality {
         let mut window_cache: Option<(i64, String)> = None;
         by_id.into_iter().filter_map(move |ix| {
             let o = self.ord(ix as usize)?;
-            let (s, notes) = at_end.remove(&ix).unwrap_or_else(|| (o.sums.clone(), 0));
+            let (s, notes) = at_end.remove(&ix).unwrap_or_else(|| (o.sums.to_box(n), 0));
             let (_, label) = self.window(o.t_r, &mut window_cache);
             Some(self.finalize(o, s, notes, label))
         })
@@ -1712,7 +1812,7 @@ impl ExecQuality {
     /// (into `groups`), the part linear in its symbol's quote and tape (into `live`), and
     /// whether its VWAP must be measured when asked (`pass`).
     fn contribution(&self, o: &OrderState) -> Contrib {
-        let mut fixed = (*o.sums).clone();
+        let mut fixed = *o.sums.to_box(self.r.horizons_ns.len());
         Self::order_counts(o, &mut fixed);
         let mut lin = LinForm::default();
         if let Some(pd) = self.decision_price(o) {

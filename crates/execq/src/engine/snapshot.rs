@@ -195,7 +195,7 @@ fn restore(s: Snapshot) -> Result<ExecQuality, String> {
         (o.sym as usize) < s.syms.len()
             && o.account.is_none_or(|a| (a as usize) < s.accounts.len())
             && usize::from(o.size_bucket) < SIZE_BUCKETS.len()
-            && o.sums.horizons.len() == n
+            && o.sums.horizons_ok(n)
             && (o.pend.is_empty() || o.pend.len() == n)
     };
     let cell_ok = |c: &CellKey| {
@@ -268,6 +268,7 @@ fn restore(s: Snapshot) -> Result<ExecQuality, String> {
         sym_ix,
         accounts: s.accounts,
         acct_ix,
+        names: Default::default(),
         orders: s.orders,
         free: s.free,
         settling_n,
