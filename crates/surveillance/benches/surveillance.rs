@@ -7,49 +7,27 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group};
-use surveillance::{Params, Scanner, scan};
+use surveillance::{Scanner, scan};
 
 #[path = "../tests/common/gen.rs"]
 mod evgen;
 
-fn cfg() -> evgen::GenCfg {
-    // ~5,000 events/s of record time (mean step 200 us), 500 accounts, 100 owners, 50 symbols.
-    evgen::GenCfg {
-        accounts: 500,
-        accounts_per_owner: 5,
-        symbols: 50,
-        step_us_max: 400,
-        levels: 5,
-    }
-}
-
-fn params() -> Params {
-    Params {
-        related_owner_groups: vec![
-            vec!["O0".into(), "O1".into()],
-            vec!["O7".into(), "O8".into()],
-        ],
-        mtc_close: [("*".into(), "14:32".into())].into(),
-        ..Params::default()
-    }
-}
-
 fn bench_scan(c: &mut Criterion) {
-    let recs = evgen::events(42, 1_000_000, &cfg());
-    let alerts = scan(&recs, &params()).expect("params");
+    let recs = evgen::events(42, 1_000_000, &evgen::bench_cfg());
+    let alerts = scan(&recs, &evgen::bench_params()).expect("params");
     eprintln!("1M events -> {} alerts", alerts.len());
     let mut g = c.benchmark_group("surveillance");
     g.sample_size(10);
     g.bench_function("scan_1M_events", |b| {
-        b.iter(|| black_box(scan(black_box(&recs), &params()).map(|a| a.len())))
+        b.iter(|| black_box(scan(black_box(&recs), &evgen::bench_params()).map(|a| a.len())))
     });
     g.finish();
 }
 
 /// Per-record latency of `on_record` over the same 1M events, in record order.
 fn latency() {
-    let recs = evgen::events(42, 1_000_000, &cfg());
-    let mut s = Scanner::new(params()).expect("params");
+    let recs = evgen::events(42, 1_000_000, &evgen::bench_cfg());
+    let mut s = Scanner::new(evgen::bench_params()).expect("params");
     let mut lat: Vec<u64> = Vec::with_capacity(recs.len());
     for r in &recs {
         let t = Instant::now();

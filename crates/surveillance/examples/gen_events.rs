@@ -15,15 +15,8 @@ fn main() -> std::io::Result<()> {
         .nth(1)
         .map(|a| a.parse().expect("the number of records"))
         .unwrap_or(1_000_000);
-    let cfg = evgen::GenCfg {
-        accounts: 500,
-        accounts_per_owner: 5,
-        symbols: 50,
-        step_us_max: 400,
-        levels: 5,
-    };
     let mut out = BufWriter::new(std::io::stdout().lock());
-    for r in evgen::events(42, n, &cfg) {
+    for r in evgen::events(42, n, &evgen::bench_cfg()) {
         serde_json::to_writer(&mut out, &r)?;
         out.write_all(b"\n")?;
     }

@@ -61,6 +61,7 @@
 mod alert;
 mod close;
 mod fxhash;
+mod keys;
 mod momentum;
 mod params;
 mod scanner;

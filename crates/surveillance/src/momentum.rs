@@ -205,8 +205,9 @@ impl Scanner {
         let ids = |v: &[&Fl]| {
             let mut o: Vec<String> = Vec::new();
             for f in v {
-                if !o.contains(&f.order_id) {
-                    o.push(f.order_id.clone());
+                let id = self.order_id(f.kid);
+                if !o.iter().any(|x| x == id) {
+                    o.push(id.to_string());
                 }
             }
             o

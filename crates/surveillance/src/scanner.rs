@@ -13,6 +13,7 @@ use crate::SurveillanceError;
 use crate::alert::{Alert, FillRef, QuoteSnap, Rule};
 use crate::close::MtcSession;
 use crate::fxhash::FxMap;
+use crate::keys::OrderKeys;
 use crate::momentum::MiState;
 use crate::params::{CloseSpec, Compiled, DAY_NS, OwnerLinkage, Params, QuoteTiming, ms};
 use crate::snapshot::{sorted_heap, sorted_map};
@@ -39,9 +40,8 @@ pub(crate) struct Fl {
     pub price: Decimal,
     pub acct: u32,
     pub owner: u32,
-    /// `account \x1f order_id`: the order's identity in `Scanner::orders`.
-    pub order_key: String,
-    pub order_id: String,
+    /// Interned `account \x1f order_id` (see `keys.rs`): the order's identity.
+    pub kid: u32,
     pub fill_id: String,
     pub trade_id: Option<String>,
     pub taker: bool,
@@ -84,7 +84,6 @@ pub(crate) struct QuoteState {
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Ord {
     pub seq: u64,
-    pub order_id: String,
     pub acct: u32,
     pub owner: u32,
     pub grp: u32,
@@ -162,6 +161,9 @@ pub struct StateStats {
     pub emitted_keys: usize,
     /// Interned names: symbols, accounts, owners and related-owner groups seen.
     pub interned_names: usize,
+    /// Interned order keys (`account`, `order_id`) in use: those the state above refers to,
+    /// plus those no longer referred to and not yet freed (at most as many again, or 1024).
+    pub order_keys: usize,
     /// Quote (time, mid) history kept for momentum ignition, over every symbol.
     pub quote_history: usize,
     /// Per owner group counters of the current UTC day.
@@ -197,9 +199,10 @@ pub struct Scanner {
     pub(crate) seq: u64,
     #[serde(with = "sorted_map")]
     pub(crate) quotes: FxMap<u32, QuoteState>,
-    #[serde(with = "sorted_map")]
-    pub(crate) orders: FxMap<String, Ord>,
-    done_q: VecDeque<(i64, u64, String)>,
+    /// Interned order keys and the orders kept under them.
+    pub(crate) orders: OrderKeys,
+    /// Finished orders as (finish ts, order seq, kid), to forget them after the post-windows.
+    done_q: VecDeque<(i64, u64, u32)>,
     #[serde(with = "sorted_map")]
     pub(crate) gs: FxMap<(u32, u32), GroupSym>,
     #[serde(with = "sorted_map")]
@@ -227,12 +230,16 @@ pub struct Scanner {
     /// Scratch buffer for order keys: not state.
     #[serde(skip)]
     keybuf: String,
+    /// Owner group of each interned owner id (`u32::MAX`: not computed yet): a cache of
+    /// `parties`, not state.
+    #[serde(skip)]
+    grp_of: Vec<u32>,
 }
 
 impl Scanner {
     /// Version of the snapshot layout (the serde form of `Scanner`). Bumped whenever the layout
     /// or the meaning of a field changes, so a runtime refuses a snapshot of another layout.
-    pub const SNAPSHOT_VERSION: u32 = 1;
+    pub const SNAPSHOT_VERSION: u32 = 2;
 
     pub fn new(params: Params) -> Result<Scanner, SurveillanceError> {
         let c = params.compile()?;
@@ -245,7 +252,7 @@ impl Scanner {
             now: i64::MIN,
             seq: 0,
             quotes: FxMap::default(),
-            orders: FxMap::default(),
+            orders: OrderKeys::default(),
             done_q: VecDeque::new(),
             gs: FxMap::default(),
             stats: FxMap::default(),
@@ -261,6 +268,7 @@ impl Scanner {
             emitted: FxMap::default(),
             next_sweep: i64::MIN,
             keybuf: String::new(),
+            grp_of: Vec::new(),
         })
     }
 
@@ -373,7 +381,7 @@ impl Scanner {
 
     pub fn state_stats(&self) -> StateStats {
         StateStats {
-            orders: self.orders.len(),
+            orders: self.orders.orders().count(),
             group_symbols: self.gs.len(),
             kept_fills: self
                 .gs
@@ -395,6 +403,7 @@ impl Scanner {
             pending_tasks: self.heap.len(),
             emitted_keys: self.emitted.len(),
             interned_names: self.names.len(),
+            order_keys: self.orders.len(),
             quote_history: self.quotes.values().map(|q| q.hist.len()).sum(),
             day_stats: self.stats.len(),
             bursts: self
@@ -408,6 +417,9 @@ impl Scanner {
     /// Process one record (records in time order; an earlier timestamp is treated as the
     /// latest one seen so time never runs backwards).
     pub fn on_record(&mut self, r: &Record) -> Vec<Alert> {
+        if self.orders.gc_due() {
+            self.collect_order_keys();
+        }
         let mut out = Vec::new();
         let ts = r.ts.as_nanos().max(self.now);
         self.run_until(Some(ts), &mut out);
@@ -536,19 +548,31 @@ impl Scanner {
         let grp = match self.c.p.owner_linkage {
             OwnerLinkage::Account => acct,
             OwnerLinkage::Owner => owner,
-            OwnerLinkage::Group => {
-                let gi = self.c.group_of.get(self.name(owner)).copied();
-                match gi {
-                    Some(i) => {
-                        let g = self.intern(&format!("\u{0}related_owner_groups[{i}]"));
-                        self.group_idx.insert(g, i);
-                        g
+            OwnerLinkage::Group => match self.grp_of.get(owner as usize) {
+                Some(&g) if g != u32::MAX => g,
+                _ => {
+                    let g = self.group_id(owner);
+                    if self.grp_of.len() <= owner as usize {
+                        self.grp_of.resize(owner as usize + 1, u32::MAX);
                     }
-                    None => owner,
+                    self.grp_of[owner as usize] = g;
+                    g
                 }
-            }
+            },
         };
         Some((acct, owner, grp))
+    }
+
+    /// The owner group id of `owner` under `OwnerLinkage::Group` (interning the group).
+    fn group_id(&mut self, owner: u32) -> u32 {
+        match self.c.group_of.get(self.name(owner)).copied() {
+            Some(i) => {
+                let g = self.intern(&format!("\u{0}related_owner_groups[{i}]"));
+                self.group_idx.insert(g, i);
+                g
+            }
+            None => owner,
+        }
     }
 
     /// The related-owner group behind a group id, if it is one.
@@ -558,12 +582,81 @@ impl Scanner {
             .and_then(|&i| self.c.p.related_owner_groups.get(i).cloned())
     }
 
-    fn order_key(&mut self, account: &str, order_id: &str) -> &str {
+    /// `account \x1f order_id` into `keybuf`; returns the byte offset of the order id.
+    fn order_key(&mut self, account: &str, order_id: &str) -> usize {
         self.keybuf.clear();
         self.keybuf.push_str(account);
         self.keybuf.push('\u{1f}');
         self.keybuf.push_str(order_id);
-        &self.keybuf
+        account.len() + 1
+    }
+
+    /// The kid of an order key, interning it.
+    fn intern_order(&mut self, account: &str, order_id: &str) -> u32 {
+        let split = self.order_key(account, order_id);
+        self.orders.intern(&self.keybuf, split)
+    }
+
+    /// The kid of an order key, if interned.
+    fn lookup_order(&mut self, account: &str, order_id: &str) -> Option<u32> {
+        self.order_key(account, order_id);
+        self.orders.lookup(&self.keybuf)
+    }
+
+    /// The order id of an interned order key.
+    pub(crate) fn order_id(&self, kid: u32) -> &str {
+        self.orders.order_id(kid)
+    }
+
+    /// Free the order keys nothing refers to any more (see `keys.rs`): every kid held by an
+    /// order, the done-queue, a kept fill, a spoofing accumulator or a layering episode is
+    /// marked.
+    fn collect_order_keys(&mut self) {
+        let mut marked = vec![false; self.orders.slots_len()];
+        let mut mark = |kid: u32| {
+            if let Some(m) = marked.get_mut(kid as usize) {
+                *m = true;
+            }
+        };
+        for (kid, o) in self.orders.orders() {
+            mark(kid);
+            for f in &o.fills {
+                mark(f.kid);
+            }
+            if let Some(acc) = &o.spoof {
+                acc.keys.iter().copied().for_each(&mut mark);
+            }
+        }
+        for (_, _, kid) in &self.done_q {
+            mark(*kid);
+        }
+        for g in self.gs.values() {
+            for f in g.fills.iter().chain(g.rt_unpaired.iter()) {
+                mark(f.kid);
+            }
+            for e in g.episodes.iter().flatten() {
+                mark(e.founder);
+                for m in &e.members {
+                    mark(m.kid);
+                }
+            }
+        }
+        for legs in self.prints.values() {
+            for l in legs {
+                mark(l.fl.kid);
+            }
+        }
+        for p in &self.rt_pending {
+            mark(p.fl.kid);
+        }
+        for st in self.mi.values() {
+            for b in st.open.iter().chain(st.pending.iter()) {
+                for f in b.fills.iter().chain(b.exits.iter()) {
+                    mark(f.kid);
+                }
+            }
+        }
+        self.orders.collect(&marked);
     }
 
     pub(crate) fn tick(&self, sym: u32) -> Decimal {
@@ -601,7 +694,7 @@ impl Scanner {
     pub(crate) fn fill_ref(&self, f: &Fl) -> FillRef {
         FillRef {
             fill_id: f.fill_id.clone(),
-            order_id: f.order_id.clone(),
+            order_id: self.order_id(f.kid).to_string(),
             account: self.name(f.acct).to_string(),
             side: f.side,
             qty: f.qty,
@@ -666,18 +759,17 @@ impl Scanner {
             _ => None,
         };
         let acct_name = r.account.as_deref().or(r.owner.as_deref()).unwrap_or("");
-        let key = self.order_key(acct_name, order_id).to_string();
-        if self.orders.get(&key).is_some_and(|o| o.done.is_none()) {
+        let kid = self.intern_order(acct_name, order_id);
+        if self.orders.order(kid).is_some_and(|o| o.done.is_none()) {
             // A repeated order_new for a live order (duplicate delivery): keep the first.
             return;
         }
         let seq = self.seq;
         self.gs.entry((grp, sym)).or_default().live[side_ix(side)].insert((ts, seq));
-        self.orders.insert(
-            key,
+        self.orders.set_order(
+            kid,
             Ord {
                 seq,
-                order_id: order_id.to_string(),
                 acct,
                 owner,
                 grp,
@@ -701,8 +793,8 @@ impl Scanner {
         o.done.is_none() && ts.saturating_sub(o.new_ts) > ms(self.c.p.order_max_live_ms)
     }
 
-    fn mark_done(&mut self, key: &str, ts: i64) {
-        let Some(o) = self.orders.get_mut(key) else {
+    fn mark_done(&mut self, kid: u32, ts: i64) {
+        let Some(o) = self.orders.order_mut(kid) else {
             return;
         };
         o.done = Some(ts);
@@ -710,20 +802,18 @@ impl Scanner {
         if let Some(g) = self.gs.get_mut(&(grp, sym)) {
             g.live[side_ix(side)].remove(&(new_ts, seq));
         }
-        self.done_q.push_back((ts, seq, key.to_string()));
+        self.done_q.push_back((ts, seq, kid));
     }
 
     fn evict_done(&mut self, now: i64) {
         let keep = ms(self.c.p.spoof_t_post_ms).max(ms(self.c.p.layer_t_post_ms));
-        while let Some((t, seq, _)) = self.done_q.front() {
+        while let Some(&(t, seq, kid)) = self.done_q.front() {
             if t.saturating_add(keep) >= now {
                 break;
             }
-            let seq = *seq;
-            if let Some((_, _, key)) = self.done_q.pop_front()
-                && self.orders.get(&key).is_some_and(|o| o.seq == seq)
-            {
-                self.orders.remove(&key);
+            self.done_q.pop_front();
+            if self.orders.order(kid).is_some_and(|o| o.seq == seq) {
+                self.orders.take_order(kid);
             }
         }
     }
@@ -736,15 +826,17 @@ impl Scanner {
             return;
         };
         let acct_name = r.account.as_deref().or(r.owner.as_deref()).unwrap_or("");
-        let key = self.order_key(acct_name, order_id).to_string();
-        let Some(o) = self.orders.get(&key) else {
+        let Some(kid) = self.lookup_order(acct_name, order_id) else {
+            return;
+        };
+        let Some(o) = self.orders.order(kid) else {
             return;
         };
         if o.done.is_some() {
             return;
         }
         if self.is_stale(o, ts) {
-            self.drop_order(&key);
+            self.drop_order(kid);
             return;
         }
         let remaining = r.qty.unwrap_or(o.qty - o.filled);
@@ -752,13 +844,13 @@ impl Scanner {
         if !self.c.closes.is_empty() {
             self.mtc_on_cancel(acct, owner, grp, sym, ts, remaining);
         }
-        self.mark_done(&key, ts);
-        self.spoof_on_cancel(&key, ts, out);
-        self.layer_on_cancel(&key, ts, out);
+        self.mark_done(kid, ts);
+        self.spoof_on_cancel(kid, ts, out);
+        self.layer_on_cancel(kid, ts, out);
     }
 
-    fn drop_order(&mut self, key: &str) {
-        if let Some(o) = self.orders.remove(key)
+    fn drop_order(&mut self, kid: u32) {
+        if let Some(o) = self.orders.take_order(kid)
             && let Some(g) = self.gs.get_mut(&(o.grp, o.sym))
         {
             g.live[side_ix(o.side)].remove(&(o.new_ts, o.seq));
@@ -772,9 +864,9 @@ impl Scanner {
         let Some((acct, owner, grp)) = self.parties(r) else {
             return;
         };
-        let order_id = r.order_id.clone().unwrap_or_default();
+        let order_id = r.order_id.as_deref().unwrap_or("");
         let acct_name = r.account.as_deref().or(r.owner.as_deref()).unwrap_or("");
-        let order_key = self.order_key(acct_name, &order_id).to_string();
+        let kid = self.intern_order(acct_name, order_id);
         let fill_id = r
             .fill_id
             .clone()
@@ -788,22 +880,16 @@ impl Scanner {
             price,
             acct,
             owner,
-            order_key,
-            order_id,
+            kid,
             fill_id,
             trade_id: r.trade_id.clone(),
             taker: r.liquidity == Some(Liquidity::Taker),
         });
-        let stale = self
-            .orders
-            .get(&fl.order_key)
-            .is_some_and(|o| self.is_stale(o, ts));
-        if stale {
-            let k = fl.order_key.clone();
-            self.drop_order(&k);
+        if self.orders.order(kid).is_some_and(|o| self.is_stale(o, ts)) {
+            self.drop_order(kid);
         }
         let mut completed = false;
-        if let Some(o) = self.orders.get_mut(&fl.order_key)
+        if let Some(o) = self.orders.order_mut(kid)
             && o.done.is_none()
         {
             o.filled += qty;
@@ -811,8 +897,7 @@ impl Scanner {
             completed = o.filled >= o.qty;
         }
         if completed {
-            let k = fl.order_key.clone();
-            self.mark_done(&k, ts);
+            self.mark_done(kid, ts);
         }
         let bound = self.fill_bound(grp, sym, ts);
         let g = self.gs.entry((grp, sym)).or_default();
@@ -852,14 +937,14 @@ impl Scanner {
 
     fn sweep(&mut self, now: i64) {
         let max_live = ms(self.c.p.order_max_live_ms);
-        let stale: Vec<String> = self
+        let stale: Vec<u32> = self
             .orders
-            .iter()
+            .orders()
             .filter(|(_, o)| o.done.is_none() && now.saturating_sub(o.new_ts) > max_live)
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| k)
             .collect();
         for k in stale {
-            self.drop_order(&k);
+            self.drop_order(k);
         }
         let keys: Vec<(u32, u32)> = self.gs.keys().copied().collect();
         let t_post = ms(self.c.p.layer_t_post_ms);

@@ -20,7 +20,8 @@ use crate::scanner::{Scanner, accounts, ns_to_ms, ratio, side_ix};
 
 #[derive(Default, Serialize, Deserialize)]
 pub(crate) struct SpoofAcc {
-    pub keys: Vec<String>,
+    /// Order keys (kids) of the spoof orders counted.
+    pub keys: Vec<u32>,
     pub members: Vec<SpoofOrder>,
     pub total: Decimal,
     pub alerted: bool,
@@ -29,7 +30,8 @@ pub(crate) struct SpoofAcc {
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Member {
     pub seq: u64,
-    pub order_id: String,
+    /// Order key (kid).
+    pub kid: u32,
     pub acct: u32,
     pub price: Decimal,
     pub qty: Decimal,
@@ -43,8 +45,8 @@ pub(crate) struct Member {
 
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Episode {
-    /// Order key of the founding member: the alert key, stable when episodes merge.
-    pub founder: String,
+    /// Order key (kid) of the founding member: the alert key, stable when episodes merge.
+    pub founder: u32,
     pub founded_seq: u64,
     pub owner: u32,
     /// Members cancelled within `order_max_live_ms` of the latest cancel (older ones are
@@ -173,7 +175,7 @@ fn max_simultaneous_levels(members: impl Iterator<Item = (i64, i64, Decimal)>) -
 }
 
 impl Scanner {
-    pub(crate) fn spoof_on_cancel(&mut self, xkey: &str, ts: i64, out: &mut Vec<Alert>) {
+    pub(crate) fn spoof_on_cancel(&mut self, xkey: u32, ts: i64, out: &mut Vec<Alert>) {
         let p = &self.c.p;
         let (t_post, t_life, k, max_fill) = (
             ms(p.spoof_t_post_ms),
@@ -182,7 +184,7 @@ impl Scanner {
             p.spoof_max_fill_ratio,
         );
         let max_ticks = p.spoof_max_ticks_from_touch;
-        let Some(x) = self.orders.get(xkey) else {
+        let Some(x) = self.orders.order(xkey) else {
             return;
         };
         let lifetime = ts - x.new_ts;
@@ -196,20 +198,23 @@ impl Scanner {
         }
         let lo = x.new_ts.max(ts.saturating_sub(t_post));
         let want = x.side.opposite();
-        let mut genuine: Vec<String> = Vec::new();
+        let mut genuine: Vec<u32> = Vec::new();
         if let Some(g) = self.gs.get(&(x.grp, x.sym)) {
             for f in g.fills.iter().rev() {
                 if f.ts < lo {
                     break;
                 }
-                if f.ts <= ts && f.side == want && !genuine.contains(&f.order_key) {
-                    genuine.push(f.order_key.clone());
+                if f.ts <= ts && f.side == want && !genuine.contains(&f.kid) {
+                    genuine.push(f.kid);
                 }
             }
         }
         genuine.reverse();
+        if genuine.is_empty() {
+            return;
+        }
         let member = SpoofOrder {
-            order_id: x.order_id.clone(),
+            order_id: self.order_id(xkey).to_string(),
             account: self.name(x.acct).to_string(),
             side: x.side,
             qty: x.qty,
@@ -223,30 +228,30 @@ impl Scanner {
         };
         let xqty = x.qty;
         for gkey in genuine {
-            let Some(g) = self.orders.get_mut(&gkey) else {
+            let Some(g) = self.orders.order_mut(gkey) else {
                 continue;
             };
             let last_fill = g.fills.iter().filter(|f| f.ts <= ts).map(|f| f.ts).max();
             let acc = g.spoof.get_or_insert_with(Box::default);
-            if acc.keys.iter().any(|k| k == xkey) {
+            if acc.keys.contains(&xkey) {
                 continue;
             }
             let mut m = member.clone();
             m.cancel_latency_ms = last_fill.map_or(0, |t| ns_to_ms(ts - t));
-            acc.keys.push(xkey.to_string());
+            acc.keys.push(xkey);
             acc.members.push(m);
             acc.total += xqty;
             if !acc.alerted && acc.total >= k * g.qty {
                 acc.alerted = true;
-                if let Some(a) = self.spoof_alert(&gkey, ts) {
+                if let Some(a) = self.spoof_alert(gkey, ts) {
                     out.push(a);
                 }
             }
         }
     }
 
-    fn spoof_alert(&self, gkey: &str, ts: i64) -> Option<Alert> {
-        let g = self.orders.get(gkey)?;
+    fn spoof_alert(&self, gkey: u32, ts: i64) -> Option<Alert> {
+        let g = self.orders.order(gkey)?;
         let acc = g.spoof.as_ref()?;
         let size_ratio = ratio(acc.total, g.qty);
         let lifetimes = acc.members.iter().map(|m| m.lifetime_ms);
@@ -267,9 +272,9 @@ impl Scanner {
             symbol: self.name(g.sym).to_string(),
             ts: Timestamp::from_nanos(ts),
             severity,
-            key: make_key(Rule::Spoofing, &[gkey]),
+            key: make_key(Rule::Spoofing, &[self.orders.key(gkey)]),
             evidence: Evidence::Spoofing(SpoofingEvidence {
-                genuine_order_id: g.order_id.clone(),
+                genuine_order_id: self.order_id(gkey).to_string(),
                 genuine_account: self.name(g.acct).to_string(),
                 genuine_side: g.side,
                 genuine_qty: g.qty,
@@ -297,11 +302,11 @@ impl Scanner {
         })
     }
 
-    pub(crate) fn layer_on_cancel(&mut self, xkey: &str, ts: i64, out: &mut Vec<Alert>) {
+    pub(crate) fn layer_on_cancel(&mut self, xkey: u32, ts: i64, out: &mut Vec<Alert>) {
         let max_fill = self.c.p.layer_max_fill_ratio;
         let min_ticks = self.c.p.layer_min_ticks_away;
         let t_post = ms(self.c.p.layer_t_post_ms);
-        let Some(x) = self.orders.get(xkey) else {
+        let Some(x) = self.orders.order(xkey) else {
             return;
         };
         let Some(price) = x.price else { return };
@@ -310,7 +315,7 @@ impl Scanner {
         }
         let m = Member {
             seq: x.seq,
-            order_id: x.order_id.clone(),
+            kid: xkey,
             acct: x.acct,
             price,
             qty: x.qty,
@@ -346,7 +351,7 @@ impl Scanner {
         let mut it = overlapping.into_iter();
         let mut ep = match it.next() {
             None => Episode {
-                founder: xkey.to_string(),
+                founder: xkey,
                 founded_seq: seq,
                 owner,
                 members: Vec::new(),
@@ -472,14 +477,17 @@ impl Scanner {
             symbol: self.name(sym).to_string(),
             ts: Timestamp::from_nanos(now),
             severity,
-            key: make_key(Rule::Layering, &[&ep.founder]),
+            key: make_key(Rule::Layering, &[self.orders.key(ep.founder)]),
             evidence: Evidence::Layering(LayeringEvidence {
                 side,
-                order_ids: members.iter().map(|m| m.order_id.clone()).collect(),
+                order_ids: members
+                    .iter()
+                    .map(|m| self.order_id(m.kid).to_string())
+                    .collect(),
                 orders: members
                     .iter()
                     .map(|m| LayerOrder {
-                        order_id: m.order_id.clone(),
+                        order_id: self.order_id(m.kid).to_string(),
                         account: self.name(m.acct).to_string(),
                         price: m.price,
                         qty: m.qty,

@@ -149,7 +149,7 @@ fn a_snapshot_carries_its_parameters_and_refuses_invalid_ones() {
     let s = Scanner::new(short_windows()).unwrap();
     let restored = restore(&snapshot(&s));
     assert_eq!(restored.params(), &short_windows());
-    assert_eq!(Scanner::SNAPSHOT_VERSION, 1);
+    assert_eq!(Scanner::SNAPSHOT_VERSION, 2);
 
     let mut v: serde_json::Value = serde_json::to_value(&s).unwrap();
     v["params"]["spoof_k_size"] = serde_json::json!("0");
@@ -311,6 +311,7 @@ fn state_stays_within_bounds_derived_from_the_windows_over_hours() {
         peak.pending_tasks = peak.pending_tasks.max(x.pending_tasks);
         peak.emitted_keys = peak.emitted_keys.max(x.emitted_keys);
         peak.interned_names = peak.interned_names.max(x.interned_names);
+        peak.order_keys = peak.order_keys.max(x.order_keys);
         peak.quote_history = peak.quote_history.max(x.quote_history);
         peak.day_stats = peak.day_stats.max(x.day_stats);
         peak.bursts = peak.bursts.max(x.bursts);
@@ -359,6 +360,14 @@ fn state_stays_within_bounds_derived_from_the_windows_over_hours() {
         ("quote_history", peak.quote_history, quote_bound),
         ("emitted_keys", peak.emitted_keys, keys_bound),
         ("interned_names", peak.interned_names, names_bound),
+        // Order keys are freed once nothing refers to them: at most twice what the orders,
+        // the done-queue, kept fills (look-back, round trips, prints, bursts) and episodes
+        // refer to, or 1024.
+        (
+            "order_keys",
+            peak.order_keys,
+            2 * (2 * orders_bound + 3 * fills_bound + members_bound + episodes_bound) + 1024,
+        ),
         ("day_stats", peak.day_stats, names_bound),
         ("group_symbols", peak.group_symbols, names_bound * 3),
     ] {
@@ -453,4 +462,37 @@ fn known_alerts_are_kept_only_while_their_rule_can_raise_them_again() {
         ),
     ]);
     assert_eq!(restored.state_stats().emitted_keys, 1);
+}
+
+/// Snapshots taken after the order-key table has been collected several times (freed keys
+/// reused) still continue exactly like the uninterrupted scanner, and serialize canonically.
+#[test]
+fn snapshots_across_order_key_collections_continue_exactly() {
+    for (seed, params) in [(7, permissive()), (8, short_windows())] {
+        let recs = evgen::events(seed, 12_000, &small());
+        let mut plain = Scanner::new(params.clone()).unwrap();
+        let want: Vec<Alert> = recs.iter().flat_map(|r| plain.on_record(r)).collect();
+        let mut resumed = Scanner::new(params).unwrap();
+        let mut got = Vec::new();
+        for (i, r) in recs.iter().enumerate() {
+            if i % 2_500 == 1_250 {
+                let before = snapshot(&resumed);
+                resumed = restore(&before);
+                assert_eq!(snapshot(&resumed), before);
+            }
+            got.extend(resumed.on_record(r));
+        }
+        assert!(!want.is_empty());
+        assert_eq!(json(&got), json(&want));
+        assert_eq!(snapshot(&resumed), snapshot(&plain));
+        assert_eq!(resumed.state_stats(), plain.state_stats());
+        // 12,000 records hold ~5,000 orders: keys were freed and reused.
+        let orders = recs.iter().filter(|r| r.kind == Kind::OrderNew).count();
+        assert!(orders > 3_000, "{orders} orders");
+        assert!(
+            plain.state_stats().order_keys < orders / 2,
+            "{:?}",
+            plain.state_stats()
+        );
+    }
 }
