@@ -541,7 +541,7 @@ impl<'a> Engine<'a> {
     /// `total * part / whole`, rounded per the settings; the whole when `part >= whole`, so the
     /// last part always takes the remainder and sums stay exact (ambiguity 16).
     fn alloc(&self, total: Decimal, part: Decimal, whole: Decimal) -> Result<Decimal, PtrcError> {
-        if part >= whole {
+        if ge(part, whole) {
             return Ok(total);
         }
         if total.is_zero() {
@@ -616,7 +616,7 @@ impl<'a> Engine<'a> {
         let short_wash = self.s.short_sale_wash_sales && self.covered[s as usize];
         let mut short_losses: Vec<Loss> = Vec::new();
         // Cover open shorts first, oldest first.
-        while left > Decimal::ZERO {
+        while is_pos(left) {
             let Some(front) = self.books[b as usize].shorts.front() else {
                 break;
             };
@@ -627,13 +627,13 @@ impl<'a> Engine<'a> {
                 front.wash_adj,
                 front.seq,
             );
-            let m = sq.min(left);
+            let m = dmin(sq, left);
             let c = self.alloc(cost, m, left)?;
             let p = self.alloc(sp, m, sq)?;
             let f = self.alloc(sf, m, sq)?;
             let adj = self.alloc(sadj, m, sq)?;
             let book = &mut self.books[b as usize];
-            if m >= sq {
+            if ge(m, sq) {
                 if book.shorts.pop_front().is_some_and(|sh| !sh.absorbed) {
                     book.unabsorbed_shorts -= 1;
                 }
@@ -688,12 +688,12 @@ impl<'a> Engine<'a> {
             let key = (self.scope_of(self.ids[i as usize].0 as usize), s as usize);
             for mut loss in short_losses {
                 self.match_held_shorts(&mut loss, key)?;
-                if loss.qty_rem > Decimal::ZERO {
+                if is_pos(loss.qty_rem) {
                     self.pending_short.entry(key).or_default().push_back(loss);
                 }
             }
         }
-        if left <= Decimal::ZERO {
+        if !is_pos(left) {
             return Ok(());
         }
         self.books[b as usize].unabsorbed += 1;
@@ -735,10 +735,10 @@ impl<'a> Engine<'a> {
         // (qty, disallowed, tacked start) per part, in order of the losses they absorb.
         let mut parts: Vec<(Decimal, Decimal, NaiveDate)> = Vec::new();
         for loss in queue.iter_mut() {
-            if avail <= Decimal::ZERO {
+            if !is_pos(avail) {
                 break;
             }
-            let m = loss.qty_rem.min(avail);
+            let m = dmin(loss.qty_rem, avail);
             let hp = self.tack(loss.hp_start, loss.sold, date);
             let amount = self.take(
                 loss,
@@ -753,7 +753,7 @@ impl<'a> Engine<'a> {
             parts.push((m, amount, hp));
             avail -= m;
         }
-        while queue.front().is_some_and(|l| l.qty_rem <= Decimal::ZERO) {
+        while queue.front().is_some_and(|l| !is_pos(l.qty_rem)) {
             queue.pop_front();
         }
         if !queue.is_empty() {
@@ -770,16 +770,16 @@ impl<'a> Engine<'a> {
         }
         let book = &mut self.books[b as usize];
         let rest = book.lots.pop_back();
-        if rest.as_ref().is_some_and(|r| r.qty <= Decimal::ZERO) {
+        if rest.as_ref().is_some_and(|r| !is_pos(r.qty)) {
             book.unabsorbed -= 1;
         }
         match self.s.sublot_order {
             SublotOrder::WashedFirst => {
                 book.lots.extend(washed);
-                book.lots.extend(rest.filter(|r| r.qty > Decimal::ZERO));
+                book.lots.extend(rest.filter(|r| is_pos(r.qty)));
             }
             SublotOrder::UnwashedFirst => {
-                book.lots.extend(rest.filter(|r| r.qty > Decimal::ZERO));
+                book.lots.extend(rest.filter(|r| is_pos(r.qty)));
                 book.lots.extend(washed);
             }
         }
@@ -818,7 +818,7 @@ impl<'a> Engine<'a> {
     /// Disallow the loss of `m` of the loss's remaining shares against replacement `by` and
     /// record the match; returns the amount.
     fn take(&mut self, loss: &mut Loss, m: Decimal, by: Absorber) -> Result<Decimal, PtrcError> {
-        let amount = if m >= loss.qty_rem {
+        let amount = if ge(m, loss.qty_rem) {
             loss.loss_rem
         } else {
             self.alloc(loss.loss_rem, m, loss.qty_rem)?
@@ -826,7 +826,7 @@ impl<'a> Engine<'a> {
         };
         loss.qty_rem -= m;
         loss.loss_rem -= amount;
-        let done = loss.qty_rem <= Decimal::ZERO;
+        let done = !is_pos(loss.qty_rem);
         // A row outside the tax year is not stored: only its loss travels.
         let id = loss.row;
         let slot = id
@@ -892,7 +892,7 @@ impl<'a> Engine<'a> {
         let mut names = t.lot_ids.iter();
         let mut current: Option<&String> = names.next();
         let specific = current.is_some();
-        while left > Decimal::ZERO {
+        while is_pos(left) {
             let pos = if specific {
                 let Some(name) = current else { break };
                 let found = self.books[b as usize]
@@ -921,13 +921,13 @@ impl<'a> Engine<'a> {
             let lot = &self.books[b as usize].lots[pos];
             let (lq, lbasis, lwadj) = (lot.qty, lot.basis, lot.wash_adj);
             let (seq, acquired, hp_start) = (lot.seq, lot.acquired, lot.hp_start);
-            let m = lq.min(left);
+            let m = dmin(lq, left);
             let basis = self.alloc(lbasis, m, lq)?;
             let wadj = self.alloc(lwadj, m, lq)?;
             let proceeds = self.alloc(net, m, left)?;
             let f = self.alloc(fee, m, left)?;
             let book = &mut self.books[b as usize];
-            if m >= lq {
+            if ge(m, lq) {
                 if book.lots.remove(pos).is_some_and(|l| !l.absorbed) {
                     book.unabsorbed -= 1;
                 }
@@ -986,7 +986,7 @@ impl<'a> Engine<'a> {
                 });
             }
         }
-        if left > Decimal::ZERO {
+        if is_pos(left) {
             if specific {
                 return Err(PtrcError::Invalid(format!(
                     "{}: the lots it names ({}) hold {} less than the quantity sold",
@@ -1020,10 +1020,7 @@ impl<'a> Engine<'a> {
                 self.split_new_short(b, parts)?;
             }
         }
-        while short_losses
-            .front()
-            .is_some_and(|l| l.qty_rem <= Decimal::ZERO)
-        {
+        while short_losses.front().is_some_and(|l| !is_pos(l.qty_rem)) {
             short_losses.pop_front();
         }
         if !short_losses.is_empty() {
@@ -1031,7 +1028,7 @@ impl<'a> Engine<'a> {
         }
         for mut loss in losses {
             self.match_held(&mut loss, key)?;
-            if loss.qty_rem > Decimal::ZERO {
+            if is_pos(loss.qty_rem) {
                 self.pending.entry(key).or_default().push_back(loss);
             }
         }
@@ -1077,15 +1074,22 @@ impl<'a> Engine<'a> {
             self.cands = cands;
             return Ok(());
         }
-        cands.sort_unstable();
+        // One book (the scope is one account): its lots, seen from the back, are already in
+        // descending (seq, position) order.
+        let one_book = books.len() == 1;
+        if one_book {
+            cands.reverse();
+        } else {
+            cands.sort_unstable();
+        }
         let mut plan: Vec<(u32, usize, Decimal, Decimal, NaiveDate)> = Vec::new();
         for &(_, b, pos) in &cands {
-            if loss.qty_rem <= Decimal::ZERO {
+            if !is_pos(loss.qty_rem) {
                 break;
             }
             let lot = &self.books[b as usize].lots[pos];
             let (lq, acquired) = (lot.qty, lot.acquired);
-            let m = lq.min(loss.qty_rem);
+            let m = dmin(lq, loss.qty_rem);
             let hp = self.tack(loss.hp_start, loss.sold, acquired);
             let amount = self.take(
                 loss,
@@ -1101,10 +1105,14 @@ impl<'a> Engine<'a> {
         }
         self.cands = cands;
         // Apply from the back so earlier positions stay valid while parts are inserted.
-        plan.sort_unstable_by_key(|x| std::cmp::Reverse((x.0, x.1)));
+        if one_book {
+            plan.reverse();
+        } else {
+            plan.sort_unstable_by_key(|x| std::cmp::Reverse((x.0, x.1)));
+        }
         for (b, pos, m, amount, hp) in plan {
             let lq = self.books[b as usize].lots[pos].qty;
-            if m >= lq {
+            if ge(m, lq) {
                 let lot = &mut self.books[b as usize].lots[pos];
                 lot.basis = lot
                     .basis
@@ -1153,13 +1161,13 @@ impl<'a> Engine<'a> {
     ) -> Result<Vec<(Decimal, Decimal)>, PtrcError> {
         let mut parts = Vec::new();
         for loss in queue.iter_mut() {
-            if avail <= Decimal::ZERO {
+            if !is_pos(avail) {
                 break;
             }
-            if loss.qty_rem <= Decimal::ZERO {
+            if !is_pos(loss.qty_rem) {
                 continue;
             }
-            let m = loss.qty_rem.min(avail);
+            let m = dmin(loss.qty_rem, avail);
             let amount = self.take(
                 loss,
                 m,
@@ -1185,7 +1193,7 @@ impl<'a> Engine<'a> {
             washed.push(self.carve_short(b, pos, m, amount)?);
         }
         let book = &mut self.books[b as usize];
-        let rest = book.shorts.pop_back().filter(|r| r.qty > Decimal::ZERO);
+        let rest = book.shorts.pop_back().filter(|r| is_pos(r.qty));
         if rest.is_none() {
             book.unabsorbed_shorts -= 1;
         }
@@ -1242,7 +1250,9 @@ impl<'a> Engine<'a> {
         let from = i64::from(loss.sold_day) - i64::from(self.s.wash_sale_window_days);
         let mut cands = std::mem::take(&mut self.cands);
         cands.clear();
+        let mut one_book = false;
         if let Some(books) = self.scope_books.get(&key) {
+            one_book = books.len() == 1;
             for &b in books {
                 let book = &self.books[b as usize];
                 debug_assert_eq!(
@@ -1270,15 +1280,20 @@ impl<'a> Engine<'a> {
                 }
             }
         }
-        cands.sort_unstable();
+        // One book: its short sales, seen from the back, are in descending (seq, position) order.
+        if one_book {
+            cands.reverse();
+        } else {
+            cands.sort_unstable();
+        }
         let mut plan: Vec<(u32, usize, Decimal, Decimal)> = Vec::new();
         for &(_, b, pos) in &cands {
-            if loss.qty_rem <= Decimal::ZERO {
+            if !is_pos(loss.qty_rem) {
                 break;
             }
             let sh = &self.books[b as usize].shorts[pos];
             let (sq, opened) = (sh.qty, sh.opened);
-            let m = sq.min(loss.qty_rem);
+            let m = dmin(sq, loss.qty_rem);
             let amount = self.take(
                 loss,
                 m,
@@ -1293,10 +1308,14 @@ impl<'a> Engine<'a> {
         }
         self.cands = cands;
         // Apply from the back so earlier positions stay valid while parts are inserted.
-        plan.sort_unstable_by_key(|x| std::cmp::Reverse((x.0, x.1)));
+        if one_book {
+            plan.reverse();
+        } else {
+            plan.sort_unstable_by_key(|x| std::cmp::Reverse((x.0, x.1)));
+        }
         for (b, pos, m, amount) in plan {
             let sq = self.books[b as usize].shorts[pos].qty;
-            if m >= sq {
+            if ge(m, sq) {
                 let sh = &mut self.books[b as usize].shorts[pos];
                 sh.wash_adj = sh
                     .wash_adj
@@ -1477,8 +1496,9 @@ impl<'a> Engine<'a> {
         let combine = s.row_combining == RowCombining::PerSale;
         let mut parts: Vec<(RowKey<'a>, [Decimal; 4])> = Vec::new();
         let mut add = |key: RowKey<'a>, v: [Decimal; 4]| -> Result<(), PtrcError> {
+            // Keys are unique in `parts`; the row's key is most often the last one added.
             let at = if combine {
-                parts.iter().position(|(k, _)| *k == key)
+                parts.iter().rposition(|(k, _)| *k == key)
             } else {
                 None
             };
@@ -1516,8 +1536,8 @@ impl<'a> Engine<'a> {
                 ),
             };
             let lot_id = trades[r.lot_seq as usize].lot_ids.first();
-            let key = |g: Decimal| (date_acquired, term, g > Decimal::ZERO, lot_id, r.short);
-            let partial = r.adjustment > Decimal::ZERO && r.washed_qty < r.qty;
+            let key = |g: Decimal| (date_acquired, term, is_pos(g), lot_id, r.short);
+            let partial = is_pos(r.adjustment) && r.washed_qty < r.qty;
             if s.row_splitting == RowSplitting::Split && partial {
                 // The washed part nets to zero; the rest keeps the allowed loss.
                 let dw = self.alloc(d, r.washed_qty, r.qty).unwrap_or(d);
@@ -1632,7 +1652,7 @@ impl<'a> Engine<'a> {
                 date_sold: sold,
                 proceeds: money(d),
                 cost_basis: money(e),
-                adjustment_code: if g > Decimal::ZERO { "W" } else { "" }.to_string(),
+                adjustment_code: if is_pos(g) { "W" } else { "" }.to_string(),
                 adjustment: money(g),
                 gain_loss: money(gain),
                 term,
@@ -1697,6 +1717,25 @@ impl<'a> Engine<'a> {
     }
 }
 
+/// `d > 0`, by its sign and mantissa (a comparison rescales).
+fn is_pos(d: Decimal) -> bool {
+    !d.is_sign_negative() && !d.is_zero()
+}
+
+/// `a >= b`; equal scales (nearly always: quantities keep the input's) compare mantissas.
+fn ge(a: Decimal, b: Decimal) -> bool {
+    if a.scale() == b.scale() {
+        a.mantissa() >= b.mantissa()
+    } else {
+        a >= b
+    }
+}
+
+/// `a.min(b)`, the comparison as in [`ge`].
+fn dmin(a: Decimal, b: Decimal) -> Decimal {
+    if ge(b, a) { a } else { b }
+}
+
 /// The UTC trade date, as [`Trade::date`] but by integer division (the chrono round trip costs
 /// more than the rest of a buy).
 fn trade_date(t: &Trade) -> NaiveDate {
@@ -1706,6 +1745,17 @@ fn trade_date(t: &Trade) -> NaiveDate {
         .and_then(NaiveDate::from_num_days_from_ce_opt)
         .unwrap_or_else(|| t.date())
 }
+
+/// Powers of ten that fit in an i128.
+const POW10: [i128; 39] = {
+    let mut t = [1i128; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
 
 /// `total * part / whole` rounded half away from zero to `dp` places, in exact 128-bit integer
 /// arithmetic on the mantissas (the decimal division and rounding it replaces were a fifth of
@@ -1717,7 +1767,7 @@ pub(crate) fn alloc_exact(
     whole: Decimal,
     dp: u32,
 ) -> Option<Decimal> {
-    let pow = |e: u32| 10i128.checked_pow(e);
+    let pow = |e: u32| POW10.get(e as usize).copied();
     // total * part / whole * 10^dp = t * p * 10^(sw + dp) / (w * 10^(st + sp))
     let num = total
         .mantissa()
@@ -1728,6 +1778,18 @@ pub(crate) fn alloc_exact(
         .checked_mul(pow(total.scale().checked_add(part.scale())?)?)?;
     if den == 0 {
         return None;
+    }
+    // Nearly always both fit in 64 bits, where division is several times cheaper.
+    if let (Ok(n), Ok(d)) = (i64::try_from(num), i64::try_from(den))
+        && d > 0
+    {
+        let (q, r) = (n / d, n % d);
+        let q = if r.unsigned_abs() * 2 >= d.unsigned_abs() {
+            q + n.signum()
+        } else {
+            q
+        };
+        return Decimal::try_from_i128_with_scale(i128::from(q), dp).ok();
     }
     let (q, r) = (num / den, num % den);
     let q = if r.unsigned_abs().checked_mul(2)? >= den.unsigned_abs() {
