@@ -3,7 +3,8 @@
 //! `finish`), with `ts` = the close. This is the one rule that inherently waits for a later
 //! event.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use interchange::Record;
 use model::{Decimal, Timestamp};
@@ -16,11 +17,12 @@ use crate::scanner::{Fl, Scanner, Task, accounts, ratio};
 #[derive(Default, Serialize, Deserialize)]
 pub(crate) struct Agg {
     pub owner: u32,
-    pub accts: BTreeSet<u32>,
+    /// Sorted, without duplicates (serialized as the `BTreeSet` it replaces).
+    pub accts: Vec<u32>,
     pub buy: Decimal,
     pub sell: Decimal,
     pub taker: Decimal,
-    pub fill_ids: Vec<String>,
+    pub fill_ids: Vec<Arc<str>>,
     pub cancels: usize,
     pub cancel_qty: Decimal,
 }
@@ -34,6 +36,12 @@ pub(crate) struct MtcSession {
     pub close_px: Option<Decimal>,
     pub tape: Decimal,
     pub owners: BTreeMap<u32, Agg>,
+}
+
+fn insert_sorted(v: &mut Vec<u32>, x: u32) {
+    if let Err(i) = v.binary_search(&x) {
+        v.insert(i, x);
+    }
 }
 
 impl MtcSession {
@@ -95,7 +103,7 @@ impl Scanner {
             owner: f.owner,
             ..Agg::default()
         });
-        a.accts.insert(f.acct);
+        insert_sorted(&mut a.accts, f.acct);
         match f.side {
             model::Side::Buy => a.buy += f.qty,
             model::Side::Sell => a.sell += f.qty,
@@ -125,7 +133,7 @@ impl Scanner {
             owner,
             ..Agg::default()
         });
-        a.accts.insert(acct);
+        insert_sorted(&mut a.accts, acct);
         a.cancels += 1;
         a.cancel_qty += qty;
     }
@@ -204,7 +212,7 @@ impl Scanner {
                     net_ratio: net.round_dp(6),
                     move_bps: mv.round_dp(6),
                     taker_share: ratio(a.taker, vol),
-                    fill_ids: a.fill_ids.clone(),
+                    fill_ids: a.fill_ids.iter().map(|f| f.to_string()).collect(),
                     cancelled_orders_in_window: a.cancels,
                     cancelled_qty_in_window: a.cancel_qty,
                 }),

@@ -233,7 +233,7 @@ impl Scanner {
             evidence: Evidence::MomentumIgnition(MiEvidence {
                 side: b.side,
                 burst_order_ids: ids(&burst),
-                burst_fill_ids: burst.iter().map(|f| f.fill_id.clone()).collect(),
+                burst_fill_ids: burst.iter().map(|f| f.fill_id.to_string()).collect(),
                 burst_fills: burst.len(),
                 burst_qty: bq,
                 burst_start: Timestamp::from_nanos(b.t0),
@@ -244,7 +244,7 @@ impl Scanner {
                 mid_post,
                 move_bps: mv.round_dp(6),
                 exit_order_ids: ids(&exits),
-                exit_fill_ids: exits.iter().map(|f| f.fill_id.clone()).collect(),
+                exit_fill_ids: exits.iter().map(|f| f.fill_id.to_string()).collect(),
                 exit_qty: eq,
                 exit_vwap: ev.round_dp(6),
                 gross_pnl: (sign * (ev - bv) * eq.min(bq)).round_dp(6),

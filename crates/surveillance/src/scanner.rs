@@ -42,8 +42,8 @@ pub(crate) struct Fl {
     pub owner: u32,
     /// Interned `account \x1f order_id` (see `keys.rs`): the order's identity.
     pub kid: u32,
-    pub fill_id: String,
-    pub trade_id: Option<String>,
+    pub fill_id: Arc<str>,
+    pub trade_id: Option<Arc<str>>,
     pub taker: bool,
 }
 
@@ -102,13 +102,47 @@ pub(crate) struct Ord {
     pub spoof: Option<Box<SpoofAcc>>,
 }
 
+/// Live orders of one (owner group, symbol, side) as (placement ts, order seq), ascending.
+/// Orders are placed in time order and get increasing seqs, so an insert is an append; a
+/// sorted deque (serialized as the sorted sequence a `BTreeSet` gave) avoids a tree node per
+/// book for the few orders a book usually has live.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct LiveSet(VecDeque<(i64, u64)>);
+
+impl LiveSet {
+    pub fn insert(&mut self, ts: i64, seq: u64) {
+        let e = (ts, seq);
+        if self.0.back().is_none_or(|b| *b < e) {
+            self.0.push_back(e);
+        } else if let Err(i) = self.0.binary_search(&e) {
+            self.0.insert(i, e);
+        }
+    }
+
+    pub fn remove(&mut self, ts: i64, seq: u64) {
+        if let Ok(i) = self.0.binary_search(&(ts, seq)) {
+            self.0.remove(i);
+        }
+    }
+
+    /// Placement time of the earliest live order.
+    pub fn earliest(&self) -> Option<i64> {
+        self.0.front().map(|e| e.0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Per (owner group, symbol) state.
 #[derive(Default, Serialize, Deserialize)]
 pub(crate) struct GroupSym {
     /// Recent fills in time order (spoofing look-back, layering opposite executions).
     pub fills: VecDeque<Arc<Fl>>,
     /// Live orders per side as (placement ts, order seq).
-    pub live: [BTreeSet<(i64, u64)>; 2],
+    pub live: [LiveSet; 2],
     /// Open layering episodes per side.
     pub episodes: [Vec<Episode>; 2],
     /// Unpaired fills for the round-trip wash rule.
@@ -118,7 +152,7 @@ pub(crate) struct GroupSym {
 impl GroupSym {
     fn is_empty(&self) -> bool {
         self.fills.is_empty()
-            && self.live.iter().all(BTreeSet::is_empty)
+            && self.live.iter().all(LiveSet::is_empty)
             && self.episodes.iter().all(Vec::is_empty)
             && self.rt_unpaired.is_empty()
     }
@@ -211,8 +245,8 @@ pub struct Scanner {
     heap: BinaryHeap<Reverse<(i64, u64, Task)>>,
     task_seq: u64,
     #[serde(with = "sorted_map")]
-    pub(crate) prints: FxMap<(u32, String), Vec<Leg>>,
-    pub(crate) prints_q: VecDeque<(i64, u32, String)>,
+    pub(crate) prints: FxMap<(u32, Arc<str>), Vec<Leg>>,
+    pub(crate) prints_q: VecDeque<(i64, u32, Arc<str>)>,
     pub(crate) rt_pending: Vec<Pending>,
     #[serde(with = "sorted_map")]
     pub(crate) mtc: FxMap<u32, MtcSession>,
@@ -693,7 +727,7 @@ impl Scanner {
 
     pub(crate) fn fill_ref(&self, f: &Fl) -> FillRef {
         FillRef {
-            fill_id: f.fill_id.clone(),
+            fill_id: f.fill_id.to_string(),
             order_id: self.order_id(f.kid).to_string(),
             account: self.name(f.acct).to_string(),
             side: f.side,
@@ -765,7 +799,7 @@ impl Scanner {
             return;
         }
         let seq = self.seq;
-        self.gs.entry((grp, sym)).or_default().live[side_ix(side)].insert((ts, seq));
+        self.gs.entry((grp, sym)).or_default().live[side_ix(side)].insert(ts, seq);
         self.orders.set_order(
             kid,
             Ord {
@@ -800,7 +834,7 @@ impl Scanner {
         o.done = Some(ts);
         let (grp, sym, side, new_ts, seq) = (o.grp, o.sym, o.side, o.new_ts, o.seq);
         if let Some(g) = self.gs.get_mut(&(grp, sym)) {
-            g.live[side_ix(side)].remove(&(new_ts, seq));
+            g.live[side_ix(side)].remove(new_ts, seq);
         }
         self.done_q.push_back((ts, seq, kid));
     }
@@ -853,7 +887,7 @@ impl Scanner {
         if let Some(o) = self.orders.take_order(kid)
             && let Some(g) = self.gs.get_mut(&(o.grp, o.sym))
         {
-            g.live[side_ix(o.side)].remove(&(o.new_ts, o.seq));
+            g.live[side_ix(o.side)].remove(o.new_ts, o.seq);
         }
     }
 
@@ -867,10 +901,10 @@ impl Scanner {
         let order_id = r.order_id.as_deref().unwrap_or("");
         let acct_name = r.account.as_deref().or(r.owner.as_deref()).unwrap_or("");
         let kid = self.intern_order(acct_name, order_id);
-        let fill_id = r
-            .fill_id
-            .clone()
-            .unwrap_or_else(|| format!("{order_id}@{ts}"));
+        let fill_id: Arc<str> = match r.fill_id.as_deref() {
+            Some(f) => Arc::from(f),
+            None => Arc::from(format!("{order_id}@{ts}")),
+        };
         self.stats_mut(grp, ts).fill_qty += qty;
         let fl = Arc::new(Fl {
             seq: self.seq,
@@ -882,7 +916,7 @@ impl Scanner {
             owner,
             kid,
             fill_id,
-            trade_id: r.trade_id.clone(),
+            trade_id: r.trade_id.as_deref().map(Arc::from),
             taker: r.liquidity == Some(Liquidity::Taker),
         });
         if self.orders.order(kid).is_some_and(|o| self.is_stale(o, ts)) {
@@ -924,8 +958,8 @@ impl Scanner {
         let mut bound = now.saturating_sub(look);
         if let Some(g) = self.gs.get(&(grp, sym)) {
             for s in 0..2 {
-                if let Some((t, _)) = g.live[s].first() {
-                    bound = bound.min(*t);
+                if let Some(t) = g.live[s].earliest() {
+                    bound = bound.min(t);
                 }
                 for e in &g.episodes[s] {
                     bound = bound.min(e.start);
@@ -955,7 +989,7 @@ impl Scanner {
                 continue;
             };
             for s in 0..2 {
-                let earliest_live = g.live[s].first().map(|(t, _)| *t);
+                let earliest_live = g.live[s].earliest();
                 g.episodes[s]
                     .retain(|e| !crate::spoof_layer::episode_closed(e, now, t_post, earliest_live));
             }

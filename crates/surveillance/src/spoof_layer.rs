@@ -92,12 +92,17 @@ impl Episode {
             // Only members cancelled at or after `m`'s placement can be live during its life;
             // before it the count is that of the members already there (`levels_seen`).
             let from = self.members.partition_point(|x| x.cancel_ts < m.new_ts);
-            let during = max_simultaneous_levels(
-                self.members[from..]
-                    .iter()
-                    .chain(std::iter::once(&m))
-                    .map(|x| (x.new_ts, x.cancel_ts, x.price)),
-            );
+            // Alone during its life (the usual case), `m` is one level.
+            let during = if from == self.members.len() {
+                1
+            } else {
+                max_simultaneous_levels(
+                    self.members[from..]
+                        .iter()
+                        .chain(std::iter::once(&m))
+                        .map(|x| (x.new_ts, x.cancel_ts, x.price)),
+                )
+            };
             self.levels_seen = self.levels_seen.max(during);
             self.members.push(m);
         }
@@ -333,10 +338,7 @@ impl Scanner {
         let g = self.gs.entry((grp, sym)).or_default();
         // The order being cancelled has just left the live set, but it was live until now:
         // an episode it overlaps is not closed.
-        let earliest_live = g.live[s]
-            .first()
-            .map(|(t, _)| *t)
-            .map_or(m.new_ts, |t| t.min(m.new_ts));
+        let earliest_live = g.live[s].earliest().map_or(m.new_ts, |t| t.min(m.new_ts));
         g.episodes[s].retain(|e| !episode_closed(e, ts, t_post, Some(earliest_live)));
         // Cancels arrive in time order, so the new interval overlaps an episode iff it was
         // placed at or before that episode's end.
@@ -403,7 +405,7 @@ impl Scanner {
         if g.episodes[s].is_empty() {
             return;
         }
-        let earliest_live = g.live[s].first().map(|(t, _)| *t);
+        let earliest_live = g.live[s].earliest();
         g.episodes[s].retain(|e| !episode_closed(e, f.ts, t_post, earliest_live));
         let mut eps = std::mem::take(&mut g.episodes[s]);
         for ep in eps.iter_mut() {

@@ -5,6 +5,7 @@
 //! of the fills stamped `t` runs when time moves past `t` (the next record with a later
 //! timestamp, `advance_to` or `finish`), by which point every self-match at `t` is known.
 
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use model::{Decimal, Side, Timestamp};
@@ -40,6 +41,15 @@ fn qty_diff(a: Decimal, b: Decimal) -> Decimal {
     (a - b).abs().checked_div(a.max(b)).unwrap_or(Decimal::MAX)
 }
 
+/// `diff(a, b) <= tol` for a tolerance >= 0 (checked with the parameters), without the
+/// division when `a == b != 0` (both differences are then exactly 0).
+fn within(a: Decimal, b: Decimal, tol: Decimal, diff: fn(Decimal, Decimal) -> Decimal) -> bool {
+    if a == b && !a.is_zero() && !tol.is_sign_negative() {
+        return true;
+    }
+    diff(a, b) <= tol
+}
+
 impl Scanner {
     pub(crate) fn wash_on_fill(&mut self, fl: &Arc<Fl>, grp: u32, sym: u32, out: &mut Vec<Alert>) {
         let lo = self.now.saturating_sub(ms(self.c.p.wash_window_ms));
@@ -50,11 +60,13 @@ impl Scanner {
         }
         let mut matched_with: Option<Arc<Fl>> = None;
         if let Some(tid) = &fl.trade_id {
-            let key = (sym, tid.clone());
-            if !self.prints.contains_key(&key) {
-                self.prints_q.push_back((fl.ts, sym, tid.clone()));
-            }
-            let legs = self.prints.entry(key).or_default();
+            let legs = match self.prints.entry((sym, tid.clone())) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    self.prints_q.push_back((fl.ts, sym, tid.clone()));
+                    e.insert(Vec::new())
+                }
+            };
             if let Some(leg) = legs
                 .iter_mut()
                 .find(|l| !l.matched && l.grp == grp && l.fl.side == fl.side.opposite())
@@ -116,8 +128,8 @@ impl Scanner {
             let hit = g.rt_unpaired.iter().position(|u| {
                 u.side == f.side.opposite()
                     && !(u.trade_id.is_some() && u.trade_id == f.trade_id)
-                    && bps_diff(u.price, f.price) <= price_tol
-                    && qty_diff(u.qty, f.qty) <= qty_tol
+                    && within(u.price, f.price, price_tol, bps_diff)
+                    && within(u.qty, f.qty, qty_tol, qty_diff)
             });
             match hit.and_then(|i| g.rt_unpaired.remove(i)) {
                 Some(u) => {
@@ -157,7 +169,7 @@ impl Scanner {
         let mut trade_ids: Vec<String> = [&b.trade_id, &x.trade_id]
             .into_iter()
             .flatten()
-            .cloned()
+            .map(|t| t.to_string())
             .collect();
         trade_ids.dedup();
         let key = if subtype == "round_trip" {
