@@ -31,7 +31,8 @@ pub(crate) struct Slot {
     key: Option<Arc<str>>,
     /// Byte offset of the order id in `key`.
     split: u32,
-    pub order: Option<Ord>,
+    /// Boxed: most slots (fills' keys, keys waiting to be collected) have no order.
+    pub order: Option<Box<Ord>>,
 }
 
 pub(crate) struct OrderKeys {
@@ -100,20 +101,20 @@ impl OrderKeys {
     }
 
     pub fn order(&self, kid: u32) -> Option<&Ord> {
-        self.slots.get(kid as usize)?.order.as_ref()
+        self.slots.get(kid as usize)?.order.as_deref()
     }
 
     pub fn order_mut(&mut self, kid: u32) -> Option<&mut Ord> {
-        self.slots.get_mut(kid as usize)?.order.as_mut()
+        self.slots.get_mut(kid as usize)?.order.as_deref_mut()
     }
 
     pub fn set_order(&mut self, kid: u32, o: Ord) {
         if let Some(s) = self.slots.get_mut(kid as usize) {
-            s.order = Some(o);
+            s.order = Some(Box::new(o));
         }
     }
 
-    pub fn take_order(&mut self, kid: u32) -> Option<Ord> {
+    pub fn take_order(&mut self, kid: u32) -> Option<Box<Ord>> {
         self.slots.get_mut(kid as usize)?.order.take()
     }
 
@@ -122,7 +123,7 @@ impl OrderKeys {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| Some((i as u32, s.order.as_ref()?)))
+            .filter_map(|(i, s)| Some((i as u32, s.order.as_deref()?)))
     }
 
     /// Interned keys in use (not free).

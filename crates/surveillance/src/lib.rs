@@ -51,6 +51,10 @@
 //! * delivered alert keys: each until its alert time plus its rule's
 //!   [`Scanner::dedupe_horizon`] (after that no rule can raise the key again), also those given
 //!   to [`Scanner::with_known_alerts`] / [`Scanner::with_known_keys`];
+//! * interned order keys (`account`, `order_id`; orders, fills and episodes refer to an order
+//!   by a `Copy` id of its key): freed once nothing above refers to them, when the table has
+//!   grown to twice what was referenced at the previous collection, so at most twice what the
+//!   state refers to, or 1024;
 //! * order-to-trade and cancel ratios: per owner group, for the current UTC day;
 //! * per entity (interned names, account -> owner links, last trade price, quote state and
 //!   close schedule per symbol): bounded by the accounts, owners and symbols of the platform,
