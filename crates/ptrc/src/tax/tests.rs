@@ -1778,3 +1778,71 @@ fn trades_after_the_window_change_nothing() {
     later.extend(trades(&["2025-06-01,A,O,Y,buy,1,1,0,"]));
     assert_eq!(run(&later, 2023), rep);
 }
+
+// Issue 13: a sale behind one whose loss is still waiting in its window is combined as soon as
+// its own rows are final; rows still come out in order of sale with the same figures, and the
+// waiting loss gets its wash when it comes (trades ours).
+#[test]
+fn a_final_sale_behind_a_pending_one_keeps_its_place_and_rows() {
+    let t = trades(&[
+        "2022-01-03,A,O,X,buy,10,10,0,",
+        "2022-01-03,B,P,X,buy,5,10,0,",
+        "2022-01-05,B,P,X,buy,5,11,0,",
+        // A's loss of 20 waits for a replacement; B's gain right after it is final at once.
+        "2022-03-01,A,O,X,sell,10,8,0,",
+        "2022-03-02,B,P,X,sell,10,12,0,",
+        // 4 of A's 10 shares replaced: 8 of the loss disallowed, the rest allowed at window end.
+        "2022-03-20,A,O,X,buy,4,9,0,",
+        "2022-04-05,B,P,X,buy,1,12,0,",
+    ]);
+    for combining in [RowCombining::PerSale, RowCombining::PerLot] {
+        let settings = TaxSettings {
+            row_combining: combining,
+            ..TaxSettings::default()
+        };
+        let rep = run_with(&t, 2022, &settings);
+        let got: Vec<_> = rep
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.account.as_str(),
+                    r.description.as_str(),
+                    r.date_acquired,
+                    cols(r),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "A",
+                    "10 X",
+                    d("2022-01-03"),
+                    (dec!(80.00), dec!(100.00), "W", dec!(8.00), dec!(-12.00))
+                ),
+                (
+                    "B",
+                    "5 X",
+                    d("2022-01-03"),
+                    (dec!(60.00), dec!(50.00), "", dec!(0.00), dec!(10.00))
+                ),
+                (
+                    "B",
+                    "5 X",
+                    d("2022-01-05"),
+                    (dec!(60.00), dec!(55.00), "", dec!(0.00), dec!(5.00))
+                ),
+            ],
+            "{combining:?}"
+        );
+        assert_eq!(rep.washes.len(), 1);
+        assert_eq!(
+            (rep.washes[0].qty, rep.washes[0].disallowed),
+            (dec!(4), dec!(8.00))
+        );
+        assert_eq!(lot(&rep, "2022-03-20").cost_basis, dec!(44.00));
+        assert!(rep.notes.is_empty(), "{:?}", rep.notes);
+    }
+}
