@@ -45,8 +45,16 @@ fn side(s: Side) -> &'static str {
 }
 
 fn write_row(out: &mut String, cells: Vec<String>) {
-    let line: Vec<String> = cells.iter().map(|c| csv_field(c)).collect();
-    out.push_str(&line.join(","));
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if c.contains([',', '"', '\n', '\r']) {
+            out.push_str(&csv_field(c));
+        } else {
+            out.push_str(c);
+        }
+    }
     out.push('\n');
 }
 

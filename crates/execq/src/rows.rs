@@ -31,12 +31,18 @@ struct RowCell {
 /// filter drops are ignored. A row is added to its finest cell (account, symbol, class, size
 /// bucket, liquidity, time window: one addition instead of seven); the cells are rolled up into
 /// the groupings whenever there are [`RowAggregator::MAX_CELLS`] of them, so memory is bounded
-/// by that and by the keys of the groupings, not by the rows (with many accounts and symbols
-/// nearly every order has a cell of its own).
+/// by that and by the keys of the groupings, not by the rows. When the cells do not pay (with
+/// many accounts and symbols nearly every order has a cell of its own: a key and a copy of the
+/// sums per row for nothing), rows go straight into the groupings from then on. The sums are
+/// exact, so the order of the additions changes nothing.
 pub struct RowAggregator {
     r: Resolved,
     filter: ReportFilter,
     cells: HashMap<RowCell, Sums, FixedState>,
+    /// Rows added to `cells` since they were last rolled up.
+    cell_rows: usize,
+    /// Rows go straight into the groupings (the cells did not gather rows).
+    direct: bool,
     overall: Sums,
     groups: [BTreeMap<String, Sums>; 6],
 }
@@ -52,6 +58,8 @@ impl RowAggregator {
             r,
             filter,
             cells: HashMap::with_hasher(FixedState::default()),
+            cell_rows: 0,
+            direct: false,
             groups: Default::default(),
         }
     }
@@ -67,6 +75,19 @@ impl RowAggregator {
         ) {
             return;
         }
+        if self.direct {
+            let keys: [&str; 6] = [
+                row.account.as_deref().unwrap_or("(none)"),
+                &row.symbol,
+                row.order_class.as_str(),
+                row.size_bucket,
+                row.liquidity,
+                &row.time_window,
+            ];
+            Self::add_to_groups(&mut self.overall, &mut self.groups, keys, &row.sums);
+            return;
+        }
+        self.cell_rows += 1;
         let cell = RowCell {
             account: row.account.as_deref().unwrap_or("(none)").to_string(),
             symbol: row.symbol.clone(),
@@ -79,7 +100,13 @@ impl RowAggregator {
             Some(acc) => acc.add(&row.sums),
             None => {
                 if self.cells.len() >= Self::MAX_CELLS {
+                    // Fewer than 5 rows per 4 cells: the cells are not worth their cost.
+                    self.direct = self.cell_rows < Self::MAX_CELLS + Self::MAX_CELLS / 4;
                     self.roll_up();
+                    if self.direct {
+                        self.add(row);
+                        return;
+                    }
                 }
                 self.cells.insert(cell, (*row.sums).clone());
             }
@@ -89,8 +116,8 @@ impl RowAggregator {
     /// Add the cells into the groupings and forget them (sums are exact, so rolling up early
     /// changes nothing).
     fn roll_up(&mut self) {
+        self.cell_rows = 0;
         for (cell, s) in self.cells.drain() {
-            self.overall.add(&s);
             let keys: [&str; 6] = [
                 &cell.account,
                 &cell.symbol,
@@ -99,12 +126,23 @@ impl RowAggregator {
                 cell.liquidity,
                 &cell.window,
             ];
-            for (g, key) in self.groups.iter_mut().zip(keys) {
-                match g.get_mut(key) {
-                    Some(acc) => acc.add(&s),
-                    None => {
-                        g.insert(key.to_string(), s.clone());
-                    }
+            Self::add_to_groups(&mut self.overall, &mut self.groups, keys, &s);
+        }
+    }
+
+    /// Adds `s` to the overall sums and to the entry of `keys` in each grouping.
+    fn add_to_groups(
+        overall: &mut Sums,
+        groups: &mut [BTreeMap<String, Sums>; 6],
+        keys: [&str; 6],
+        s: &Sums,
+    ) {
+        overall.add(s);
+        for (g, key) in groups.iter_mut().zip(keys) {
+            match g.get_mut(key) {
+                Some(acc) => acc.add(s),
+                None => {
+                    g.insert(key.to_string(), s.clone());
                 }
             }
         }
