@@ -1097,11 +1097,33 @@ fn surveil_cli(
     Ok(())
 }
 
-/// glibc gives threads their own malloc arenas (up to eight per core). The platform's runtime
-/// starts dozens of short-lived blocking threads (store reads, consumer batches), and memory freed
-/// on one arena is not reused by the others, so RSS creeps up for minutes: in the soak at 1000
-/// orders/s, 334 MB after 3 minutes with the default against 205 MB with two arenas. Two arenas
-/// keep the two worker threads from contending; `MALLOC_ARENA_MAX` in the environment wins.
+/// The allocator: jemalloc instead of glibc's malloc. Every order allocates on one thread and
+/// frees on another (HTTP worker, engine, journal writer, consumers); glibc serializes that on
+/// its arenas' locks, and with the two arenas that keep its RSS flat (one per thread let freed
+/// memory pile up in the arenas of short-lived blocking threads) malloc and free were a quarter
+/// of the server's CPU in the closed-loop profile. jemalloc's thread caches avoid the locks, and
+/// its decay returns freed pages to the OS on a background thread. docs/BENCHMARKS.md,
+/// "Allocator", has the measurements (CPU per order, closed-loop rate, RSS in the soak).
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's settings, read at its first allocation (`_RJEM_MALLOC_CONF` in the environment
+/// overrides them): four arenas on top of the thread caches (the default is four per core),
+/// freed pages returned after 2 s on jemalloc's own background thread rather than inside a
+/// request, none kept in the lazily-purged state.
+#[cfg(target_os = "linux")]
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: &[u8] =
+    b"background_thread:true,narenas:4,dirty_decay_ms:2000,muzzy_decay_ms:0\0";
+
+/// SQLite and the other C libraries still allocate through glibc's malloc, which gives threads
+/// their own arenas (up to eight per core). The platform's runtime starts dozens of short-lived
+/// blocking threads (store reads, consumer batches), and memory freed on one arena is not reused
+/// by the others, so RSS creeps up for minutes: in the soak at 1000 orders/s, 334 MB after 3
+/// minutes with the default against 205 MB with two arenas (before jemalloc took Rust's
+/// allocations). `MALLOC_ARENA_MAX` in the environment wins.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn limit_malloc_arenas() {
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {

@@ -1,0 +1,126 @@
+//! The durable-append latency of the journal at a fixed rate: the floor under an order's
+//! acknowledgement at that rate (an ack waits for its group commit's fsync), measured on the
+//! disk the platform uses and in the same run as the order benchmark (`scripts/bench-all`).
+//!
+//! ```text
+//! cargo run --release -p journal --example append_at_rate -- [rate/s] [seconds] [dir] [events]
+//! ```
+//! Opens a fresh journal under `dir` (default: the system temp dir; use the disk the journal
+//! lives on, not a tmpfs) and appends a batch of `events` events (default 3: an order's
+//! acceptance, its fill and its expiry travel as one batch) on a fixed schedule, without waiting
+//! for the previous batch (open loop). Latency is from each batch's scheduled time to its
+//! durable acknowledgement, so a stall of the disk or of the scheduler is not hidden. Prints
+//! p50 / p99 / p99.9 / max in microseconds and, last, one JSON line with the same figures.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use journal::Journal;
+use model::{
+    Decimal, Event, InstrumentId, Price, Quantity, Side, Symbol, Timestamp, TradeTick, Venue,
+};
+
+fn trade(n: i64) -> Event {
+    Event::Trade(TradeTick {
+        instrument: InstrumentId::new(
+            Venue::new("binance").expect("venue"),
+            Symbol::new("BTCUSDT").expect("symbol"),
+        ),
+        price: Price::new(Decimal::new(4_500_000 + n % 10_000, 2)).expect("price"),
+        quantity: Quantity::new(Decimal::new(1 + n % 97, 3)).expect("quantity"),
+        aggressor: Some(if n % 2 == 0 { Side::Buy } else { Side::Sell }),
+        trade_id: format!("{}", 3_000_000_000_i64 + n),
+        ts: Timestamp::from_millis(1_700_000_000_000 + n),
+    })
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let rate: f64 = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(1000.0);
+    let secs: f64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(30.0);
+    let base: PathBuf = args
+        .next()
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let per_batch: i64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(3);
+    if !(rate > 0.0 && secs > 0.0 && per_batch > 0) {
+        return Err("rate, seconds and events must be positive".into());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let dir = tempfile::tempdir_in(&base)?;
+    let (journal, _) = Journal::open(&dir.path().join("events.db"))?;
+    let batches = (rate * secs).round() as u64;
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let hist = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, u64)>();
+        let started = Instant::now();
+        for i in 0..batches {
+            let due = started + interval.mul_f64(i as f64);
+            tokio::time::sleep_until(due.into()).await;
+            let events = (0..per_batch)
+                .map(|k| trade(i as i64 * per_batch + k))
+                .collect();
+            let sent = Instant::now();
+            let durable = journal.enqueue_batch(events).expect("journal open");
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                durable.await.expect("durable append");
+                let _ = tx.send((
+                    due.elapsed().as_micros() as u64,
+                    sent.elapsed().as_micros() as u64,
+                ));
+            });
+        }
+        drop(tx);
+        let new = || Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+        let (mut from_schedule, mut from_send) = (new(), new());
+        while let Some((due_us, sent_us)) = rx.recv().await {
+            from_schedule.saturating_record(due_us);
+            from_send.saturating_record(sent_us);
+        }
+        (from_schedule, from_send)
+    });
+    let (hist, service) = hist;
+    assert_eq!(
+        journal.last_seq(),
+        batches * per_batch as u64,
+        "every acknowledged batch is in the journal"
+    );
+    journal.shutdown()?;
+    println!(
+        "journal at {rate}/s for {secs} s, {per_batch} events per batch, dir {}",
+        base.display()
+    );
+    for (name, h) in [("from schedule", &hist), ("from send", &service)] {
+        println!(
+            "  {name:>13}: p50 {} us, p99 {} us, p99.9 {} us, max {} us",
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99),
+            h.value_at_quantile(0.999),
+            h.max()
+        );
+    }
+    let json = |h: &Histogram<u64>| {
+        format!(
+            "{{\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{}}}",
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99),
+            h.value_at_quantile(0.999),
+            h.max()
+        )
+    };
+    println!(
+        "{{\"rate\":{rate},\"seconds\":{secs},\"batches\":{},\"from_schedule\":{},\"from_send\":{}}}",
+        hist.len(),
+        json(&hist),
+        json(&service)
+    );
+    Ok(())
+}
