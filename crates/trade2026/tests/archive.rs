@@ -62,7 +62,7 @@ fn the_platform_restarts_on_an_archived_journal_with_its_history_intact() {
     assert!(archived > 0, "nothing archived: {report}");
 
     let p = Platform::start_with_env(dir.path(), &["--insecure-dev"], &env);
-    assert_eq!(http_get(p.gateway, "/health").0, 200);
+    assert_eq!(common::health_when_ready(p.gateway).0, 200);
     assert_eq!(
         common::get_all(p.gateway, "/orders", "order_id").len(),
         listed

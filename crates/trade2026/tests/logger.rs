@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Platform, bin, http_as, http_get};
+use common::{Platform, bin, http_as};
 use serde_json::Value;
 
 /// Polls `GET path` on the logger as `key` until `ready` holds for the answer (or `within`).
@@ -47,8 +47,8 @@ fn messages(v: &Value) -> Vec<String> {
 fn an_orders_lines_are_found_and_its_timeline_lists_its_events_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let p = Platform::start(dir.path(), &[]);
-    // The plan's gate: /health answers on the logger's port.
-    let (status, health) = http_get(p.logger, "/health");
+    // The plan's gate: /health answers on the logger's port (200 once its consumer is ready).
+    let (status, health) = common::health_when_ready(p.logger);
     assert_eq!(status, 200, "{health}");
     assert!(health.contains("\"service\":\"logger\""), "{health}");
 

@@ -69,7 +69,7 @@ fn health_answers_and_the_status_page_renders_with_its_charts() {
         &[],
         &[("TRADE2026_MONITORING__SCRAPE_INTERVAL_SECS", "1".to_owned())],
     );
-    let (status, body) = http_get(p.monitoring, "/health");
+    let (status, body) = common::health_when_ready(p.monitoring);
     assert_eq!(status, 200, "{body}");
     let health: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(health["service"], "monitoring");

@@ -30,7 +30,7 @@ fn up_serves_moving_prices_and_stops_cleanly_with_everything_journaled() {
         p.banner
     );
 
-    let (status, body) = http_get(p.gateway, "/health");
+    let (status, body) = common::health_when_ready(p.gateway);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"status\":\"ok\""), "{body}");
 

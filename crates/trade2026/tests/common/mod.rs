@@ -216,6 +216,21 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     http(addr, "GET", path, None)
 }
 
+/// `GET /health` until it answers 200 (at most 10 s): a service reports 503 "starting" until
+/// its consumers are ready, which on a loaded machine can outlast the banner. Returns the last
+/// answer; any answer but 200 or "starting" is returned at once.
+#[allow(dead_code)]
+pub fn health_when_ready(addr: SocketAddr) -> (u16, String) {
+    let ready_by = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = http_get(addr, "/health");
+        if status == 200 || !body.contains("\"status\":\"starting\"") || Instant::now() > ready_by {
+            return (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
     try_http(addr, method, path, body).expect("HTTP exchange failed")
 }
