@@ -12,28 +12,14 @@
 //! durable acknowledgement, so a stall of the disk or of the scheduler is not hidden. Prints
 //! p50 / p99 / p99.9 / max in microseconds and, last, one JSON line with the same figures.
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::trade;
 use hdrhistogram::Histogram;
 use journal::Journal;
-use model::{
-    Decimal, Event, InstrumentId, Price, Quantity, Side, Symbol, Timestamp, TradeTick, Venue,
-};
-
-fn trade(n: i64) -> Event {
-    Event::Trade(TradeTick {
-        instrument: InstrumentId::new(
-            Venue::new("binance").expect("venue"),
-            Symbol::new("BTCUSDT").expect("symbol"),
-        ),
-        price: Price::new(Decimal::new(4_500_000 + n % 10_000, 2)).expect("price"),
-        quantity: Quantity::new(Decimal::new(1 + n % 97, 3)).expect("quantity"),
-        aggressor: Some(if n % 2 == 0 { Side::Buy } else { Side::Sell }),
-        trade_id: format!("{}", 3_000_000_000_i64 + n),
-        ts: Timestamp::from_millis(1_700_000_000_000 + n),
-    })
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

@@ -8,30 +8,16 @@
 //! tasks that each append events back to back for the given time (default 3 s), and prints
 //! durable events/s and append latency percentiles (time from `append` call to durable ack).
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::trade;
 use hdrhistogram::Histogram;
 use journal::Journal;
-use model::{
-    Decimal, Event, InstrumentId, Price, Quantity, Side, Symbol, Timestamp, TradeTick, Venue,
-};
-
-fn trade(n: i64) -> Event {
-    Event::Trade(TradeTick {
-        instrument: InstrumentId::new(
-            Venue::new("binance").expect("venue"),
-            Symbol::new("BTCUSDT").expect("symbol"),
-        ),
-        price: Price::new(Decimal::new(4_500_000 + n % 10_000, 2)).expect("price"),
-        quantity: Quantity::new(Decimal::new(1 + n % 97, 3)).expect("quantity"),
-        aggressor: Some(if n % 2 == 0 { Side::Buy } else { Side::Sell }),
-        trade_id: format!("{}", 3_000_000_000_i64 + n),
-        ts: Timestamp::from_millis(1_700_000_000_000 + n),
-    })
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
