@@ -62,6 +62,20 @@ fn every_port_serves_its_own_metrics_and_promtool_finds_nothing_to_fix() {
     let mut answer = String::new();
     std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 415"), "{answer}");
+    // The feature pipeline reports a view's freshness once that view holds an entity, which is
+    // after its consumer has applied the journal's first events: wait for that (at most 10 s),
+    // so the page read below is not taken while the consumer is still catching up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !http_get(p.features, "/metrics")
+        .1
+        .contains("trade2026_feature_freshness_seconds{view=")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the feature pipeline reported no view's freshness within 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let ports = [
         ("gateway", p.gateway),
         ("ptrc", p.ptrc),
