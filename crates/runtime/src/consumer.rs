@@ -58,6 +58,14 @@ pub trait Snapshot: Consumer + Serialize + DeserializeOwned {
     /// The layout version of the serialized state. Bump it when the layout changes: snapshots
     /// of another version are skipped (the consumer replays from the beginning instead).
     const STATE_VERSION: u32;
+
+    /// Called just before the state is serialized for a snapshot: makes durable whatever the
+    /// snapshot will assume is durable. A consumer that writes history to a store of its own
+    /// with deferred syncs (rows the snapshot no longer holds) syncs that store here, once per
+    /// snapshot instead of once per batch.
+    fn before_snapshot(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 /// A consumer whose own store records, atomically with its data, the last sequence applied.
@@ -405,8 +413,8 @@ pub struct Runner<B: Bus> {
 /// ([`ConsumerHandle::wait_for`]) ends the linger at once, so reads stay as fresh as before.
 pub const LINGER: Duration = Duration::from_millis(20);
 
-/// Serializes a snapshot consumer's state.
-type SaveFn<C> = fn(&C) -> Result<Vec<u8>, String>;
+/// Serializes a snapshot consumer's state (after [`Snapshot::before_snapshot`]).
+type SaveFn<C> = fn(&mut C) -> Result<Vec<u8>, String>;
 
 /// How the loop makes progress durable.
 enum Checkpoint<C> {
@@ -423,7 +431,9 @@ enum Checkpoint<C> {
     },
 }
 
-fn save_json<C: Snapshot>(c: &C) -> Result<Vec<u8>, String> {
+fn save_json<C: Snapshot>(c: &mut C) -> Result<Vec<u8>, String> {
+    c.before_snapshot()
+        .map_err(|e| format!("state could not be made durable: {e}"))?;
     serde_json::to_vec(c).map_err(|e| format!("state does not serialize: {e}"))
 }
 
@@ -772,7 +782,7 @@ async fn checkpoint_after_batch<S: Subscription, C: Consumer>(
             if !due {
                 return Ok(());
             }
-            let payload = blocking(|| save(&lock(&handle.state))).map_err(|reason| {
+            let payload = blocking(|| save(&mut lock(&handle.state))).map_err(|reason| {
                 RuntimeError::Snapshot {
                     consumer: name.to_owned(),
                     reason,
@@ -817,7 +827,7 @@ pub fn restart_equivalence<C: Snapshot>(
         let mut out = Vec::new();
         for (i, batch) in batches.iter().enumerate() {
             if restart_at == Some(i) {
-                let bytes = save_json(&state)?;
+                let bytes = save_json(&mut state)?;
                 state = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
             }
             state.apply(batch, &mut out).map_err(|e| e.to_string())?;
