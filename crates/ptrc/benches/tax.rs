@@ -20,60 +20,7 @@ mod common;
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use model::{Decimal, Side, Timestamp};
-use ptrc::input::Trade;
 use ptrc::tax::{TaxSettings, form_8949};
-
-const TRADES: usize = 1_000_000;
-const OWNERS: usize = 100;
-const SYMBOLS: usize = 200;
-const DAYS: usize = 500;
-
-fn trades() -> Vec<Trade> {
-    let accounts: Vec<(String, String)> = (0..OWNERS * 2)
-        .map(|i| (format!("acct{i:03}"), format!("owner{:03}", i / 2)))
-        .collect();
-    let symbols: Vec<String> = (0..SYMBOLS).map(|i| format!("SYM{i:03}")).collect();
-    let mut cents: Vec<i64> = (0..SYMBOLS as i64).map(|i| 5_000 + 50 * i).collect();
-    let mut held = vec![0i64; OWNERS * 2 * SYMBOLS];
-    let mut rnd = common::xorshift(0x2545_F491_4F6C_DD1D);
-    let start = 1_672_617_600_000_000_000_i64; // 2023-01-02T00:00:00Z
-    let per_day = TRADES / DAYS;
-    let step = 23_400_000_000_000_i64 / per_day as i64;
-    let fee_per_share = Decimal::new(5, 3);
-    let mut out = Vec::with_capacity(TRADES);
-    for i in 0..TRADES {
-        let day = (i / per_day) as i64;
-        let ts =
-            start + day * 86_400_000_000_000 + 34_200_000_000_000 + (i % per_day) as i64 * step;
-        let a = rnd((OWNERS * 2) as u64) as usize;
-        let s = rnd(SYMBOLS as u64) as usize;
-        // Random walk; odd symbols drift down so that many sales are losses.
-        let drift = if s % 2 == 1 { -1 } else { 0 };
-        cents[s] = (cents[s] + rnd(41) as i64 - 20 + drift).max(100);
-        let h = &mut held[a * SYMBOLS + s];
-        let q = rnd(100) as i64 + 1;
-        let (side, qty) = if *h > 0 && rnd(2) == 0 {
-            (Side::Sell, q.min(*h))
-        } else {
-            (Side::Buy, q)
-        };
-        *h += if side == Side::Buy { qty } else { -qty };
-        let qty = Decimal::from(qty);
-        out.push(Trade {
-            ts: Timestamp::from_nanos(ts),
-            account: accounts[a].0.clone(),
-            owner: accounts[a].1.clone(),
-            symbol: symbols[s].clone(),
-            side,
-            qty,
-            price: Decimal::new(cents[s], 2),
-            fee: qty * fee_per_share,
-            lot_ids: Vec::new(),
-        });
-    }
-    out
-}
 
 /// CPU time of this thread in ns (Linux `/proc/thread-self/schedstat`), so that a figure can be
 /// read on a machine shared with other builds; None elsewhere.
@@ -91,7 +38,11 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("tax");
     g.sample_size(10);
     for (name, t, year) in [
-        ("form_8949_1M_trades_wash_sales", trades(), 2024),
+        (
+            "form_8949_1M_trades_wash_sales",
+            common::long_only_trades(),
+            2024,
+        ),
         (
             "active_form_8949_1M_trades",
             // 2025-01-02, trading days spread over the year, each account its own owner.

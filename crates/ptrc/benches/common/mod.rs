@@ -66,3 +66,56 @@ pub fn active_trades(start_ns: i64, calendar: bool, owner_is_account: bool) -> V
     }
     out
 }
+
+/// The long-only input of the issue-5 tax bench (`form_8949_1M_trades_wash_sales`):
+/// 1,000,000 trades over 500 trading days from 2023-01-02, 100 owners x 2 accounts, 200 symbols.
+#[allow(dead_code)] // the P&L bench does not use it
+pub fn long_only_trades() -> Vec<Trade> {
+    const LONG_TRADES: usize = 1_000_000;
+    const OWNERS: usize = 100;
+    const SYMBOLS: usize = 200;
+    const DAYS: usize = 500;
+    let accounts: Vec<(String, String)> = (0..OWNERS * 2)
+        .map(|i| (format!("acct{i:03}"), format!("owner{:03}", i / 2)))
+        .collect();
+    let symbols: Vec<String> = (0..SYMBOLS).map(|i| format!("SYM{i:03}")).collect();
+    let mut cents: Vec<i64> = (0..SYMBOLS as i64).map(|i| 5_000 + 50 * i).collect();
+    let mut held = vec![0i64; OWNERS * 2 * SYMBOLS];
+    let mut rnd = xorshift(0x2545_F491_4F6C_DD1D);
+    let start = 1_672_617_600_000_000_000_i64; // 2023-01-02T00:00:00Z
+    let per_day = LONG_TRADES / DAYS;
+    let step = 23_400_000_000_000_i64 / per_day as i64;
+    let fee_per_share = Decimal::new(5, 3);
+    let mut out = Vec::with_capacity(LONG_TRADES);
+    for i in 0..LONG_TRADES {
+        let day = (i / per_day) as i64;
+        let ts =
+            start + day * 86_400_000_000_000 + 34_200_000_000_000 + (i % per_day) as i64 * step;
+        let a = rnd((OWNERS * 2) as u64) as usize;
+        let s = rnd(SYMBOLS as u64) as usize;
+        // Random walk; odd symbols drift down so that many sales are losses.
+        let drift = if s % 2 == 1 { -1 } else { 0 };
+        cents[s] = (cents[s] + rnd(41) as i64 - 20 + drift).max(100);
+        let h = &mut held[a * SYMBOLS + s];
+        let q = rnd(100) as i64 + 1;
+        let (side, qty) = if *h > 0 && rnd(2) == 0 {
+            (Side::Sell, q.min(*h))
+        } else {
+            (Side::Buy, q)
+        };
+        *h += if side == Side::Buy { qty } else { -qty };
+        let qty = Decimal::from(qty);
+        out.push(Trade {
+            ts: Timestamp::from_nanos(ts),
+            account: accounts[a].0.clone(),
+            owner: accounts[a].1.clone(),
+            symbol: symbols[s].clone(),
+            side,
+            qty,
+            price: Decimal::new(cents[s], 2),
+            fee: qty * fee_per_share,
+            lot_ids: Vec::new(),
+        });
+    }
+    out
+}

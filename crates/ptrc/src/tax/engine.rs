@@ -19,6 +19,11 @@
 //! closed); the engine then combines the final rows of each sale into Form 8949 rows (per
 //! `RowCombining`) and hands them to the sink in order of sale, so it holds only the rows of
 //! the last window, never the year's.
+//!
+//! Amounts (quantities and money) are [`Amt`]s: `i64` units at one scale per run ([`Fixed`])
+//! when the input's amounts fit ([`fixed_scale`], checked before the run), else [`Decimal`]s.
+//! Both are exact and give the same values; a fixed-point run that meets an error (an invalid
+//! trade, or an amount out of range) is redone on decimals, which decide and word it.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -101,6 +106,108 @@ pub fn form_8949_to<S: TaxSink>(
     filter: Option<&TaxFilter>,
     sink: &mut S,
 ) -> Result<TaxSummary, S::Error> {
+    form_8949_on(trades, year, settings, filter, sink, true)
+}
+
+/// [`form_8949_to`], on fixed-point amounts when `fixed` and the input fits them, else on
+/// decimals (the tests compare the two).
+pub(crate) fn form_8949_on<S: TaxSink>(
+    trades: &[Trade],
+    year: i32,
+    settings: &TaxSettings,
+    filter: Option<&TaxFilter>,
+    sink: &mut S,
+    fixed: bool,
+) -> Result<TaxSummary, S::Error> {
+    if let Some(scale) = fixed_scale(trades, settings.rounding_dp).filter(|_| fixed) {
+        let mut counted = Counted {
+            sink: &mut *sink,
+            rows: 0,
+            washes: 0,
+        };
+        match run::<Fixed, _>(trades, year, settings, filter, scale, &mut counted) {
+            Ok(sum) => return Ok(sum),
+            Err(Stop::Sink(e)) => return Err(e),
+            // What the fixed-point run refuses (an invalid trade, or an amount out of its
+            // range), the decimal run decides and words as before; the sink gets only what
+            // the first run did not send it (both send the same rows in the same order).
+            Err(Stop::Engine) => {
+                let (rows, washes) = (counted.rows, counted.washes);
+                let mut rest = Skip { sink, rows, washes };
+                return run::<Decimal, _>(trades, year, settings, filter, 0, &mut rest);
+            }
+        }
+    }
+    run::<Decimal, _>(trades, year, settings, filter, 0, sink)
+}
+
+/// Why a fixed-point run stopped: the engine (the decimal run then decides) or the sink.
+enum Stop<E> {
+    Engine,
+    Sink(E),
+}
+
+impl<E> From<PtrcError> for Stop<E> {
+    fn from(_: PtrcError) -> Self {
+        Stop::Engine
+    }
+}
+
+/// A sink that counts what it passed on.
+struct Counted<'s, S> {
+    sink: &'s mut S,
+    rows: usize,
+    washes: usize,
+}
+
+impl<S: TaxSink> TaxSink for Counted<'_, S> {
+    type Error = Stop<S::Error>;
+    fn row(&mut self, row: TaxRow) -> Result<(), Self::Error> {
+        self.sink.row(row).map_err(Stop::Sink)?;
+        self.rows += 1;
+        Ok(())
+    }
+    fn wash(&mut self, wash: WashMatch) -> Result<(), Self::Error> {
+        self.sink.wash(wash).map_err(Stop::Sink)?;
+        self.washes += 1;
+        Ok(())
+    }
+}
+
+/// A sink that drops the first `rows` rows and `washes` wash matches (already sent).
+struct Skip<'s, S> {
+    sink: &'s mut S,
+    rows: usize,
+    washes: usize,
+}
+
+impl<S: TaxSink> TaxSink for Skip<'_, S> {
+    type Error = S::Error;
+    fn row(&mut self, row: TaxRow) -> Result<(), S::Error> {
+        if self.rows > 0 {
+            self.rows -= 1;
+            return Ok(());
+        }
+        self.sink.row(row)
+    }
+    fn wash(&mut self, wash: WashMatch) -> Result<(), S::Error> {
+        if self.washes > 0 {
+            self.washes -= 1;
+            return Ok(());
+        }
+        self.sink.wash(wash)
+    }
+}
+
+/// [`form_8949_to`] on amounts of type `A` (`scale`: see [`Fixed`]).
+fn run<A: Amt, S: TaxSink>(
+    trades: &[Trade],
+    year: i32,
+    settings: &TaxSettings,
+    filter: Option<&TaxFilter>,
+    scale: u32,
+    sink: &mut S,
+) -> Result<TaxSummary, S::Error> {
     let year_end = NaiveDate::from_ymd_opt(year, 12, 31).ok_or_else(|| PtrcError::BadInput {
         source_name: "tax".into(),
         reason: format!("{year} is not a supported year"),
@@ -109,7 +216,7 @@ pub fn form_8949_to<S: TaxSink>(
     if !trades.is_sorted_by_key(|t| t.ts) {
         order.sort_by_key(|&i| trades[i as usize].ts);
     }
-    let mut eng = Engine::new(trades, settings, year);
+    let mut eng = Engine::<A>::new(trades, settings, year, scale);
     let window = i64::from(settings.wash_sale_window_days);
     eng.intern_and_check(&order)?;
     let wanted = eng.relevant_owners(filter);
@@ -155,81 +262,81 @@ pub fn form_8949_to<S: TaxSink>(
 
 /// One tax lot, or one part of a purchase split by a wash (ambiguity 3).
 #[derive(Debug, Clone)]
-struct Lot {
+struct Lot<A> {
     /// Index of the buy trade: the order of acquisition, shared by the parts of one purchase.
     seq: u32,
     acquired: NaiveDate,
     acq_day: i32,
     /// Start of the holding period after tacking (rule 9).
     hp_start: NaiveDate,
-    qty: Decimal,
+    qty: A,
     /// Remaining basis: cost, buy commission and any disallowed loss added to it.
-    basis: Decimal,
+    basis: A,
     /// The part of `basis` that is deferred wash-sale loss.
-    wash_adj: Decimal,
+    wash_adj: A,
     /// These shares already absorbed a loss and cannot absorb another (rule 6).
     absorbed: bool,
 }
 
 #[derive(Debug, Clone)]
-struct ShortLot {
+struct ShortLot<A> {
     /// Index of the sell trade that opened it: the order in which short sales were entered
     /// into, shared by the parts of one short sale.
     seq: u32,
     opened: NaiveDate,
     open_day: i32,
-    qty: Decimal,
+    qty: A,
     /// Net proceeds still open.
-    proceeds: Decimal,
+    proceeds: A,
     /// Selling commission inside the open proceeds (for the gross presentation).
-    fee: Decimal,
+    fee: A,
     /// Deferred loss of an earlier short covered at a loss (§1091(e)), added to the cost of
     /// covering this one.
-    wash_adj: Decimal,
+    wash_adj: A,
     /// This short sale already absorbed a loss and cannot absorb another (rule 6 by analogy).
     absorbed: bool,
 }
 
 #[derive(Debug)]
-struct Book {
+struct Book<A> {
     acct: usize,
     sym: usize,
     /// In purchase order (ambiguity 7); a split keeps its parts adjacent.
-    lots: VecDeque<Lot>,
+    lots: VecDeque<Lot<A>>,
     /// How many of `lots` have not absorbed a loss: a replacement search stops once it has
     /// seen them all (lots fragmented by wash sales are mostly absorbed ones).
     unabsorbed: usize,
-    shorts: VecDeque<ShortLot>,
+    shorts: VecDeque<ShortLot<A>>,
     /// How many of `shorts` have not absorbed a loss (as `unabsorbed`).
     unabsorbed_shorts: usize,
 }
 
 /// A closing of one lot (before display choices).
 #[derive(Debug, Clone)]
-struct RawRow {
+struct RawRow<A> {
     lot_seq: u32,
-    qty: Decimal,
+    qty: A,
     acquired: NaiveDate,
     hp_start: NaiveDate,
     sold: NaiveDate,
     /// Net of the selling commission.
-    proceeds: Decimal,
-    basis: Decimal,
-    sell_fee: Decimal,
-    adjustment: Decimal,
-    washed_qty: Decimal,
+    proceeds: A,
+    basis: A,
+    sell_fee: A,
+    adjustment: A,
+    washed_qty: A,
     short: bool,
     /// Its loss may still be washed by a later trade (shares left, window open).
     pending: bool,
     /// The replacements that absorbed its loss, in order: the first inline (most losses have
     /// one), the others in `more_matches`.
-    first_match: Option<MatchRec>,
-    more_matches: Vec<MatchRec>,
+    first_match: Option<MatchRec<A>>,
+    more_matches: Vec<MatchRec<A>>,
 }
 
 /// The still-unmatched part of a losing lot (or of a short covered at a loss).
 #[derive(Debug, Clone)]
-struct Loss {
+struct Loss<A> {
     row: RowId,
     /// The purchase (or, for a short, the short sale) the loss was realized on: its unsold
     /// rest is not a replacement by default (ambiguity 4).
@@ -237,18 +344,18 @@ struct Loss {
     sold: NaiveDate,
     sold_day: i32,
     hp_start: NaiveDate,
-    qty_rem: Decimal,
+    qty_rem: A,
     /// Loss not yet disallowed, as a positive amount.
-    loss_rem: Decimal,
+    loss_rem: A,
 }
 
 #[derive(Debug, Clone)]
-struct MatchRec {
+struct MatchRec<A> {
     kind: Replacement,
     repl_book: u32,
     repl_date: NaiveDate,
-    qty: Decimal,
-    disallowed: Decimal,
+    qty: A,
+    disallowed: A,
     hp_start: NaiveDate,
 }
 
@@ -276,18 +383,18 @@ const NO_ROW: RowId = RowId {
 };
 
 /// The closings of one sale (one sell, or one buy covering shorts) not yet reported.
-struct SaleRows<'a> {
+struct SaleRows<'a, A> {
     /// Index of the sell (or the covering buy).
     sale: u32,
     book: u32,
     sold: NaiveDate,
     /// The closing of short sales (a covering buy).
     short: bool,
-    rows: Vec<RawRow>,
+    rows: Vec<RawRow<A>>,
     /// How many of `rows` are pending: while any is, the sale's rows may still change.
     pending: u32,
     /// The sale's Form 8949 rows and washes, once combined (its rows are then dropped).
-    combined: Option<Combined<'a>>,
+    combined: Option<Combined<'a, A>>,
 }
 
 /// (date acquired, term, washed, lot id, short) of a Form 8949 row.
@@ -295,9 +402,9 @@ type RowKey<'k> = (NaiveDate, Term, bool, Option<&'k String>, bool);
 
 /// One sale's rows combined per [`RowCombining`]: (key, [qty, d, e, g]) in order of first
 /// appearance, and its wash matches.
-struct Combined<'a> {
-    parts: Vec<(RowKey<'a>, [Decimal; 4])>,
-    washes: Vec<MatchRec>,
+struct Combined<'a, A> {
+    parts: Vec<(RowKey<'a>, [A; 4])>,
+    washes: Vec<MatchRec<A>>,
 }
 
 /// What has been reported so far: the running totals and the notes.
@@ -309,10 +416,12 @@ struct Emitted {
     lots_closed: usize,
 }
 
-struct Engine<'a> {
+struct Engine<'a, A> {
     trades: &'a [Trade],
     s: &'a TaxSettings,
     year: i32,
+    /// Decimal places of a [`Fixed`] amount (unused by [`Decimal`] ones).
+    scale: u32,
     /// Per trade: its book.
     bix: Vec<u32>,
     names_acct: Vec<&'a str>,
@@ -322,26 +431,26 @@ struct Engine<'a> {
     ids: Vec<(u32, u32)>,
     owner_of: Vec<usize>,
     covered: Vec<bool>,
-    books: Vec<Book>,
+    books: Vec<Book<A>>,
     book_ix: FxMap<(usize, usize), u32>,
     /// (scope id, symbol) -> the books whose lots can replace (the owner's accounts).
     scope_books: FxMap<(usize, usize), Vec<u32>>,
-    pending: FxMap<(usize, usize), VecDeque<Loss>>,
+    pending: FxMap<(usize, usize), VecDeque<Loss<A>>>,
     /// Losses on covering shorts still waiting for a sale or a short sale (§1091(e)).
-    pending_short: FxMap<(usize, usize), VecDeque<Loss>>,
+    pending_short: FxMap<(usize, usize), VecDeque<Loss<A>>>,
     /// Reused buffer of replacement candidates (seq, book, position).
     cands: Vec<(u32, u32, usize)>,
     /// Sales not yet reported, in order of sale; `sales[0]` has id `sale_base`. A sale behind
     /// a pending one is combined as soon as its own rows are final, so the window holds one
     /// compact record per sale, not its lots' parts.
-    sales: VecDeque<SaleRows<'a>>,
+    sales: VecDeque<SaleRows<'a, A>>,
     sale_base: u32,
     /// Id of the first sale not yet looked at for combining.
     unscanned: u32,
     /// Sales whose last pending row became final since the last flush.
     ready: Vec<u32>,
     /// Emptied row buffers, kept for their capacity.
-    free_rows: Vec<Vec<RawRow>>,
+    free_rows: Vec<Vec<RawRow<A>>>,
     emitted: Emitted,
 }
 
@@ -388,12 +497,13 @@ fn overflow(what: &str) -> PtrcError {
     ))
 }
 
-impl<'a> Engine<'a> {
-    fn new(trades: &'a [Trade], s: &'a TaxSettings, year: i32) -> Self {
+impl<'a, A: Amt> Engine<'a, A> {
+    fn new(trades: &'a [Trade], s: &'a TaxSettings, year: i32, scale: u32) -> Self {
         Engine {
             trades,
             s,
             year,
+            scale,
             bix: Vec::new(),
             names_acct: Vec::new(),
             names_owner: Vec::new(),
@@ -540,30 +650,31 @@ impl<'a> Engine<'a> {
 
     /// `total * part / whole`, rounded per the settings; the whole when `part >= whole`, so the
     /// last part always takes the remainder and sums stay exact (ambiguity 16).
-    fn alloc(&self, total: Decimal, part: Decimal, whole: Decimal) -> Result<Decimal, PtrcError> {
+    fn alloc(&self, total: A, part: A, whole: A) -> Result<A, PtrcError> {
         if ge(part, whole) {
             return Ok(total);
         }
         if total.is_zero() {
-            return Ok(Decimal::ZERO);
+            return Ok(A::ZERO);
         }
-        if let Some(v) = alloc_exact(total, part, whole, self.s.rounding_dp) {
-            return Ok(v);
-        }
-        let raw = match total.checked_mul(part) {
-            Some(p) => p.checked_div(whole),
-            None => part.checked_div(whole).and_then(|f| total.checked_mul(f)),
-        }
-        .ok_or_else(|| overflow("pro-rata split"))?;
-        if raw.scale() <= self.s.rounding_dp {
-            return Ok(raw);
-        }
-        Ok(raw.round_dp_with_strategy(self.s.rounding_dp, RoundingStrategy::MidpointAwayFromZero))
+        A::split(total, part, whole, self.s.rounding_dp, self.scale)
+            .ok_or_else(|| overflow("pro-rata split"))
+    }
+
+    /// An amount as a decimal (for the report).
+    fn dec(&self, a: A) -> Decimal {
+        a.to_dec(self.scale)
+    }
+
+    /// A decimal of the input as an amount; an error (never in range: the bound is checked
+    /// before a fixed-point run) when it does not fit.
+    fn amt(&self, d: Decimal, what: u32) -> Result<A, PtrcError> {
+        A::from_dec(d, self.scale).ok_or_else(|| overflow(&self.describe(what)))
     }
 
     /// Store a closing of the tax year; others are not reported and are dropped (their losses
     /// still travel in their `Loss`).
-    fn push_row(&mut self, sale: u32, book: u32, r: RawRow) -> RowId {
+    fn push_row(&mut self, sale: u32, book: u32, r: RawRow<A>) -> RowId {
         if r.sold.year() != self.year {
             return NO_ROW;
         }
@@ -607,14 +718,15 @@ impl<'a> Engine<'a> {
         let t = &trades[i as usize];
         let s = self.ids[i as usize].1;
         let b = self.bix[i as usize];
-        let mut cost = t
+        let cost = t
             .qty
             .checked_mul(t.price)
             .and_then(|c| c.checked_add(t.fee))
             .ok_or_else(|| overflow(&self.describe(i)))?;
-        let mut left = t.qty;
+        let mut cost = self.amt(cost, i)?;
+        let mut left = self.amt(t.qty, i)?;
         let short_wash = self.s.short_sale_wash_sales && self.covered[s as usize];
-        let mut short_losses: Vec<Loss> = Vec::new();
+        let mut short_losses: Vec<Loss<A>> = Vec::new();
         // Cover open shorts first, oldest first.
         while is_pos(left) {
             let Some(front) = self.books[b as usize].shorts.front() else {
@@ -660,8 +772,8 @@ impl<'a> Engine<'a> {
                     proceeds: p,
                     basis,
                     sell_fee: f,
-                    adjustment: Decimal::ZERO,
-                    washed_qty: Decimal::ZERO,
+                    adjustment: A::ZERO,
+                    washed_qty: A::ZERO,
                     short: true,
                     pending: loss,
                     first_match: None,
@@ -704,7 +816,7 @@ impl<'a> Engine<'a> {
             hp_start: date,
             qty: left,
             basis: cost,
-            wash_adj: Decimal::ZERO,
+            wash_adj: A::ZERO,
             absorbed: false,
         });
         if self.covered[s as usize] {
@@ -731,9 +843,9 @@ impl<'a> Engine<'a> {
         let mut avail = self.books[b as usize]
             .lots
             .back()
-            .map_or(Decimal::ZERO, |l| l.qty);
+            .map_or(A::ZERO, |l| l.qty);
         // (qty, disallowed, tacked start) per part, in order of the losses they absorb.
-        let mut parts: Vec<(Decimal, Decimal, NaiveDate)> = Vec::new();
+        let mut parts: Vec<(A, A, NaiveDate)> = Vec::new();
         for loss in queue.iter_mut() {
             if !is_pos(avail) {
                 break;
@@ -792,10 +904,10 @@ impl<'a> Engine<'a> {
         &mut self,
         b: u32,
         pos: usize,
-        m: Decimal,
-        amount: Decimal,
+        m: A,
+        amount: A,
         hp: NaiveDate,
-    ) -> Result<Lot, PtrcError> {
+    ) -> Result<Lot<A>, PtrcError> {
         let lot = &self.books[b as usize].lots[pos];
         let (q, basis, wadj) = (lot.qty, lot.basis, lot.wash_adj);
         let part_basis = self.alloc(basis, m, q)?;
@@ -817,7 +929,7 @@ impl<'a> Engine<'a> {
 
     /// Disallow the loss of `m` of the loss's remaining shares against replacement `by` and
     /// record the match; returns the amount.
-    fn take(&mut self, loss: &mut Loss, m: Decimal, by: Absorber) -> Result<Decimal, PtrcError> {
+    fn take(&mut self, loss: &mut Loss<A>, m: A, by: Absorber) -> Result<A, PtrcError> {
         let amount = if ge(m, loss.qty_rem) {
             loss.loss_rem
         } else {
@@ -875,10 +987,10 @@ impl<'a> Engine<'a> {
             .qty
             .checked_mul(t.price)
             .ok_or_else(|| overflow(&self.describe(i)))?;
-        let mut net = gross - t.fee;
-        let mut fee = t.fee;
-        let mut left = t.qty;
-        let mut losses: Vec<Loss> = Vec::new();
+        let mut net = self.amt(gross - t.fee, i)?;
+        let mut fee = self.amt(t.fee, i)?;
+        let mut left = self.amt(t.qty, i)?;
+        let mut losses: Vec<Loss<A>> = Vec::new();
         let covered = self.covered[s as usize];
         let key = (self.scope_of(a as usize), s as usize);
         // Losses on covering shorts that this sale can wash (§1091(e)(1) and (2)).
@@ -964,8 +1076,8 @@ impl<'a> Engine<'a> {
                     proceeds,
                     basis,
                     sell_fee: f,
-                    adjustment: Decimal::ZERO,
-                    washed_qty: Decimal::ZERO,
+                    adjustment: A::ZERO,
+                    washed_qty: A::ZERO,
                     short: false,
                     pending: loss,
                     first_match: None,
@@ -992,14 +1104,14 @@ impl<'a> Engine<'a> {
                     "{}: the lots it names ({}) hold {} less than the quantity sold",
                     self.describe(i),
                     t.lot_ids.join(";"),
-                    left
+                    self.dec(left)
                 )));
             }
             if !self.s.allow_short_sales {
                 return Err(PtrcError::Invalid(format!(
                     "{}: sells {} more than the position under the long-only setting",
                     self.describe(i),
-                    left
+                    self.dec(left)
                 )));
             }
             self.books[b as usize].unabsorbed_shorts += 1;
@@ -1010,7 +1122,7 @@ impl<'a> Engine<'a> {
                 qty: left,
                 proceeds: net,
                 fee,
-                wash_adj: Decimal::ZERO,
+                wash_adj: A::ZERO,
                 absorbed: false,
             });
             // The short sale entered into absorbs a waiting short loss (§1091(e)(2)).
@@ -1038,7 +1150,7 @@ impl<'a> Engine<'a> {
     /// Match a loss against shares already held that were bought in the window before the sale,
     /// earliest purchase first (rules 4-5), skipping shares that already absorbed a loss
     /// (rule 6) and, by default, the rest of the sold lot's own purchase (ambiguity 4).
-    fn match_held(&mut self, loss: &mut Loss, key: (usize, usize)) -> Result<(), PtrcError> {
+    fn match_held(&mut self, loss: &mut Loss<A>, key: (usize, usize)) -> Result<(), PtrcError> {
         let from = i64::from(loss.sold_day) - i64::from(self.s.wash_sale_window_days);
         let mut cands = std::mem::take(&mut self.cands);
         cands.clear();
@@ -1082,7 +1194,7 @@ impl<'a> Engine<'a> {
         } else {
             cands.sort_unstable();
         }
-        let mut plan: Vec<(u32, usize, Decimal, Decimal, NaiveDate)> = Vec::new();
+        let mut plan: Vec<(u32, usize, A, A, NaiveDate)> = Vec::new();
         for &(_, b, pos) in &cands {
             if !is_pos(loss.qty_rem) {
                 break;
@@ -1136,7 +1248,7 @@ impl<'a> Engine<'a> {
 
     /// The losses on covering shorts in scope `key` that a trade on `day` can still wash,
     /// oldest cover first; those whose window closed before `day` are dropped.
-    fn open_short_losses(&mut self, key: (usize, usize), day: i32) -> VecDeque<Loss> {
+    fn open_short_losses(&mut self, key: (usize, usize), day: i32) -> VecDeque<Loss<A>> {
         let window = i64::from(self.s.wash_sale_window_days);
         let mut queue = self.pending_short.remove(&key).unwrap_or_default();
         while queue
@@ -1153,12 +1265,12 @@ impl<'a> Engine<'a> {
     /// absorbed, in order. Each share absorbs one loss at most (rule 6 by analogy).
     fn absorb_short_losses(
         &mut self,
-        queue: &mut VecDeque<Loss>,
-        mut avail: Decimal,
+        queue: &mut VecDeque<Loss<A>>,
+        mut avail: A,
         b: u32,
         date: NaiveDate,
         kind: Replacement,
-    ) -> Result<Vec<(Decimal, Decimal)>, PtrcError> {
+    ) -> Result<Vec<(A, A)>, PtrcError> {
         let mut parts = Vec::new();
         for loss in queue.iter_mut() {
             if !is_pos(avail) {
@@ -1186,7 +1298,7 @@ impl<'a> Engine<'a> {
 
     /// Split the short sale just appended to book `b` into the parts that absorbed losses
     /// (each carrying its loss) and the rest, ordered per `sublot_order`.
-    fn split_new_short(&mut self, b: u32, parts: Vec<(Decimal, Decimal)>) -> Result<(), PtrcError> {
+    fn split_new_short(&mut self, b: u32, parts: Vec<(A, A)>) -> Result<(), PtrcError> {
         let pos = self.books[b as usize].shorts.len() - 1;
         let mut washed = Vec::with_capacity(parts.len());
         for (m, amount) in parts {
@@ -1216,9 +1328,9 @@ impl<'a> Engine<'a> {
         &mut self,
         b: u32,
         pos: usize,
-        m: Decimal,
-        amount: Decimal,
-    ) -> Result<ShortLot, PtrcError> {
+        m: A,
+        amount: A,
+    ) -> Result<ShortLot<A>, PtrcError> {
         let sh = &self.books[b as usize].shorts[pos];
         let (q, proceeds, fee, wadj) = (sh.qty, sh.proceeds, sh.fee, sh.wash_adj);
         let part_proceeds = self.alloc(proceeds, m, q)?;
@@ -1246,7 +1358,11 @@ impl<'a> Engine<'a> {
     /// covered short sale itself (ambiguity 4 by analogy). Shares sold before the cover are not
     /// replacements: that sale is complete, so there is nothing to carry the loss into (see
     /// docs/TAX.md).
-    fn match_held_shorts(&mut self, loss: &mut Loss, key: (usize, usize)) -> Result<(), PtrcError> {
+    fn match_held_shorts(
+        &mut self,
+        loss: &mut Loss<A>,
+        key: (usize, usize),
+    ) -> Result<(), PtrcError> {
         let from = i64::from(loss.sold_day) - i64::from(self.s.wash_sale_window_days);
         let mut cands = std::mem::take(&mut self.cands);
         cands.clear();
@@ -1286,7 +1402,7 @@ impl<'a> Engine<'a> {
         } else {
             cands.sort_unstable();
         }
-        let mut plan: Vec<(u32, usize, Decimal, Decimal)> = Vec::new();
+        let mut plan: Vec<(u32, usize, A, A)> = Vec::new();
         for &(_, b, pos) in &cands {
             if !is_pos(loss.qty_rem) {
                 break;
@@ -1364,9 +1480,9 @@ impl<'a> Engine<'a> {
                     owner: owner.to_string(),
                     symbol: symbol.to_string(),
                     lot_id: self.trades[l.seq as usize].lot_ids.first().cloned(),
-                    qty: l.qty.normalize(),
-                    cost_basis: money(l.basis),
-                    wash_adjustment: money(l.wash_adj),
+                    qty: self.dec(l.qty).normalize(),
+                    cost_basis: money(self.dec(l.basis)),
+                    wash_adjustment: money(self.dec(l.wash_adj)),
                     date_acquired: l.acquired,
                     holding_period_start: l.hp_start,
                 });
@@ -1376,9 +1492,9 @@ impl<'a> Engine<'a> {
                     account: account.to_string(),
                     owner: owner.to_string(),
                     symbol: symbol.to_string(),
-                    qty: sh.qty.normalize(),
-                    proceeds: money(sh.proceeds),
-                    wash_adjustment: money(sh.wash_adj),
+                    qty: self.dec(sh.qty).normalize(),
+                    proceeds: money(self.dec(sh.proceeds)),
+                    wash_adjustment: money(self.dec(sh.wash_adj)),
                     date_opened: sh.opened,
                 });
             }
@@ -1484,9 +1600,9 @@ impl<'a> Engine<'a> {
         &mut self,
         book: u32,
         sold: NaiveDate,
-        group: &[RawRow],
+        group: &[RawRow<A>],
         last_day: Option<i32>,
-    ) -> Result<Combined<'a>, PtrcError> {
+    ) -> Result<Combined<'a, A>, PtrcError> {
         let s = self.s;
         let trades: &'a [Trade] = self.trades;
         let window = i64::from(s.wash_sale_window_days);
@@ -1494,8 +1610,8 @@ impl<'a> Engine<'a> {
         let (account, symbol) = (self.names_acct[bk.acct], self.names_sym[bk.sym]);
         let covered = self.covered[bk.sym];
         let combine = s.row_combining == RowCombining::PerSale;
-        let mut parts: Vec<(RowKey<'a>, [Decimal; 4])> = Vec::new();
-        let mut add = |key: RowKey<'a>, v: [Decimal; 4]| -> Result<(), PtrcError> {
+        let mut parts: Vec<(RowKey<'a>, [A; 4])> = Vec::new();
+        let mut add = |key: RowKey<'a>, v: [A; 4]| -> Result<(), PtrcError> {
             // Keys are unique in `parts`; the row's key is most often the last one added.
             let at = if combine {
                 parts.iter().rposition(|(k, _)| *k == key)
@@ -1536,7 +1652,7 @@ impl<'a> Engine<'a> {
                 ),
             };
             let lot_id = trades[r.lot_seq as usize].lot_ids.first();
-            let key = |g: Decimal| (date_acquired, term, is_pos(g), lot_id, r.short);
+            let key = |g: A| (date_acquired, term, is_pos(g), lot_id, r.short);
             let partial = is_pos(r.adjustment) && r.washed_qty < r.qty;
             if s.row_splitting == RowSplitting::Split && partial {
                 // The washed part nets to zero; the rest keeps the allowed loss.
@@ -1549,8 +1665,8 @@ impl<'a> Engine<'a> {
                     .checked_sub(ew)
                     .ok_or_else(|| overflow("Form 8949 column (e)"))?;
                 add(
-                    key(Decimal::ZERO),
-                    [r.qty - r.washed_qty, d - dw, e_rest, Decimal::ZERO],
+                    key(A::ZERO),
+                    [r.qty - r.washed_qty, d - dw, e_rest, A::ZERO],
                 )?;
             } else {
                 add(key(r.adjustment), [r.qty, d, e, r.adjustment])?;
@@ -1572,13 +1688,13 @@ impl<'a> Engine<'a> {
                     self.emitted.notes.push(if r.short {
                         format!(
                             "the loss on covering {} {symbol} short on {} in account {account} could still be washed by a sale or short sale through {until}, after the last trade in the input",
-                            r.qty.normalize(),
+                            self.dec(r.qty).normalize(),
                             r.sold
                         )
                     } else {
                         format!(
                             "the loss on {} {symbol} sold {} in account {account} could still be washed by a purchase through {until}, after the last trade in the input",
-                            r.qty.normalize(),
+                            self.dec(r.qty).normalize(),
                             r.sold
                         )
                     });
@@ -1588,10 +1704,10 @@ impl<'a> Engine<'a> {
         debug_assert!(group.iter().all(|r| r.sold == sold));
         // The wash matches of the sale, those with one replacement (kind, account, date and
         // holding-period start) combined under `PerSale`.
-        let mut washes: Vec<MatchRec> = Vec::new();
+        let mut washes: Vec<MatchRec<A>> = Vec::new();
         for r in group {
             for m in r.first_match.iter().chain(&r.more_matches) {
-                let same = |w: &&mut MatchRec| {
+                let same = |w: &&mut MatchRec<A>| {
                     (w.kind, w.repl_book, w.repl_date, w.hp_start)
                         == (m.kind, m.repl_book, m.repl_date, m.hp_start)
                 };
@@ -1614,13 +1730,14 @@ impl<'a> Engine<'a> {
     fn emit<S: TaxSink>(
         &mut self,
         (book, sold, short_sale): (u32, NaiveDate, bool),
-        c: Combined<'a>,
+        c: Combined<'a, A>,
         sink: &mut S,
     ) -> Result<(), S::Error> {
         let bk = &self.books[book as usize];
         let (account, symbol) = (self.names_acct[bk.acct], self.names_sym[bk.sym]);
         let owner = self.names_owner[self.owner_of[bk.acct]];
-        for ((date_acquired, term, _, lot_id, short), [qty, d, e, g]) in c.parts {
+        for ((date_acquired, term, _, lot_id, short), amounts) in c.parts {
+            let [qty, d, e, g] = amounts.map(|a| a.to_dec(self.scale));
             let gain = d
                 .checked_sub(e)
                 .and_then(|x| x.checked_add(g))
@@ -1670,8 +1787,8 @@ impl<'a> Engine<'a> {
                 replacement: m.kind,
                 replacement_account: self.names_acct[rb.acct].to_string(),
                 replacement_date: m.repl_date,
-                qty: m.qty.normalize(),
-                disallowed: money(m.disallowed),
+                qty: self.dec(m.qty).normalize(),
+                disallowed: money(self.dec(m.disallowed)),
                 holding_period_start: m.hp_start,
             })?;
         }
@@ -1717,22 +1834,222 @@ impl<'a> Engine<'a> {
     }
 }
 
-/// `d > 0`, by its sign and mantissa (a comparison rescales).
-fn is_pos(d: Decimal) -> bool {
-    !d.is_sign_negative() && !d.is_zero()
+/// An amount of the engine (quantity or money): exact, in one of two representations. The
+/// engine runs on [`Fixed`] when every amount of the input fits it (checked before the run,
+/// [`fixed_scale`]), else on [`Decimal`]; both give the same values, and the report shows
+/// values (normalized), so the same bytes.
+trait Amt:
+    Copy
+    + std::fmt::Debug
+    + Ord
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::AddAssign
+    + std::ops::SubAssign
+{
+    const ZERO: Self;
+    fn checked_add(self, o: Self) -> Option<Self>;
+    fn checked_sub(self, o: Self) -> Option<Self>;
+    fn is_zero(self) -> bool;
+    /// `self > 0`.
+    fn is_pos(self) -> bool;
+    /// `self >= o`.
+    fn ge(self, o: Self) -> bool;
+    /// `total * part / whole` rounded half away from zero to `dp` places (`part < whole`,
+    /// both positive); None when it cannot be computed exactly.
+    fn split(total: Self, part: Self, whole: Self, dp: u32, scale: u32) -> Option<Self>;
+    fn to_dec(self, scale: u32) -> Decimal;
+    fn from_dec(d: Decimal, scale: u32) -> Option<Self>;
 }
 
-/// `a >= b`; equal scales (nearly always: quantities keep the input's) compare mantissas.
-fn ge(a: Decimal, b: Decimal) -> bool {
-    if a.scale() == b.scale() {
-        a.mantissa() >= b.mantissa()
-    } else {
-        a >= b
+impl Amt for Decimal {
+    const ZERO: Self = Decimal::ZERO;
+    fn checked_add(self, o: Self) -> Option<Self> {
+        Decimal::checked_add(self, o)
+    }
+    fn checked_sub(self, o: Self) -> Option<Self> {
+        Decimal::checked_sub(self, o)
+    }
+    fn is_zero(self) -> bool {
+        Decimal::is_zero(&self)
+    }
+    /// By its sign and mantissa (a comparison rescales).
+    fn is_pos(self) -> bool {
+        !self.is_sign_negative() && !Decimal::is_zero(&self)
+    }
+    /// Equal scales (nearly always: quantities keep the input's) compare mantissas.
+    fn ge(self, o: Self) -> bool {
+        if self.scale() == o.scale() {
+            self.mantissa() >= o.mantissa()
+        } else {
+            self >= o
+        }
+    }
+    fn split(total: Self, part: Self, whole: Self, dp: u32, _: u32) -> Option<Self> {
+        if let Some(v) = alloc_exact(total, part, whole, dp) {
+            return Some(v);
+        }
+        let raw = match total.checked_mul(part) {
+            Some(p) => p.checked_div(whole),
+            None => part.checked_div(whole).and_then(|f| total.checked_mul(f)),
+        }?;
+        if raw.scale() <= dp {
+            return Some(raw);
+        }
+        Some(raw.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero))
+    }
+    fn to_dec(self, _: u32) -> Decimal {
+        self
+    }
+    fn from_dec(d: Decimal, _: u32) -> Option<Self> {
+        Some(d)
     }
 }
 
-/// `a.min(b)`, the comparison as in [`ge`].
-fn dmin(a: Decimal, b: Decimal) -> Decimal {
+/// A fixed-point amount: `self.0 / 10^scale`, one scale for every amount (quantities and
+/// money) of a run, so that adding, comparing and splitting are integer instructions. The
+/// scale is that of the input's most precise amount ([`fixed_scale`]), so every amount of the
+/// run (costs, proceeds, fees, their pro-rata parts rounded to `rounding_dp`, sums and
+/// differences of those) is a whole number of units; [`fixed_scale`] also checks that no
+/// amount of the run can reach `i64` range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Fixed(i64);
+
+impl std::ops::Add for Fixed {
+    type Output = Fixed;
+    fn add(self, o: Fixed) -> Fixed {
+        Fixed(self.0 + o.0)
+    }
+}
+
+impl std::ops::Sub for Fixed {
+    type Output = Fixed;
+    fn sub(self, o: Fixed) -> Fixed {
+        Fixed(self.0 - o.0)
+    }
+}
+
+impl std::ops::AddAssign for Fixed {
+    fn add_assign(&mut self, o: Fixed) {
+        self.0 += o.0;
+    }
+}
+
+impl std::ops::SubAssign for Fixed {
+    fn sub_assign(&mut self, o: Fixed) {
+        self.0 -= o.0;
+    }
+}
+
+impl Amt for Fixed {
+    const ZERO: Self = Fixed(0);
+    fn checked_add(self, o: Self) -> Option<Self> {
+        self.0.checked_add(o.0).map(Fixed)
+    }
+    fn checked_sub(self, o: Self) -> Option<Self> {
+        self.0.checked_sub(o.0).map(Fixed)
+    }
+    fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+    fn is_pos(self) -> bool {
+        self.0 > 0
+    }
+    fn ge(self, o: Self) -> bool {
+        self.0 >= o.0
+    }
+    /// total * part / whole = t * p / (w * 10^scale) in value; rounded to `dp` places that is
+    /// q = round(t * p / (w * 10^(scale - dp))), q * 10^(scale - dp) units.
+    fn split(total: Self, part: Self, whole: Self, dp: u32, scale: u32) -> Option<Self> {
+        let unit = POW10.get(scale.checked_sub(dp)? as usize).copied()?;
+        let num = i128::from(total.0).checked_mul(i128::from(part.0))?;
+        let den = i128::from(whole.0).checked_mul(unit)?;
+        if den <= 0 {
+            return None;
+        }
+        let q = if let (Ok(n), Ok(d)) = (i64::try_from(num), i64::try_from(den)) {
+            let (q, r) = (n / d, n % d);
+            i128::from(if r.unsigned_abs() * 2 >= d.unsigned_abs() {
+                q + n.signum()
+            } else {
+                q
+            })
+        } else {
+            let (q, r) = (num / den, num % den);
+            if r.unsigned_abs().checked_mul(2)? >= den.unsigned_abs() {
+                q + num.signum()
+            } else {
+                q
+            }
+        };
+        i64::try_from(q.checked_mul(unit)?).ok().map(Fixed)
+    }
+    fn to_dec(self, scale: u32) -> Decimal {
+        Decimal::new(self.0, scale)
+    }
+    fn from_dec(d: Decimal, scale: u32) -> Option<Self> {
+        let up = POW10.get(scale.checked_sub(d.scale())? as usize)?;
+        i64::try_from(d.mantissa().checked_mul(*up)?)
+            .ok()
+            .map(Fixed)
+    }
+}
+
+/// The scale of a fixed-point run over `trades`, or None when the input needs the decimal
+/// engine: the most decimals of any amount (qty x price, fee, qty, `rounding_dp`), at most 12,
+/// and every trade's amounts summed at that scale far enough below `i64::MAX` that no amount
+/// of the run can reach it. Every amount of the engine is a part of one trade's quantity,
+/// cost or proceeds, plus disallowed losses moved between lots: a lot's basis never exceeds
+/// the costs of the shares it descends from, a sale's rows never exceed what was held, so
+/// `sum |qty| + |qty x price| + |fee|` bounds every amount and every sum of one sale's rows;
+/// the factor 64 covers the differences and gross presentations. Totals over the year are
+/// added in [`Decimal`] (checked).
+pub(crate) fn fixed_scale(trades: &[Trade], dp: u32) -> Option<u32> {
+    let mut scale = dp;
+    for t in trades {
+        scale = scale
+            .max(t.qty.scale() + t.price.scale())
+            .max(t.fee.scale());
+    }
+    if scale > 12 {
+        return None;
+    }
+    let mut sum: i128 = 0;
+    for t in trades {
+        let up = |d: Decimal, s: u32| -> Option<i128> {
+            d.mantissa()
+                .unsigned_abs()
+                .try_into()
+                .ok()
+                .and_then(|m: i128| m.checked_mul(POW10[(scale - s) as usize]))
+        };
+        let q = up(t.qty, t.qty.scale())?;
+        let p = t.price.mantissa().unsigned_abs();
+        let notional = i128::try_from(t.qty.mantissa().unsigned_abs())
+            .ok()?
+            .checked_mul(i128::try_from(p).ok()?)?
+            .checked_mul(POW10[(scale - t.qty.scale() - t.price.scale()) as usize])?;
+        let f = up(t.fee, t.fee.scale())?;
+        sum = sum.checked_add(q)?.checked_add(notional)?.checked_add(f)?;
+        if sum > i128::from(i64::MAX / 64) {
+            return None;
+        }
+    }
+    Some(scale)
+}
+
+/// `d > 0`.
+fn is_pos<A: Amt>(d: A) -> bool {
+    d.is_pos()
+}
+
+/// `a >= b`.
+fn ge<A: Amt>(a: A, b: A) -> bool {
+    a.ge(b)
+}
+
+/// `a.min(b)`.
+fn dmin<A: Amt>(a: A, b: A) -> A {
     if ge(b, a) { a } else { b }
 }
 
