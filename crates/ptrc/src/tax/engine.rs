@@ -451,6 +451,15 @@ struct Engine<'a, A> {
     ready: Vec<u32>,
     /// Emptied row buffers, kept for their capacity.
     free_rows: Vec<Vec<RawRow<A>>>,
+    /// Emptied buffers of combined rows and washes, kept for their capacity.
+    free_parts: Vec<Vec<(RowKey<'a>, [A; 4])>>,
+    free_washes: Vec<Vec<MatchRec<A>>>,
+    /// Reused buffers: a sale's losses, a loss's matches against held lots, a purchase's
+    /// matches against waiting losses and its washed parts.
+    buf_losses: Vec<Loss<A>>,
+    buf_plan: Vec<(u32, usize, A, A, NaiveDate)>,
+    buf_parts: Vec<(A, A, NaiveDate)>,
+    buf_washed: Vec<Lot<A>>,
     emitted: Emitted,
 }
 
@@ -522,6 +531,12 @@ impl<'a, A: Amt> Engine<'a, A> {
             unscanned: 0,
             ready: Vec::new(),
             free_rows: Vec::new(),
+            free_parts: Vec::new(),
+            free_washes: Vec::new(),
+            buf_losses: Vec::new(),
+            buf_plan: Vec::new(),
+            buf_parts: Vec::new(),
+            buf_washed: Vec::new(),
             emitted: Emitted::default(),
         }
     }
@@ -845,7 +860,8 @@ impl<'a, A: Amt> Engine<'a, A> {
             .back()
             .map_or(A::ZERO, |l| l.qty);
         // (qty, disallowed, tacked start) per part, in order of the losses they absorb.
-        let mut parts: Vec<(A, A, NaiveDate)> = Vec::new();
+        let mut parts = std::mem::take(&mut self.buf_parts);
+        parts.clear();
         for loss in queue.iter_mut() {
             if !is_pos(avail) {
                 break;
@@ -872,14 +888,17 @@ impl<'a, A: Amt> Engine<'a, A> {
             self.pending.insert(key, queue);
         }
         if parts.is_empty() {
+            self.buf_parts = parts;
             return Ok(());
         }
         let pos = self.books[b as usize].lots.len() - 1;
         // Split the purchase into its washed parts (in order) and the rest.
-        let mut washed = Vec::with_capacity(parts.len());
-        for (m, amount, hp) in parts {
+        let mut washed = std::mem::take(&mut self.buf_washed);
+        washed.clear();
+        for &(m, amount, hp) in &parts {
             washed.push(self.carve(b, pos, m, amount, hp)?);
         }
+        self.buf_parts = parts;
         let book = &mut self.books[b as usize];
         let rest = book.lots.pop_back();
         if rest.as_ref().is_some_and(|r| !is_pos(r.qty)) {
@@ -887,14 +906,15 @@ impl<'a, A: Amt> Engine<'a, A> {
         }
         match self.s.sublot_order {
             SublotOrder::WashedFirst => {
-                book.lots.extend(washed);
+                book.lots.extend(washed.drain(..));
                 book.lots.extend(rest.filter(|r| is_pos(r.qty)));
             }
             SublotOrder::UnwashedFirst => {
                 book.lots.extend(rest.filter(|r| is_pos(r.qty)));
-                book.lots.extend(washed);
+                book.lots.extend(washed.drain(..));
             }
         }
+        self.buf_washed = washed;
         Ok(())
     }
 
@@ -990,7 +1010,8 @@ impl<'a, A: Amt> Engine<'a, A> {
         let mut net = self.amt(gross - t.fee, i)?;
         let mut fee = self.amt(t.fee, i)?;
         let mut left = self.amt(t.qty, i)?;
-        let mut losses: Vec<Loss<A>> = Vec::new();
+        let mut losses = std::mem::take(&mut self.buf_losses);
+        losses.clear();
         let covered = self.covered[s as usize];
         let key = (self.scope_of(a as usize), s as usize);
         // Losses on covering shorts that this sale can wash (§1091(e)(1) and (2)).
@@ -1138,12 +1159,13 @@ impl<'a, A: Amt> Engine<'a, A> {
         if !short_losses.is_empty() {
             self.pending_short.insert(key, short_losses);
         }
-        for mut loss in losses {
+        for mut loss in losses.drain(..) {
             self.match_held(&mut loss, key)?;
             if is_pos(loss.qty_rem) {
                 self.pending.entry(key).or_default().push_back(loss);
             }
         }
+        self.buf_losses = losses;
         Ok(())
     }
 
@@ -1194,7 +1216,8 @@ impl<'a, A: Amt> Engine<'a, A> {
         } else {
             cands.sort_unstable();
         }
-        let mut plan: Vec<(u32, usize, A, A, NaiveDate)> = Vec::new();
+        let mut plan = std::mem::take(&mut self.buf_plan);
+        plan.clear();
         for &(_, b, pos) in &cands {
             if !is_pos(loss.qty_rem) {
                 break;
@@ -1222,7 +1245,7 @@ impl<'a, A: Amt> Engine<'a, A> {
         } else {
             plan.sort_unstable_by_key(|x| std::cmp::Reverse((x.0, x.1)));
         }
-        for (b, pos, m, amount, hp) in plan {
+        for &(b, pos, m, amount, hp) in &plan {
             let lq = self.books[b as usize].lots[pos].qty;
             if ge(m, lq) {
                 let lot = &mut self.books[b as usize].lots[pos];
@@ -1243,6 +1266,7 @@ impl<'a, A: Amt> Engine<'a, A> {
             };
             self.books[b as usize].lots.insert(at, part);
         }
+        self.buf_plan = plan;
         Ok(())
     }
 
@@ -1610,7 +1634,7 @@ impl<'a, A: Amt> Engine<'a, A> {
         let (account, symbol) = (self.names_acct[bk.acct], self.names_sym[bk.sym]);
         let covered = self.covered[bk.sym];
         let combine = s.row_combining == RowCombining::PerSale;
-        let mut parts: Vec<(RowKey<'a>, [A; 4])> = Vec::new();
+        let mut parts = self.free_parts.pop().unwrap_or_default();
         let mut add = |key: RowKey<'a>, v: [A; 4]| -> Result<(), PtrcError> {
             // Keys are unique in `parts`; the row's key is most often the last one added.
             let at = if combine {
@@ -1704,7 +1728,7 @@ impl<'a, A: Amt> Engine<'a, A> {
         debug_assert!(group.iter().all(|r| r.sold == sold));
         // The wash matches of the sale, those with one replacement (kind, account, date and
         // holding-period start) combined under `PerSale`.
-        let mut washes: Vec<MatchRec<A>> = Vec::new();
+        let mut washes = self.free_washes.pop().unwrap_or_default();
         for r in group {
             for m in r.first_match.iter().chain(&r.more_matches) {
                 let same = |w: &&mut MatchRec<A>| {
@@ -1730,13 +1754,13 @@ impl<'a, A: Amt> Engine<'a, A> {
     fn emit<S: TaxSink>(
         &mut self,
         (book, sold, short_sale): (u32, NaiveDate, bool),
-        c: Combined<'a, A>,
+        mut c: Combined<'a, A>,
         sink: &mut S,
     ) -> Result<(), S::Error> {
         let bk = &self.books[book as usize];
         let (account, symbol) = (self.names_acct[bk.acct], self.names_sym[bk.sym]);
         let owner = self.names_owner[self.owner_of[bk.acct]];
-        for ((date_acquired, term, _, lot_id, short), amounts) in c.parts {
+        for ((date_acquired, term, _, lot_id, short), amounts) in c.parts.drain(..) {
             let [qty, d, e, g] = amounts.map(|a| a.to_dec(self.scale));
             let gain = d
                 .checked_sub(e)
@@ -1777,7 +1801,7 @@ impl<'a, A: Amt> Engine<'a, A> {
                 short_sale: short,
             })?;
         }
-        for m in c.washes {
+        for m in c.washes.drain(..) {
             let rb = &self.books[m.repl_book as usize];
             sink.wash(WashMatch {
                 symbol: symbol.to_string(),
@@ -1792,6 +1816,8 @@ impl<'a, A: Amt> Engine<'a, A> {
                 holding_period_start: m.hp_start,
             })?;
         }
+        self.free_parts.push(c.parts);
+        self.free_washes.push(c.washes);
         Ok(())
     }
 
