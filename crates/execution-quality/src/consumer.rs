@@ -5,9 +5,10 @@
 //! stored position): the engine is a pure fold whose state (live orders, pending lookups,
 //! running aggregates) only a snapshot can restore, while rows are history and must live on
 //! disk. The runtime snapshots the state only after `apply` returns, so writing a batch's rows
-//! and updates inside `apply` (one transaction, committed before `apply` returns) means a
-//! snapshot never excludes an order whose row is not durable yet, nor drops a settling order's
-//! record before its completed row is. The other direction is harmless: after a crash the
+//! and updates inside `apply` (one transaction, committed before `apply` returns; the store's
+//! log is fsynced in `before_snapshot`, just before the state is serialized) means a snapshot
+//! never excludes an order whose row is not durable yet, nor drops a settling order's record
+//! before its completed row is. The other direction is harmless: after a crash the
 //! consumer restarts from an older snapshot that still holds orders whose rows (or updates)
 //! were already written, and replaying the tail hands them out again: the same rows (the
 //! engine is deterministic; the store upserts by order id) and the same updates (an update of
@@ -129,7 +130,8 @@ impl Consumer for QualityConsumer {
                 Some(u) => u,
                 None => RowUpdater::new(self.engine.params())?,
             };
-            // Durable before `apply` returns, hence before the snapshot that drops them.
+            // Committed before `apply` returns and synced before the snapshot that drops them
+            // (`before_snapshot`).
             let written = self.writer()?.apply(&changes, &updater);
             self.updater = Some(updater);
             let missing = written?;
@@ -161,4 +163,13 @@ impl Snapshot for QualityConsumer {
     /// The consumer's own layout; the engine's and the exporter's layout versions are in the
     /// fingerprint ([`crate::fingerprint`]).
     const STATE_VERSION: u32 = 1;
+
+    /// The rows of orders this snapshot no longer holds were committed without an fsync
+    /// ([`RowWriter`] runs at `synchronous = NORMAL`): make them durable first.
+    fn before_snapshot(&mut self) -> Result<(), QualityError> {
+        match &self.rows {
+            Some(rows) => rows.sync(),
+            None => Ok(()),
+        }
+    }
 }
