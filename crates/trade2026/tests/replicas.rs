@@ -41,9 +41,24 @@ fn replica_of(key: &str, n: u64) -> u64 {
     h % n
 }
 
-/// Fills `flow` gives an account: one for each account of a wash pair, two for a trader.
-fn fills_of(account: &str, owner: &str) -> u64 {
-    if account == owner { 2 } else { 1 }
+/// The position `flow` leaves an account with, in its smallest unit (0.1): a wash pair's
+/// buy and sell of 0.5, a trader's two buys. An order can fill in several parts, so this (and
+/// not a count of fills) says when ptrc has all of them.
+fn tenths_of(account: &str, owner: &str) -> i64 {
+    match TRADERS.iter().position(|t| *t == account) {
+        Some(i) => i as i64 + 2 + 1,
+        None if account.ends_with("-a") && account != owner => 5,
+        None => -5,
+    }
+}
+
+/// Whether a P&L view shows the position of `tenths` tenths.
+fn holds(v: &Value, tenths: i64) -> bool {
+    let qty: f64 = v["position_qty"]
+        .as_str()
+        .and_then(|q| q.parse().ok())
+        .unwrap_or(f64::NAN);
+    (qty * 10.0 - tenths as f64).abs() < 1e-9
 }
 
 fn all_accounts() -> Vec<(String, String)> {
@@ -200,12 +215,14 @@ fn two_replicas_of_the_scanner_and_of_ptrc_give_what_one_gives() {
     let expected_pnl: BTreeMap<String, Value> = all_accounts()
         .into_iter()
         .map(|(account, owner)| {
-            // Every fill of the flow, not the first one to arrive: a trader's two fills can
-            // reach ptrc in two batches.
-            let fills = fills_of(&account, &owner);
-            let v = poll(&format!("{account}'s {fills} fills in ptrc"), 60, || {
-                pnl(ptrc, &account).filter(|v| v["trades"] == fills)
-            });
+            // Every fill of the flow, not the first one to arrive: a trader's fills can reach
+            // ptrc in several batches.
+            let tenths = tenths_of(&account, &owner);
+            let v = poll(
+                &format!("{account}'s position of {tenths}/10 in ptrc"),
+                60,
+                || pnl(ptrc, &account).filter(|v| holds(v, tenths)),
+            );
             (account, v)
         })
         .collect();
@@ -255,11 +272,11 @@ fn two_replicas_of_the_scanner_and_of_ptrc_give_what_one_gives() {
     ];
     for (account, owner) in all_accounts() {
         let home = replica_of(&owner, 2) as usize;
-        let fills = fills_of(&account, &owner);
+        let tenths = tenths_of(&account, &owner);
         let got = poll(
-            &format!("{account}'s {fills} fills in ptrc {home}/2"),
+            &format!("{account}'s position of {tenths}/10 in ptrc {home}/2"),
             60,
-            || pnl(ptrcs[home], &account).filter(|v| v["trades"] == fills),
+            || pnl(ptrcs[home], &account).filter(|v| holds(v, tenths)),
         );
         assert_eq!(got, expected_pnl[&account], "{account} on ptrc {home}/2");
         assert_eq!(
