@@ -25,10 +25,16 @@
 //!   continuing.
 //! * [`rule605`] builds the monthly Rule 605-style report, [`rule605_to_csv`] /
 //!   [`rule605_to_html`] render it; [`report_to_csv`] renders the per-order records.
+//! * For the batch CLI: [`RecordReader`] reads interchange NDJSON from any `BufRead` into one
+//!   reused record (the records and errors of `interchange::NdjsonReader`);
+//!   [`ExecQuality::write_report_json`] and [`write_report_csv_line`] write the report and the
+//!   CSV rows by hand, byte for byte what serde and [`report_csv_line`] give.
 //! * Where the spec (section 6) lists competing readings, [`Params`] selects one; the defaults
 //!   are the spec's choices. `docs/EXECUTION_QUALITY.md` lists every field and parameter.
 
 mod engine;
+mod json;
+mod ndjson;
 mod params;
 mod pending;
 mod render;
@@ -40,6 +46,7 @@ mod stats;
 pub use engine::{
     ExecQuality, Metric, Observation, ReportFilter, SNAPSHOT_VERSION, StateSizes, compute,
 };
+pub use ndjson::RecordReader;
 pub use params::{
     CrossedQuote, DecisionPriceFallback, EsBenchmark, IsBpsDenominator, IsEndPrice, NotionalPrice,
     Params, QuoteTiming, RsBpsDenominator, RsEndOfData, SizeBucketBasis, TimeWindow,
@@ -47,6 +54,7 @@ pub use params::{
 pub use pending::{PendingHorizon, PendingSpreads, RowChange, RowUpdater, SpreadUpdate};
 pub use render::{
     report_csv_header, report_csv_line, report_to_csv, rule605_to_csv, rule605_to_html,
+    write_report_csv_line,
 };
 pub use report::{
     Aggregates, LIQUIDITY, Marketability, NOTES, OrderClass, OrderQuality, OrderStatus, Report,

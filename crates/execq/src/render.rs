@@ -5,6 +5,7 @@ use std::fmt::Write;
 use model::{Decimal, Side};
 use rust_decimal::prelude::ToPrimitive;
 
+use crate::json;
 use crate::params::Params;
 use crate::report::{OrderQuality, Report};
 use crate::rule605::{Rule605, Rule605Row};
@@ -31,10 +32,6 @@ fn csv_field(s: &str) -> String {
 
 fn od(d: Option<Decimal>) -> String {
     d.map(|d| d.to_string()).unwrap_or_default()
-}
-
-fn os(s: &Option<String>) -> String {
-    s.clone().unwrap_or_default()
 }
 
 fn side(s: Side) -> &'static str {
@@ -224,50 +221,143 @@ pub fn report_csv_header(params: &Params) -> String {
 
 /// One order's line of the per-order CSV (newline included).
 pub fn report_csv_line(o: &OrderQuality) -> String {
-    let mut out = String::new();
-    write_row(&mut out, order_cells(o));
-    out
+    let mut out = Vec::new();
+    write_report_csv_line(&mut out, o);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
-fn order_cells(o: &OrderQuality) -> Vec<String> {
-    let mut c = vec![
-        o.order_id.clone(),
-        os(&o.account),
-        os(&o.owner),
-        o.symbol.clone(),
-        side(o.side).to_string(),
-        os(&o.order_type),
-        os(&o.tif),
-        od(o.limit_price),
-        od(o.decision_price),
-        o.receipt_ts.to_string(),
-        od(o.receipt_bid),
-        od(o.receipt_ask),
-        od(o.receipt_mid),
-        od(o.receipt_quoted_spread),
-        o.order_class.as_str().to_string(),
-        o.size_bucket.to_string(),
-        o.liquidity.to_string(),
-        serde_json::to_value(o.status)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default(),
-        o.end_ts.map(|t| t.to_string()).unwrap_or_default(),
-        o.shares_open.to_string(),
-        o.fill_count.to_string(),
-        od(o.avg_exec_price),
-        o.time_to_first_fill_ms
-            .map(|v| v.to_string())
-            .unwrap_or_default(),
-        o.time_to_complete_fill_ms
-            .map(|v| v.to_string())
-            .unwrap_or_default(),
-        od(o.vwap),
-        od(o.vwap_ex_own),
-    ];
-    c.extend(stats_cells(&o.stats));
-    c.push(o.notes.join(";"));
-    c
+/// [`report_csv_line`] appended to `out`, each cell written in place (for writing the CSV row
+/// by row through one buffer).
+pub fn write_report_csv_line(out: &mut Vec<u8>, o: &OrderQuality) {
+    let mut c = Cells { out, first: true };
+    c.text(&o.order_id);
+    c.opt_text(&o.account);
+    c.opt_text(&o.owner);
+    c.text(&o.symbol);
+    c.text(side(o.side));
+    c.opt_text(&o.order_type);
+    c.opt_text(&o.tif);
+    c.opt_dec(&o.limit_price);
+    c.opt_dec(&o.decision_price);
+    c.ts(Some(o.receipt_ts));
+    c.opt_dec(&o.receipt_bid);
+    c.opt_dec(&o.receipt_ask);
+    c.opt_dec(&o.receipt_mid);
+    c.opt_dec(&o.receipt_quoted_spread);
+    c.text(o.order_class.as_str());
+    c.text(o.size_bucket);
+    c.text(o.liquidity);
+    c.text(json::status_name(o.status));
+    c.ts(o.end_ts);
+    c.dec(&o.shares_open);
+    c.count(o.fill_count);
+    c.opt_dec(&o.avg_exec_price);
+    c.opt_i64(o.time_to_first_fill_ms);
+    c.opt_i64(o.time_to_complete_fill_ms);
+    c.opt_dec(&o.vwap);
+    c.opt_dec(&o.vwap_ex_own);
+    let s = &o.stats;
+    c.dec(&s.shares_ordered);
+    c.dec(&s.shares_executed);
+    c.dec(&s.shares_cancelled);
+    c.opt_dec(&s.fill_rate);
+    c.opt_dec(&s.cancel_rate);
+    c.opt_dec(&s.avg_time_to_execution_ms);
+    c.opt_dec(&s.avg_quoted_spread);
+    c.opt_dec(&s.avg_effective_spread);
+    c.opt_dec(&s.avg_effective_spread_bps);
+    c.opt_dec(&s.eq_ratio);
+    c.opt_dec(&s.avg_realized_spread);
+    c.opt_dec(&s.price_impact);
+    for h in &s.realized_spreads {
+        c.opt_dec(&h.avg_realized_spread);
+        c.opt_dec(&h.avg_realized_spread_bps);
+    }
+    c.dec(&s.price_improved_shares);
+    c.opt_dec(&s.avg_price_improvement);
+    c.opt_dec(&s.price_improved_avg_time_ms);
+    c.dec(&s.at_quote_shares);
+    c.opt_dec(&s.at_quote_avg_time_ms);
+    c.dec(&s.outside_quote_shares);
+    c.opt_dec(&s.avg_outside_quote_amount);
+    c.opt_dec(&s.outside_quote_avg_time_ms);
+    c.opt_dec(&s.pct_at_quote_or_better);
+    c.opt_dec(&s.pct_shares_price_improved);
+    c.opt_dec(&s.price_improvement_bps);
+    c.opt_dec(&s.arrival_cost_bps);
+    c.opt_dec(&s.is_total_usd);
+    c.opt_dec(&s.is_total_bps);
+    c.opt_dec(&s.is_execution_cost_usd);
+    c.opt_dec(&s.is_opportunity_cost_usd);
+    c.opt_dec(&s.is_fees_usd);
+    c.opt_dec(&s.is_delay_usd);
+    c.opt_dec(&s.is_trading_usd);
+    c.opt_dec(&s.is_opportunity_vs_arrival_usd);
+    c.opt_dec(&s.vwap_slippage_bps);
+    c.opt_dec(&s.vwap_slippage_ex_own_bps);
+    c.opt_dec(&s.participation);
+    c.dec(&s.fees_usd);
+    c.text(&o.notes.join(";"));
+    c.out.push(b'\n');
+}
+
+/// The cells of one CSV line, written in place (quoted as [`write_row`] quotes them).
+struct Cells<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl Cells<'_> {
+    fn sep(&mut self) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+    }
+
+    fn text(&mut self, s: &str) {
+        self.sep();
+        if s.contains([',', '"', '\n', '\r']) {
+            self.out.extend_from_slice(csv_field(s).as_bytes());
+        } else {
+            self.out.extend_from_slice(s.as_bytes());
+        }
+    }
+
+    fn opt_text(&mut self, s: &Option<String>) {
+        self.text(s.as_deref().unwrap_or(""));
+    }
+
+    fn dec(&mut self, d: &Decimal) {
+        self.sep();
+        json::decimal_digits(self.out, d);
+    }
+
+    fn opt_dec(&mut self, d: &Option<Decimal>) {
+        match d {
+            Some(d) => self.dec(d),
+            None => self.sep(),
+        }
+    }
+
+    fn ts(&mut self, t: Option<model::Timestamp>) {
+        self.sep();
+        if let Some(t) = t {
+            json::timestamp_digits(self.out, t);
+        }
+    }
+
+    fn count(&mut self, v: u64) {
+        self.sep();
+        json::u64_(self.out, v);
+    }
+
+    fn opt_i64(&mut self, v: Option<i64>) {
+        self.sep();
+        if let Some(v) = v {
+            json::i64_(self.out, v);
+        }
+    }
 }
 
 fn rule605_rows_csv(out: &mut String, month: &str, rows: &[Rule605Row]) {

@@ -27,22 +27,57 @@ struct RowCell {
     window: String,
 }
 
+/// A row's cell without its account (see `RowAggregator::split`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RestCell {
+    symbol: String,
+    class: OrderClass,
+    bucket: &'static str,
+    liquidity: &'static str,
+    window: String,
+}
+
+/// A [`RestCell`] borrowed from a row, to look one up without building its key (same fields,
+/// same order, so the same hash: a `String` hashes as its `str`).
+#[derive(Hash)]
+struct RestRef<'a> {
+    symbol: &'a str,
+    class: OrderClass,
+    bucket: &'static str,
+    liquidity: &'static str,
+    window: &'a str,
+}
+
+impl hashbrown::Equivalent<RestCell> for RestRef<'_> {
+    fn equivalent(&self, c: &RestCell) -> bool {
+        self.symbol == c.symbol
+            && self.class == c.class
+            && self.bucket == c.bucket
+            && self.liquidity == c.liquidity
+            && self.window == c.window
+    }
+}
+
 /// Folds rows into [`Aggregates`] one at a time (for rows streamed from storage). Rows the
 /// filter drops are ignored. A row is added to its finest cell (account, symbol, class, size
 /// bucket, liquidity, time window: one addition instead of seven); the cells are rolled up into
 /// the groupings whenever there are [`RowAggregator::MAX_CELLS`] of them, so memory is bounded
 /// by that and by the keys of the groupings, not by the rows. When the cells do not pay (with
 /// many accounts and symbols nearly every order has a cell of its own: a key and a copy of the
-/// sums per row for nothing), rows go straight into the groupings from then on. The sums are
-/// exact, so the order of the additions changes nothing.
+/// sums per row for nothing), rows go from then on to their account's sums and to a cell of
+/// the five other keys (few: symbols, classes, buckets, liquidity flags, windows), two
+/// additions instead of seven. The sums are exact, so the order of the additions changes
+/// nothing.
 pub struct RowAggregator {
     r: Resolved,
     filter: ReportFilter,
     cells: HashMap<RowCell, Sums, FixedState>,
     /// Rows added to `cells` since they were last rolled up.
     cell_rows: usize,
-    /// Rows go straight into the groupings (the cells did not gather rows).
-    direct: bool,
+    /// Rows go to `by_account` and `rest` (the cells did not gather rows).
+    split: bool,
+    by_account: HashMap<String, Sums, FixedState>,
+    rest: hashbrown::HashMap<RestCell, Sums, FixedState>,
     overall: Sums,
     groups: [BTreeMap<String, Sums>; 6],
 }
@@ -59,7 +94,9 @@ impl RowAggregator {
             filter,
             cells: HashMap::with_hasher(FixedState::default()),
             cell_rows: 0,
-            direct: false,
+            split: false,
+            by_account: HashMap::with_hasher(FixedState::default()),
+            rest: hashbrown::HashMap::with_hasher(FixedState::default()),
             groups: Default::default(),
         }
     }
@@ -75,16 +112,8 @@ impl RowAggregator {
         ) {
             return;
         }
-        if self.direct {
-            let keys: [&str; 6] = [
-                row.account.as_deref().unwrap_or("(none)"),
-                &row.symbol,
-                row.order_class.as_str(),
-                row.size_bucket,
-                row.liquidity,
-                &row.time_window,
-            ];
-            Self::add_to_groups(&mut self.overall, &mut self.groups, keys, &row.sums);
+        if self.split {
+            self.add_split(row);
             return;
         }
         self.cell_rows += 1;
@@ -101,14 +130,76 @@ impl RowAggregator {
             None => {
                 if self.cells.len() >= Self::MAX_CELLS {
                     // Fewer than 5 rows per 4 cells: the cells are not worth their cost.
-                    self.direct = self.cell_rows < Self::MAX_CELLS + Self::MAX_CELLS / 4;
+                    self.split = self.cell_rows < Self::MAX_CELLS + Self::MAX_CELLS / 4;
                     self.roll_up();
-                    if self.direct {
+                    if self.split {
                         self.add(row);
                         return;
                     }
                 }
                 self.cells.insert(cell, (*row.sums).clone());
+            }
+        }
+    }
+
+    /// A row into its account's sums and its cell of the other keys.
+    fn add_split(&mut self, row: &OrderQuality) {
+        let account = row.account.as_deref().unwrap_or("(none)");
+        match self.by_account.get_mut(account) {
+            Some(acc) => acc.add(&row.sums),
+            None => {
+                self.by_account
+                    .insert(account.to_string(), (*row.sums).clone());
+            }
+        }
+        let key = RestRef {
+            symbol: &row.symbol,
+            class: row.order_class,
+            bucket: row.size_bucket,
+            liquidity: row.liquidity,
+            window: &row.time_window,
+        };
+        match self.rest.get_mut(&key) {
+            Some(acc) => acc.add(&row.sums),
+            None => {
+                if self.rest.len() >= Self::MAX_CELLS {
+                    self.roll_up_rest();
+                }
+                let cell = RestCell {
+                    symbol: row.symbol.clone(),
+                    class: row.order_class,
+                    bucket: row.size_bucket,
+                    liquidity: row.liquidity,
+                    window: row.time_window.clone(),
+                };
+                self.rest.insert(cell, (*row.sums).clone());
+            }
+        }
+    }
+
+    /// Add the cells without account into the overall sums and the five other groupings, and
+    /// forget them (their rows' accounts are in `by_account`).
+    fn roll_up_rest(&mut self) {
+        for (cell, s) in self.rest.drain() {
+            self.overall.add(&s);
+            let keys: [&str; 5] = [
+                &cell.symbol,
+                cell.class.as_str(),
+                cell.bucket,
+                cell.liquidity,
+                &cell.window,
+            ];
+            for (g, key) in self.groups[1..].iter_mut().zip(keys) {
+                Self::add_to(g, key, &s);
+            }
+        }
+    }
+
+    fn add_to(g: &mut BTreeMap<String, Sums>, key: &str, s: &Sums) {
+        match g.get_mut(key) {
+            Some(acc) => acc.add(s),
+            None => {
+                g.insert(key.to_string(), s.clone());
             }
         }
     }
@@ -139,18 +230,17 @@ impl RowAggregator {
     ) {
         overall.add(s);
         for (g, key) in groups.iter_mut().zip(keys) {
-            match g.get_mut(key) {
-                Some(acc) => acc.add(s),
-                None => {
-                    g.insert(key.to_string(), s.clone());
-                }
-            }
+            Self::add_to(g, key, s);
         }
     }
 
     /// The aggregates over the rows added: the finest cells rolled up into each grouping.
     pub fn finish(mut self) -> Aggregates {
         self.roll_up();
+        self.roll_up_rest();
+        for (account, s) in std::mem::take(&mut self.by_account) {
+            Self::add_to(&mut self.groups[0], &account, &s);
+        }
         let overall = self.overall;
         let groups = self.groups;
         let r = &self.r;

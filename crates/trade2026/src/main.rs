@@ -499,8 +499,22 @@ fn main() {
             format,
             month,
             common,
-        } => offline::execq_records(&source, events.as_deref(), &common)
-            .and_then(|r| execq_cli(r, params.as_deref(), &format, month.as_deref())),
+        } => match (source.as_str(), events.as_deref()) {
+            // The file read into one reused record (the interchange reader's records and
+            // errors, without a string per text field per line).
+            (s, Some(path)) if s != "clickhouse" => std::fs::File::open(path)
+                .with_context(|| format!("reading {}", path.display()))
+                .map(|file| {
+                    ExecqInput::File(execq::RecordReader::new(
+                        std::io::BufReader::with_capacity(1 << 16, file),
+                        &path.display().to_string(),
+                    ))
+                }),
+            _ => {
+                offline::execq_records(&source, events.as_deref(), &common).map(ExecqInput::Records)
+            }
+        }
+        .and_then(|r| execq_cli(r, params.as_deref(), &format, month.as_deref())),
         Command::Ptrc(cmd) => ptrc_cli(cmd),
         Command::Features(cmd) => features_cli(cmd),
         Command::Keys(cmd) => keys::run(cmd),
@@ -652,8 +666,14 @@ fn read_text(path: &std::path::Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
+/// What `execq` reads: the NDJSON file, or records from elsewhere (ClickHouse).
+enum ExecqInput {
+    File(execq::RecordReader<std::io::BufReader<std::fs::File>>),
+    Records(offline::Records),
+}
+
 fn execq_cli(
-    records: offline::Records,
+    input: ExecqInput,
     params: Option<&std::path::Path>,
     format: &str,
     month: Option<&str>,
@@ -669,20 +689,34 @@ fn execq_cli(
     // last record (nothing is written when a line is bad).
     let mut engine = execq::ExecQuality::batch(params)?;
     let mut first_order_month: Option<String> = None;
-    for r in records {
-        let r = r?;
+    let mut feed = |r: &interchange::Record| {
         if first_order_month.is_none() && r.kind == interchange::Kind::OrderNew {
             first_order_month = Some(r.ts.to_string()[..7].to_string());
         }
-        engine.on_record(&r);
+        engine.on_record(r);
+    };
+    match input {
+        ExecqInput::File(mut reader) => {
+            while let Some(r) = reader.next_record() {
+                feed(r?);
+            }
+        }
+        ExecqInput::Records(records) => {
+            for r in records {
+                feed(&r?);
+            }
+        }
     }
     let rows = || engine.held_rows_iter(&execq::ReportFilter::default());
     let mut out = offline::stdout_writer();
     match format {
         "csv" => {
             out.write_all(execq::report_csv_header(engine.params()).as_bytes())?;
+            let mut line = Vec::with_capacity(1024);
             for row in rows() {
-                out.write_all(execq::report_csv_line(&row).as_bytes())?;
+                line.clear();
+                execq::write_report_csv_line(&mut line, &row);
+                out.write_all(&line)?;
             }
         }
         "html" => {
@@ -694,7 +728,7 @@ fn execq_cli(
             out.write_all(execq::rule605_to_html(&report).as_bytes())?;
         }
         _ => {
-            serde_json::to_writer_pretty(&mut out, &engine.report_streamed())?;
+            engine.write_report_json(&mut out)?;
             out.write_all(b"\n")?;
         }
     }

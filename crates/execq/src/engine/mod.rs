@@ -1707,7 +1707,7 @@ impl ExecQuality {
                 o.t_r,
             )
         };
-        let mut by_id: Vec<u32> = (0..self.orders.len())
+        let by_id: Vec<u32> = (0..self.orders.len())
             .filter(|&ix| self.ord(ix).is_some_and(keeps))
             .map(|ix| ix as u32)
             .collect();
@@ -1725,10 +1725,23 @@ impl ExecQuality {
                 }
             }
         }
-        by_id.sort_unstable_by(|a, b| {
-            let id = |ix: &u32| self.ord(*ix as usize).map(|o| &*o.id);
-            id(a).cmp(&id(b))
-        });
+        // Sorted on (first 8 bytes, id, slot): the prefix (zero-padded, big-endian: it orders
+        // as the ids do) decides most comparisons without reading the ids themselves.
+        let prefix = |id: &str| {
+            let mut b = [0u8; 8];
+            let n = id.len().min(8);
+            b[..n].copy_from_slice(&id.as_bytes()[..n]);
+            u64::from_be_bytes(b)
+        };
+        let mut keyed: Vec<(u64, &str, u32)> = by_id
+            .iter()
+            .filter_map(|&ix| {
+                let id = &*self.ord(ix as usize)?.id;
+                Some((prefix(id), id, ix))
+            })
+            .collect();
+        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        let by_id: Vec<u32> = keyed.into_iter().map(|(_, _, ix)| ix).collect();
         let mut window_cache: Option<(i64, String)> = None;
         by_id.into_iter().filter_map(move |ix| {
             let o = self.ord(ix as usize)?;

@@ -1,0 +1,632 @@
+//! The JSON report written by hand: exactly the bytes `serde_json::to_writer_pretty` makes of
+//! [`crate::Report`] (two-space indent, the fields in declaration order, decimals as strings,
+//! timestamps as RFC 3339 with nine fractional digits), without serde's per-key escaping,
+//! `Display` of decimals and chrono formatting of timestamps. A per-order row is the report's
+//! bulk (~60 keys each); the small parts (parameters, data issues, aggregates) still go
+//! through serde, re-indented to their depth.
+
+use std::io::Write;
+
+use model::{Decimal, Side, Timestamp};
+
+use crate::report::{Marketability, OrderQuality, OrderStatus};
+use crate::stats::{HorizonStats, Stats};
+
+/// A newline and the indentation of depth `level`.
+#[inline(always)]
+fn nl(buf: &mut Vec<u8>, level: usize) {
+    const SPACES: &[u8] = b"\n                                ";
+    let n = 1 + 2 * level;
+    if n <= SPACES.len() {
+        buf.extend_from_slice(&SPACES[..n]);
+    } else {
+        buf.push(b'\n');
+        buf.resize(buf.len() + 2 * level, b' ');
+    }
+}
+
+/// A JSON string, escaped as serde_json escapes it.
+pub(crate) fn string(buf: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        // Rare (ids with quotes or control characters): serde_json's own escaping.
+        let _ = serde_json::to_writer(&mut *buf, s);
+        return;
+    }
+    buf.push(b'"');
+    buf.extend_from_slice(s.as_bytes());
+    buf.push(b'"');
+}
+
+/// Two-digit pairs `00` to `99`.
+const PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+
+/// The decimal digits of `v` (none for zero) at the end of `tmp`; returns where they start.
+fn digits_into(tmp: &mut [u8; 40], v: u128) -> usize {
+    let mut i = tmp.len();
+    let mut v = v;
+    // Above 64 bits (rare): one digit at a time down to a `u64`.
+    while v > u128::from(u64::MAX) {
+        i -= 1;
+        tmp[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    let mut v = v as u64;
+    while v >= 100 {
+        let r = (v % 100) as usize * 2;
+        v /= 100;
+        i -= 2;
+        tmp[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+    }
+    if v >= 10 {
+        let r = v as usize * 2;
+        i -= 2;
+        tmp[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+    } else if v > 0 {
+        i -= 1;
+        tmp[i] = b'0' + v as u8;
+    }
+    i
+}
+
+pub(crate) fn u64_(buf: &mut Vec<u8>, v: u64) {
+    if v == 0 {
+        buf.push(b'0');
+    } else {
+        let mut tmp = [0u8; 40];
+        let i = digits_into(&mut tmp, u128::from(v));
+        buf.extend_from_slice(&tmp[i..]);
+    }
+}
+
+pub(crate) fn i64_(buf: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        buf.push(b'-');
+    }
+    u64_(buf, v.unsigned_abs());
+}
+
+/// `d` as rust_decimal writes it (`Display` and its serde form): sign, the mantissa's digits
+/// with the point `scale` digits from the right, a `0` before a leading point.
+pub(crate) fn decimal_digits(buf: &mut Vec<u8>, d: &Decimal) {
+    let scale = d.scale() as usize;
+    if d.is_sign_negative() {
+        buf.push(b'-');
+    }
+    let mut tmp = [0u8; 40];
+    let i = digits_into(&mut tmp, d.mantissa().unsigned_abs());
+    let digits = &tmp[i..];
+    let len = digits.len();
+    if scale == 0 {
+        if len == 0 {
+            buf.push(b'0');
+        } else {
+            buf.extend_from_slice(digits);
+        }
+    } else if len <= scale {
+        buf.extend_from_slice(b"0.");
+        buf.resize(buf.len() + scale - len, b'0');
+        buf.extend_from_slice(digits);
+    } else {
+        buf.extend_from_slice(&digits[..len - scale]);
+        buf.push(b'.');
+        buf.extend_from_slice(&digits[len - scale..]);
+    }
+}
+
+pub(crate) fn decimal(buf: &mut Vec<u8>, d: &Decimal) {
+    buf.push(b'"');
+    decimal_digits(buf, d);
+    buf.push(b'"');
+}
+
+fn opt_decimal(buf: &mut Vec<u8>, d: &Option<Decimal>) {
+    match d {
+        Some(d) => decimal(buf, d),
+        None => buf.extend_from_slice(b"null"),
+    }
+}
+
+fn two(buf: &mut Vec<u8>, v: u32) {
+    buf.push(b'0' + (v / 10) as u8);
+    buf.push(b'0' + (v % 10) as u8);
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `t` as its `Display` writes it (`YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`; an `i64` of nanoseconds
+/// stays within years 1677-2262, always four digits).
+pub(crate) fn timestamp_digits(buf: &mut Vec<u8>, t: Timestamp) {
+    let ns = t.as_nanos();
+    let secs = ns.div_euclid(1_000_000_000);
+    let nanos = ns.rem_euclid(1_000_000_000) as u32;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
+    let (y, m, d) = civil_from_days(days);
+    let y = y as u32;
+    two(buf, y / 100);
+    two(buf, y % 100);
+    buf.push(b'-');
+    two(buf, m);
+    buf.push(b'-');
+    two(buf, d);
+    buf.push(b'T');
+    two(buf, sod / 3600);
+    buf.push(b':');
+    two(buf, sod / 60 % 60);
+    buf.push(b':');
+    two(buf, sod % 60);
+    buf.push(b'.');
+    let mut tmp = [b'0'; 9];
+    let mut v = nanos;
+    for slot in tmp.iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    buf.extend_from_slice(&tmp);
+    buf.push(b'Z');
+}
+
+fn timestamp(buf: &mut Vec<u8>, t: Timestamp) {
+    buf.push(b'"');
+    timestamp_digits(buf, t);
+    buf.push(b'"');
+}
+
+fn opt_timestamp(buf: &mut Vec<u8>, t: Option<Timestamp>) {
+    match t {
+        Some(t) => timestamp(buf, t),
+        None => buf.extend_from_slice(b"null"),
+    }
+}
+
+fn opt_string(buf: &mut Vec<u8>, s: &Option<String>) {
+    match s {
+        Some(s) => string(buf, s),
+        None => buf.extend_from_slice(b"null"),
+    }
+}
+
+fn opt_i64(buf: &mut Vec<u8>, v: Option<i64>) {
+    match v {
+        Some(v) => i64_(buf, v),
+        None => buf.extend_from_slice(b"null"),
+    }
+}
+
+/// Static text: a name the JSON needs no escaping for.
+fn name(buf: &mut Vec<u8>, s: &str) {
+    buf.push(b'"');
+    buf.extend_from_slice(s.as_bytes());
+    buf.push(b'"');
+}
+
+fn side_name(s: Side) -> &'static str {
+    match s {
+        Side::Buy => "buy",
+        Side::Sell => "sell",
+    }
+}
+
+fn marketability_name(m: Marketability) -> &'static str {
+    match m {
+        Marketability::Market => "market",
+        Marketability::MarketableLimit => "marketable_limit",
+        Marketability::NonMarketableLimit => "non_marketable_limit",
+        Marketability::Unclassified => "unclassified",
+    }
+}
+
+pub(crate) fn status_name(s: OrderStatus) -> &'static str {
+    match s {
+        OrderStatus::Filled => "filled",
+        OrderStatus::Cancelled => "cancelled",
+        OrderStatus::PartiallyFilledCancelled => "partially_filled_cancelled",
+        OrderStatus::PartiallyFilled => "partially_filled",
+        OrderStatus::Open => "open",
+    }
+}
+
+/// The entries of one pretty-printed object at depth `L` (its keys at `L + 1`; a constant, so
+/// that with a literal key the key's prefix is copied in fixed-size moves).
+struct Obj<'b, const L: usize> {
+    buf: &'b mut Vec<u8>,
+    first: bool,
+}
+
+impl<'b, const L: usize> Obj<'b, L> {
+    fn open(buf: &'b mut Vec<u8>) -> Obj<'b, L> {
+        buf.push(b'{');
+        Obj { buf, first: true }
+    }
+
+    /// The separator, indentation and `"key": ` of the next entry; the value follows.
+    #[inline(always)]
+    fn key(&mut self, k: &str) -> &mut Vec<u8> {
+        if !self.first {
+            self.buf.push(b',');
+        }
+        self.first = false;
+        nl(self.buf, L + 1);
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(k.as_bytes());
+        self.buf.extend_from_slice(b"\": ");
+        self.buf
+    }
+
+    fn close(self) {
+        if !self.first {
+            nl(self.buf, L);
+        }
+        self.buf.push(b'}');
+    }
+}
+
+/// A pretty-printed array of `items` at depth `level`.
+fn array<T>(buf: &mut Vec<u8>, level: usize, items: &[T], item: impl Fn(&mut Vec<u8>, &T)) {
+    buf.push(b'[');
+    for (i, x) in items.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        nl(buf, level + 1);
+        item(buf, x);
+    }
+    if !items.is_empty() {
+        nl(buf, level);
+    }
+    buf.push(b']');
+}
+
+/// One horizon of a row's `realized_spreads`.
+fn horizon(buf: &mut Vec<u8>, h: &HorizonStats) {
+    let mut o = Obj::<4>::open(buf);
+    u64_(o.key("horizon_ms"), h.horizon_ms);
+    decimal(o.key("shares"), &h.shares);
+    opt_decimal(o.key("avg_realized_spread"), &h.avg_realized_spread);
+    opt_decimal(o.key("avg_realized_spread_bps"), &h.avg_realized_spread_bps);
+    opt_decimal(o.key("price_impact"), &h.price_impact);
+    o.close();
+}
+
+/// The fields of [`Stats`], in order, as entries of `o` (flattened into a row).
+fn stats_fields(o: &mut Obj<'_, 2>, s: &Stats) {
+    let level = 3;
+    u64_(o.key("orders"), s.orders);
+    u64_(o.key("orders_filled"), s.orders_filled);
+    opt_decimal(o.key("orders_filled_rate"), &s.orders_filled_rate);
+    decimal(o.key("shares_ordered"), &s.shares_ordered);
+    decimal(o.key("shares_executed"), &s.shares_executed);
+    decimal(o.key("shares_cancelled"), &s.shares_cancelled);
+    opt_decimal(o.key("fill_rate"), &s.fill_rate);
+    opt_decimal(o.key("cancel_rate"), &s.cancel_rate);
+    opt_decimal(
+        o.key("avg_time_to_execution_ms"),
+        &s.avg_time_to_execution_ms,
+    );
+    opt_decimal(
+        o.key("avg_time_to_first_fill_ms"),
+        &s.avg_time_to_first_fill_ms,
+    );
+    opt_decimal(
+        o.key("avg_time_to_complete_fill_ms"),
+        &s.avg_time_to_complete_fill_ms,
+    );
+    array(
+        o.key("exec_time_buckets"),
+        level,
+        &s.exec_time_buckets,
+        decimal,
+    );
+    opt_decimal(o.key("avg_mid"), &s.avg_mid);
+    opt_decimal(o.key("avg_quoted_spread"), &s.avg_quoted_spread);
+    opt_decimal(o.key("avg_effective_spread"), &s.avg_effective_spread);
+    opt_decimal(
+        o.key("avg_effective_spread_bps"),
+        &s.avg_effective_spread_bps,
+    );
+    opt_decimal(o.key("eq_ratio"), &s.eq_ratio);
+    opt_decimal(o.key("avg_realized_spread"), &s.avg_realized_spread);
+    opt_decimal(o.key("avg_realized_spread_bps"), &s.avg_realized_spread_bps);
+    opt_decimal(o.key("price_impact"), &s.price_impact);
+    array(
+        o.key("realized_spreads"),
+        level,
+        &s.realized_spreads,
+        horizon,
+    );
+    decimal(o.key("price_improved_shares"), &s.price_improved_shares);
+    decimal(
+        o.key("price_improvement_amount"),
+        &s.price_improvement_amount,
+    );
+    opt_decimal(o.key("avg_price_improvement"), &s.avg_price_improvement);
+    opt_decimal(
+        o.key("price_improved_avg_time_ms"),
+        &s.price_improved_avg_time_ms,
+    );
+    decimal(o.key("at_quote_shares"), &s.at_quote_shares);
+    opt_decimal(o.key("at_quote_avg_time_ms"), &s.at_quote_avg_time_ms);
+    decimal(o.key("outside_quote_shares"), &s.outside_quote_shares);
+    decimal(o.key("outside_quote_amount"), &s.outside_quote_amount);
+    opt_decimal(
+        o.key("avg_outside_quote_amount"),
+        &s.avg_outside_quote_amount,
+    );
+    opt_decimal(
+        o.key("outside_quote_avg_time_ms"),
+        &s.outside_quote_avg_time_ms,
+    );
+    opt_decimal(o.key("pct_at_quote_or_better"), &s.pct_at_quote_or_better);
+    opt_decimal(
+        o.key("pct_shares_price_improved"),
+        &s.pct_shares_price_improved,
+    );
+    opt_decimal(o.key("price_improvement_bps"), &s.price_improvement_bps);
+    opt_decimal(o.key("arrival_cost_bps"), &s.arrival_cost_bps);
+    u64_(o.key("is_orders"), s.is_orders);
+    opt_decimal(o.key("is_total_usd"), &s.is_total_usd);
+    opt_decimal(o.key("is_total_bps"), &s.is_total_bps);
+    opt_decimal(o.key("is_execution_cost_usd"), &s.is_execution_cost_usd);
+    opt_decimal(o.key("is_opportunity_cost_usd"), &s.is_opportunity_cost_usd);
+    opt_decimal(o.key("is_fees_usd"), &s.is_fees_usd);
+    opt_decimal(o.key("is_delay_usd"), &s.is_delay_usd);
+    opt_decimal(o.key("is_trading_usd"), &s.is_trading_usd);
+    opt_decimal(
+        o.key("is_opportunity_vs_arrival_usd"),
+        &s.is_opportunity_vs_arrival_usd,
+    );
+    opt_decimal(o.key("vwap_slippage_bps"), &s.vwap_slippage_bps);
+    opt_decimal(
+        o.key("vwap_slippage_ex_own_bps"),
+        &s.vwap_slippage_ex_own_bps,
+    );
+    opt_decimal(o.key("participation"), &s.participation);
+    decimal(o.key("fees_usd"), &s.fees_usd);
+}
+
+/// One per-order row as its serde form (the served form: no `sums`, no `pending_spreads`),
+/// pretty-printed at depth 2 (a value of the report's `orders`).
+pub(crate) fn row(buf: &mut Vec<u8>, r: &OrderQuality) {
+    let mut o = Obj::<2>::open(buf);
+    string(o.key("order_id"), &r.order_id);
+    opt_string(o.key("account"), &r.account);
+    opt_string(o.key("owner"), &r.owner);
+    string(o.key("symbol"), &r.symbol);
+    name(o.key("side"), side_name(r.side));
+    opt_string(o.key("order_type"), &r.order_type);
+    opt_string(o.key("tif"), &r.tif);
+    opt_decimal(o.key("limit_price"), &r.limit_price);
+    opt_decimal(o.key("decision_price"), &r.decision_price);
+    timestamp(o.key("receipt_ts"), r.receipt_ts);
+    opt_timestamp(o.key("receipt_quote_ts"), r.receipt_quote_ts);
+    opt_decimal(o.key("receipt_bid"), &r.receipt_bid);
+    opt_decimal(o.key("receipt_ask"), &r.receipt_ask);
+    opt_decimal(o.key("receipt_mid"), &r.receipt_mid);
+    opt_decimal(o.key("receipt_quoted_spread"), &r.receipt_quoted_spread);
+    name(o.key("order_class"), r.order_class.as_str());
+    name(o.key("marketability"), marketability_name(r.marketability));
+    string(o.key("size_bucket"), r.size_bucket);
+    string(o.key("liquidity"), r.liquidity);
+    string(o.key("time_window"), &r.time_window);
+    name(o.key("status"), status_name(r.status));
+    opt_timestamp(o.key("end_ts"), r.end_ts);
+    decimal(o.key("shares_open"), &r.shares_open);
+    u64_(o.key("fill_count"), r.fill_count);
+    opt_decimal(o.key("avg_exec_price"), &r.avg_exec_price);
+    opt_i64(o.key("time_to_first_fill_ms"), r.time_to_first_fill_ms);
+    opt_i64(
+        o.key("time_to_complete_fill_ms"),
+        r.time_to_complete_fill_ms,
+    );
+    opt_decimal(o.key("is_end_price"), &r.is_end_price);
+    opt_decimal(o.key("vwap"), &r.vwap);
+    opt_decimal(o.key("vwap_ex_own"), &r.vwap_ex_own);
+    array(o.key("notes"), 3, &r.notes, |buf, n| string(buf, n));
+    stats_fields(&mut o, &r.stats);
+    o.close();
+}
+
+/// `value` pretty-printed by serde_json as if nested at depth `level`.
+pub(crate) fn serde_at<T: serde::Serialize + ?Sized>(
+    buf: &mut Vec<u8>,
+    level: usize,
+    value: &T,
+) -> std::io::Result<()> {
+    let mut tmp = Vec::new();
+    serde_json::to_writer_pretty(&mut tmp, value)?;
+    // Indentation only ever follows a newline (strings escape theirs).
+    for &b in &tmp {
+        buf.push(b);
+        if b == b'\n' {
+            buf.resize(buf.len() + 2 * level, b' ');
+        }
+    }
+    Ok(())
+}
+
+/// Writes `buf` to `w` once it holds a good chunk, and empties it.
+pub(crate) fn flush_if_big(buf: &mut Vec<u8>, w: &mut impl Write) -> std::io::Result<()> {
+    if buf.len() >= 1 << 16 {
+        w.write_all(buf)?;
+        buf.clear();
+    }
+    Ok(())
+}
+
+impl crate::ExecQuality {
+    /// [`crate::ExecQuality::report`] as pretty JSON, the same bytes as
+    /// `serde_json::to_writer_pretty` of it (no trailing newline), written to `w` row by row:
+    /// one per-order row in memory at a time (as [`crate::ExecQuality::report_streamed`]),
+    /// the rows written by hand instead of through serde.
+    pub fn write_report_json(&self, w: &mut impl Write) -> std::io::Result<()> {
+        let mut agg = crate::RowAggregator::new(self.params(), crate::ReportFilter::default())
+            .map_err(std::io::Error::other)?;
+        let mut buf = Vec::with_capacity(1 << 17);
+        // The fields of `Report`, in its order.
+        buf.push(b'{');
+        nl(&mut buf, 1);
+        buf.extend_from_slice(b"\"params\": ");
+        serde_at(&mut buf, 1, self.params())?;
+        buf.push(b',');
+        nl(&mut buf, 1);
+        buf.extend_from_slice(b"\"records\": ");
+        u64_(&mut buf, self.records());
+        buf.push(b',');
+        nl(&mut buf, 1);
+        buf.extend_from_slice(b"\"data_issues\": ");
+        serde_at(&mut buf, 1, &self.data_issues())?;
+        buf.push(b',');
+        nl(&mut buf, 1);
+        buf.extend_from_slice(b"\"orders\": {");
+        let mut first = true;
+        for r in self.held_rows_iter(&crate::ReportFilter::default()) {
+            agg.add(&r);
+            if !first {
+                buf.push(b',');
+            }
+            first = false;
+            nl(&mut buf, 2);
+            string(&mut buf, &r.order_id);
+            buf.extend_from_slice(b": ");
+            row(&mut buf, &r);
+            flush_if_big(&mut buf, w)?;
+        }
+        if !first {
+            nl(&mut buf, 1);
+        }
+        buf.extend_from_slice(b"},");
+        nl(&mut buf, 1);
+        buf.extend_from_slice(b"\"aggregates\": ");
+        serde_at(&mut buf, 1, &agg.finish())?;
+        nl(&mut buf, 0);
+        buf.push(b'}');
+        w.write_all(&buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_print_as_rust_decimal_does() {
+        let cases = [
+            "0",
+            "-0",
+            "0.00",
+            "1",
+            "-1",
+            "10",
+            "0.5",
+            "-0.5",
+            "0.000001",
+            "123.456",
+            "-0.0",
+            "79228162514264337593543950335",
+            "-79228162514264337593543950335",
+            "0.0000000000000000000000000001",
+            "1e-28",
+            "18446744073709551616",
+            "18446744073709551615.5",
+        ];
+        for c in cases {
+            let d: Decimal = c.parse().or_else(|_| Decimal::from_scientific(c)).unwrap();
+            let mut buf = Vec::new();
+            decimal(&mut buf, &d);
+            assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                serde_json::to_string(&d).unwrap(),
+                "{c}"
+            );
+        }
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let m = i128::from(x as i64) >> (x % 60);
+            let m = if x.is_multiple_of(3) { m << 30 } else { m };
+            let d = Decimal::from_i128_with_scale(m, (x % 29) as u32);
+            let mut buf = Vec::new();
+            decimal(&mut buf, &d);
+            assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                serde_json::to_string(&d).unwrap(),
+                "{m} {}",
+                x % 29
+            );
+            let mut buf = Vec::new();
+            i64_(&mut buf, x as i64);
+            assert_eq!(String::from_utf8(buf).unwrap(), (x as i64).to_string());
+        }
+        let neg_zero = Decimal::ZERO - Decimal::ZERO;
+        let neg_zero = -neg_zero;
+        let mut buf = Vec::new();
+        decimal(&mut buf, &neg_zero);
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            serde_json::to_string(&neg_zero).unwrap()
+        );
+    }
+
+    #[test]
+    fn timestamps_print_as_their_display() {
+        let mut x: i64 = 0x9e37_79b9_7f4a_7c15u64 as i64;
+        let mut cases = vec![0, -1, 1, i64::MIN, i64::MAX, 1_700_000_000_123_456_789];
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            cases.push(x);
+            cases.push(x / 1_000_000_000 * 1_000_000_000);
+        }
+        for ns in cases {
+            let t = Timestamp::from_nanos(ns);
+            let mut buf = Vec::new();
+            timestamp_digits(&mut buf, t);
+            assert_eq!(String::from_utf8(buf).unwrap(), t.to_string(), "{ns}");
+        }
+    }
+
+    #[test]
+    fn strings_escape_as_serde_json_does() {
+        for s in [
+            "",
+            "abc",
+            "a\"b",
+            "a\\b",
+            "tab\there",
+            "\u{1}",
+            "é✓",
+            "<100",
+        ] {
+            let mut buf = Vec::new();
+            string(&mut buf, s);
+            assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                serde_json::to_string(s).unwrap()
+            );
+        }
+    }
+}

@@ -1,0 +1,566 @@
+//! Interchange NDJSON read into one reused [`Record`], for the batch CLI: the same records, the
+//! same checks and the same errors as [`interchange::NdjsonReader`], without a fresh `String`
+//! per text field per line.
+//!
+//! A line in the usual shape (a flat object of the record's own keys, strings without escapes,
+//! decimals as strings or plain non-negative integers, `ts` as `YYYY-MM-DDTHH:MM:SS[.f]Z`) is
+//! read by a small parser that reuses the record's strings; anything else (escapes, unknown or
+//! repeated keys, JSON fractions or exponents, other time forms, a bad line) is handed to
+//! serde_json exactly as the interchange reader does, so the result or the error is the same.
+
+use std::io::{BufRead, Read};
+use std::str::FromStr;
+
+use interchange::{InterchangeError, Kind, MAX_LINE_BYTES, Record};
+use model::{Decimal, Liquidity, Side, Timestamp};
+
+/// Records of an interchange NDJSON input, one at a time into one reused [`Record`]
+/// ([`RecordReader::next_record`]): blank lines skipped, a line longer than
+/// [`MAX_LINE_BYTES`], a line that is not a record, or a record earlier than the one before it
+/// is an error naming the source and line (and ends the reading), as with
+/// [`interchange::NdjsonReader`].
+pub struct RecordReader<R> {
+    reader: R,
+    source_name: String,
+    line: usize,
+    buf: Vec<u8>,
+    last_ts: Option<Timestamp>,
+    failed: bool,
+    rec: Record,
+    spare: Spare,
+}
+
+impl<R: BufRead> RecordReader<R> {
+    pub fn new(reader: R, source_name: &str) -> Self {
+        RecordReader {
+            reader,
+            source_name: source_name.to_string(),
+            line: 0,
+            buf: Vec::new(),
+            last_ts: None,
+            failed: false,
+            rec: Record::new(Timestamp::default(), Kind::Trade, String::new()),
+            spare: Spare::default(),
+        }
+    }
+
+    fn bad(&self, reason: String) -> InterchangeError {
+        InterchangeError::BadLine {
+            source_name: self.source_name.clone(),
+            line: self.line,
+            reason,
+        }
+    }
+
+    /// The next line into `buf` (without its newline); `false` at the end of the input.
+    fn next_line(&mut self) -> Result<bool, InterchangeError> {
+        self.buf.clear();
+        self.line += 1;
+        let limit = u64::try_from(MAX_LINE_BYTES).unwrap_or(u64::MAX) + 1;
+        let read = (&mut self.reader)
+            .take(limit)
+            .read_until(b'\n', &mut self.buf)
+            .map_err(|source| InterchangeError::Io {
+                source_name: self.source_name.clone(),
+                source,
+            })?;
+        if read == 0 {
+            return Ok(false);
+        }
+        if self.buf.last() == Some(&b'\n') {
+            self.buf.pop();
+        } else if self.buf.len() > MAX_LINE_BYTES {
+            return Err(self.bad(format!(
+                "line is longer than {MAX_LINE_BYTES} bytes (is this NDJSON?)"
+            )));
+        }
+        Ok(true)
+    }
+
+    fn read(&mut self) -> Result<bool, InterchangeError> {
+        loop {
+            if !self.next_line()? {
+                return Ok(false);
+            }
+            if self.buf.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            if !parse_into(&self.buf, &mut self.rec, &mut self.spare) {
+                self.rec =
+                    serde_json::from_slice(&self.buf).map_err(|e| self.bad(e.to_string()))?;
+            }
+            let ts = self.rec.ts;
+            if let Some(prev) = self.last_ts
+                && ts < prev
+            {
+                return Err(self.bad(format!(
+                    "ts {ts} is earlier than the previous record's {prev}"
+                )));
+            }
+            self.last_ts = Some(ts);
+            return Ok(true);
+        }
+    }
+
+    /// The next record, `None` at the end of the input or after an error.
+    pub fn next_record(&mut self) -> Option<Result<&Record, InterchangeError>> {
+        if self.failed {
+            return None;
+        }
+        match self.read() {
+            Ok(true) => Some(Ok(&self.rec)),
+            Ok(false) => None,
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// The strings of the record's optional text fields while they are absent, kept for reuse.
+#[derive(Default)]
+struct Spare([String; 7]);
+
+/// Takes the optional text field `f` (index `i` in [`Spare`]) back into the spares.
+fn recycle(f: &mut Option<String>, spare: &mut Spare, i: usize) {
+    if let Some(s) = f.take() {
+        spare.0[i] = s;
+    }
+}
+
+fn fill(f: &mut Option<String>, spare: &mut Spare, i: usize, v: &str) {
+    let mut s = std::mem::take(&mut spare.0[i]);
+    s.clear();
+    s.push_str(v);
+    *f = Some(s);
+}
+
+struct Cursor<'a> {
+    /// The line, checked as UTF-8 once: a string ends at an ASCII quote, so every string in
+    /// it is a `str` slice.
+    text: &'a str,
+    s: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.s.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        if self.peek() == Some(b) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A string without escapes or control characters (anything else: `None`).
+    fn string(&mut self) -> Option<&'a str> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        let start = self.i;
+        let rest = self.s.get(start..)?;
+        let len = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest[len] != b'"' {
+            return None;
+        }
+        self.i = start + len + 1;
+        self.text.get(start..start + len)
+    }
+
+    /// `null`: `true` (and consumed) if it is next.
+    fn null(&mut self) -> bool {
+        if self.s.get(self.i..self.i + 4) == Some(b"null") {
+            self.i += 4;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn opt_string(&mut self) -> Option<Option<&'a str>> {
+        if self.null() {
+            Some(None)
+        } else {
+            self.string().map(Some)
+        }
+    }
+
+    /// A decimal: a string `Decimal::from_str` takes, or a plain non-negative JSON integer of
+    /// at most 18 digits (read by serde_json as a `u64`: the same value, scale 0).
+    fn opt_decimal(&mut self) -> Option<Option<Decimal>> {
+        match self.peek()? {
+            b'n' => self.null().then_some(None),
+            b'"' => Decimal::from_str(self.string()?).ok().map(Some),
+            b'0'..=b'9' => {
+                let start = self.i;
+                while let Some(b'0'..=b'9') = self.peek() {
+                    self.i += 1;
+                }
+                let digits = &self.s[start..self.i];
+                if digits.len() > 18 || (digits.len() > 1 && digits[0] == b'0') {
+                    return None;
+                }
+                // A fraction or exponent follows: a float for serde_json, not ours.
+                if let Some(b'.' | b'e' | b'E') = self.peek() {
+                    return None;
+                }
+                let v = digits
+                    .iter()
+                    .fold(0u64, |v, &b| v * 10 + u64::from(b - b'0'));
+                Some(Some(Decimal::from(v)))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn num(b: &[u8]) -> Option<u32> {
+    b.iter().try_fold(0u32, |v, &c| {
+        c.is_ascii_digit().then(|| v * 10 + u32::from(c - b'0'))
+    })
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z` within 1678-2261, as `Timestamp::parse_rfc3339` reads it;
+/// `None` for any other form (which that parser may still take).
+fn fast_ts(s: &str) -> Option<Timestamp> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' || *b.last()? != b'Z' {
+        return None;
+    }
+    let y = num(&b[0..4])?;
+    let mo = num(&b[5..7])?;
+    let d = num(&b[8..10])?;
+    let h = num(&b[11..13])?;
+    let mi = num(&b[14..16])?;
+    let sec = num(&b[17..19])?;
+    if !(1678..=2261).contains(&y) || !(1..=12).contains(&mo) || h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let dim = match mo {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if d == 0 || d > dim {
+        return None;
+    }
+    let frac = &b[19..b.len() - 1];
+    let nanos = match frac {
+        [] => 0,
+        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
+            num(digits)? * 10u32.pow(9 - digits.len() as u32)
+        }
+        _ => return None,
+    };
+    let secs = days_from_civil(i64::from(y), mo, d) * 86_400 + i64::from(h * 3600 + mi * 60 + sec);
+    Some(Timestamp::from_nanos(
+        secs * 1_000_000_000 + i64::from(nanos),
+    ))
+}
+
+const F_TS: u32 = 1;
+const F_KIND: u32 = 1 << 1;
+const F_SYMBOL: u32 = 1 << 2;
+
+/// Reads `line` into `rec` if it has the usual shape (see the module); `false` when the line
+/// must go to serde_json (then `rec` is partly written and must be replaced).
+fn parse_into(line: &[u8], rec: &mut Record, spare: &mut Spare) -> bool {
+    recycle(&mut rec.account, spare, 0);
+    recycle(&mut rec.owner, spare, 1);
+    recycle(&mut rec.order_id, spare, 2);
+    recycle(&mut rec.order_type, spare, 3);
+    recycle(&mut rec.tif, spare, 4);
+    recycle(&mut rec.trade_id, spare, 5);
+    recycle(&mut rec.fill_id, spare, 6);
+    rec.side = None;
+    rec.qty = None;
+    rec.price = None;
+    rec.liquidity = None;
+    rec.bid = None;
+    rec.ask = None;
+    rec.bid_size = None;
+    rec.ask_size = None;
+    rec.fee = None;
+    rec.decision_price = None;
+    parse_fields(line, rec, spare).is_some()
+}
+
+fn parse_fields(line: &[u8], rec: &mut Record, spare: &mut Spare) -> Option<()> {
+    // Invalid UTF-8 anywhere is serde's error to report.
+    let utf8 = std::str::from_utf8(line).ok()?;
+    let mut c = Cursor {
+        text: utf8,
+        s: line,
+        i: 0,
+    };
+    c.ws();
+    if !c.eat(b'{') {
+        return None;
+    }
+    let mut seen = 0u32;
+    loop {
+        c.ws();
+        let key = c.string()?;
+        c.ws();
+        if !c.eat(b':') {
+            return None;
+        }
+        c.ws();
+        let bit = match key {
+            "ts" => {
+                rec.ts = fast_ts(c.string()?)?;
+                F_TS
+            }
+            "kind" => {
+                rec.kind = match c.string()? {
+                    "order_new" => Kind::OrderNew,
+                    "order_cancel" => Kind::OrderCancel,
+                    "fill" => Kind::Fill,
+                    "quote" => Kind::Quote,
+                    "trade" => Kind::Trade,
+                    _ => return None,
+                };
+                F_KIND
+            }
+            "symbol" => {
+                let v = c.string()?;
+                rec.symbol.clear();
+                rec.symbol.push_str(v);
+                F_SYMBOL
+            }
+            "side" => {
+                rec.side = match c.opt_string()? {
+                    None => None,
+                    Some("buy") => Some(Side::Buy),
+                    Some("sell") => Some(Side::Sell),
+                    Some(_) => return None,
+                };
+                1 << 3
+            }
+            "liquidity" => {
+                rec.liquidity = match c.opt_string()? {
+                    None => None,
+                    Some("maker") => Some(Liquidity::Maker),
+                    Some("taker") => Some(Liquidity::Taker),
+                    Some(_) => return None,
+                };
+                1 << 4
+            }
+            "account" => text(&mut c, &mut rec.account, spare, 0, 5)?,
+            "owner" => text(&mut c, &mut rec.owner, spare, 1, 6)?,
+            "order_id" => text(&mut c, &mut rec.order_id, spare, 2, 7)?,
+            "order_type" => text(&mut c, &mut rec.order_type, spare, 3, 8)?,
+            "tif" => text(&mut c, &mut rec.tif, spare, 4, 9)?,
+            "trade_id" => text(&mut c, &mut rec.trade_id, spare, 5, 10)?,
+            "fill_id" => text(&mut c, &mut rec.fill_id, spare, 6, 11)?,
+            "qty" => dec(&mut c, &mut rec.qty, 12)?,
+            "price" => dec(&mut c, &mut rec.price, 13)?,
+            "bid" => dec(&mut c, &mut rec.bid, 14)?,
+            "ask" => dec(&mut c, &mut rec.ask, 15)?,
+            "bid_size" => dec(&mut c, &mut rec.bid_size, 16)?,
+            "ask_size" => dec(&mut c, &mut rec.ask_size, 17)?,
+            "fee" => dec(&mut c, &mut rec.fee, 18)?,
+            "decision_price" => dec(&mut c, &mut rec.decision_price, 19)?,
+            // Unknown keys are ignored by serde: let it skip their values.
+            _ => return None,
+        };
+        if seen & bit != 0 {
+            return None; // a repeated key is serde's error to report
+        }
+        seen |= bit;
+        c.ws();
+        if c.eat(b'}') {
+            break;
+        }
+        if !c.eat(b',') {
+            return None;
+        }
+    }
+    c.ws();
+    let required = F_TS | F_KIND | F_SYMBOL;
+    (c.i == line.len() && seen & required == required).then_some(())
+}
+
+fn text(
+    c: &mut Cursor<'_>,
+    f: &mut Option<String>,
+    spare: &mut Spare,
+    i: usize,
+    bit: u32,
+) -> Option<u32> {
+    match c.opt_string()? {
+        Some(v) => {
+            if f.is_some() {
+                return None; // repeated
+            }
+            fill(f, spare, i, v)
+        }
+        None => recycle(f, spare, i),
+    }
+    Some(1 << bit)
+}
+
+fn dec(c: &mut Cursor<'_>, f: &mut Option<Decimal>, bit: u32) -> Option<u32> {
+    *f = c.opt_decimal()?;
+    Some(1 << bit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `line` read by the fast parser, if it takes it (then it must equal serde's record).
+    fn fast(line: &str) -> Option<Record> {
+        let mut rec = Record::new(Timestamp::default(), Kind::Trade, "junk");
+        rec.account = Some("stale".into());
+        rec.fee = Some(Decimal::ONE);
+        let mut spare = Spare::default();
+        parse_into(line.as_bytes(), &mut rec, &mut spare).then_some(rec)
+    }
+
+    fn same_as_serde(line: &str) -> bool {
+        let serde = serde_json::from_str::<Record>(line).ok();
+        match fast(line) {
+            Some(r) => {
+                assert_eq!(Some(&r), serde.as_ref(), "{line}");
+                // Scales too (equality of decimals ignores them).
+                assert_eq!(format!("{r:?}"), format!("{:?}", serde.unwrap()), "{line}");
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn usual_lines_are_read_as_serde_reads_them() {
+        let taken = [
+            r#"{"ts":"2024-01-02T14:30:00Z","kind":"quote","symbol":"XYZ","bid":"10.00","ask":"10.02","bid_size":100,"ask_size":200}"#,
+            r#"{"ts":"2024-01-02T14:30:01.5Z","kind":"order_new","account":"A1","owner":"O1","symbol":"XYZ","side":"buy","qty":100,"price":null,"order_id":"o1","order_type":"market","tif":"day","decision_price":"9.99"}"#,
+            r#" { "ts" : "2024-02-29T23:59:59.123456789Z" , "kind" : "fill", "account":"A1","symbol":"XYZ","side":"sell","qty":"100","price":"10.01","order_id":"o1","fill_id":"f1","liquidity":"taker","fee":"0.1"} "#,
+            r#"{"kind":"trade","symbol":"é✓","ts":"1970-01-01T00:00:00.000000001Z","price":"-1.50","qty":0,"side":null,"liquidity":null,"account":null,"trade_id":"t"}"#,
+            r#"{"ts":"1969-12-31T23:59:59.9Z","kind":"order_cancel","symbol":"X","order_id":"o","qty":"0.0000"}"#,
+            r#"{"ts":"1678-01-01T00:00:00Z","kind":"trade","symbol":"X"}"#,
+            r#"{"ts":"2261-12-31T23:59:59.999999999Z","kind":"trade","symbol":"X"}"#,
+        ];
+        for line in taken {
+            assert!(same_as_serde(line), "not taken: {line}");
+        }
+        // Either way the same record.
+        same_as_serde(r#"{"ts":"2024-01-02T14:30:00Z","kind":"trade","symbol":"X","price":"1e2"}"#);
+        let handed_over = [
+            r#"{"ts":"2024-01-02T14:30:00Z","kind":"quote","symbol":"X","bid":10.00}"#,
+            r#"{"ts":"2024-01-02T14:30:00Z","kind":"quote","symbol":"X","bid":1e3}"#,
+            r#"{"ts":"2024-01-02T14:30:00Z","kind":"quote","symbol":"X","bid":-1}"#,
+            r#"{"ts":"2024-01-02T14:30:00Z","kind":"quote","symbol":"X","bid":012}"#,
+            r#"{"ts":"2024-01-02T14:30:00Z","kind":"quote","symbol":"X","bid":12345678901234567890}"#,
+            r#"{"ts":"2024-01-02T14:30:00+01:00","kind":"quote","symbol":"X"}"#,
+            r#"{"ts":"2024-01-02t14:30:00Z","kind":"quote","symbol":"X"}"#,
+            r#"{"ts":"2024-02-30T14:30:00Z","kind":"quote","symbol":"X"}"#,
+            r#"{"ts":"2023-02-29T14:30:00Z","kind":"quote","symbol":"X"}"#,
+            r#"{"ts":"2024-01-02T14:30:60Z","kind":"quote","symbol":"X"}"#,
+            r#"{"ts":"2024-01-02T14:30:00.1234567891Z","kind":"quote","symbol":"X"}"#,
+            r#"{"ts":"2024-01-02T14:30:00.Z","kind":"quote","symbol":"X"}"#,
+            r#"{"ts":"2262-06-01T00:00:00Z","kind":"quote","symbol":"X"}"#,
+            r#"{"ts":"2024-01-02T14:30:00Z","kind":"quote","symbol":"X\"Y"}"#,
+            r#"{"ts":"2024-01-02T14:30:00Z","kind":"quote","symbol":"X","extra":1}"#,
+            r#"{"ts":"2024-01-02T14:30:00Z","kind":"quote","symbol":"X","symbol":"Y"}"#,
+            r#"{"ts":"2024-01-02T14:30:00Z","kind":"quote","symbol":"X","account":"a","account":null}"#,
+            r#"{"ts":"2024-01-02T14:30:00Z","kind":"quote","symbol":"X","account":null,"account":"a"}"#,
+            r#"{"ts":"2024-01-02T14:30:00Z","kind":"quote"}"#,
+            r#"{"ts":"2024-01-02T14:30:00Z","kind":"quote","symbol":null}"#,
+            r#"{"ts":"2024-01-02T14:30:00Z","kind":"Quote","symbol":"X"}"#,
+            r#"{"ts":"2024-01-02T14:30:00Z","kind":"quote","symbol":"X","side":"BUY"}"#,
+            r#"{"ts":"2024-01-02T14:30:00Z","kind":"quote","symbol":"X","bid":""}"#,
+            r#"{"ts":"2024-01-02T14:30:00Z","kind":"quote","symbol":"X"} x"#,
+            r#"{"ts":"2024-01-02T14:30:00Z","kind":"quote","symbol":"X",}"#,
+            r#"{}"#,
+            r#"[]"#,
+            "{\"ts\":\"2024-01-02T14:30:00Z\",\"kind\":\"quote\",\"symbol\":\"X\ty\"}",
+        ];
+        for line in handed_over {
+            assert!(!same_as_serde(line), "taken: {line}");
+        }
+    }
+
+    #[test]
+    fn every_mutation_of_a_line_is_read_as_serde_reads_it_or_handed_over() {
+        let base = r#"{"ts":"2024-01-02T14:30:01.5Z","kind":"fill","account":"A1","owner":"O1","symbol":"XYZ","side":"buy","qty":100,"price":"10.01","order_id":"o1","fill_id":"f1","liquidity":"maker","fee":"0.1","bid":null}"#;
+        let bytes = base.as_bytes();
+        let subst = b"0123456789\"{}[],:. -+eEnZTtu\\xa";
+        let mut taken = 0;
+        for i in 0..bytes.len() {
+            for &b in subst.iter() {
+                let mut m = bytes.to_vec();
+                m[i] = b;
+                if let Ok(line) = std::str::from_utf8(&m) {
+                    taken += usize::from(same_as_serde(line));
+                }
+                let mut del = bytes.to_vec();
+                del.remove(i);
+                if let Ok(line) = std::str::from_utf8(&del) {
+                    same_as_serde(line);
+                }
+            }
+        }
+        assert!(taken > 100, "{taken}");
+    }
+
+    #[test]
+    fn the_reader_gives_the_interchange_readers_records_and_errors() {
+        let text = r#"{"ts":"2024-01-02T14:30:00Z","kind":"quote","symbol":"XYZ","bid":10.00,"ask":"10.02","bid_size":100,"ask_size":200}
+{"ts":"2024-01-02T14:30:01.5Z","kind":"order_new","account":"A1","owner":"O1","symbol":"XYZ","side":"buy","qty":100,"price":null,"order_id":"o1","order_type":"market","tif":"day","decision_price":"9.99"}
+
+{"ts":"2024-01-02T14:30:02Z","kind":"fill","account":"A1","symbol":"XYZ","side":"buy","qty":"100","price":"10.01","order_id":"o1","fill_id":"f1","liquidity":"taker","fee":"0.1"}
+{"ts":"2024-01-02T14:30:03Z","kind":"trade","symbol":"XYZ","price":"10.01","qty":"5"}
+{"ts":"2024-01-02T14:30:01Z","kind":"trade","symbol":"XYZ","price":"10.01","qty":"5"}
+"#;
+        let theirs: Vec<_> = interchange::NdjsonReader::new(text.as_bytes(), "e.ndjson")
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect();
+        let mut ours = Vec::new();
+        let mut reader = RecordReader::new(text.as_bytes(), "e.ndjson");
+        while let Some(r) = reader.next_record() {
+            ours.push(r.cloned().map_err(|e| e.to_string()));
+        }
+        assert_eq!(format!("{ours:?}"), format!("{theirs:?}"));
+        assert_eq!(ours.len(), 5);
+        assert!(ours[4].as_ref().unwrap_err().starts_with("e.ndjson:6: ts"));
+
+        let bad = "{\"ts\":\"x\"}\n";
+        let mut reader = RecordReader::new(bad.as_bytes(), "e.ndjson");
+        let err = reader.next_record().unwrap().unwrap_err().to_string();
+        let theirs = interchange::read_ndjson(bad.as_bytes(), "e.ndjson").unwrap_err();
+        assert_eq!(err, theirs.to_string());
+        assert!(reader.next_record().is_none());
+    }
+}
