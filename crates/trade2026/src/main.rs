@@ -505,10 +505,10 @@ fn main() {
             (s, Some(path)) if s != "clickhouse" => std::fs::File::open(path)
                 .with_context(|| format!("reading {}", path.display()))
                 .map(|file| {
-                    ExecqInput::File(execq::RecordReader::new(
+                    ExecqInput::File(Box::new(execq::RecordReader::new(
                         std::io::BufReader::with_capacity(1 << 16, file),
                         &path.display().to_string(),
-                    ))
+                    )))
                 }),
             _ => {
                 offline::execq_records(&source, events.as_deref(), &common).map(ExecqInput::Records)
@@ -668,7 +668,8 @@ fn read_text(path: &std::path::Path) -> Result<String> {
 
 /// What `execq` reads: the NDJSON file, or records from elsewhere (ClickHouse).
 enum ExecqInput {
-    File(execq::RecordReader<std::io::BufReader<std::fs::File>>),
+    // Boxed: the reader holds its reused record inline (~660 bytes).
+    File(Box<execq::RecordReader<std::io::BufReader<std::fs::File>>>),
     Records(offline::Records),
 }
 
