@@ -177,28 +177,42 @@ fn outcome(ports: Ports, orders: usize, features: Value) -> Outcome {
         "avg_effective_spread_bps": overall.get("avg_effective_spread_bps").cloned().unwrap_or(Value::Null),
         "avg_price_improvement_bps": overall.get("avg_price_improvement_bps").cloned().unwrap_or(Value::Null),
     });
-    let pnl = ["wash-a", "wash-b", "trader-1", "trader-2"]
-        .iter()
-        .map(|account| {
-            let body = json!({"account": account, "method": "FIFO"}).to_string();
-            let report: Value = poll(&format!("{account}'s fills in ptrc"), 60, || {
+    // Each account's position once ptrc has every fill of `scripted_flow` (an account's fills
+    // can reach ptrc in several batches; the position is final only after the last one).
+    let pnl = [
+        ("wash-a", 0.5),
+        ("wash-b", -0.5),
+        ("trader-1", 0.1),
+        ("trader-2", -0.25),
+    ]
+    .iter()
+    .map(|(account, position)| {
+        let body = json!({"account": account, "method": "FIFO"}).to_string();
+        let report: Value = poll(
+            &format!("{account}'s position of {position} in ptrc"),
+            60,
+            || {
                 let (status, text) = http(ports.ptrc, "POST", "/pnl/compute", Some(&body));
                 let v: Value = serde_json::from_str(&text).ok()?;
-                (status == 200 && v["accounts"][0]["symbols"][0]["trades"].as_u64() > Some(0))
-                    .then_some(v)
-            });
-            let sym = &report["accounts"][0]["symbols"][0];
-            json!({
-                "account": account,
-                "trades": sym["trades"],
-                "position_qty": sym["position_qty"],
-                "realized_pnl": sym["realized_pnl"],
-                "unrealized_pnl": sym["unrealized_pnl"],
-                "mark": sym["mark"],
-                "totals": report["accounts"][0]["totals"],
-            })
+                let qty: f64 = v["accounts"][0]["symbols"][0]["position_qty"]
+                    .as_str()?
+                    .parse()
+                    .ok()?;
+                (status == 200 && (qty - position).abs() < 1e-9).then_some(v)
+            },
+        );
+        let sym = &report["accounts"][0]["symbols"][0];
+        json!({
+            "account": account,
+            "trades": sym["trades"],
+            "position_qty": sym["position_qty"],
+            "realized_pnl": sym["realized_pnl"],
+            "unrealized_pnl": sym["unrealized_pnl"],
+            "mark": sym["mark"],
+            "totals": report["accounts"][0]["totals"],
         })
-        .collect();
+    })
+    .collect();
     let alerts = poll("the wash-trade alert", 60, || {
         let (status, body) = http_get(ports.scanner, "/alerts");
         let v: Value = serde_json::from_str(&body).ok()?;
