@@ -8,23 +8,19 @@
 //! repeated keys, JSON fractions or exponents, other time forms, a bad line) is handed to
 //! serde_json exactly as the interchange reader does, so the result or the error is the same.
 
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 use std::str::FromStr;
 
-use interchange::{InterchangeError, Kind, MAX_LINE_BYTES, Record};
+use interchange::{InterchangeError, Kind, NdjsonLines, Record};
 use model::{Decimal, Liquidity, Side, Timestamp};
 
 /// Records of an interchange NDJSON input, one at a time into one reused [`Record`]
 /// ([`RecordReader::next_record`]): blank lines skipped, a line longer than
-/// [`MAX_LINE_BYTES`], a line that is not a record, or a record earlier than the one before it
+/// [`interchange::MAX_LINE_BYTES`], a line that is not a record, or a record earlier than the one before it
 /// is an error naming the source and line (and ends the reading), as with
 /// [`interchange::NdjsonReader`].
 pub struct RecordReader<R> {
-    reader: R,
-    source_name: String,
-    line: usize,
-    buf: Vec<u8>,
-    last_ts: Option<Timestamp>,
+    lines: NdjsonLines<R>,
     failed: bool,
     rec: Record,
     spare: Spare,
@@ -33,73 +29,23 @@ pub struct RecordReader<R> {
 impl<R: BufRead> RecordReader<R> {
     pub fn new(reader: R, source_name: &str) -> Self {
         RecordReader {
-            reader,
-            source_name: source_name.to_string(),
-            line: 0,
-            buf: Vec::new(),
-            last_ts: None,
+            lines: NdjsonLines::new(reader, source_name),
             failed: false,
             rec: Record::new(Timestamp::default(), Kind::Trade, String::new()),
             spare: Spare::default(),
         }
     }
 
-    fn bad(&self, reason: String) -> InterchangeError {
-        InterchangeError::BadLine {
-            source_name: self.source_name.clone(),
-            line: self.line,
-            reason,
-        }
-    }
-
-    /// The next line into `buf` (without its newline); `false` at the end of the input.
-    fn next_line(&mut self) -> Result<bool, InterchangeError> {
-        self.buf.clear();
-        self.line += 1;
-        let limit = u64::try_from(MAX_LINE_BYTES).unwrap_or(u64::MAX) + 1;
-        let read = (&mut self.reader)
-            .take(limit)
-            .read_until(b'\n', &mut self.buf)
-            .map_err(|source| InterchangeError::Io {
-                source_name: self.source_name.clone(),
-                source,
-            })?;
-        if read == 0 {
+    fn read(&mut self) -> Result<bool, InterchangeError> {
+        if !self.lines.advance()? {
             return Ok(false);
         }
-        if self.buf.last() == Some(&b'\n') {
-            self.buf.pop();
-        } else if self.buf.len() > MAX_LINE_BYTES {
-            return Err(self.bad(format!(
-                "line is longer than {MAX_LINE_BYTES} bytes (is this NDJSON?)"
-            )));
+        if !parse_into(self.lines.line(), &mut self.rec, &mut self.spare) {
+            self.rec = serde_json::from_slice(self.lines.line())
+                .map_err(|e| self.lines.bad(e.to_string()))?;
         }
+        self.lines.in_order(self.rec.ts)?;
         Ok(true)
-    }
-
-    fn read(&mut self) -> Result<bool, InterchangeError> {
-        loop {
-            if !self.next_line()? {
-                return Ok(false);
-            }
-            if self.buf.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            if !parse_into(&self.buf, &mut self.rec, &mut self.spare) {
-                self.rec =
-                    serde_json::from_slice(&self.buf).map_err(|e| self.bad(e.to_string()))?;
-            }
-            let ts = self.rec.ts;
-            if let Some(prev) = self.last_ts
-                && ts < prev
-            {
-                return Err(self.bad(format!(
-                    "ts {ts} is earlier than the previous record's {prev}"
-                )));
-            }
-            self.last_ts = Some(ts);
-            return Ok(true);
-        }
     }
 
     /// The next record, `None` at the end of the input or after an error.

@@ -156,31 +156,31 @@ pub fn read_ndjson(
     NdjsonReader::new(reader, source_name).collect()
 }
 
-/// NDJSON records one at a time, for inputs of any length in bounded memory: a line longer
-/// than [`MAX_LINE_BYTES`], a line that is not a record, or a record earlier than the one
-/// before it is an error naming the source and line (and ends the iteration).
-pub struct NdjsonReader<R> {
+/// The lines of an interchange NDJSON input, for the readers that turn them into records
+/// ([`NdjsonReader`], and the batch CLI's reader that reuses one record): blank lines skipped,
+/// a line longer than [`MAX_LINE_BYTES`] refused, records held to time order, every error
+/// naming the source and the line.
+pub struct NdjsonLines<R> {
     reader: R,
     source_name: String,
     line: usize,
     buf: Vec<u8>,
     last_ts: Option<Timestamp>,
-    failed: bool,
 }
 
-impl<R: BufRead> NdjsonReader<R> {
+impl<R: BufRead> NdjsonLines<R> {
     pub fn new(reader: R, source_name: &str) -> Self {
-        NdjsonReader {
+        NdjsonLines {
             reader,
             source_name: source_name.to_string(),
             line: 0,
             buf: Vec::new(),
             last_ts: None,
-            failed: false,
         }
     }
 
-    fn bad(&self, reason: String) -> InterchangeError {
+    /// An error about the current line.
+    pub fn bad(&self, reason: String) -> InterchangeError {
         InterchangeError::BadLine {
             source_name: self.source_name.clone(),
             line: self.line,
@@ -188,52 +188,80 @@ impl<R: BufRead> NdjsonReader<R> {
         }
     }
 
-    /// The next line into `buf` (without its newline); `false` at the end of the input.
-    fn next_line(&mut self) -> Result<bool, InterchangeError> {
-        self.buf.clear();
-        self.line += 1;
-        let limit = u64::try_from(MAX_LINE_BYTES).unwrap_or(u64::MAX) + 1;
-        let read = (&mut self.reader)
-            .take(limit)
-            .read_until(b'\n', &mut self.buf)
-            .map_err(|source| InterchangeError::Io {
-                source_name: self.source_name.clone(),
-                source,
-            })?;
-        if read == 0 {
-            return Ok(false);
+    /// Moves to the next line that is not blank (read with [`Self::line`]); `false` at the
+    /// end of the input.
+    pub fn advance(&mut self) -> Result<bool, InterchangeError> {
+        loop {
+            self.buf.clear();
+            self.line += 1;
+            let limit = u64::try_from(MAX_LINE_BYTES).unwrap_or(u64::MAX) + 1;
+            let read = (&mut self.reader)
+                .take(limit)
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|source| InterchangeError::Io {
+                    source_name: self.source_name.clone(),
+                    source,
+                })?;
+            if read == 0 {
+                return Ok(false);
+            }
+            if self.buf.last() == Some(&b'\n') {
+                self.buf.pop();
+            } else if self.buf.len() > MAX_LINE_BYTES {
+                return Err(self.bad(format!(
+                    "line is longer than {MAX_LINE_BYTES} bytes (is this NDJSON?)"
+                )));
+            }
+            if !self.buf.iter().all(u8::is_ascii_whitespace) {
+                return Ok(true);
+            }
         }
-        if self.buf.last() == Some(&b'\n') {
-            self.buf.pop();
-        } else if self.buf.len() > MAX_LINE_BYTES {
+    }
+
+    /// The current line, without its newline.
+    pub fn line(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Accepts the current line's record time: an error when it is earlier than the one
+    /// before (the computations are streaming).
+    pub fn in_order(&mut self, ts: Timestamp) -> Result<(), InterchangeError> {
+        if let Some(prev) = self.last_ts
+            && ts < prev
+        {
             return Err(self.bad(format!(
-                "line is longer than {MAX_LINE_BYTES} bytes (is this NDJSON?)"
+                "ts {ts} is earlier than the previous record's {prev}"
             )));
         }
-        Ok(true)
+        self.last_ts = Some(ts);
+        Ok(())
+    }
+}
+
+/// NDJSON records one at a time, for inputs of any length in bounded memory: a line longer
+/// than [`MAX_LINE_BYTES`], a line that is not a record, or a record earlier than the one
+/// before it is an error naming the source and line (and ends the iteration).
+pub struct NdjsonReader<R> {
+    lines: NdjsonLines<R>,
+    failed: bool,
+}
+
+impl<R: BufRead> NdjsonReader<R> {
+    pub fn new(reader: R, source_name: &str) -> Self {
+        NdjsonReader {
+            lines: NdjsonLines::new(reader, source_name),
+            failed: false,
+        }
     }
 
     fn next_record(&mut self) -> Result<Option<Record>, InterchangeError> {
-        loop {
-            if !self.next_line()? {
-                return Ok(None);
-            }
-            if self.buf.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let rec: Record =
-                serde_json::from_slice(&self.buf).map_err(|e| self.bad(e.to_string()))?;
-            if let Some(prev) = self.last_ts
-                && rec.ts < prev
-            {
-                return Err(self.bad(format!(
-                    "ts {} is earlier than the previous record's {prev}",
-                    rec.ts
-                )));
-            }
-            self.last_ts = Some(rec.ts);
-            return Ok(Some(rec));
+        if !self.lines.advance()? {
+            return Ok(None);
         }
+        let rec: Record =
+            serde_json::from_slice(self.lines.line()).map_err(|e| self.lines.bad(e.to_string()))?;
+        self.lines.in_order(rec.ts)?;
+        Ok(Some(rec))
     }
 }
 
