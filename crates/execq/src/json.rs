@@ -247,8 +247,8 @@ pub(crate) fn status_name(s: OrderStatus) -> &'static str {
     }
 }
 
-/// The entries of one pretty-printed object at depth `L` (its keys at `L + 1`; a constant, so
-/// that with a literal key the key's prefix is copied in fixed-size moves).
+/// The entries of one pretty-printed object at depth `L` (its keys at `L + 1`, written with
+/// their indentation by `k2!` / `k4!`).
 struct Obj<'b, const L: usize> {
     buf: &'b mut Vec<u8>,
     first: bool,
@@ -260,17 +260,15 @@ impl<'b, const L: usize> Obj<'b, L> {
         Obj { buf, first: true }
     }
 
-    /// The separator, indentation and `"key": ` of the next entry; the value follows.
+    /// The separator, indentation and `"key": ` of the next entry, given as one literal
+    /// `,\n<indentation>"key": ` (see `k2!` and `k4!`; the comma is left out for the first
+    /// entry); the value follows.
     #[inline(always)]
-    fn key(&mut self, k: &str) -> &mut Vec<u8> {
-        if !self.first {
-            self.buf.push(b',');
-        }
+    fn lit(&mut self, lit: &'static str) -> &mut Vec<u8> {
+        let b = lit.as_bytes();
+        self.buf
+            .extend_from_slice(if self.first { &b[1..] } else { b });
         self.first = false;
-        nl(self.buf, L + 1);
-        self.buf.push(b'"');
-        self.buf.extend_from_slice(k.as_bytes());
-        self.buf.extend_from_slice(b"\": ");
         self.buf
     }
 
@@ -280,6 +278,20 @@ impl<'b, const L: usize> Obj<'b, L> {
         }
         self.buf.push(b'}');
     }
+}
+
+/// The next key of an `Obj<2>` (a row: keys at depth 3, six spaces), as one literal.
+macro_rules! k2 {
+    ($o:expr, $k:literal) => {
+        $o.lit(concat!(",\n      \"", $k, "\": "))
+    };
+}
+
+/// The next key of an `Obj<4>` (a horizon in a row: keys at depth 5, ten spaces).
+macro_rules! k4 {
+    ($o:expr, $k:literal) => {
+        $o.lit(concat!(",\n          \"", $k, "\": "))
+    };
 }
 
 /// A pretty-printed array of `items` at depth `level`.
@@ -301,148 +313,157 @@ fn array<T>(buf: &mut Vec<u8>, level: usize, items: &[T], item: impl Fn(&mut Vec
 /// One horizon of a row's `realized_spreads`.
 fn horizon(buf: &mut Vec<u8>, h: &HorizonStats) {
     let mut o = Obj::<4>::open(buf);
-    u64_(o.key("horizon_ms"), h.horizon_ms);
-    decimal(o.key("shares"), &h.shares);
-    opt_decimal(o.key("avg_realized_spread"), &h.avg_realized_spread);
-    opt_decimal(o.key("avg_realized_spread_bps"), &h.avg_realized_spread_bps);
-    opt_decimal(o.key("price_impact"), &h.price_impact);
+    u64_(k4!(o, "horizon_ms"), h.horizon_ms);
+    decimal(k4!(o, "shares"), &h.shares);
+    opt_decimal(k4!(o, "avg_realized_spread"), &h.avg_realized_spread);
+    opt_decimal(
+        k4!(o, "avg_realized_spread_bps"),
+        &h.avg_realized_spread_bps,
+    );
+    opt_decimal(k4!(o, "price_impact"), &h.price_impact);
     o.close();
 }
 
 /// The fields of [`Stats`], in order, as entries of `o` (flattened into a row).
 fn stats_fields(o: &mut Obj<'_, 2>, s: &Stats) {
     let level = 3;
-    u64_(o.key("orders"), s.orders);
-    u64_(o.key("orders_filled"), s.orders_filled);
-    opt_decimal(o.key("orders_filled_rate"), &s.orders_filled_rate);
-    decimal(o.key("shares_ordered"), &s.shares_ordered);
-    decimal(o.key("shares_executed"), &s.shares_executed);
-    decimal(o.key("shares_cancelled"), &s.shares_cancelled);
-    opt_decimal(o.key("fill_rate"), &s.fill_rate);
-    opt_decimal(o.key("cancel_rate"), &s.cancel_rate);
+    u64_(k2!(o, "orders"), s.orders);
+    u64_(k2!(o, "orders_filled"), s.orders_filled);
+    opt_decimal(k2!(o, "orders_filled_rate"), &s.orders_filled_rate);
+    decimal(k2!(o, "shares_ordered"), &s.shares_ordered);
+    decimal(k2!(o, "shares_executed"), &s.shares_executed);
+    decimal(k2!(o, "shares_cancelled"), &s.shares_cancelled);
+    opt_decimal(k2!(o, "fill_rate"), &s.fill_rate);
+    opt_decimal(k2!(o, "cancel_rate"), &s.cancel_rate);
     opt_decimal(
-        o.key("avg_time_to_execution_ms"),
+        k2!(o, "avg_time_to_execution_ms"),
         &s.avg_time_to_execution_ms,
     );
     opt_decimal(
-        o.key("avg_time_to_first_fill_ms"),
+        k2!(o, "avg_time_to_first_fill_ms"),
         &s.avg_time_to_first_fill_ms,
     );
     opt_decimal(
-        o.key("avg_time_to_complete_fill_ms"),
+        k2!(o, "avg_time_to_complete_fill_ms"),
         &s.avg_time_to_complete_fill_ms,
     );
     array(
-        o.key("exec_time_buckets"),
+        k2!(o, "exec_time_buckets"),
         level,
         &s.exec_time_buckets,
         decimal,
     );
-    opt_decimal(o.key("avg_mid"), &s.avg_mid);
-    opt_decimal(o.key("avg_quoted_spread"), &s.avg_quoted_spread);
-    opt_decimal(o.key("avg_effective_spread"), &s.avg_effective_spread);
+    opt_decimal(k2!(o, "avg_mid"), &s.avg_mid);
+    opt_decimal(k2!(o, "avg_quoted_spread"), &s.avg_quoted_spread);
+    opt_decimal(k2!(o, "avg_effective_spread"), &s.avg_effective_spread);
     opt_decimal(
-        o.key("avg_effective_spread_bps"),
+        k2!(o, "avg_effective_spread_bps"),
         &s.avg_effective_spread_bps,
     );
-    opt_decimal(o.key("eq_ratio"), &s.eq_ratio);
-    opt_decimal(o.key("avg_realized_spread"), &s.avg_realized_spread);
-    opt_decimal(o.key("avg_realized_spread_bps"), &s.avg_realized_spread_bps);
-    opt_decimal(o.key("price_impact"), &s.price_impact);
+    opt_decimal(k2!(o, "eq_ratio"), &s.eq_ratio);
+    opt_decimal(k2!(o, "avg_realized_spread"), &s.avg_realized_spread);
+    opt_decimal(
+        k2!(o, "avg_realized_spread_bps"),
+        &s.avg_realized_spread_bps,
+    );
+    opt_decimal(k2!(o, "price_impact"), &s.price_impact);
     array(
-        o.key("realized_spreads"),
+        k2!(o, "realized_spreads"),
         level,
         &s.realized_spreads,
         horizon,
     );
-    decimal(o.key("price_improved_shares"), &s.price_improved_shares);
+    decimal(k2!(o, "price_improved_shares"), &s.price_improved_shares);
     decimal(
-        o.key("price_improvement_amount"),
+        k2!(o, "price_improvement_amount"),
         &s.price_improvement_amount,
     );
-    opt_decimal(o.key("avg_price_improvement"), &s.avg_price_improvement);
+    opt_decimal(k2!(o, "avg_price_improvement"), &s.avg_price_improvement);
     opt_decimal(
-        o.key("price_improved_avg_time_ms"),
+        k2!(o, "price_improved_avg_time_ms"),
         &s.price_improved_avg_time_ms,
     );
-    decimal(o.key("at_quote_shares"), &s.at_quote_shares);
-    opt_decimal(o.key("at_quote_avg_time_ms"), &s.at_quote_avg_time_ms);
-    decimal(o.key("outside_quote_shares"), &s.outside_quote_shares);
-    decimal(o.key("outside_quote_amount"), &s.outside_quote_amount);
+    decimal(k2!(o, "at_quote_shares"), &s.at_quote_shares);
+    opt_decimal(k2!(o, "at_quote_avg_time_ms"), &s.at_quote_avg_time_ms);
+    decimal(k2!(o, "outside_quote_shares"), &s.outside_quote_shares);
+    decimal(k2!(o, "outside_quote_amount"), &s.outside_quote_amount);
     opt_decimal(
-        o.key("avg_outside_quote_amount"),
+        k2!(o, "avg_outside_quote_amount"),
         &s.avg_outside_quote_amount,
     );
     opt_decimal(
-        o.key("outside_quote_avg_time_ms"),
+        k2!(o, "outside_quote_avg_time_ms"),
         &s.outside_quote_avg_time_ms,
     );
-    opt_decimal(o.key("pct_at_quote_or_better"), &s.pct_at_quote_or_better);
+    opt_decimal(k2!(o, "pct_at_quote_or_better"), &s.pct_at_quote_or_better);
     opt_decimal(
-        o.key("pct_shares_price_improved"),
+        k2!(o, "pct_shares_price_improved"),
         &s.pct_shares_price_improved,
     );
-    opt_decimal(o.key("price_improvement_bps"), &s.price_improvement_bps);
-    opt_decimal(o.key("arrival_cost_bps"), &s.arrival_cost_bps);
-    u64_(o.key("is_orders"), s.is_orders);
-    opt_decimal(o.key("is_total_usd"), &s.is_total_usd);
-    opt_decimal(o.key("is_total_bps"), &s.is_total_bps);
-    opt_decimal(o.key("is_execution_cost_usd"), &s.is_execution_cost_usd);
-    opt_decimal(o.key("is_opportunity_cost_usd"), &s.is_opportunity_cost_usd);
-    opt_decimal(o.key("is_fees_usd"), &s.is_fees_usd);
-    opt_decimal(o.key("is_delay_usd"), &s.is_delay_usd);
-    opt_decimal(o.key("is_trading_usd"), &s.is_trading_usd);
+    opt_decimal(k2!(o, "price_improvement_bps"), &s.price_improvement_bps);
+    opt_decimal(k2!(o, "arrival_cost_bps"), &s.arrival_cost_bps);
+    u64_(k2!(o, "is_orders"), s.is_orders);
+    opt_decimal(k2!(o, "is_total_usd"), &s.is_total_usd);
+    opt_decimal(k2!(o, "is_total_bps"), &s.is_total_bps);
+    opt_decimal(k2!(o, "is_execution_cost_usd"), &s.is_execution_cost_usd);
     opt_decimal(
-        o.key("is_opportunity_vs_arrival_usd"),
+        k2!(o, "is_opportunity_cost_usd"),
+        &s.is_opportunity_cost_usd,
+    );
+    opt_decimal(k2!(o, "is_fees_usd"), &s.is_fees_usd);
+    opt_decimal(k2!(o, "is_delay_usd"), &s.is_delay_usd);
+    opt_decimal(k2!(o, "is_trading_usd"), &s.is_trading_usd);
+    opt_decimal(
+        k2!(o, "is_opportunity_vs_arrival_usd"),
         &s.is_opportunity_vs_arrival_usd,
     );
-    opt_decimal(o.key("vwap_slippage_bps"), &s.vwap_slippage_bps);
+    opt_decimal(k2!(o, "vwap_slippage_bps"), &s.vwap_slippage_bps);
     opt_decimal(
-        o.key("vwap_slippage_ex_own_bps"),
+        k2!(o, "vwap_slippage_ex_own_bps"),
         &s.vwap_slippage_ex_own_bps,
     );
-    opt_decimal(o.key("participation"), &s.participation);
-    decimal(o.key("fees_usd"), &s.fees_usd);
+    opt_decimal(k2!(o, "participation"), &s.participation);
+    decimal(k2!(o, "fees_usd"), &s.fees_usd);
 }
 
 /// One per-order row as its serde form (the served form: no `sums`, no `pending_spreads`),
 /// pretty-printed at depth 2 (a value of the report's `orders`).
 pub(crate) fn row(buf: &mut Vec<u8>, r: &OrderQuality) {
     let mut o = Obj::<2>::open(buf);
-    string(o.key("order_id"), &r.order_id);
-    opt_string(o.key("account"), &r.account);
-    opt_string(o.key("owner"), &r.owner);
-    string(o.key("symbol"), &r.symbol);
-    name(o.key("side"), side_name(r.side));
-    opt_string(o.key("order_type"), &r.order_type);
-    opt_string(o.key("tif"), &r.tif);
-    opt_decimal(o.key("limit_price"), &r.limit_price);
-    opt_decimal(o.key("decision_price"), &r.decision_price);
-    timestamp(o.key("receipt_ts"), r.receipt_ts);
-    opt_timestamp(o.key("receipt_quote_ts"), r.receipt_quote_ts);
-    opt_decimal(o.key("receipt_bid"), &r.receipt_bid);
-    opt_decimal(o.key("receipt_ask"), &r.receipt_ask);
-    opt_decimal(o.key("receipt_mid"), &r.receipt_mid);
-    opt_decimal(o.key("receipt_quoted_spread"), &r.receipt_quoted_spread);
-    name(o.key("order_class"), r.order_class.as_str());
-    name(o.key("marketability"), marketability_name(r.marketability));
-    string(o.key("size_bucket"), r.size_bucket);
-    string(o.key("liquidity"), r.liquidity);
-    string(o.key("time_window"), &r.time_window);
-    name(o.key("status"), status_name(r.status));
-    opt_timestamp(o.key("end_ts"), r.end_ts);
-    decimal(o.key("shares_open"), &r.shares_open);
-    u64_(o.key("fill_count"), r.fill_count);
-    opt_decimal(o.key("avg_exec_price"), &r.avg_exec_price);
-    opt_i64(o.key("time_to_first_fill_ms"), r.time_to_first_fill_ms);
+    string(k2!(o, "order_id"), &r.order_id);
+    opt_string(k2!(o, "account"), &r.account);
+    opt_string(k2!(o, "owner"), &r.owner);
+    string(k2!(o, "symbol"), &r.symbol);
+    name(k2!(o, "side"), side_name(r.side));
+    opt_string(k2!(o, "order_type"), &r.order_type);
+    opt_string(k2!(o, "tif"), &r.tif);
+    opt_decimal(k2!(o, "limit_price"), &r.limit_price);
+    opt_decimal(k2!(o, "decision_price"), &r.decision_price);
+    timestamp(k2!(o, "receipt_ts"), r.receipt_ts);
+    opt_timestamp(k2!(o, "receipt_quote_ts"), r.receipt_quote_ts);
+    opt_decimal(k2!(o, "receipt_bid"), &r.receipt_bid);
+    opt_decimal(k2!(o, "receipt_ask"), &r.receipt_ask);
+    opt_decimal(k2!(o, "receipt_mid"), &r.receipt_mid);
+    opt_decimal(k2!(o, "receipt_quoted_spread"), &r.receipt_quoted_spread);
+    name(k2!(o, "order_class"), r.order_class.as_str());
+    name(k2!(o, "marketability"), marketability_name(r.marketability));
+    string(k2!(o, "size_bucket"), r.size_bucket);
+    string(k2!(o, "liquidity"), r.liquidity);
+    string(k2!(o, "time_window"), &r.time_window);
+    name(k2!(o, "status"), status_name(r.status));
+    opt_timestamp(k2!(o, "end_ts"), r.end_ts);
+    decimal(k2!(o, "shares_open"), &r.shares_open);
+    u64_(k2!(o, "fill_count"), r.fill_count);
+    opt_decimal(k2!(o, "avg_exec_price"), &r.avg_exec_price);
+    opt_i64(k2!(o, "time_to_first_fill_ms"), r.time_to_first_fill_ms);
     opt_i64(
-        o.key("time_to_complete_fill_ms"),
+        k2!(o, "time_to_complete_fill_ms"),
         r.time_to_complete_fill_ms,
     );
-    opt_decimal(o.key("is_end_price"), &r.is_end_price);
-    opt_decimal(o.key("vwap"), &r.vwap);
-    opt_decimal(o.key("vwap_ex_own"), &r.vwap_ex_own);
-    array(o.key("notes"), 3, &r.notes, |buf, n| string(buf, n));
+    opt_decimal(k2!(o, "is_end_price"), &r.is_end_price);
+    opt_decimal(k2!(o, "vwap"), &r.vwap);
+    opt_decimal(k2!(o, "vwap_ex_own"), &r.vwap_ex_own);
+    array(k2!(o, "notes"), 3, &r.notes, |buf, n| string(buf, n));
     stats_fields(&mut o, &r.stats);
     o.close();
 }
@@ -500,8 +521,8 @@ impl crate::ExecQuality {
         nl(&mut buf, 1);
         buf.extend_from_slice(b"\"orders\": {");
         let mut first = true;
-        for r in self.held_rows_iter(&crate::ReportFilter::default()) {
-            agg.add(&r);
+        self.for_each_held_row(&crate::ReportFilter::default(), |r| {
+            agg.add(r);
             if !first {
                 buf.push(b',');
             }
@@ -509,9 +530,9 @@ impl crate::ExecQuality {
             nl(&mut buf, 2);
             string(&mut buf, &r.order_id);
             buf.extend_from_slice(b": ");
-            row(&mut buf, &r);
-            flush_if_big(&mut buf, w)?;
-        }
+            row(&mut buf, r);
+            flush_if_big(&mut buf, w)
+        })?;
         if !first {
             nl(&mut buf, 1);
         }

@@ -150,7 +150,13 @@ impl<'a> Cursor<'a> {
     fn opt_decimal(&mut self) -> Option<Option<Decimal>> {
         match self.peek()? {
             b'n' => self.null().then_some(None),
-            b'"' => Decimal::from_str(self.string()?).ok().map(Some),
+            b'"' => {
+                let s = self.string()?;
+                match plain_decimal(s) {
+                    Some(d) => Some(Some(d)),
+                    None => Decimal::from_str(s).ok().map(Some),
+                }
+            }
             b'0'..=b'9' => {
                 let start = self.i;
                 while let Some(b'0'..=b'9') = self.peek() {
@@ -172,6 +178,26 @@ impl<'a> Cursor<'a> {
             _ => None,
         }
     }
+}
+
+/// `digits[.digits]` of at most 18 characters (the usual decimal string: a price, a quantity),
+/// mantissa and scale read straight from the bytes: the value and scale `Decimal::from_str`
+/// gives. Anything else (a sign, an exponent, underscores, a bare point): `None`.
+fn plain_decimal(s: &str) -> Option<Decimal> {
+    let b = s.as_bytes();
+    if b.is_empty() || b.len() > 18 {
+        return None;
+    }
+    let mut m: u64 = 0;
+    let mut scale = 0;
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => m = m * 10 + u64::from(c - b'0'),
+            b'.' if scale == 0 && i > 0 && i + 1 < b.len() => scale = (b.len() - i - 1) as u32,
+            _ => return None,
+        }
+    }
+    Some(Decimal::from_i128_with_scale(i128::from(m), scale))
 }
 
 fn num(b: &[u8]) -> Option<u32> {
@@ -384,6 +410,59 @@ fn dec(c: &mut Cursor<'_>, f: &mut Option<Decimal>, bit: u32) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_decimals_read_as_from_str_reads_them() {
+        let mut cases: Vec<String> = [
+            "0",
+            "00",
+            "0.0",
+            "1",
+            "99.99",
+            "179",
+            "0.000001",
+            "007.50",
+            "123456789012345678",
+            "12345678901234567.8",
+            "1.",
+            ".5",
+            "1..2",
+            "1.2.3",
+            "-1",
+            "+1",
+            "1_000",
+            "1e3",
+            "",
+            "1234567890123456789",
+            "0.1234567890123456",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = (x % 19) as usize + 1;
+            let mut s: String = (0..digits)
+                .map(|k| char::from(b'0' + ((x >> (k * 3)) % 10) as u8))
+                .collect();
+            let dot = (x >> 60) as usize % (digits + 2);
+            if dot <= digits {
+                s.insert(dot, '.');
+            }
+            cases.push(s);
+        }
+        for s in cases {
+            if let Some(d) = plain_decimal(&s) {
+                let want = Decimal::from_str(&s).expect("from_str takes what plain_decimal does");
+                assert_eq!(format!("{d:?}"), format!("{want:?}"), "{s}");
+                assert_eq!(d.scale(), want.scale(), "{s}");
+            }
+        }
+        assert!(plain_decimal("99.99").is_some() && plain_decimal("179").is_some());
+    }
 
     /// `line` read by the fast parser, if it takes it (then it must equal serde's record).
     fn fast(line: &str) -> Option<Record> {

@@ -16,18 +16,7 @@ use crate::params::{Params, Resolved};
 use crate::report::{Aggregates, OrderClass, OrderQuality, Report};
 use crate::stats::{Stats, Sums};
 
-/// The finest aggregation cell of a row.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct RowCell {
-    account: String,
-    symbol: String,
-    class: OrderClass,
-    bucket: &'static str,
-    liquidity: &'static str,
-    window: String,
-}
-
-/// A row's cell without its account (see `RowAggregator::split`).
+/// A row's cell without its account (see [`RowAggregator`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct RestCell {
     symbol: String,
@@ -59,23 +48,16 @@ impl hashbrown::Equivalent<RestCell> for RestRef<'_> {
 }
 
 /// Folds rows into [`Aggregates`] one at a time (for rows streamed from storage). Rows the
-/// filter drops are ignored. A row is added to its finest cell (account, symbol, class, size
-/// bucket, liquidity, time window: one addition instead of seven); the cells are rolled up into
-/// the groupings whenever there are [`RowAggregator::MAX_CELLS`] of them, so memory is bounded
-/// by that and by the keys of the groupings, not by the rows. When the cells do not pay (with
-/// many accounts and symbols nearly every order has a cell of its own: a key and a copy of the
-/// sums per row for nothing), rows go from then on to their account's sums and to a cell of
-/// the five other keys (few: symbols, classes, buckets, liquidity flags, windows), two
-/// additions instead of seven. The sums are exact, so the order of the additions changes
-/// nothing.
+/// filter drops are ignored. A row goes to its account's sums and to a cell of the five other
+/// keys (symbol, class, size bucket, liquidity, time window: few), two additions instead of
+/// seven; those cells are rolled up into the groupings whenever there are
+/// [`RowAggregator::MAX_CELLS`] of them and at the end, so memory is bounded by that and by
+/// the accounts, not by the rows. (A cell of all six keys gathers too few rows to pay for its
+/// roll-up, seven additions, unless more than seven rows share it.) The sums are exact, so the
+/// order of the additions changes nothing.
 pub struct RowAggregator {
     r: Resolved,
     filter: ReportFilter,
-    cells: HashMap<RowCell, Sums, FixedState>,
-    /// Rows added to `cells` since they were last rolled up.
-    cell_rows: usize,
-    /// Rows go to `by_account` and `rest` (the cells did not gather rows).
-    split: bool,
     by_account: HashMap<String, Sums, FixedState>,
     rest: hashbrown::HashMap<RestCell, Sums, FixedState>,
     overall: Sums,
@@ -92,16 +74,14 @@ impl RowAggregator {
             overall: Sums::with_horizons(r.horizons_ns.len()),
             r,
             filter,
-            cells: HashMap::with_hasher(FixedState::default()),
-            cell_rows: 0,
-            split: false,
             by_account: HashMap::with_hasher(FixedState::default()),
             rest: hashbrown::HashMap::with_hasher(FixedState::default()),
             groups: Default::default(),
         }
     }
 
-    /// Cells held before they are rolled up into the groupings.
+    /// Cells (of the keys other than the account) held before they are rolled up into the
+    /// groupings.
     pub const MAX_CELLS: usize = 4096;
 
     pub fn add(&mut self, row: &OrderQuality) {
@@ -112,34 +92,7 @@ impl RowAggregator {
         ) {
             return;
         }
-        if self.split {
-            self.add_split(row);
-            return;
-        }
-        self.cell_rows += 1;
-        let cell = RowCell {
-            account: row.account.as_deref().unwrap_or("(none)").to_string(),
-            symbol: row.symbol.clone(),
-            class: row.order_class,
-            bucket: row.size_bucket,
-            liquidity: row.liquidity,
-            window: row.time_window.clone(),
-        };
-        match self.cells.get_mut(&cell) {
-            Some(acc) => acc.add(&row.sums),
-            None => {
-                if self.cells.len() >= Self::MAX_CELLS {
-                    // Fewer than 5 rows per 4 cells: the cells are not worth their cost.
-                    self.split = self.cell_rows < Self::MAX_CELLS + Self::MAX_CELLS / 4;
-                    self.roll_up();
-                    if self.split {
-                        self.add(row);
-                        return;
-                    }
-                }
-                self.cells.insert(cell, (*row.sums).clone());
-            }
-        }
+        self.add_split(row);
     }
 
     /// A row into its account's sums and its cell of the other keys.
@@ -204,39 +157,8 @@ impl RowAggregator {
         }
     }
 
-    /// Add the cells into the groupings and forget them (sums are exact, so rolling up early
-    /// changes nothing).
-    fn roll_up(&mut self) {
-        self.cell_rows = 0;
-        for (cell, s) in self.cells.drain() {
-            let keys: [&str; 6] = [
-                &cell.account,
-                &cell.symbol,
-                cell.class.as_str(),
-                cell.bucket,
-                cell.liquidity,
-                &cell.window,
-            ];
-            Self::add_to_groups(&mut self.overall, &mut self.groups, keys, &s);
-        }
-    }
-
-    /// Adds `s` to the overall sums and to the entry of `keys` in each grouping.
-    fn add_to_groups(
-        overall: &mut Sums,
-        groups: &mut [BTreeMap<String, Sums>; 6],
-        keys: [&str; 6],
-        s: &Sums,
-    ) {
-        overall.add(s);
-        for (g, key) in groups.iter_mut().zip(keys) {
-            Self::add_to(g, key, s);
-        }
-    }
-
-    /// The aggregates over the rows added: the finest cells rolled up into each grouping.
+    /// The aggregates over the rows added: the cells rolled up into each grouping.
     pub fn finish(mut self) -> Aggregates {
-        self.roll_up();
         self.roll_up_rest();
         for (account, s) in std::mem::take(&mut self.by_account) {
             Self::add_to(&mut self.groups[0], &account, &s);

@@ -126,6 +126,25 @@ impl Sums {
         }
     }
 
+    /// `self` made a copy of `o`, keeping the allocation of its horizons.
+    pub(crate) fn copy_from(&mut self, o: &Sums) {
+        let mut h = std::mem::take(&mut self.horizons);
+        h.clear();
+        h.extend_from_slice(&o.horizons);
+        *self = Sums { horizons: h, ..*o };
+    }
+
+    /// `self` made zero with `n` horizon entries, keeping the allocation of its horizons.
+    pub(crate) fn set_zero(&mut self, n: usize) {
+        let mut h = std::mem::take(&mut self.horizons);
+        h.clear();
+        h.resize(n, HorizonSums::default());
+        *self = Sums {
+            horizons: h,
+            ..Sums::default()
+        };
+    }
+
     /// Add another order's or group's sums.
     pub fn add(&mut self, o: &Sums) {
         // `x + 0` is `x` exactly (scale included), and most of an order's sums are zero: the
@@ -270,6 +289,9 @@ pub(crate) fn ratio(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
     if a == b {
         return Some(Decimal::ONE);
     }
+    if let Some(q) = div_round(a.mantissa(), a.scale(), b, dp) {
+        return Some(q);
+    }
     a.checked_div(b).map(|x| round(x, dp))
 }
 
@@ -280,9 +302,92 @@ pub(crate) fn bps(a: Decimal, b: Decimal) -> Option<Decimal> {
     if a.is_zero() {
         return Some(Decimal::ZERO);
     }
+    // `a * 10^4` is exact (same scale, mantissa times 10^4) while the mantissa fits 96 bits.
+    let am = a
+        .mantissa()
+        .checked_mul(10_000)
+        .filter(|m| m.unsigned_abs() < 1 << 96);
+    if let Some(q) = am.and_then(|m| div_round(m, a.scale(), b, BPS_DP)) {
+        return Some(q);
+    }
     a.checked_mul(Decimal::from(10_000))
         .and_then(|x| x.checked_div(b))
         .map(|x| round(x, BPS_DP))
+}
+
+/// `10^i`, `i` in `0..=38`.
+const POW10: [u128; 39] = {
+    let mut t = [1u128; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
+/// `round((am / 10^sa) / b, dp)` (see [`round`]) exactly as `checked_div` then `round` give it,
+/// computed in integers, or `None` where that is not certain (then take the decimal path).
+/// `am` is a dividend mantissa below 2^96 in magnitude, not zero; `b` is not zero.
+///
+/// rust_decimal's quotient is the exact one rounded (half to even) to its last digit, at the
+/// largest scale up to 28 at which the mantissa fits 96 bits: at least `27 - k` fractional
+/// digits for `k` integer digits (`find_scale` may stop one digit short of 28 significant
+/// ones). Rounding that to `dp` places differs from rounding the exact quotient only when the
+/// 28-digit quotient lands on a midpoint at `dp` places that the exact one is not on. With the
+/// exact quotient at `dp` places `N / D` (integers), a midpoint it is not on is at least
+/// `1 / (2D)` away, and the 28-digit rounding moves it by at most half of `10^(dp - scale)`:
+/// so it cannot land there when `D < 10^(scale - dp)`. Required here with a digit to spare:
+/// `D < 10^(26 - max(digits(q), dp))`, `q` the quotient at `dp` places.
+fn div_round(am: i128, sa: u32, b: Decimal, dp: u32) -> Option<Decimal> {
+    let bm = b.mantissa();
+    let neg = (am < 0) != (bm < 0);
+    let (am, bm) = (am.unsigned_abs(), bm.unsigned_abs());
+    let e = dp as i32 + b.scale() as i32 - sa as i32;
+    let (n, d) = if e >= 0 {
+        (am.checked_mul(*POW10.get(e as usize)?)?, bm)
+    } else {
+        (am, bm.checked_mul(*POW10.get((-e) as usize)?)?)
+    };
+    let (mut q, r) = if n <= u128::from(u64::MAX) && d <= u128::from(u64::MAX) {
+        let (n, d) = (n as u64, d as u64);
+        (u128::from(n / d), u128::from(n % d))
+    } else {
+        (n / d, n % d)
+    };
+    // Half away from zero.
+    if r >= d - r {
+        q += 1;
+    }
+    let digits = POW10.partition_point(|&p| p <= q) as u32;
+    let room = 26u32.checked_sub(digits.max(dp))?;
+    if d >= POW10[room as usize] || q >= 1 << 96 {
+        return None;
+    }
+    if q == 0 {
+        return Some(Decimal::ZERO);
+    }
+    // `normalize`: no trailing zeros (in 64 bits when the quotient fits, as it nearly always
+    // does).
+    let mut scale = dp;
+    let q = if let Ok(mut q) = u64::try_from(q) {
+        while scale > 0 && q % 10 == 0 {
+            q /= 10;
+            scale -= 1;
+        }
+        i128::from(q)
+    } else {
+        let mut q = q;
+        while scale > 0 && q % 10 == 0 {
+            q /= 10;
+            scale -= 1;
+        }
+        q as i128
+    };
+    Some(Decimal::from_i128_with_scale(
+        if neg { -q } else { q },
+        scale,
+    ))
 }
 
 /// Realized spread at one horizon.
@@ -300,7 +405,7 @@ pub struct HorizonStats {
 }
 
 /// The statistics of one order or one group, all derived from [`Sums`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     pub orders: u64,
     pub orders_filled: u64,
@@ -386,12 +491,19 @@ fn opt_if(n: u64, d: Decimal) -> Option<Decimal> {
 
 impl Stats {
     pub(crate) fn from_sums(s: &Sums, r: &Resolved) -> Stats {
+        Self::from_sums_reusing(s, r, Vec::new())
+    }
+
+    /// [`Stats::from_sums`] with `spare`'s allocation for the horizons.
+    pub(crate) fn from_sums_reusing(
+        s: &Sums,
+        r: &Resolved,
+        mut realized_spreads: Vec<HorizonStats>,
+    ) -> Stats {
         let ms = |a: Decimal, q: Decimal| ratio(a, q, MS_DP);
-        let realized_spreads: Vec<HorizonStats> = s
-            .horizons
-            .iter()
-            .zip(r.horizons_ms.iter())
-            .map(|(h, &horizon_ms)| {
+        realized_spreads.clear();
+        realized_spreads.extend(s.horizons.iter().zip(r.horizons_ms.iter()).map(
+            |(h, &horizon_ms)| {
                 let den = match r.p.rs_bps_denominator {
                     RsBpsDenominator::ReceiptMid => h.mid,
                     RsBpsDenominator::HorizonMid => h.mid_h,
@@ -403,8 +515,8 @@ impl Stats {
                     avg_realized_spread_bps: bps(h.rs, den),
                     price_impact: ratio(h.es - h.rs, h.q, PRICE_DP),
                 }
-            })
-            .collect();
+            },
+        ));
         let primary = realized_spreads.get(r.primary).cloned();
         let first_ms = Decimal::from_i128(s.first_fill_ms).unwrap_or(Decimal::MAX);
         let complete_ms = Decimal::from_i128(s.complete_fill_ms).unwrap_or(Decimal::MAX);
@@ -466,6 +578,82 @@ impl Stats {
             vwap_slippage_ex_own_bps: bps(s.vwapx_cost, s.vwapx_den),
             participation: ratio(s.part_x, s.part_tape, RATIO_DP),
             fees_usd: s.fees.normalize(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The decimal path `ratio` and `bps` take when the integer one declines.
+    fn ratio_ref(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
+        a.checked_div(b).map(|x| round(x, dp))
+    }
+
+    fn bps_ref(a: Decimal, b: Decimal) -> Option<Decimal> {
+        a.checked_mul(Decimal::from(10_000))
+            .and_then(|x| x.checked_div(b))
+            .map(|x| round(x, BPS_DP))
+    }
+
+    fn check(a: Decimal, b: Decimal) {
+        if b.is_zero() || a.is_zero() || a == b {
+            return;
+        }
+        for dp in [PRICE_DP, BPS_DP, RATIO_DP, MS_DP, 0, 1] {
+            let (got, want) = (ratio(a, b, dp), ratio_ref(a, b, dp));
+            assert_eq!(got, want, "{a} / {b} at {dp}");
+            // Same bytes too (scale and sign of the result).
+            assert_eq!(
+                got.map(|d| d.to_string()),
+                want.map(|d| d.to_string()),
+                "{a} / {b} at {dp}"
+            );
+        }
+        let (got, want) = (bps(a, b), bps_ref(a, b));
+        assert_eq!(
+            got.map(|d| d.to_string()),
+            want.map(|d| d.to_string()),
+            "bps {a} / {b}"
+        );
+    }
+
+    #[test]
+    fn integer_division_rounds_as_the_decimal_one() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let (r1, r2, r3) = (next(), next(), next());
+            // Mantissas from one digit to 96 bits, scales 0-28, both signs.
+            let m = |r: u64, w: u64| -> i128 {
+                let v = (i128::from(r) << 32 | i128::from(w as u32)) >> (r % 90);
+                let v = v % (1i128 << 96);
+                if w & 1 == 1 { -v } else { v }
+            };
+            let a = Decimal::from_i128_with_scale(m(r1, r3), (r2 % 29) as u32);
+            let b = Decimal::from_i128_with_scale(m(r2, r3 >> 1), ((r1 >> 7) % 29) as u32);
+            check(a, b);
+            // Small operands, as the statistics have them (shares, cents, ms).
+            let a = Decimal::new((r1 % 2_000_000) as i64 - 1_000_000, (r2 % 9) as u32);
+            let b = Decimal::new((r2 % 100_000) as i64 + 1, (r3 % 5) as u32);
+            check(a, b);
+            // Quotients at and next to a midpoint at `dp` places: (2k+1)/2 * 10^-dp * b, +-
+            // one unit of the dividend's last place.
+            let dp = [PRICE_DP, BPS_DP, RATIO_DP, MS_DP][(r3 % 4) as usize];
+            let bm = i128::from(r2 % 1_000_000 + 1);
+            let k = i128::from(r1 % 1_000_000);
+            let am = (2 * k + 1) * bm * 5; // (2k+1)/2 * b * 10, at scale dp + 1
+            for delta in [-1, 0, 1] {
+                let a = Decimal::from_i128_with_scale(am * 1000 + delta, dp + 4);
+                check(a, Decimal::from_i128_with_scale(bm, 0));
+                check(a, Decimal::from_i128_with_scale(bm, 2));
+            }
         }
     }
 }

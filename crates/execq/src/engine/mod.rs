@@ -760,12 +760,6 @@ impl ExecQuality {
         }
     }
 
-    fn account_name(&self, o: &OrderState) -> Option<String> {
-        o.account
-            .and_then(|a| self.accounts.get(a as usize))
-            .cloned()
-    }
-
     /// Apply one record. Records must come in time order; an earlier one is skipped and
     /// counted as `out_of_order`.
     pub fn on_record(&mut self, rec: &Record) {
@@ -1362,7 +1356,7 @@ impl ExecQuality {
             out.push((Metric::TimeToCompleteFillMs, ms_between(c, o.t_r) as f64));
         }
         if let Some(snap) = o.end
-            && let Some(s) = vwap_sums(o, &snap, self.r.p.own_prints_on_tape).0
+            && let Some(s) = vwap_slippage(o, &snap, self.r.p.own_prints_on_tape)
         {
             out.push((Metric::VwapSlippageBps, f64_of(s)));
         }
@@ -1486,38 +1480,49 @@ impl ExecQuality {
     }
 
     /// A10 VWAP slippage and participation of one order over its interval to `end`; returns
-    /// its notes and the two VWAPs.
-    fn tape_part(
-        &self,
-        o: &OrderState,
-        end: &EndSnap,
-        sums: &mut Sums,
-    ) -> (u32, Option<Decimal>, Option<Decimal>) {
+    /// its notes. (The VWAPs themselves, full precision, only for an order with executions.)
+    fn tape_part(&self, o: &OrderState, end: &EndSnap, sums: &mut Sums) -> u32 {
         let on_tape = self.r.p.own_prints_on_tape;
         let x = o.executed;
         let notional = o.sums.exec_notional;
         let mut notes = 0;
-        let (_, vwap, vwap_ex) = vwap_sums(o, end, on_tape);
-        let (tq, _) = tape_in(o, end, on_tape, true);
-        if tq <= Decimal::ZERO {
+        let tape = tape_in(o, end, on_tape, true);
+        if tape.0 <= Decimal::ZERO {
             notes |= N_NO_TAPE;
         } else {
             sums.part_x = x;
-            sums.part_tape = tq;
+            sums.part_tape = tape.0;
         }
         if x > Decimal::ZERO {
-            if let Some(v) = vwap {
+            if let Some(v) = vwap_of(tape) {
                 sums.vwap_orders = 1;
                 sums.vwap_cost = o.signed(notional - x * v);
                 sums.vwap_den = x * v;
             }
-            if let Some(v) = vwap_ex {
+            if let Some(v) = vwap_of(tape_in(o, end, on_tape, false)) {
                 sums.vwapx_orders = 1;
                 sums.vwapx_cost = o.signed(notional - x * v);
                 sums.vwapx_den = x * v;
             }
         }
-        (notes, vwap, vwap_ex)
+        notes
+    }
+
+    /// The two VWAPs of an order's row (own prints included / excluded), rounded: the tape's
+    /// `n / q` as [`ratio`] rounds it (the same as rounding the full quotient).
+    fn shown_vwaps(&self, o: &OrderState, end: &EndSnap) -> (Option<Decimal>, Option<Decimal>) {
+        let on_tape = self.r.p.own_prints_on_tape;
+        let shown = |(q, n): (Decimal, Decimal)| {
+            if q > Decimal::ZERO && n > Decimal::ZERO {
+                ratio(n, q, PRICE_DP)
+            } else {
+                None
+            }
+        };
+        (
+            shown(tape_in(o, end, on_tape, true)),
+            shown(tape_in(o, end, on_tape, false)),
+        )
     }
 
     /// The symbol's state as the end of an order that has not ended (or whose end is not
@@ -1534,28 +1539,77 @@ impl ExecQuality {
     fn finalize(
         &self,
         o: &OrderState,
-        mut sums: Box<Sums>,
+        sums: Box<Sums>,
         extra_notes: u32,
         time_window: String,
     ) -> OrderQuality {
+        let mut row = OrderQuality {
+            order_id: String::new(),
+            account: None,
+            owner: None,
+            symbol: String::new(),
+            side: o.side,
+            order_type: None,
+            tif: None,
+            limit_price: None,
+            decision_price: None,
+            receipt_ts: Timestamp::from_nanos(o.t_r),
+            receipt_quote_ts: None,
+            receipt_bid: None,
+            receipt_ask: None,
+            receipt_mid: None,
+            receipt_quoted_spread: None,
+            order_class: o.class,
+            marketability: o.marketability,
+            size_bucket: "",
+            liquidity: "",
+            time_window,
+            status: OrderStatus::Open,
+            end_ts: None,
+            shares_open: Decimal::ZERO,
+            fill_count: 0,
+            avg_exec_price: None,
+            time_to_first_fill_ms: None,
+            time_to_complete_fill_ms: None,
+            is_end_price: None,
+            vwap: None,
+            vwap_ex_own: None,
+            notes: Vec::new(),
+            stats: Stats::default(),
+            sums,
+            pending_spreads: None,
+        };
+        self.finalize_into(o, extra_notes, &mut row);
+        row
+    }
+
+    /// Writes `o`'s row into `row`, reusing its strings and vectors. On entry `row.sums` holds
+    /// the order's fill-level sums (waiting lookups resolved as they are to be) and
+    /// `row.time_window` its window's label; every other field is overwritten.
+    fn finalize_into(&self, o: &OrderState, extra_notes: u32, row: &mut OrderQuality) {
         let p = &self.r.p;
         let sym = &self.syms[o.sym as usize];
         let mut notes = o.notes | extra_notes;
         let now = self.end_now(o.sym);
         // An order whose end is not final yet (or that is still open) ends with the data.
         let end = o.end.unwrap_or(now);
-        Self::order_counts(o, &mut sums);
+        let sums = &mut *row.sums;
+        Self::order_counts(o, sums);
         let p0 = o.receipt.map(|q| q.mid());
         let pn = match p.is_end_price {
             IsEndPrice::OrderEndMid => end.mid,
             IsEndPrice::EndOfDataMid => now.mid,
         };
-        notes |= self.shortfall(o, pn, &mut sums);
-        let (tape_notes, vwap, vwap_ex) = self.tape_part(o, &end, &mut sums);
-        notes |= tape_notes;
+        notes |= self.shortfall(o, pn, sums);
+        notes |= self.tape_part(o, &end, sums);
+        let (vwap, vwap_ex) = self.shown_vwaps(o, &end);
         let x = o.executed;
         let notional = o.sums.exec_notional;
-        let stats = Stats::from_sums(&sums, &self.r);
+        row.stats = Stats::from_sums_reusing(
+            &row.sums,
+            &self.r,
+            std::mem::take(&mut row.stats.realized_spreads),
+        );
         let status = if o.complete.is_some() {
             OrderStatus::Filled
         } else if o.leaves() <= Decimal::ZERO {
@@ -1569,49 +1623,49 @@ impl ExecQuality {
         } else {
             OrderStatus::Open
         };
-        let liquidity = liquidity_of(o.liq);
-        let t_r = Timestamp::from_nanos(o.t_r);
-        OrderQuality {
-            order_id: o.id.to_string(),
-            account: self.account_name(o),
-            owner: o.owner.as_deref().map(str::to_string),
-            symbol: sym.name.clone(),
-            side: o.side,
-            order_type: o.order_type.as_deref().map(str::to_string),
-            tif: o.tif.as_deref().map(str::to_string),
-            limit_price: o.limit.map(|d| d.normalize()),
-            decision_price: o.decision.map(|d| d.normalize()),
-            receipt_ts: t_r,
-            receipt_quote_ts: o.receipt.map(|q| Timestamp::from_nanos(q.ts)),
-            receipt_bid: o.receipt.map(|q| q.bid.normalize()),
-            receipt_ask: o.receipt.map(|q| q.ask.normalize()),
-            receipt_mid: p0.map(|d| d.normalize()),
-            receipt_quoted_spread: o.receipt.map(|q| (q.ask - q.bid).normalize()),
-            order_class: o.class,
-            marketability: o.marketability,
-            size_bucket: bucket_name(o.size_bucket),
-            liquidity,
-            time_window,
-            status,
-            end_ts: o.end_ts.map(Timestamp::from_nanos),
-            shares_open: o.leaves().max(Decimal::ZERO).normalize(),
-            fill_count: o.fill_count,
-            avg_exec_price: ratio(notional, x, PRICE_DP),
-            time_to_first_fill_ms: o.first_fill.map(|f| ms_between(f, o.t_r)),
-            time_to_complete_fill_ms: o.complete.map(|c| ms_between(c, o.t_r)),
-            is_end_price: pn.map(|d| d.normalize()),
-            vwap: vwap.map(|v| crate::stats::round(v, PRICE_DP)),
-            vwap_ex_own: vwap_ex.map(|v| crate::stats::round(v, PRICE_DP)),
-            notes: NOTES
+        set_str(&mut row.order_id, &o.id);
+        set_opt_str(
+            &mut row.account,
+            o.account
+                .and_then(|a| self.accounts.get(a as usize))
+                .map(String::as_str),
+        );
+        set_opt_str(&mut row.owner, o.owner.as_deref());
+        set_str(&mut row.symbol, &sym.name);
+        row.side = o.side;
+        set_opt_str(&mut row.order_type, o.order_type.as_deref());
+        set_opt_str(&mut row.tif, o.tif.as_deref());
+        row.limit_price = o.limit.map(|d| d.normalize());
+        row.decision_price = o.decision.map(|d| d.normalize());
+        row.receipt_ts = Timestamp::from_nanos(o.t_r);
+        row.receipt_quote_ts = o.receipt.map(|q| Timestamp::from_nanos(q.ts));
+        row.receipt_bid = o.receipt.map(|q| q.bid.normalize());
+        row.receipt_ask = o.receipt.map(|q| q.ask.normalize());
+        row.receipt_mid = p0.map(|d| d.normalize());
+        row.receipt_quoted_spread = o.receipt.map(|q| (q.ask - q.bid).normalize());
+        row.order_class = o.class;
+        row.marketability = o.marketability;
+        row.size_bucket = bucket_name(o.size_bucket);
+        row.liquidity = liquidity_of(o.liq);
+        row.status = status;
+        row.end_ts = o.end_ts.map(Timestamp::from_nanos);
+        row.shares_open = o.leaves().max(Decimal::ZERO).normalize();
+        row.fill_count = o.fill_count;
+        row.avg_exec_price = ratio(notional, x, PRICE_DP);
+        row.time_to_first_fill_ms = o.first_fill.map(|f| ms_between(f, o.t_r));
+        row.time_to_complete_fill_ms = o.complete.map(|c| ms_between(c, o.t_r));
+        row.is_end_price = pn.map(|d| d.normalize());
+        row.vwap = vwap;
+        row.vwap_ex_own = vwap_ex;
+        row.notes.clear();
+        row.notes.extend(
+            NOTES
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| notes & (1 << i) != 0)
-                .map(|(_, n)| *n)
-                .collect(),
-            stats,
-            sums,
-            pending_spreads: None,
-        }
+                .map(|(_, n)| *n),
+        );
+        row.pending_spreads = None;
     }
 
     /// Everything held, as of now. Pending realized-spread horizons take `rs_end_of_data`;
@@ -1699,6 +1753,69 @@ impl ExecQuality {
         filter: &ReportFilter,
     ) -> impl Iterator<Item = OrderQuality> + use<'a> {
         let n = self.r.horizons_ns.len();
+        let (by_id, mut at_end) = self.held_order(filter);
+        let mut window_cache: Option<(i64, String)> = None;
+        by_id.into_iter().filter_map(move |ix| {
+            let o = self.ord(ix as usize)?;
+            let (s, notes) = at_end.remove(&ix).unwrap_or_else(|| (o.sums.to_box(n), 0));
+            let (_, label) = self.window(o.t_r, &mut window_cache);
+            Some(self.finalize(o, s, notes, label))
+        })
+    }
+
+    /// The rows of [`ExecQuality::held_rows_iter`] handed to `f` one at a time in one reused
+    /// row (its strings, vectors and sums written over for each order): the same rows, without
+    /// allocating for each. Stops at `f`'s first error.
+    pub fn for_each_held_row<E>(
+        &self,
+        filter: &ReportFilter,
+        mut f: impl FnMut(&OrderQuality) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let n = self.r.horizons_ns.len();
+        let (by_id, at_end) = self.held_order(filter);
+        let mut row: Option<OrderQuality> = None;
+        let mut window: Option<i64> = None;
+        for ix in by_id {
+            let Some(o) = self.ord(ix as usize) else {
+                continue;
+            };
+            let waiting = at_end.get(&ix);
+            let notes = waiting.map_or(0, |w| w.1);
+            let row = match row.as_mut() {
+                None => {
+                    let s = waiting.map_or_else(|| o.sums.to_box(n), |w| w.0.clone());
+                    let code = self.window_code(o.t_r);
+                    window = Some(code);
+                    row.insert(self.finalize(o, s, notes, self.window_label(code)))
+                }
+                Some(row) => {
+                    match (waiting, &o.sums.0) {
+                        (Some(w), _) => row.sums.copy_from(&w.0),
+                        (None, Some(s)) => row.sums.copy_from(s),
+                        (None, None) => row.sums.set_zero(n),
+                    }
+                    let code = self.window_code(o.t_r);
+                    if window != Some(code) {
+                        window = Some(code);
+                        row.time_window = self.window_label(code);
+                    }
+                    self.finalize_into(o, notes, row);
+                    row
+                }
+            };
+            f(row)?;
+        }
+        Ok(())
+    }
+
+    /// The held orders that `filter` keeps, in order-id order, and the end-of-data sums and
+    /// notes of those with realized-spread lookups still waiting.
+    #[allow(clippy::type_complexity)]
+    fn held_order(
+        &self,
+        filter: &ReportFilter,
+    ) -> (Vec<u32>, HashMap<u32, (Box<Sums>, u32), FixedState>) {
+        let n = self.r.horizons_ns.len();
         let keeps = |o: &OrderState| {
             let name = o.account.and_then(|a| self.accounts.get(a as usize));
             filter.keeps(
@@ -1741,14 +1858,7 @@ impl ExecQuality {
             })
             .collect();
         keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-        let by_id: Vec<u32> = keyed.into_iter().map(|(_, _, ix)| ix).collect();
-        let mut window_cache: Option<(i64, String)> = None;
-        by_id.into_iter().filter_map(move |ix| {
-            let o = self.ord(ix as usize)?;
-            let (s, notes) = at_end.remove(&ix).unwrap_or_else(|| (o.sums.to_box(n), 0));
-            let (_, label) = self.window(o.t_r, &mut window_cache);
-            Some(self.finalize(o, s, notes, label))
-        })
+        (keyed.into_iter().map(|(_, _, ix)| ix).collect(), at_end)
     }
 
     /// The time-window code of a receipt time and its label, cached for runs of orders in one
@@ -1925,25 +2035,34 @@ fn tape_in(o: &OrderState, end: &EndSnap, on_tape: bool, incl: bool) -> (Decimal
 }
 
 /// (VWAP slippage bps with own prints, VWAP, VWAP without own prints).
-fn vwap_sums(
-    o: &OrderState,
-    end: &EndSnap,
-    on_tape: bool,
-) -> (Option<Decimal>, Option<Decimal>, Option<Decimal>) {
-    let vw = |incl: bool| {
-        let (q, n) = tape_in(o, end, on_tape, incl);
-        (q > Decimal::ZERO && n > Decimal::ZERO).then(|| n / q)
-    };
-    let v = vw(true);
-    let vx = vw(false);
-    let slip = v.and_then(|v| {
-        if o.executed.is_zero() {
-            return None;
-        }
-        crate::stats::bps(
-            o.signed(o.sums.exec_notional - o.executed * v),
-            o.executed * v,
-        )
-    });
-    (slip, v, vx)
+/// `s` set to `v`, keeping its allocation.
+fn set_str(s: &mut String, v: &str) {
+    s.clear();
+    s.push_str(v);
+}
+
+/// `s` set to `v`, keeping the allocation of a string it holds (for the next `Some`).
+fn set_opt_str(s: &mut Option<String>, v: Option<&str>) {
+    match (s.as_mut(), v) {
+        (Some(s), Some(v)) => set_str(s, v),
+        (None, Some(v)) => *s = Some(v.to_string()),
+        (_, None) => *s = None,
+    }
+}
+
+/// The VWAP `n / q` of tape volume `(q, n)`, if there is any.
+fn vwap_of((q, n): (Decimal, Decimal)) -> Option<Decimal> {
+    (q > Decimal::ZERO && n > Decimal::ZERO).then(|| n / q)
+}
+
+/// An order's VWAP slippage in bps (own prints as `on_tape` says), for its observation.
+fn vwap_slippage(o: &OrderState, end: &EndSnap, on_tape: bool) -> Option<Decimal> {
+    if o.executed.is_zero() {
+        return None;
+    }
+    let v = vwap_of(tape_in(o, end, on_tape, true))?;
+    crate::stats::bps(
+        o.signed(o.sums.exec_notional - o.executed * v),
+        o.executed * v,
+    )
 }
