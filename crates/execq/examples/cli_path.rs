@@ -30,15 +30,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match (format, old) {
         ("csv", _) => {
             out.write_all(execq::report_csv_header(engine.params()).as_bytes())?;
-            let mut line = Vec::new();
-            for row in engine.held_rows_iter(&ReportFilter::default()) {
-                if old {
+            if old {
+                for row in engine.held_rows_iter(&ReportFilter::default()) {
                     out.write_all(execq::report_csv_line(&row).as_bytes())?;
-                } else {
-                    line.clear();
-                    execq::write_report_csv_line(&mut line, &row);
-                    out.write_all(&line)?;
                 }
+            } else {
+                let mut line = Vec::new();
+                engine.for_each_held_row(&ReportFilter::default(), |row| {
+                    line.clear();
+                    execq::write_report_csv_line(&mut line, row);
+                    out.write_all(&line)
+                })?;
             }
         }
         (_, true) => serde_json::to_writer_pretty(&mut out, &engine.report_streamed())?,
