@@ -714,11 +714,11 @@ fn execq_cli(
         "csv" => {
             out.write_all(execq::report_csv_header(engine.params()).as_bytes())?;
             let mut line = Vec::with_capacity(1024);
-            for row in rows() {
+            engine.for_each_held_row(&execq::ReportFilter::default(), |row| {
                 line.clear();
-                execq::write_report_csv_line(&mut line, &row);
-                out.write_all(&line)?;
-            }
+                execq::write_report_csv_line(&mut line, row);
+                out.write_all(&line)
+            })?;
         }
         "html" => {
             let month = match month {
