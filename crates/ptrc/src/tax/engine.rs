@@ -303,6 +303,8 @@ struct ShortLot<A> {
 struct Book<A> {
     acct: usize,
     sym: usize,
+    /// Id of its wash-sale scope and symbol (the books whose lots can replace): `scopes`.
+    scope: u32,
     /// In purchase order (ambiguity 7); a split keeps its parts adjacent.
     lots: VecDeque<Lot<A>>,
     /// The lots that have not absorbed a loss (the replacement candidates).
@@ -362,6 +364,10 @@ impl Fresh {
 
     /// Index of the first bought on day `from` or later.
     fn first_since(&self, from: i64) -> usize {
+        // Mostly all of them are recent.
+        if self.v.front().is_none_or(|f| i64::from(f.day) >= from) {
+            return 0;
+        }
         self.v.partition_point(|f| i64::from(f.day) < from)
     }
 
@@ -382,6 +388,10 @@ impl Fresh {
         washed_first: bool,
         key: impl Fn(&T) -> (u32, bool),
     ) -> usize {
+        // Mostly the last purchase's rest.
+        if washed_first && items.back().is_some_and(|x| key(x) == (ord, false)) {
+            return items.len() - 1;
+        }
         let p = if washed_first {
             items.partition_point(|x| key(x).0 <= ord).saturating_sub(1)
         } else {
@@ -534,8 +544,11 @@ struct Engine<'a, A> {
     covered: Vec<bool>,
     books: Vec<Book<A>>,
     book_ix: FxMap<(usize, usize), u32>,
-    /// (scope id, symbol) -> the books whose lots can replace (the owner's accounts).
-    scope_books: FxMap<(usize, usize), Vec<u32>>,
+    /// (scope id, symbol) -> its index in `scopes`.
+    scope_books: FxMap<(usize, usize), u32>,
+    /// Per (scope, symbol) ([`Book::scope`]): the books whose lots can replace (the owner's
+    /// accounts).
+    scopes: Vec<Vec<u32>>,
     pending: FxMap<(usize, usize), VecDeque<Loss<A>>>,
     /// Losses on covering shorts still waiting for a sale or a short sale (§1091(e)).
     pending_short: FxMap<(usize, usize), VecDeque<Loss<A>>>,
@@ -630,6 +643,7 @@ impl<'a, A: Amt> Engine<'a, A> {
             books: Vec::new(),
             book_ix: FxMap::default(),
             scope_books: FxMap::default(),
+            scopes: Vec::new(),
             pending: FxMap::default(),
             pending_short: FxMap::default(),
             cands: Vec::new(),
@@ -760,23 +774,31 @@ impl<'a, A: Amt> Engine<'a, A> {
             return b;
         }
         let b = self.books.len() as u32;
+        let next = self.scopes.len() as u32;
+        let scope = *self
+            .scope_books
+            .entry((self.scope_of(acct), sym))
+            .or_insert(next);
+        if scope == next {
+            self.scopes.push(Vec::new());
+        }
+        self.scopes[scope as usize].push(b);
         self.books.push(Book {
             acct,
             sym,
+            scope,
             lots: VecDeque::new(),
             unabsorbed: Fresh::default(),
             shorts: VecDeque::new(),
             unabsorbed_shorts: Fresh::default(),
         });
         self.book_ix.insert((acct, sym), b);
-        let scope = self.scope_of(acct);
-        self.scope_books.entry((scope, sym)).or_default().push(b);
         b
     }
 
     /// `total * part / whole`, rounded per the settings; the whole when `part >= whole`, so the
     /// last part always takes the remainder and sums stay exact (ambiguity 16).
-    #[inline]
+    #[inline(always)]
     fn alloc(&self, total: A, part: A, whole: A) -> Result<A, PtrcError> {
         if ge(part, whole) {
             return Ok(total);
@@ -930,7 +952,7 @@ impl<'a, A: Amt> Engine<'a, A> {
         if !short_losses.is_empty() {
             let key = (self.scope_of(self.ids[i as usize].0 as usize), s as usize);
             for mut loss in short_losses.drain(..) {
-                self.match_held_shorts(&mut loss, key)?;
+                self.match_held_shorts(&mut loss, b)?;
                 if is_pos(loss.qty_rem) {
                     self.pending_short.entry(key).or_default().push_back(loss);
                 }
@@ -1278,7 +1300,7 @@ impl<'a, A: Amt> Engine<'a, A> {
             self.pending_short.insert(key, short_losses);
         }
         for mut loss in losses.drain(..) {
-            self.match_held(&mut loss, key)?;
+            self.match_held(&mut loss, b)?;
             if is_pos(loss.qty_rem) {
                 self.pending.entry(key).or_default().push_back(loss);
             }
@@ -1290,11 +1312,12 @@ impl<'a, A: Amt> Engine<'a, A> {
     /// Match a loss against shares already held that were bought in the window before the sale,
     /// earliest purchase first (rules 4-5), skipping shares that already absorbed a loss
     /// (rule 6) and, by default, the rest of the sold lot's own purchase (ambiguity 4).
-    fn match_held(&mut self, loss: &mut Loss<A>, key: (usize, usize)) -> Result<(), PtrcError> {
+    fn match_held(&mut self, loss: &mut Loss<A>, b: u32) -> Result<(), PtrcError> {
         let from = i64::from(loss.sold_day) - i64::from(self.s.wash_sale_window_days);
         let mut cands = std::mem::take(&mut self.cands);
         cands.clear();
-        let mut c = self.cands_start(key, from, loss.lot_seq, false, &mut cands);
+        let scope = self.books[b as usize].scope;
+        let mut c = self.cands_start(scope, from, loss.lot_seq, false, &mut cands);
         let mut plan = std::mem::take(&mut self.buf_plan);
         plan.clear();
         while is_pos(loss.qty_rem) {
@@ -1358,16 +1381,17 @@ impl<'a, A: Amt> Engine<'a, A> {
     /// first (seq, then book), by default not of the loss's own purchase `lot_seq`. One book
     /// (the scope is one account): its [`Fresh`] list in book order, visited only until the
     /// loss is matched; several: all of them collected into `buf` and sorted.
+    #[inline]
     fn cands_start(
         &self,
-        key: (usize, usize),
+        scope: u32,
         from: i64,
         lot_seq: u32,
         shorts: bool,
         buf: &mut Vec<(u32, u32, u32)>,
     ) -> Cands {
         let same_ok = self.s.same_purchase_is_replacement;
-        let books: &[u32] = self.scope_books.get(&key).map_or(&[], |v| v.as_slice());
+        let books = &self.scopes[scope as usize];
         let one = if books.len() == 1 {
             Some(books[0])
         } else {
@@ -1388,13 +1412,14 @@ impl<'a, A: Amt> Engine<'a, A> {
             shorts,
             lot_seq,
             #[cfg(debug_assertions)]
-            scanned: self.scan_held(key, from, lot_seq, shorts),
+            scanned: self.scan_held(scope, from, lot_seq, shorts),
             #[cfg(debug_assertions)]
             used: 0,
         }
     }
 
     /// The next candidate of [`Engine::cands_start`]: (book, position in its lots or shorts).
+    #[inline]
     fn cands_next(&self, c: &mut Cands, buf: &[(u32, u32, u32)]) -> Option<(u32, usize)> {
         let (b, ord) = loop {
             match c.one {
@@ -1469,15 +1494,13 @@ impl<'a, A: Amt> Engine<'a, A> {
     #[cfg(debug_assertions)]
     fn scan_held(
         &self,
-        key: (usize, usize),
+        scope: u32,
         from: i64,
         lot_seq: u32,
         shorts: bool,
     ) -> Vec<(u32, u32, usize)> {
         let mut cands = Vec::new();
-        let Some(books) = self.scope_books.get(&key) else {
-            return cands;
-        };
+        let books = &self.scopes[scope as usize];
         for &b in books {
             let book = &self.books[b as usize];
             let items: Vec<(u32, NaiveDate, bool)> = if shorts {
@@ -1623,15 +1646,12 @@ impl<'a, A: Amt> Engine<'a, A> {
     /// covered short sale itself (ambiguity 4 by analogy). Shares sold before the cover are not
     /// replacements: that sale is complete, so there is nothing to carry the loss into (see
     /// docs/TAX.md).
-    fn match_held_shorts(
-        &mut self,
-        loss: &mut Loss<A>,
-        key: (usize, usize),
-    ) -> Result<(), PtrcError> {
+    fn match_held_shorts(&mut self, loss: &mut Loss<A>, b: u32) -> Result<(), PtrcError> {
         let from = i64::from(loss.sold_day) - i64::from(self.s.wash_sale_window_days);
         let mut cands = std::mem::take(&mut self.cands);
         cands.clear();
-        let mut c = self.cands_start(key, from, loss.lot_seq, true, &mut cands);
+        let scope = self.books[b as usize].scope;
+        let mut c = self.cands_start(scope, from, loss.lot_seq, true, &mut cands);
         let mut plan = std::mem::take(&mut self.buf_plan_short);
         plan.clear();
         while is_pos(loss.qty_rem) {
@@ -2228,28 +2248,7 @@ impl Amt for Fixed {
             };
             return q.checked_mul(unit).map(Fixed);
         }
-        let unit = POW10.get(k).copied()?;
-        let num = i128::from(total.0).checked_mul(i128::from(part.0))?;
-        let den = i128::from(whole.0).checked_mul(unit)?;
-        if den <= 0 {
-            return None;
-        }
-        let q = if let (Ok(n), Ok(d)) = (i64::try_from(num), i64::try_from(den)) {
-            let (q, r) = (n / d, n % d);
-            i128::from(if r.unsigned_abs() * 2 >= d.unsigned_abs() {
-                q + n.signum()
-            } else {
-                q
-            })
-        } else {
-            let (q, r) = (num / den, num % den);
-            if r.unsigned_abs().checked_mul(2)? >= den.unsigned_abs() {
-                q + num.signum()
-            } else {
-                q
-            }
-        };
-        i64::try_from(q.checked_mul(unit)?).ok().map(Fixed)
+        split_wide(total, part, whole, k)
     }
     fn to_dec(self, scale: u32) -> Decimal {
         Decimal::new(self.0, scale)
@@ -2260,6 +2259,33 @@ impl Amt for Fixed {
             .ok()
             .map(Fixed)
     }
+}
+
+/// [`Fixed::split`] in 128 bits (`k` = scale - dp), when an intermediate does not fit 64.
+#[cold]
+fn split_wide(total: Fixed, part: Fixed, whole: Fixed, k: usize) -> Option<Fixed> {
+    let unit = POW10.get(k).copied()?;
+    let num = i128::from(total.0).checked_mul(i128::from(part.0))?;
+    let den = i128::from(whole.0).checked_mul(unit)?;
+    if den <= 0 {
+        return None;
+    }
+    let q = if let (Ok(n), Ok(d)) = (i64::try_from(num), i64::try_from(den)) {
+        let (q, r) = (n / d, n % d);
+        i128::from(if r.unsigned_abs() * 2 >= d.unsigned_abs() {
+            q + n.signum()
+        } else {
+            q
+        })
+    } else {
+        let (q, r) = (num / den, num % den);
+        if r.unsigned_abs().checked_mul(2)? >= den.unsigned_abs() {
+            q + num.signum()
+        } else {
+            q
+        }
+    };
+    i64::try_from(q.checked_mul(unit)?).ok().map(Fixed)
 }
 
 /// The scale of a fixed-point run over `trades`, or None when the input needs the decimal
