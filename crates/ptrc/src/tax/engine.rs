@@ -265,8 +265,9 @@ fn run<A: Amt, S: TaxSink>(
 struct Lot<A> {
     /// Index of the buy trade: the order of acquisition, shared by the parts of one purchase.
     seq: u32,
+    /// Rank of the buy in processing order: rises along the book (see [`Fresh`]).
+    ord: u32,
     acquired: NaiveDate,
-    acq_day: i32,
     /// Start of the holding period after tacking (rule 9).
     hp_start: NaiveDate,
     qty: A,
@@ -283,8 +284,9 @@ struct ShortLot<A> {
     /// Index of the sell trade that opened it: the order in which short sales were entered
     /// into, shared by the parts of one short sale.
     seq: u32,
+    /// Rank of the sell in processing order: rises along the book (see [`Fresh`]).
+    ord: u32,
     opened: NaiveDate,
-    open_day: i32,
     qty: A,
     /// Net proceeds still open.
     proceeds: A,
@@ -301,37 +303,143 @@ struct ShortLot<A> {
 struct Book<A> {
     acct: usize,
     sym: usize,
+    /// Id of its wash-sale scope and symbol (the books whose lots can replace): `scopes`.
+    scope: u32,
     /// In purchase order (ambiguity 7); a split keeps its parts adjacent.
     lots: VecDeque<Lot<A>>,
-    /// How many of `lots` have not absorbed a loss: a replacement search stops once it has
-    /// seen them all (lots fragmented by wash sales are mostly absorbed ones).
-    unabsorbed: usize,
+    /// The lots that have not absorbed a loss (the replacement candidates).
+    unabsorbed: Fresh,
     shorts: VecDeque<ShortLot<A>>,
-    /// How many of `shorts` have not absorbed a loss (as `unabsorbed`).
-    unabsorbed_shorts: usize,
+    /// The short sales that have not absorbed a loss.
+    unabsorbed_shorts: Fresh,
 }
 
-/// A closing of one lot (before display choices).
+/// A lot (or short sale) that has not absorbed a loss: its purchase's (or short sale's)
+/// processing rank, trade index and day.
+#[derive(Debug, Clone, Copy)]
+struct FreshLot {
+    ord: u32,
+    seq: u32,
+    day: i32,
+}
+
+/// The lots of a book that have not absorbed a loss, in book order, so that a replacement
+/// search visits only them instead of walking the book's absorbed parts. A purchase has at most
+/// one such lot: lots are created one per purchase, and a wash only carves absorbed parts off
+/// it (the rest stays the one unabsorbed lot) or marks it absorbed. Book order is purchase
+/// (processing) order, parts of one purchase adjacent, so the ranks rise, and so do the days;
+/// with `WashedFirst` the unabsorbed rest is the last lot of its purchase's parts, with
+/// `UnwashedFirst` the first ([`Fresh::locate`]).
+#[derive(Debug, Default)]
+struct Fresh {
+    v: VecDeque<FreshLot>,
+}
+
+impl Fresh {
+    fn len(&self) -> usize {
+        self.v.len()
+    }
+
+    fn push(&mut self, f: FreshLot) {
+        debug_assert!(self.v.back().is_none_or(|b| b.ord < f.ord));
+        self.v.push_back(f);
+    }
+
+    /// Forget the purchase of rank `ord` (its lot absorbed a loss or left the book).
+    fn remove(&mut self, ord: u32) {
+        if self.v.front().is_some_and(|f| f.ord == ord) {
+            self.v.pop_front();
+            return;
+        }
+        if self.v.back().is_some_and(|f| f.ord == ord) {
+            self.v.pop_back();
+            return;
+        }
+        let k = self.v.partition_point(|f| f.ord < ord);
+        debug_assert!(self.v.get(k).is_some_and(|f| f.ord == ord));
+        if self.v.get(k).is_some_and(|f| f.ord == ord) {
+            self.v.remove(k);
+        }
+    }
+
+    /// Index of the first bought on day `from` or later.
+    fn first_since(&self, from: i64) -> usize {
+        // Mostly all of them are recent.
+        if self.v.front().is_none_or(|f| i64::from(f.day) >= from) {
+            return 0;
+        }
+        self.v.partition_point(|f| i64::from(f.day) < from)
+    }
+
+    /// Those bought on day `from` or later, in book order.
+    fn since(&self, from: i64) -> impl Iterator<Item = &FreshLot> {
+        self.v.range(self.first_since(from)..)
+    }
+
+    fn get(&self, k: usize) -> Option<FreshLot> {
+        self.v.get(k).copied()
+    }
+
+    /// Position in `items` (a book's lots or short sales: `key` gives rank and absorbed) of the
+    /// unabsorbed part of rank `ord`.
+    fn locate<T>(
+        items: &VecDeque<T>,
+        ord: u32,
+        washed_first: bool,
+        key: impl Fn(&T) -> (u32, bool),
+    ) -> usize {
+        // Mostly the last purchase's rest.
+        if washed_first && items.back().is_some_and(|x| key(x) == (ord, false)) {
+            return items.len() - 1;
+        }
+        let p = if washed_first {
+            items.partition_point(|x| key(x).0 <= ord).saturating_sub(1)
+        } else {
+            items.partition_point(|x| key(x).0 < ord)
+        };
+        if items.get(p).is_some_and(|x| key(x) == (ord, false)) {
+            return p;
+        }
+        // Not reached (the parts' order above); a walk of the purchase's parts.
+        debug_assert!(false, "unabsorbed part of {ord} not where expected");
+        let start = items.partition_point(|x| key(x).0 < ord);
+        (start..items.len())
+            .find(|&k| key(&items[k]) == (ord, false))
+            .unwrap_or(p)
+    }
+}
+
+/// Where a replacement search is ([`Engine::cands_start`]).
+struct Cands {
+    /// The scope's one book, else None (candidates in the buffer).
+    one: Option<u32>,
+    /// Next index in the book's [`Fresh`] list or in the buffer.
+    k: usize,
+    shorts: bool,
+    lot_seq: u32,
+    /// The walk's candidates and how many were taken (debug check).
+    #[cfg(debug_assertions)]
+    scanned: Vec<(u32, u32, usize)>,
+    #[cfg(debug_assertions)]
+    used: usize,
+}
+
+/// A closing of one lot (before display choices). The sale's date and kind are its
+/// [`SaleRows`]'s, the replacements that absorbed its loss are in the sale's `matches`.
 #[derive(Debug, Clone)]
 struct RawRow<A> {
     lot_seq: u32,
-    qty: A,
     acquired: NaiveDate,
     hp_start: NaiveDate,
-    sold: NaiveDate,
+    /// Its loss may still be washed by a later trade (shares left, window open).
+    pending: bool,
+    qty: A,
     /// Net of the selling commission.
     proceeds: A,
     basis: A,
     sell_fee: A,
     adjustment: A,
     washed_qty: A,
-    short: bool,
-    /// Its loss may still be washed by a later trade (shares left, window open).
-    pending: bool,
-    /// The replacements that absorbed its loss, in order: the first inline (most losses have
-    /// one), the others in `more_matches`.
-    first_match: Option<MatchRec<A>>,
-    more_matches: Vec<MatchRec<A>>,
 }
 
 /// The still-unmatched part of a losing lot (or of a short covered at a loss).
@@ -391,6 +499,9 @@ struct SaleRows<'a, A> {
     /// The closing of short sales (a covering buy).
     short: bool,
     rows: Vec<RawRow<A>>,
+    /// The replacements that absorbed the rows' losses, as (row index, match), in the order
+    /// matched (so each row's in order).
+    matches: Vec<(u32, MatchRec<A>)>,
     /// How many of `rows` are pending: while any is, the sale's rows may still change.
     pending: u32,
     /// The sale's Form 8949 rows and washes, once combined (its rows are then dropped).
@@ -433,13 +544,16 @@ struct Engine<'a, A> {
     covered: Vec<bool>,
     books: Vec<Book<A>>,
     book_ix: FxMap<(usize, usize), u32>,
-    /// (scope id, symbol) -> the books whose lots can replace (the owner's accounts).
-    scope_books: FxMap<(usize, usize), Vec<u32>>,
+    /// (scope id, symbol) -> its index in `scopes`.
+    scope_books: FxMap<(usize, usize), u32>,
+    /// Per (scope, symbol) ([`Book::scope`]): the books whose lots can replace (the owner's
+    /// accounts).
+    scopes: Vec<Vec<u32>>,
     pending: FxMap<(usize, usize), VecDeque<Loss<A>>>,
     /// Losses on covering shorts still waiting for a sale or a short sale (§1091(e)).
     pending_short: FxMap<(usize, usize), VecDeque<Loss<A>>>,
-    /// Reused buffer of replacement candidates (seq, book, position).
-    cands: Vec<(u32, u32, usize)>,
+    /// Reused buffer of replacement candidates (seq, book, rank).
+    cands: Vec<(u32, u32, u32)>,
     /// Sales not yet reported, in order of sale; `sales[0]` has id `sale_base`. A sale behind
     /// a pending one is combined as soon as its own rows are final, so the window holds one
     /// compact record per sale, not its lots' parts.
@@ -449,8 +563,9 @@ struct Engine<'a, A> {
     unscanned: u32,
     /// Sales whose last pending row became final since the last flush.
     ready: Vec<u32>,
-    /// Emptied row buffers, kept for their capacity.
+    /// Emptied row and match buffers, kept for their capacity.
     free_rows: Vec<Vec<RawRow<A>>>,
+    free_matches: Vec<Vec<(u32, MatchRec<A>)>>,
     /// Emptied buffers of combined rows and washes, kept for their capacity.
     free_parts: Vec<Vec<(RowKey<'a>, [A; 4])>>,
     free_washes: Vec<Vec<MatchRec<A>>>,
@@ -460,6 +575,11 @@ struct Engine<'a, A> {
     buf_plan: Vec<(u32, usize, A, A, NaiveDate)>,
     buf_parts: Vec<(A, A, NaiveDate)>,
     buf_washed: Vec<Lot<A>>,
+    /// Reused buffers: a covering buy's losses, a short loss's matches against held shorts.
+    buf_short_losses: Vec<Loss<A>>,
+    buf_plan_short: Vec<(u32, usize, A, A)>,
+    /// Processing rank of the next lot or short sale ([`Lot::ord`]).
+    next_ord: u32,
     emitted: Emitted,
 }
 
@@ -523,6 +643,7 @@ impl<'a, A: Amt> Engine<'a, A> {
             books: Vec::new(),
             book_ix: FxMap::default(),
             scope_books: FxMap::default(),
+            scopes: Vec::new(),
             pending: FxMap::default(),
             pending_short: FxMap::default(),
             cands: Vec::new(),
@@ -531,12 +652,16 @@ impl<'a, A: Amt> Engine<'a, A> {
             unscanned: 0,
             ready: Vec::new(),
             free_rows: Vec::new(),
+            free_matches: Vec::new(),
             free_parts: Vec::new(),
             free_washes: Vec::new(),
             buf_losses: Vec::new(),
             buf_plan: Vec::new(),
             buf_parts: Vec::new(),
             buf_washed: Vec::new(),
+            buf_short_losses: Vec::new(),
+            buf_plan_short: Vec::new(),
+            next_ord: 0,
             emitted: Emitted::default(),
         }
     }
@@ -649,22 +774,31 @@ impl<'a, A: Amt> Engine<'a, A> {
             return b;
         }
         let b = self.books.len() as u32;
+        let next = self.scopes.len() as u32;
+        let scope = *self
+            .scope_books
+            .entry((self.scope_of(acct), sym))
+            .or_insert(next);
+        if scope == next {
+            self.scopes.push(Vec::new());
+        }
+        self.scopes[scope as usize].push(b);
         self.books.push(Book {
             acct,
             sym,
+            scope,
             lots: VecDeque::new(),
-            unabsorbed: 0,
+            unabsorbed: Fresh::default(),
             shorts: VecDeque::new(),
-            unabsorbed_shorts: 0,
+            unabsorbed_shorts: Fresh::default(),
         });
         self.book_ix.insert((acct, sym), b);
-        let scope = self.scope_of(acct);
-        self.scope_books.entry((scope, sym)).or_default().push(b);
         b
     }
 
     /// `total * part / whole`, rounded per the settings; the whole when `part >= whole`, so the
     /// last part always takes the remainder and sums stay exact (ambiguity 16).
+    #[inline(always)]
     fn alloc(&self, total: A, part: A, whole: A) -> Result<A, PtrcError> {
         if ge(part, whole) {
             return Ok(total);
@@ -689,18 +823,24 @@ impl<'a, A: Amt> Engine<'a, A> {
 
     /// Store a closing of the tax year; others are not reported and are dropped (their losses
     /// still travel in their `Loss`).
-    fn push_row(&mut self, sale: u32, book: u32, r: RawRow<A>) -> RowId {
-        if r.sold.year() != self.year {
+    fn push_row(
+        &mut self,
+        (sale, book, sold, short): (u32, u32, NaiveDate, bool),
+        r: RawRow<A>,
+    ) -> RowId {
+        if sold.year() != self.year {
             return NO_ROW;
         }
         if self.sales.back().is_none_or(|s| s.sale != sale) {
             let rows = self.free_rows.pop().unwrap_or_default();
+            let matches = self.free_matches.pop().unwrap_or_default();
             self.sales.push_back(SaleRows {
                 sale,
                 book,
-                sold: r.sold,
-                short: r.short,
+                sold,
+                short,
                 rows,
+                matches,
                 pending: 0,
                 combined: None,
             });
@@ -741,7 +881,8 @@ impl<'a, A: Amt> Engine<'a, A> {
         let mut cost = self.amt(cost, i)?;
         let mut left = self.amt(t.qty, i)?;
         let short_wash = self.s.short_sale_wash_sales && self.covered[s as usize];
-        let mut short_losses: Vec<Loss<A>> = Vec::new();
+        let mut short_losses = std::mem::take(&mut self.buf_short_losses);
+        short_losses.clear();
         // Cover open shorts first, oldest first.
         while is_pos(left) {
             let Some(front) = self.books[b as usize].shorts.front() else {
@@ -761,8 +902,10 @@ impl<'a, A: Amt> Engine<'a, A> {
             let adj = self.alloc(sadj, m, sq)?;
             let book = &mut self.books[b as usize];
             if ge(m, sq) {
-                if book.shorts.pop_front().is_some_and(|sh| !sh.absorbed) {
-                    book.unabsorbed_shorts -= 1;
+                if let Some(sh) = book.shorts.pop_front()
+                    && !sh.absorbed
+                {
+                    book.unabsorbed_shorts.remove(sh.ord);
                 }
             } else if let Some(sh) = book.shorts.front_mut() {
                 sh.qty -= m;
@@ -776,23 +919,18 @@ impl<'a, A: Amt> Engine<'a, A> {
                 .ok_or_else(|| overflow(&self.describe(i)))?;
             let loss = short_wash && p < basis;
             let row = self.push_row(
-                i,
-                b,
+                (i, b, date, true),
                 RawRow {
                     lot_seq: i,
                     qty: m,
                     acquired: date,
                     hp_start: date,
-                    sold: date,
                     proceeds: p,
                     basis,
                     sell_fee: f,
                     adjustment: A::ZERO,
                     washed_qty: A::ZERO,
-                    short: true,
                     pending: loss,
-                    first_match: None,
-                    more_matches: Vec::new(),
                 },
             );
             if loss {
@@ -813,21 +951,22 @@ impl<'a, A: Amt> Engine<'a, A> {
         }
         if !short_losses.is_empty() {
             let key = (self.scope_of(self.ids[i as usize].0 as usize), s as usize);
-            for mut loss in short_losses {
-                self.match_held_shorts(&mut loss, key)?;
+            for mut loss in short_losses.drain(..) {
+                self.match_held_shorts(&mut loss, b)?;
                 if is_pos(loss.qty_rem) {
                     self.pending_short.entry(key).or_default().push_back(loss);
                 }
             }
         }
+        self.buf_short_losses = short_losses;
         if !is_pos(left) {
             return Ok(());
         }
-        self.books[b as usize].unabsorbed += 1;
+        let ord = self.new_fresh(b, i, date, false);
         self.books[b as usize].lots.push_back(Lot {
             seq: i,
+            ord,
             acquired: date,
-            acq_day: date.num_days_from_ce(),
             hp_start: date,
             qty: left,
             basis: cost,
@@ -901,8 +1040,10 @@ impl<'a, A: Amt> Engine<'a, A> {
         self.buf_parts = parts;
         let book = &mut self.books[b as usize];
         let rest = book.lots.pop_back();
-        if rest.as_ref().is_some_and(|r| !is_pos(r.qty)) {
-            book.unabsorbed -= 1;
+        if let Some(r) = &rest
+            && !is_pos(r.qty)
+        {
+            book.unabsorbed.remove(r.ord);
         }
         match self.s.sublot_order {
             SublotOrder::WashedFirst => {
@@ -989,11 +1130,7 @@ impl<'a, A: Amt> Engine<'a, A> {
                 disallowed: amount,
                 hp_start: by.hp_start,
             };
-            if row.first_match.is_none() {
-                row.first_match = Some(rec);
-            } else {
-                row.more_matches.push(rec);
-            }
+            slot.matches.push((id.k, rec));
         }
         Ok(amount)
     }
@@ -1061,8 +1198,16 @@ impl<'a, A: Amt> Engine<'a, A> {
             let f = self.alloc(fee, m, left)?;
             let book = &mut self.books[b as usize];
             if ge(m, lq) {
-                if book.lots.remove(pos).is_some_and(|l| !l.absorbed) {
-                    book.unabsorbed -= 1;
+                // FIFO relieves the front: no shifting of the rest.
+                let gone = if pos == 0 {
+                    book.lots.pop_front()
+                } else {
+                    book.lots.remove(pos)
+                };
+                if let Some(l) = gone
+                    && !l.absorbed
+                {
+                    book.unabsorbed.remove(l.ord);
                 }
             } else {
                 let lot = &mut book.lots[pos];
@@ -1086,23 +1231,18 @@ impl<'a, A: Amt> Engine<'a, A> {
             // Per lot, never on the order's net result (ambiguity 9); gains are never washed.
             let loss = covered && proceeds < basis;
             let row = self.push_row(
-                i,
-                b,
+                (i, b, date, false),
                 RawRow {
                     lot_seq: seq,
                     qty: m,
                     acquired,
                     hp_start,
-                    sold: date,
                     proceeds,
                     basis,
                     sell_fee: f,
                     adjustment: A::ZERO,
                     washed_qty: A::ZERO,
-                    short: false,
                     pending: loss,
-                    first_match: None,
-                    more_matches: Vec::new(),
                 },
             );
             if loss {
@@ -1135,11 +1275,11 @@ impl<'a, A: Amt> Engine<'a, A> {
                     self.dec(left)
                 )));
             }
-            self.books[b as usize].unabsorbed_shorts += 1;
+            let ord = self.new_fresh(b, i, date, true);
             self.books[b as usize].shorts.push_back(ShortLot {
                 seq: i,
+                ord,
                 opened: date,
-                open_day: date.num_days_from_ce(),
                 qty: left,
                 proceeds: net,
                 fee,
@@ -1160,7 +1300,7 @@ impl<'a, A: Amt> Engine<'a, A> {
             self.pending_short.insert(key, short_losses);
         }
         for mut loss in losses.drain(..) {
-            self.match_held(&mut loss, key)?;
+            self.match_held(&mut loss, b)?;
             if is_pos(loss.qty_rem) {
                 self.pending.entry(key).or_default().push_back(loss);
             }
@@ -1172,56 +1312,18 @@ impl<'a, A: Amt> Engine<'a, A> {
     /// Match a loss against shares already held that were bought in the window before the sale,
     /// earliest purchase first (rules 4-5), skipping shares that already absorbed a loss
     /// (rule 6) and, by default, the rest of the sold lot's own purchase (ambiguity 4).
-    fn match_held(&mut self, loss: &mut Loss<A>, key: (usize, usize)) -> Result<(), PtrcError> {
+    fn match_held(&mut self, loss: &mut Loss<A>, b: u32) -> Result<(), PtrcError> {
         let from = i64::from(loss.sold_day) - i64::from(self.s.wash_sale_window_days);
         let mut cands = std::mem::take(&mut self.cands);
         cands.clear();
-        let Some(books) = self.scope_books.get(&key) else {
-            return Ok(());
-        };
-        for &b in books {
-            let book = &self.books[b as usize];
-            debug_assert_eq!(
-                book.unabsorbed,
-                book.lots.iter().filter(|l| !l.absorbed).count()
-            );
-            let lots = &book.lots;
-            let mut unseen = book.unabsorbed;
-            // Lots are in purchase order, so acquisition dates rise towards the back.
-            for pos in (0..lots.len()).rev() {
-                if unseen == 0 {
-                    break;
-                }
-                let l = &lots[pos];
-                if i64::from(l.acq_day) < from {
-                    break;
-                }
-                if !l.absorbed {
-                    unseen -= 1;
-                    if self.s.same_purchase_is_replacement || l.seq != loss.lot_seq {
-                        cands.push((l.seq, b, pos));
-                    }
-                }
-            }
-        }
-        if cands.is_empty() {
-            self.cands = cands;
-            return Ok(());
-        }
-        // One book (the scope is one account): its lots, seen from the back, are already in
-        // descending (seq, position) order.
-        let one_book = books.len() == 1;
-        if one_book {
-            cands.reverse();
-        } else {
-            cands.sort_unstable();
-        }
+        let scope = self.books[b as usize].scope;
+        let mut c = self.cands_start(scope, from, loss.lot_seq, false, &mut cands);
         let mut plan = std::mem::take(&mut self.buf_plan);
         plan.clear();
-        for &(_, b, pos) in &cands {
-            if !is_pos(loss.qty_rem) {
+        while is_pos(loss.qty_rem) {
+            let Some((b, pos)) = self.cands_next(&mut c, &cands) else {
                 break;
-            }
+            };
             let lot = &self.books[b as usize].lots[pos];
             let (lq, acquired) = (lot.qty, lot.acquired);
             let m = dmin(lq, loss.qty_rem);
@@ -1238,9 +1340,12 @@ impl<'a, A: Amt> Engine<'a, A> {
             )?;
             plan.push((b, pos, m, amount, hp));
         }
+        // Out of candidates with shares left: the walk had no more either.
+        #[cfg(debug_assertions)]
+        assert!(!is_pos(loss.qty_rem) || c.used == c.scanned.len());
         self.cands = cands;
         // Apply from the back so earlier positions stay valid while parts are inserted.
-        if one_book {
+        if c.one.is_some() {
             plan.reverse();
         } else {
             plan.sort_unstable_by_key(|x| std::cmp::Reverse((x.0, x.1)));
@@ -1256,7 +1361,8 @@ impl<'a, A: Amt> Engine<'a, A> {
                 lot.wash_adj += amount;
                 lot.absorbed = true;
                 lot.hp_start = hp;
-                self.books[b as usize].unabsorbed -= 1;
+                let ord = lot.ord;
+                self.books[b as usize].unabsorbed.remove(ord);
                 continue;
             }
             let part = self.carve(b, pos, m, amount, hp)?;
@@ -1268,6 +1374,161 @@ impl<'a, A: Amt> Engine<'a, A> {
         }
         self.buf_plan = plan;
         Ok(())
+    }
+
+    /// The replacement candidates of a loss (on lots, or with `shorts` on short sales) in
+    /// scope `key`: the unabsorbed ones bought (entered into) on day `from` or later, earliest
+    /// first (seq, then book), by default not of the loss's own purchase `lot_seq`. One book
+    /// (the scope is one account): its [`Fresh`] list in book order, visited only until the
+    /// loss is matched; several: all of them collected into `buf` and sorted.
+    #[inline]
+    fn cands_start(
+        &self,
+        scope: u32,
+        from: i64,
+        lot_seq: u32,
+        shorts: bool,
+        buf: &mut Vec<(u32, u32, u32)>,
+    ) -> Cands {
+        let same_ok = self.s.same_purchase_is_replacement;
+        let books = &self.scopes[scope as usize];
+        let one = if books.len() == 1 {
+            Some(books[0])
+        } else {
+            for &b in books {
+                for f in self.fresh(b, shorts).since(from) {
+                    if same_ok || f.seq != lot_seq {
+                        buf.push((f.seq, b, f.ord));
+                    }
+                }
+            }
+            // The seq is unique: one unabsorbed lot per purchase.
+            buf.sort_unstable();
+            None
+        };
+        Cands {
+            one,
+            k: one.map_or(0, |b| self.fresh(b, shorts).first_since(from)),
+            shorts,
+            lot_seq,
+            #[cfg(debug_assertions)]
+            scanned: self.scan_held(scope, from, lot_seq, shorts),
+            #[cfg(debug_assertions)]
+            used: 0,
+        }
+    }
+
+    /// The next candidate of [`Engine::cands_start`]: (book, position in its lots or shorts).
+    #[inline]
+    fn cands_next(&self, c: &mut Cands, buf: &[(u32, u32, u32)]) -> Option<(u32, usize)> {
+        let (b, ord) = loop {
+            match c.one {
+                Some(b) => {
+                    let f = self.fresh(b, c.shorts).get(c.k)?;
+                    c.k += 1;
+                    if self.s.same_purchase_is_replacement || f.seq != c.lot_seq {
+                        break (b, f.ord);
+                    }
+                }
+                None => {
+                    let &(_, b, ord) = buf.get(c.k)?;
+                    c.k += 1;
+                    break (b, ord);
+                }
+            }
+        };
+        let washed_first = self.s.sublot_order == SublotOrder::WashedFirst;
+        let book = &self.books[b as usize];
+        let pos = if c.shorts {
+            debug_assert_eq!(
+                book.unabsorbed_shorts.len(),
+                book.shorts.iter().filter(|s| !s.absorbed).count()
+            );
+            Fresh::locate(&book.shorts, ord, washed_first, |s| (s.ord, s.absorbed))
+        } else {
+            debug_assert_eq!(
+                book.unabsorbed.len(),
+                book.lots.iter().filter(|l| !l.absorbed).count()
+            );
+            Fresh::locate(&book.lots, ord, washed_first, |l| (l.ord, l.absorbed))
+        };
+        #[cfg(debug_assertions)]
+        {
+            assert_eq!(c.scanned.get(c.used).map(|x| (x.1, x.2)), Some((b, pos)));
+            c.used += 1;
+        }
+        Some((b, pos))
+    }
+
+    /// Register the lot (or with `shorts` the short sale) trade `i` is about to append to book
+    /// `b` as unabsorbed; returns its rank.
+    fn new_fresh(&mut self, b: u32, i: u32, date: NaiveDate, shorts: bool) -> u32 {
+        let ord = self.next_ord;
+        self.next_ord += 1;
+        let book = &mut self.books[b as usize];
+        let fresh = if shorts {
+            &mut book.unabsorbed_shorts
+        } else {
+            &mut book.unabsorbed
+        };
+        fresh.push(FreshLot {
+            ord,
+            seq: i,
+            day: date.num_days_from_ce(),
+        });
+        ord
+    }
+
+    fn fresh(&self, b: u32, shorts: bool) -> &Fresh {
+        let book = &self.books[b as usize];
+        if shorts {
+            &book.unabsorbed_shorts
+        } else {
+            &book.unabsorbed
+        }
+    }
+
+    /// The replacement candidates of a loss sold on `from` + window, found by walking the books
+    /// (lots, or short sales with `shorts`) as before [`Fresh`]: (seq, book, position) in the
+    /// order matched. Debug builds check the search through [`Fresh`] against it.
+    #[cfg(debug_assertions)]
+    fn scan_held(
+        &self,
+        scope: u32,
+        from: i64,
+        lot_seq: u32,
+        shorts: bool,
+    ) -> Vec<(u32, u32, usize)> {
+        let mut cands = Vec::new();
+        let books = &self.scopes[scope as usize];
+        for &b in books {
+            let book = &self.books[b as usize];
+            let items: Vec<(u32, NaiveDate, bool)> = if shorts {
+                book.shorts
+                    .iter()
+                    .map(|s| (s.seq, s.opened, s.absorbed))
+                    .collect()
+            } else {
+                book.lots
+                    .iter()
+                    .map(|l| (l.seq, l.acquired, l.absorbed))
+                    .collect()
+            };
+            for (pos, &(seq, date, absorbed)) in items.iter().enumerate().rev() {
+                if i64::from(date.num_days_from_ce()) < from {
+                    break;
+                }
+                if !absorbed && (self.s.same_purchase_is_replacement || seq != lot_seq) {
+                    cands.push((seq, b, pos));
+                }
+            }
+        }
+        if books.len() == 1 {
+            cands.reverse();
+        } else {
+            cands.sort_unstable();
+        }
+        cands
     }
 
     /// The losses on covering shorts in scope `key` that a trade on `day` can still wash,
@@ -1329,10 +1590,13 @@ impl<'a, A: Amt> Engine<'a, A> {
             washed.push(self.carve_short(b, pos, m, amount)?);
         }
         let book = &mut self.books[b as usize];
-        let rest = book.shorts.pop_back().filter(|r| is_pos(r.qty));
-        if rest.is_none() {
-            book.unabsorbed_shorts -= 1;
+        let rest = book.shorts.pop_back();
+        if let Some(r) = &rest
+            && !is_pos(r.qty)
+        {
+            book.unabsorbed_shorts.remove(r.ord);
         }
+        let rest = rest.filter(|r| is_pos(r.qty));
         match self.s.sublot_order {
             SublotOrder::WashedFirst => {
                 book.shorts.extend(washed);
@@ -1382,55 +1646,18 @@ impl<'a, A: Amt> Engine<'a, A> {
     /// covered short sale itself (ambiguity 4 by analogy). Shares sold before the cover are not
     /// replacements: that sale is complete, so there is nothing to carry the loss into (see
     /// docs/TAX.md).
-    fn match_held_shorts(
-        &mut self,
-        loss: &mut Loss<A>,
-        key: (usize, usize),
-    ) -> Result<(), PtrcError> {
+    fn match_held_shorts(&mut self, loss: &mut Loss<A>, b: u32) -> Result<(), PtrcError> {
         let from = i64::from(loss.sold_day) - i64::from(self.s.wash_sale_window_days);
         let mut cands = std::mem::take(&mut self.cands);
         cands.clear();
-        let mut one_book = false;
-        if let Some(books) = self.scope_books.get(&key) {
-            one_book = books.len() == 1;
-            for &b in books {
-                let book = &self.books[b as usize];
-                debug_assert_eq!(
-                    book.unabsorbed_shorts,
-                    book.shorts.iter().filter(|s| !s.absorbed).count()
-                );
-                let shorts = &book.shorts;
-                let mut unseen = book.unabsorbed_shorts;
-                // Short sales are in the order entered into: dates rise towards the back.
-                for pos in (0..shorts.len()).rev() {
-                    if unseen == 0 {
-                        break;
-                    }
-                    let sh = &shorts[pos];
-                    if i64::from(sh.open_day) < from {
-                        break;
-                    }
-                    if sh.absorbed {
-                        continue;
-                    }
-                    unseen -= 1;
-                    if self.s.same_purchase_is_replacement || sh.seq != loss.lot_seq {
-                        cands.push((sh.seq, b, pos));
-                    }
-                }
-            }
-        }
-        // One book: its short sales, seen from the back, are in descending (seq, position) order.
-        if one_book {
-            cands.reverse();
-        } else {
-            cands.sort_unstable();
-        }
-        let mut plan: Vec<(u32, usize, A, A)> = Vec::new();
-        for &(_, b, pos) in &cands {
-            if !is_pos(loss.qty_rem) {
+        let scope = self.books[b as usize].scope;
+        let mut c = self.cands_start(scope, from, loss.lot_seq, true, &mut cands);
+        let mut plan = std::mem::take(&mut self.buf_plan_short);
+        plan.clear();
+        while is_pos(loss.qty_rem) {
+            let Some((b, pos)) = self.cands_next(&mut c, &cands) else {
                 break;
-            }
+            };
             let sh = &self.books[b as usize].shorts[pos];
             let (sq, opened) = (sh.qty, sh.opened);
             let m = dmin(sq, loss.qty_rem);
@@ -1446,14 +1673,17 @@ impl<'a, A: Amt> Engine<'a, A> {
             )?;
             plan.push((b, pos, m, amount));
         }
+        // Out of candidates with shares left: the walk had no more either.
+        #[cfg(debug_assertions)]
+        assert!(!is_pos(loss.qty_rem) || c.used == c.scanned.len());
         self.cands = cands;
         // Apply from the back so earlier positions stay valid while parts are inserted.
-        if one_book {
+        if c.one.is_some() {
             plan.reverse();
         } else {
             plan.sort_unstable_by_key(|x| std::cmp::Reverse((x.0, x.1)));
         }
-        for (b, pos, m, amount) in plan {
+        for &(b, pos, m, amount) in &plan {
             let sq = self.books[b as usize].shorts[pos].qty;
             if ge(m, sq) {
                 let sh = &mut self.books[b as usize].shorts[pos];
@@ -1462,7 +1692,8 @@ impl<'a, A: Amt> Engine<'a, A> {
                     .checked_add(amount)
                     .ok_or_else(|| overflow("replacement short sale"))?;
                 sh.absorbed = true;
-                self.books[b as usize].unabsorbed_shorts -= 1;
+                let ord = sh.ord;
+                self.books[b as usize].unabsorbed_shorts.remove(ord);
                 continue;
             }
             let part = self.carve_short(b, pos, m, amount)?;
@@ -1472,6 +1703,7 @@ impl<'a, A: Amt> Engine<'a, A> {
             };
             self.books[b as usize].shorts.insert(at, part);
         }
+        self.buf_plan_short = plan;
         Ok(())
     }
 
@@ -1504,7 +1736,7 @@ impl<'a, A: Amt> Engine<'a, A> {
                     owner: owner.to_string(),
                     symbol: symbol.to_string(),
                     lot_id: self.trades[l.seq as usize].lot_ids.first().cloned(),
-                    qty: self.dec(l.qty).normalize(),
+                    qty: norm(self.dec(l.qty)),
                     cost_basis: money(self.dec(l.basis)),
                     wash_adjustment: money(self.dec(l.wash_adj)),
                     date_acquired: l.acquired,
@@ -1516,7 +1748,7 @@ impl<'a, A: Amt> Engine<'a, A> {
                     account: account.to_string(),
                     owner: owner.to_string(),
                     symbol: symbol.to_string(),
-                    qty: self.dec(sh.qty).normalize(),
+                    qty: norm(self.dec(sh.qty)),
                     proceeds: money(self.dec(sh.proceeds)),
                     wash_adjustment: money(self.dec(sh.wash_adj)),
                     date_opened: sh.opened,
@@ -1524,14 +1756,6 @@ impl<'a, A: Amt> Engine<'a, A> {
             }
         }
         (lots, shorts)
-    }
-
-    fn term(&self, hp_start: NaiveDate, sold: NaiveDate) -> Term {
-        if sold > anniversary(hp_start, self.s.feb29_anniversary) {
-            Term::Long
-        } else {
-            Term::Short
-        }
     }
 
     /// Report the rows that no trade on `day` or later can change (all of them when `day` is
@@ -1601,12 +1825,22 @@ impl<'a, A: Amt> Engine<'a, A> {
         filter: Option<&TaxFilter>,
         last_day: Option<i32>,
     ) -> Result<(), PtrcError> {
-        let (book, sold, mut rows) = {
+        let (book, sold, short, mut rows, mut matches) = {
             let slot = &mut self.sales[ix];
-            (slot.book, slot.sold, std::mem::take(&mut slot.rows))
+            (
+                slot.book,
+                slot.sold,
+                slot.short,
+                std::mem::take(&mut slot.rows),
+                std::mem::take(&mut slot.matches),
+            )
         };
         let c = if self.book_wanted(book, filter) {
-            self.combine(book, sold, &rows, last_day)?
+            // Each row's matches in order, the rows in order (a stable sort).
+            if !matches.is_sorted_by_key(|m| m.0) {
+                matches.sort_by_key(|m| m.0);
+            }
+            self.combine((book, sold, short), &rows, &matches, last_day)?
         } else {
             Combined {
                 parts: Vec::new(),
@@ -1616,15 +1850,17 @@ impl<'a, A: Amt> Engine<'a, A> {
         self.sales[ix].combined = Some(c);
         rows.clear();
         self.free_rows.push(rows);
+        matches.clear();
+        self.free_matches.push(matches);
         Ok(())
     }
 
     /// The Form 8949 rows and wash matches of one sale's closings.
     fn combine(
         &mut self,
-        book: u32,
-        sold: NaiveDate,
+        (book, sold, short): (u32, NaiveDate, bool),
         group: &[RawRow<A>],
+        matches: &[(u32, MatchRec<A>)],
         last_day: Option<i32>,
     ) -> Result<Combined<'a, A>, PtrcError> {
         let s = self.s;
@@ -1653,12 +1889,23 @@ impl<'a, A: Amt> Engine<'a, A> {
             }
             Ok(())
         };
+        // The parts of one sale mostly share their holding-period start: its anniversary is
+        // computed once per run of equal starts.
+        let mut ann: Option<(NaiveDate, NaiveDate)> = None;
         for r in group {
             self.emitted.lots_closed += 1;
-            let term = if r.short {
+            let term = if short {
                 Term::Short
             } else {
-                self.term(r.hp_start, r.sold)
+                let a = match ann {
+                    Some((hp, a)) if hp == r.hp_start => a,
+                    _ => {
+                        let a = anniversary(r.hp_start, s.feb29_anniversary);
+                        ann = Some((r.hp_start, a));
+                        a
+                    }
+                };
+                if sold > a { Term::Long } else { Term::Short }
             };
             let date_acquired = match s.date_acquired_display {
                 DateAcquiredDisplay::Adjusted => r.hp_start,
@@ -1676,7 +1923,7 @@ impl<'a, A: Amt> Engine<'a, A> {
                 ),
             };
             let lot_id = trades[r.lot_seq as usize].lot_ids.first();
-            let key = |g: A| (date_acquired, term, is_pos(g), lot_id, r.short);
+            let key = |g: A| (date_acquired, term, is_pos(g), lot_id, short);
             let partial = is_pos(r.adjustment) && r.washed_qty < r.qty;
             if s.row_splitting == RowSplitting::Split && partial {
                 // The washed part nets to zero; the rest keeps the allowed loss.
@@ -1695,42 +1942,40 @@ impl<'a, A: Amt> Engine<'a, A> {
             } else {
                 add(key(r.adjustment), [r.qty, d, e, r.adjustment])?;
             }
-            let unwashed_loss = (!r.short || s.short_sale_wash_sales)
+            let unwashed_loss = (!short || s.short_sale_wash_sales)
                 && covered
                 && r.proceeds < r.basis
                 && r.washed_qty < r.qty;
             if unwashed_loss
                 && let Some(last) = last_day
-                && i64::from(r.sold.num_days_from_ce()) + window > i64::from(last)
+                && i64::from(sold.num_days_from_ce()) + window > i64::from(last)
             {
                 self.emitted.open_windows += 1;
                 if self.emitted.open_windows <= 20 {
-                    let until = r
-                        .sold
+                    let until = sold
                         .checked_add_signed(TimeDelta::days(window))
-                        .unwrap_or(r.sold);
-                    self.emitted.notes.push(if r.short {
+                        .unwrap_or(sold);
+                    self.emitted.notes.push(if short {
                         format!(
                             "the loss on covering {} {symbol} short on {} in account {account} could still be washed by a sale or short sale through {until}, after the last trade in the input",
-                            self.dec(r.qty).normalize(),
-                            r.sold
+                            norm(self.dec(r.qty)),
+                            sold
                         )
                     } else {
                         format!(
                             "the loss on {} {symbol} sold {} in account {account} could still be washed by a purchase through {until}, after the last trade in the input",
-                            self.dec(r.qty).normalize(),
-                            r.sold
+                            norm(self.dec(r.qty)),
+                            sold
                         )
                     });
                 }
             }
         }
-        debug_assert!(group.iter().all(|r| r.sold == sold));
         // The wash matches of the sale, those with one replacement (kind, account, date and
         // holding-period start) combined under `PerSale`.
         let mut washes = self.free_washes.pop().unwrap_or_default();
-        for r in group {
-            for m in r.first_match.iter().chain(&r.more_matches) {
+        {
+            for (_, m) in matches {
                 let same = |w: &&mut MatchRec<A>| {
                     (w.kind, w.repl_book, w.repl_date, w.hp_start)
                         == (m.kind, m.repl_book, m.repl_date, m.hp_start)
@@ -1786,8 +2031,8 @@ impl<'a, A: Amt> Engine<'a, A> {
                 account: account.to_string(),
                 owner: owner.to_string(),
                 symbol: symbol.to_string(),
-                description: format!("{} {}", qty.normalize(), symbol),
-                qty: qty.normalize(),
+                description: format!("{} {}", norm(qty), symbol),
+                qty: norm(qty),
                 lot_id: lot_id.cloned(),
                 date_acquired,
                 date_sold: sold,
@@ -1811,7 +2056,7 @@ impl<'a, A: Amt> Engine<'a, A> {
                 replacement: m.kind,
                 replacement_account: self.names_acct[rb.acct].to_string(),
                 replacement_date: m.repl_date,
-                qty: self.dec(m.qty).normalize(),
+                qty: norm(self.dec(m.qty)),
                 disallowed: money(self.dec(m.disallowed)),
                 holding_period_start: m.hp_start,
             })?;
@@ -1986,29 +2231,24 @@ impl Amt for Fixed {
     }
     /// total * part / whole = t * p / (w * 10^scale) in value; rounded to `dp` places that is
     /// q = round(t * p / (w * 10^(scale - dp))), q * 10^(scale - dp) units.
+    #[inline]
     fn split(total: Self, part: Self, whole: Self, dp: u32, scale: u32) -> Option<Self> {
-        let unit = POW10.get(scale.checked_sub(dp)? as usize).copied()?;
-        let num = i128::from(total.0).checked_mul(i128::from(part.0))?;
-        let den = i128::from(whole.0).checked_mul(unit)?;
-        if den <= 0 {
-            return None;
-        }
-        let q = if let (Ok(n), Ok(d)) = (i64::try_from(num), i64::try_from(den)) {
+        let k = scale.checked_sub(dp)? as usize;
+        // Nearly always every intermediate fits in 64 bits: the same quotient, rounded the
+        // same way, without the 128-bit checks.
+        if let Some(&unit) = POW10_I64.get(k)
+            && let (Some(n), Some(d)) = (total.0.checked_mul(part.0), whole.0.checked_mul(unit))
+            && d > 0
+        {
             let (q, r) = (n / d, n % d);
-            i128::from(if r.unsigned_abs() * 2 >= d.unsigned_abs() {
+            let q = if r.unsigned_abs() * 2 >= d.unsigned_abs() {
                 q + n.signum()
             } else {
                 q
-            })
-        } else {
-            let (q, r) = (num / den, num % den);
-            if r.unsigned_abs().checked_mul(2)? >= den.unsigned_abs() {
-                q + num.signum()
-            } else {
-                q
-            }
-        };
-        i64::try_from(q.checked_mul(unit)?).ok().map(Fixed)
+            };
+            return q.checked_mul(unit).map(Fixed);
+        }
+        split_wide(total, part, whole, k)
     }
     fn to_dec(self, scale: u32) -> Decimal {
         Decimal::new(self.0, scale)
@@ -2019,6 +2259,33 @@ impl Amt for Fixed {
             .ok()
             .map(Fixed)
     }
+}
+
+/// [`Fixed::split`] in 128 bits (`k` = scale - dp), when an intermediate does not fit 64.
+#[cold]
+fn split_wide(total: Fixed, part: Fixed, whole: Fixed, k: usize) -> Option<Fixed> {
+    let unit = POW10.get(k).copied()?;
+    let num = i128::from(total.0).checked_mul(i128::from(part.0))?;
+    let den = i128::from(whole.0).checked_mul(unit)?;
+    if den <= 0 {
+        return None;
+    }
+    let q = if let (Ok(n), Ok(d)) = (i64::try_from(num), i64::try_from(den)) {
+        let (q, r) = (n / d, n % d);
+        i128::from(if r.unsigned_abs() * 2 >= d.unsigned_abs() {
+            q + n.signum()
+        } else {
+            q
+        })
+    } else {
+        let (q, r) = (num / den, num % den);
+        if r.unsigned_abs().checked_mul(2)? >= den.unsigned_abs() {
+            q + num.signum()
+        } else {
+            q
+        }
+    };
+    i64::try_from(q.checked_mul(unit)?).ok().map(Fixed)
 }
 
 /// The scale of a fixed-point run over `trades`, or None when the input needs the decimal
@@ -2089,6 +2356,17 @@ fn trade_date(t: &Trade) -> NaiveDate {
         .unwrap_or_else(|| t.date())
 }
 
+/// Powers of ten that fit in an i64.
+const POW10_I64: [i64; 19] = {
+    let mut t = [1i64; 19];
+    let mut i = 1;
+    while i < 19 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
 /// Powers of ten that fit in an i128.
 const POW10: [i128; 39] = {
     let mut t = [1i128; 39];
@@ -2158,6 +2436,36 @@ pub(crate) fn anniversary(d: NaiveDate, feb29: Feb29Anniversary) -> NaiveDate {
 
 /// Amounts as shown: no trailing zeros beyond the cents, at least two decimals, no `-0`.
 pub(crate) fn money(d: Decimal) -> Decimal {
+    strip_zeros(d, 2).unwrap_or_else(|| money_slow(d))
+}
+
+/// `d.normalize()` (no trailing zeros, no `-0`).
+pub(crate) fn norm(d: Decimal) -> Decimal {
+    strip_zeros(d, 0).unwrap_or_else(|| d.normalize())
+}
+
+/// `d` without trailing zeros beyond `min` decimals and with at least `min` (zero as `0` at
+/// `min` decimals), in integer arithmetic on the mantissa when it fits 64 bits (the decimal
+/// `normalize` divides 96 bits by ten per digit); None otherwise.
+fn strip_zeros(d: Decimal, min: u32) -> Option<Decimal> {
+    let mut m = i64::try_from(d.mantissa()).ok()?;
+    let mut s = d.scale();
+    if m == 0 {
+        return Some(Decimal::new(0, min));
+    }
+    while s > min && m % 10 == 0 {
+        m /= 10;
+        s -= 1;
+    }
+    if s < min {
+        let up = POW10.get((min - s) as usize)?;
+        return Decimal::try_from_i128_with_scale(i128::from(m).checked_mul(*up)?, min).ok();
+    }
+    Some(Decimal::new(m, s))
+}
+
+/// [`money`] through `normalize` (mantissas beyond 64 bits).
+fn money_slow(d: Decimal) -> Decimal {
     let mut n = if d.is_zero() {
         Decimal::ZERO
     } else {
