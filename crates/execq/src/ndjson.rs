@@ -127,6 +127,16 @@ impl<'a> Cursor<'a> {
         self.text.get(start..start + len)
     }
 
+    /// One of the record's keys (see [`known_key`]); anything else, `None`.
+    fn key(&mut self) -> Option<Key> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        let (len, key) = known_key(self.s.get(self.i..)?)?;
+        self.i += len;
+        Some(key)
+    }
+
     /// `null`: `true` (and consumed) if it is next.
     fn null(&mut self) -> bool {
         if self.s.get(self.i..self.i + 4) == Some(b"null") {
@@ -260,6 +270,62 @@ fn fast_ts(s: &str) -> Option<Timestamp> {
     ))
 }
 
+/// The record's keys.
+#[derive(Clone, Copy)]
+enum Key {
+    Ts,
+    Qty,
+    Tif,
+    Bid,
+    Ask,
+    Fee,
+    Kind,
+    Side,
+    Price,
+    Owner,
+    Symbol,
+    Account,
+    FillId,
+    OrderId,
+    TradeId,
+    BidSize,
+    AskSize,
+    Liquidity,
+    OrderType,
+    DecisionPrice,
+}
+
+/// The record's key at the start of `rest` (just after the opening quote), with its length
+/// and closing quote: `rest` is compared with the one to three keys of its first byte, each
+/// a constant, instead of finding the key's end and comparing it with each key in turn.
+/// `None` for anything else (an unknown key, an escape): serde's to read.
+fn known_key(rest: &[u8]) -> Option<(usize, Key)> {
+    macro_rules! pick {
+        ($($name:literal => $k:ident),+) => {{
+            $(
+                if rest.starts_with($name) {
+                    return Some(($name.len(), Key::$k));
+                }
+            )+
+            None
+        }};
+    }
+    match rest.first()? {
+        b't' => pick!(b"ts\"" => Ts, b"tif\"" => Tif, b"trade_id\"" => TradeId),
+        b'k' => pick!(b"kind\"" => Kind),
+        b's' => pick!(b"symbol\"" => Symbol, b"side\"" => Side),
+        b'q' => pick!(b"qty\"" => Qty),
+        b'p' => pick!(b"price\"" => Price),
+        b'a' => pick!(b"account\"" => Account, b"ask\"" => Ask, b"ask_size\"" => AskSize),
+        b'o' => pick!(b"order_id\"" => OrderId, b"owner\"" => Owner, b"order_type\"" => OrderType),
+        b'f' => pick!(b"fill_id\"" => FillId, b"fee\"" => Fee),
+        b'b' => pick!(b"bid\"" => Bid, b"bid_size\"" => BidSize),
+        b'l' => pick!(b"liquidity\"" => Liquidity),
+        b'd' => pick!(b"decision_price\"" => DecisionPrice),
+        _ => None,
+    }
+}
+
 const F_TS: u32 = 1;
 const F_KIND: u32 = 1 << 1;
 const F_SYMBOL: u32 = 1 << 2;
@@ -302,18 +368,18 @@ fn parse_fields(line: &[u8], rec: &mut Record, spare: &mut Spare) -> Option<()> 
     let mut seen = 0u32;
     loop {
         c.ws();
-        let key = c.string()?;
+        let key = c.key()?;
         c.ws();
         if !c.eat(b':') {
             return None;
         }
         c.ws();
         let bit = match key {
-            "ts" => {
+            Key::Ts => {
                 rec.ts = fast_ts(c.string()?)?;
                 F_TS
             }
-            "kind" => {
+            Key::Kind => {
                 rec.kind = match c.string()? {
                     "order_new" => Kind::OrderNew,
                     "order_cancel" => Kind::OrderCancel,
@@ -324,13 +390,13 @@ fn parse_fields(line: &[u8], rec: &mut Record, spare: &mut Spare) -> Option<()> 
                 };
                 F_KIND
             }
-            "symbol" => {
+            Key::Symbol => {
                 let v = c.string()?;
                 rec.symbol.clear();
                 rec.symbol.push_str(v);
                 F_SYMBOL
             }
-            "side" => {
+            Key::Side => {
                 rec.side = match c.opt_string()? {
                     None => None,
                     Some("buy") => Some(Side::Buy),
@@ -339,7 +405,7 @@ fn parse_fields(line: &[u8], rec: &mut Record, spare: &mut Spare) -> Option<()> 
                 };
                 1 << 3
             }
-            "liquidity" => {
+            Key::Liquidity => {
                 rec.liquidity = match c.opt_string()? {
                     None => None,
                     Some("maker") => Some(Liquidity::Maker),
@@ -348,23 +414,21 @@ fn parse_fields(line: &[u8], rec: &mut Record, spare: &mut Spare) -> Option<()> 
                 };
                 1 << 4
             }
-            "account" => text(&mut c, &mut rec.account, spare, 0, 5)?,
-            "owner" => text(&mut c, &mut rec.owner, spare, 1, 6)?,
-            "order_id" => text(&mut c, &mut rec.order_id, spare, 2, 7)?,
-            "order_type" => text(&mut c, &mut rec.order_type, spare, 3, 8)?,
-            "tif" => text(&mut c, &mut rec.tif, spare, 4, 9)?,
-            "trade_id" => text(&mut c, &mut rec.trade_id, spare, 5, 10)?,
-            "fill_id" => text(&mut c, &mut rec.fill_id, spare, 6, 11)?,
-            "qty" => dec(&mut c, &mut rec.qty, 12)?,
-            "price" => dec(&mut c, &mut rec.price, 13)?,
-            "bid" => dec(&mut c, &mut rec.bid, 14)?,
-            "ask" => dec(&mut c, &mut rec.ask, 15)?,
-            "bid_size" => dec(&mut c, &mut rec.bid_size, 16)?,
-            "ask_size" => dec(&mut c, &mut rec.ask_size, 17)?,
-            "fee" => dec(&mut c, &mut rec.fee, 18)?,
-            "decision_price" => dec(&mut c, &mut rec.decision_price, 19)?,
-            // Unknown keys are ignored by serde: let it skip their values.
-            _ => return None,
+            Key::Account => text(&mut c, &mut rec.account, spare, 0, 5)?,
+            Key::Owner => text(&mut c, &mut rec.owner, spare, 1, 6)?,
+            Key::OrderId => text(&mut c, &mut rec.order_id, spare, 2, 7)?,
+            Key::OrderType => text(&mut c, &mut rec.order_type, spare, 3, 8)?,
+            Key::Tif => text(&mut c, &mut rec.tif, spare, 4, 9)?,
+            Key::TradeId => text(&mut c, &mut rec.trade_id, spare, 5, 10)?,
+            Key::FillId => text(&mut c, &mut rec.fill_id, spare, 6, 11)?,
+            Key::Qty => dec(&mut c, &mut rec.qty, 12)?,
+            Key::Price => dec(&mut c, &mut rec.price, 13)?,
+            Key::Bid => dec(&mut c, &mut rec.bid, 14)?,
+            Key::Ask => dec(&mut c, &mut rec.ask, 15)?,
+            Key::BidSize => dec(&mut c, &mut rec.bid_size, 16)?,
+            Key::AskSize => dec(&mut c, &mut rec.ask_size, 17)?,
+            Key::Fee => dec(&mut c, &mut rec.fee, 18)?,
+            Key::DecisionPrice => dec(&mut c, &mut rec.decision_price, 19)?,
         };
         if seen & bit != 0 {
             return None; // a repeated key is serde's error to report
@@ -462,6 +526,71 @@ mod tests {
             }
         }
         assert!(plain_decimal("99.99").is_some() && plain_decimal("179").is_some());
+    }
+
+    #[test]
+    fn keys_are_known_by_their_whole_name() {
+        let keys = [
+            "ts",
+            "qty",
+            "tif",
+            "bid",
+            "ask",
+            "fee",
+            "kind",
+            "side",
+            "price",
+            "owner",
+            "symbol",
+            "account",
+            "fill_id",
+            "order_id",
+            "trade_id",
+            "bid_size",
+            "ask_size",
+            "liquidity",
+            "order_type",
+            "decision_price",
+        ];
+        let known = |k: &str| {
+            let quoted = format!("{k}\":1");
+            known_key(quoted.as_bytes()).map(|(len, _)| {
+                assert_eq!(len, k.len() + 1, "{k}");
+                len
+            })
+        };
+        for k in keys {
+            assert!(known(k).is_some(), "{k}");
+            // One byte changed anywhere, one added or removed: not a key.
+            for i in 0..k.len() {
+                let mut m = k.as_bytes().to_vec();
+                m[i] = b'x';
+                let m = String::from_utf8(m).unwrap();
+                assert!(known(&m).is_none() || keys.contains(&m.as_str()), "{m}");
+            }
+            assert!(known(&format!("{k}s")).is_none());
+            assert!(known(&format!("{k}\\u0041")).is_none());
+            assert!(known(&k[1..]).is_none() || keys.contains(&&k[1..]));
+            assert!(known(&k[..k.len() - 1]).is_none() || keys.contains(&&k[..k.len() - 1]));
+        }
+        for k in [
+            "",
+            "t",
+            "TS",
+            "Ts",
+            "qt",
+            "sym",
+            "symbols",
+            "xx",
+            "zzz",
+            "decision_prices",
+        ] {
+            assert!(known(k).is_none(), "{k}");
+        }
+        assert!(known_key(b"ts").is_none() && known_key(b"").is_none());
+        // Every key is read into its own field.
+        let line = r#"{"ts":"2024-01-02T14:30:00Z","kind":"fill","symbol":"S","side":"sell","liquidity":"maker","account":"a","owner":"o","order_id":"i","order_type":"limit","tif":"ioc","trade_id":"t","fill_id":"f","qty":"1","price":"2","bid":"3","ask":"4","bid_size":"5","ask_size":"6","fee":"7","decision_price":"8"}"#;
+        assert!(same_as_serde(line));
     }
 
     /// `line` read by the fast parser, if it takes it (then it must equal serde's record).
