@@ -172,6 +172,27 @@ impl<'a> Cursor<'a> {
         Some(kind)
     }
 
+    /// A quoted [`plain_decimal`] (the same value and scale), read in the one pass that finds
+    /// the closing quote; anything else: `None` with nothing consumed.
+    fn quoted_plain_decimal(&mut self) -> Option<Decimal> {
+        let rest = self.s.get(self.i + 1..)?;
+        let mut m: u64 = 0;
+        let mut dot = None;
+        for (k, &c) in rest.iter().enumerate().take(19) {
+            match c {
+                b'0'..=b'9' => m = m * 10 + u64::from(c - b'0'),
+                b'.' if dot.is_none() && k > 0 => dot = Some(k),
+                b'"' if k > 0 && dot != Some(k - 1) => {
+                    let scale = dot.map_or(0, |d| k - d - 1) as u32;
+                    self.i += k + 2;
+                    return Some(Decimal::from_i128_with_scale(i128::from(m), scale));
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
     /// `null`: `true` (and consumed) if it is next.
     fn null(&mut self) -> bool {
         if self.s.get(self.i..self.i + 4) == Some(b"null") {
@@ -196,6 +217,9 @@ impl<'a> Cursor<'a> {
         match self.peek()? {
             b'n' => self.null().then_some(None),
             b'"' => {
+                if let Some(d) = self.quoted_plain_decimal() {
+                    return Some(Some(d));
+                }
                 let s = self.string()?;
                 match plain_decimal(s) {
                     Some(d) => Some(Some(d)),
@@ -547,6 +571,20 @@ mod tests {
             cases.push(s);
         }
         for s in cases {
+            // The one-pass reader of a quoted decimal takes exactly what `plain_decimal` does.
+            let quoted = format!("\"{s}\",");
+            let mut c = Cursor {
+                text: &quoted,
+                s: quoted.as_bytes(),
+                i: 0,
+            };
+            let one_pass = c.quoted_plain_decimal();
+            assert_eq!(
+                one_pass.map(|d| format!("{d:?}")),
+                plain_decimal(&s).map(|d| format!("{d:?}")),
+                "{s}"
+            );
+            assert_eq!(c.i, if one_pass.is_some() { s.len() + 2 } else { 0 }, "{s}");
             if let Some(d) = plain_decimal(&s) {
                 let want = Decimal::from_str(&s).expect("from_str takes what plain_decimal does");
                 assert_eq!(format!("{d:?}"), format!("{want:?}"), "{s}");
