@@ -127,6 +127,72 @@ impl<'a> Cursor<'a> {
         self.text.get(start..start + len)
     }
 
+    /// One of the record's keys (see [`known_key`]); anything else, `None`.
+    fn key(&mut self) -> Option<Key> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        let (len, key) = known_key(self.s.get(self.i..)?)?;
+        self.i += len;
+        Some(key)
+    }
+
+    /// The text up to the next quote, for [`fast_ts`] only: it checks every byte (a digit or
+    /// its one separator), so a backslash or a control byte here fails there and the line is
+    /// handed over, as [`Cursor::string`] would have it.
+    fn ts_string(&mut self) -> Option<&'a str> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        let start = self.i;
+        let len = self.s.get(start..)?.iter().position(|&b| b == b'"')?;
+        self.i = start + len + 1;
+        self.text.get(start..start + len)
+    }
+
+    /// A record kind's string, told apart by its first byte and compared as a constant with
+    /// its closing quote (anything else: `None`).
+    fn kind(&mut self) -> Option<Kind> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        let rest = self.s.get(self.i..)?;
+        let (name, kind): (&[u8], Kind) = match rest.first()? {
+            b'o' if rest.starts_with(b"order_new\"") => (b"order_new\"", Kind::OrderNew),
+            b'o' => (b"order_cancel\"", Kind::OrderCancel),
+            b'f' => (b"fill\"", Kind::Fill),
+            b'q' => (b"quote\"", Kind::Quote),
+            b't' => (b"trade\"", Kind::Trade),
+            _ => return None,
+        };
+        if !rest.starts_with(name) {
+            return None;
+        }
+        self.i += name.len();
+        Some(kind)
+    }
+
+    /// A quoted [`plain_decimal`] (the same value and scale), read in the one pass that finds
+    /// the closing quote; anything else: `None` with nothing consumed.
+    fn quoted_plain_decimal(&mut self) -> Option<Decimal> {
+        let rest = self.s.get(self.i + 1..)?;
+        let mut m: u64 = 0;
+        let mut dot = None;
+        for (k, &c) in rest.iter().enumerate().take(19) {
+            match c {
+                b'0'..=b'9' => m = m * 10 + u64::from(c - b'0'),
+                b'.' if dot.is_none() && k > 0 => dot = Some(k),
+                b'"' if k > 0 && dot != Some(k - 1) => {
+                    let scale = dot.map_or(0, |d| k - d - 1) as u32;
+                    self.i += k + 2;
+                    return Some(Decimal::from_i128_with_scale(i128::from(m), scale));
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
     /// `null`: `true` (and consumed) if it is next.
     fn null(&mut self) -> bool {
         if self.s.get(self.i..self.i + 4) == Some(b"null") {
@@ -151,6 +217,9 @@ impl<'a> Cursor<'a> {
         match self.peek()? {
             b'n' => self.null().then_some(None),
             b'"' => {
+                if let Some(d) = self.quoted_plain_decimal() {
+                    return Some(Some(d));
+                }
                 let s = self.string()?;
                 match plain_decimal(s) {
                     Some(d) => Some(Some(d)),
@@ -260,6 +329,62 @@ fn fast_ts(s: &str) -> Option<Timestamp> {
     ))
 }
 
+/// The record's keys.
+#[derive(Clone, Copy)]
+enum Key {
+    Ts,
+    Qty,
+    Tif,
+    Bid,
+    Ask,
+    Fee,
+    Kind,
+    Side,
+    Price,
+    Owner,
+    Symbol,
+    Account,
+    FillId,
+    OrderId,
+    TradeId,
+    BidSize,
+    AskSize,
+    Liquidity,
+    OrderType,
+    DecisionPrice,
+}
+
+/// The record's key at the start of `rest` (just after the opening quote), with its length
+/// and closing quote: `rest` is compared with the one to three keys of its first byte, each
+/// a constant, instead of finding the key's end and comparing it with each key in turn.
+/// `None` for anything else (an unknown key, an escape): serde's to read.
+fn known_key(rest: &[u8]) -> Option<(usize, Key)> {
+    macro_rules! pick {
+        ($($name:literal => $k:ident),+) => {{
+            $(
+                if rest.starts_with($name) {
+                    return Some(($name.len(), Key::$k));
+                }
+            )+
+            None
+        }};
+    }
+    match rest.first()? {
+        b't' => pick!(b"ts\"" => Ts, b"tif\"" => Tif, b"trade_id\"" => TradeId),
+        b'k' => pick!(b"kind\"" => Kind),
+        b's' => pick!(b"symbol\"" => Symbol, b"side\"" => Side),
+        b'q' => pick!(b"qty\"" => Qty),
+        b'p' => pick!(b"price\"" => Price),
+        b'a' => pick!(b"account\"" => Account, b"ask\"" => Ask, b"ask_size\"" => AskSize),
+        b'o' => pick!(b"order_id\"" => OrderId, b"owner\"" => Owner, b"order_type\"" => OrderType),
+        b'f' => pick!(b"fill_id\"" => FillId, b"fee\"" => Fee),
+        b'b' => pick!(b"bid\"" => Bid, b"bid_size\"" => BidSize),
+        b'l' => pick!(b"liquidity\"" => Liquidity),
+        b'd' => pick!(b"decision_price\"" => DecisionPrice),
+        _ => None,
+    }
+}
+
 const F_TS: u32 = 1;
 const F_KIND: u32 = 1 << 1;
 const F_SYMBOL: u32 = 1 << 2;
@@ -302,35 +427,28 @@ fn parse_fields(line: &[u8], rec: &mut Record, spare: &mut Spare) -> Option<()> 
     let mut seen = 0u32;
     loop {
         c.ws();
-        let key = c.string()?;
+        let key = c.key()?;
         c.ws();
         if !c.eat(b':') {
             return None;
         }
         c.ws();
         let bit = match key {
-            "ts" => {
-                rec.ts = fast_ts(c.string()?)?;
+            Key::Ts => {
+                rec.ts = fast_ts(c.ts_string()?)?;
                 F_TS
             }
-            "kind" => {
-                rec.kind = match c.string()? {
-                    "order_new" => Kind::OrderNew,
-                    "order_cancel" => Kind::OrderCancel,
-                    "fill" => Kind::Fill,
-                    "quote" => Kind::Quote,
-                    "trade" => Kind::Trade,
-                    _ => return None,
-                };
+            Key::Kind => {
+                rec.kind = c.kind()?;
                 F_KIND
             }
-            "symbol" => {
+            Key::Symbol => {
                 let v = c.string()?;
                 rec.symbol.clear();
                 rec.symbol.push_str(v);
                 F_SYMBOL
             }
-            "side" => {
+            Key::Side => {
                 rec.side = match c.opt_string()? {
                     None => None,
                     Some("buy") => Some(Side::Buy),
@@ -339,7 +457,7 @@ fn parse_fields(line: &[u8], rec: &mut Record, spare: &mut Spare) -> Option<()> 
                 };
                 1 << 3
             }
-            "liquidity" => {
+            Key::Liquidity => {
                 rec.liquidity = match c.opt_string()? {
                     None => None,
                     Some("maker") => Some(Liquidity::Maker),
@@ -348,23 +466,21 @@ fn parse_fields(line: &[u8], rec: &mut Record, spare: &mut Spare) -> Option<()> 
                 };
                 1 << 4
             }
-            "account" => text(&mut c, &mut rec.account, spare, 0, 5)?,
-            "owner" => text(&mut c, &mut rec.owner, spare, 1, 6)?,
-            "order_id" => text(&mut c, &mut rec.order_id, spare, 2, 7)?,
-            "order_type" => text(&mut c, &mut rec.order_type, spare, 3, 8)?,
-            "tif" => text(&mut c, &mut rec.tif, spare, 4, 9)?,
-            "trade_id" => text(&mut c, &mut rec.trade_id, spare, 5, 10)?,
-            "fill_id" => text(&mut c, &mut rec.fill_id, spare, 6, 11)?,
-            "qty" => dec(&mut c, &mut rec.qty, 12)?,
-            "price" => dec(&mut c, &mut rec.price, 13)?,
-            "bid" => dec(&mut c, &mut rec.bid, 14)?,
-            "ask" => dec(&mut c, &mut rec.ask, 15)?,
-            "bid_size" => dec(&mut c, &mut rec.bid_size, 16)?,
-            "ask_size" => dec(&mut c, &mut rec.ask_size, 17)?,
-            "fee" => dec(&mut c, &mut rec.fee, 18)?,
-            "decision_price" => dec(&mut c, &mut rec.decision_price, 19)?,
-            // Unknown keys are ignored by serde: let it skip their values.
-            _ => return None,
+            Key::Account => text(&mut c, &mut rec.account, spare, 0, 5)?,
+            Key::Owner => text(&mut c, &mut rec.owner, spare, 1, 6)?,
+            Key::OrderId => text(&mut c, &mut rec.order_id, spare, 2, 7)?,
+            Key::OrderType => text(&mut c, &mut rec.order_type, spare, 3, 8)?,
+            Key::Tif => text(&mut c, &mut rec.tif, spare, 4, 9)?,
+            Key::TradeId => text(&mut c, &mut rec.trade_id, spare, 5, 10)?,
+            Key::FillId => text(&mut c, &mut rec.fill_id, spare, 6, 11)?,
+            Key::Qty => dec(&mut c, &mut rec.qty, 12)?,
+            Key::Price => dec(&mut c, &mut rec.price, 13)?,
+            Key::Bid => dec(&mut c, &mut rec.bid, 14)?,
+            Key::Ask => dec(&mut c, &mut rec.ask, 15)?,
+            Key::BidSize => dec(&mut c, &mut rec.bid_size, 16)?,
+            Key::AskSize => dec(&mut c, &mut rec.ask_size, 17)?,
+            Key::Fee => dec(&mut c, &mut rec.fee, 18)?,
+            Key::DecisionPrice => dec(&mut c, &mut rec.decision_price, 19)?,
         };
         if seen & bit != 0 {
             return None; // a repeated key is serde's error to report
@@ -455,6 +571,20 @@ mod tests {
             cases.push(s);
         }
         for s in cases {
+            // The one-pass reader of a quoted decimal takes exactly what `plain_decimal` does.
+            let quoted = format!("\"{s}\",");
+            let mut c = Cursor {
+                text: &quoted,
+                s: quoted.as_bytes(),
+                i: 0,
+            };
+            let one_pass = c.quoted_plain_decimal();
+            assert_eq!(
+                one_pass.map(|d| format!("{d:?}")),
+                plain_decimal(&s).map(|d| format!("{d:?}")),
+                "{s}"
+            );
+            assert_eq!(c.i, if one_pass.is_some() { s.len() + 2 } else { 0 }, "{s}");
             if let Some(d) = plain_decimal(&s) {
                 let want = Decimal::from_str(&s).expect("from_str takes what plain_decimal does");
                 assert_eq!(format!("{d:?}"), format!("{want:?}"), "{s}");
@@ -462,6 +592,98 @@ mod tests {
             }
         }
         assert!(plain_decimal("99.99").is_some() && plain_decimal("179").is_some());
+    }
+
+    #[test]
+    fn keys_are_known_by_their_whole_name() {
+        let keys = [
+            "ts",
+            "qty",
+            "tif",
+            "bid",
+            "ask",
+            "fee",
+            "kind",
+            "side",
+            "price",
+            "owner",
+            "symbol",
+            "account",
+            "fill_id",
+            "order_id",
+            "trade_id",
+            "bid_size",
+            "ask_size",
+            "liquidity",
+            "order_type",
+            "decision_price",
+        ];
+        let known = |k: &str| {
+            let quoted = format!("{k}\":1");
+            known_key(quoted.as_bytes()).map(|(len, _)| {
+                assert_eq!(len, k.len() + 1, "{k}");
+                len
+            })
+        };
+        for k in keys {
+            assert!(known(k).is_some(), "{k}");
+            // One byte changed anywhere, one added or removed: not a key.
+            for i in 0..k.len() {
+                let mut m = k.as_bytes().to_vec();
+                m[i] = b'x';
+                let m = String::from_utf8(m).unwrap();
+                assert!(known(&m).is_none() || keys.contains(&m.as_str()), "{m}");
+            }
+            assert!(known(&format!("{k}s")).is_none());
+            assert!(known(&format!("{k}\\u0041")).is_none());
+            assert!(known(&k[1..]).is_none() || keys.contains(&&k[1..]));
+            assert!(known(&k[..k.len() - 1]).is_none() || keys.contains(&&k[..k.len() - 1]));
+        }
+        for k in [
+            "",
+            "t",
+            "TS",
+            "Ts",
+            "qt",
+            "sym",
+            "symbols",
+            "xx",
+            "zzz",
+            "decision_prices",
+        ] {
+            assert!(known(k).is_none(), "{k}");
+        }
+        assert!(known_key(b"ts").is_none() && known_key(b"").is_none());
+        // Kinds: each one, and near misses handed over.
+        for k in ["order_new", "order_cancel", "fill", "quote", "trade"] {
+            let line = format!(r#"{{"ts":"2024-01-02T14:30:00Z","kind":"{k}","symbol":"S"}}"#);
+            assert!(same_as_serde(&line), "{line}");
+            for bad in [
+                format!("{k}s"),
+                k[1..].to_string(),
+                k[..k.len() - 1].to_string(),
+            ] {
+                let line =
+                    format!(r#"{{"ts":"2024-01-02T14:30:00Z","kind":"{bad}","symbol":"S"}}"#);
+                assert!(!same_as_serde(&line), "{line}");
+            }
+        }
+        for bad in ["", "order_", "order_x", "Fill", "fil\\u006c", "q\"uote"] {
+            let line = format!(r#"{{"ts":"2024-01-02T14:30:00Z","kind":"{bad}","symbol":"S"}}"#);
+            assert!(!same_as_serde(&line), "{line}");
+        }
+        // A ts with an escape or a control byte is handed over.
+        for ts in [
+            "2024-01-02T14:30:00\\u005a",
+            "2024-01-02T14:30:0\\\"0Z",
+            "2024-01-02T14:30:00\tZ",
+        ] {
+            let line = format!(r#"{{"ts":"{ts}","kind":"trade","symbol":"S"}}"#);
+            assert!(!same_as_serde(&line), "{line}");
+        }
+        // Every key is read into its own field.
+        let line = r#"{"ts":"2024-01-02T14:30:00Z","kind":"fill","symbol":"S","side":"sell","liquidity":"maker","account":"a","owner":"o","order_id":"i","order_type":"limit","tif":"ioc","trade_id":"t","fill_id":"f","qty":"1","price":"2","bid":"3","ask":"4","bid_size":"5","ask_size":"6","fee":"7","decision_price":"8"}"#;
+        assert!(same_as_serde(line));
     }
 
     /// `line` read by the fast parser, if it takes it (then it must equal serde's record).
