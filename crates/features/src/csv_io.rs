@@ -1,6 +1,7 @@
 //! CSV in (entities to look up) and out (feature rows) for `trade2026 features history`.
 
 use model::Timestamp;
+use model::text::push_csv_field;
 
 use crate::defs::{FeatureRow, FeatureValue, FeatureView};
 use crate::error::FeaturesError;
@@ -67,16 +68,6 @@ pub fn read_entities_csv(text: &str) -> Result<Vec<(String, Timestamp)>, Feature
     Ok(out)
 }
 
-fn push_field(out: &mut String, f: &str) {
-    if f.contains([',', '"', '\n', '\r']) {
-        out.push('"');
-        out.push_str(&f.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(f);
-    }
-}
-
 /// Rows as CSV: `<entity join key>,event_timestamp,<features in view order>`; nulls are empty
 /// fields, floats in Rust's shortest round-trip form, times in RFC 3339 with nanoseconds.
 pub fn rows_to_csv(view: &FeatureView, rows: &[FeatureRow]) -> String {
@@ -89,7 +80,7 @@ pub fn rows_to_csv(view: &FeatureView, rows: &[FeatureRow]) -> String {
     }
     out.push('\n');
     for r in rows {
-        push_field(&mut out, &r.entity);
+        push_csv_field(&mut out, &r.entity);
         out.push(',');
         out.push_str(&r.event_ts.to_string());
         for f in view.features {
@@ -97,7 +88,7 @@ pub fn rows_to_csv(view: &FeatureView, rows: &[FeatureRow]) -> String {
             match r.get(f.name) {
                 Some(FeatureValue::F64(v)) if v.is_finite() => out.push_str(&v.to_string()),
                 Some(FeatureValue::I64(v)) => out.push_str(&v.to_string()),
-                Some(FeatureValue::Str(s)) => push_field(&mut out, s),
+                Some(FeatureValue::Str(s)) => push_csv_field(&mut out, s),
                 _ => {}
             }
         }

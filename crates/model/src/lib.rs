@@ -11,6 +11,7 @@ mod ids;
 mod market;
 mod num;
 mod order;
+pub mod text;
 mod time;
 
 pub use error::ModelError;

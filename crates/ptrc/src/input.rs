@@ -316,8 +316,11 @@ fn reader<'a, R: Read>(
     source: &'a str,
     required: &[&str],
 ) -> Result<(CsvReader<R>, Table<'a>), PtrcError> {
+    // Fields are trimmed where they are read (`Table::get`, `get_at`: `str::trim` removes the
+    // ASCII whitespace the reader's own trimming would, and more); the reader's trimming copied
+    // every record into a new allocation.
     let mut rdr = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
+        .trim(csv::Trim::Headers)
         .flexible(false)
         .from_reader(RecordCap::new(input, MAX_LINE_BYTES));
     let headers = rdr.headers().map_err(|e| match csv_error(source, &e) {

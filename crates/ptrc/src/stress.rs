@@ -22,11 +22,12 @@ use std::str::FromStr;
 
 use chrono::NaiveDate;
 use model::Decimal;
+use model::text::csv_field;
 use serde::{Deserialize, Serialize};
 
 use crate::PtrcError;
 use crate::input::PriceHistory;
-use crate::risk::report::{STYLE, csv_field, esc};
+use crate::risk::report::{STYLE, esc};
 
 /// A built-in historical scenario.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

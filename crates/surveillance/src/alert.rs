@@ -1,6 +1,7 @@
 //! Alerts and their evidence. Every alert is a candidate for human review, not a finding: intent
 //! is never observable in order data (spec B0).
 
+use model::text::csv_field;
 use model::{Decimal, Side, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -271,12 +272,4 @@ pub fn alerts_to_csv(alerts: &[Alert]) -> String {
         out.push('\n');
     }
     out
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }

@@ -4,20 +4,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use model::Decimal;
+use model::text::csv_field;
 use rust_decimal::prelude::ToPrimitive;
 
 use super::{AccountPnl, DailyPnl, PnlReport, PnlTotals};
 
 /// The CSV header of [`pnl_to_csv`].
 pub const PNL_CSV_HEADER: &str = "method,kind,account,symbol,date,lot_id,qty,avg_cost,cost_basis,mark,realized_pnl,unrealized_pnl,fees,total_pnl,equity";
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
 
 fn opt(d: Option<Decimal>) -> String {
     d.map(|d| d.to_string()).unwrap_or_default()

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use model::text::csv_field;
 use rust_decimal::prelude::ToPrimitive;
 
 use super::VarReport;
@@ -21,15 +22,6 @@ pub(crate) fn esc(s: &str) -> String {
         }
     }
     out
-}
-
-/// Quote a CSV field when it needs it.
-pub(crate) fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 pub(crate) const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\

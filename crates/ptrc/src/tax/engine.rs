@@ -30,6 +30,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use chrono::{Datelike, NaiveDate, TimeDelta};
 use model::Side;
+use model::text::{DECIMAL_TEXT, decimal_str};
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use super::{
@@ -66,15 +67,15 @@ pub fn form_8949(
     }
     impl TaxSink for Collect {
         type Error = PtrcError;
-        fn row(&mut self, row: TaxRow) -> Result<(), PtrcError> {
+        fn row(&mut self, row: &TaxRow) -> Result<(), PtrcError> {
             match row.term {
-                Term::Short => self.short.push(row),
-                Term::Long => self.long.push(row),
+                Term::Short => self.short.push(row.clone()),
+                Term::Long => self.long.push(row.clone()),
             }
             Ok(())
         }
-        fn wash(&mut self, wash: WashMatch) -> Result<(), PtrcError> {
-            self.washes.push(wash);
+        fn wash(&mut self, wash: &WashMatch) -> Result<(), PtrcError> {
+            self.washes.push(wash.clone());
             Ok(())
         }
     }
@@ -162,12 +163,12 @@ struct Counted<'s, S> {
 
 impl<S: TaxSink> TaxSink for Counted<'_, S> {
     type Error = Stop<S::Error>;
-    fn row(&mut self, row: TaxRow) -> Result<(), Self::Error> {
+    fn row(&mut self, row: &TaxRow) -> Result<(), Self::Error> {
         self.sink.row(row).map_err(Stop::Sink)?;
         self.rows += 1;
         Ok(())
     }
-    fn wash(&mut self, wash: WashMatch) -> Result<(), Self::Error> {
+    fn wash(&mut self, wash: &WashMatch) -> Result<(), Self::Error> {
         self.sink.wash(wash).map_err(Stop::Sink)?;
         self.washes += 1;
         Ok(())
@@ -183,14 +184,14 @@ struct Skip<'s, S> {
 
 impl<S: TaxSink> TaxSink for Skip<'_, S> {
     type Error = S::Error;
-    fn row(&mut self, row: TaxRow) -> Result<(), S::Error> {
+    fn row(&mut self, row: &TaxRow) -> Result<(), S::Error> {
         if self.rows > 0 {
             self.rows -= 1;
             return Ok(());
         }
         self.sink.row(row)
     }
-    fn wash(&mut self, wash: WashMatch) -> Result<(), S::Error> {
+    fn wash(&mut self, wash: &WashMatch) -> Result<(), S::Error> {
         if self.washes > 0 {
             self.washes -= 1;
             return Ok(());
@@ -581,6 +582,9 @@ struct Engine<'a, A> {
     /// Processing rank of the next lot or short sale ([`Lot::ord`]).
     next_ord: u32,
     emitted: Emitted,
+    /// The row and wash match lent to the sink, refilled for each (their strings reused).
+    out_row: Option<TaxRow>,
+    out_wash: Option<WashMatch>,
 }
 
 /// A multiply-rotate hasher (the rustc "Fx" scheme) for the engine's internal maps, whose keys
@@ -663,6 +667,8 @@ impl<'a, A: Amt> Engine<'a, A> {
             buf_plan_short: Vec::new(),
             next_ord: 0,
             emitted: Emitted::default(),
+            out_row: None,
+            out_wash: None,
         }
     }
 
@@ -2027,39 +2033,77 @@ impl<'a, A: Amt> Engine<'a, A> {
                 t.adjustment = sum(t.adjustment, g)?;
                 t.gain_loss = sum(t.gain_loss, gain)?;
             }
-            sink.row(TaxRow {
-                account: account.to_string(),
-                owner: owner.to_string(),
-                symbol: symbol.to_string(),
-                description: format!("{} {}", norm(qty), symbol),
-                qty: norm(qty),
-                lot_id: lot_id.cloned(),
+            let qty = norm(qty);
+            let mut num = [0; DECIMAL_TEXT];
+            let q = decimal_str(&qty, &mut num);
+            let row = self.out_row.get_or_insert_with(|| TaxRow {
+                account: String::new(),
+                owner: String::new(),
+                symbol: String::new(),
+                description: String::new(),
+                qty: Decimal::ZERO,
+                lot_id: None,
                 date_acquired,
                 date_sold: sold,
-                proceeds: money(d),
-                cost_basis: money(e),
-                adjustment_code: if is_pos(g) { "W" } else { "" }.to_string(),
-                adjustment: money(g),
-                gain_loss: money(gain),
+                proceeds: Decimal::ZERO,
+                cost_basis: Decimal::ZERO,
+                adjustment_code: String::new(),
+                adjustment: Decimal::ZERO,
+                gain_loss: Decimal::ZERO,
                 term,
-                part: term.part().to_string(),
+                part: String::new(),
                 short_sale: short,
-            })?;
+            });
+            set(&mut row.account, account);
+            set(&mut row.owner, owner);
+            set(&mut row.symbol, symbol);
+            // Column (a): `{qty} {symbol}`.
+            set(&mut row.description, q);
+            row.description.push(' ');
+            row.description.push_str(symbol);
+            row.qty = qty;
+            match (lot_id, &mut row.lot_id) {
+                (Some(id), Some(held)) => set(held, id),
+                (id, held) => *held = id.cloned(),
+            }
+            row.date_acquired = date_acquired;
+            row.date_sold = sold;
+            row.proceeds = money(d);
+            row.cost_basis = money(e);
+            set(&mut row.adjustment_code, if is_pos(g) { "W" } else { "" });
+            row.adjustment = money(g);
+            row.gain_loss = money(gain);
+            row.term = term;
+            set(&mut row.part, term.part());
+            row.short_sale = short;
+            sink.row(row)?;
         }
         for m in c.washes.drain(..) {
             let rb = &self.books[m.repl_book as usize];
-            sink.wash(WashMatch {
-                symbol: symbol.to_string(),
-                sale_account: account.to_string(),
+            let (qty, disallowed) = (norm(self.dec(m.qty)), money(self.dec(m.disallowed)));
+            let w = self.out_wash.get_or_insert_with(|| WashMatch {
+                symbol: String::new(),
+                sale_account: String::new(),
                 date_sold: sold,
                 short_sale,
                 replacement: m.kind,
-                replacement_account: self.names_acct[rb.acct].to_string(),
+                replacement_account: String::new(),
                 replacement_date: m.repl_date,
-                qty: norm(self.dec(m.qty)),
-                disallowed: money(self.dec(m.disallowed)),
+                qty: Decimal::ZERO,
+                disallowed: Decimal::ZERO,
                 holding_period_start: m.hp_start,
-            })?;
+            });
+            set(&mut w.symbol, symbol);
+            set(&mut w.sale_account, account);
+            w.date_sold = sold;
+            w.short_sale = short_sale;
+            w.replacement = m.kind;
+            set(&mut w.replacement_account, self.names_acct[rb.acct]);
+            w.replacement_date = m.repl_date;
+            w.qty = qty;
+            w.disallowed = disallowed;
+            w.holding_period_start = m.hp_start;
+            sink.wash(w)?;
         }
         self.free_parts.push(c.parts);
         self.free_washes.push(c.washes);
@@ -2432,6 +2476,12 @@ pub(crate) fn anniversary(d: NaiveDate, feb29: Feb29Anniversary) -> NaiveDate {
         };
         NaiveDate::from_ymd_opt(next, m, day).unwrap_or(d)
     })
+}
+
+/// `s` := `v`, in the string's own buffer.
+fn set(s: &mut String, v: &str) {
+    s.clear();
+    s.push_str(v);
 }
 
 /// Amounts as shown: no trailing zeros beyond the cents, at least two decimals, no `-0`.

@@ -199,11 +199,13 @@ pub struct WashMatch {
 /// Where [`form_8949_to`] sends rows and wash matches as they become final, in order of sale
 /// (Part I and Part II rows interleaved: a writer keeps Part II aside, see [`TaxStream`]). A
 /// row is final once no later trade can change it: its loss is fully washed or its window has
-/// closed, so the engine holds only the rows of the last window, never the year's.
+/// closed, so the engine holds only the rows of the last window, never the year's. Rows and
+/// matches are lent: the engine refills one of each (no allocation per row for a sink that
+/// writes them out); a sink that keeps them clones them.
 pub trait TaxSink {
     type Error: From<crate::PtrcError>;
-    fn row(&mut self, row: TaxRow) -> Result<(), Self::Error>;
-    fn wash(&mut self, wash: WashMatch) -> Result<(), Self::Error>;
+    fn row(&mut self, row: &TaxRow) -> Result<(), Self::Error>;
+    fn wash(&mut self, wash: &WashMatch) -> Result<(), Self::Error>;
 }
 
 /// Everything of a [`TaxReport`] but its rows and washes (which went to a [`TaxSink`]).

@@ -1858,12 +1858,12 @@ fn run_on(
     struct Rec(Vec<String>);
     impl TaxSink for Rec {
         type Error = crate::PtrcError;
-        fn row(&mut self, row: TaxRow) -> Result<(), crate::PtrcError> {
-            self.0.push(serde_json::to_string(&row).expect("json"));
+        fn row(&mut self, row: &TaxRow) -> Result<(), crate::PtrcError> {
+            self.0.push(serde_json::to_string(row).expect("json"));
             Ok(())
         }
-        fn wash(&mut self, wash: WashMatch) -> Result<(), crate::PtrcError> {
-            self.0.push(serde_json::to_string(&wash).expect("json"));
+        fn wash(&mut self, wash: &WashMatch) -> Result<(), crate::PtrcError> {
+            self.0.push(serde_json::to_string(wash).expect("json"));
             Ok(())
         }
     }
