@@ -25,8 +25,10 @@
 //! Both are exact and give the same values; a fixed-point run that meets an error (an invalid
 //! trade, or an amount out of range) is redone on decimals, which decide and word it.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate, TimeDelta};
 use model::Side;
@@ -539,6 +541,10 @@ struct Engine<'a, A> {
     names_acct: Vec<&'a str>,
     names_owner: Vec<&'a str>,
     names_sym: Vec<&'a str>,
+    /// The same names shared by the rows and wash matches handed out.
+    shared_acct: Vec<Arc<str>>,
+    shared_owner: Vec<Arc<str>>,
+    shared_sym: Vec<Arc<str>>,
     /// Per trade: (account id, symbol id).
     ids: Vec<(u32, u32)>,
     owner_of: Vec<usize>,
@@ -641,6 +647,9 @@ impl<'a, A: Amt> Engine<'a, A> {
             names_acct: Vec::new(),
             names_owner: Vec::new(),
             names_sym: Vec::new(),
+            shared_acct: Vec::new(),
+            shared_owner: Vec::new(),
+            shared_sym: Vec::new(),
             ids: Vec::with_capacity(trades.len()),
             owner_of: Vec::new(),
             covered: Vec::new(),
@@ -706,6 +715,7 @@ impl<'a, A: Amt> Engine<'a, A> {
                 Some(&o) => o,
                 None => {
                     self.names_owner.push(&t.owner);
+                    self.shared_owner.push(Arc::from(t.owner.as_str()));
                     owner.insert(&t.owner, self.names_owner.len() - 1);
                     self.names_owner.len() - 1
                 }
@@ -725,6 +735,7 @@ impl<'a, A: Amt> Engine<'a, A> {
                 }
                 None => {
                     self.names_acct.push(&t.account);
+                    self.shared_acct.push(Arc::from(t.account.as_str()));
                     self.owner_of.push(o);
                     let a = (self.names_acct.len() - 1) as u32;
                     acct.insert(&t.account, a);
@@ -735,6 +746,7 @@ impl<'a, A: Amt> Engine<'a, A> {
                 Some(&s) => s,
                 None => {
                     self.names_sym.push(&t.symbol);
+                    self.shared_sym.push(Arc::from(t.symbol.as_str()));
                     self.covered.push(self.s.coverage.covers(&t.symbol));
                     let s = (self.names_sym.len() - 1) as u32;
                     sym.insert(&t.symbol, s);
@@ -2009,8 +2021,10 @@ impl<'a, A: Amt> Engine<'a, A> {
         sink: &mut S,
     ) -> Result<(), S::Error> {
         let bk = &self.books[book as usize];
-        let (account, symbol) = (self.names_acct[bk.acct], self.names_sym[bk.sym]);
-        let owner = self.names_owner[self.owner_of[bk.acct]];
+        let symbol = self.names_sym[bk.sym];
+        let account = &self.shared_acct[bk.acct];
+        let owner = &self.shared_owner[self.owner_of[bk.acct]];
+        let shared_sym = &self.shared_sym[bk.sym];
         for ((date_acquired, term, _, lot_id, short), amounts) in c.parts.drain(..) {
             let [qty, d, e, g] = amounts.map(|a| a.to_dec(self.scale));
             let gain = d
@@ -2037,9 +2051,9 @@ impl<'a, A: Amt> Engine<'a, A> {
             let mut num = [0; DECIMAL_TEXT];
             let q = decimal_str(&qty, &mut num);
             let row = self.out_row.get_or_insert_with(|| TaxRow {
-                account: String::new(),
-                owner: String::new(),
-                symbol: String::new(),
+                account: Arc::clone(account),
+                owner: Arc::clone(owner),
+                symbol: Arc::clone(shared_sym),
                 description: String::new(),
                 qty: Decimal::ZERO,
                 lot_id: None,
@@ -2047,16 +2061,16 @@ impl<'a, A: Amt> Engine<'a, A> {
                 date_sold: sold,
                 proceeds: Decimal::ZERO,
                 cost_basis: Decimal::ZERO,
-                adjustment_code: String::new(),
+                adjustment_code: Cow::Borrowed(""),
                 adjustment: Decimal::ZERO,
                 gain_loss: Decimal::ZERO,
                 term,
-                part: String::new(),
+                part: Cow::Borrowed(""),
                 short_sale: short,
             });
-            set(&mut row.account, account);
-            set(&mut row.owner, owner);
-            set(&mut row.symbol, symbol);
+            share(&mut row.account, account);
+            share(&mut row.owner, owner);
+            share(&mut row.symbol, shared_sym);
             // Column (a): `{qty} {symbol}`.
             set(&mut row.description, q);
             row.description.push(' ');
@@ -2070,35 +2084,36 @@ impl<'a, A: Amt> Engine<'a, A> {
             row.date_sold = sold;
             row.proceeds = money(d);
             row.cost_basis = money(e);
-            set(&mut row.adjustment_code, if is_pos(g) { "W" } else { "" });
+            row.adjustment_code = Cow::Borrowed(if is_pos(g) { "W" } else { "" });
             row.adjustment = money(g);
             row.gain_loss = money(gain);
             row.term = term;
-            set(&mut row.part, term.part());
+            row.part = Cow::Borrowed(term.part());
             row.short_sale = short;
             sink.row(row)?;
         }
         for m in c.washes.drain(..) {
             let rb = &self.books[m.repl_book as usize];
             let (qty, disallowed) = (norm(self.dec(m.qty)), money(self.dec(m.disallowed)));
+            let repl_account = &self.shared_acct[rb.acct];
             let w = self.out_wash.get_or_insert_with(|| WashMatch {
-                symbol: String::new(),
-                sale_account: String::new(),
+                symbol: Arc::clone(shared_sym),
+                sale_account: Arc::clone(account),
                 date_sold: sold,
                 short_sale,
                 replacement: m.kind,
-                replacement_account: String::new(),
+                replacement_account: Arc::clone(repl_account),
                 replacement_date: m.repl_date,
                 qty: Decimal::ZERO,
                 disallowed: Decimal::ZERO,
                 holding_period_start: m.hp_start,
             });
-            set(&mut w.symbol, symbol);
-            set(&mut w.sale_account, account);
+            share(&mut w.symbol, shared_sym);
+            share(&mut w.sale_account, account);
             w.date_sold = sold;
             w.short_sale = short_sale;
             w.replacement = m.kind;
-            set(&mut w.replacement_account, self.names_acct[rb.acct]);
+            share(&mut w.replacement_account, repl_account);
             w.replacement_date = m.repl_date;
             w.qty = qty;
             w.disallowed = disallowed;
@@ -2476,6 +2491,13 @@ pub(crate) fn anniversary(d: NaiveDate, feb29: Feb29Anniversary) -> NaiveDate {
         };
         NaiveDate::from_ymd_opt(next, m, day).unwrap_or(d)
     })
+}
+
+/// `slot` := `name` (a reference count changes only when the name does).
+fn share(slot: &mut Arc<str>, name: &Arc<str>) {
+    if !Arc::ptr_eq(slot, name) {
+        *slot = Arc::clone(name);
+    }
 }
 
 /// `s` := `v`, in the string's own buffer.

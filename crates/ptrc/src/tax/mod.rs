@@ -33,6 +33,9 @@ mod settings;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -77,9 +80,10 @@ impl Term {
 /// decimals, serialized as strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaxRow {
-    pub account: String,
-    pub owner: String,
-    pub symbol: String,
+    /// Names are shared by every row of a book (a report holds a million rows).
+    pub account: Arc<str>,
+    pub owner: Arc<str>,
+    pub symbol: Arc<str>,
     /// Column (a): quantity and symbol, e.g. `100 XYZ`.
     pub description: String,
     pub qty: Decimal,
@@ -95,14 +99,14 @@ pub struct TaxRow {
     /// Column (e).
     pub cost_basis: Decimal,
     /// Column (f): `W` for a wash sale, else empty.
-    pub adjustment_code: String,
+    pub adjustment_code: Cow<'static, str>,
     /// Column (g): the disallowed loss as a positive number (rule 14), else 0.
     pub adjustment: Decimal,
     /// Column (h) = (d) − (e) + (g) (rule 15).
     pub gain_loss: Decimal,
     pub term: Term,
     /// `I` (short-term) or `II` (long-term).
-    pub part: String,
+    pub part: Cow<'static, str>,
     /// The closing of a short sale (always short-term here).
     pub short_sale: bool,
 }
@@ -177,14 +181,14 @@ pub enum Replacement {
 /// (ambiguity 15).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WashMatch {
-    pub symbol: String,
-    pub sale_account: String,
+    pub symbol: Arc<str>,
+    pub sale_account: Arc<str>,
     /// The date of the loss: the sale, or the cover of a short sale.
     pub date_sold: NaiveDate,
     /// The loss was realized on covering a short sale (IRC §1091(e)).
     pub short_sale: bool,
     pub replacement: Replacement,
-    pub replacement_account: String,
+    pub replacement_account: Arc<str>,
     /// The purchase, the short sale entered into, or the sale of shares that absorbed the loss.
     pub replacement_date: NaiveDate,
     pub qty: Decimal,

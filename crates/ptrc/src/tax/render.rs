@@ -37,13 +37,13 @@ fn csv_line(out: &mut String, fields: &[&str]) {
 /// A row's CSV columns as text (the HTML table shows the same).
 fn row_fields(r: &TaxRow) -> [String; 9] {
     [
-        r.part.clone(),
+        r.part.to_string(),
         r.description.clone(),
         r.date_acquired.to_string(),
         r.date_sold.to_string(),
         r.proceeds.to_string(),
         r.cost_basis.to_string(),
-        r.adjustment_code.clone(),
+        r.adjustment_code.to_string(),
         if r.adjustment.is_zero() {
             String::new()
         } else {
@@ -380,7 +380,7 @@ fn chart(out: &mut String, report: &TaxReport) {
     let mut by_symbol: BTreeMap<&str, Decimal> = BTreeMap::new();
     for r in &report.rows {
         // Only the bar lengths depend on it: saturating keeps absurd inputs drawable.
-        let sum = by_symbol.entry(r.symbol.as_str()).or_default();
+        let sum = by_symbol.entry(&r.symbol).or_default();
         *sum = sum.saturating_add(r.gain_loss);
     }
     if by_symbol.is_empty() {
@@ -561,7 +561,7 @@ mod tests {
             date_sold: day(2025, 1, 2),
             proceeds: Decimal::new(123_456, 2),
             cost_basis: Decimal::new(-5, 3),
-            adjustment_code: String::new(),
+            adjustment_code: "".into(),
             adjustment: Decimal::new(0, 2),
             gain_loss: Decimal::new(-100_000_001, 2),
             term: Term::Short,

@@ -43,7 +43,7 @@ fn cols(r: &TaxRow) -> (Decimal, Decimal, &str, Decimal, Decimal) {
     (
         r.proceeds,
         r.cost_basis,
-        r.adjustment_code.as_str(),
+        &*r.adjustment_code,
         r.adjustment,
         r.gain_loss,
     )
@@ -76,7 +76,7 @@ fn pub550_wash_sales_example_1() {
         (dec!(750.00), dec!(1000.00), "W", dec!(250.00), dec!(0.00))
     );
     assert_eq!(r.description, "100 X");
-    assert_eq!((r.term, r.part.as_str()), (Term::Short, "I"));
+    assert_eq!((r.term, &*r.part), (Term::Short, "I"));
     let l = lot(&rep, "2022-03-15");
     assert_eq!(
         (l.cost_basis, l.wash_adjustment),
@@ -240,7 +240,7 @@ fn reg_1_1091_1_h_example_3_more_bought_than_sold() {
         cols(r),
         (dec!(4000.00), dec!(5000.00), "W", dec!(1000.00), dec!(0.00))
     );
-    assert_eq!((r.term, r.part.as_str()), (Term::Long, "II"));
+    assert_eq!((r.term, &*r.part), (Term::Long, "II"));
     let basis: Vec<(NaiveDate, Decimal, NaiveDate)> = rep
         .open_lots
         .iter()
@@ -337,7 +337,7 @@ fn pub550_holding_period_feb_5_anniversary() {
     let terms: Vec<(&str, Term, &str)> = rep
         .rows
         .iter()
-        .map(|r| (r.symbol.as_str(), r.term, r.part.as_str()))
+        .map(|r| (&*r.symbol, r.term, &*r.part))
         .collect();
     assert_eq!(
         terms,
@@ -362,7 +362,7 @@ fn spec_ambiguity_10_feb29_anniversary() {
     let term_of = |rep: &TaxReport, s: &str| {
         rep.rows
             .iter()
-            .find(|r| r.symbol == s)
+            .find(|r| &*r.symbol == s)
             .map(|r| r.term)
             .expect("row")
     };
@@ -431,7 +431,7 @@ fn spec_ambiguity_14_cross_account_same_owner() {
     ]);
     let rep = run(&t, 2023);
     assert_eq!(rep.rows[0].adjustment, dec!(250.00));
-    assert_eq!(rep.washes[0].replacement_account, "SECOND");
+    assert_eq!(&*rep.washes[0].replacement_account, "SECOND");
     let second = rep
         .open_lots
         .iter()
@@ -1171,7 +1171,7 @@ fn irc_1091_e_cross_year_and_owner_scope() {
         cols(&y1.rows[0]),
         (dec!(1000.00), dec!(1100.00), "W", dec!(100.00), dec!(0.00))
     );
-    assert_eq!(y1.washes[0].replacement_account, "A2");
+    assert_eq!(&*y1.washes[0].replacement_account, "A2");
     let y2 = run(&t, 2024);
     // 1,050 - (950 + 100) = 0.
     assert_eq!(
@@ -1232,7 +1232,7 @@ fn irc_1091_e_chains_and_one_bite() {
     let got: Vec<(&str, Decimal, Decimal)> = rep
         .rows
         .iter()
-        .map(|r| (r.account.as_str(), r.adjustment, r.gain_loss))
+        .map(|r| (&*r.account, r.adjustment, r.gain_loss))
         .collect();
     assert_eq!(
         got,
@@ -1806,7 +1806,7 @@ fn a_final_sale_behind_a_pending_one_keeps_its_place_and_rows() {
             .iter()
             .map(|r| {
                 (
-                    r.account.as_str(),
+                    &*r.account,
                     r.description.as_str(),
                     r.date_acquired,
                     cols(r),
