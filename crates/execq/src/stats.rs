@@ -317,7 +317,9 @@ pub(crate) fn ratio(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
     if a.is_zero() {
         return Some(Decimal::ZERO);
     }
-    if a == b {
+    // The same digits, sign and scale (`==` would compare values, through a rescaling when
+    // they are not the same digits); equal values written otherwise give 1 below as well.
+    if a.mantissa() == b.mantissa() && a.scale() == b.scale() {
         return Some(Decimal::ONE);
     }
     if let Some(q) = div_round(a.mantissa(), a.scale(), b, dp) {
@@ -695,7 +697,7 @@ mod tests {
     }
 
     fn check(a: Decimal, b: Decimal) {
-        if b.is_zero() || a.is_zero() || a == b {
+        if b.is_zero() || a.is_zero() {
             return;
         }
         for dp in [PRICE_DP, BPS_DP, RATIO_DP, MS_DP, 0, 1] {
@@ -881,6 +883,18 @@ mod tests {
             let a = Decimal::from_i128_with_scale(m(r1, r3), (r2 % 29) as u32);
             let b = Decimal::from_i128_with_scale(m(r2, r3 >> 1), ((r1 >> 7) % 29) as u32);
             check(a, b);
+            // Equal values, the same digits or written with more trailing zeros.
+            check(a, a);
+            let k = (r3 % 4) as u32;
+            if let Some(wide) = a.mantissa().checked_mul(10i128.pow(k))
+                && wide.unsigned_abs() < 1 << 96
+                && a.scale() + k <= 28
+            {
+                let b = Decimal::from_i128_with_scale(wide, a.scale() + k);
+                assert_eq!(a, b);
+                check(a, b);
+                check(b, a);
+            }
             // Small operands, as the statistics have them (shares, cents, ms).
             let a = Decimal::new((r1 % 2_000_000) as i64 - 1_000_000, (r2 % 9) as u32);
             let b = Decimal::new((r2 % 100_000) as i64 + 1, (r3 % 5) as u32);
