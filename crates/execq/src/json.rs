@@ -188,6 +188,11 @@ fn wide_decimal_digits(buf: &mut Vec<u8>, d: &Decimal) {
 }
 
 pub(crate) fn decimal(buf: &mut Vec<u8>, d: &Decimal) {
+    // A plain zero (no scale, no sign) is half the decimals of a report.
+    if d.is_zero() && d.scale() == 0 && d.is_sign_positive() {
+        buf.extend_from_slice(b"\"0\"");
+        return;
+    }
     match u64::try_from(d.mantissa().unsigned_abs()) {
         Ok(m) => {
             let mut out = [b'0'; 40];
