@@ -184,7 +184,7 @@ impl Sums {
             o,
             |a, b| {
                 if !b.is_zero() {
-                    *a += b
+                    add_to(a, b)
                 }
             },
             |a, b| *a += b,
@@ -280,6 +280,33 @@ impl Sums {
         dec(&mut self.part_x, o.part_x);
         dec(&mut self.part_tape, o.part_tape);
     }
+}
+
+/// `*a += b`, the same digits, scale and sign as rust_decimal's addition gives, with the
+/// common case done in place: two nonzero operands of one sign and one scale with mantissas
+/// below 2^64, whose sum rust_decimal gives as the mantissas' sum with that sign and scale.
+/// Everything else (zeros, other signs or scales, wider mantissas) takes its addition.
+#[inline(always)]
+pub(crate) fn add_to(a: &mut Decimal, b: Decimal) {
+    // `serialize`: flags (sign and scale), then lo, mid, hi, little-endian.
+    let (x, y) = (Decimal::serialize(a), Decimal::serialize(&b));
+    let word = |v: &[u8; 16], i: usize| u32::from_le_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
+    if word(&x, 0) == word(&y, 0) && word(&x, 12) == 0 && word(&y, 12) == 0 {
+        let low = |v: &[u8; 16]| u64::from(word(v, 4)) | u64::from(word(v, 8)) << 32;
+        let (la, lb) = (low(&x), low(&y));
+        if la != 0 && lb != 0 {
+            let (sum, carry) = la.overflowing_add(lb);
+            *a = Decimal::from_parts(
+                sum as u32,
+                (sum >> 32) as u32,
+                u32::from(carry),
+                a.is_sign_negative(),
+                a.scale(),
+            );
+            return;
+        }
+    }
+    *a += b;
 }
 
 mod i128_string {
@@ -867,6 +894,43 @@ mod tests {
         }
         // Both paths taken, each often.
         assert!(short > 15_000 && long > 15_000, "{short} / {long}");
+    }
+
+    #[test]
+    fn add_to_adds_as_rust_decimal_does() {
+        let mut next = xorshift(0x5851_f42d_4c95_7f2d);
+        let pick = |next: &mut dyn FnMut() -> u64| -> Decimal {
+            let r = next();
+            let scale = [0, 0, 2, 2, 8, (r >> 40) as u32 % 29][(r % 6) as usize];
+            // Zeros (signed too), small, 64-bit and 96-bit mantissas.
+            let m: i128 = match (r >> 8) % 8 {
+                0 => 0,
+                1 => i128::from((r >> 16) % 1000),
+                2 => i128::from(r >> 20),
+                3 => i128::from(r) << 32 | i128::from(next() >> 32),
+                4 => (1i128 << 96) - 1 - i128::from((r >> 16) % 3),
+                _ => i128::from((r >> 16) % 100_000_000),
+            };
+            let d = Decimal::from_i128_with_scale(m, scale);
+            if r & 1 << 3 != 0 { -d } else { d }
+        };
+        let mut same_scale = 0;
+        for _ in 0..200_000 {
+            let a = pick(&mut next);
+            let mut b = pick(&mut next);
+            if next().is_multiple_of(2) {
+                // Often the same scale (the short path).
+                b.rescale(a.scale());
+                same_scale += 1;
+            }
+            let Some(want) = a.checked_add(b) else {
+                continue;
+            };
+            let mut got = a;
+            add_to(&mut got, b);
+            assert_eq!(got.serialize(), want.serialize(), "{a:?} + {b:?}");
+        }
+        assert!(same_scale > 50_000);
     }
 
     #[test]
