@@ -10,7 +10,7 @@ use std::io::Write;
 use model::{Decimal, Side, Timestamp};
 
 use crate::report::{Marketability, OrderQuality, OrderStatus};
-use crate::stats::{HorizonStats, POW10, Stats};
+use crate::stats::{HorizonStats, Stats};
 
 /// A newline and the indentation of depth `level`.
 #[inline(always)]
@@ -112,6 +112,22 @@ fn integer_into(out: &mut [u8], at: usize, v: u64, neg: bool) -> usize {
     end
 }
 
+/// `(m / 10^scale, m % 10^scale)` with a constant divisor in each arm (a multiplication, not a
+/// division instruction); `scale` in `1..=28`.
+#[inline(always)]
+fn split_at_scale(m: u64, scale: usize) -> (u64, u64) {
+    macro_rules! arms {
+        ($($s:literal)*) => {
+            match scale {
+                $($s => (m / 10u64.pow($s), m % 10u64.pow($s)),)*
+                // A mantissa below 2^64 has at most 20 digits: all fraction.
+                _ => (0, m),
+            }
+        };
+    }
+    arms!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19)
+}
+
 /// [`decimal_digits`] of a decimal with mantissa magnitude `m` below 2^64, from `at` in `out`
 /// (filled with `b'0'`, which gives the zeros a fraction is padded with); returns the end. At
 /// most 31 bytes (sign, `0.`, 28 digits).
@@ -121,13 +137,7 @@ fn small_decimal_into(out: &mut [u8], at: usize, m: u64, scale: u32, neg: bool) 
     if scale == 0 {
         return integer_into(out, at, m, neg);
     }
-    // A mantissa below 2^64 has at most 20 digits: with 20 or more places it is all fraction.
-    let (int, frac) = if scale < 20 {
-        let p = POW10[scale] as u64;
-        (m / p, m % p)
-    } else {
-        (0, m)
-    };
+    let (int, frac) = split_at_scale(m, scale);
     let p = integer_into(out, at, int, neg);
     out[p] = b'.';
     let end = p + 1 + scale;

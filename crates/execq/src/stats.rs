@@ -376,7 +376,7 @@ pub(crate) fn bps(a: Decimal, b: Decimal) -> Option<Decimal> {
 }
 
 /// `10^i`, `i` in `0..=38`.
-pub(crate) const POW10: [u128; 39] = {
+const POW10: [u128; 39] = {
     let mut t = [1u128; 39];
     let mut i = 1;
     while i < 39 {
