@@ -59,44 +59,119 @@ fn digits_into(tmp: &mut [u8; 40], v: u128) -> usize {
         tmp[i] = b'0' + (v % 10) as u8;
         v /= 10;
     }
-    let mut v = v as u64;
+    let v = v as u64;
+    digits_before(tmp, i, v);
+    i - digit_count(v)
+}
+
+/// Appends the first `n` bytes of `out` to `buf`: the whole array is copied (a copy of known
+/// length, a few moves instead of a call) and the rest cut off again.
+#[inline(always)]
+fn put<const N: usize>(buf: &mut Vec<u8>, out: &[u8; N], n: usize) {
+    let start = buf.len();
+    buf.extend_from_slice(out);
+    buf.truncate(start + n);
+}
+
+/// The number of decimal digits of `v`, none for zero.
+#[inline(always)]
+fn digit_count(v: u64) -> usize {
+    v.checked_ilog10().map_or(0, |l| l as usize + 1)
+}
+
+/// Writes the digits of `v` (none for zero) to end just before `end`, two at a time.
+#[inline(always)]
+fn digits_before(out: &mut [u8], end: usize, v: u64) {
+    let mut i = end;
+    let mut v = v;
     while v >= 100 {
         let r = (v % 100) as usize * 2;
         v /= 100;
         i -= 2;
-        tmp[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+        out[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
     }
     if v >= 10 {
         let r = v as usize * 2;
-        i -= 2;
-        tmp[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+        out[i - 2..i].copy_from_slice(&PAIRS[r..r + 2]);
     } else if v > 0 {
-        i -= 1;
-        tmp[i] = b'0' + v as u8;
+        out[i - 1] = b'0' + v as u8;
     }
-    i
+}
+
+/// `-` when `neg`, then `v` (`0` for zero), from `at` in `out` (filled with `b'0'`); returns
+/// the end. At most 21 bytes.
+#[inline(always)]
+fn integer_into(out: &mut [u8], at: usize, v: u64, neg: bool) -> usize {
+    let mut p = at;
+    if neg {
+        out[p] = b'-';
+        p += 1;
+    }
+    let end = p + digit_count(v).max(1);
+    digits_before(out, end, v);
+    end
+}
+
+/// `(m / 10^scale, m % 10^scale)` with a constant divisor in each arm (a multiplication, not a
+/// division instruction); `scale` in `1..=28`.
+#[inline(always)]
+fn split_at_scale(m: u64, scale: usize) -> (u64, u64) {
+    macro_rules! arms {
+        ($($s:literal)*) => {
+            match scale {
+                $($s => (m / 10u64.pow($s), m % 10u64.pow($s)),)*
+                // A mantissa below 2^64 has at most 20 digits: all fraction.
+                _ => (0, m),
+            }
+        };
+    }
+    arms!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19)
+}
+
+/// [`decimal_digits`] of a decimal with mantissa magnitude `m` below 2^64, from `at` in `out`
+/// (filled with `b'0'`, which gives the zeros a fraction is padded with); returns the end. At
+/// most 31 bytes (sign, `0.`, 28 digits).
+#[inline(always)]
+fn small_decimal_into(out: &mut [u8], at: usize, m: u64, scale: u32, neg: bool) -> usize {
+    let scale = scale as usize;
+    if scale == 0 {
+        return integer_into(out, at, m, neg);
+    }
+    let (int, frac) = split_at_scale(m, scale);
+    let p = integer_into(out, at, int, neg);
+    out[p] = b'.';
+    let end = p + 1 + scale;
+    digits_before(out, end, frac);
+    end
 }
 
 pub(crate) fn u64_(buf: &mut Vec<u8>, v: u64) {
-    if v == 0 {
-        buf.push(b'0');
-    } else {
-        let mut tmp = [0u8; 40];
-        let i = digits_into(&mut tmp, u128::from(v));
-        buf.extend_from_slice(&tmp[i..]);
-    }
+    let mut out = [b'0'; 24];
+    let n = integer_into(&mut out, 0, v, false);
+    put(buf, &out, n);
 }
 
 pub(crate) fn i64_(buf: &mut Vec<u8>, v: i64) {
-    if v < 0 {
-        buf.push(b'-');
-    }
-    u64_(buf, v.unsigned_abs());
+    let mut out = [b'0'; 24];
+    let n = integer_into(&mut out, 0, v.unsigned_abs(), v < 0);
+    put(buf, &out, n);
 }
 
 /// `d` as rust_decimal writes it (`Display` and its serde form): sign, the mantissa's digits
 /// with the point `scale` digits from the right, a `0` before a leading point.
 pub(crate) fn decimal_digits(buf: &mut Vec<u8>, d: &Decimal) {
+    match u64::try_from(d.mantissa().unsigned_abs()) {
+        Ok(m) => {
+            let mut out = [b'0'; 32];
+            let n = small_decimal_into(&mut out, 0, m, d.scale(), d.is_sign_negative());
+            put(buf, &out, n);
+        }
+        Err(_) => wide_decimal_digits(buf, d),
+    }
+}
+
+/// [`decimal_digits`] of any decimal (the mantissas above 64 bits).
+fn wide_decimal_digits(buf: &mut Vec<u8>, d: &Decimal) {
     let scale = d.scale() as usize;
     if d.is_sign_negative() {
         buf.push(b'-');
@@ -123,21 +198,25 @@ pub(crate) fn decimal_digits(buf: &mut Vec<u8>, d: &Decimal) {
 }
 
 pub(crate) fn decimal(buf: &mut Vec<u8>, d: &Decimal) {
-    buf.push(b'"');
-    decimal_digits(buf, d);
-    buf.push(b'"');
-}
-
-fn opt_decimal(buf: &mut Vec<u8>, d: &Option<Decimal>) {
-    match d {
-        Some(d) => decimal(buf, d),
-        None => buf.extend_from_slice(b"null"),
+    // A plain zero (no scale, no sign) is half the decimals of a report.
+    if d.is_zero() && d.scale() == 0 && d.is_sign_positive() {
+        buf.extend_from_slice(b"\"0\"");
+        return;
     }
-}
-
-fn two(buf: &mut Vec<u8>, v: u32) {
-    buf.push(b'0' + (v / 10) as u8);
-    buf.push(b'0' + (v % 10) as u8);
+    match u64::try_from(d.mantissa().unsigned_abs()) {
+        Ok(m) => {
+            let mut out = [b'0'; 40];
+            out[0] = b'"';
+            let n = small_decimal_into(&mut out, 1, m, d.scale(), d.is_sign_negative());
+            out[n] = b'"';
+            put(buf, &out, n + 1);
+        }
+        Err(_) => {
+            buf.push(b'"');
+            wide_decimal_digits(buf, d);
+            buf.push(b'"');
+        }
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
@@ -155,42 +234,55 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// `t` as its `Display` writes it (`YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`; an `i64` of nanoseconds
-/// stays within years 1677-2262, always four digits).
-pub(crate) fn timestamp_digits(buf: &mut Vec<u8>, t: Timestamp) {
+/// stays within years 1677-2262, always four digits): 30 bytes from `at` in `out` (filled with
+/// `b'0'`, which pads the nanoseconds).
+#[inline(always)]
+fn timestamp_into(out: &mut [u8], at: usize, t: Timestamp) {
     let ns = t.as_nanos();
     let secs = ns.div_euclid(1_000_000_000);
-    let nanos = ns.rem_euclid(1_000_000_000) as u32;
+    let nanos = ns.rem_euclid(1_000_000_000) as u64;
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400) as u32;
     let (y, m, d) = civil_from_days(days);
     let y = y as u32;
-    two(buf, y / 100);
-    two(buf, y % 100);
-    buf.push(b'-');
-    two(buf, m);
-    buf.push(b'-');
-    two(buf, d);
-    buf.push(b'T');
-    two(buf, sod / 3600);
-    buf.push(b':');
-    two(buf, sod / 60 % 60);
-    buf.push(b':');
-    two(buf, sod % 60);
-    buf.push(b'.');
-    let mut tmp = [b'0'; 9];
-    let mut v = nanos;
-    for slot in tmp.iter_mut().rev() {
-        *slot = b'0' + (v % 10) as u8;
-        v /= 10;
+    let mut two = |i: usize, v: u32| {
+        let r = v as usize * 2;
+        out[at + i..at + i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+    };
+    two(0, y / 100);
+    two(2, y % 100);
+    two(5, m);
+    two(8, d);
+    two(11, sod / 3600);
+    two(14, sod / 60 % 60);
+    two(17, sod % 60);
+    for (i, c) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+    ] {
+        out[at + i] = c;
     }
-    buf.extend_from_slice(&tmp);
-    buf.push(b'Z');
+    digits_before(out, at + 29, nanos);
+    out[at + 29] = b'Z';
+}
+
+/// `t` as its `Display` writes it.
+pub(crate) fn timestamp_digits(buf: &mut Vec<u8>, t: Timestamp) {
+    let mut out = [b'0'; 30];
+    timestamp_into(&mut out, 0, t);
+    buf.extend_from_slice(&out);
 }
 
 fn timestamp(buf: &mut Vec<u8>, t: Timestamp) {
-    buf.push(b'"');
-    timestamp_digits(buf, t);
-    buf.push(b'"');
+    let mut out = [b'0'; 32];
+    out[0] = b'"';
+    timestamp_into(&mut out, 1, t);
+    out[31] = b'"';
+    buf.extend_from_slice(&out);
 }
 
 fn opt_timestamp(buf: &mut Vec<u8>, t: Option<Timestamp>) {
@@ -266,9 +358,13 @@ impl<'b, const L: usize> Obj<'b, L> {
     #[inline(always)]
     fn lit(&mut self, lit: &'static str) -> &mut Vec<u8> {
         let b = lit.as_bytes();
-        self.buf
-            .extend_from_slice(if self.first { &b[1..] } else { b });
-        self.first = false;
+        // Two copies of known length (the literal's, or one less) rather than one of either.
+        if self.first {
+            self.first = false;
+            self.buf.extend_from_slice(&b[1..]);
+        } else {
+            self.buf.extend_from_slice(b);
+        }
         self.buf
     }
 
@@ -294,6 +390,30 @@ macro_rules! k4 {
     };
 }
 
+/// An optional decimal entry of an `Obj<2>`; `null` is written with its key as one literal.
+macro_rules! od2 {
+    ($o:expr, $k:literal, $v:expr) => {
+        match $v {
+            Some(d) => decimal(k2!($o, $k), d),
+            None => {
+                $o.lit(concat!(",\n      \"", $k, "\": null"));
+            }
+        }
+    };
+}
+
+/// The same for an `Obj<4>`.
+macro_rules! od4 {
+    ($o:expr, $k:literal, $v:expr) => {
+        match $v {
+            Some(d) => decimal(k4!($o, $k), d),
+            None => {
+                $o.lit(concat!(",\n          \"", $k, "\": null"));
+            }
+        }
+    };
+}
+
 /// A pretty-printed array of `items` at depth `level`.
 fn array<T>(buf: &mut Vec<u8>, level: usize, items: &[T], item: impl Fn(&mut Vec<u8>, &T)) {
     buf.push(b'[');
@@ -315,12 +435,9 @@ fn horizon(buf: &mut Vec<u8>, h: &HorizonStats) {
     let mut o = Obj::<4>::open(buf);
     u64_(k4!(o, "horizon_ms"), h.horizon_ms);
     decimal(k4!(o, "shares"), &h.shares);
-    opt_decimal(k4!(o, "avg_realized_spread"), &h.avg_realized_spread);
-    opt_decimal(
-        k4!(o, "avg_realized_spread_bps"),
-        &h.avg_realized_spread_bps,
-    );
-    opt_decimal(k4!(o, "price_impact"), &h.price_impact);
+    od4!(o, "avg_realized_spread", &h.avg_realized_spread);
+    od4!(o, "avg_realized_spread_bps", &h.avg_realized_spread_bps);
+    od4!(o, "price_impact", &h.price_impact);
     o.close();
 }
 
@@ -329,23 +446,18 @@ fn stats_fields(o: &mut Obj<'_, 2>, s: &Stats) {
     let level = 3;
     u64_(k2!(o, "orders"), s.orders);
     u64_(k2!(o, "orders_filled"), s.orders_filled);
-    opt_decimal(k2!(o, "orders_filled_rate"), &s.orders_filled_rate);
+    od2!(o, "orders_filled_rate", &s.orders_filled_rate);
     decimal(k2!(o, "shares_ordered"), &s.shares_ordered);
     decimal(k2!(o, "shares_executed"), &s.shares_executed);
     decimal(k2!(o, "shares_cancelled"), &s.shares_cancelled);
-    opt_decimal(k2!(o, "fill_rate"), &s.fill_rate);
-    opt_decimal(k2!(o, "cancel_rate"), &s.cancel_rate);
-    opt_decimal(
-        k2!(o, "avg_time_to_execution_ms"),
-        &s.avg_time_to_execution_ms,
-    );
-    opt_decimal(
-        k2!(o, "avg_time_to_first_fill_ms"),
-        &s.avg_time_to_first_fill_ms,
-    );
-    opt_decimal(
-        k2!(o, "avg_time_to_complete_fill_ms"),
-        &s.avg_time_to_complete_fill_ms,
+    od2!(o, "fill_rate", &s.fill_rate);
+    od2!(o, "cancel_rate", &s.cancel_rate);
+    od2!(o, "avg_time_to_execution_ms", &s.avg_time_to_execution_ms);
+    od2!(o, "avg_time_to_first_fill_ms", &s.avg_time_to_first_fill_ms);
+    od2!(
+        o,
+        "avg_time_to_complete_fill_ms",
+        &s.avg_time_to_complete_fill_ms
     );
     array(
         k2!(o, "exec_time_buckets"),
@@ -353,20 +465,14 @@ fn stats_fields(o: &mut Obj<'_, 2>, s: &Stats) {
         &s.exec_time_buckets,
         decimal,
     );
-    opt_decimal(k2!(o, "avg_mid"), &s.avg_mid);
-    opt_decimal(k2!(o, "avg_quoted_spread"), &s.avg_quoted_spread);
-    opt_decimal(k2!(o, "avg_effective_spread"), &s.avg_effective_spread);
-    opt_decimal(
-        k2!(o, "avg_effective_spread_bps"),
-        &s.avg_effective_spread_bps,
-    );
-    opt_decimal(k2!(o, "eq_ratio"), &s.eq_ratio);
-    opt_decimal(k2!(o, "avg_realized_spread"), &s.avg_realized_spread);
-    opt_decimal(
-        k2!(o, "avg_realized_spread_bps"),
-        &s.avg_realized_spread_bps,
-    );
-    opt_decimal(k2!(o, "price_impact"), &s.price_impact);
+    od2!(o, "avg_mid", &s.avg_mid);
+    od2!(o, "avg_quoted_spread", &s.avg_quoted_spread);
+    od2!(o, "avg_effective_spread", &s.avg_effective_spread);
+    od2!(o, "avg_effective_spread_bps", &s.avg_effective_spread_bps);
+    od2!(o, "eq_ratio", &s.eq_ratio);
+    od2!(o, "avg_realized_spread", &s.avg_realized_spread);
+    od2!(o, "avg_realized_spread_bps", &s.avg_realized_spread_bps);
+    od2!(o, "price_impact", &s.price_impact);
     array(
         k2!(o, "realized_spreads"),
         level,
@@ -378,51 +484,38 @@ fn stats_fields(o: &mut Obj<'_, 2>, s: &Stats) {
         k2!(o, "price_improvement_amount"),
         &s.price_improvement_amount,
     );
-    opt_decimal(k2!(o, "avg_price_improvement"), &s.avg_price_improvement);
-    opt_decimal(
-        k2!(o, "price_improved_avg_time_ms"),
-        &s.price_improved_avg_time_ms,
+    od2!(o, "avg_price_improvement", &s.avg_price_improvement);
+    od2!(
+        o,
+        "price_improved_avg_time_ms",
+        &s.price_improved_avg_time_ms
     );
     decimal(k2!(o, "at_quote_shares"), &s.at_quote_shares);
-    opt_decimal(k2!(o, "at_quote_avg_time_ms"), &s.at_quote_avg_time_ms);
+    od2!(o, "at_quote_avg_time_ms", &s.at_quote_avg_time_ms);
     decimal(k2!(o, "outside_quote_shares"), &s.outside_quote_shares);
     decimal(k2!(o, "outside_quote_amount"), &s.outside_quote_amount);
-    opt_decimal(
-        k2!(o, "avg_outside_quote_amount"),
-        &s.avg_outside_quote_amount,
-    );
-    opt_decimal(
-        k2!(o, "outside_quote_avg_time_ms"),
-        &s.outside_quote_avg_time_ms,
-    );
-    opt_decimal(k2!(o, "pct_at_quote_or_better"), &s.pct_at_quote_or_better);
-    opt_decimal(
-        k2!(o, "pct_shares_price_improved"),
-        &s.pct_shares_price_improved,
-    );
-    opt_decimal(k2!(o, "price_improvement_bps"), &s.price_improvement_bps);
-    opt_decimal(k2!(o, "arrival_cost_bps"), &s.arrival_cost_bps);
+    od2!(o, "avg_outside_quote_amount", &s.avg_outside_quote_amount);
+    od2!(o, "outside_quote_avg_time_ms", &s.outside_quote_avg_time_ms);
+    od2!(o, "pct_at_quote_or_better", &s.pct_at_quote_or_better);
+    od2!(o, "pct_shares_price_improved", &s.pct_shares_price_improved);
+    od2!(o, "price_improvement_bps", &s.price_improvement_bps);
+    od2!(o, "arrival_cost_bps", &s.arrival_cost_bps);
     u64_(k2!(o, "is_orders"), s.is_orders);
-    opt_decimal(k2!(o, "is_total_usd"), &s.is_total_usd);
-    opt_decimal(k2!(o, "is_total_bps"), &s.is_total_bps);
-    opt_decimal(k2!(o, "is_execution_cost_usd"), &s.is_execution_cost_usd);
-    opt_decimal(
-        k2!(o, "is_opportunity_cost_usd"),
-        &s.is_opportunity_cost_usd,
+    od2!(o, "is_total_usd", &s.is_total_usd);
+    od2!(o, "is_total_bps", &s.is_total_bps);
+    od2!(o, "is_execution_cost_usd", &s.is_execution_cost_usd);
+    od2!(o, "is_opportunity_cost_usd", &s.is_opportunity_cost_usd);
+    od2!(o, "is_fees_usd", &s.is_fees_usd);
+    od2!(o, "is_delay_usd", &s.is_delay_usd);
+    od2!(o, "is_trading_usd", &s.is_trading_usd);
+    od2!(
+        o,
+        "is_opportunity_vs_arrival_usd",
+        &s.is_opportunity_vs_arrival_usd
     );
-    opt_decimal(k2!(o, "is_fees_usd"), &s.is_fees_usd);
-    opt_decimal(k2!(o, "is_delay_usd"), &s.is_delay_usd);
-    opt_decimal(k2!(o, "is_trading_usd"), &s.is_trading_usd);
-    opt_decimal(
-        k2!(o, "is_opportunity_vs_arrival_usd"),
-        &s.is_opportunity_vs_arrival_usd,
-    );
-    opt_decimal(k2!(o, "vwap_slippage_bps"), &s.vwap_slippage_bps);
-    opt_decimal(
-        k2!(o, "vwap_slippage_ex_own_bps"),
-        &s.vwap_slippage_ex_own_bps,
-    );
-    opt_decimal(k2!(o, "participation"), &s.participation);
+    od2!(o, "vwap_slippage_bps", &s.vwap_slippage_bps);
+    od2!(o, "vwap_slippage_ex_own_bps", &s.vwap_slippage_ex_own_bps);
+    od2!(o, "participation", &s.participation);
     decimal(k2!(o, "fees_usd"), &s.fees_usd);
 }
 
@@ -437,14 +530,14 @@ pub(crate) fn row(buf: &mut Vec<u8>, r: &OrderQuality) {
     name(k2!(o, "side"), side_name(r.side));
     opt_string(k2!(o, "order_type"), &r.order_type);
     opt_string(k2!(o, "tif"), &r.tif);
-    opt_decimal(k2!(o, "limit_price"), &r.limit_price);
-    opt_decimal(k2!(o, "decision_price"), &r.decision_price);
+    od2!(o, "limit_price", &r.limit_price);
+    od2!(o, "decision_price", &r.decision_price);
     timestamp(k2!(o, "receipt_ts"), r.receipt_ts);
     opt_timestamp(k2!(o, "receipt_quote_ts"), r.receipt_quote_ts);
-    opt_decimal(k2!(o, "receipt_bid"), &r.receipt_bid);
-    opt_decimal(k2!(o, "receipt_ask"), &r.receipt_ask);
-    opt_decimal(k2!(o, "receipt_mid"), &r.receipt_mid);
-    opt_decimal(k2!(o, "receipt_quoted_spread"), &r.receipt_quoted_spread);
+    od2!(o, "receipt_bid", &r.receipt_bid);
+    od2!(o, "receipt_ask", &r.receipt_ask);
+    od2!(o, "receipt_mid", &r.receipt_mid);
+    od2!(o, "receipt_quoted_spread", &r.receipt_quoted_spread);
     name(k2!(o, "order_class"), r.order_class.as_str());
     name(k2!(o, "marketability"), marketability_name(r.marketability));
     string(k2!(o, "size_bucket"), r.size_bucket);
@@ -454,15 +547,15 @@ pub(crate) fn row(buf: &mut Vec<u8>, r: &OrderQuality) {
     opt_timestamp(k2!(o, "end_ts"), r.end_ts);
     decimal(k2!(o, "shares_open"), &r.shares_open);
     u64_(k2!(o, "fill_count"), r.fill_count);
-    opt_decimal(k2!(o, "avg_exec_price"), &r.avg_exec_price);
+    od2!(o, "avg_exec_price", &r.avg_exec_price);
     opt_i64(k2!(o, "time_to_first_fill_ms"), r.time_to_first_fill_ms);
     opt_i64(
         k2!(o, "time_to_complete_fill_ms"),
         r.time_to_complete_fill_ms,
     );
-    opt_decimal(k2!(o, "is_end_price"), &r.is_end_price);
-    opt_decimal(k2!(o, "vwap"), &r.vwap);
-    opt_decimal(k2!(o, "vwap_ex_own"), &r.vwap_ex_own);
+    od2!(o, "is_end_price", &r.is_end_price);
+    od2!(o, "vwap", &r.vwap);
+    od2!(o, "vwap_ex_own", &r.vwap_ex_own);
     array(k2!(o, "notes"), 3, &r.notes, |buf, n| string(buf, n));
     stats_fields(&mut o, &r.stats);
     o.close();
@@ -601,6 +694,41 @@ mod tests {
             i64_(&mut buf, x as i64);
             assert_eq!(String::from_utf8(buf).unwrap(), (x as i64).to_string());
         }
+        // Mantissas at the edges of the 64-bit path (and of the split at 10^19), every scale,
+        // quoted (JSON) and bare (CSV).
+        let mut edges = vec![0u128, 1, 9, 10, 99, 100, 101];
+        for k in 1..=20u32 {
+            let p = 10u128.pow(k);
+            edges.extend([p - 1, p, p + 1]);
+        }
+        edges.extend([
+            u128::from(u64::MAX) - 1,
+            u128::from(u64::MAX),
+            u128::from(u64::MAX) + 1,
+        ]);
+        for m in edges {
+            for scale in 0..=28 {
+                for neg in [false, true] {
+                    let m = if neg { -(m as i128) } else { m as i128 };
+                    let d = Decimal::from_i128_with_scale(m, scale);
+                    let mut buf = Vec::new();
+                    decimal(&mut buf, &d);
+                    assert_eq!(
+                        String::from_utf8(buf).unwrap(),
+                        serde_json::to_string(&d).unwrap(),
+                        "{m} {scale}"
+                    );
+                    let mut buf = b"x".to_vec();
+                    decimal_digits(&mut buf, &d);
+                    assert_eq!(String::from_utf8(buf).unwrap(), format!("x{d}"));
+                }
+            }
+            if let Ok(v) = u64::try_from(m) {
+                let mut buf = b"x".to_vec();
+                u64_(&mut buf, v);
+                assert_eq!(String::from_utf8(buf).unwrap(), format!("x{v}"));
+            }
+        }
         let neg_zero = Decimal::ZERO - Decimal::ZERO;
         let neg_zero = -neg_zero;
         let mut buf = Vec::new();
@@ -624,9 +752,16 @@ mod tests {
         }
         for ns in cases {
             let t = Timestamp::from_nanos(ns);
-            let mut buf = Vec::new();
+            let mut buf = b"x".to_vec();
             timestamp_digits(&mut buf, t);
-            assert_eq!(String::from_utf8(buf).unwrap(), t.to_string(), "{ns}");
+            assert_eq!(String::from_utf8(buf).unwrap(), format!("x{t}"), "{ns}");
+            let mut buf = b"x".to_vec();
+            timestamp(&mut buf, t);
+            assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                format!("x{}", serde_json::to_string(&t).unwrap()),
+                "{ns}"
+            );
         }
     }
 

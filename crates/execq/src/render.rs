@@ -297,7 +297,11 @@ pub fn write_report_csv_line(out: &mut Vec<u8>, o: &OrderQuality) {
     c.opt_dec(&s.vwap_slippage_ex_own_bps);
     c.opt_dec(&s.participation);
     c.dec(&s.fees_usd);
-    c.text(&o.notes.join(";"));
+    match o.notes.as_slice() {
+        [] => c.text(""),
+        [n] => c.text(n),
+        notes => c.text(&notes.join(";")),
+    }
     c.out.push(b'\n');
 }
 
@@ -317,7 +321,9 @@ impl Cells<'_> {
 
     fn text(&mut self, s: &str) {
         self.sep();
-        if s.contains([',', '"', '\n', '\r']) {
+        // The characters `csv_field` quotes for, as bytes (ASCII: never inside a multi-byte
+        // character).
+        if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
             self.out.extend_from_slice(csv_field(s).as_bytes());
         } else {
             self.out.extend_from_slice(s.as_bytes());

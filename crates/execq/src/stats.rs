@@ -145,6 +145,37 @@ impl Sums {
         };
     }
 
+    /// Whether every sum over executions that a statistic divides or shows is zero (as for an
+    /// order without fills), so that [`Stats`] takes its short path: no executed shares,
+    /// filled or complete orders, quote or price-improvement shares and amounts, time buckets,
+    /// fees, VWAP denominators, participation numerator, and no horizon shares or
+    /// realized-spread denominators. (Sums only ever divided by one of these may be anything.)
+    pub(crate) fn without_executions(&self) -> bool {
+        let z = Decimal::is_zero;
+        self.orders_filled == 0
+            && self.orders_complete == 0
+            && z(&self.shares_executed)
+            && z(&self.es_q)
+            && z(&self.es_mid)
+            && z(&self.es_quoted)
+            && z(&self.rq_q)
+            && z(&self.rq_mid)
+            && z(&self.pi_q)
+            && z(&self.pi_amount)
+            && z(&self.at_q)
+            && z(&self.out_q)
+            && z(&self.out_amount)
+            && z(&self.fees)
+            && z(&self.vwap_den)
+            && z(&self.vwapx_den)
+            && z(&self.part_x)
+            && self.time_buckets.iter().all(Decimal::is_zero)
+            && self
+                .horizons
+                .iter()
+                .all(|h| h.q.is_zero() && h.mid.is_zero() && h.mid_h.is_zero())
+    }
+
     /// Add another order's or group's sums.
     pub fn add(&mut self, o: &Sums) {
         // `x + 0` is `x` exactly (scale included), and most of an order's sums are zero: the
@@ -153,7 +184,7 @@ impl Sums {
             o,
             |a, b| {
                 if !b.is_zero() {
-                    *a += b
+                    add_to(a, b)
                 }
             },
             |a, b| *a += b,
@@ -251,6 +282,33 @@ impl Sums {
     }
 }
 
+/// `*a += b`, the same digits, scale and sign as rust_decimal's addition gives, with the
+/// common case done in place: two nonzero operands of one sign and one scale with mantissas
+/// below 2^64, whose sum rust_decimal gives as the mantissas' sum with that sign and scale.
+/// Everything else (zeros, other signs or scales, wider mantissas) takes its addition.
+#[inline(always)]
+pub(crate) fn add_to(a: &mut Decimal, b: Decimal) {
+    // `serialize`: flags (sign and scale), then lo, mid, hi, little-endian.
+    let (x, y) = (Decimal::serialize(a), Decimal::serialize(&b));
+    let word = |v: &[u8; 16], i: usize| u32::from_le_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
+    if word(&x, 0) == word(&y, 0) && word(&x, 12) == 0 && word(&y, 12) == 0 {
+        let low = |v: &[u8; 16]| u64::from(word(v, 4)) | u64::from(word(v, 8)) << 32;
+        let (la, lb) = (low(&x), low(&y));
+        if la != 0 && lb != 0 {
+            let (sum, carry) = la.overflowing_add(lb);
+            *a = Decimal::from_parts(
+                sum as u32,
+                (sum >> 32) as u32,
+                u32::from(carry),
+                a.is_sign_negative(),
+                a.scale(),
+            );
+            return;
+        }
+    }
+    *a += b;
+}
+
 mod i128_string {
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -286,7 +344,9 @@ pub(crate) fn ratio(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
     if a.is_zero() {
         return Some(Decimal::ZERO);
     }
-    if a == b {
+    // The same digits, sign and scale (`==` would compare values, through a rescaling when
+    // they are not the same digits); equal values written otherwise give 1 below as well.
+    if a.mantissa() == b.mantissa() && a.scale() == b.scale() {
         return Some(Decimal::ONE);
     }
     if let Some(q) = div_round(a.mantissa(), a.scale(), b, dp) {
@@ -498,8 +558,74 @@ impl Stats {
     pub(crate) fn from_sums_reusing(
         s: &Sums,
         r: &Resolved,
+        realized_spreads: Vec<HorizonStats>,
+    ) -> Stats {
+        if s.without_executions() {
+            Self::without_executions(s, r, realized_spreads)
+        } else {
+            Self::from_sums_general(s, r, realized_spreads)
+        }
+    }
+
+    /// [`Stats::from_sums_general`] of sums for which [`Sums::without_executions`] holds (an
+    /// order without fills, most of them): the statistics over executions are null or zero
+    /// there, so only those of the order-level sums (quantities, shortfall, tape) are computed,
+    /// by the same expressions.
+    fn without_executions(
+        s: &Sums,
+        r: &Resolved,
         mut realized_spreads: Vec<HorizonStats>,
     ) -> Stats {
+        // `ratio(0, b)` (and `bps`): null for a zero `b`, else zero.
+        let zero_over = |b: Decimal| (!b.is_zero()).then_some(Decimal::ZERO);
+        realized_spreads.clear();
+        realized_spreads.extend(
+            r.horizons_ms
+                .iter()
+                .take(s.horizons.len())
+                .map(|&horizon_ms| HorizonStats {
+                    horizon_ms,
+                    shares: Decimal::ZERO,
+                    avg_realized_spread: None,
+                    avg_realized_spread_bps: None,
+                    price_impact: None,
+                }),
+        );
+        let mut st = Stats {
+            orders: s.orders,
+            orders_filled_rate: (s.orders > 0).then_some(Decimal::ZERO),
+            shares_ordered: s.shares_ordered.normalize(),
+            shares_cancelled: s.shares_cancelled.normalize(),
+            fill_rate: zero_over(s.shares_ordered),
+            cancel_rate: ratio(s.shares_cancelled, s.shares_ordered, RATIO_DP),
+            realized_spreads,
+            participation: zero_over(s.part_tape),
+            // Every other statistic: zero shares and amounts, null averages and ratios.
+            ..Stats::default()
+        };
+        st.set_shortfall(s);
+        st
+    }
+
+    /// The A9 shortfall statistics of `s`.
+    fn set_shortfall(&mut self, s: &Sums) {
+        self.is_orders = s.is_orders;
+        self.is_total_usd = opt_if(s.is_orders, s.is_total);
+        self.is_total_bps = if s.is_orders > 0 {
+            bps(s.is_total, s.is_denominator)
+        } else {
+            None
+        };
+        self.is_execution_cost_usd = opt_if(s.is_orders, s.is_execution);
+        self.is_opportunity_cost_usd = opt_if(s.is_orders, s.is_opportunity);
+        self.is_fees_usd = opt_if(s.is_orders, s.is_fees);
+        self.is_delay_usd = wagner(s, s.is_delay);
+        self.is_trading_usd = wagner(s, s.is_trading);
+        self.is_opportunity_vs_arrival_usd = wagner(s, s.is_opportunity_arrival);
+    }
+
+    /// [`Stats::from_sums`], every statistic evaluated.
+    fn from_sums_general(s: &Sums, r: &Resolved, mut realized_spreads: Vec<HorizonStats>) -> Stats {
         let ms = |a: Decimal, q: Decimal| ratio(a, q, MS_DP);
         realized_spreads.clear();
         realized_spreads.extend(s.horizons.iter().zip(r.horizons_ms.iter()).map(
@@ -561,6 +687,10 @@ impl Stats {
             pct_shares_price_improved: ratio(s.pi_q, s.rq_q, RATIO_DP),
             price_improvement_bps: bps(s.pi_amount - s.out_amount, s.rq_mid),
             arrival_cost_bps: bps(s.arrival, s.rq_mid),
+            vwap_slippage_bps: bps(s.vwap_cost, s.vwap_den),
+            vwap_slippage_ex_own_bps: bps(s.vwapx_cost, s.vwapx_den),
+            participation: ratio(s.part_x, s.part_tape, RATIO_DP),
+            fees_usd: s.fees.normalize(),
             is_orders: s.is_orders,
             is_total_usd: opt_if(s.is_orders, s.is_total),
             is_total_bps: if s.is_orders > 0 {
@@ -574,10 +704,6 @@ impl Stats {
             is_delay_usd: wagner(s, s.is_delay),
             is_trading_usd: wagner(s, s.is_trading),
             is_opportunity_vs_arrival_usd: wagner(s, s.is_opportunity_arrival),
-            vwap_slippage_bps: bps(s.vwap_cost, s.vwap_den),
-            vwap_slippage_ex_own_bps: bps(s.vwapx_cost, s.vwapx_den),
-            participation: ratio(s.part_x, s.part_tape, RATIO_DP),
-            fees_usd: s.fees.normalize(),
         }
     }
 }
@@ -598,7 +724,7 @@ mod tests {
     }
 
     fn check(a: Decimal, b: Decimal) {
-        if b.is_zero() || a.is_zero() || a == b {
+        if b.is_zero() || a.is_zero() {
             return;
         }
         for dp in [PRICE_DP, BPS_DP, RATIO_DP, MS_DP, 0, 1] {
@@ -619,15 +745,197 @@ mod tests {
         );
     }
 
-    #[test]
-    fn integer_division_rounds_as_the_decimal_one() {
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
+    /// A xorshift64 generator from `seed` (not zero).
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x
+        }
+    }
+
+    /// Random sums in which each field is zero more often than not, so that about one in
+    /// five has no sums over executions (the short path) and the others miss it by a field or
+    /// a few.
+    fn sparse_sums(next: &mut impl FnMut() -> u64, n_horizons: usize) -> Sums {
+        let mut dec = |p_zero: u64| -> Decimal {
+            let r = next();
+            if r % 100 < p_zero {
+                // A zero with a scale, sometimes negative.
+                let z = Decimal::new(0, (r >> 8) as u32 % 4);
+                return if r & 1 << 20 != 0 { -z } else { z };
+            }
+            let m = (r >> 8) as i64 % 10_000_000_000 - 5_000_000_000;
+            Decimal::new(m, (r >> 48) as u32 % 9)
         };
+        // Fields a statistic divides by or shows: zero 97% of the time (all 25 or so zero in
+        // about half the cases); the others nonzero half the time.
+        let (z, o) = (97, 50);
+        let mut s = Sums {
+            shares_executed: dec(z),
+            es_q: dec(z),
+            es_mid: dec(z),
+            es_quoted: dec(z),
+            rq_q: dec(z),
+            rq_mid: dec(z),
+            pi_q: dec(z),
+            pi_amount: dec(z),
+            at_q: dec(z),
+            out_q: dec(z),
+            out_amount: dec(z),
+            fees: dec(z),
+            vwap_den: dec(z),
+            vwapx_den: dec(z),
+            part_x: dec(z),
+            time_buckets: std::array::from_fn(|_| dec(z)),
+            shares_ordered: dec(20),
+            shares_cancelled: dec(o),
+            exec_notional: dec(o),
+            exec_time: dec(o),
+            es: dec(o),
+            arrival: dec(o),
+            pi_time: dec(o),
+            at_time: dec(o),
+            out_time: dec(o),
+            is_total: dec(o),
+            is_denominator: dec(o),
+            is_execution: dec(o),
+            is_opportunity: dec(o),
+            is_fees: dec(o),
+            is_delay: dec(o),
+            is_trading: dec(o),
+            is_opportunity_arrival: dec(o),
+            vwap_cost: dec(o),
+            vwapx_cost: dec(o),
+            part_tape: dec(o),
+            ..Sums::default()
+        };
+        s.horizons = (0..n_horizons)
+            .map(|_| HorizonSums {
+                q: dec(z),
+                rs: dec(o),
+                es: dec(o),
+                mid: dec(z),
+                mid_h: dec(z),
+            })
+            .collect();
+        let mut cnt = |p_zero: u64| {
+            let r = next();
+            if r % 100 < p_zero { 0 } else { r >> 60 }
+        };
+        s.orders = cnt(10);
+        s.orders_filled = cnt(z);
+        s.orders_complete = cnt(z);
+        s.is_orders = cnt(o);
+        s.is_wagner_orders = if cnt(50) == 0 { s.is_orders } else { cnt(o) };
+        s.vwap_orders = cnt(o);
+        s.vwapx_orders = cnt(o);
+        s.first_fill_ms = i128::from(cnt(o));
+        s.complete_fill_ms = i128::from(cnt(o));
+        s
+    }
+
+    #[test]
+    fn stats_without_executions_are_the_general_ones() {
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+        let (mut short, mut long) = (0, 0);
+        for (i, params) in [
+            crate::Params::default(),
+            crate::Params {
+                rs_horizons_ms: vec![1_000],
+                rs_primary_horizon_ms: 1_000,
+                rs_bps_denominator: RsBpsDenominator::HorizonMid,
+                ..crate::Params::default()
+            },
+            crate::Params {
+                rs_horizons_ms: vec![],
+                rs_primary_horizon_ms: 5_000,
+                ..crate::Params::default()
+            },
+        ]
+        .iter()
+        .enumerate()
+        {
+            let r = params.resolve().unwrap();
+            for k in 0..20_000 {
+                // Usually as many horizon sums as horizons; sometimes fewer or more.
+                let n = match k % 10 {
+                    0 => 0,
+                    1 => r.horizons_ms.len() + 1,
+                    _ => r.horizons_ms.len(),
+                };
+                let s = sparse_sums(&mut next, n);
+                let spare = vec![
+                    HorizonStats {
+                        horizon_ms: 7,
+                        shares: Decimal::ONE,
+                        avg_realized_spread: None,
+                        avg_realized_spread_bps: None,
+                        price_impact: None,
+                    };
+                    k % 3
+                ];
+                let got = Stats::from_sums_reusing(&s, &r, spare);
+                let want = Stats::from_sums_general(&s, &r, Vec::new());
+                if s.without_executions() {
+                    short += 1;
+                } else {
+                    long += 1;
+                }
+                assert_eq!(got, want, "params {i}, {s:?}");
+                // Same digits too (scales and signs, which `==` does not see).
+                assert_eq!(
+                    serde_json::to_string(&got).unwrap(),
+                    serde_json::to_string(&want).unwrap(),
+                    "params {i}, {s:?}"
+                );
+            }
+        }
+        // Both paths taken, each often.
+        assert!(short > 15_000 && long > 15_000, "{short} / {long}");
+    }
+
+    #[test]
+    fn add_to_adds_as_rust_decimal_does() {
+        let mut next = xorshift(0x5851_f42d_4c95_7f2d);
+        let pick = |next: &mut dyn FnMut() -> u64| -> Decimal {
+            let r = next();
+            let scale = [0, 0, 2, 2, 8, (r >> 40) as u32 % 29][(r % 6) as usize];
+            // Zeros (signed too), small, 64-bit and 96-bit mantissas.
+            let m: i128 = match (r >> 8) % 8 {
+                0 => 0,
+                1 => i128::from((r >> 16) % 1000),
+                2 => i128::from(r >> 20),
+                3 => i128::from(r) << 32 | i128::from(next() >> 32),
+                4 => (1i128 << 96) - 1 - i128::from((r >> 16) % 3),
+                _ => i128::from((r >> 16) % 100_000_000),
+            };
+            let d = Decimal::from_i128_with_scale(m, scale);
+            if r & 1 << 3 != 0 { -d } else { d }
+        };
+        let mut same_scale = 0;
+        for _ in 0..200_000 {
+            let a = pick(&mut next);
+            let mut b = pick(&mut next);
+            if next().is_multiple_of(2) {
+                // Often the same scale (the short path).
+                b.rescale(a.scale());
+                same_scale += 1;
+            }
+            let Some(want) = a.checked_add(b) else {
+                continue;
+            };
+            let mut got = a;
+            add_to(&mut got, b);
+            assert_eq!(got.serialize(), want.serialize(), "{a:?} + {b:?}");
+        }
+        assert!(same_scale > 50_000);
+    }
+
+    #[test]
+    fn integer_division_rounds_as_the_decimal_one() {
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..20_000 {
             let (r1, r2, r3) = (next(), next(), next());
             // Mantissas from one digit to 96 bits, scales 0-28, both signs.
@@ -639,6 +947,18 @@ mod tests {
             let a = Decimal::from_i128_with_scale(m(r1, r3), (r2 % 29) as u32);
             let b = Decimal::from_i128_with_scale(m(r2, r3 >> 1), ((r1 >> 7) % 29) as u32);
             check(a, b);
+            // Equal values, the same digits or written with more trailing zeros.
+            check(a, a);
+            let k = (r3 % 4) as u32;
+            if let Some(wide) = a.mantissa().checked_mul(10i128.pow(k))
+                && wide.unsigned_abs() < 1 << 96
+                && a.scale() + k <= 28
+            {
+                let b = Decimal::from_i128_with_scale(wide, a.scale() + k);
+                assert_eq!(a, b);
+                check(a, b);
+                check(b, a);
+            }
             // Small operands, as the statistics have them (shares, cents, ms).
             let a = Decimal::new((r1 % 2_000_000) as i64 - 1_000_000, (r2 % 9) as u32);
             let b = Decimal::new((r2 % 100_000) as i64 + 1, (r3 % 5) as u32);
