@@ -7,6 +7,7 @@
 
 use std::io::Write;
 
+use model::text::{DECIMAL_TEXT, DIGIT_PAIRS, decimal_into, digits_before, integer_into};
 use model::{Decimal, Side, Timestamp};
 
 use crate::report::{Marketability, OrderQuality, OrderStatus};
@@ -37,33 +38,6 @@ pub(crate) fn string(buf: &mut Vec<u8>, s: &str) {
     buf.push(b'"');
 }
 
-/// Two-digit pairs `00` to `99`.
-const PAIRS: [u8; 200] = {
-    let mut t = [0u8; 200];
-    let mut i = 0;
-    while i < 100 {
-        t[2 * i] = b'0' + (i / 10) as u8;
-        t[2 * i + 1] = b'0' + (i % 10) as u8;
-        i += 1;
-    }
-    t
-};
-
-/// The decimal digits of `v` (none for zero) at the end of `tmp`; returns where they start.
-fn digits_into(tmp: &mut [u8; 40], v: u128) -> usize {
-    let mut i = tmp.len();
-    let mut v = v;
-    // Above 64 bits (rare): one digit at a time down to a `u64`.
-    while v > u128::from(u64::MAX) {
-        i -= 1;
-        tmp[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
-    let v = v as u64;
-    digits_before(tmp, i, v);
-    i - digit_count(v)
-}
-
 /// Appends the first `n` bytes of `out` to `buf`: the whole array is copied (a copy of known
 /// length, a few moves instead of a call) and the rest cut off again.
 #[inline(always)]
@@ -71,78 +45,6 @@ fn put<const N: usize>(buf: &mut Vec<u8>, out: &[u8; N], n: usize) {
     let start = buf.len();
     buf.extend_from_slice(out);
     buf.truncate(start + n);
-}
-
-/// The number of decimal digits of `v`, none for zero.
-#[inline(always)]
-fn digit_count(v: u64) -> usize {
-    v.checked_ilog10().map_or(0, |l| l as usize + 1)
-}
-
-/// Writes the digits of `v` (none for zero) to end just before `end`, two at a time.
-#[inline(always)]
-fn digits_before(out: &mut [u8], end: usize, v: u64) {
-    let mut i = end;
-    let mut v = v;
-    while v >= 100 {
-        let r = (v % 100) as usize * 2;
-        v /= 100;
-        i -= 2;
-        out[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
-    }
-    if v >= 10 {
-        let r = v as usize * 2;
-        out[i - 2..i].copy_from_slice(&PAIRS[r..r + 2]);
-    } else if v > 0 {
-        out[i - 1] = b'0' + v as u8;
-    }
-}
-
-/// `-` when `neg`, then `v` (`0` for zero), from `at` in `out` (filled with `b'0'`); returns
-/// the end. At most 21 bytes.
-#[inline(always)]
-fn integer_into(out: &mut [u8], at: usize, v: u64, neg: bool) -> usize {
-    let mut p = at;
-    if neg {
-        out[p] = b'-';
-        p += 1;
-    }
-    let end = p + digit_count(v).max(1);
-    digits_before(out, end, v);
-    end
-}
-
-/// `(m / 10^scale, m % 10^scale)` with a constant divisor in each arm (a multiplication, not a
-/// division instruction); `scale` in `1..=28`.
-#[inline(always)]
-fn split_at_scale(m: u64, scale: usize) -> (u64, u64) {
-    macro_rules! arms {
-        ($($s:literal)*) => {
-            match scale {
-                $($s => (m / 10u64.pow($s), m % 10u64.pow($s)),)*
-                // A mantissa below 2^64 has at most 20 digits: all fraction.
-                _ => (0, m),
-            }
-        };
-    }
-    arms!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19)
-}
-
-/// [`decimal_digits`] of a decimal with mantissa magnitude `m` below 2^64, from `at` in `out`
-/// (filled with `b'0'`, which gives the zeros a fraction is padded with); returns the end. At
-/// most 31 bytes (sign, `0.`, 28 digits).
-#[inline(always)]
-fn small_decimal_into(out: &mut [u8], at: usize, m: u64, scale: u32, neg: bool) -> usize {
-    let scale = scale as usize;
-    if scale == 0 {
-        return integer_into(out, at, m, neg);
-    }
-    let (int, frac) = split_at_scale(m, scale);
-    let p = integer_into(out, at, int, neg);
-    out[p] = b'.';
-    let end = p + 1 + scale;
-    digits_before(out, end, frac);
-    end
 }
 
 pub(crate) fn u64_(buf: &mut Vec<u8>, v: u64) {
@@ -157,44 +59,11 @@ pub(crate) fn i64_(buf: &mut Vec<u8>, v: i64) {
     put(buf, &out, n);
 }
 
-/// `d` as rust_decimal writes it (`Display` and its serde form): sign, the mantissa's digits
-/// with the point `scale` digits from the right, a `0` before a leading point.
+/// `d` as rust_decimal writes it (`Display` and its serde form).
 pub(crate) fn decimal_digits(buf: &mut Vec<u8>, d: &Decimal) {
-    match u64::try_from(d.mantissa().unsigned_abs()) {
-        Ok(m) => {
-            let mut out = [b'0'; 32];
-            let n = small_decimal_into(&mut out, 0, m, d.scale(), d.is_sign_negative());
-            put(buf, &out, n);
-        }
-        Err(_) => wide_decimal_digits(buf, d),
-    }
-}
-
-/// [`decimal_digits`] of any decimal (the mantissas above 64 bits).
-fn wide_decimal_digits(buf: &mut Vec<u8>, d: &Decimal) {
-    let scale = d.scale() as usize;
-    if d.is_sign_negative() {
-        buf.push(b'-');
-    }
-    let mut tmp = [0u8; 40];
-    let i = digits_into(&mut tmp, d.mantissa().unsigned_abs());
-    let digits = &tmp[i..];
-    let len = digits.len();
-    if scale == 0 {
-        if len == 0 {
-            buf.push(b'0');
-        } else {
-            buf.extend_from_slice(digits);
-        }
-    } else if len <= scale {
-        buf.extend_from_slice(b"0.");
-        buf.resize(buf.len() + scale - len, b'0');
-        buf.extend_from_slice(digits);
-    } else {
-        buf.extend_from_slice(&digits[..len - scale]);
-        buf.push(b'.');
-        buf.extend_from_slice(&digits[len - scale..]);
-    }
+    let mut out = [b'0'; DECIMAL_TEXT];
+    let n = decimal_into(&mut out, 0, d);
+    put(buf, &out, n);
 }
 
 pub(crate) fn decimal(buf: &mut Vec<u8>, d: &Decimal) {
@@ -203,20 +72,11 @@ pub(crate) fn decimal(buf: &mut Vec<u8>, d: &Decimal) {
         buf.extend_from_slice(b"\"0\"");
         return;
     }
-    match u64::try_from(d.mantissa().unsigned_abs()) {
-        Ok(m) => {
-            let mut out = [b'0'; 40];
-            out[0] = b'"';
-            let n = small_decimal_into(&mut out, 1, m, d.scale(), d.is_sign_negative());
-            out[n] = b'"';
-            put(buf, &out, n + 1);
-        }
-        Err(_) => {
-            buf.push(b'"');
-            wide_decimal_digits(buf, d);
-            buf.push(b'"');
-        }
-    }
+    let mut out = [b'0'; DECIMAL_TEXT];
+    out[0] = b'"';
+    let n = decimal_into(&mut out, 1, d);
+    out[n] = b'"';
+    put(buf, &out, n + 1);
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
@@ -247,7 +107,7 @@ fn timestamp_into(out: &mut [u8], at: usize, t: Timestamp) {
     let y = y as u32;
     let mut two = |i: usize, v: u32| {
         let r = v as usize * 2;
-        out[at + i..at + i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+        out[at + i..at + i + 2].copy_from_slice(&DIGIT_PAIRS[r..r + 2]);
     };
     two(0, y / 100);
     two(2, y % 100);

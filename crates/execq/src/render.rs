@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use model::text::{csv_field, push_csv_field};
 use model::{Decimal, Side};
 use rust_decimal::prelude::ToPrimitive;
 
@@ -21,15 +22,6 @@ fn label(ms: u64) -> String {
     }
 }
 
-/// RFC 4180 quoting: fields with a comma, quote or line break are quoted, quotes doubled.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 fn od(d: Option<Decimal>) -> String {
     d.map(|d| d.to_string()).unwrap_or_default()
 }
@@ -46,11 +38,7 @@ fn write_row(out: &mut String, cells: Vec<String>) {
         if i > 0 {
             out.push(',');
         }
-        if c.contains([',', '"', '\n', '\r']) {
-            out.push_str(&csv_field(c));
-        } else {
-            out.push_str(c);
-        }
+        push_csv_field(out, c);
     }
     out.push('\n');
 }

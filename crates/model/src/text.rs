@@ -14,43 +14,119 @@ pub const DECIMAL_TEXT: usize = 40;
 /// Room for any `NaiveDate` (`-262143-01-01` is the longest).
 pub const DATE_TEXT: usize = 16;
 
-/// The decimal digits of `v` at the end of `buf`; returns where they start (`buf.len()` for 0).
-fn digits_into(buf: &mut [u8; DECIMAL_TEXT], mut v: u128) -> usize {
-    let mut i = buf.len();
-    // Most mantissas fit 64 bits, where division is several times cheaper.
-    while v > u128::from(u64::MAX) {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
+/// Two-digit pairs `00` to `99`: digits are written two per division.
+pub const DIGIT_PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
     }
-    let mut w = v as u64;
-    while w > 0 {
-        i -= 1;
-        buf[i] = b'0' + (w % 10) as u8;
-        w /= 10;
-    }
-    i
+    t
+};
+
+/// The number of decimal digits of `v`, none for zero.
+#[inline(always)]
+fn digit_count(v: u64) -> usize {
+    v.checked_ilog10().map_or(0, |l| l as usize + 1)
 }
 
-/// `d` exactly as `d.to_string()` writes it: a `-` for any negative sign (also on zero), the
-/// mantissa's digits with the point `scale` digits from the right, a `0` before a leading
-/// point, `0` for a zero of scale 0.
-pub fn decimal_str<'b>(d: &Decimal, buf: &'b mut [u8; DECIMAL_TEXT]) -> &'b str {
-    let mut digits = [0u8; DECIMAL_TEXT];
-    let start = digits_into(&mut digits, d.mantissa().unsigned_abs());
-    let digits = &digits[start..];
+/// Writes the digits of `v` (none for zero) to end just before `end`, two at a time.
+#[inline(always)]
+pub fn digits_before(out: &mut [u8], end: usize, v: u64) {
+    let mut i = end;
+    let mut v = v;
+    while v >= 100 {
+        let r = (v % 100) as usize * 2;
+        v /= 100;
+        i -= 2;
+        out[i..i + 2].copy_from_slice(&DIGIT_PAIRS[r..r + 2]);
+    }
+    if v >= 10 {
+        let r = v as usize * 2;
+        out[i - 2..i].copy_from_slice(&DIGIT_PAIRS[r..r + 2]);
+    } else if v > 0 {
+        out[i - 1] = b'0' + v as u8;
+    }
+}
+
+/// `-` when `neg`, then `v` (`0` for zero), from `at` in `out` (filled with `b'0'`); returns
+/// the end. At most 21 bytes.
+#[inline(always)]
+pub fn integer_into(out: &mut [u8], at: usize, v: u64, neg: bool) -> usize {
+    let mut p = at;
+    if neg {
+        out[p] = b'-';
+        p += 1;
+    }
+    let end = p + digit_count(v).max(1);
+    digits_before(out, end, v);
+    end
+}
+
+/// `(m / 10^scale, m % 10^scale)` with a constant divisor in each arm (a multiplication, not a
+/// division instruction); `scale` in `1..=28`.
+#[inline(always)]
+fn split_at_scale(m: u64, scale: usize) -> (u64, u64) {
+    macro_rules! arms {
+        ($($s:literal)*) => {
+            match scale {
+                $($s => (m / 10u64.pow($s), m % 10u64.pow($s)),)*
+                // A mantissa below 2^64 has at most 20 digits: all fraction.
+                _ => (0, m),
+            }
+        };
+    }
+    arms!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19)
+}
+
+/// `d` exactly as `d.to_string()` writes it, from `at` in `out`: a `-` for any negative sign
+/// (also on zero), the mantissa's digits with the point `scale` digits from the right, a `0`
+/// before a leading point, `0` for a zero of scale 0. `out` must be filled with `b'0'` from
+/// `at` on (the zeros that pad a fraction are not written) and hold `at + 31` bytes; returns
+/// the end.
+#[inline]
+pub fn decimal_into(out: &mut [u8], at: usize, d: &Decimal) -> usize {
+    let neg = d.is_sign_negative();
     let scale = d.scale() as usize;
-    let mut n = 0;
+    let Ok(m) = u64::try_from(d.mantissa().unsigned_abs()) else {
+        return wide_decimal_into(out, at, d);
+    };
+    if scale == 0 {
+        return integer_into(out, at, m, neg);
+    }
+    let (int, frac) = split_at_scale(m, scale);
+    let p = integer_into(out, at, int, neg);
+    out[p] = b'.';
+    let end = p + 1 + scale;
+    digits_before(out, end, frac);
+    end
+}
+
+/// [`decimal_into`] of a mantissa of 2^64 or more (20 digits or more), a digit per division.
+#[cold]
+fn wide_decimal_into(out: &mut [u8], at: usize, d: &Decimal) -> usize {
+    let mut tmp = [0u8; DECIMAL_TEXT];
+    let mut i = tmp.len();
+    let mut v = d.mantissa().unsigned_abs();
+    while v > 0 {
+        i -= 1;
+        tmp[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    let digits = &tmp[i..];
+    let (len, scale) = (digits.len(), d.scale() as usize);
+    let mut p = at;
     let mut put = |bytes: &[u8]| {
-        buf[n..n + bytes.len()].copy_from_slice(bytes);
-        n += bytes.len();
+        out[p..p + bytes.len()].copy_from_slice(bytes);
+        p += bytes.len();
     };
     if d.is_sign_negative() {
         put(b"-");
     }
-    let len = digits.len();
     if scale == 0 {
-        put(if len == 0 { b"0" } else { digits });
+        put(digits);
     } else if len <= scale {
         put(b"0.");
         for _ in len..scale {
@@ -62,7 +138,14 @@ pub fn decimal_str<'b>(d: &Decimal, buf: &'b mut [u8; DECIMAL_TEXT]) -> &'b str 
         put(b".");
         put(&digits[len - scale..]);
     }
-    // Only ASCII digits, '-', '.' and '0' were written.
+    p
+}
+
+/// [`decimal_into`] a stack buffer, as text.
+pub fn decimal_str<'b>(d: &Decimal, buf: &'b mut [u8; DECIMAL_TEXT]) -> &'b str {
+    *buf = [b'0'; DECIMAL_TEXT];
+    let n = decimal_into(buf, 0, d);
+    // Only ASCII digits, '-' and '.' were written.
     std::str::from_utf8(&buf[..n]).unwrap_or("")
 }
 
