@@ -538,13 +538,10 @@ struct Engine<'a, A> {
     scale: u32,
     /// Per trade: its book.
     bix: Vec<u32>,
-    names_acct: Vec<&'a str>,
-    names_owner: Vec<&'a str>,
-    names_sym: Vec<&'a str>,
-    /// The same names shared by the rows and wash matches handed out.
-    shared_acct: Vec<Arc<str>>,
-    shared_owner: Vec<Arc<str>>,
-    shared_sym: Vec<Arc<str>>,
+    /// Names by id, shared with the rows and wash matches handed out.
+    names_acct: Vec<Arc<str>>,
+    names_owner: Vec<Arc<str>>,
+    names_sym: Vec<Arc<str>>,
     /// Per trade: (account id, symbol id).
     ids: Vec<(u32, u32)>,
     owner_of: Vec<usize>,
@@ -647,9 +644,6 @@ impl<'a, A: Amt> Engine<'a, A> {
             names_acct: Vec::new(),
             names_owner: Vec::new(),
             names_sym: Vec::new(),
-            shared_acct: Vec::new(),
-            shared_owner: Vec::new(),
-            shared_sym: Vec::new(),
             ids: Vec::with_capacity(trades.len()),
             owner_of: Vec::new(),
             covered: Vec::new(),
@@ -714,8 +708,7 @@ impl<'a, A: Amt> Engine<'a, A> {
             let o = match owner.get(t.owner.as_str()) {
                 Some(&o) => o,
                 None => {
-                    self.names_owner.push(&t.owner);
-                    self.shared_owner.push(Arc::from(t.owner.as_str()));
+                    self.names_owner.push(Arc::from(t.owner.as_str()));
                     owner.insert(&t.owner, self.names_owner.len() - 1);
                     self.names_owner.len() - 1
                 }
@@ -734,8 +727,7 @@ impl<'a, A: Amt> Engine<'a, A> {
                     a
                 }
                 None => {
-                    self.names_acct.push(&t.account);
-                    self.shared_acct.push(Arc::from(t.account.as_str()));
+                    self.names_acct.push(Arc::from(t.account.as_str()));
                     self.owner_of.push(o);
                     let a = (self.names_acct.len() - 1) as u32;
                     acct.insert(&t.account, a);
@@ -745,8 +737,7 @@ impl<'a, A: Amt> Engine<'a, A> {
             let s = match sym.get(t.symbol.as_str()) {
                 Some(&s) => s,
                 None => {
-                    self.names_sym.push(&t.symbol);
-                    self.shared_sym.push(Arc::from(t.symbol.as_str()));
+                    self.names_sym.push(Arc::from(t.symbol.as_str()));
                     self.covered.push(self.s.coverage.covers(&t.symbol));
                     let s = (self.names_sym.len() - 1) as u32;
                     sym.insert(&t.symbol, s);
@@ -765,14 +756,14 @@ impl<'a, A: Amt> Engine<'a, A> {
             TaxFilter::Owner(o) => Some(
                 self.names_owner
                     .iter()
-                    .position(|n| n == o)
+                    .position(|n| **n == **o)
                     .into_iter()
                     .collect(),
             ),
             TaxFilter::Account(a) => Some(
                 self.names_acct
                     .iter()
-                    .position(|n| n == a)
+                    .position(|n| **n == **a)
                     .map(|ai| self.owner_of[ai])
                     .into_iter()
                     .collect(),
@@ -1729,8 +1720,8 @@ impl<'a, A: Amt> Engine<'a, A> {
         let acct = self.books[b as usize].acct;
         match filter {
             None => true,
-            Some(TaxFilter::Account(a)) => self.names_acct[acct] == a,
-            Some(TaxFilter::Owner(o)) => self.names_owner[self.owner_of[acct]] == o,
+            Some(TaxFilter::Account(a)) => *self.names_acct[acct] == **a,
+            Some(TaxFilter::Owner(o)) => *self.names_owner[self.owner_of[acct]] == **o,
         }
     }
 
@@ -1742,12 +1733,12 @@ impl<'a, A: Amt> Engine<'a, A> {
             .collect();
         order.sort_by_key(|&b| {
             let bk = &self.books[b as usize];
-            (self.names_acct[bk.acct], self.names_sym[bk.sym])
+            (&*self.names_acct[bk.acct], &*self.names_sym[bk.sym])
         });
         for b in order {
             let bk = &self.books[b as usize];
-            let (account, symbol) = (self.names_acct[bk.acct], self.names_sym[bk.sym]);
-            let owner = self.names_owner[self.owner_of[bk.acct]];
+            let (account, symbol) = (&*self.names_acct[bk.acct], &*self.names_sym[bk.sym]);
+            let owner = &*self.names_owner[self.owner_of[bk.acct]];
             for l in &bk.lots {
                 lots.push(OpenLot {
                     account: account.to_string(),
@@ -1885,7 +1876,11 @@ impl<'a, A: Amt> Engine<'a, A> {
         let trades: &'a [Trade] = self.trades;
         let window = i64::from(s.wash_sale_window_days);
         let bk = &self.books[book as usize];
-        let (account, symbol) = (self.names_acct[bk.acct], self.names_sym[bk.sym]);
+        // Owned handles: the notes below are pushed while the names are in use.
+        let (account, symbol) = (
+            Arc::clone(&self.names_acct[bk.acct]),
+            Arc::clone(&self.names_sym[bk.sym]),
+        );
         let covered = self.covered[bk.sym];
         let combine = s.row_combining == RowCombining::PerSale;
         let mut parts = self.free_parts.pop().unwrap_or_default();
@@ -2021,10 +2016,9 @@ impl<'a, A: Amt> Engine<'a, A> {
         sink: &mut S,
     ) -> Result<(), S::Error> {
         let bk = &self.books[book as usize];
-        let symbol = self.names_sym[bk.sym];
-        let account = &self.shared_acct[bk.acct];
-        let owner = &self.shared_owner[self.owner_of[bk.acct]];
-        let shared_sym = &self.shared_sym[bk.sym];
+        let account = &self.names_acct[bk.acct];
+        let owner = &self.names_owner[self.owner_of[bk.acct]];
+        let symbol = &self.names_sym[bk.sym];
         for ((date_acquired, term, _, lot_id, short), amounts) in c.parts.drain(..) {
             let [qty, d, e, g] = amounts.map(|a| a.to_dec(self.scale));
             let gain = d
@@ -2053,7 +2047,7 @@ impl<'a, A: Amt> Engine<'a, A> {
             let row = self.out_row.get_or_insert_with(|| TaxRow {
                 account: Arc::clone(account),
                 owner: Arc::clone(owner),
-                symbol: Arc::clone(shared_sym),
+                symbol: Arc::clone(symbol),
                 description: String::new(),
                 qty: Decimal::ZERO,
                 lot_id: None,
@@ -2070,7 +2064,7 @@ impl<'a, A: Amt> Engine<'a, A> {
             });
             share(&mut row.account, account);
             share(&mut row.owner, owner);
-            share(&mut row.symbol, shared_sym);
+            share(&mut row.symbol, symbol);
             // Column (a): `{qty} {symbol}`.
             set(&mut row.description, q);
             row.description.push(' ');
@@ -2095,9 +2089,9 @@ impl<'a, A: Amt> Engine<'a, A> {
         for m in c.washes.drain(..) {
             let rb = &self.books[m.repl_book as usize];
             let (qty, disallowed) = (norm(self.dec(m.qty)), money(self.dec(m.disallowed)));
-            let repl_account = &self.shared_acct[rb.acct];
+            let repl_account = &self.names_acct[rb.acct];
             let w = self.out_wash.get_or_insert_with(|| WashMatch {
-                symbol: Arc::clone(shared_sym),
+                symbol: Arc::clone(symbol),
                 sale_account: Arc::clone(account),
                 date_sold: sold,
                 short_sale,
@@ -2108,7 +2102,7 @@ impl<'a, A: Amt> Engine<'a, A> {
                 disallowed: Decimal::ZERO,
                 holding_period_start: m.hp_start,
             });
-            share(&mut w.symbol, shared_sym);
+            share(&mut w.symbol, symbol);
             share(&mut w.sale_account, account);
             w.date_sold = sold;
             w.short_sale = short_sale;
