@@ -18,6 +18,13 @@ use tokio::runtime::{Builder, Handle, Runtime};
 /// times the CPU share of a nice-10 one, so the lane never starves but always yields.
 pub const BACKGROUND_NICE: i32 = 10;
 
+/// Threads per worker the lane may add for blocking work (a consumer's store write runs in
+/// `block_in_place`, which hands the worker to another thread meanwhile). Without a bound, every
+/// consumer writing at once had a thread of its own: 54 runnable nice-10 threads outweighed the
+/// order path's three nice-0 ones, whose threads then waited for a core longer than they ran.
+/// With the bound, more writes queue for a thread instead of for a core.
+pub const BLOCKING_PER_WORKER: usize = 2;
+
 /// The process's background runtime (started on first use, one per process, never stopped:
 /// its tasks end with their services' shutdown tokens). `None` when the runtime could not be
 /// built (no threads left); callers then run the work on their own runtime.
@@ -27,6 +34,7 @@ pub fn background() -> Option<Handle> {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         match Builder::new_multi_thread()
             .worker_threads(workers)
+            .max_blocking_threads(BLOCKING_PER_WORKER * workers)
             .thread_name("background")
             .on_thread_start(lower_this_thread)
             .enable_all()
@@ -89,6 +97,35 @@ mod tests {
             this_thread_nice(),
             before,
             "the caller's thread is not lowered"
+        );
+    }
+
+    #[test]
+    fn writes_blocking_at_once_share_a_bounded_set_of_threads() {
+        let lane = background().expect("background runtime");
+        let threads = lane.block_on(async {
+            let tasks: Vec<_> = (0..40)
+                .map(|_| {
+                    tokio::spawn(async {
+                        tokio::task::block_in_place(|| {
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                            std::thread::current().id()
+                        })
+                    })
+                })
+                .collect();
+            let mut ids = std::collections::HashSet::new();
+            for t in tasks {
+                ids.insert(t.await.expect("task"));
+            }
+            ids.len()
+        });
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // The caller's thread may run tasks too (block_on), and workers hand off while blocked.
+        let most = workers + BLOCKING_PER_WORKER * workers + 1;
+        assert!(
+            threads <= most,
+            "40 blocking sections ran on {threads} threads (at most {most} expected)"
         );
     }
 }

@@ -1208,7 +1208,8 @@ fn up(
         .as_filter()
         .parse::<tracing::Level>()
         .unwrap_or(tracing::Level::INFO);
-    telemetry::init_tracing_with(
+    // Held until `up` returns: dropping it writes out the last lines (main exits after that).
+    let _log = telemetry::init_tracing_with(
         log_format,
         cfg.platform.log_level.as_filter(),
         vec![Box::new(log_intake.layer(capture_level))],

@@ -458,3 +458,34 @@ fn ptrc_commands_on_csv_files() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The terminal log is written by a thread of its own: a line logged just before `up` fails is
+/// still written, before the error line, and without colour codes when stderr is not a terminal.
+#[test]
+fn up_writes_its_last_log_lines_before_the_error_and_without_colour_codes_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("t.yaml");
+    std::fs::write(&config, "platform:\n  log_levle: info\n").unwrap();
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    let out = bin()
+        .args(["up", "--insecure-dev", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&not_a_dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warning = err
+        .find("unknown key platform.log_levle")
+        .unwrap_or_else(|| panic!("the config warning is missing: {err}"));
+    let error = err
+        .find("trade2026: error: creating data directory")
+        .unwrap_or_else(|| panic!("the error is missing: {err}"));
+    assert!(warning < error, "{err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "colour codes in a piped log: {err:?}"
+    );
+}
