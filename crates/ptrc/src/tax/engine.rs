@@ -264,7 +264,7 @@ fn run<A: Amt, S: TaxSink>(
 }
 
 /// One tax lot, or one part of a purchase split by a wash (ambiguity 3).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Lot<A> {
     /// Index of the buy trade: the order of acquisition, shared by the parts of one purchase.
     seq: u32,
@@ -282,7 +282,7 @@ struct Lot<A> {
     absorbed: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct ShortLot<A> {
     /// Index of the sell trade that opened it: the order in which short sales were entered
     /// into, shared by the parts of one short sale.
@@ -309,12 +309,107 @@ struct Book<A> {
     /// Id of its wash-sale scope and symbol (the books whose lots can replace): `scopes`.
     scope: u32,
     /// In purchase order (ambiguity 7); a split keeps its parts adjacent.
-    lots: VecDeque<Lot<A>>,
+    lots: Queue<Lot<A>>,
     /// The lots that have not absorbed a loss (the replacement candidates).
     unabsorbed: Fresh,
-    shorts: VecDeque<ShortLot<A>>,
+    shorts: Queue<ShortLot<A>>,
     /// The short sales that have not absorbed a loss.
     unabsorbed_shorts: Fresh,
+}
+
+/// A book's lots (or short sales) in book order: a `Vec` whose front is relieved by moving a
+/// start index, so that FIFO relief stays O(1) (amortized) while the items are one slice (no
+/// ring buffer that wraps): searches run on a plain slice, and the washed parts a sale's losses
+/// carve off are inserted with one move of the tail ([`Queue::insert_carved`]).
+#[derive(Debug)]
+struct Queue<T> {
+    v: Vec<T>,
+    /// Items before it have been relieved.
+    head: usize,
+}
+
+impl<T> Default for Queue<T> {
+    fn default() -> Self {
+        Queue {
+            v: Vec::new(),
+            head: 0,
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Queue<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.v[self.head..]
+    }
+}
+
+impl<T> std::ops::DerefMut for Queue<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        &mut self.v[self.head..]
+    }
+}
+
+impl<T: Copy> Queue<T> {
+    fn push_back(&mut self, x: T) {
+        self.v.push(x);
+    }
+
+    fn extend(&mut self, items: impl IntoIterator<Item = T>) {
+        self.v.extend(items);
+    }
+
+    fn pop_back(&mut self) -> Option<T> {
+        if self.v.len() > self.head {
+            self.v.pop()
+        } else {
+            None
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<T> {
+        let x = *self.v.get(self.head)?;
+        self.head += 1;
+        // The relieved slots are given back once they are half the vector: each live item is
+        // moved at most once per relieved one.
+        if self.head == self.v.len() {
+            self.v.clear();
+            self.head = 0;
+        } else if self.head >= 16 && self.head * 2 >= self.v.len() {
+            self.v.drain(..self.head);
+            self.head = 0;
+        }
+        Some(x)
+    }
+
+    fn remove(&mut self, k: usize) -> Option<T> {
+        if k == 0 {
+            return self.pop_front();
+        }
+        (k < self.len()).then(|| self.v.remove(self.head + k))
+    }
+
+    /// Insert `parts` (sorted by place, [`sort_carved`]), each before the item that was at its
+    /// `at` when it was carved (all places refer to the items before this call): the tail moves
+    /// once for the batch instead of once per part (a sale's losses carve tens of parts, mostly
+    /// off one lot).
+    fn insert_carved(&mut self, parts: &[Carved<T>]) {
+        let Some(first) = parts.first() else {
+            return;
+        };
+        let n = self.len();
+        self.v.resize(self.v.len() + parts.len(), first.part);
+        let s: &mut [T] = self;
+        // Fill from the back: the items [at, end) move to just below `w`, then the part.
+        let (mut end, mut w) = (n, s.len());
+        for p in parts.iter().rev() {
+            let len = end - p.at;
+            s.copy_within(p.at..end, w - len);
+            w -= len + 1;
+            s[w] = p.part;
+            end = p.at;
+        }
+    }
 }
 
 /// A lot (or short sale) that has not absorbed a loss: its purchase's (or short sale's)
@@ -386,13 +481,13 @@ impl Fresh {
     /// Position in `items` (a book's lots or short sales: `key` gives rank and absorbed) of the
     /// unabsorbed part of rank `ord`.
     fn locate<T>(
-        items: &VecDeque<T>,
+        items: &[T],
         ord: u32,
         washed_first: bool,
         key: impl Fn(&T) -> (u32, bool),
     ) -> usize {
         // Mostly the last purchase's rest.
-        if washed_first && items.back().is_some_and(|x| key(x) == (ord, false)) {
+        if washed_first && items.last().is_some_and(|x| key(x) == (ord, false)) {
             return items.len() - 1;
         }
         let p = if washed_first {
@@ -426,6 +521,23 @@ struct Cands {
     #[cfg(debug_assertions)]
     used: usize,
 }
+
+/// A washed part carved off the unabsorbed lot at `at` of book `book` by a loss matched
+/// against held lots, waiting to be inserted next to it ([`Queue::insert_carved`]); `n` counts the
+/// parts in carving order.
+#[derive(Debug, Clone, Copy)]
+struct Carved<T> {
+    book: u32,
+    at: usize,
+    n: u32,
+    part: T,
+}
+
+/// Where the last candidate of a batch of losses was found: (book, rank, position). The losses
+/// of one sale mostly take parts of the same lot one after the other, and no lot moves while
+/// they are matched (the parts are inserted after the batch), so its position is reused instead
+/// of searched for again.
+type Located = Option<(u32, u32, usize)>;
 
 /// A closing of one lot (before display choices). The sale's date and kind are its
 /// [`SaleRows`]'s, the replacements that absorbed its loss are in the sale's `matches`.
@@ -579,6 +691,10 @@ struct Engine<'a, A> {
     buf_plan: Vec<(u32, usize, A, A, NaiveDate)>,
     buf_parts: Vec<(A, A, NaiveDate)>,
     buf_washed: Vec<Lot<A>>,
+    /// Washed parts carved off held lots (short sales) by a sale's losses (a covering buy's),
+    /// inserted into their books once all of them are matched.
+    buf_carved: Vec<Carved<Lot<A>>>,
+    buf_carved_shorts: Vec<Carved<ShortLot<A>>>,
     /// Reused buffers: a covering buy's losses, a short loss's matches against held shorts.
     buf_short_losses: Vec<Loss<A>>,
     buf_plan_short: Vec<(u32, usize, A, A)>,
@@ -666,6 +782,8 @@ impl<'a, A: Amt> Engine<'a, A> {
             buf_plan: Vec::new(),
             buf_parts: Vec::new(),
             buf_washed: Vec::new(),
+            buf_carved: Vec::new(),
+            buf_carved_shorts: Vec::new(),
             buf_short_losses: Vec::new(),
             buf_plan_short: Vec::new(),
             next_ord: 0,
@@ -796,9 +914,9 @@ impl<'a, A: Amt> Engine<'a, A> {
             acct,
             sym,
             scope,
-            lots: VecDeque::new(),
+            lots: Queue::default(),
             unabsorbed: Fresh::default(),
-            shorts: VecDeque::new(),
+            shorts: Queue::default(),
             unabsorbed_shorts: Fresh::default(),
         });
         self.book_ix.insert((acct, sym), b);
@@ -894,7 +1012,7 @@ impl<'a, A: Amt> Engine<'a, A> {
         short_losses.clear();
         // Cover open shorts first, oldest first.
         while is_pos(left) {
-            let Some(front) = self.books[b as usize].shorts.front() else {
+            let Some(front) = self.books[b as usize].shorts.first() else {
                 break;
             };
             let (sq, sp, sf, sadj, sseq) = (
@@ -916,7 +1034,7 @@ impl<'a, A: Amt> Engine<'a, A> {
                 {
                     book.unabsorbed_shorts.remove(sh.ord);
                 }
-            } else if let Some(sh) = book.shorts.front_mut() {
+            } else if let Some(sh) = book.shorts.first_mut() {
                 sh.qty -= m;
                 sh.proceeds -= p;
                 sh.fee -= f;
@@ -960,12 +1078,14 @@ impl<'a, A: Amt> Engine<'a, A> {
         }
         if !short_losses.is_empty() {
             let key = (self.scope_of(self.ids[i as usize].0 as usize), s as usize);
+            let mut located = None;
             for mut loss in short_losses.drain(..) {
-                self.match_held_shorts(&mut loss, b)?;
+                self.match_held_shorts(&mut loss, b, &mut located)?;
                 if is_pos(loss.qty_rem) {
                     self.pending_short.entry(key).or_default().push_back(loss);
                 }
             }
+            self.insert_carved_shorts();
         }
         self.buf_short_losses = short_losses;
         if !is_pos(left) {
@@ -1005,7 +1125,7 @@ impl<'a, A: Amt> Engine<'a, A> {
         }
         let mut avail = self.books[b as usize]
             .lots
-            .back()
+            .last()
             .map_or(A::ZERO, |l| l.qty);
         // (qty, disallowed, tacked start) per part, in order of the losses they absorb.
         let mut parts = std::mem::take(&mut self.buf_parts);
@@ -1083,7 +1203,7 @@ impl<'a, A: Amt> Engine<'a, A> {
         let part_basis = self.alloc(basis, m, q)?;
         let part_wadj = self.alloc(wadj, m, q)?;
         let lot = &mut self.books[b as usize].lots[pos];
-        let mut part = lot.clone();
+        let mut part = *lot;
         lot.qty -= m;
         lot.basis -= part_basis;
         lot.wash_adj -= part_wadj;
@@ -1308,20 +1428,29 @@ impl<'a, A: Amt> Engine<'a, A> {
         if !short_losses.is_empty() {
             self.pending_short.insert(key, short_losses);
         }
+        let mut located = None;
         for mut loss in losses.drain(..) {
-            self.match_held(&mut loss, b)?;
+            self.match_held(&mut loss, b, &mut located)?;
             if is_pos(loss.qty_rem) {
                 self.pending.entry(key).or_default().push_back(loss);
             }
         }
         self.buf_losses = losses;
+        self.insert_carved();
         Ok(())
     }
 
     /// Match a loss against shares already held that were bought in the window before the sale,
     /// earliest purchase first (rules 4-5), skipping shares that already absorbed a loss
     /// (rule 6) and, by default, the rest of the sold lot's own purchase (ambiguity 4).
-    fn match_held(&mut self, loss: &mut Loss<A>, b: u32) -> Result<(), PtrcError> {
+    /// The washed parts carved off lots wait in `buf_carved` ([`Engine::insert_carved`]), so
+    /// that no lot moves while a sale's losses are matched (`located`: see [`Located`]).
+    fn match_held(
+        &mut self,
+        loss: &mut Loss<A>,
+        b: u32,
+        located: &mut Located,
+    ) -> Result<(), PtrcError> {
         let from = i64::from(loss.sold_day) - i64::from(self.s.wash_sale_window_days);
         let mut cands = std::mem::take(&mut self.cands);
         cands.clear();
@@ -1330,7 +1459,7 @@ impl<'a, A: Amt> Engine<'a, A> {
         let mut plan = std::mem::take(&mut self.buf_plan);
         plan.clear();
         while is_pos(loss.qty_rem) {
-            let Some((b, pos)) = self.cands_next(&mut c, &cands) else {
+            let Some((b, pos)) = self.cands_next(&mut c, &cands, located) else {
                 break;
             };
             let lot = &self.books[b as usize].lots[pos];
@@ -1353,7 +1482,8 @@ impl<'a, A: Amt> Engine<'a, A> {
         #[cfg(debug_assertions)]
         assert!(!is_pos(loss.qty_rem) || c.used == c.scanned.len());
         self.cands = cands;
-        // Apply from the back so earlier positions stay valid while parts are inserted.
+        // Applied from the back (the order of the walk this replaced, which inserted the parts
+        // at once); each lot is in the plan once, so the order changes no amount.
         if c.one.is_some() {
             plan.reverse();
         } else {
@@ -1379,7 +1509,13 @@ impl<'a, A: Amt> Engine<'a, A> {
                 SublotOrder::WashedFirst => pos,
                 SublotOrder::UnwashedFirst => pos + 1,
             };
-            self.books[b as usize].lots.insert(at, part);
+            let n = self.buf_carved.len() as u32;
+            self.buf_carved.push(Carved {
+                book: b,
+                at,
+                n,
+                part,
+            });
         }
         self.buf_plan = plan;
         Ok(())
@@ -1429,7 +1565,12 @@ impl<'a, A: Amt> Engine<'a, A> {
 
     /// The next candidate of [`Engine::cands_start`]: (book, position in its lots or shorts).
     #[inline]
-    fn cands_next(&self, c: &mut Cands, buf: &[(u32, u32, u32)]) -> Option<(u32, usize)> {
+    fn cands_next(
+        &self,
+        c: &mut Cands,
+        buf: &[(u32, u32, u32)],
+        located: &mut Located,
+    ) -> Option<(u32, usize)> {
         let (b, ord) = loop {
             match c.one {
                 Some(b) => {
@@ -1448,7 +1589,20 @@ impl<'a, A: Amt> Engine<'a, A> {
         };
         let washed_first = self.s.sublot_order == SublotOrder::WashedFirst;
         let book = &self.books[b as usize];
-        let pos = if c.shorts {
+        let pos = if let Some((lb, lord, lpos)) = *located
+            && (lb, lord) == (b, ord)
+        {
+            debug_assert!(if c.shorts {
+                book.shorts
+                    .get(lpos)
+                    .is_some_and(|s| (s.ord, s.absorbed) == (ord, false))
+            } else {
+                book.lots
+                    .get(lpos)
+                    .is_some_and(|l| (l.ord, l.absorbed) == (ord, false))
+            });
+            lpos
+        } else if c.shorts {
             debug_assert_eq!(
                 book.unabsorbed_shorts.len(),
                 book.shorts.iter().filter(|s| !s.absorbed).count()
@@ -1461,6 +1615,7 @@ impl<'a, A: Amt> Engine<'a, A> {
             );
             Fresh::locate(&book.lots, ord, washed_first, |l| (l.ord, l.absorbed))
         };
+        *located = Some((b, ord, pos));
         #[cfg(debug_assertions)]
         {
             assert_eq!(c.scanned.get(c.used).map(|x| (x.1, x.2)), Some((b, pos)));
@@ -1634,7 +1789,7 @@ impl<'a, A: Amt> Engine<'a, A> {
         let part_fee = self.alloc(fee, m, q)?;
         let part_wadj = self.alloc(wadj, m, q)?;
         let sh = &mut self.books[b as usize].shorts[pos];
-        let mut part = sh.clone();
+        let mut part = *sh;
         sh.qty -= m;
         sh.proceeds -= part_proceeds;
         sh.fee -= part_fee;
@@ -1654,8 +1809,13 @@ impl<'a, A: Amt> Engine<'a, A> {
     /// skipping short sales that already absorbed a loss and, by default, the rest of the
     /// covered short sale itself (ambiguity 4 by analogy). Shares sold before the cover are not
     /// replacements: that sale is complete, so there is nothing to carry the loss into (see
-    /// docs/TAX.md).
-    fn match_held_shorts(&mut self, loss: &mut Loss<A>, b: u32) -> Result<(), PtrcError> {
+    /// docs/TAX.md). The parts wait in `buf_carved_shorts`, as in [`Engine::match_held`].
+    fn match_held_shorts(
+        &mut self,
+        loss: &mut Loss<A>,
+        b: u32,
+        located: &mut Located,
+    ) -> Result<(), PtrcError> {
         let from = i64::from(loss.sold_day) - i64::from(self.s.wash_sale_window_days);
         let mut cands = std::mem::take(&mut self.cands);
         cands.clear();
@@ -1664,7 +1824,7 @@ impl<'a, A: Amt> Engine<'a, A> {
         let mut plan = std::mem::take(&mut self.buf_plan_short);
         plan.clear();
         while is_pos(loss.qty_rem) {
-            let Some((b, pos)) = self.cands_next(&mut c, &cands) else {
+            let Some((b, pos)) = self.cands_next(&mut c, &cands, located) else {
                 break;
             };
             let sh = &self.books[b as usize].shorts[pos];
@@ -1686,7 +1846,7 @@ impl<'a, A: Amt> Engine<'a, A> {
         #[cfg(debug_assertions)]
         assert!(!is_pos(loss.qty_rem) || c.used == c.scanned.len());
         self.cands = cands;
-        // Apply from the back so earlier positions stay valid while parts are inserted.
+        // Applied from the back, as in `match_held`.
         if c.one.is_some() {
             plan.reverse();
         } else {
@@ -1710,10 +1870,40 @@ impl<'a, A: Amt> Engine<'a, A> {
                 SublotOrder::WashedFirst => pos,
                 SublotOrder::UnwashedFirst => pos + 1,
             };
-            self.books[b as usize].shorts.insert(at, part);
+            let n = self.buf_carved_shorts.len() as u32;
+            self.buf_carved_shorts.push(Carved {
+                book: b,
+                at,
+                n,
+                part,
+            });
         }
         self.buf_plan_short = plan;
         Ok(())
+    }
+
+    /// Insert the parts waiting in `buf_carved` into their books (see [`Queue::insert_carved`]).
+    fn insert_carved(&mut self) {
+        let mut carved = std::mem::take(&mut self.buf_carved);
+        let washed_first = self.s.sublot_order == SublotOrder::WashedFirst;
+        sort_carved(&mut carved, washed_first);
+        for run in carved.chunk_by(|x, y| x.book == y.book) {
+            self.books[run[0].book as usize].lots.insert_carved(run);
+        }
+        carved.clear();
+        self.buf_carved = carved;
+    }
+
+    /// Insert the parts waiting in `buf_carved_shorts` into their books.
+    fn insert_carved_shorts(&mut self) {
+        let mut carved = std::mem::take(&mut self.buf_carved_shorts);
+        let washed_first = self.s.sublot_order == SublotOrder::WashedFirst;
+        sort_carved(&mut carved, washed_first);
+        for run in carved.chunk_by(|x, y| x.book == y.book) {
+            self.books[run[0].book as usize].shorts.insert_carved(run);
+        }
+        carved.clear();
+        self.buf_carved_shorts = carved;
     }
 
     fn book_wanted(&self, b: u32, filter: Option<&TaxFilter>) -> bool {
@@ -1739,7 +1929,7 @@ impl<'a, A: Amt> Engine<'a, A> {
             let bk = &self.books[b as usize];
             let (account, symbol) = (&*self.names_acct[bk.acct], &*self.names_sym[bk.sym]);
             let owner = &*self.names_owner[self.owner_of[bk.acct]];
-            for l in &bk.lots {
+            for l in bk.lots.iter() {
                 lots.push(OpenLot {
                     account: account.to_string(),
                     owner: owner.to_string(),
@@ -1752,7 +1942,7 @@ impl<'a, A: Amt> Engine<'a, A> {
                     holding_period_start: l.hp_start,
                 });
             }
-            for sh in &bk.shorts {
+            for sh in bk.shorts.iter() {
                 shorts.push(OpenShort {
                     account: account.to_string(),
                     owner: owner.to_string(),
@@ -2382,6 +2572,23 @@ pub(crate) fn fixed_scale(trades: &[Trade], dp: u32) -> Option<u32> {
         }
     }
     Some(scale)
+}
+
+/// Order carved parts by book and place, and the parts of one place as inserting them one by
+/// one would leave them: in carving order before the lot they came from (`washed_first`, each
+/// inserted at the lot's position), or in reverse carving order after it (each inserted right
+/// behind the lot).
+fn sort_carved<T>(carved: &mut [Carved<T>], washed_first: bool) {
+    let key = |c: &Carved<T>| {
+        (
+            c.book,
+            c.at,
+            if washed_first { c.n } else { u32::MAX - c.n },
+        )
+    };
+    if !carved.is_sorted_by_key(key) {
+        carved.sort_unstable_by_key(key);
+    }
 }
 
 /// `d > 0`.
