@@ -634,12 +634,24 @@ struct Combined<'a, A> {
 }
 
 /// What has been reported so far: the running totals and the notes.
-#[derive(Default)]
-struct Emitted {
-    totals: TaxTotals,
+struct Emitted<A> {
+    /// Part I, Part II and both: rows and the sums of (d), (e), (g) and (h), added in the
+    /// engine's amounts (exact either way; converted once, in [`Engine::summary`]).
+    totals: [(usize, [A; 4]); 3],
     notes: Vec<String>,
     open_windows: usize,
     lots_closed: usize,
+}
+
+impl<A: Amt> Default for Emitted<A> {
+    fn default() -> Self {
+        Emitted {
+            totals: [(0, [A::ZERO; 4]); 3],
+            notes: Vec::new(),
+            open_windows: 0,
+            lots_closed: 0,
+        }
+    }
 }
 
 struct Engine<'a, A> {
@@ -656,6 +668,8 @@ struct Engine<'a, A> {
     names_sym: Vec<Arc<str>>,
     /// Per trade: (account id, symbol id).
     ids: Vec<(u32, u32)>,
+    /// Some trade names lots (`lot_id`).
+    any_lot_ids: bool,
     owner_of: Vec<usize>,
     covered: Vec<bool>,
     books: Vec<Book<A>>,
@@ -700,7 +714,7 @@ struct Engine<'a, A> {
     buf_plan_short: Vec<(u32, usize, A, A)>,
     /// Processing rank of the next lot or short sale ([`Lot::ord`]).
     next_ord: u32,
-    emitted: Emitted,
+    emitted: Emitted<A>,
     /// The row and wash match lent to the sink, refilled for each (their strings reused).
     out_row: Option<TaxRow>,
     out_wash: Option<WashMatch>,
@@ -761,6 +775,7 @@ impl<'a, A: Amt> Engine<'a, A> {
             names_owner: Vec::new(),
             names_sym: Vec::new(),
             ids: Vec::with_capacity(trades.len()),
+            any_lot_ids: false,
             owner_of: Vec::new(),
             covered: Vec::new(),
             books: Vec::new(),
@@ -863,6 +878,7 @@ impl<'a, A: Amt> Engine<'a, A> {
                 }
             };
             self.ids[i as usize] = (a, s);
+            self.any_lot_ids |= !t.lot_ids.is_empty();
             self.bix[i as usize] = self.book(a as usize, s as usize);
         }
         Ok(())
@@ -983,16 +999,18 @@ impl<'a, A: Amt> Engine<'a, A> {
     }
 
     fn tack(&self, sold_hp_start: NaiveDate, sold: NaiveDate, repl: NaiveDate) -> NaiveDate {
-        let held = (sold - sold_hp_start).num_days().max(0);
-        let shifted = repl
-            .checked_sub_signed(TimeDelta::days(held))
-            .unwrap_or(NaiveDate::MIN);
-        match self.s.tack_method {
-            TackMethod::DayCount => shifted,
-            TackMethod::Union if repl >= sold => shifted,
-            // Overlapping periods: the union starts at the earlier real date.
-            TackMethod::Union => sold_hp_start.min(repl),
+        // Overlapping periods: the union starts at the earlier real date.
+        if self.s.tack_method == TackMethod::Union && repl < sold {
+            return sold_hp_start.min(repl);
         }
+        // Else the replacement's date moved back by the days the sold shares were held (the
+        // date arithmetic only when they were held a day or more).
+        if sold_hp_start >= sold {
+            return repl;
+        }
+        let held = (sold - sold_hp_start).num_days();
+        repl.checked_sub_signed(TimeDelta::days(held))
+            .unwrap_or(NaiveDate::MIN)
     }
 
     fn buy(&mut self, i: u32, date: NaiveDate) -> Result<(), PtrcError> {
@@ -1350,12 +1368,15 @@ impl<'a, A: Amt> Engine<'a, A> {
             // Shares sold absorb a waiting short loss (§1091(e)(1)): it goes into the basis of
             // these shares, so it is deferred to this sale and never lost.
             let mut basis = basis;
-            for (_, amount) in
-                self.absorb_short_losses(&mut short_losses, m, b, date, Replacement::Sale)?
-            {
-                basis = basis
-                    .checked_add(amount)
-                    .ok_or_else(|| overflow(&self.describe(i)))?;
+            // (Mostly none waits: no call per lot sold.)
+            if !short_losses.is_empty() {
+                for (_, amount) in
+                    self.absorb_short_losses(&mut short_losses, m, b, date, Replacement::Sale)?
+                {
+                    basis = basis
+                        .checked_add(amount)
+                        .ok_or_else(|| overflow(&self.describe(i)))?;
+                }
             }
             // Per lot, never on the order's net result (ambiguity 9); gains are never washed.
             let loss = covered && proceeds < basis;
@@ -2074,29 +2095,12 @@ impl<'a, A: Amt> Engine<'a, A> {
         let covered = self.covered[bk.sym];
         let combine = s.row_combining == RowCombining::PerSale;
         let mut parts = self.free_parts.pop().unwrap_or_default();
-        let mut add = |key: RowKey<'a>, v: [A; 4]| -> Result<(), PtrcError> {
-            // Keys are unique in `parts`; the row's key is most often the last one added.
-            let at = if combine {
-                parts.iter().rposition(|(k, _)| *k == key)
-            } else {
-                None
-            };
-            match at {
-                Some(k) => {
-                    let acc = &mut parts[k].1;
-                    for (a, x) in acc.iter_mut().zip(v) {
-                        *a = a.checked_add(x).ok_or_else(|| overflow("Form 8949 row"))?;
-                    }
-                }
-                None => parts.push((key, v)),
-            }
-            Ok(())
-        };
+        let mut add = |key: RowKey<'a>, v: [A; 4]| add_part(&mut parts, combine, key, v);
         // The parts of one sale mostly share their holding-period start: its anniversary is
         // computed once per run of equal starts.
         let mut ann: Option<(NaiveDate, NaiveDate)> = None;
+        self.emitted.lots_closed += group.len();
         for r in group {
-            self.emitted.lots_closed += 1;
             let term = if short {
                 Term::Short
             } else {
@@ -2125,7 +2129,12 @@ impl<'a, A: Amt> Engine<'a, A> {
                         .ok_or_else(|| overflow("gross proceeds"))?,
                 ),
             };
-            let lot_id = trades[r.lot_seq as usize].lot_ids.first();
+            // (No trade's record to read per row when no trade names lots.)
+            let lot_id = if self.any_lot_ids {
+                trades[r.lot_seq as usize].lot_ids.first()
+            } else {
+                None
+            };
             let key = |g: A| (date_acquired, term, is_pos(g), lot_id, short);
             let partial = is_pos(r.adjustment) && r.washed_qty < r.qty;
             if s.row_splitting == RowSplitting::Split && partial {
@@ -2145,12 +2154,12 @@ impl<'a, A: Amt> Engine<'a, A> {
             } else {
                 add(key(r.adjustment), [r.qty, d, e, r.adjustment])?;
             }
-            let unwashed_loss = (!short || s.short_sale_wash_sales)
+            // (Only the last rows, reported at the end, can concern a note.)
+            if let Some(last) = last_day
+                && (!short || s.short_sale_wash_sales)
                 && covered
                 && r.proceeds < r.basis
-                && r.washed_qty < r.qty;
-            if unwashed_loss
-                && let Some(last) = last_day
+                && r.washed_qty < r.qty
                 && i64::from(sold.num_days_from_ce()) + window > i64::from(last)
             {
                 self.emitted.open_windows += 1;
@@ -2183,7 +2192,9 @@ impl<'a, A: Amt> Engine<'a, A> {
                     (w.kind, w.repl_book, w.repl_date, w.hp_start)
                         == (m.kind, m.repl_book, m.repl_date, m.hp_start)
                 };
-                match washes.iter_mut().find(|w| combine && same(w)) {
+                // Keys are unique in `washes`: searched from the back, where the match's
+                // replacement mostly is.
+                match washes.iter_mut().rev().find(|w| combine && same(w)) {
                     Some(w) => {
                         w.qty += m.qty;
                         w.disallowed = w
@@ -2210,27 +2221,25 @@ impl<'a, A: Amt> Engine<'a, A> {
         let owner = &self.names_owner[self.owner_of[bk.acct]];
         let symbol = &self.names_sym[bk.sym];
         for ((date_acquired, term, _, lot_id, short), amounts) in c.parts.drain(..) {
-            let [qty, d, e, g] = amounts.map(|a| a.to_dec(self.scale));
+            let [qty, d, e, g] = amounts;
             let gain = d
                 .checked_sub(e)
                 .and_then(|x| x.checked_add(g))
                 .ok_or_else(|| overflow("Form 8949 column (h)"))?;
-            let sum = |a: Decimal, b: Decimal| {
-                a.checked_add(b)
-                    .ok_or_else(|| overflow("Form 8949 column total"))
-            };
-            let totals = &mut self.emitted.totals;
+            let [short_t, long_t, total_t] = &mut self.emitted.totals;
             let t = match term {
-                Term::Short => &mut totals.short,
-                Term::Long => &mut totals.long,
+                Term::Short => short_t,
+                Term::Long => long_t,
             };
-            for t in [t, &mut totals.total] {
-                t.rows += 1;
-                t.proceeds = sum(t.proceeds, d)?;
-                t.cost_basis = sum(t.cost_basis, e)?;
-                t.adjustment = sum(t.adjustment, g)?;
-                t.gain_loss = sum(t.gain_loss, gain)?;
+            for (rows, sums) in [t, total_t] {
+                *rows += 1;
+                for (s, x) in sums.iter_mut().zip([d, e, g, gain]) {
+                    *s = s
+                        .checked_add(x)
+                        .ok_or_else(|| overflow("Form 8949 column total"))?;
+                }
             }
+            let [qty, d, e, g, gain] = [qty, d, e, g, gain].map(|a| a.to_dec(self.scale));
             let qty = norm(qty);
             let mut num = [0; DECIMAL_TEXT];
             let q = decimal_str(&qty, &mut num);
@@ -2325,16 +2334,17 @@ impl<'a, A: Amt> Engine<'a, A> {
                 e.open_windows - 20
             ));
         }
-        let mut totals = e.totals;
-        for t in [&mut totals.short, &mut totals.long, &mut totals.total] {
-            *t = TermTotals {
-                rows: t.rows,
-                proceeds: money(t.proceeds),
-                cost_basis: money(t.cost_basis),
-                adjustment: money(t.adjustment),
-                gain_loss: money(t.gain_loss),
-            };
-        }
+        let [short, long, total] = e.totals.map(|(rows, sums)| {
+            let [d, e, g, h] = sums.map(|a| money(self.dec(a)));
+            TermTotals {
+                rows,
+                proceeds: d,
+                cost_basis: e,
+                adjustment: g,
+                gain_loss: h,
+            }
+        });
+        let totals = TaxTotals { short, long, total };
         Ok(TaxSummary {
             year,
             filter: filter.cloned(),
@@ -2572,6 +2582,33 @@ pub(crate) fn fixed_scale(trades: &[Trade], dp: u32) -> Option<u32> {
         }
     }
     Some(scale)
+}
+
+/// Add a closed lot's (qty, d, e, g) to its sale's Form 8949 row of key `key` (a new row
+/// unless `combine`).
+#[inline(always)]
+fn add_part<'k, A: Amt>(
+    parts: &mut Vec<(RowKey<'k>, [A; 4])>,
+    combine: bool,
+    key: RowKey<'k>,
+    v: [A; 4],
+) -> Result<(), PtrcError> {
+    // Keys are unique in `parts`; the row's key is most often the last one added.
+    let at = if combine {
+        parts.iter().rposition(|(k, _)| *k == key)
+    } else {
+        None
+    };
+    match at {
+        Some(k) => {
+            let acc = &mut parts[k].1;
+            for (a, x) in acc.iter_mut().zip(v) {
+                *a = a.checked_add(x).ok_or_else(|| overflow("Form 8949 row"))?;
+            }
+        }
+        None => parts.push((key, v)),
+    }
+    Ok(())
 }
 
 /// Order carved parts by book and place, and the parts of one place as inserting them one by
