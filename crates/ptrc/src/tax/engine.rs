@@ -958,6 +958,19 @@ impl<'a, A: Amt> Engine<'a, A> {
         a.to_dec(self.scale)
     }
 
+    /// An amount as shown: no trailing zeros beyond the cents, at least two decimals, no `-0`
+    /// (from the 64-bit units directly when they fit, not through a full decimal).
+    fn shown_money(&self, a: A) -> Decimal {
+        a.strip(self.scale, 2)
+            .unwrap_or_else(|| money_slow(self.dec(a)))
+    }
+
+    /// A quantity as shown: `norm(self.dec(a))`, likewise.
+    fn shown_qty(&self, a: A) -> Decimal {
+        a.strip(self.scale, 0)
+            .unwrap_or_else(|| self.dec(a).normalize())
+    }
+
     /// A decimal of the input as an amount; an error (never in range: the bound is checked
     /// before a fixed-point run) when it does not fit.
     fn amt(&self, d: Decimal, what: u32) -> Result<A, PtrcError> {
@@ -1547,7 +1560,7 @@ impl<'a, A: Amt> Engine<'a, A> {
     /// first (seq, then book), by default not of the loss's own purchase `lot_seq`. One book
     /// (the scope is one account): its [`Fresh`] list in book order, visited only until the
     /// loss is matched; several: all of them collected into `buf` and sorted.
-    #[inline]
+    #[inline(always)]
     fn cands_start(
         &self,
         scope: u32,
@@ -1585,7 +1598,7 @@ impl<'a, A: Amt> Engine<'a, A> {
     }
 
     /// The next candidate of [`Engine::cands_start`]: (book, position in its lots or shorts).
-    #[inline]
+    #[inline(always)]
     fn cands_next(
         &self,
         c: &mut Cands,
@@ -1956,9 +1969,9 @@ impl<'a, A: Amt> Engine<'a, A> {
                     owner: owner.to_string(),
                     symbol: symbol.to_string(),
                     lot_id: self.trades[l.seq as usize].lot_ids.first().cloned(),
-                    qty: norm(self.dec(l.qty)),
-                    cost_basis: money(self.dec(l.basis)),
-                    wash_adjustment: money(self.dec(l.wash_adj)),
+                    qty: self.shown_qty(l.qty),
+                    cost_basis: self.shown_money(l.basis),
+                    wash_adjustment: self.shown_money(l.wash_adj),
                     date_acquired: l.acquired,
                     holding_period_start: l.hp_start,
                 });
@@ -1968,9 +1981,9 @@ impl<'a, A: Amt> Engine<'a, A> {
                     account: account.to_string(),
                     owner: owner.to_string(),
                     symbol: symbol.to_string(),
-                    qty: norm(self.dec(sh.qty)),
-                    proceeds: money(self.dec(sh.proceeds)),
-                    wash_adjustment: money(self.dec(sh.wash_adj)),
+                    qty: self.shown_qty(sh.qty),
+                    proceeds: self.shown_money(sh.proceeds),
+                    wash_adjustment: self.shown_money(sh.wash_adj),
                     date_opened: sh.opened,
                 });
             }
@@ -2239,8 +2252,9 @@ impl<'a, A: Amt> Engine<'a, A> {
                         .ok_or_else(|| overflow("Form 8949 column total"))?;
                 }
             }
-            let [qty, d, e, g, gain] = [qty, d, e, g, gain].map(|a| a.to_dec(self.scale));
-            let qty = norm(qty);
+            let qty = self.shown_qty(qty);
+            let [d_shown, e_shown, g_shown, gain_shown] =
+                [d, e, g, gain].map(|a| self.shown_money(a));
             let mut num = [0; DECIMAL_TEXT];
             let q = decimal_str(&qty, &mut num);
             let row = self.out_row.get_or_insert_with(|| TaxRow {
@@ -2275,11 +2289,11 @@ impl<'a, A: Amt> Engine<'a, A> {
             }
             row.date_acquired = date_acquired;
             row.date_sold = sold;
-            row.proceeds = money(d);
-            row.cost_basis = money(e);
+            row.proceeds = d_shown;
+            row.cost_basis = e_shown;
             row.adjustment_code = Cow::Borrowed(if is_pos(g) { "W" } else { "" });
-            row.adjustment = money(g);
-            row.gain_loss = money(gain);
+            row.adjustment = g_shown;
+            row.gain_loss = gain_shown;
             row.term = term;
             row.part = Cow::Borrowed(term.part());
             row.short_sale = short;
@@ -2287,7 +2301,7 @@ impl<'a, A: Amt> Engine<'a, A> {
         }
         for m in c.washes.drain(..) {
             let rb = &self.books[m.repl_book as usize];
-            let (qty, disallowed) = (norm(self.dec(m.qty)), money(self.dec(m.disallowed)));
+            let (qty, disallowed) = (self.shown_qty(m.qty), self.shown_money(m.disallowed));
             let repl_account = &self.names_acct[rb.acct];
             let w = self.out_wash.get_or_insert_with(|| WashMatch {
                 symbol: Arc::clone(symbol),
@@ -2335,7 +2349,7 @@ impl<'a, A: Amt> Engine<'a, A> {
             ));
         }
         let [short, long, total] = e.totals.map(|(rows, sums)| {
-            let [d, e, g, h] = sums.map(|a| money(self.dec(a)));
+            let [d, e, g, h] = sums.map(|a| self.shown_money(a));
             TermTotals {
                 rows,
                 proceeds: d,
@@ -2384,6 +2398,8 @@ trait Amt:
     fn split(total: Self, part: Self, whole: Self, dp: u32, scale: u32) -> Option<Self>;
     fn to_dec(self, scale: u32) -> Decimal;
     fn from_dec(d: Decimal, scale: u32) -> Option<Self>;
+    /// `strip_zeros(self.to_dec(scale), min)`.
+    fn strip(self, scale: u32, min: u32) -> Option<Decimal>;
 }
 
 impl Amt for Decimal {
@@ -2427,6 +2443,9 @@ impl Amt for Decimal {
     }
     fn from_dec(d: Decimal, _: u32) -> Option<Self> {
         Some(d)
+    }
+    fn strip(self, _: u32, min: u32) -> Option<Decimal> {
+        strip_zeros(self, min)
     }
 }
 
@@ -2511,6 +2530,9 @@ impl Amt for Fixed {
         i64::try_from(d.mantissa().checked_mul(*up)?)
             .ok()
             .map(Fixed)
+    }
+    fn strip(self, scale: u32, min: u32) -> Option<Decimal> {
+        strip_i64(self.0, scale, min)
     }
 }
 
@@ -2744,11 +2766,6 @@ fn set(s: &mut String, v: &str) {
     s.push_str(v);
 }
 
-/// Amounts as shown: no trailing zeros beyond the cents, at least two decimals, no `-0`.
-pub(crate) fn money(d: Decimal) -> Decimal {
-    strip_zeros(d, 2).unwrap_or_else(|| money_slow(d))
-}
-
 /// `d.normalize()` (no trailing zeros, no `-0`).
 pub(crate) fn norm(d: Decimal) -> Decimal {
     strip_zeros(d, 0).unwrap_or_else(|| d.normalize())
@@ -2758,8 +2775,11 @@ pub(crate) fn norm(d: Decimal) -> Decimal {
 /// `min` decimals), in integer arithmetic on the mantissa when it fits 64 bits (the decimal
 /// `normalize` divides 96 bits by ten per digit); None otherwise.
 fn strip_zeros(d: Decimal, min: u32) -> Option<Decimal> {
-    let mut m = i64::try_from(d.mantissa()).ok()?;
-    let mut s = d.scale();
+    strip_i64(i64::try_from(d.mantissa()).ok()?, d.scale(), min)
+}
+
+/// [`strip_zeros`] of the decimal `m / 10^s`.
+fn strip_i64(mut m: i64, mut s: u32, min: u32) -> Option<Decimal> {
     if m == 0 {
         return Some(Decimal::new(0, min));
     }
@@ -2774,7 +2794,7 @@ fn strip_zeros(d: Decimal, min: u32) -> Option<Decimal> {
     Some(Decimal::new(m, s))
 }
 
-/// [`money`] through `normalize` (mantissas beyond 64 bits).
+/// [`Engine::shown_money`] through `normalize` (mantissas beyond 64 bits).
 fn money_slow(d: Decimal) -> Decimal {
     let mut n = if d.is_zero() {
         Decimal::ZERO
