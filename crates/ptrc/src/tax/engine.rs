@@ -979,6 +979,7 @@ impl<'a, A: Amt> Engine<'a, A> {
 
     /// Store a closing of the tax year; others are not reported and are dropped (their losses
     /// still travel in their `Loss`).
+    #[inline(always)]
     fn push_row(
         &mut self,
         (sale, book, sold, short): (u32, u32, NaiveDate, bool),
@@ -1221,6 +1222,7 @@ impl<'a, A: Amt> Engine<'a, A> {
 
     /// Take `m` shares of `lots[pos]` out as a washed part carrying `amount` and start `hp`;
     /// the lot keeps the rest (possibly zero shares: the caller drops it).
+    #[inline(always)]
     fn carve(
         &mut self,
         b: u32,
@@ -1250,6 +1252,7 @@ impl<'a, A: Amt> Engine<'a, A> {
 
     /// Disallow the loss of `m` of the loss's remaining shares against replacement `by` and
     /// record the match; returns the amount.
+    #[inline(always)]
     fn take(&mut self, loss: &mut Loss<A>, m: A, by: Absorber) -> Result<A, PtrcError> {
         let amount = if ge(m, loss.qty_rem) {
             loss.loss_rem
@@ -1810,6 +1813,7 @@ impl<'a, A: Amt> Engine<'a, A> {
 
     /// Take `m` shares of `shorts[pos]` out as a part carrying the deferred loss `amount`; the
     /// short keeps the rest (possibly zero shares: the caller drops it).
+    #[inline(always)]
     fn carve_short(
         &mut self,
         b: u32,
