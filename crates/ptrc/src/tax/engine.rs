@@ -397,6 +397,11 @@ impl<T: Copy> Queue<T> {
         let Some(first) = parts.first() else {
             return;
         };
+        // One part: a plain insert.
+        if parts.len() == 1 {
+            self.v.insert(self.head + first.at, first.part);
+            return;
+        }
         let n = self.len();
         self.v.resize(self.v.len() + parts.len(), first.part);
         let s: &mut [T] = self;
@@ -1146,9 +1151,12 @@ impl<'a, A: Amt> Engine<'a, A> {
         let key = (self.scope_of(acct), sym);
         let day = date.num_days_from_ce();
         let window = i64::from(self.s.wash_sale_window_days);
-        let Some(mut queue) = self.pending.remove(&key) else {
+        // An emptied queue stays in the map for its buffer (a key's losses come and go all
+        // year), so the purchases of a key that has none wait return here.
+        let Some(queue) = self.pending.get_mut(&key).filter(|q| !q.is_empty()) else {
             return Ok(());
         };
+        let mut queue = std::mem::take(queue);
         while queue
             .front()
             .is_some_and(|l| i64::from(l.sold_day) + window < i64::from(day))
@@ -1184,9 +1192,7 @@ impl<'a, A: Amt> Engine<'a, A> {
         while queue.front().is_some_and(|l| !is_pos(l.qty_rem)) {
             queue.pop_front();
         }
-        if !queue.is_empty() {
-            self.pending.insert(key, queue);
-        }
+        self.pending.insert(key, queue);
         if parts.is_empty() {
             self.buf_parts = parts;
             return Ok(());
@@ -1922,6 +1928,9 @@ impl<'a, A: Amt> Engine<'a, A> {
 
     /// Insert the parts waiting in `buf_carved` into their books (see [`Queue::insert_carved`]).
     fn insert_carved(&mut self) {
+        if self.buf_carved.is_empty() {
+            return;
+        }
         let mut carved = std::mem::take(&mut self.buf_carved);
         let washed_first = self.s.sublot_order == SublotOrder::WashedFirst;
         sort_carved(&mut carved, washed_first);
@@ -1934,6 +1943,9 @@ impl<'a, A: Amt> Engine<'a, A> {
 
     /// Insert the parts waiting in `buf_carved_shorts` into their books.
     fn insert_carved_shorts(&mut self) {
+        if self.buf_carved_shorts.is_empty() {
+            return;
+        }
         let mut carved = std::mem::take(&mut self.buf_carved_shorts);
         let washed_first = self.s.sublot_order == SublotOrder::WashedFirst;
         sort_carved(&mut carved, washed_first);
@@ -1954,15 +1966,29 @@ impl<'a, A: Amt> Engine<'a, A> {
     }
 
     fn snapshot(&self, filter: Option<&TaxFilter>) -> (Vec<OpenLot>, Vec<OpenShort>) {
-        let mut lots = Vec::new();
-        let mut shorts = Vec::new();
         let mut order: Vec<u32> = (0..self.books.len() as u32)
             .filter(|&b| self.book_wanted(b, filter))
             .collect();
-        order.sort_by_key(|&b| {
+        // By account and symbol name: each name's rank among its kind (the names are sorted
+        // once, and unique) instead of two string comparisons per pair of books.
+        let rank = |names: &[Arc<str>]| -> Vec<u32> {
+            let mut by_name: Vec<u32> = (0..names.len() as u32).collect();
+            by_name.sort_unstable_by(|&x, &y| names[x as usize].cmp(&names[y as usize]));
+            let mut r = vec![0; names.len()];
+            for (k, &i) in by_name.iter().enumerate() {
+                r[i as usize] = k as u32;
+            }
+            r
+        };
+        let (acct_rank, sym_rank) = (rank(&self.names_acct), rank(&self.names_sym));
+        order.sort_unstable_by_key(|&b| {
             let bk = &self.books[b as usize];
-            (&*self.names_acct[bk.acct], &*self.names_sym[bk.sym])
+            (acct_rank[bk.acct], sym_rank[bk.sym])
         });
+        let held =
+            |f: fn(&Book<A>) -> usize| order.iter().map(|&b| f(&self.books[b as usize])).sum();
+        let mut lots = Vec::with_capacity(held(|bk| bk.lots.len()));
+        let mut shorts = Vec::with_capacity(held(|bk| bk.shorts.len()));
         for b in order {
             let bk = &self.books[b as usize];
             let (account, symbol) = (&*self.names_acct[bk.acct], &*self.names_sym[bk.sym]);
@@ -2530,7 +2556,15 @@ impl Amt for Fixed {
         Decimal::new(self.0, scale)
     }
     fn from_dec(d: Decimal, scale: u32) -> Option<Self> {
-        let up = POW10.get(scale.checked_sub(d.scale())? as usize)?;
+        let k = scale.checked_sub(d.scale())? as usize;
+        // Nearly always the mantissa fits 64 bits: no 128-bit multiplication (the same result:
+        // a product beyond i64 is refused either way).
+        if let Ok(m) = i64::try_from(d.mantissa())
+            && let Some(&up) = POW10_I64.get(k)
+        {
+            return m.checked_mul(up).map(Fixed);
+        }
+        let up = POW10.get(k)?;
         i64::try_from(d.mantissa().checked_mul(*up)?)
             .ok()
             .map(Fixed)
@@ -2588,6 +2622,30 @@ pub(crate) fn fixed_scale(trades: &[Trade], dp: u32) -> Option<u32> {
     }
     let mut sum: i128 = 0;
     for t in trades {
+        // Nearly always each amount fits 64 bits: the trade's term without 128-bit
+        // multiplications (the same value; else computed in 128 bits below).
+        let narrow = || -> Option<u64> {
+            let m = |d: Decimal| u64::try_from(d.mantissa().unsigned_abs()).ok();
+            let up = |s: u32| {
+                POW10_I64
+                    .get((scale - s) as usize)
+                    .map(|&x| x.unsigned_abs())
+            };
+            let (q, p, f) = (m(t.qty)?, m(t.price)?, m(t.fee)?);
+            let notional = q
+                .checked_mul(p)?
+                .checked_mul(up(t.qty.scale() + t.price.scale())?)?;
+            q.checked_mul(up(t.qty.scale())?)?
+                .checked_add(notional)?
+                .checked_add(f.checked_mul(up(t.fee.scale())?)?)
+        };
+        if let Some(x) = narrow() {
+            sum = sum.checked_add(i128::from(x))?;
+            if sum > i128::from(i64::MAX / 64) {
+                return None;
+            }
+            continue;
+        }
         let up = |d: Decimal, s: u32| -> Option<i128> {
             d.mantissa()
                 .unsigned_abs()
