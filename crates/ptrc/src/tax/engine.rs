@@ -409,7 +409,10 @@ impl<T: Copy> Queue<T> {
         let (mut end, mut w) = (n, s.len());
         for p in parts.iter().rev() {
             let len = end - p.at;
-            s.copy_within(p.at..end, w - len);
+            // (Nothing to move between parts of one place.)
+            if len > 0 {
+                s.copy_within(p.at..end, w - len);
+            }
             w -= len + 1;
             s[w] = p.part;
             end = p.at;
