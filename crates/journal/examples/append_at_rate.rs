@@ -44,27 +44,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (journal, _) = Journal::open(&dir.path().join("events.db"))?;
     let batches = (rate * secs).round() as u64;
     let interval = Duration::from_secs_f64(1.0 / rate);
-    let hist = rt.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, u64)>();
-        let started = Instant::now();
-        for i in 0..batches {
-            let due = started + interval.mul_f64(i as f64);
-            tokio::time::sleep_until(due.into()).await;
-            let events = (0..per_batch)
-                .map(|k| trade(i as i64 * per_batch + k))
-                .collect();
-            let sent = Instant::now();
-            let durable = journal.enqueue_batch(events).expect("journal open");
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                durable.await.expect("durable append");
-                let _ = tx.send((
-                    due.elapsed().as_micros() as u64,
-                    sent.elapsed().as_micros() as u64,
-                ));
-            });
+    // Paced on this thread with `std::thread::sleep`, as the order loader's pacer thread does
+    // (`loadgen`): tokio's timer has a 1 ms resolution, which put every batch up to 1 ms late
+    // and so inflated the latency from schedule by as much.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, u64)>();
+    let started = Instant::now();
+    for i in 0..batches {
+        let due = started + interval.mul_f64(i as f64);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
         }
-        drop(tx);
+        let events = (0..per_batch)
+            .map(|k| trade(i as i64 * per_batch + k))
+            .collect();
+        let sent = Instant::now();
+        let durable = journal.enqueue_batch(events).expect("journal open");
+        let tx = tx.clone();
+        rt.spawn(async move {
+            durable.await.expect("durable append");
+            let _ = tx.send((
+                due.elapsed().as_micros() as u64,
+                sent.elapsed().as_micros() as u64,
+            ));
+        });
+    }
+    drop(tx);
+    let hist = rt.block_on(async {
         let new = || Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
         let (mut from_schedule, mut from_send) = (new(), new());
         while let Some((due_us, sent_us)) = rx.recv().await {

@@ -326,13 +326,13 @@ fn a_torn_wal_tail_after_a_crash_is_reported_and_discarded() {
 
     // The kill itself may have torn a frame (SQLite writes a frame header and its page with
     // two writes), so the tail is the kill's partial frame plus ours.
-    let frame = 24 + 16_384;
+    let frame = 24 + 4_096;
     let expected_torn = (before - 32 + 1000) % frame;
     let (journal, report) = Journal::open(&path).unwrap();
     assert_eq!(report.torn_tail_bytes, expected_torn);
     assert_eq!(report.had_torn_tail(), expected_torn > 0);
     assert_eq!(report.wal.wal_bytes, before + 1000);
-    assert_eq!(report.wal.page_size, 16_384);
+    assert_eq!(report.wal.page_size, 4_096);
     assert_all_acked_present(&journal, &acked);
     drop(journal);
 
@@ -350,7 +350,7 @@ fn a_wal_truncated_inside_its_last_frame_keeps_a_gap_free_prefix() {
 
     let wal = wal_path(&path);
     let len = std::fs::metadata(&wal).unwrap().len();
-    let frame = 24 + 16_384;
+    let frame = 24 + 4_096;
     assert!(len > 32 + frame);
     // Cut 100 bytes off the last frame, as if its write never finished. (A real crash cannot
     // tear an acknowledged commit, because the commit's fsync completed; so here the last
