@@ -1931,32 +1931,21 @@ impl<'a, A: Amt> Engine<'a, A> {
 
     /// Insert the parts waiting in `buf_carved` into their books (see [`Queue::insert_carved`]).
     fn insert_carved(&mut self) {
-        if self.buf_carved.is_empty() {
-            return;
-        }
-        let mut carved = std::mem::take(&mut self.buf_carved);
         let washed_first = self.s.sublot_order == SublotOrder::WashedFirst;
-        sort_carved(&mut carved, washed_first);
-        for run in carved.chunk_by(|x, y| x.book == y.book) {
-            self.books[run[0].book as usize].lots.insert_carved(run);
-        }
-        carved.clear();
-        self.buf_carved = carved;
+        insert_carved_into(&mut self.books, &mut self.buf_carved, washed_first, |b| {
+            &mut b.lots
+        });
     }
 
     /// Insert the parts waiting in `buf_carved_shorts` into their books.
     fn insert_carved_shorts(&mut self) {
-        if self.buf_carved_shorts.is_empty() {
-            return;
-        }
-        let mut carved = std::mem::take(&mut self.buf_carved_shorts);
         let washed_first = self.s.sublot_order == SublotOrder::WashedFirst;
-        sort_carved(&mut carved, washed_first);
-        for run in carved.chunk_by(|x, y| x.book == y.book) {
-            self.books[run[0].book as usize].shorts.insert_carved(run);
-        }
-        carved.clear();
-        self.buf_carved_shorts = carved;
+        insert_carved_into(
+            &mut self.books,
+            &mut self.buf_carved_shorts,
+            washed_first,
+            |b| &mut b.shorts,
+        );
     }
 
     fn book_wanted(&self, b: u32, filter: Option<&TaxFilter>) -> bool {
@@ -2702,6 +2691,24 @@ fn add_part<'k, A: Amt>(
 /// one would leave them: in carving order before the lot they came from (`washed_first`, each
 /// inserted at the lot's position), or in reverse carving order after it (each inserted right
 /// behind the lot).
+/// Sorts the waiting parts and inserts each book's run into the queue `queue` picks (its lots or
+/// its short sales); the buffer is left empty for reuse.
+fn insert_carved_into<A, T: Copy>(
+    books: &mut [Book<A>],
+    carved: &mut Vec<Carved<T>>,
+    washed_first: bool,
+    queue: impl Fn(&mut Book<A>) -> &mut Queue<T>,
+) {
+    if carved.is_empty() {
+        return;
+    }
+    sort_carved(carved, washed_first);
+    for run in carved.chunk_by(|x, y| x.book == y.book) {
+        queue(&mut books[run[0].book as usize]).insert_carved(run);
+    }
+    carved.clear();
+}
+
 fn sort_carved<T>(carved: &mut [Carved<T>], washed_first: bool) {
     let key = |c: &Carved<T>| {
         (
