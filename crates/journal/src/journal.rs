@@ -39,10 +39,11 @@ const SCHEMA_VERSION: i64 = 2;
 /// Upper bound of events in one transaction, so one batch cannot hold the lock (and the
 /// waiters of the next batch) for long, nor grow memory without bound.
 const MAX_BATCH_EVENTS: usize = 16_384;
-/// Pages in the WAL before the writer checkpoints it, which lets the next commit restart the
-/// WAL from its beginning and so bounds its size (32 MiB). A background checkpointer has
-/// usually copied most of the frames by then, so this stays cheap.
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 32 * 1024 * 1024 / PAGE_SIZE;
+/// WAL bytes before the writer checkpoints it, which lets the next commit restart the WAL from
+/// its beginning and so bounds its size. A background checkpointer has usually copied most of
+/// the frames by then, so this stays cheap. Set in pages of the file's own page size (journals
+/// made before 4 KiB pages have 16 KiB ones).
+const WAL_AUTOCHECKPOINT_BYTES: i64 = 32 * 1024 * 1024;
 /// Records at the end of the journal checked for gaps when it opens (the rest is checked as it
 /// is read, and by `verify_all`).
 const OPEN_CHECK_RECORDS: i64 = 65_536;
@@ -1213,7 +1214,12 @@ fn configure_writer(conn: &Connection) -> Result<(), JournalError> {
     }
     // FULL: the WAL is fsynced at every commit, so a returned commit survives power loss.
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    conn.pragma_update(
+        None,
+        "wal_autocheckpoint",
+        WAL_AUTOCHECKPOINT_BYTES / page_size.max(512),
+    )?;
     // After a checkpoint resets the WAL, shrink the file back to this size.
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     conn.pragma_update(None, "cache_size", -65_536)?;
@@ -1695,6 +1701,35 @@ fn fail(batch: Batch, msg: &str) {
 mod tests {
     use super::*;
     use model::{AccountId, OrderId};
+
+    #[test]
+    fn the_wal_bound_is_32_mib_in_the_page_size_of_new_and_existing_files() {
+        let dir = tempfile::tempdir().expect("dir");
+        let pragmas = |c: &Connection| -> (i64, i64) {
+            let get = |p: &str| {
+                c.query_row(&format!("PRAGMA {p}"), [], |r| r.get(0))
+                    .expect(p)
+            };
+            (get("page_size"), get("wal_autocheckpoint"))
+        };
+        let fresh = Connection::open(dir.path().join("new")).expect("open");
+        configure_writer(&fresh).expect("configure");
+        assert_eq!(pragmas(&fresh), (4_096, 8_192));
+
+        // A journal made with 16 KiB pages keeps them, and its WAL bound stays 32 MiB.
+        let old = dir.path().join("old");
+        {
+            let c = Connection::open(&old).expect("open");
+            c.pragma_update(None, "page_size", 16_384)
+                .expect("page size");
+            c.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+                .expect("wal");
+            c.execute_batch("CREATE TABLE t (x)").expect("table");
+        }
+        let c = Connection::open(&old).expect("reopen");
+        configure_writer(&c).expect("configure");
+        assert_eq!(pragmas(&c), (16_384, 2_048));
+    }
 
     fn accepted(n: u64) -> Event {
         Event::OrderAccepted {
