@@ -6,23 +6,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use journal::Journal;
-use model::{
-    Decimal, Event, InstrumentId, Price, Quantity, Side, Symbol, Timestamp, TradeTick, Venue,
-};
-
-fn trade(n: i64) -> Event {
-    Event::Trade(TradeTick {
-        instrument: InstrumentId::new(
-            Venue::new("binance").expect("venue"),
-            Symbol::new("BTCUSDT").expect("symbol"),
-        ),
-        price: Price::new(Decimal::new(4_500_000 + n % 10_000, 2)).expect("price"),
-        quantity: Quantity::new(Decimal::new(1 + n % 97, 3)).expect("quantity"),
-        aggressor: Some(Side::Buy),
-        trade_id: format!("{}", 3_000_000_000_i64 + n),
-        ts: Timestamp::from_millis(1_700_000_000_000 + n),
-    })
-}
+use journal::sample::trade;
 
 /// Journals live next to the build output (a real disk), not in a possible tmpfs.
 fn bench_dir() -> tempfile::TempDir {
@@ -86,7 +70,7 @@ fn appends(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1_000));
     group.bench_function("batch_of_1000", |b| {
         b.iter(|| {
-            let events: Vec<Event> = (0..1_000).map(trade).collect();
+            let events: Vec<model::Event> = (0..1_000).map(trade).collect();
             rt.block_on(journal.append_batch(events)).expect("append")
         });
     });

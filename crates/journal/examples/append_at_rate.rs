@@ -12,14 +12,12 @@
 //! durable acknowledgement, so a stall of the disk or of the scheduler is not hidden. Prints
 //! p50 / p99 / p99.9 / max in microseconds and, last, one JSON line with the same figures.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::trade;
 use hdrhistogram::Histogram;
 use journal::Journal;
+use journal::sample::trade;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

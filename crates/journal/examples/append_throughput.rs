@@ -8,16 +8,14 @@
 //! tasks that each append events back to back for the given time (default 3 s), and prints
 //! durable events/s and append latency percentiles (time from `append` call to durable ack).
 
-mod common;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::trade;
 use hdrhistogram::Histogram;
 use journal::Journal;
+use journal::sample::trade;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

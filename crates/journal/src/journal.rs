@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use model::{Event, Timestamp};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
@@ -534,6 +534,8 @@ impl Journal {
                 next_seq: last_seq + 1,
                 last_recorded,
                 checkpointer: Some(checkpointer),
+                lone_acks: HashMap::new(),
+                lone_acks_since: None,
             };
             std::thread::Builder::new()
                 .name("journal-writer".into())
@@ -1079,7 +1081,9 @@ impl Journal {
     }
 
     /// Records that `consumer` processed everything up to `seq`. Never moves a position
-    /// backwards. Persisted with the next commit (use [`Journal::flush`] to wait for it).
+    /// backwards. Persisted with the next append's commit, or on its own after at most a
+    /// second without appends (use [`Journal::flush`] to wait for it): acks never cost an
+    /// fsync that an order would wait behind.
     pub fn ack(&self, consumer: &str, seq: u64) -> Result<(), JournalError> {
         {
             let mut acked = lock(&self.inner.acked);
@@ -1350,7 +1354,17 @@ struct WriterState {
     next_seq: u64,
     last_recorded: i64,
     checkpointer: Option<Checkpointer>,
+    /// Consumer acks not yet written, and since when the oldest has waited.
+    lone_acks: HashMap<String, u64>,
+    lone_acks_since: Option<Instant>,
 }
+
+/// How long consumer acks wait for an append to ride with before they get a commit of their
+/// own. An ack is a hint (a restarted durable consumer resumes after it; archiving keeps what
+/// is not acked): losing the newest ones in a crash only repeats deliveries, which a consumer
+/// must tolerate anyway (at-least-once). A commit of their own costs an fsync that the next
+/// order waits behind, which at one commit per order was the ack's price.
+const ACK_LINGER: Duration = Duration::from_secs(1);
 
 /// Copies committed WAL frames into the database on its own connection and thread, so the
 /// writer's own (automatic) checkpoint, which it needs to reset the WAL, finds almost nothing
@@ -1402,14 +1416,26 @@ impl WriterState {
     fn run(mut self, rx: mpsc::Receiver<Command>) -> Result<(), JournalError> {
         // Ends when Shutdown arrives, or when every sender is gone (cannot happen before the
         // Inner drops, which sends Shutdown first).
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = match self.lone_acks_since {
+                None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                Some(since) => rx.recv_timeout(ACK_LINGER.saturating_sub(since.elapsed())),
+            };
             let mut batch = Batch::default();
-            batch.add(first);
+            match first {
+                Ok(cmd) => batch.add(cmd),
+                // The acks waited long enough: they are the batch.
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
             while !batch.is_full() {
                 match rx.try_recv() {
                     Ok(cmd) => batch.add(cmd),
                     Err(_) => break,
                 }
+            }
+            if self.hold_lone_acks(&mut batch) {
+                continue;
             }
             let shutdown = batch.shutdown;
             self.commit_and_maintain(batch);
@@ -1431,7 +1457,39 @@ impl WriterState {
                 return self.close();
             }
         }
+        // Every handle is gone: the held acks are written before closing.
+        let held = Batch {
+            acks: std::mem::take(&mut self.lone_acks),
+            ..Batch::default()
+        };
+        self.commit(held);
         self.close()
+    }
+
+    /// Keeps a batch of acks only (no append, flush, maintenance or shutdown) for later,
+    /// unless its oldest ack has waited [`ACK_LINGER`]; otherwise adds the held acks to the
+    /// batch. True when the batch was held.
+    fn hold_lone_acks(&mut self, batch: &mut Batch) -> bool {
+        for (name, seq) in batch.acks.drain() {
+            let held = self.lone_acks.entry(name).or_insert(seq);
+            *held = (*held).max(seq);
+        }
+        let lone = batch.appends.is_empty()
+            && batch.flushes.is_empty()
+            && batch.maintenance.is_empty()
+            && !batch.shutdown;
+        let waited = self
+            .lone_acks_since
+            .is_some_and(|since| since.elapsed() >= ACK_LINGER);
+        if lone && !waited {
+            if !self.lone_acks.is_empty() && self.lone_acks_since.is_none() {
+                self.lone_acks_since = Some(Instant::now());
+            }
+            return true;
+        }
+        batch.acks = std::mem::take(&mut self.lone_acks);
+        self.lone_acks_since = None;
+        false
     }
 
     fn commit_and_maintain(&mut self, mut batch: Batch) {
@@ -1737,6 +1795,50 @@ mod tests {
             account: AccountId::new("acct1").expect("account"),
             ts: Timestamp::from_secs(1_700_000_000),
         }
+    }
+
+    #[test]
+    fn a_lone_ack_waits_for_the_next_append_or_its_linger_instead_of_a_commit_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let (journal, _) = Journal::open(&path).unwrap();
+        journal.append_blocking(accepted(1)).unwrap();
+        journal.append_blocking(accepted(2)).unwrap();
+        let stored = |j: &Journal| j.stored_consumer_positions().unwrap().get("c").copied();
+
+        // Alone, the ack is not written at once (each commit is an fsync an order waits for).
+        let acked_at = Instant::now();
+        journal.ack("c", 1).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let early = stored(&journal);
+        if acked_at.elapsed() < ACK_LINGER / 2 {
+            assert_eq!(early, None, "a lone ack was committed on its own");
+        }
+        // The next append carries it.
+        journal.append_blocking(accepted(3)).unwrap();
+        assert_eq!(stored(&journal), Some(1));
+
+        // Without appends it is written after its linger.
+        journal.ack("c", 2).unwrap();
+        let deadline = Instant::now() + ACK_LINGER * 5;
+        while stored(&journal) != Some(2) {
+            assert!(Instant::now() < deadline, "a lone ack was never written");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+
+        // A flush writes held acks, and closing the journal writes them too.
+        journal.ack("c", 3).unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(journal.flush())
+            .unwrap();
+        assert_eq!(stored(&journal), Some(3));
+        journal.ack("d", 3).unwrap();
+        drop(journal);
+        let (journal, _) = Journal::open(&path).unwrap();
+        assert_eq!(journal.consumer_position("d"), Some(3));
+        assert_eq!(journal.consumer_position("c"), Some(3));
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub mod bus;
 mod error;
 mod history;
 mod journal;
+pub mod sample;
 mod subject;
 mod wal;
 

@@ -1,9 +1,12 @@
-//! The event both journal examples append: a 187-byte trade whose fields vary with `n`.
+//! The event the journal's benchmarks append (criterion, `append_at_rate`, `append_throughput`,
+//! and the durable echo server that bench-all measures the order path against): one definition,
+//! so their figures are for the same record.
 
 use model::{
     Decimal, Event, InstrumentId, Price, Quantity, Side, Symbol, Timestamp, TradeTick, Venue,
 };
 
+/// A 187-byte trade whose fields vary with `n`.
 pub fn trade(n: i64) -> Event {
     Event::Trade(TradeTick {
         instrument: InstrumentId::new(
