@@ -4,9 +4,12 @@
 //! Why: the order path (HTTP, engine, group commit, acknowledger) and the consumers share the
 //! machine's cores. On the same runtime, an order's task can wait in a worker's queue behind a
 //! consumer's batch, and under a burst the consumers take half the CPU while the orders wait.
-//! With the consumers on threads of their own at `nice` +10, the kernel runs the order path
-//! first whenever both are runnable; the consumers use what is left and catch up in batches
-//! (a consumer that falls behind takes bigger batches, which costs less per event). Their lag
+//! With the consumers on threads of their own under `SCHED_IDLE` (Linux; `nice` +10 where
+//! that is refused), the kernel runs the order path first whenever both are runnable; the
+//! consumers use what is left and catch up in batches (a consumer that falls behind takes
+//! bigger batches, which costs less per event). At `nice` +10 alone the kernel still let a
+//! running consumer finish its slice before a woken order-path thread: at 1000 orders/s a tenth
+//! of the acks took > 1.2 ms, under `SCHED_IDLE` 0.6-0.8 ms (docs/BENCHMARKS.md). Their lag
 //! is visible as always (`/health`, `consumer_lag_events`), and every read that must include an
 //! order waits for its consumer as before ([`crate::ConsumerHandle::wait_for`]).
 
@@ -36,7 +39,7 @@ pub fn background() -> Option<Handle> {
             .worker_threads(workers)
             .max_blocking_threads(BLOCKING_PER_WORKER * workers)
             .thread_name("background")
-            .on_thread_start(lower_this_thread)
+            .on_thread_start(idle_this_thread)
             .enable_all()
             .build()
         {
@@ -62,6 +65,34 @@ pub fn lower_this_thread() {
     }
 }
 
+/// Puts the calling thread in the `SCHED_IDLE` class (Linux: per thread; it runs only when no
+/// normal thread wants its core), after lowering it to [`BACKGROUND_NICE`], which is what stays
+/// if the class is refused. Lowering one's own policy needs no privilege.
+///
+/// Only the lane's threads: the log store's writer and the terminal log stay at `nice` +10, as
+/// a logging thread waits for the terminal log's queue and an idle-class writer made the
+/// 1000/s tail worse, not better.
+pub fn idle_this_thread() {
+    lower_this_thread();
+    #[cfg(target_os = "linux")]
+    // SAFETY: `param` outlives the call; pid 0 is the calling thread.
+    unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
+    }
+}
+
+/// Whether the calling thread is in the `SCHED_IDLE` class (tests and diagnostics).
+pub fn this_thread_is_idle_class() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: no memory is passed.
+        unsafe { libc::sched_getscheduler(0) == libc::SCHED_IDLE }
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
+}
+
 /// The nice value of the calling thread (tests and diagnostics).
 pub fn this_thread_nice() -> i32 {
     #[cfg(target_os = "linux")]
@@ -81,10 +112,11 @@ mod tests {
     fn background_tasks_run_on_lowered_threads_and_the_caller_keeps_its_priority() {
         let before = this_thread_nice();
         let lane = background().expect("background runtime");
-        let (nice, name) = lane.block_on(async {
+        let (nice, idle, name) = lane.block_on(async {
             tokio::spawn(async {
                 (
                     this_thread_nice(),
+                    this_thread_is_idle_class(),
                     std::thread::current().name().map(str::to_owned),
                 )
             })
@@ -92,7 +124,9 @@ mod tests {
             .expect("task")
         });
         assert_eq!(nice, BACKGROUND_NICE.max(before));
+        assert!(idle, "the lane's threads run in the SCHED_IDLE class");
         assert_eq!(name.as_deref(), Some("background"));
+        assert!(!this_thread_is_idle_class(), "the caller's class is kept");
         assert_eq!(
             this_thread_nice(),
             before,
