@@ -219,8 +219,10 @@ pub fn spawn_writer(
     let thread = std::thread::Builder::new()
         .name("log-writer".into())
         .spawn(move || {
-            // Storing log lines is background work: below the order path that emits them.
-            runtime::background::lower_this_thread();
+            // Storing log lines is background work: below the order path that emits them. The
+            // capture queue drops (and counts) rather than block a logging thread, so an idle-
+            // class writer never holds the order path up.
+            runtime::background::idle_this_thread();
             writer::run(db, rx, writer_intake, writer_tail, retention, wm)
         })
         .map_err(|source| LoggerError::Io {

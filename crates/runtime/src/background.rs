@@ -69,9 +69,10 @@ pub fn lower_this_thread() {
 /// normal thread wants its core), after lowering it to [`BACKGROUND_NICE`], which is what stays
 /// if the class is refused. Lowering one's own policy needs no privilege.
 ///
-/// Only the lane's threads: the log store's writer and the terminal log stay at `nice` +10, as
-/// a logging thread waits for the terminal log's queue and an idle-class writer made the
-/// 1000/s tail worse, not better.
+/// The lane's threads and the log store's writer (whose capture queue drops rather than
+/// blocks). Not the terminal log (a logging thread waits when its queue is full) nor the
+/// journal's checkpointer (when it lags the writer checkpoints itself): with those idle too the
+/// 1000/s tail got worse, not better.
 pub fn idle_this_thread() {
     lower_this_thread();
     #[cfg(target_os = "linux")]
