@@ -964,8 +964,9 @@ impl Journal {
         &self.inner.journal_id
     }
 
-    /// Durable consumer positions as stored on disk (not the in-memory acks that the next
-    /// commit persists): what survives a crash, so what a restart resumes from.
+    /// Durable consumer positions as stored on disk (not the in-memory acks that a later
+    /// commit persists, see [`Journal::ack`]): what survives a crash, so what a restart
+    /// resumes from.
     pub fn stored_consumer_positions(&self) -> Result<BTreeMap<String, u64>, JournalError> {
         let conn = self.reader()?;
         let positions = {
@@ -1075,7 +1076,9 @@ impl Journal {
         self.inner.shutdown()
     }
 
-    /// The stored position of a durable consumer (the last sequence it acked).
+    /// The last sequence a durable consumer acked, as this process knows it: on disk once a
+    /// later commit carries it (see [`Journal::ack`]); [`Journal::stored_consumer_positions`]
+    /// reads what is on disk.
     pub fn consumer_position(&self, consumer: &str) -> Option<u64> {
         lock(&self.inner.acked).get(consumer).copied()
     }
