@@ -217,6 +217,11 @@ pub struct PlatformConfig {
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
     pub log_level: LogLevel,
+    /// Print the per-order lines (order accepted, rejected, filled, canceled, expired,
+    /// triggered) on the terminal too. Off by default: at hundreds of orders a second they
+    /// bury everything else there and cost the order path ~10% of its throughput; the logger
+    /// (8112) stores every one of them either way (search, tail, order timeline).
+    pub terminal_order_lines: bool,
     /// When every consumer snapshots its state (a restart replays only what came after).
     pub snapshots: SnapshotsConfig,
     /// The API-key file (`trade2026 keys` writes it). Unset: `<data_dir>/api_keys.json`.
@@ -230,6 +235,7 @@ impl Default for PlatformConfig {
             data_dir: PathBuf::from("./data"),
             log_format: LogFormat::Text,
             log_level: LogLevel::Info,
+            terminal_order_lines: false,
             snapshots: SnapshotsConfig::default(),
             keys_file: None,
         }

@@ -48,6 +48,27 @@ pub fn init_tracing(format: LogFormat, filter: &str) -> LogGuard {
 pub type ExtraLayer =
     Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
 
+/// The targets of the per-order log lines: the gateway's acceptances and rejections and the
+/// engine's lifecycle lines (fills, cancels, expiries, stop triggers). Every `info` event of these
+/// modules is such a line; their warnings and errors are not.
+pub const ORDER_LINE_TARGETS: [&str; 2] = ["gateway::orders", "engine::lifecycle"];
+
+/// The terminal's filter (`RUST_LOG` syntax) for `level`: without `order_lines`, the per-order
+/// lines ([`ORDER_LINE_TARGETS`]) show only at `warn` and above. A line per order on the terminal
+/// is unreadable at hundreds of orders a second, and formatting it on the HTTP workers plus
+/// writing it cost the closed loop ~10% of its throughput (docs/BENCHMARKS.md); the logger keeps
+/// every line through its own layer, whatever this filter says.
+pub fn terminal_filter(level: &str, order_lines: bool) -> String {
+    if order_lines {
+        return level.to_owned();
+    }
+    let mut filter = level.to_owned();
+    for target in ORDER_LINE_TARGETS {
+        filter.push_str(&format!(",{target}=warn"));
+    }
+    filter
+}
+
 /// Lines queued for the terminal log's writer before a logging thread waits for it.
 const TERMINAL_QUEUE_LINES: usize = 65_536;
 
@@ -345,6 +366,80 @@ pub const METRICS_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_t
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Which of `events` (target, level) a subscriber with the terminal's filter lets through.
+    fn shown(filter: &str, events: &[(&'static str, tracing::Level)]) -> Vec<String> {
+        use tracing_subscriber::layer::SubscriberExt;
+        #[derive(Clone, Default)]
+        struct Seen(Arc<std::sync::Mutex<Vec<String>>>);
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Seen {
+            fn on_event(
+                &self,
+                e: &tracing::Event<'_>,
+                _: tracing_subscriber::layer::Context<'_, S>,
+            ) {
+                let m = e.metadata();
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(format!("{} {}", m.target(), m.level()));
+            }
+        }
+        let seen = Seen::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new(filter))
+            .with(seen.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            for (target, level) in events {
+                // `target:` must be a constant: one call site per case.
+                match (*target, *level) {
+                    ("gateway::orders", tracing::Level::INFO) => {
+                        tracing::info!(target: "gateway::orders", "order accepted")
+                    }
+                    ("gateway::orders", tracing::Level::ERROR) => {
+                        tracing::error!(target: "gateway::orders", "engine failure")
+                    }
+                    ("engine::lifecycle", tracing::Level::INFO) => {
+                        tracing::info!(target: "engine::lifecycle", "order filled")
+                    }
+                    ("gateway", tracing::Level::INFO) => {
+                        tracing::info!(target: "gateway", "gateway listening")
+                    }
+                    other => panic!("no call site for {other:?}"),
+                }
+            }
+        });
+        seen.0.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn the_terminal_hides_per_order_lines_unless_asked_and_keeps_their_errors() {
+        use tracing::Level;
+        let events = [
+            ("gateway::orders", Level::INFO),
+            ("engine::lifecycle", Level::INFO),
+            ("gateway::orders", Level::ERROR),
+            ("gateway", Level::INFO),
+        ];
+        assert_eq!(
+            shown(&terminal_filter("info", false), &events),
+            ["gateway::orders ERROR", "gateway INFO"]
+        );
+        assert_eq!(
+            shown(&terminal_filter("info", true), &events),
+            [
+                "gateway::orders INFO",
+                "engine::lifecycle INFO",
+                "gateway::orders ERROR",
+                "gateway INFO"
+            ]
+        );
+        // A quieter level stays quieter for every target.
+        assert_eq!(
+            shown(&terminal_filter("error", false), &events),
+            ["gateway::orders ERROR"]
+        );
+    }
 
     #[test]
     fn metrics_render_in_prometheus_text_with_the_process_memory() {

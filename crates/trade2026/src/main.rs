@@ -1211,7 +1211,10 @@ fn up(
     // Held until `up` returns: dropping it writes out the last lines (main exits after that).
     let _log = telemetry::init_tracing_with(
         log_format,
-        cfg.platform.log_level.as_filter(),
+        &telemetry::terminal_filter(
+            cfg.platform.log_level.as_filter(),
+            cfg.platform.terminal_order_lines,
+        ),
         vec![Box::new(log_intake.layer(capture_level))],
     );
     for w in &loaded.warnings {

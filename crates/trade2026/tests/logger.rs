@@ -103,6 +103,12 @@ fn an_orders_lines_are_found_and_its_timeline_lists_its_events_in_order() {
                 .all(|m| m == "order accepted" || m == "order filled"),
         "{said:?}"
     );
+    // The terminal leaves these lines out by their targets (`platform.terminal_order_lines`):
+    // a per-order line logged from another module would flood it again.
+    for l in by_id["lines"].as_array().unwrap() {
+        let target = l["target"].as_str().unwrap();
+        assert!(telemetry::ORDER_LINE_TARGETS.contains(&target), "{l}");
+    }
     let services: Vec<&str> = by_id["lines"]
         .as_array()
         .unwrap()
