@@ -318,6 +318,71 @@ async fn a_stored_consumer_resumes_after_its_own_position_and_readers_can_wait_f
     assert_eq!(journal.consumer_position("stored"), Some(15));
 }
 
+/// A store whose writer stops when the platform does: an apply that meets the stop fails.
+struct StopsWithThePlatform {
+    inner: Stored,
+    shutdown: CancellationToken,
+    /// Cancels `shutdown` from inside the first apply (the race: the platform stops while a
+    /// batch is being written).
+    stop_during_first_apply: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the store's writer has stopped")]
+struct WriterStopped;
+
+impl Consumer for StopsWithThePlatform {
+    type Error = WriterStopped;
+    fn apply(&mut self, batch: &[Delivery], out: &mut Vec<Event>) -> Result<(), WriterStopped> {
+        if std::mem::take(&mut self.stop_during_first_apply) {
+            self.shutdown.cancel();
+        }
+        if self.shutdown.is_cancelled() {
+            return Err(WriterStopped);
+        }
+        self.inner.apply(batch, out).map_err(|Never| WriterStopped)
+    }
+}
+
+impl StoredPosition for StopsWithThePlatform {
+    fn stored_position(&self) -> Result<u64, WriterStopped> {
+        self.inner.stored_position().map_err(|Never| WriterStopped)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_meets_the_stop_is_left_for_the_next_start_not_reported_as_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
+    let bus = InProcessBus::new(journal.clone());
+    let store = std::sync::Arc::new(std::sync::Mutex::new((0, 0)));
+    publish(&bus, 1..=10).await;
+    for stop_during_first_apply in [true, false] {
+        let shutdown = CancellationToken::new();
+        let (h, task) = runner(&bus, &shutdown)
+            .start_stored(
+                Spec::new("stops", ">"),
+                StopsWithThePlatform {
+                    inner: Stored {
+                        store: store.clone(),
+                    },
+                    shutdown: shutdown.clone(),
+                    stop_during_first_apply,
+                },
+            )
+            .await
+            .unwrap();
+        if !stop_during_first_apply {
+            h.wait_for(10, Duration::from_secs(5)).await.unwrap();
+            shutdown.cancel();
+        }
+        // A clean stop either way: the failed write was the stop, not a fault.
+        task.await.unwrap().unwrap();
+    }
+    // The batch that met the stop was written by the next start, every event once.
+    assert_eq!(*store.lock().unwrap(), (10, 10));
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
     #[test]
