@@ -255,10 +255,14 @@ pub async fn start<B: Bus>(
     )?;
     let store = writer.store.clone();
     let tail = writer.tail.clone();
-    // At shutdown the writer finishes what is queued, then stops.
+    // At shutdown the writer finishes what is queued, then stops, but only once the order
+    // index (which writes through it) has stopped too: stopped first, it failed the index's
+    // batch in flight and with it the platform's exit.
+    let (index_running, index_stopped) = tokio::sync::oneshot::channel::<()>();
     let stopping = shutdown.clone();
     let writer_task = tokio::spawn(async move {
         stopping.cancelled().await;
+        let _ = index_stopped.await;
         let _ = tokio::task::spawn_blocking(move || writer.stop()).await;
         Ok(())
     });
@@ -272,6 +276,15 @@ pub async fn start<B: Bus>(
             },
         )
         .await?;
+    let index_task = tokio::spawn(async move {
+        let result = index_task.await;
+        drop(index_running);
+        match result {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Ok(()),
+        }
+    });
     let bus = runner.bus().clone();
     Ok(LoggerService {
         store,

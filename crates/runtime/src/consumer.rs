@@ -678,17 +678,9 @@ async fn run_loop<B: Bus, C: Consumer>(
                 if let Some(p) = &partitioning {
                     batch.retain(|d| p.keeps(&d.event));
                 }
-                if let Some(first) = batch.first().map(|d| d.seq)
-                    && let Err(e) = blocking(|| lock(&handle.state).apply(&batch, &mut out))
-                {
-                    // The platform is stopping and what the consumer writes to stopped first
-                    // (a store's writer thread): the batch is left for the next start, as after
-                    // a crash. No final checkpoint either: the state may hold part of the batch.
-                    if shutdown.is_cancelled() {
-                        tracing::info!(consumer = name, at = first, error = %e, "batch left for the next start: stopping");
-                        return Ok(());
-                    }
-                    return Err(RuntimeError::consumer(name, first, e));
+                if let Some(first) = batch.first().map(|d| d.seq) {
+                    blocking(|| lock(&handle.state).apply(&batch, &mut out))
+                        .map_err(|e| RuntimeError::consumer(name, first, e))?;
                 }
                 if !out.is_empty() {
                     bus.publish_all(std::mem::take(&mut out))
