@@ -636,7 +636,8 @@ fn handle(
     let now = Timestamp::now();
     match cmd {
         Command::Submit { req, reply, at } => match decide(core, req, now, at, gauges) {
-            // A repeat of an earlier order: answered after that order is durable.
+            // A repeat of an earlier order has no events: it is answered once what was
+            // decided before it (that order included) is durable.
             Ok((outcome, events)) => decided.push(events, Reply::Submit(reply, outcome)),
             Err(e) if e.is_fatal() => {
                 let _ = reply.send(Err(EngineError::Stopped));

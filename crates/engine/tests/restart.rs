@@ -321,3 +321,52 @@ fn order_and_fill_ids_continue_after_the_last_reservation_across_a_crash() {
     );
     life.stop();
 }
+
+/// Orders queued faster than the engine takes them are decided in batches (one journal batch
+/// per wake-up of the engine task): every caller is still answered only once its order's
+/// events are on disk, a query queued among them waits for the orders before it, and journal
+/// order is decision order.
+#[test]
+fn orders_queued_together_are_each_answered_only_once_durable_in_decision_order() {
+    const ORDERS: usize = 600; // more than one batch
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
+    let session_end = (Utc::now() + chrono::Duration::hours(12)).time();
+    let life = start(dir.path(), &journal, session_end);
+    life.market(&journal, vec![quote("99.95", "100.05"), trade("100.00")]);
+    let answered: Vec<(OrderId, u64)> = life.rt.block_on(async {
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..ORDERS {
+            let (engine, journal) = (life.engine.clone(), journal.clone());
+            calls.spawn(async move {
+                let req = order(OrderType::Limit, TimeInForce::Gtc, Some("99.5"), None);
+                let id = match engine.submit(req).await.unwrap() {
+                    Outcome::Accepted(o) => o.order_id,
+                    other => panic!("order {i} not accepted: {other:?}"),
+                };
+                // What the caller was told is on disk already.
+                let durable = journal.read_from(1, usize::MAX).unwrap();
+                let at = durable
+                    .iter()
+                    .find(|r| {
+                        matches!(&r.event, Event::OrderAccepted { order_id, .. } if *order_id == id)
+                    })
+                    .unwrap_or_else(|| panic!("order {id:?} answered before it was durable"));
+                (id, at.seq)
+            });
+        }
+        // A query among the orders: answered once everything decided before it is durable.
+        let limits = life.engine.query(Query::RiskLimits).await.unwrap();
+        assert!(matches!(limits, QueryAnswer::RiskLimits(_)));
+        calls.join_all().await
+    });
+    assert_eq!(answered.len(), ORDERS);
+    // Decision order (order ids are handed out as orders are decided) is journal order.
+    let mut by_id = answered.clone();
+    by_id.sort_by_key(|(id, _)| id.0);
+    assert!(
+        by_id.windows(2).all(|w| w[0].1 < w[1].1),
+        "journal order follows decision order"
+    );
+    life.stop();
+}
