@@ -216,12 +216,16 @@ pub fn spawn_writer(
     let (tail, _) = tokio::sync::broadcast::channel(1024);
     let writer_intake = intake.clone();
     let writer_tail = tail.clone();
+    // The writer follows the background lane's class, which the lane's watchdog raises when
+    // the machine starves it: the lane (and so its watchdog) must be running.
+    let _ = runtime::background::background();
     let thread = std::thread::Builder::new()
         .name("log-writer".into())
         .spawn(move || {
             // Storing log lines is background work: below the order path that emits them. The
             // capture queue drops (and counts) rather than block a logging thread, so an idle-
-            // class writer never holds the order path up.
+            // class writer never holds the order path up; the lane's watchdog raises it with
+            // the lane when the machine starves both.
             runtime::background::idle_this_thread();
             writer::run(db, rx, writer_intake, writer_tail, retention, wm)
         })

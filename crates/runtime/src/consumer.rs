@@ -185,8 +185,18 @@ impl ConsumerMetrics {
             "Seconds since a snapshotted consumer's newest durable snapshot (since its start when it has none yet)",
             m.snapshot_age.clone(),
         );
+        // Process-wide (one lane per process), shown wherever consumers are.
+        let raises = telemetry::SampledCounter::default();
+        metrics.register(
+            "background_lane_raises",
+            "Times the background lane (consumers, log store) was starved of CPU and raised to the normal scheduling class",
+            raises.clone(),
+        );
         let refreshed = m.clone();
-        metrics.on_scrape(move || refreshed.refresh(Timestamp::now()));
+        metrics.on_scrape(move || {
+            refreshed.refresh(Timestamp::now());
+            raises.set(crate::background::lane_raises() as f64);
+        });
         m
     }
 

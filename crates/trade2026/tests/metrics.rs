@@ -124,6 +124,7 @@ fn every_port_serves_its_own_metrics_and_promtool_finds_nothing_to_fix() {
         "trade2026_journal_events_appended_total{kind=\"quote\"}",
         "trade2026_feed_silence_seconds{exchange=\"sim\"}",
         "trade2026_consumer_lag_events{consumer=\"blotter\"}",
+        "trade2026_background_lane_raises_total ",
     ] {
         assert!(gateway.contains(own), "gateway lacks {own}: {gateway}");
     }
