@@ -70,16 +70,18 @@ impl IngestSpec {
         &self,
         js: &jetstream::Context,
     ) -> Result<jetstream::stream::Stream, BusError> {
-        js.get_or_create_stream(jetstream::stream::Config {
-            name: self.stream.clone(),
-            subjects: vec![format!("{}.>", self.prefix)],
-            storage: jetstream::stream::StorageType::File,
-            max_age: self.max_age,
-            duplicate_window: self.duplicate_window,
-            ..Default::default()
-        })
+        crate::create_stream(
+            js,
+            jetstream::stream::Config {
+                name: self.stream.clone(),
+                subjects: vec![format!("{}.>", self.prefix)],
+                storage: jetstream::stream::StorageType::File,
+                max_age: self.max_age,
+                duplicate_window: self.duplicate_window,
+                ..Default::default()
+            },
+        )
         .await
-        .map_err(|e| BusError::nats(format!("creating stream {}", self.stream), e))
     }
 }
 

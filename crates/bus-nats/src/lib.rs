@@ -123,6 +123,47 @@ impl Default for StreamSpec {
     }
 }
 
+/// Attempts at creating a stream whose creation failed on the server (status 500).
+const CREATE_ATTEMPTS: u32 = 5;
+const CREATE_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// Whether a stream's creation failed inside the server (a JetStream status 500) rather than
+/// being refused (a bad name or config, 400) or unanswered. Such a failure can pass: a server
+/// deleting an account's last stream removes its store directory, and a stream created at that
+/// moment fails with "could not create storage directory" (seen with nats-server 2.9 when
+/// streams come and go; error code 10049).
+fn server_failed(e: &jetstream::context::CreateStreamError) -> bool {
+    matches!(
+        e.kind(),
+        jetstream::context::CreateStreamErrorKind::JetStream(j) if j.code() >= 500
+    )
+}
+
+/// Creates `config`'s stream unless it exists, retrying a failure inside the server
+/// ([`server_failed`]) up to [`CREATE_ATTEMPTS`] times. Both streams (journal and ingest) use it.
+async fn create_stream(
+    js: &jetstream::Context,
+    config: jetstream::stream::Config,
+) -> Result<jetstream::stream::Stream, BusError> {
+    let mut attempt = 1;
+    loop {
+        match js.get_or_create_stream(config.clone()).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) if attempt < CREATE_ATTEMPTS && server_failed(&e) => {
+                tracing::warn!(stream = %config.name, attempt, error = %e, "creating the stream failed on the server; retrying");
+                tokio::time::sleep(CREATE_RETRY_PAUSE * attempt).await;
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(BusError::nats(
+                    format!("creating stream {}", config.name),
+                    e,
+                ));
+            }
+        }
+    }
+}
+
 impl StreamSpec {
     fn subject(&self, event_subject: &str) -> String {
         format!("{}.{event_subject}", self.prefix)
@@ -139,15 +180,14 @@ impl StreamSpec {
         &self,
         js: &jetstream::Context,
     ) -> Result<jetstream::stream::Stream, BusError> {
-        js.get_or_create_stream(jetstream::stream::Config {
+        let config = jetstream::stream::Config {
             name: self.stream.clone(),
             subjects: vec![format!("{}.>", self.prefix)],
             storage: jetstream::stream::StorageType::File,
             duplicate_window: self.duplicate_window,
             ..Default::default()
-        })
-        .await
-        .map_err(|e| BusError::nats(format!("creating stream {}", self.stream), e))
+        };
+        create_stream(js, config).await
     }
 
     /// The stream's last sequence (= the last journal sequence published), and its first.
@@ -157,5 +197,32 @@ impl StreamSpec {
             .await
             .map_err(|e| BusError::nats(format!("stream {} info", self.stream), e))?;
         Ok((info.state.first_sequence, info.state.last_sequence))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jetstream::context::{CreateStreamError, CreateStreamErrorKind};
+
+    fn jetstream_error(code: usize, err_code: u64) -> CreateStreamError {
+        let e: jetstream::Error = serde_json::from_value(serde_json::json!({
+            "code": code, "err_code": err_code, "description": "from the server"
+        }))
+        .expect("a JetStream error as the server sends it");
+        CreateStreamError::new(CreateStreamErrorKind::JetStream(e))
+    }
+
+    #[test]
+    fn only_failures_inside_the_server_are_retried() {
+        assert!(server_failed(&jetstream_error(500, 10049)));
+        // Refused: a bad config stays refused however often it is sent.
+        assert!(!server_failed(&jetstream_error(400, 10058)));
+        assert!(!server_failed(&CreateStreamError::new(
+            CreateStreamErrorKind::TimedOut
+        )));
+        assert!(!server_failed(&CreateStreamError::new(
+            CreateStreamErrorKind::InvalidStreamName
+        )));
     }
 }
