@@ -1,9 +1,8 @@
 //! The store's tables.
 
 use std::path::Path;
-use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 use crate::AlertsError;
 
@@ -47,46 +46,30 @@ pub(crate) fn sqlite(path: &Path) -> impl FnOnce(rusqlite::Error) -> AlertsError
 
 /// Opens (creating the file, its folder and the schema) a read-write connection.
 pub(crate) fn open_writer(path: &Path) -> Result<Connection, AlertsError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| AlertsError::Io {
-            path: dir.display().to_string(),
-            source,
-        })?;
-    }
-    let conn = Connection::open(path).map_err(sqlite(path))?;
-    conn.busy_timeout(Duration::from_secs(5))
-        .map_err(sqlite(path))?;
-    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
-        .map_err(sqlite(path))?;
-    // Derived data with its position in the same transaction: a commit lost to a power cut is
-    // applied again from the journal, so an fsync per batch buys nothing.
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(sqlite(path))?;
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(sqlite(path))?;
-    if version > SCHEMA_VERSION {
-        return Err(AlertsError::Schema {
-            path: path.display().to_string(),
-            found: version,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    conn.execute_batch(SCHEMA).map_err(sqlite(path))?;
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-        .map_err(sqlite(path))?;
-    Ok(conn)
+    journal::derived::open_writer(path, SCHEMA, SCHEMA_VERSION)
 }
 
 pub(crate) fn open_reader(path: &Path) -> Result<Connection, AlertsError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(sqlite(path))?;
-    conn.busy_timeout(Duration::from_secs(5))
-        .map_err(sqlite(path))?;
-    Ok(conn)
+    journal::derived::open_reader(path)
+}
+
+impl journal::derived::StoreError for AlertsError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        AlertsError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+    fn sqlite(path: &Path, source: rusqlite::Error) -> Self {
+        sqlite(path)(source)
+    }
+    fn schema_too_new(path: &Path, found: i64, supported: i64) -> Self {
+        AlertsError::Schema {
+            path: path.display().to_string(),
+            found,
+            supported,
+        }
+    }
 }
 
 /// A value of the `meta` table (0 when absent).

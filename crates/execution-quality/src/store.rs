@@ -22,12 +22,11 @@ use miniz_oxide::deflate::core::{
     create_comp_flags_from_zip_params,
 };
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use execq::{OrderQuality, RowChange, RowUpdater, SpreadUpdate};
 use model::Timestamp;
 use rusqlite::types::Value;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use crate::QualityError;
 
@@ -140,6 +139,25 @@ fn sqlite(path: &Path) -> impl FnOnce(rusqlite::Error) -> QualityError + '_ {
     }
 }
 
+impl journal::derived::StoreError for QualityError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        QualityError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+    fn sqlite(path: &Path, source: rusqlite::Error) -> Self {
+        sqlite(path)(source)
+    }
+    fn schema_too_new(path: &Path, found: i64, supported: i64) -> Self {
+        QualityError::Schema {
+            path: path.display().to_string(),
+            found,
+            supported,
+        }
+    }
+}
+
 /// The Rule 605 month of a receipt time, as `execq::rule605_from_rows` computes it.
 fn month_of(ts: Timestamp) -> String {
     ts.to_datetime().format("%Y-%m").to_string()
@@ -155,38 +173,13 @@ pub struct RowWriter {
 impl RowWriter {
     /// Opens (creating) the store at `path`.
     pub fn open(path: &Path) -> Result<RowWriter, QualityError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| QualityError::Io {
-                path: dir.display().to_string(),
-                source,
-            })?;
-        }
-        let conn = Connection::open(path).map_err(sqlite(path))?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(sqlite(path))?;
-        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
-            .map_err(sqlite(path))?;
-        // NORMAL: a commit reaches the WAL without an fsync. A row commit lost to a power cut
-        // is only harmful once a snapshot that no longer holds its order is durable (nothing
-        // would finalize it again), so the consumer calls `sync` before every snapshot
+        // `synchronous=NORMAL` (journal::derived): a row commit lost to a power cut is only
+        // harmful once a snapshot that no longer holds its order is durable (nothing would
+        // finalize it again), so the consumer calls `sync` before every snapshot
         // (`Snapshot::before_snapshot`): one fsync per snapshot instead of one per batch, off
         // the disk the journal's group commits wait on. A row lost with the tail after the
         // snapshot comes back when the journal tail is replayed (same row, same order id).
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(sqlite(path))?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(sqlite(path))?;
-        if version > SCHEMA_VERSION {
-            return Err(QualityError::Schema {
-                path: path.display().to_string(),
-                found: version,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        conn.execute_batch(SCHEMA).map_err(sqlite(path))?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(sqlite(path))?;
+        let conn = journal::derived::open_writer::<QualityError>(path, SCHEMA, SCHEMA_VERSION)?;
         Ok(RowWriter {
             path: path.to_owned(),
             conn,
@@ -348,15 +341,7 @@ impl RowReader {
         if let Some(c) = idle {
             return Ok(c);
         }
-        let path = self.path.as_path();
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(sqlite(path))?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(sqlite(path))?;
-        Ok(conn)
+        journal::derived::open_reader(&self.path)
     }
 
     fn give_back(&self, conn: Connection) {

@@ -39,6 +39,7 @@
 
 pub mod archive;
 pub mod bus;
+pub mod derived;
 mod error;
 mod history;
 mod journal;
