@@ -116,7 +116,7 @@ impl IngestPublisher {
     }
 
     /// Publishes `events` and waits until the stream stored every one of them, retrying
-    /// through a NATS outage of up to [`OUTAGE_LIMIT`] (a retry stores nothing twice: the ids
+    /// through a NATS outage of up to `OUTAGE_LIMIT` (two minutes) (a retry stores nothing twice: the ids
     /// already stored are answered "duplicate").
     pub async fn publish(&self, events: &[Event]) -> Result<(), BusError> {
         let first = self.next.fetch_add(events.len() as u64, Ordering::AcqRel);

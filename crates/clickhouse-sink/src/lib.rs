@@ -3,7 +3,7 @@
 //! INSERT per table per batch, each row with its journal sequence (docs/CLICKHOUSE.md).
 //!
 //! **Exactly once.** After every batch the sink records the batch's last sequence in
-//! `sink_progress`; that is its [`StoredPosition`]. A row at or below it is stored for certain.
+//! `sink_progress`; that is its [`runtime::StoredPosition`]. A row at or below it is stored for certain.
 //! Above it, a row may be stored when an earlier run stopped between the inserts of a batch (or
 //! an INSERT's answer was lost): for those sequences, up to the highest `seq` each table held
 //! at start (or that a failed INSERT may have written), the sink asks the table which are there

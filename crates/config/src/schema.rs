@@ -300,7 +300,7 @@ pub struct HttpConfig {
     pub rate_limit_penalty_ms: u64,
     /// Browser origins (`https://desk.example.com`) allowed to send writes.
     pub allowed_origins: Vec<String>,
-    /// Host names accepted on a loopback listener besides localhost, 127.0.0.1 and [::1].
+    /// Host names accepted on a loopback listener besides localhost, 127.0.0.1 and `[::1]`.
     pub allowed_hosts: Vec<String>,
     /// Open execution-report streams (`GET /stream`), in all and per key.
     pub max_streams: usize,

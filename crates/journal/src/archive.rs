@@ -44,7 +44,7 @@
 //! For each segment: the file is written under a temporary name, fsynced, renamed to its final
 //! name and the folder fsynced; then the manifest is rewritten the same way (temporary file,
 //! fsync, rename); only then are the segment's events deleted from the journal, in
-//! transactions of at most [`DISCARD_CHUNK`](crate::journal) rows that also record the new
+//! transactions of at most 50,000 rows that also record the new
 //! `archived_through` in the journal's `meta` table. (In S3 an object appears whole when its
 //! upload completes, so the same order holds.) A crash therefore leaves one of:
 //! * a segment file not in the manifest: unreferenced; the next run deletes it and writes the

@@ -4,7 +4,7 @@
 //! market data `marketdata` sends over the ingest stream, and its outbox publishes every
 //! committed event to the event stream (stream sequence = journal sequence). Every other
 //! service is a consumer of that stream, built from the same parts as in `up`
-//! ([`crate::parts`]), with its own data dir. The gateway and the engine share a process
+//! (the `parts` module), with its own data dir. The gateway and the engine share a process
 //! because an order's acknowledgement waits for its journal commit: a network hop between them
 //! would sit inside every order's latency and add a second place where an order can be lost.
 

@@ -186,7 +186,7 @@ impl Host {
 
     /// Serves `routes` plus `/health` and `/metrics` until `shutdown`, then lets in-flight
     /// requests finish. Unknown routes answer with the JSON 404. Every route runs behind the
-    /// [`guard`](crate::guard) (connection cap, idle timeout, origin and media-type checks,
+    /// [`guard`] (connection cap, idle timeout, origin and media-type checks,
     /// in-flight cap, request timeout, rate per key, JSON errors).
     pub fn serve(
         self,

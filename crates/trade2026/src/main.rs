@@ -1,5 +1,8 @@
 //! The `trade2026` command. Thin by design: parse arguments, load config, call into the
 //! libraries, turn errors into a message and a nonzero exit code.
+// The argument structs' doc comments are the CLI's help text, written for a terminal
+// (`<data dir>`, `TRADE2026_<SECTION>__<KEY>`), not rustdoc markup.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
 use std::io::Write;
 use std::path::PathBuf;
