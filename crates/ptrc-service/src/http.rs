@@ -74,38 +74,44 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
     serde_json::to_value(v).map_err(|e| ApiError::internal(e.to_string()))
 }
 
-/// Save renderings when asked; the answer carries the report id.
-async fn maybe_save(
+/// Answers a report request with its JSON. With `save`, the report is first stored in the
+/// report store as JSON, CSV and HTML (`render` gives the CSV and HTML, and runs only then: a
+/// large report is not rendered three times for nothing) and the body carries its `report_id`.
+async fn answer_report(
     svc: &Ptrc,
     save: bool,
     (kind, account): (&str, Option<&str>),
-    title: String,
-    renderings: Vec<(Format, Vec<u8>)>,
-) -> Result<Option<String>, ApiError> {
-    if !save {
-        return Ok(None);
+    title: impl FnOnce() -> String,
+    mut json: serde_json::Value,
+    render: impl FnOnce() -> (String, String),
+) -> Result<Response, ApiError> {
+    if save {
+        let pretty =
+            serde_json::to_vec_pretty(&json).map_err(|e| ApiError::internal(e.to_string()))?;
+        let (csv, html) = render();
+        let renderings = [
+            (Format::Json, pretty),
+            (Format::Csv, csv.into_bytes()),
+            (Format::Html, html.into_bytes()),
+        ];
+        let now = Timestamp::now();
+        let meta = ReportMeta {
+            id: reports::new_id(kind, now),
+            kind: kind.to_string(),
+            title: title(),
+            created_at: now,
+            formats: renderings.iter().map(|(f, _)| *f).collect(),
+            account: account.map(str::to_string),
+        };
+        svc.reports.save(&meta, &renderings).await.map_err(|e| {
+            tracing::error!(error = %e, "report save failed");
+            unavailable("report_store_unavailable", e.to_string())
+        })?;
+        if let Some(obj) = json.as_object_mut() {
+            obj.insert("report_id".into(), serde_json::Value::String(meta.id));
+        }
     }
-    let now = Timestamp::now();
-    let meta = ReportMeta {
-        id: reports::new_id(kind, now),
-        kind: kind.to_string(),
-        title,
-        created_at: now,
-        formats: renderings.iter().map(|(f, _)| *f).collect(),
-        account: account.map(str::to_string),
-    };
-    svc.reports.save(&meta, &renderings).await.map_err(|e| {
-        tracing::error!(error = %e, "report save failed");
-        unavailable("report_store_unavailable", e.to_string())
-    })?;
-    Ok(Some(meta.id))
-}
-
-fn with_report_id(mut value: serde_json::Value, id: Option<String>) -> serde_json::Value {
-    if let (Some(id), Some(obj)) = (id, value.as_object_mut()) {
-        obj.insert("report_id".into(), serde_json::Value::String(id));
-    }
-    value
+    Ok(axum::Json(json).into_response())
 }
 
 impl Ptrc {
@@ -209,26 +215,26 @@ pub(crate) async fn pnl(
     };
     let report = svc.pnl_report(method, opts).await?;
     let json = to_json(&report)?;
-    let id = maybe_save(
+    answer_report(
         &svc,
         req.save,
         ("pnl", account.as_deref()),
-        format!(
-            "P&L {} ({})",
-            account.as_deref().unwrap_or("all accounts"),
-            method.as_str()
-        ),
-        vec![
+        || {
+            format!(
+                "P&L {} ({})",
+                account.as_deref().unwrap_or("all accounts"),
+                method.as_str()
+            )
+        },
+        json,
+        || {
             (
-                Format::Json,
-                serde_json::to_vec_pretty(&json).unwrap_or_default(),
-            ),
-            (Format::Csv, ptrc::pnl::pnl_to_csv(&report).into_bytes()),
-            (Format::Html, ptrc::pnl::pnl_to_html(&report).into_bytes()),
-        ],
+                ptrc::pnl::pnl_to_csv(&report),
+                ptrc::pnl::pnl_to_html(&report),
+            )
+        },
     )
-    .await?;
-    Ok(axum::Json(with_report_id(json, id)).into_response())
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -312,22 +318,20 @@ pub(crate) async fn tax(
         Some(ptrc::tax::TaxFilter::Account(a)) => Some(a.as_str()),
         _ => None,
     };
-    let id = maybe_save(
+    answer_report(
         &svc,
         req.save,
         ("tax", account),
-        format!("Form 8949 {year}"),
-        vec![
+        || format!("Form 8949 {year}"),
+        json,
+        || {
             (
-                Format::Json,
-                serde_json::to_vec_pretty(&json).unwrap_or_default(),
-            ),
-            (Format::Csv, ptrc::tax::tax_to_csv(&report).into_bytes()),
-            (Format::Html, ptrc::tax::tax_to_html(&report).into_bytes()),
-        ],
+                ptrc::tax::tax_to_csv(&report),
+                ptrc::tax::tax_to_html(&report),
+            )
+        },
     )
-    .await?;
-    Ok(axum::Json(with_report_id(json, id)).into_response())
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -438,25 +442,20 @@ pub(crate) async fn compliance_scan(
     }
     // The same document as `surveillance::alerts_to_json`, with the alerts exactly as journaled.
     let json = serde_json::json!({ "alerts": values });
-    let id = maybe_save(
+    answer_report(
         &svc,
         req.save,
         ("compliance", None),
-        "Compliance scan".to_string(),
-        vec![
+        || "Compliance scan".to_string(),
+        json,
+        || {
             (
-                Format::Json,
-                serde_json::to_vec_pretty(&json).unwrap_or_default(),
-            ),
-            (
-                Format::Csv,
-                surveillance::alerts_to_csv(&alerts).into_bytes(),
-            ),
-            (Format::Html, crate::alerts_to_html(&alerts).into_bytes()),
-        ],
+                surveillance::alerts_to_csv(&alerts),
+                crate::alerts_to_html(&alerts),
+            )
+        },
     )
-    .await?;
-    Ok(axum::Json(with_report_id(json, id)).into_response())
+    .await
 }
 
 /// Whether a key may read a report: its own account's reports; reports over several accounts
@@ -649,22 +648,20 @@ pub(crate) async fn var(
         .await?;
     let report = ptrc::risk::value_at_risk(&positions, &prices, &var_req).map_err(ptrc_error)?;
     let json = to_json(&report)?;
-    let id = maybe_save(
+    answer_report(
         &svc,
         req.save,
         ("var", req.account.as_deref()),
-        format!("VaR {} {}", var_req.method.as_str(), var_req.confidence),
-        vec![
+        || format!("VaR {} {}", var_req.method.as_str(), var_req.confidence),
+        json,
+        || {
             (
-                Format::Json,
-                serde_json::to_vec_pretty(&json).unwrap_or_default(),
-            ),
-            (Format::Csv, ptrc::risk::var_to_csv(&report).into_bytes()),
-            (Format::Html, ptrc::risk::var_to_html(&report).into_bytes()),
-        ],
+                ptrc::risk::var_to_csv(&report),
+                ptrc::risk::var_to_html(&report),
+            )
+        },
     )
-    .await?;
-    Ok(axum::Json(with_report_id(json, id)).into_response())
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -712,26 +709,18 @@ pub(crate) async fn stress(
         .await?;
     let report = ptrc::stress::stress(&positions, &prices, &scenario).map_err(ptrc_error)?;
     let json = to_json(&report)?;
-    let id = maybe_save(
+    answer_report(
         &svc,
         req.save,
         ("stress", req.account.as_deref()),
-        "Stress test".to_string(),
-        vec![
+        || "Stress test".to_string(),
+        json,
+        || {
             (
-                Format::Json,
-                serde_json::to_vec_pretty(&json).unwrap_or_default(),
-            ),
-            (
-                Format::Csv,
-                ptrc::stress::stress_to_csv(&report).into_bytes(),
-            ),
-            (
-                Format::Html,
-                ptrc::stress::stress_to_html(&report).into_bytes(),
-            ),
-        ],
+                ptrc::stress::stress_to_csv(&report),
+                ptrc::stress::stress_to_html(&report),
+            )
+        },
     )
-    .await?;
-    Ok(axum::Json(with_report_id(json, id)).into_response())
+    .await
 }

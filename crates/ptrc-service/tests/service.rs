@@ -414,6 +414,10 @@ async fn a_compliance_scan_returns_the_scanners_alerts_within_the_keys_scope() {
         )
         .await;
     assert_eq!(count(&v), 2);
+    assert!(
+        v.get("report_id").is_none(),
+        "an answer not saved names no report: {v}"
+    );
     let (status, v) = h
         .post("/compliance/scan", &h.admin, r#"{"from":"yesterday"}"#)
         .await;
