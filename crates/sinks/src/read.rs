@@ -42,23 +42,13 @@ impl TickStore {
         to: Timestamp,
         limit: usize,
     ) -> Result<Vec<TradeTick>, SinkError> {
-        let sql = format!(
-            "SELECT {TRADE_COLS} FROM trades
-             WHERE symbol = ?1 AND (?2 IS NULL OR venue = ?2) AND ts >= ?3 AND ts < ?4
-             ORDER BY ts, seq LIMIT ?5"
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(
-            params![
-                symbol,
-                venue,
-                from.as_nanos(),
-                to.as_nanos(),
-                sql_limit(limit)
-            ],
+        let sql = format!("SELECT {TRADE_COLS} FROM trades {IN_RANGE}");
+        self.in_range(
+            &sql,
+            (symbol, venue, from, to, limit),
             raw_trade,
-        )?;
-        rows.map(|r| decode_trade(r?)).collect()
+            decode_trade,
+        )
     }
 
     /// The latest trade of `symbol` (greatest ts; ties broken by journal order).
@@ -67,16 +57,8 @@ impl TickStore {
         symbol: &str,
         venue: Option<&str>,
     ) -> Result<Option<TradeTick>, SinkError> {
-        let sql = format!(
-            "SELECT {TRADE_COLS} FROM trades WHERE symbol = ?1 AND (?2 IS NULL OR venue = ?2)
-             ORDER BY ts DESC, seq DESC LIMIT 1"
-        );
-        let raw = self
-            .conn
-            .prepare_cached(&sql)?
-            .query_row(params![symbol, venue], raw_trade)
-            .optional()?;
-        raw.map(decode_trade).transpose()
+        let sql = format!("SELECT {TRADE_COLS} FROM trades {LATEST}");
+        self.latest(&sql, symbol, venue, raw_trade, decode_trade)
     }
 
     /// Quotes of `symbol` with `from <= ts < to`, oldest first, at most `limit`.
@@ -88,23 +70,13 @@ impl TickStore {
         to: Timestamp,
         limit: usize,
     ) -> Result<Vec<Quote>, SinkError> {
-        let sql = format!(
-            "SELECT {QUOTE_COLS} FROM quotes
-             WHERE symbol = ?1 AND (?2 IS NULL OR venue = ?2) AND ts >= ?3 AND ts < ?4
-             ORDER BY ts, seq LIMIT ?5"
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(
-            params![
-                symbol,
-                venue,
-                from.as_nanos(),
-                to.as_nanos(),
-                sql_limit(limit)
-            ],
+        let sql = format!("SELECT {QUOTE_COLS} FROM quotes {IN_RANGE}");
+        self.in_range(
+            &sql,
+            (symbol, venue, from, to, limit),
             raw_quote,
-        )?;
-        rows.map(|r| decode_quote(r?)).collect()
+            decode_quote,
+        )
     }
 
     /// The latest quote of `symbol` (greatest ts; ties broken by journal order).
@@ -113,16 +85,48 @@ impl TickStore {
         symbol: &str,
         venue: Option<&str>,
     ) -> Result<Option<Quote>, SinkError> {
-        let sql = format!(
-            "SELECT {QUOTE_COLS} FROM quotes WHERE symbol = ?1 AND (?2 IS NULL OR venue = ?2)
-             ORDER BY ts DESC, seq DESC LIMIT 1"
-        );
-        let raw = self
+        let sql = format!("SELECT {QUOTE_COLS} FROM quotes {LATEST}");
+        self.latest(&sql, symbol, venue, raw_quote, decode_quote)
+    }
+
+    /// Rows of one symbol (on one venue, or all) in `[from, to)`, in time order: `sql` ends
+    /// in [`IN_RANGE`]; `raw` reads a row, `decode` turns it into its type.
+    fn in_range<R, T>(
+        &self,
+        sql: &str,
+        (symbol, venue, from, to, limit): (&str, Option<&str>, Timestamp, Timestamp, usize),
+        raw: fn(&Row<'_>) -> rusqlite::Result<R>,
+        decode: fn(R) -> Result<T, SinkError>,
+    ) -> Result<Vec<T>, SinkError> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(
+            params![
+                symbol,
+                venue,
+                from.as_nanos(),
+                to.as_nanos(),
+                sql_limit(limit)
+            ],
+            raw,
+        )?;
+        rows.map(|r| decode(r?)).collect()
+    }
+
+    /// The newest row of one symbol (on one venue, or all): `sql` ends in [`LATEST`].
+    fn latest<R, T>(
+        &self,
+        sql: &str,
+        symbol: &str,
+        venue: Option<&str>,
+        raw: fn(&Row<'_>) -> rusqlite::Result<R>,
+        decode: fn(R) -> Result<T, SinkError>,
+    ) -> Result<Option<T>, SinkError> {
+        let found = self
             .conn
-            .prepare_cached(&sql)?
-            .query_row(params![symbol, venue], raw_quote)
+            .prepare_cached(sql)?
+            .query_row(params![symbol, venue], raw)
             .optional()?;
-        raw.map(decode_quote).transpose()
+        found.map(decode).transpose()
     }
 
     /// Book snapshots and deltas of `symbol` with `from <= ts < to`, in order, at most `limit`.
@@ -134,62 +138,13 @@ impl TickStore {
         to: Timestamp,
         limit: usize,
     ) -> Result<Vec<BookUpdate>, SinkError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, venue, symbol, ts, is_snapshot, bids, asks, first_sequence, sequence
-             FROM book_updates
-             WHERE symbol = ?1 AND (?2 IS NULL OR venue = ?2) AND ts >= ?3 AND ts < ?4
-             ORDER BY ts, seq LIMIT ?5",
-        )?;
-        let rows = stmt.query_map(
-            params![
-                symbol,
-                venue,
-                from.as_nanos(),
-                to.as_nanos(),
-                sql_limit(limit)
-            ],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, bool>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, Option<i64>>(7)?,
-                    r.get::<_, Option<i64>>(8)?,
-                ))
-            },
-        )?;
-        rows.map(|r| {
-            let (seq, venue, symbol, ts, is_snapshot, bids, asks, first, last) = r?;
-            let d = Decoder::new("book_updates", seq);
-            let instrument = d.instrument(venue, symbol)?;
-            let bids = d.levels(&bids)?;
-            let asks = d.levels(&asks)?;
-            let ts = Timestamp::from_nanos(ts);
-            let sequence = d.venue_seq(last)?;
-            Ok(if is_snapshot {
-                BookUpdate::Snapshot(BookSnapshot {
-                    instrument,
-                    bids,
-                    asks,
-                    sequence,
-                    ts,
-                })
-            } else {
-                BookUpdate::Delta(BookDelta {
-                    instrument,
-                    bids,
-                    asks,
-                    first_sequence: d.venue_seq(first)?,
-                    sequence,
-                    ts,
-                })
-            })
-        })
-        .collect()
+        let sql = format!("SELECT {BOOK_COLS} FROM book_updates {IN_RANGE}");
+        self.in_range(
+            &sql,
+            (symbol, venue, from, to, limit),
+            raw_book,
+            decode_book,
+        )
     }
 
     /// Bars of `symbol` and `interval` whose open time `start` is in `[from, to)`, by start
@@ -430,6 +385,14 @@ fn day_start_nanos(d: NaiveDate) -> i64 {
 }
 
 // Keep in step with `raw_trade` / `raw_quote`.
+/// The end of a range query: one symbol (`?1`), on one venue or all (`?2`), `?3 <= ts < ?4`, in
+/// time order (ties in journal order), at most `?5` rows.
+const IN_RANGE: &str = "WHERE symbol = ?1 AND (?2 IS NULL OR venue = ?2) AND ts >= ?3 AND ts < ?4
+     ORDER BY ts, seq LIMIT ?5";
+/// The end of a latest-row query: greatest ts, ties broken by journal order.
+const LATEST: &str =
+    "WHERE symbol = ?1 AND (?2 IS NULL OR venue = ?2) ORDER BY ts DESC, seq DESC LIMIT 1";
+const BOOK_COLS: &str = "seq, venue, symbol, ts, is_snapshot, bids, asks, first_sequence, sequence";
 const TRADE_COLS: &str = "seq, venue, symbol, ts, price, quantity, aggressor, trade_id";
 const QUOTE_COLS: &str = "seq, venue, symbol, ts, bid, bid_size, ask, ask_size";
 
@@ -491,6 +454,60 @@ fn decode_quote(raw: RawQuote) -> Result<Quote, SinkError> {
         ask: d.parse("ask", &ask)?,
         ask_size: d.parse::<Quantity>("ask_size", &ask_size)?,
         ts: Timestamp::from_nanos(ts),
+    })
+}
+
+type RawBook = (
+    i64,
+    String,
+    String,
+    i64,
+    bool,
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn raw_book(r: &Row<'_>) -> rusqlite::Result<RawBook> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+fn decode_book(raw: RawBook) -> Result<BookUpdate, SinkError> {
+    let (seq, venue, symbol, ts, is_snapshot, bids, asks, first, last) = raw;
+    let d = Decoder::new("book_updates", seq);
+    let instrument = d.instrument(venue, symbol)?;
+    let bids = d.levels(&bids)?;
+    let asks = d.levels(&asks)?;
+    let ts = Timestamp::from_nanos(ts);
+    let sequence = d.venue_seq(last)?;
+    Ok(if is_snapshot {
+        BookUpdate::Snapshot(BookSnapshot {
+            instrument,
+            bids,
+            asks,
+            sequence,
+            ts,
+        })
+    } else {
+        BookUpdate::Delta(BookDelta {
+            instrument,
+            bids,
+            asks,
+            first_sequence: d.venue_seq(first)?,
+            sequence,
+            ts,
+        })
     })
 }
 
