@@ -579,6 +579,7 @@ mod tests {
             "FeedSilent",
             "HighErrorRate",
             "MemoryGrowth",
+            "ConsumersStarvedOfCpu",
         ] {
             assert!(names.contains(&want), "{want} in {names:?}");
         }
@@ -758,6 +759,36 @@ mod tests {
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].1, 9.5);
         assert_eq!(v[0].0["route"], "/orders");
+    }
+
+    /// Every port of `up` shows the process-wide lane counter; the built-in rule reads the
+    /// gateway's only, so one starved process raises one alert.
+    #[test]
+    fn starved_consumers_are_alerted_once_per_process() {
+        let rules = RuleFile::defaults();
+        let rule = rules
+            .rules()
+            .find(|r| r.alert == "ConsumersStarvedOfCpu")
+            .expect("built-in rule");
+        let mut h = history();
+        for (t, raises) in [(0, 0.0), (60_000, 6.0), (120_000, 12.0)] {
+            for service in ["gateway", "ptrc"] {
+                h.record(
+                    service,
+                    t,
+                    vec![s("trade2026_background_lane_raises_total", &[], raises)],
+                );
+            }
+        }
+        let v = eval(&rule.expr, &h, 120_000, 15_000);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].0["service"], "gateway");
+        assert!(
+            (v[0].1 - 0.1).abs() < 1e-12,
+            "6 raises a minute: {}",
+            v[0].1
+        );
+        assert!(v[0].1 > rule.threshold);
     }
 
     #[test]
