@@ -110,7 +110,7 @@ pub fn idle_this_thread() {
     let mut threads = lock_threads();
     if let Some(tid) = this_tid() {
         threads.push(tid);
-        REGISTERED.with(|r| r.set(true));
+        REGISTERED.with(|r| r.0.set(true));
     }
     if !RAISED.load(Ordering::Acquire) {
         set_idle_class(0, true);
@@ -171,8 +171,7 @@ pub fn lane_is_raised() -> bool {
     RAISED.load(Ordering::Acquire)
 }
 
-/// What the watchdog does at one look, from when the lane last beat and since when it has been
-/// raised (`None`: not raised). Pure, so the policy is tested without a scheduler.
+/// What the watchdog does at one look ([`lane_step`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LaneStep {
     Keep,
@@ -180,6 +179,8 @@ pub enum LaneStep {
     Lower,
 }
 
+/// The watchdog's policy, from when the lane last beat and since when it has been raised
+/// (`None`: not raised). Pure, so it is tested without a scheduler.
 pub fn lane_step(now: Instant, last_beat: Instant, raised_since: Option<Instant>) -> LaneStep {
     match raised_since {
         Some(since) if now.saturating_duration_since(since) >= RAISED_FOR => LaneStep::Lower,
@@ -199,14 +200,8 @@ thread_local! {
     static REGISTERED: Registration = const { Registration(std::cell::Cell::new(false)) };
 }
 
-/// Takes the thread off [`THREADS`] when it ends.
+/// Takes the thread off [`THREADS`] when it ends (set once the thread is on it).
 struct Registration(std::cell::Cell<bool>);
-
-impl Registration {
-    fn set(&self, on: bool) {
-        self.0.set(on);
-    }
-}
 
 impl Drop for Registration {
     fn drop(&mut self) {

@@ -76,6 +76,8 @@ fn run_on_lane(work: Duration, within: Duration) -> Option<(bool, i32)> {
 #[test]
 fn a_lane_starved_by_normal_threads_is_raised_finishes_its_work_and_is_lowered_again() {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // A process started above nice 10 cannot lower its threads' nice value back to it.
+    let lane_nice = BACKGROUND_NICE.max(this_thread_nice());
     // The lane and its watchdog run before the load starts.
     assert!(run_on_lane(Duration::from_millis(1), Duration::from_secs(30)).is_some());
     let raises_before = lane_raises();
@@ -86,7 +88,7 @@ fn a_lane_starved_by_normal_threads_is_raised_finishes_its_work_and_is_lowered_a
     drop(hogs);
 
     let (_, nice) = finished.expect("consumer work on the lane finished while every core was busy");
-    assert_eq!(nice, BACKGROUND_NICE, "lane threads keep their nice value");
+    assert_eq!(nice, lane_nice, "lane threads keep their nice value");
     if !can_raise() {
         // Nice 10 alone: the lane was never idle class, so never starved.
         let (idle, _) = run_on_lane(Duration::from_millis(1), Duration::from_secs(30)).unwrap();
