@@ -1637,14 +1637,16 @@ impl WriterState {
     }
 
     fn commit(&mut self, batch: Batch) {
+        // A flush is a barrier behind everything queued before it: after a failed commit that
+        // is never "durable" (a caller would show state the disk does not hold).
+        if let Some(msg) = lock(&self.shared.failed).clone() {
+            return fail(batch, &msg);
+        }
         if batch.appends.is_empty() && batch.acks.is_empty() {
             for f in batch.flushes {
                 let _ = f.send(Ok(()));
             }
             return;
-        }
-        if let Some(msg) = lock(&self.shared.failed).clone() {
-            return fail(batch, &msg);
         }
         let fault = std::mem::replace(&mut *lock(&self.shared.fault), Fault::None);
         match fault {

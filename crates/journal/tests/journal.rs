@@ -374,3 +374,23 @@ fn a_wal_truncated_inside_its_last_frame_keeps_a_gap_free_prefix() {
     }
     assert_eq!(journal.verify_all().unwrap(), report.last_seq);
 }
+
+/// `flush` promises that everything queued before it is durable: after a failed commit that is
+/// never true, so a flush fails too (a caller using it as a barrier must not show state the disk
+/// does not hold).
+#[tokio::test]
+async fn after_a_failed_commit_a_flush_fails_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = Journal::open(&db(&dir)).unwrap();
+    journal.append(common::mixed(0)).await.unwrap();
+    journal
+        .flush()
+        .await
+        .expect("a flush after a durable append");
+    journal.inject_fault(journal::Fault::FailNextCommit);
+    assert!(journal.append(common::mixed(1)).await.is_err());
+    assert!(
+        matches!(journal.flush().await, Err(JournalError::WriterFailed(_))),
+        "a flush after a failed commit must fail"
+    );
+}
