@@ -10,7 +10,7 @@ use auth::{ApiKeys, Role};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRef, Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use journal::Bus;
@@ -161,40 +161,9 @@ fn paged(path: &str, p: &Params, page: Page<StoredAlert>) -> Response {
     let items: Vec<serde_json::Value> = page.items.into_iter().map(listed).collect();
     let mut res = axum::Json(serde_json::json!({ "alerts": items })).into_response();
     if let Some(next) = page.next_cursor {
-        let mut query: Vec<(String, String)> = p
-            .pairs()
-            .filter(|(k, _)| *k != "cursor")
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        query.sort();
-        query.push(("cursor".into(), next.to_string()));
-        let qs: Vec<String> = query
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect();
-        let link = format!("<{path}?{}>; rel=\"next\"", qs.join("&"));
-        let headers = res.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&link) {
-            headers.insert(header::LINK, v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&next.to_string()) {
-            headers.insert("x-next-cursor", v);
-        }
+        p.link_next_page(&mut res, path, &next.to_string());
     }
     res
-}
-
-/// Percent-encoding for a query component (unreserved characters stay as they are).
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The body of an acknowledgement: nothing yet (an empty body or `{}`), and nothing unknown.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use blotter::{FillQuery, OrderQuery, Page, StatusFilter};
 use engine::{EngineError, Outcome, QueryAnswer};
@@ -343,41 +343,9 @@ fn scope_accounts(scope: &Scope) -> Option<Vec<String>> {
 fn paged<T: Serialize>(path: &str, p: &Params, page: Page<T>) -> Response {
     let mut res = Json(page.items).into_response();
     if let Some(next) = page.next_cursor {
-        let mut query: Vec<(String, String)> = p
-            .pairs()
-            .filter(|(k, _)| *k != "cursor")
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        query.sort();
-        query.push(("cursor".into(), next.to_string()));
-        let qs: Vec<String> = query
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect();
-        let link = format!("<{path}?{}>; rel=\"next\"", qs.join("&"));
-        let headers = res.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&link) {
-            headers.insert(header::LINK, v);
-        }
-        headers.insert(
-            "x-next-cursor",
-            HeaderValue::from_str(&next.to_string()).unwrap_or(HeaderValue::from_static("")),
-        );
+        p.link_next_page(&mut res, path, &next.to_string());
     }
     res
-}
-
-/// Percent-encoding for a query component (unreserved characters stay as they are).
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// `symbol=` of a listing, in any case: 422 unless it could name a symbol.

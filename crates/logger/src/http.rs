@@ -350,36 +350,9 @@ async fn search(
     let next = page.next_cursor.map(|c| c.to_string());
     let mut res = axum::Json(json!({ "lines": lines, "next_cursor": next })).into_response();
     if let Some(next) = next {
-        let mut pairs: Vec<(&str, &str)> = p.pairs().filter(|(k, _)| *k != "cursor").collect();
-        pairs.sort();
-        let query: String = pairs
-            .iter()
-            .chain([("cursor", next.as_str())].iter())
-            .map(|(k, v)| format!("{}={}", percent(k), percent(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        let headers = res.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&format!("</logs?{query}>; rel=\"next\"")) {
-            headers.insert(header::LINK, v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&next) {
-            headers.insert("x-next-cursor", v);
-        }
+        p.link_next_page(&mut res, "/logs", &next);
     }
     Ok(res)
-}
-
-/// Percent-encodes all but the unreserved characters of a query component.
-pub fn percent(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// `GET /logs/tail?<filters>`: server-sent events, one `line` event per new stored line that

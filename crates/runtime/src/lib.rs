@@ -26,7 +26,9 @@ pub use consumer::{
     Consumer, ConsumerHandle, ConsumerMetrics, Lagging, ReplayError, Restored, Runner, Snapshot,
     SnapshotPolicy, Spec, StoredPosition, replay, restore,
 };
-pub use http::{Caller, ConsumerStatus, Params, Probe, Scope, parse_json, parse_time};
+pub use http::{
+    Caller, ConsumerStatus, Params, Probe, Scope, parse_json, parse_time, percent_encode,
+};
 pub use partition::{Partition, PartitionKey, Partitioning};
 pub use snapshot::{SnapshotStore, fingerprint};
 

@@ -129,7 +129,7 @@ impl LogsArgs {
         }
         pairs
             .iter()
-            .map(|(k, v)| format!("{k}={}", logger::http::percent(v)))
+            .map(|(k, v)| format!("{k}={}", runtime::percent_encode(v)))
             .collect::<Vec<_>>()
             .join("&")
     }
@@ -217,7 +217,7 @@ pub fn run(args: LogsArgs) -> Result<()> {
         while lines.len() < args.limit {
             let mut path = format!("/logs?{}", args.query(true));
             if let Some(c) = &cursor {
-                path.push_str(&format!("&cursor={}", logger::http::percent(c)));
+                path.push_str(&format!("&cursor={}", runtime::percent_encode(c)));
             }
             let page = client.get_json(&path).await?;
             if let Some(Value::Array(items)) = page.get("lines") {
