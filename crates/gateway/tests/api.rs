@@ -178,6 +178,10 @@ async fn the_plans_order_body_works_as_written() {
     assert_eq!(v["quantity"], "0.1", "0.1 stays exactly 0.1");
     assert_eq!(v["price"], "45000");
     assert_eq!(v["filled_quantity"], "0");
+    assert_eq!(
+        v["leaves_quantity"], "0.1",
+        "a resting order's whole quantity is working"
+    );
     assert_eq!(v["avg_fill_price"], Value::Null);
     assert_eq!(v["time_in_force"], "gtc");
     assert_eq!(v["symbol"], "BTCUSDT");
@@ -204,6 +208,7 @@ async fn a_market_buy_walks_the_book_and_shows_up_in_fills_and_positions() {
     let (status, v) = call(&h.app, "POST", "/orders", Some(&h.trader_key), Some(body)).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(v["status"], "filled");
+    assert_eq!(v["leaves_quantity"], "0");
     // 0.5 @ 45000.1 + 0.5 @ 45001.0 = 45000.55 average.
     assert_eq!(v["avg_fill_price"], "45000.55");
 
@@ -255,6 +260,10 @@ async fn risk_rejections_answer_422_with_the_code_and_the_rejected_order() {
     assert_eq!(v["error"]["code"], "price_collar");
     assert!(v["error"]["message"].as_str().unwrap().contains('%'), "{v}");
     assert_eq!(v["order"]["status"], "rejected");
+    assert_eq!(
+        v["order"]["leaves_quantity"], "0",
+        "a rejected order has nothing working"
+    );
 }
 
 #[tokio::test]
@@ -452,6 +461,30 @@ async fn api_keys_see_and_touch_only_their_accounts() {
 }
 
 #[tokio::test]
+async fn an_ioc_partly_filled_leaves_nothing_working() {
+    let h = harness().await;
+    // The book offers 1.5 up to 45001: an IOC for 2 at 45001 fills 1.5 and the rest expires; it is
+    // not left open (FIX LeavesQty 0 once the order is done).
+    let body = r#"{"account":"test_account","symbol":"BTCUSDT","side":"buy","type":"limit","quantity":"2","price":"45001","time_in_force":"ioc"}"#;
+    let (status, v) = call(&h.app, "POST", "/orders", Some(&h.trader_key), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["filled_quantity"], "1.5", "{v}");
+    assert_eq!(v["status"], "expired", "{v}");
+    assert_eq!(v["leaves_quantity"], "0", "{v}");
+    let id = v["order_id"].as_u64().unwrap();
+    let (_, got) = call(
+        &h.app,
+        "GET",
+        &format!("/orders/{id}"),
+        Some(&h.trader_key),
+        None,
+    )
+    .await;
+    assert_eq!(got["leaves_quantity"], "0", "{got}");
+    assert_eq!(got["status"], v["status"], "{got}");
+}
+
+#[tokio::test]
 async fn cancel_lifecycle_and_cancel_of_a_filled_order() {
     let h = harness().await;
     let (_, v) = call(
@@ -473,6 +506,10 @@ async fn cancel_lifecycle_and_cancel_of_a_filled_order() {
     .await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "canceled");
+    assert_eq!(
+        v["leaves_quantity"], "0",
+        "a canceled order has nothing working"
+    );
     let (status, v) = call(
         &h.app,
         "DELETE",
