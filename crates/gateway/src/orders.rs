@@ -65,14 +65,7 @@ impl From<Order> for OrderView {
     fn from(order: Order) -> Self {
         OrderView {
             symbol: order.instrument.symbol.to_string(),
-            // What is still working at the venue: nothing once the order is done (filled,
-            // canceled, rejected, expired), as FIX's LeavesQty (151) reports it; an IOC canceled
-            // after a partial fill leaves no quantity open, whatever it did not fill.
-            leaves_quantity: if order.status.is_terminal() {
-                Quantity::ZERO
-            } else {
-                order.leaves_quantity()
-            },
+            leaves_quantity: order.leaves_quantity(),
             order,
         }
     }

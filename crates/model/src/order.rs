@@ -215,7 +215,13 @@ impl Order {
         }
     }
 
+    /// The quantity still working: what is left to fill while the order is open, nothing once
+    /// it is done (filled, canceled, rejected, expired), as FIX's LeavesQty (151) reports it. An
+    /// IOC that expired after a partial fill leaves nothing open, whatever it did not fill.
     pub fn leaves_quantity(&self) -> Quantity {
+        if self.status.is_terminal() {
+            return Quantity::ZERO;
+        }
         Quantity::new(self.quantity.get() - self.filled_quantity.get()).unwrap_or(Quantity::ZERO)
     }
 
@@ -361,6 +367,24 @@ mod tests {
                 .field(),
             "quantity"
         );
+    }
+
+    #[test]
+    fn leaves_quantity_is_the_unfilled_rest_while_open_and_nothing_once_done() {
+        let mut o = order(OrderType::Market, None, None, "2").unwrap();
+        o.filled_quantity = Quantity::parse("0.5").unwrap();
+        for (status, leaves) in [
+            (OrderStatus::PendingNew, "1.5"),
+            (OrderStatus::Accepted, "1.5"),
+            (OrderStatus::PartiallyFilled, "1.5"),
+            (OrderStatus::Filled, "0"),
+            (OrderStatus::Canceled, "0"),
+            (OrderStatus::Rejected, "0"),
+            (OrderStatus::Expired, "0"),
+        ] {
+            o.status = status;
+            assert_eq!(o.leaves_quantity().to_string(), leaves, "{status:?}");
+        }
     }
 
     #[test]
