@@ -206,8 +206,10 @@ pub async fn start_core(
     let writer = blotter::BlotterWriter::open(&blotter_path, spec.idempotency_window_secs)?;
     let (blotter_writer, blotter_task) = runner
         .start_stored(
+            // Every order and fill read waits for this consumer (`orders.rs`, READ_BARRIER).
             runtime::Spec::new("blotter", blotter::BlotterWriter::FILTER)
-                .with_tick(std::time::Duration::from_secs(60)),
+                .with_tick(std::time::Duration::from_secs(60))
+                .read_through_wait(),
             writer,
         )
         .await?;

@@ -272,7 +272,8 @@ pub async fn start<B: Bus>(
     });
     let (index, index_task) = runner
         .start_stored(
-            Spec::new(INDEX, timeline::SUBJECTS),
+            // Every timeline read waits for the index (`http.rs`, INDEX_BARRIER).
+            Spec::new(INDEX, timeline::SUBJECTS).read_through_wait(),
             OrderIndex {
                 tx: intake.sender(),
                 store: store.clone(),

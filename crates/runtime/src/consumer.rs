@@ -84,6 +84,9 @@ pub struct Spec {
     pub batch: usize,
     /// Calls [`Consumer::tick`] at this period when set.
     pub tick: Option<Duration>,
+    /// Lingers [`STORE_LINGER`] instead of [`LINGER`] on a runner that lingers
+    /// ([`Runner::in_background`]); see [`Spec::read_through_wait`].
+    pub store_linger: bool,
 }
 
 impl Spec {
@@ -93,7 +96,17 @@ impl Spec {
             filter: filter.into(),
             batch: 1_024,
             tick: None,
+            store_linger: false,
         }
+    }
+
+    /// For a consumer whose result is a store that every read reaches through
+    /// [`ConsumerHandle::wait_for`] (a waiting read ends the linger at once): it may gather
+    /// events for [`STORE_LINGER`] and write them in one transaction, since no reader sees the
+    /// difference. Not for consumers whose output is pushed (alerts, features, streams).
+    pub fn read_through_wait(mut self) -> Spec {
+        self.store_linger = true;
+        self
     }
 
     pub fn with_tick(mut self, every: Duration) -> Spec {
@@ -423,6 +436,14 @@ pub struct Runner<B: Bus> {
 /// ([`ConsumerHandle::wait_for`]) ends the linger at once, so reads stay as fresh as before.
 pub const LINGER: Duration = Duration::from_millis(20);
 
+/// The linger of a consumer marked [`Spec::read_through_wait`]. Its transactions write each
+/// page they change in full (into the WAL, and again at the checkpoint), and at 1000 orders/s a
+/// 20 ms batch of an index spread over the accounts changes nearly as many pages as a full one:
+/// the blotter, execution-quality and order-timeline stores dirtied ~33 KB per order at 20 ms
+/// (3x the journal's own ~10 KB, on the same disk as its fsync), ~4 KB at 1 s
+/// (docs/BENCHMARKS.md). Full batches ([`Spec::batch`]) still fold at once.
+pub const STORE_LINGER: Duration = Duration::from_secs(1);
+
 /// Serializes a snapshot consumer's state (after [`Snapshot::before_snapshot`]).
 type SaveFn<C> = fn(&mut C) -> Result<Vec<u8>, String>;
 
@@ -638,6 +659,7 @@ async fn run_loop<B: Bus, C: Consumer>(
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
     let name = spec.name;
+    let linger = linger.map(|l| if spec.store_linger { STORE_LINGER } else { l });
     let mut out: Vec<Event> = Vec::new();
     // The first tick one period from now, not at once: a start catches up first (a tick can be
     // costly, and a consumer is not ready before it has caught up).

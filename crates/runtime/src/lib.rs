@@ -23,8 +23,8 @@ pub mod snapshot;
 pub mod strict;
 
 pub use consumer::{
-    Consumer, ConsumerHandle, ConsumerMetrics, Lagging, ReplayError, Restored, Runner, Snapshot,
-    SnapshotPolicy, Spec, StoredPosition, replay, restore,
+    Consumer, ConsumerHandle, ConsumerMetrics, Lagging, ReplayError, Restored, Runner,
+    STORE_LINGER, Snapshot, SnapshotPolicy, Spec, StoredPosition, replay, restore,
 };
 pub use http::{
     Caller, ConsumerStatus, Params, Probe, Scope, parse_json, parse_time, percent_encode,

@@ -588,6 +588,58 @@ async fn a_background_consumer_folds_below_the_callers_priority_and_a_reader_sti
     task.await.unwrap().unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_read_through_wait_gathers_a_longer_batch_until_a_read_hurries_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
+    let bus = InProcessBus::new(journal.clone());
+    let shutdown = CancellationToken::new();
+    let lane = runner(&bus, &shutdown).in_background();
+    let store = |name| SnapshotStore::open(&dir.path().join("snapshots"), name, 3).unwrap();
+    let (pushed, pushed_task) = lane
+        .start_snapshotted(
+            Spec::new("pushed", ">"),
+            store("pushed"),
+            policy(1_000_000),
+            "v1".into(),
+            Batches::default,
+        )
+        .await
+        .unwrap();
+    let (stored, stored_task) = lane
+        .start_snapshotted(
+            Spec::new("stored", ">").read_through_wait(),
+            store("stored"),
+            policy(1_000_000),
+            "v1".into(),
+            Batches::default,
+        )
+        .await
+        .unwrap();
+    publish(&bus, 1..=5).await;
+    let published = std::time::Instant::now();
+    // Past the default linger (20 ms), well inside the store linger (1 s): only the default
+    // consumer has folded.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let stored_early = stored.read(|b| b.sizes.clone());
+    if published.elapsed() < runtime::STORE_LINGER {
+        assert!(
+            stored_early.is_empty(),
+            "folded before its linger: {stored_early:?}"
+        );
+    }
+    eventually("the default consumer folds", || {
+        pushed.read(|b| b.sizes.iter().sum::<usize>()) == 5
+    })
+    .await;
+    // A read's barrier ends the store linger at once: one batch of all five.
+    stored.wait_for(5, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(stored.read(|b| b.sizes.clone()), vec![5]);
+    shutdown.cancel();
+    pushed_task.await.unwrap().unwrap();
+    stored_task.await.unwrap().unwrap();
+}
+
 /// Counts orders, and records in its own state the count at its last `before_snapshot`: a
 /// snapshot taken without the hook would show a different figure than the count it holds.
 #[derive(Debug, Default, Serialize, Deserialize)]
