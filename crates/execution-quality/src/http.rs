@@ -103,6 +103,7 @@ async fn quality_report(
         from,
         to,
     };
+    h.quality.catch_up().await;
     let (mut held, views, records, data_issues) = h.quality.consumer.read(|c| {
         let e = c.engine();
         (
@@ -303,6 +304,7 @@ async fn order(
     };
     // The engine first: an order leaves its full state only once its row is committed, so it
     // is in one of the two whenever it is looked up. Merged as `MergeById` does.
+    h.quality.catch_up().await;
     let (held, view) = h.quality.consumer.read(|c| {
         let e = c.engine();
         (e.order(&id), e.spread_view(&id))
@@ -356,6 +358,7 @@ async fn rule605(State(h): State<Http>, caller: Caller, p: Params) -> Result<Res
         .unwrap_or("json");
     let params = h.quality.params.clone();
     let updater = h.quality.updater().clone();
+    h.quality.catch_up().await;
     let (held, views) = match month_bounds(&month) {
         Some((from, to)) => h.quality.consumer.read(|c| {
             let in_month = ReportFilter {

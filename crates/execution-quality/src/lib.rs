@@ -77,6 +77,9 @@ pub enum QualityError {
 
 /// How often the fill-rate gauges are refreshed from the running aggregates.
 pub const GAUGE_REFRESH: Duration = Duration::from_secs(15);
+/// How long a report waits for the consumer to reach the journal's head
+/// ([`QualityHandle::catch_up`]); as the gateway's order reads.
+pub const READ_BARRIER: Duration = Duration::from_secs(2);
 
 /// The configuration that shapes the consumer's state: the parameters, and the layout
 /// versions of the engine and exporter snapshots inside it. A snapshot taken under another
@@ -94,6 +97,8 @@ pub fn fingerprint(params: &execq::Params) -> String {
 #[derive(Clone)]
 pub struct QualityHandle {
     consumer: ConsumerHandle<QualityConsumer>,
+    /// The journal's last durable sequence (what a read waits for the consumer to reach).
+    head: Arc<dyn Fn() -> u64 + Send + Sync>,
     rows: RowReader,
     params: Arc<execq::Params>,
     updater: Arc<execq::RowUpdater>,
@@ -103,6 +108,16 @@ impl QualityHandle {
     /// The consumer (a `runtime::Probe` for `/health`, and a read barrier).
     pub fn consumer(&self) -> &ConsumerHandle<QualityConsumer> {
         &self.consumer
+    }
+
+    /// Waits until the consumer has applied everything durable when it is called, so a report
+    /// includes every order acknowledged before the request (the consumer folds in batches of
+    /// up to [`runtime::STORE_LINGER`], which the wait cuts short). A consumer still behind
+    /// after [`READ_BARRIER`] is logged, and the report shows what it has applied.
+    pub async fn catch_up(&self) {
+        if let Err(lag) = self.consumer.wait_for((self.head)(), READ_BARRIER).await {
+            tracing::warn!(%lag, "execution quality behind the journal; the report may miss recent orders");
+        }
     }
 
     pub fn rows(&self) -> &RowReader {
@@ -147,12 +162,17 @@ pub async fn start<B: Bus>(
     restored
         .state
         .attach(writer, Some(QualityMetrics::register(metrics)));
-    let spec = Spec::new(NAME, FILTER).with_tick(GAUGE_REFRESH);
+    // Every report waits for the consumer (`QualityHandle::catch_up`).
+    let spec = Spec::new(NAME, FILTER)
+        .with_tick(GAUGE_REFRESH)
+        .read_through_wait();
     let (consumer, task) = runner
         .start_restored(spec, snapshots, policy, fp, restored)
         .await?;
+    let bus = runner.bus().clone();
     let handle = QualityHandle {
         consumer,
+        head: Arc::new(move || bus.last_seq()),
         rows: RowReader::new(&db),
         updater: Arc::new(execq::RowUpdater::new(&params)?),
         params: Arc::new(params),

@@ -39,24 +39,20 @@ fn gateway_orders_reach_execution_quality_and_a_wash_round_trip_alerts() {
     let (status, body) = http(p.gateway, "POST", "/orders", Some(sell));
     assert_eq!(status, 201, "{body}");
 
-    let order: Value = poll("the order in execution quality", || {
-        let (status, body) = http_get(p.quality, &format!("/quality/orders/{buy_id}"));
-        (status == 200).then(|| serde_json::from_str(&body).unwrap())
-    });
+    // No polling: every report waits for execution quality to apply what was acknowledged
+    // before it (its read barrier), so the first read already has both orders.
+    let (status, body) = http_get(p.quality, &format!("/quality/orders/{buy_id}"));
+    assert_eq!(status, 200, "{body}");
+    let order: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(order["account"], "washer");
     assert_eq!(order["symbol"], "BTCUSDT");
     assert_eq!(order["order_class"], "market");
     assert!(order["receipt_mid"].is_string(), "{order}");
     assert_eq!(order["fill_rate"], "1", "{order}");
-
-    // Both orders, once the consumer has applied the sell too (the buy's row can be served
-    // while the sell is still in the next batch: this service has no read barrier).
-    poll("both orders in execution quality's aggregates", || {
-        let (status, body) = http_get(p.quality, "/quality?account=washer");
-        assert_eq!(status, 200, "{body}");
-        let q: Value = serde_json::from_str(&body).unwrap();
-        (q["aggregates"]["overall"]["orders"] == 2).then_some(())
-    });
+    let (status, body) = http_get(p.quality, "/quality?account=washer");
+    assert_eq!(status, 200, "{body}");
+    let q: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(q["aggregates"]["overall"]["orders"], 2, "{q}");
 
     let (_, metrics) = http_get(p.quality, "/metrics");
     assert!(
