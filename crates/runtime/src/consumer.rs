@@ -689,7 +689,8 @@ async fn run_loop<B: Bus, C: Consumer>(
                     && batch.len() < spec.batch
                     && handle.is_ready()
                 {
-                    match grow(&mut sub, &mut batch, spec.batch, linger, &handle.progress, &shutdown).await {
+                    let head = || bus.last_seq();
+                    match grow(&mut sub, &mut batch, spec.batch, linger, &handle.progress, &shutdown, head).await {
                         Ok(()) => {}
                         Err(JournalError::Closed) => break,
                         Err(e) => return Err(RuntimeError::Bus { consumer: name, source: e }),
@@ -747,8 +748,13 @@ async fn run_loop<B: Bus, C: Consumer>(
     checkpoint_after_batch(&mut sub, &mut checkpoint, &handle, applied, true).await
 }
 
-/// Lets `batch` grow for `linger` (or until a reader hurries the consumer, or shutdown), then
-/// takes what arrived meanwhile, up to `max`, without waiting for more.
+/// How often a lingering consumer looks whether a full batch is waiting.
+const FULL_BATCH_CHECK: Duration = Duration::from_millis(50);
+
+/// Lets `batch` grow for `linger` (or until a reader hurries the consumer, a full batch is
+/// waiting, or shutdown), then takes what arrived meanwhile, up to `max`, without waiting for
+/// more. The full-batch check keeps a consumer's lag under about `max` events plus 50 ms of
+/// them at any rate (the lag alert's threshold is 10,000 events), whatever its linger.
 async fn grow<S: Subscription>(
     sub: &mut S,
     batch: &mut Vec<Delivery>,
@@ -756,10 +762,21 @@ async fn grow<S: Subscription>(
     linger: Duration,
     progress: &Progress,
     shutdown: &CancellationToken,
+    head: impl Fn() -> u64,
 ) -> Result<(), JournalError> {
+    let from = batch.first().map_or(0, |d| d.seq);
+    let full = async {
+        loop {
+            tokio::time::sleep(FULL_BATCH_CHECK).await;
+            if head().saturating_sub(from) >= max as u64 {
+                break;
+            }
+        }
+    };
     tokio::select! {
         _ = tokio::time::sleep(linger) => {}
         _ = progress.hurry.notified() => {}
+        _ = full => {}
         _ = shutdown.cancelled() => {}
     }
     while batch.len() < max {

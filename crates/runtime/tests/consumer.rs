@@ -640,6 +640,50 @@ async fn a_consumer_read_through_wait_gathers_a_longer_batch_until_a_read_hurrie
     stored_task.await.unwrap().unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lingering_consumer_folds_once_a_full_batch_is_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
+    let bus = InProcessBus::new(journal.clone());
+    let shutdown = CancellationToken::new();
+    let mut spec = Spec::new("full", ">").read_through_wait();
+    spec.batch = 4;
+    let (h, task) = runner(&bus, &shutdown)
+        .in_background()
+        .start_snapshotted(
+            spec,
+            SnapshotStore::open(&dir.path().join("snapshots"), "full", 3).unwrap(),
+            policy(1_000_000),
+            "v1".into(),
+            Batches::default,
+        )
+        .await
+        .unwrap();
+    // One event: a batch smaller than the batch size, so the consumer lingers on it.
+    publish(&bus, 1..=1).await;
+    let published = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(h.read(|b| b.sizes.is_empty()), "folded before its linger");
+    // Nine more: a full batch is waiting, which ends the linger at the next check (every
+    // 50 ms) instead of after the store linger (1 s); no reader hurries it.
+    publish(&bus, 2..=10).await;
+    eventually("the lingering batch folded", || {
+        h.read(|b| !b.sizes.is_empty())
+    })
+    .await;
+    let waited = published.elapsed();
+    assert!(
+        waited < runtime::STORE_LINGER,
+        "folded after {waited:?}: the full batch did not end the linger"
+    );
+    let sizes = h.read(|b| b.sizes.clone());
+    assert!(sizes.iter().all(|n| *n <= 4), "{sizes:?}");
+    h.wait_for(10, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(h.read(|b| b.sizes.iter().sum::<usize>()), 10);
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}
+
 /// Counts orders, and records in its own state the count at its last `before_snapshot`: a
 /// snapshot taken without the hook would show a different figure than the count it holds.
 #[derive(Debug, Default, Serialize, Deserialize)]
