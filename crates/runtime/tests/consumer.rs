@@ -684,6 +684,44 @@ async fn a_lingering_consumer_folds_once_a_full_batch_is_waiting() {
     task.await.unwrap().unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_reader_keeps_a_consumer_from_lingering_until_it_reaches_the_wanted_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
+    let bus = InProcessBus::new(journal.clone());
+    let shutdown = CancellationToken::new();
+    let (h, task) = runner(&bus, &shutdown)
+        .in_background()
+        .start_snapshotted(
+            Spec::new("wanted", ">").read_through_wait(),
+            SnapshotStore::open(&dir.path().join("snapshots"), "wanted", 3).unwrap(),
+            policy(1_000_000),
+            "v1".into(),
+            Batches::default,
+        )
+        .await
+        .unwrap();
+    publish(&bus, 1..=10).await;
+    let started = std::time::Instant::now();
+    // The reader wants 20 while 10 exist: its one notification ends the linger on the first
+    // ten; the next ten arrive later, and the consumer must not linger on them either.
+    let reader = {
+        let h = h.clone();
+        tokio::spawn(async move { h.wait_for(20, Duration::from_secs(10)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    publish(&bus, 11..=20).await;
+    reader.await.unwrap().unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited < runtime::STORE_LINGER,
+        "the reader waited {waited:?}: the consumer lingered on a batch a reader wanted"
+    );
+    assert_eq!(h.read(|b| b.sizes.iter().sum::<usize>()), 20);
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}
+
 /// Counts orders, and records in its own state the count at its last `before_snapshot`: a
 /// snapshot taken without the hook would show a different figure than the count it holds.
 #[derive(Debug, Default, Serialize, Deserialize)]
