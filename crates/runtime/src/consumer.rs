@@ -445,9 +445,10 @@ pub const LINGER: Duration = Duration::from_millis(20);
 /// The linger of a consumer marked [`Spec::read_through_wait`]. Its transactions write each
 /// page they change in full (into the WAL, and again at the checkpoint), and at 1000 orders/s a
 /// 20 ms batch of an index spread over the accounts changes nearly as many pages as a full one:
-/// the blotter, execution-quality and order-timeline stores dirtied ~33 KB per order at 20 ms
-/// (3x the journal's own ~10 KB, on the same disk as its fsync), ~4 KB at 1 s
-/// (docs/BENCHMARKS.md). Full batches ([`Spec::batch`]) still fold at once.
+/// at 1000 orders/s the platform dirtied 45 KB per order with every consumer at 20 ms and 27 KB
+/// with the blotter, execution-quality and order-timeline stores at 1 s (the journal's own
+/// share is ~10 KB, on the same disk as its fsync; docs/BENCHMARKS.md). Full batches
+/// ([`Spec::batch`]) still fold at once.
 pub const STORE_LINGER: Duration = Duration::from_secs(1);
 
 /// The batch size of a consumer marked [`Spec::read_through_wait`]: a full batch ends the

@@ -555,6 +555,27 @@ impl Snapshot for Batches {
     const STATE_VERSION: u32 = 1;
 }
 
+/// Starts a [`Batches`] consumer under `spec` on `lane`, with its snapshots under `dir`.
+async fn start_batches(
+    lane: &Runner<InProcessBus>,
+    dir: &std::path::Path,
+    spec: Spec,
+) -> (
+    runtime::ConsumerHandle<Batches>,
+    tokio::task::JoinHandle<Result<(), runtime::RuntimeError>>,
+) {
+    let store = SnapshotStore::open(&dir.join("snapshots"), spec.name, 3).unwrap();
+    lane.start_snapshotted(
+        spec,
+        store,
+        policy(1_000_000),
+        "v1".into(),
+        Batches::default,
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_background_consumer_folds_below_the_callers_priority_and_a_reader_still_gets_every_event()
  {
@@ -562,17 +583,8 @@ async fn a_background_consumer_folds_below_the_callers_priority_and_a_reader_sti
     let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
     let bus = InProcessBus::new(journal.clone());
     let shutdown = CancellationToken::new();
-    let (h, task) = runner(&bus, &shutdown)
-        .in_background()
-        .start_snapshotted(
-            Spec::new("batches", ">"),
-            SnapshotStore::open(&dir.path().join("snapshots"), "batches", 3).unwrap(),
-            policy(1_000_000),
-            "v1".into(),
-            Batches::default,
-        )
-        .await
-        .unwrap();
+    let lane = runner(&bus, &shutdown).in_background();
+    let (h, task) = start_batches(&lane, dir.path(), Spec::new("batches", ">")).await;
     publish(&bus, 1..=10).await;
     // The barrier a read uses: answered with all ten applied (a lingering batch is hurried).
     h.wait_for(10, Duration::from_secs(10)).await.unwrap();
@@ -595,27 +607,13 @@ async fn a_consumer_read_through_wait_gathers_a_longer_batch_until_a_read_hurrie
     let bus = InProcessBus::new(journal.clone());
     let shutdown = CancellationToken::new();
     let lane = runner(&bus, &shutdown).in_background();
-    let store = |name| SnapshotStore::open(&dir.path().join("snapshots"), name, 3).unwrap();
-    let (pushed, pushed_task) = lane
-        .start_snapshotted(
-            Spec::new("pushed", ">"),
-            store("pushed"),
-            policy(1_000_000),
-            "v1".into(),
-            Batches::default,
-        )
-        .await
-        .unwrap();
-    let (stored, stored_task) = lane
-        .start_snapshotted(
-            Spec::new("stored", ">").read_through_wait(),
-            store("stored"),
-            policy(1_000_000),
-            "v1".into(),
-            Batches::default,
-        )
-        .await
-        .unwrap();
+    let (pushed, pushed_task) = start_batches(&lane, dir.path(), Spec::new("pushed", ">")).await;
+    let (stored, stored_task) = start_batches(
+        &lane,
+        dir.path(),
+        Spec::new("stored", ">").read_through_wait(),
+    )
+    .await;
     publish(&bus, 1..=5).await;
     let published = std::time::Instant::now();
     // Past the default linger (20 ms), well inside the store linger (1 s): only the default
@@ -648,17 +646,8 @@ async fn a_lingering_consumer_folds_once_a_full_batch_is_waiting() {
     let shutdown = CancellationToken::new();
     let mut spec = Spec::new("full", ">").read_through_wait();
     spec.batch = 4;
-    let (h, task) = runner(&bus, &shutdown)
-        .in_background()
-        .start_snapshotted(
-            spec,
-            SnapshotStore::open(&dir.path().join("snapshots"), "full", 3).unwrap(),
-            policy(1_000_000),
-            "v1".into(),
-            Batches::default,
-        )
-        .await
-        .unwrap();
+    let lane = runner(&bus, &shutdown).in_background();
+    let (h, task) = start_batches(&lane, dir.path(), spec).await;
     // One event: a batch smaller than the batch size, so the consumer lingers on it.
     publish(&bus, 1..=1).await;
     let published = std::time::Instant::now();
@@ -690,17 +679,13 @@ async fn a_waiting_reader_keeps_a_consumer_from_lingering_until_it_reaches_the_w
     let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
     let bus = InProcessBus::new(journal.clone());
     let shutdown = CancellationToken::new();
-    let (h, task) = runner(&bus, &shutdown)
-        .in_background()
-        .start_snapshotted(
-            Spec::new("wanted", ">").read_through_wait(),
-            SnapshotStore::open(&dir.path().join("snapshots"), "wanted", 3).unwrap(),
-            policy(1_000_000),
-            "v1".into(),
-            Batches::default,
-        )
-        .await
-        .unwrap();
+    let lane = runner(&bus, &shutdown).in_background();
+    let (h, task) = start_batches(
+        &lane,
+        dir.path(),
+        Spec::new("wanted", ">").read_through_wait(),
+    )
+    .await;
     publish(&bus, 1..=10).await;
     let started = std::time::Instant::now();
     // The reader wants 20 while 10 exist: its one notification ends the linger on the first
