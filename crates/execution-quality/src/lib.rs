@@ -97,8 +97,6 @@ pub fn fingerprint(params: &execq::Params) -> String {
 #[derive(Clone)]
 pub struct QualityHandle {
     consumer: ConsumerHandle<QualityConsumer>,
-    /// The journal's last durable sequence (what a read waits for the consumer to reach).
-    head: Arc<dyn Fn() -> u64 + Send + Sync>,
     rows: RowReader,
     params: Arc<execq::Params>,
     updater: Arc<execq::RowUpdater>,
@@ -115,7 +113,7 @@ impl QualityHandle {
     /// up to [`runtime::STORE_LINGER`], which the wait cuts short). A consumer still behind
     /// after [`READ_BARRIER`] is logged, and the report shows what it has applied.
     pub async fn catch_up(&self) {
-        if let Err(lag) = self.consumer.wait_for((self.head)(), READ_BARRIER).await {
+        if let Err(lag) = self.consumer.caught_up(READ_BARRIER).await {
             tracing::warn!(%lag, "execution quality behind the journal; the report may miss recent orders");
         }
     }
@@ -169,10 +167,8 @@ pub async fn start<B: Bus>(
     let (consumer, task) = runner
         .start_restored(spec, snapshots, policy, fp, restored)
         .await?;
-    let bus = runner.bus().clone();
     let handle = QualityHandle {
         consumer,
-        head: Arc::new(move || bus.last_seq()),
         rows: RowReader::new(&db),
         updater: Arc::new(execq::RowUpdater::new(&params)?),
         params: Arc::new(params),

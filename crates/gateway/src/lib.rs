@@ -39,14 +39,12 @@ pub struct Gateway {
 }
 
 /// Where reads come from: the blotter (orders, fills) and the positions view, both written
-/// from the journal after commit, and the journal's head (what a read must include).
+/// from the journal after commit (each read waits for its view to reach the journal's head).
 #[derive(Clone)]
 pub struct Reads {
     pub blotter: blotter::Blotter,
     pub blotter_writer: runtime::ConsumerHandle<blotter::BlotterWriter>,
     pub positions: runtime::ConsumerHandle<blotter::PositionsView>,
-    /// The journal's last durable sequence.
-    pub head: Arc<dyn Fn() -> u64 + Send + Sync>,
     /// The journal itself, for resuming the execution-report stream (`Last-Event-ID`).
     pub journal: journal::Journal,
 }
@@ -229,10 +227,6 @@ pub async fn start_core(
             blotter: blotter::Blotter::open(&blotter_path),
             blotter_writer,
             positions,
-            head: {
-                let journal = journal.clone();
-                Arc::new(move || journal.last_seq())
-            },
             journal,
         },
         snapshotter: started.snapshotter,

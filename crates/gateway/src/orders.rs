@@ -113,10 +113,9 @@ async fn read<T: Send + 'static>(
 
 /// Waits until the blotter includes everything durable when the request arrived.
 async fn orders_barrier(gw: &Gateway) -> Result<(), ApiError> {
-    let target = (gw.reads.head)();
     gw.reads
         .blotter_writer
-        .wait_for(target, READ_BARRIER)
+        .caught_up(READ_BARRIER)
         .await
         .map_err(behind)
 }
@@ -455,10 +454,9 @@ pub async fn list_positions(
 ) -> Result<Json<Vec<positions::Position>>, ApiError> {
     p.allow(&["account"])?;
     let scope = caller.read_scope(p.get("account"))?;
-    let target = (gw.reads.head)();
     gw.reads
         .positions
-        .wait_for(target, READ_BARRIER)
+        .caught_up(READ_BARRIER)
         .await
         .map_err(behind)?;
     let accounts: Option<Vec<AccountId>> = match scope {

@@ -173,6 +173,18 @@ impl Intake {
             .map_err(|_| "the log store could not write these lines".to_owned())?
     }
 
+    /// Waits, at most `wait`, until every line queued before the call is stored: a read's
+    /// barrier, since captured lines linger in the writer while nobody waits for them
+    /// (`writer::CAPTURED_LINGER`). `false` when it could not wait (the queue is full, the
+    /// writer stopped, a write failed or `wait` passed); the read then shows what is stored.
+    pub async fn written(&self, wait: std::time::Duration) -> bool {
+        let (done, stored) = tokio::sync::oneshot::channel();
+        if self.shared.tx.try_send(Job::Flush(done)).is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(wait, stored).await, Ok(Ok(())))
+    }
+
     /// The writer took `n` pushed lines off the queue.
     pub(crate) fn pushed_taken(&self, n: usize) {
         self.shared.pushed_waiting.fetch_sub(n, Ordering::AcqRel);

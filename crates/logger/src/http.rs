@@ -45,19 +45,14 @@ const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1_000;
 /// Most log lines in one timeline.
 const MAX_TIMELINE_LINES: usize = 1_000;
-/// How long a timeline waits for the order index to catch up with the journal.
-const INDEX_BARRIER: Duration = Duration::from_secs(2);
+/// How long a read waits for the order index to reach the journal's head, and for the log
+/// writer to store the lines captured before it.
+const READ_BARRIER: Duration = Duration::from_secs(2);
 
 /// The filters every read takes.
 const FILTERS: [&str; 8] = [
     "service", "level", "q", "from", "to", "order_id", "account", "symbol",
 ];
-
-/// The order index and a way to read the journal's head.
-type IndexBarrier = (
-    ConsumerHandle<OrderIndex>,
-    Arc<dyn Fn() -> u64 + Send + Sync>,
-);
 
 /// What the routes need.
 #[derive(Clone)]
@@ -67,8 +62,8 @@ pub struct LogsApi {
     tail: Tail,
     keys: ApiKeys,
     streams: Arc<Semaphore>,
-    /// The order index and the journal's head, for the timeline's read barrier.
-    index: Option<IndexBarrier>,
+    /// The order index, for the timeline's read barrier.
+    index: Option<ConsumerHandle<OrderIndex>>,
     shutdown: CancellationToken,
 }
 
@@ -94,12 +89,8 @@ impl LogsApi {
 
     /// Timelines wait (briefly) until the order index has applied what the journal held when
     /// the request came.
-    pub fn with_index_barrier(
-        mut self,
-        index: ConsumerHandle<OrderIndex>,
-        head: impl Fn() -> u64 + Send + Sync + 'static,
-    ) -> LogsApi {
-        self.index = Some((index, Arc::new(head)));
+    pub fn with_index_barrier(mut self, index: ConsumerHandle<OrderIndex>) -> LogsApi {
+        self.index = Some(index);
         self
     }
 }
@@ -311,6 +302,13 @@ fn filter(p: &Params, caller: &Caller) -> Result<Filter, ApiError> {
     })
 }
 
+/// A read's barrier on the log writer: the read shows every line captured before it.
+async fn lines_written(api: &LogsApi) {
+    if !api.intake.written(READ_BARRIER).await {
+        tracing::warn!("log writer behind; this read may miss the newest captured lines");
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::LoggerError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -344,6 +342,7 @@ async fn search(
             })
         })
         .transpose()?;
+    lines_written(&api).await;
     let store = api.store.clone();
     let page = blocking(move || store.page(&filter, cursor, limit)).await?;
     let lines: Vec<Value> = page.lines.iter().map(|l| l.to_json()).collect();
@@ -416,11 +415,12 @@ async fn timeline(
     let order_id: u64 = id
         .parse()
         .map_err(|_| ApiError::not_found("order_not_found", format!("no order {id:?}")))?;
-    if let Some((index, head)) = &api.index
-        && let Err(lag) = index.wait_for(head(), INDEX_BARRIER).await
+    if let Some(index) = &api.index
+        && let Err(lag) = index.caught_up(READ_BARRIER).await
     {
         tracing::warn!(%lag, "order index behind the journal; the timeline may miss recent events");
     }
+    lines_written(&api).await;
     let store = api.store.clone();
     let (events, lines) = blocking(move || {
         Ok((

@@ -26,7 +26,6 @@ pub mod timeline;
 pub mod writer;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
@@ -135,8 +134,6 @@ pub struct LoggerService {
     pub intake: Intake,
     pub tail: writer::Tail,
     pub index: ConsumerHandle<OrderIndex>,
-    /// The journal's head (the timeline's read barrier waits for the index to reach it).
-    head: Arc<dyn Fn() -> u64 + Send + Sync>,
     /// `(name, task)`: the order index and the writer (which ends after the shutdown drained it).
     pub tasks: Vec<(&'static str, JoinHandle<Result<(), RuntimeError>>)>,
 }
@@ -149,7 +146,6 @@ impl LoggerService {
         max_streams: usize,
         shutdown: CancellationToken,
     ) -> axum::Router {
-        let head = self.head.clone();
         routes(
             LogsApi::new(
                 self.store.clone(),
@@ -159,7 +155,7 @@ impl LoggerService {
                 max_streams,
                 shutdown,
             )
-            .with_index_barrier(self.index.clone(), move || head()),
+            .with_index_barrier(self.index.clone()),
         )
     }
 }
@@ -272,7 +268,7 @@ pub async fn start<B: Bus>(
     });
     let (index, index_task) = runner
         .start_stored(
-            // Every timeline read waits for the index (`http.rs`, INDEX_BARRIER).
+            // Every timeline read waits for the index (`http.rs`, READ_BARRIER).
             Spec::new(INDEX, timeline::SUBJECTS).read_through_wait(),
             OrderIndex {
                 tx: intake.sender(),
@@ -290,13 +286,11 @@ pub async fn start<B: Bus>(
             Err(_) => Ok(()),
         }
     });
-    let bus = runner.bus().clone();
     Ok(LoggerService {
         store,
         intake,
         tail,
         index,
-        head: Arc::new(move || bus.last_seq()),
         tasks: vec![(INDEX, index_task), ("log-writer", writer_task)],
     })
 }

@@ -3,6 +3,12 @@
 //! pushes and the index once committed, hands the new lines to the tail, and runs retention
 //! between batches.
 //!
+//! Captured lines that nobody waits for gather for up to [`CAPTURED_LINGER`] before they are
+//! written: a transaction every 10 ms rewrote the full-text index's pages a hundred times a
+//! second on the disk the journal's commits share. Anyone who waits ends the wait at once: a
+//! push or an index batch (answered once committed), a read ([`Job::Flush`]: a search or a
+//! timeline sees every line captured before it), or a tail stream (live lines).
+//!
 //! A push is all-or-nothing inside the shared transaction (a savepoint each); a captured line
 //! that cannot be stored is dropped and counted, it never stops the others.
 
@@ -37,8 +43,17 @@ pub enum Job {
         position: u64,
         done: SyncSender<Result<(), String>>,
     },
+    /// Write what is queued before this and answer once it is stored (a read's barrier).
+    Flush(oneshot::Sender<()>),
     /// Write what is queued before this, then stop.
     Stop,
+}
+
+impl Job {
+    /// Whether someone waits for this job's transaction (the writer then writes at once).
+    fn awaited(&self) -> bool {
+        !matches!(self, Job::Line(_))
+    }
 }
 
 /// Lines written per transaction at most (more wait for the next one).
@@ -50,6 +65,10 @@ const BATCH_LINES: usize = 50_000;
 const POLL: Duration = Duration::from_millis(10);
 /// Empty looks before the writer sleeps until the next line (0.1 s without any).
 const IDLE_POLLS: u32 = 10;
+/// How long captured lines wait for more while nobody waits for them: with a transaction per
+/// poll the log writer dirtied ~9 KB of pages per order at 1000 orders/s (FTS5 segments merged
+/// a hundred times a second), as much as the journal itself (docs/BENCHMARKS.md, issue 13).
+pub const CAPTURED_LINGER: Duration = Duration::from_secs(1);
 /// How often retention runs.
 pub const RETENTION_EVERY: Duration = Duration::from_secs(10);
 /// Delete transactions per retention pass.
@@ -94,7 +113,12 @@ pub fn run(
     metrics: WriterMetrics,
 ) {
     let mut next_retention = Instant::now();
+    // Jobs taken and not yet written, and what decides when they are.
     let mut jobs: Vec<Job> = Vec::new();
+    let mut lines = 0usize;
+    let mut oldest: Option<Instant> = None;
+    let mut awaited = false;
+    let mut stop = false;
     let mut idle_polls = 0u32;
     loop {
         if Instant::now() >= next_retention {
@@ -103,51 +127,62 @@ pub fn run(
         }
         // While lines keep coming the writer polls the queue every POLL instead of sleeping
         // in it: a sender then never has to wake the writer (a system call on the logging
-        // thread, the engine's or a request's). After IDLE_POLLS empty polls it sleeps in
-        // the queue until the next line.
-        let first = match rx.try_recv() {
-            Ok(job) => Ok(job),
-            Err(TryRecvError::Disconnected) => break,
-            Err(TryRecvError::Empty) if idle_polls < IDLE_POLLS => {
-                idle_polls += 1;
-                std::thread::sleep(POLL);
-                continue;
-            }
-            Err(TryRecvError::Empty) => {
-                rx.recv_timeout(next_retention.saturating_duration_since(Instant::now()))
-            }
-        };
-        idle_polls = 0;
-        match first {
-            Ok(Job::Stop) => break,
-            Ok(job) => jobs.push(job),
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        let mut lines = job_lines(&jobs[0]);
-        let mut stop = false;
+        // thread, the engine's or a request's).
         while lines < BATCH_LINES {
             match rx.try_recv() {
-                Ok(Job::Stop) => {
+                Ok(Job::Stop) | Err(TryRecvError::Disconnected) => {
                     stop = true;
                     break;
                 }
                 Ok(job) => {
+                    awaited |= job.awaited();
                     lines += job_lines(&job);
                     jobs.push(job);
                 }
-                Err(_) => break,
+                Err(TryRecvError::Empty) => break,
             }
         }
-        write(
-            &mut writer,
-            std::mem::take(&mut jobs),
-            &intake,
-            &tail,
-            &metrics,
-        );
+        if !jobs.is_empty() {
+            idle_polls = 0;
+            let since = *oldest.get_or_insert_with(Instant::now);
+            if stop
+                || awaited
+                || lines >= BATCH_LINES
+                || tail.receiver_count() > 0
+                || since.elapsed() >= CAPTURED_LINGER
+            {
+                write(
+                    &mut writer,
+                    std::mem::take(&mut jobs),
+                    &intake,
+                    &tail,
+                    &metrics,
+                );
+                (lines, oldest, awaited) = (0, None, false);
+                if !stop {
+                    continue;
+                }
+            }
+        }
         if stop {
             break;
+        }
+        if !jobs.is_empty() || idle_polls < IDLE_POLLS {
+            if jobs.is_empty() {
+                idle_polls += 1;
+            }
+            std::thread::sleep(POLL);
+            continue;
+        }
+        // IDLE_POLLS empty looks (0.1 s without a line): sleep in the queue until the next.
+        match rx.recv_timeout(next_retention.saturating_duration_since(Instant::now())) {
+            Ok(Job::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+            Ok(job) => {
+                awaited |= job.awaited();
+                lines += job_lines(&job);
+                jobs.push(job);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
         }
     }
 }
@@ -157,7 +192,7 @@ fn job_lines(job: &Job) -> usize {
         Job::Line(_) => 1,
         Job::Push { records, .. } => records.len(),
         Job::Index { events, .. } => events.len().max(1),
-        Job::Stop => 0,
+        Job::Flush(_) | Job::Stop => 0,
     }
 }
 
@@ -189,6 +224,7 @@ enum Owed {
         Result<usize, String>,
     ),
     Index(SyncSender<Result<(), String>>),
+    Flush(oneshot::Sender<()>),
 }
 
 fn write(
@@ -243,6 +279,7 @@ fn write(
                     }
                     owed.push(Owed::Index(done));
                 }
+                Job::Flush(done) => owed.push(Owed::Flush(done)),
                 Job::Stop => {}
             }
         }
@@ -262,6 +299,9 @@ fn write(
                     }
                     Owed::Index(done) => {
                         let _ = done.send(Ok(()));
+                    }
+                    Owed::Flush(done) => {
+                        let _ = done.send(());
                     }
                 }
             }

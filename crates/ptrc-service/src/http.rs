@@ -397,9 +397,8 @@ pub(crate) async fn compliance_scan(
     let scope = caller.scope();
     let (from, to) = (instant("from", &req.from)?, instant("to", &req.to)?);
     // Read barrier: every alert journaled before this request is in the store.
-    let head = (svc.head)();
     svc.alert_writer
-        .wait_for(head, svc.settings.limits.catch_up_wait)
+        .caught_up(svc.settings.limits.catch_up_wait)
         .await
         .map_err(|e| {
             unavailable(

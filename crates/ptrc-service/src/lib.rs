@@ -72,9 +72,6 @@ pub enum PtrcServiceError {
 /// The current mark (mid) of a symbol, from live market data.
 pub type MarkSource = Arc<dyn Fn(&str) -> Option<Decimal> + Send + Sync>;
 
-/// The journal's last durable sequence (the alert store's read barrier waits for it).
-pub type Head = Arc<dyn Fn() -> u64 + Send + Sync>;
-
 /// Where the service reads what it does not fold itself.
 pub struct Inputs {
     pub marks: MarkSource,
@@ -131,7 +128,6 @@ pub struct Ptrc {
     books: ConsumerHandle<PnlBooks>,
     alert_writer: ConsumerHandle<AlertWriter>,
     alerts: AlertStore,
-    head: Head,
     blotter: blotter::Blotter,
     marks: MarkSource,
     history: Option<Arc<Mutex<sinks::TickStore>>>,
@@ -207,12 +203,10 @@ pub async fn start<B: Bus>(
             AlertWriter::open(&alerts_path)?,
         )
         .await?;
-    let bus = runner.bus().clone();
     let service = Ptrc {
         books: books_handle,
         alert_writer: writer_handle,
         alerts: AlertStore::open(&alerts_path)?,
-        head: Arc::new(move || bus.last_seq()),
         blotter: inputs.blotter,
         marks: inputs.marks,
         history: inputs.history.map(|h| Arc::new(Mutex::new(h))),

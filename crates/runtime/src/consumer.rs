@@ -153,12 +153,15 @@ pub struct ConsumerMetrics {
 }
 
 /// A consumer whose series this registry shows.
+/// Reads the bus's head: the last durable sequence.
+type Head = Arc<dyn Fn() -> u64 + Send + Sync>;
+
 struct Watched {
     name: &'static str,
     position: watch::Receiver<u64>,
     progress: Arc<Progress>,
     /// The bus head (what the consumer must reach).
-    head: Box<dyn Fn() -> u64 + Send + Sync>,
+    head: Head,
     snapshotted: bool,
 }
 
@@ -257,6 +260,8 @@ pub struct ConsumerHandle<C> {
     state: Arc<Mutex<C>>,
     position: watch::Receiver<u64>,
     progress: Arc<Progress>,
+    /// The bus's head: what [`ConsumerHandle::caught_up`] waits for.
+    head: Head,
 }
 
 impl<C> Clone for ConsumerHandle<C> {
@@ -266,6 +271,7 @@ impl<C> Clone for ConsumerHandle<C> {
             state: Arc::clone(&self.state),
             position: self.position.clone(),
             progress: Arc::clone(&self.progress),
+            head: Arc::clone(&self.head),
         }
     }
 }
@@ -358,6 +364,13 @@ impl<C> ConsumerHandle<C> {
                 waited_ms: started.elapsed().as_millis() as u64,
             }),
         }
+    }
+
+    /// A read's barrier: waits, at most `timeout`, until the consumer has applied everything
+    /// durable on the bus when called, so the read shows every event acknowledged before it
+    /// (and ends a [`Spec::read_through_wait`] consumer's linger).
+    pub async fn caught_up(&self, timeout: Duration) -> Result<(), Lagging> {
+        self.wait_for((self.head)(), timeout).await
     }
 }
 
@@ -617,11 +630,12 @@ impl<B: Bus> Runner<B> {
             .snapshot_at_ns
             .store(Timestamp::now().as_nanos(), Ordering::Release);
         let bus = self.bus.clone();
+        let bus_head: Head = Arc::new(move || bus.last_seq());
         self.metrics.watch(Watched {
             name: spec.name,
             position: rx.clone(),
             progress: Arc::clone(&progress),
-            head: Box::new(move || bus.last_seq()),
+            head: Arc::clone(&bus_head),
             snapshotted: matches!(checkpoint, Checkpoint::Snapshots { .. }),
         });
         let handle = ConsumerHandle {
@@ -629,6 +643,7 @@ impl<B: Bus> Runner<B> {
             state: Arc::new(Mutex::new(consumer)),
             position: rx,
             progress,
+            head: bus_head,
         };
         let run = run_loop(
             self.bus.clone(),
@@ -702,7 +717,7 @@ async fn run_loop<B: Bus, C: Consumer>(
                     && handle.is_ready()
                     && handle.progress.wanted.load(Ordering::Acquire) <= applied
                 {
-                    let head = || bus.last_seq();
+                    let head = || (handle.head)();
                     match grow(&mut sub, &mut batch, spec.batch, linger, &handle.progress, &shutdown, head).await {
                         Ok(()) => {}
                         Err(JournalError::Closed) => break,
