@@ -58,6 +58,14 @@ impl Snapshot for Counter {
     const STATE_VERSION: u32 = 1;
 }
 
+/// A fresh journal in a temporary directory and the in-process bus over it.
+fn journal_bus() -> (tempfile::TempDir, Journal, InProcessBus) {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
+    let bus = InProcessBus::new(journal.clone());
+    (dir, journal, bus)
+}
+
 fn runner(bus: &InProcessBus, shutdown: &CancellationToken) -> Runner<InProcessBus> {
     let metrics = telemetry::Metrics::new();
     Runner::new(
@@ -103,9 +111,7 @@ async fn publish(bus: &InProcessBus, range: std::ops::RangeInclusive<u64>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_loads_the_newest_snapshot_and_replays_only_the_tail() {
-    let dir = tempfile::tempdir().unwrap();
-    let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
-    let bus = InProcessBus::new(journal.clone());
+    let (dir, journal, bus) = journal_bus();
     let snaps = dir.path().join("snapshots");
     publish(&bus, 1..=23).await;
 
@@ -190,9 +196,7 @@ async fn a_restart_loads_the_newest_snapshot_and_replays_only_the_tail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_newest_snapshot_falls_back_to_an_older_one_with_the_same_result() {
-    let dir = tempfile::tempdir().unwrap();
-    let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
-    let bus = InProcessBus::new(journal.clone());
+    let (dir, journal, bus) = journal_bus();
     let snaps = dir.path().join("snapshots");
     publish(&bus, 1..=40).await;
     let shutdown = CancellationToken::new();
@@ -279,9 +283,7 @@ impl StoredPosition for Stored {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stored_consumer_resumes_after_its_own_position_and_readers_can_wait_for_a_sequence() {
-    let dir = tempfile::tempdir().unwrap();
-    let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
-    let bus = InProcessBus::new(journal.clone());
+    let (_dir, journal, bus) = journal_bus();
     let store = std::sync::Arc::new(std::sync::Mutex::new((0, 0)));
     publish(&bus, 1..=10).await;
     for round in 0..2 {
@@ -434,9 +436,7 @@ fn sample(text: &str, name: &str, consumer: &str) -> Option<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_registry_shows_its_own_consumers_with_the_lag_of_the_moment() {
-    let dir = tempfile::tempdir().unwrap();
-    let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
-    let bus = InProcessBus::new(journal.clone());
+    let (dir, _, bus) = journal_bus();
     publish(&bus, 1..=10).await;
     let shutdown = CancellationToken::new();
     let (stuck_metrics, other_metrics) =
@@ -579,9 +579,7 @@ async fn start_batches(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_background_consumer_folds_below_the_callers_priority_and_a_reader_still_gets_every_event()
  {
-    let dir = tempfile::tempdir().unwrap();
-    let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
-    let bus = InProcessBus::new(journal.clone());
+    let (dir, _, bus) = journal_bus();
     let shutdown = CancellationToken::new();
     let lane = runner(&bus, &shutdown).in_background();
     let (h, task) = start_batches(&lane, dir.path(), Spec::new("batches", ">")).await;
@@ -602,9 +600,7 @@ async fn a_background_consumer_folds_below_the_callers_priority_and_a_reader_sti
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_read_through_wait_gathers_a_longer_batch_until_a_read_hurries_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
-    let bus = InProcessBus::new(journal.clone());
+    let (dir, _, bus) = journal_bus();
     let shutdown = CancellationToken::new();
     let lane = runner(&bus, &shutdown).in_background();
     let (pushed, pushed_task) = start_batches(&lane, dir.path(), Spec::new("pushed", ">")).await;
@@ -640,9 +636,7 @@ async fn a_consumer_read_through_wait_gathers_a_longer_batch_until_a_read_hurrie
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lingering_consumer_folds_once_a_full_batch_is_waiting() {
-    let dir = tempfile::tempdir().unwrap();
-    let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
-    let bus = InProcessBus::new(journal.clone());
+    let (dir, _, bus) = journal_bus();
     let shutdown = CancellationToken::new();
     let mut spec = Spec::new("full", ">").read_through_wait();
     spec.batch = 4;
@@ -675,9 +669,7 @@ async fn a_lingering_consumer_folds_once_a_full_batch_is_waiting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_reader_keeps_a_consumer_from_lingering_until_it_reaches_the_wanted_sequence() {
-    let dir = tempfile::tempdir().unwrap();
-    let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
-    let bus = InProcessBus::new(journal.clone());
+    let (dir, _, bus) = journal_bus();
     let shutdown = CancellationToken::new();
     let lane = runner(&bus, &shutdown).in_background();
     let (h, task) = start_batches(
@@ -733,9 +725,7 @@ impl Snapshot for Syncing {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_snapshot_is_preceded_by_the_consumers_before_snapshot_hook() {
-    let dir = tempfile::tempdir().unwrap();
-    let (journal, _) = Journal::open(&dir.path().join("events.db")).unwrap();
-    let bus = InProcessBus::new(journal.clone());
+    let (dir, journal, bus) = journal_bus();
     let snaps = dir.path().join("snapshots");
     publish(&bus, 1..=23).await;
     let shutdown = CancellationToken::new();
